@@ -1,0 +1,57 @@
+# Cybergine — the two commands that matter are `make run` and `make test`.
+# Both create .venv and install the pinned dependencies on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest migrate demo worker bench lock clean help
+
+help:
+	@echo "make run        start the platform on the embedded database with a demo organisation"
+	@echo "make test       lint, type-check and run every test"
+	@echo "make lint       ruff (format check + lint)"
+	@echo "make typecheck  mypy --strict on src/"
+	@echo "make migrate    apply database migrations"
+	@echo "make worker     run a job worker"
+	@echo "make bench      run the benchmarks under bench/"
+	@echo "make lock       re-resolve constraints.txt from pyproject.toml"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/cybergine demo
+	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+migrate: $(STAMP)
+	$(BIN)/cybergine migrate
+
+worker: $(STAMP)
+	$(BIN)/cybergine worker
+
+bench: $(STAMP)
+	$(BIN)/python bench/startup.py
+
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--no-header --output-file constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

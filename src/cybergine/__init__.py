@@ -1,0 +1,3 @@
+"""Cybergine: self-hostable AI customer service on WhatsApp and web chat."""
+
+__version__ = "0.1.0"

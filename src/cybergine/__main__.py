@@ -1,0 +1,3 @@
+from cybergine.cli import main
+
+main()

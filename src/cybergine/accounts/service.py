@@ -1,0 +1,112 @@
+"""Organisation lifecycle: creation, deletion with a grace period, erasure."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.accounts.models import Organisation, OrganisationStatus
+from cybergine.errors import Conflict, InvalidInput, NotFound
+from cybergine.queue import defer
+
+log = structlog.get_logger(__name__)
+
+
+async def create_organisation(session: AsyncSession, *, name: str) -> Organisation:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("An organisation needs a name.")
+    if len(name) > 200:
+        raise InvalidInput("An organisation name has at most 200 characters.")
+    organisation = Organisation(name=name)
+    session.add(organisation)
+    await session.flush()
+    return organisation
+
+
+async def get_organisation(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+    organisation = await session.get(Organisation, organisation_id)
+    if organisation is None:
+        raise NotFound("No such organisation.")
+    return organisation
+
+
+async def find_organisation_by_name(session: AsyncSession, name: str) -> Organisation | None:
+    result = await session.execute(
+        select(Organisation).where(Organisation.name == name).order_by(Organisation.id).limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def schedule_deletion(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    *,
+    grace: timedelta,
+    now: datetime | None = None,
+) -> Organisation:
+    """Policy §11: a deleted organisation may export its data during the grace period;
+    then it is erased. The erasure job is deferred in the same transaction, so a
+    deletion is never recorded without the job that completes it."""
+    # Imported here to keep the task module (which imports this one) acyclic.
+    from cybergine.accounts.tasks import erase_organisation
+
+    organisation = await _lock(session, organisation_id)
+    if organisation.status is OrganisationStatus.PENDING_DELETION:
+        raise Conflict("This organisation is already scheduled for deletion.")
+    erase_after = (now or datetime.now(UTC)) + grace
+    organisation.status = OrganisationStatus.PENDING_DELETION
+    organisation.erase_after = erase_after
+    await session.flush()
+    await defer(
+        session,
+        erase_organisation,
+        schedule_at=erase_after,
+        organisation_id=str(organisation_id),
+    )
+    log.info("organisation deletion scheduled", organisation_id=str(organisation_id))
+    return organisation
+
+
+async def cancel_deletion(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+    organisation = await _lock(session, organisation_id)
+    if organisation.status is not OrganisationStatus.PENDING_DELETION:
+        raise Conflict("This organisation is not scheduled for deletion.")
+    organisation.status = OrganisationStatus.ACTIVE
+    organisation.erase_after = None
+    await session.flush()
+    return organisation
+
+
+async def erase_if_due(
+    session: AsyncSession, organisation_id: uuid.UUID, *, now: datetime | None = None
+) -> bool:
+    """Erase the organisation and, by cascade, every row it owns.
+
+    Re-checks the state under a row lock: a deletion cancelled (or re-scheduled)
+    after the job was deferred must not erase anything.
+    """
+    organisation = await session.get(Organisation, organisation_id, with_for_update=True)
+    if organisation is None:
+        return False  # already erased: a retried job is a no-op
+    now = now or datetime.now(UTC)
+    if (
+        organisation.status is not OrganisationStatus.PENDING_DELETION
+        or organisation.erase_after is None
+        or organisation.erase_after > now
+    ):
+        return False
+    await session.execute(delete(Organisation).where(Organisation.id == organisation_id))
+    log.info("organisation erased", organisation_id=str(organisation_id))
+    return True
+
+
+async def _lock(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+    organisation = await session.get(Organisation, organisation_id, with_for_update=True)
+    if organisation is None:
+        raise NotFound("No such organisation.")
+    return organisation

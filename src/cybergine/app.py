@@ -1,0 +1,89 @@
+"""The web application factory: the composition root of the HTTP side."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from cybergine import __version__
+from cybergine.db.engine import Database
+from cybergine.jobs import Worker, run_until_cancelled
+from cybergine.logging import configure_logging
+from cybergine.runtime import resolve_database_url
+from cybergine.settings import Settings
+from cybergine.web import health, problems
+from cybergine.web.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    """Build the app.
+
+    ``database_url`` is the already-resolved URL (``serve`` starts the embedded server
+    and migrates before building the app); without it the settings decide.
+    ``run_worker`` defaults to: embedded mode and ``embedded_worker`` enabled.
+    """
+    configure_logging(settings.log_level, settings.log_format)
+    if run_worker is None:
+        run_worker = settings.embedded and settings.embedded_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url or resolve_database_url(settings)
+        database = Database(
+            url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        app.state.database = database
+        worker_task: asyncio.Task[None] | None = None
+        if run_worker:
+            worker = Worker(
+                database,
+                concurrency=settings.worker_concurrency,
+                heartbeat_seconds=settings.worker_heartbeat_seconds,
+                stalled_after_seconds=settings.worker_stalled_after_seconds,
+                name="serve-worker",
+            )
+            worker_task = asyncio.create_task(run_until_cancelled(worker))
+        log.info("cybergine started", version=__version__, in_process_worker=run_worker)
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await database.dispose()
+
+    app = FastAPI(
+        title="Cybergine",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # Swagger UI needs a CDN our CSP does not allow; the spec is served
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.include_router(health.router)
+
+    # Added innermost first: Starlette wraps each new middleware around the previous.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.behind_https)
+    return app

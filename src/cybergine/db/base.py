@@ -1,0 +1,57 @@
+"""The declarative base every table derives from.
+
+Each model gets a UUIDv7 primary key and ``created_at`` / ``updated_at`` set by the
+database, and must name its retention class. Tenant-owned tables use ``TenantMixin``:
+an indexed ``organisation_id`` that cascades on the organisation's erasure, so the
+purge of an organisation reaches every row it owns.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from sqlalchemy import DateTime, ForeignKey, MetaData, func
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from cybergine.db.ids import uuid7
+from cybergine.privacy.retention import Retention
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar = {
+        uuid.UUID: UUID(as_uuid=True),
+        datetime: DateTime(timezone=True),
+    }
+
+    __retention__: ClassVar[Retention]
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7, sort_order=-100)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), sort_order=100)
+    updated_at: Mapped[datetime] = mapped_column(
+        server_default=func.now(), onupdate=func.now(), sort_order=101
+    )
+
+
+class TenantMixin:
+    """Marks a table as owned by one organisation."""
+
+    @declared_attr
+    def organisation_id(self) -> Mapped[uuid.UUID]:
+        return mapped_column(
+            ForeignKey("organisations.id", ondelete="CASCADE"),
+            index=True,
+            nullable=False,
+            sort_order=-99,
+        )

@@ -1,0 +1,74 @@
+"""Engine, sessions and the transaction boundary.
+
+Who commits: the edge. A web request gets one session whose transaction commits
+when the route returns without error (``cybergine.web.deps``); a job gets one
+session per run (``cybergine.jobs``). Services only add, flush and defer jobs on
+the session they are given; they never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from cybergine.db.urls import sqlalchemy_url
+
+
+class Database:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        statement_timeout_ms: int = 30_000,
+        application_name: str = "cybergine",
+    ) -> None:
+        self.url = url
+        options = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
+        connect_args: dict[str, Any] = {"application_name": application_name}
+        if options:
+            connect_args["options"] = options
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits on normal exit and rolls back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under ``session``, inside its current transaction.
+
+    Procrastinate defers jobs on it so that a job and the rows it concerns commit
+    (or roll back) together.
+    """
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver

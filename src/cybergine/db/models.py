@@ -1,0 +1,12 @@
+"""Imports every model module so ``Base.metadata`` knows every table.
+
+Alembic's autogenerate and the schema tests read ``metadata`` from here; a new domain
+package adds its ``models`` module to this list.
+"""
+
+from cybergine.accounts import models as accounts_models
+from cybergine.db.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "metadata"]

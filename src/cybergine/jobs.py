@@ -1,0 +1,129 @@
+"""The job queue: one Procrastinate App assembled from every domain's blueprint,
+and the worker that runs it (``cybergine worker``, or inside ``serve`` in embedded mode).
+
+Crash safety: a worker sends a heartbeat; when it dies (``kill -9``, a lost host) its
+running jobs stay in ``doing``. Every worker looks for jobs of workers silent for longer
+than ``worker_stalled_after_seconds`` when it starts and then at that same interval, and
+re-queues them, so an interrupted job runs again instead of being lost. Tasks must
+therefore be idempotent: a job may start more than once, and finishes once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import procrastinate
+import structlog
+from procrastinate import JobContext
+
+from cybergine.accounts.tasks import blueprint as accounts_blueprint
+from cybergine.db.engine import Database
+from cybergine.db.urls import libpq_url
+from cybergine.queue import DATABASE_CONTEXT_KEY
+
+log = structlog.get_logger(__name__)
+
+# Finished jobs are operational data (ids, never content): keep a week of successes
+# for debugging and a month of failures for investigation.
+SUCCEEDED_JOBS_KEPT_HOURS = 7 * 24
+FAILED_JOBS_KEPT_HOURS = 30 * 24
+
+maintenance = procrastinate.Blueprint()
+
+
+@maintenance.periodic(cron="17 3 * * *", periodic_id="prune_finished")
+@maintenance.task(name="prune_finished_jobs", pass_context=True, queueing_lock="prune")
+async def prune_finished_jobs(context: JobContext, timestamp: int) -> None:
+    manager = context.app.job_manager
+    await manager.delete_old_jobs(nb_hours=SUCCEEDED_JOBS_KEPT_HOURS)
+    await manager.delete_old_jobs(
+        nb_hours=FAILED_JOBS_KEPT_HOURS,
+        include_failed=True,
+        include_cancelled=True,
+        include_aborted=True,
+    )
+
+
+async def requeue_stalled(app: procrastinate.App, seconds_since_heartbeat: float) -> int:
+    stalled = list(
+        await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
+    )
+    for job in stalled:
+        log.warning("re-queueing job of a dead worker", job_id=job.id, task=job.task_name)
+        await app.job_manager.retry_job(job)
+    return len(stalled)
+
+
+def build_app() -> procrastinate.App:
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+    app.add_tasks_from(accounts_blueprint, namespace="accounts")
+    app.add_tasks_from(maintenance, namespace="maintenance")
+    return app
+
+
+class Worker:
+    """A Procrastinate worker bound to one database."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        concurrency: int = 8,
+        heartbeat_seconds: float = 10.0,
+        stalled_after_seconds: float = 30.0,
+        name: str = "worker",
+        app: procrastinate.App | None = None,
+    ) -> None:
+        self.database = database
+        self.app = app or APP
+        self.concurrency = concurrency
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stalled_after_seconds = stalled_after_seconds
+        self.name = name
+
+    async def run(self, *, wait: bool = True, install_signal_handlers: bool = True) -> None:
+        # LISTEN/NOTIFY holds one connection; the rest serve concurrent jobs.
+        connector = procrastinate.PsycopgConnector(
+            conninfo=libpq_url(self.database.url), min_size=1, max_size=self.concurrency + 2
+        )
+        with self.app.replace_connector(connector):
+            async with self.app.open_async():
+                watchdog = asyncio.create_task(self._requeue_stalled_forever())
+                try:
+                    await self._run(wait=wait, install_signal_handlers=install_signal_handlers)
+                finally:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
+
+    async def _requeue_stalled_forever(self) -> None:
+        while True:
+            try:
+                await requeue_stalled(self.app, self.stalled_after_seconds)
+            except Exception:  # a transient database error must not kill the watchdog
+                log.exception("could not look for stalled jobs")
+            await asyncio.sleep(self.stalled_after_seconds)
+
+    async def _run(self, *, wait: bool, install_signal_handlers: bool) -> None:
+        await self.app.run_worker_async(
+            name=self.name,
+            concurrency=self.concurrency,
+            wait=wait,
+            install_signal_handlers=install_signal_handlers,
+            update_heartbeat_interval=self.heartbeat_seconds,
+            stalled_worker_timeout=self.stalled_after_seconds,
+            additional_context={DATABASE_CONTEXT_KEY: self.database},
+        )
+
+
+async def run_until_cancelled(worker: Worker) -> None:
+    """Run ``worker`` as a background task of another process (``serve``)."""
+    try:
+        await worker.run(wait=True, install_signal_handlers=False)
+    except asyncio.CancelledError:
+        log.info("in-process worker stopped")
+        raise
+
+
+APP = build_app()

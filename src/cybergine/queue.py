@@ -1,0 +1,88 @@
+"""What domain code needs from the job queue: deferring inside a transaction,
+a session per job run, and the default retry policy.
+
+Domain packages declare tasks on their own ``procrastinate.Blueprint`` in ``tasks.py``;
+``cybergine.jobs`` assembles them into the one App. Job arguments carry ids only,
+never personal data: the job table is operational data pruned on a short schedule.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.db.engine import Database, raw_connection
+
+
+@dataclass(frozen=True)
+class Backoff(procrastinate.BaseRetryStrategy):
+    """Exponential backoff with full jitter, capped.
+
+    Procrastinate's own strategy grows without bound; a job retried for hours should
+    not wait days between tries, and jitter keeps many failing jobs from retrying in
+    lockstep against a recovering upstream.
+    """
+
+    max_attempts: int = 10
+    base_seconds: float = 2.0
+    cap_seconds: float = 600.0
+
+    def delay_for(self, attempts: int) -> float:
+        ceiling = min(self.cap_seconds, self.base_seconds * 2.0**attempts)
+        jitter: float = random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not crypto)
+        return ceiling / 2 + jitter
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: procrastinate.jobs.Job
+    ) -> procrastinate.RetryDecision | None:
+        if job.attempts + 1 >= self.max_attempts:
+            return None
+        return procrastinate.RetryDecision(
+            retry_in={"seconds": round(self.delay_for(job.attempts))}
+        )
+
+
+DEFAULT_RETRY = Backoff()
+
+DATABASE_CONTEXT_KEY = "database"
+
+
+async def defer(
+    session: AsyncSession,
+    task: procrastinate.tasks.Task[Any, Any, Any],
+    *,
+    schedule_at: datetime | None = None,
+    queueing_lock: str | None = None,
+    lock: str | None = None,
+    **task_kwargs: Any,
+) -> int:
+    """Insert a job in ``session``'s transaction: it exists only if the caller commits."""
+    # Importing the composition root binds every blueprint's tasks to the one App; a
+    # process that only defers (the web server without a worker) needs it as well.
+    import cybergine.jobs  # noqa: F401
+
+    connection = await raw_connection(session)
+    options: dict[str, Any] = {"connection": connection}
+    if schedule_at is not None:
+        options["schedule_at"] = schedule_at
+    if queueing_lock is not None:
+        options["queueing_lock"] = queueing_lock
+    if lock is not None:
+        options["lock"] = lock
+    job_id: int = await task.configure(**options).defer_async(**task_kwargs)
+    return job_id
+
+
+@asynccontextmanager
+async def job_session(context: procrastinate.JobContext) -> AsyncIterator[AsyncSession]:
+    """One session and transaction per job run; committed when the task returns."""
+    database: Database = context.additional_context[DATABASE_CONTEXT_KEY]
+    async with database.transaction() as session:
+        yield session

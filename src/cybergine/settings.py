@@ -1,0 +1,84 @@
+"""Every setting of the platform, read once from the environment (prefix ``CYBERGINE_``).
+
+The README lists these; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CYBERGINE_", env_file=None, extra="ignore", frozen=True
+    )
+
+    # --- Database ---------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL (with pgvector) URL. Unset: start the embedded PostgreSQL.",
+    )
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the embedded PostgreSQL and other local state live.",
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # --- Web --------------------------------------------------------------------
+    max_request_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Requests with a larger body are refused with 413.",
+    )
+    behind_https: bool = Field(
+        default=False,
+        description="Set when TLS terminates in front of the app: adds HSTS and Secure cookies.",
+    )
+
+    # --- Jobs -------------------------------------------------------------------
+    embedded_worker: bool = Field(
+        default=True,
+        description="In embedded mode, `serve` also runs a job worker inside the server process.",
+    )
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_stalled_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A job whose worker sent no heartbeat for this long is run again.",
+    )
+
+    # --- Logging ----------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # --- Privacy ----------------------------------------------------------------
+    organisation_deletion_grace_days: int = Field(
+        default=30,
+        ge=0,
+        description="Policy §11: days between an organisation's deletion and its erasure.",
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("database_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def embedded(self) -> bool:
+        """True when the platform runs its own PostgreSQL from ``data_dir``."""
+        return self.database_url is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

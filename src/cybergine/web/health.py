@@ -1,0 +1,51 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from cybergine.db.migrate import head_revision
+from cybergine.web.deps import DatabaseDep
+from cybergine.web.problems import problem
+
+router = APIRouter(tags=["health"])
+log = structlog.get_logger(__name__)
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="The database is reachable and migrated to the code's head revision",
+    response_model=None,
+)
+async def readyz(database: DatabaseDep) -> Any:
+    expected = head_revision()
+    try:
+        async with database.engine.connect() as conn:
+            migrated = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+            current = (
+                await conn.scalar(text("SELECT version_num FROM alembic_version"))
+                if migrated
+                else None
+            )
+    except Exception as exc:  # any failure to reach the database means "not ready"
+        log.warning("readiness check failed", error=type(exc).__name__)
+        return problem(503, detail="The database is not reachable.", database="unreachable")
+    if current != expected:
+        return problem(
+            503,
+            detail="The database schema is not at the code's migration head.",
+            database="reachable",
+            migration=current,
+            expected_migration=expected,
+        )
+    return JSONResponse({"status": "ready", "database": "ok", "migration": current})

@@ -1,0 +1,95 @@
+"""RFC 9457 problem details: the one shape of every API error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cybergine.errors import CybergineError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Domain problem types are URNs: stable identifiers that need no server behind them.
+PROBLEM_BASE = "urn:cybergine:problem:"
+
+log = structlog.get_logger(__name__)
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    type_slug: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + type_slug if type_slug else "about:blank",
+        "title": title or _TITLES.get(status, "Error"),
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CybergineError)
+    return problem(
+        exc.status, title=exc.title, detail=exc.detail, type_slug=exc.type_slug, **exc.extra
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem(exc.status_code, detail=detail, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "location": [str(part) for part in error.get("loc", ())],
+            "message": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+    return problem(
+        422,
+        detail="The request did not match the expected shape.",
+        type_slug="invalid-input",
+        errors=errors,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CybergineError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,46 @@
+"""Rules every table obeys: a retention class, and tenant scoping by organisation."""
+
+from sqlalchemy import Index, Table
+
+from cybergine.db.base import Base
+from cybergine.db.models import metadata
+from cybergine.privacy.retention import Retention
+
+# Tables that are not owned by one organisation.
+GLOBAL_TABLES = {"organisations"}
+
+
+def _models() -> dict[str, type[Base]]:
+    return {mapper.class_.__tablename__: mapper.class_ for mapper in Base.registry.mappers}
+
+
+def test_every_table_has_a_model_with_a_retention_class() -> None:
+    models = _models()
+    assert set(models) == set(metadata.tables)
+    for name, model in models.items():
+        assert isinstance(getattr(model, "__retention__", None), Retention), (
+            f"{name} declares no retention class (privacy policy §11)"
+        )
+
+
+def _indexed_columns(table: Table) -> set[str]:
+    indexed: set[str] = set()
+    for index in table.indexes:
+        assert isinstance(index, Index)
+        first = next(iter(index.columns), None)
+        if first is not None:
+            indexed.add(first.name)
+    return indexed
+
+
+def test_every_tenant_table_is_scoped_to_an_organisation() -> None:
+    for name, table in metadata.tables.items():
+        if name in GLOBAL_TABLES:
+            continue
+        column = table.columns.get("organisation_id")
+        assert column is not None, f"{name} has no organisation_id"
+        assert not column.nullable, f"{name}.organisation_id is nullable"
+        assert "organisation_id" in _indexed_columns(table), f"{name}.organisation_id unindexed"
+        (fk,) = column.foreign_keys
+        assert fk.column.table.name == "organisations"
+        assert fk.ondelete == "CASCADE", f"{name} would survive its organisation's erasure"

@@ -1,0 +1,38 @@
+from typer.testing import CliRunner
+
+from cybergine.cli import cli
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "worker", "migrate", "demo"):
+        assert command in result.output
+    assert "CYBERGINE_DATABASE_URL" in result.output
+
+
+def test_serve_help_documents_its_options() -> None:
+    result = runner.invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--data-dir"):
+        assert option in result.output
+
+
+def test_invalid_port_is_refused_with_a_readable_message() -> None:
+    result = runner.invoke(cli, ["serve", "--port", "70000"])
+    assert result.exit_code == 2
+    assert "65535" in result.output
+
+
+def test_demo_is_idempotent(database_url: str) -> None:
+    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING"}
+    first = runner.invoke(cli, ["demo"], env=env)
+    second = runner.invoke(cli, ["demo"], env=env)
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert "created" in first.output
+    assert "already present" in second.output
+    first_id = first.output.split(": ")[1].split()[0]
+    assert first_id in second.output

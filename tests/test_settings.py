@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cybergine.settings import load_settings
+
+
+def test_no_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CYBERGINE_DATABASE_URL", raising=False)
+    assert load_settings().embedded
+
+
+def test_blank_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CYBERGINE_DATABASE_URL", "")
+    assert load_settings().embedded
+
+
+def test_settings_come_from_prefixed_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CYBERGINE_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("CYBERGINE_DATA_DIR", str(tmp_path / "x" / ".." / "y"))
+    monkeypatch.setenv("CYBERGINE_EMBEDDED_WORKER", "false")
+    settings = load_settings()
+    assert not settings.embedded
+    assert settings.data_dir == (tmp_path / "y").resolve()
+    assert settings.embedded_worker is False
+
+
+def test_nonsense_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CYBERGINE_WORKER_CONCURRENCY", "0")
+    with pytest.raises(ValidationError, match="worker_concurrency"):
+        load_settings()
