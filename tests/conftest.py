@@ -17,12 +17,24 @@ from cybergine.db import migrate
 from cybergine.db.engine import Database
 from cybergine.db.urls import with_database
 from cybergine.logging import configure_logging
+from cybergine.privacy import keys
 from cybergine.settings import Settings, load_settings
 from tests.support.server import LiveServer
 
 TEMPLATE = "cybergine_template"
 
 os.environ.setdefault("CYBERGINE_LOG_FORMAT", "console")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_keys() -> keys.ServerKeys:
+    """Keys for the whole run, as `load` would install them at start-up."""
+    installed = keys.ServerKeys(
+        secret_key=b"test-secret-key-" + b"x" * 32,
+        encryption_keys=(keys.generate_fernet_key(),),
+    )
+    keys.install(installed)
+    return installed
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,16 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="A job whose worker sent no heartbeat for this long is run again.",
+    )
+
+    # --- Keys ---------------------------------------------------------------------
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for the audit chain and CSRF tokens (at least 32 bytes).",
+    )
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys; the first encrypts, all decrypt.",
     )
 
     # --- Logging ----------------------------------------------------------------
