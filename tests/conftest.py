@@ -19,6 +19,7 @@ from cybergine.db.urls import with_database
 from cybergine.logging import configure_logging
 from cybergine.privacy import keys
 from cybergine.settings import Settings, load_settings
+from tests.support.browser import Browser
 from tests.support.server import LiveServer
 
 TEMPLATE = "cybergine_template"
@@ -35,6 +36,15 @@ def server_keys() -> keys.ServerKeys:
     )
     keys.install(installed)
     return installed
+
+
+@pytest.fixture(scope="session")
+def key_env(server_keys: keys.ServerKeys) -> dict[str, str]:
+    """The run's keys as the environment variables a process outside embedded mode needs."""
+    return {
+        "CYBERGINE_SECRET_KEY": server_keys.secret_key.decode(),
+        "CYBERGINE_ENCRYPTION_KEYS": ",".join(server_keys.encryption_keys),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -107,12 +117,14 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, server_keys: keys.ServerKeys) -> Settings:
     return load_settings(
         database_url=database_url,
         data_dir=tmp_path / "data",
         log_format="console",
         log_level="WARNING",
+        secret_key=server_keys.secret_key.decode(),
+        encryption_keys=",".join(server_keys.encryption_keys),
     )
 
 
@@ -123,3 +135,17 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
     with LiveServer(create_app(settings, run_worker=False)) as server:
         yield server
+
+
+@pytest.fixture
+def browser(live_server: LiveServer) -> Iterator[Browser]:
+    person = Browser(live_server.url)
+    yield person
+    person.close()
+
+
+@pytest.fixture
+def second_browser(live_server: LiveServer) -> Iterator[Browser]:
+    person = Browser(live_server.url)
+    yield person
+    person.close()

@@ -1,3 +1,5 @@
+import json
+
 from typer.testing import CliRunner
 
 from cybergine.cli import cli
@@ -26,8 +28,8 @@ def test_invalid_port_is_refused_with_a_readable_message() -> None:
     assert "65535" in result.output
 
 
-def test_demo_is_idempotent(database_url: str) -> None:
-    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING"}
+def test_demo_is_idempotent(database_url: str, key_env: dict[str, str]) -> None:
+    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING", **key_env}
     first = runner.invoke(cli, ["demo"], env=env)
     second = runner.invoke(cli, ["demo"], env=env)
     assert first.exit_code == 0, first.output
@@ -36,3 +38,51 @@ def test_demo_is_idempotent(database_url: str) -> None:
     assert "already present" in second.output
     first_id = first.output.split(": ")[1].split()[0]
     assert first_id in second.output
+    assert "demo@cybergine.example" in first.output
+
+
+def test_org_create_prints_the_organisation_and_a_working_key(
+    database_url: str, key_env: dict[str, str]
+) -> None:
+    env = {"CYBERGINE_DATABASE_URL": database_url, **key_env}
+    result = runner.invoke(
+        cli,
+        [
+            "org",
+            "create",
+            "Fresh Flowers",
+            "--owner-email",
+            "flo@example.com",
+            "--owner-password",
+            "a good long password",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert set(created) == {"organisation_id", "api_key"}
+    assert created["api_key"].startswith("cg_")
+
+    again = runner.invoke(
+        cli,
+        [
+            "org",
+            "create",
+            "Second Shop",
+            "--owner-email",
+            "flo@example.com",
+            "--owner-password",
+            "not her password",
+        ],
+        env=env,
+    )
+    assert again.exit_code == 1
+    assert "password" in again.output
+
+
+def test_server_refuses_to_start_without_keys_outside_embedded_mode(database_url: str) -> None:
+    result = runner.invoke(
+        cli, ["serve", "--port", "1"], env={"CYBERGINE_DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 2
+    assert "CYBERGINE_SECRET_KEY" in result.output

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from cybergine.db import migrate
 from cybergine.db.embedded import pid_file_owner
 from cybergine.db.urls import with_database
 from tests.support.processes import (
@@ -75,7 +76,9 @@ def test_embedded_mode_survives_kill_9_and_stops_postgres_on_exit(tmp_path: Path
     wait_until(lambda: pid_file_owner(pgdata) is None, 20, "postgres still running after stop")
 
 
-def test_second_instance_by_url_uses_that_server_only(tmp_path: Path) -> None:
+def test_second_instance_by_url_uses_that_server_only(
+    tmp_path: Path, key_env: dict[str, str]
+) -> None:
     pgdata = tmp_path / "separate-postgres"
     admin_url = start_separate_postgres(pgdata)
     try:
@@ -87,6 +90,7 @@ def test_second_instance_by_url_uses_that_server_only(tmp_path: Path) -> None:
             CYBERGINE_DATABASE_URL=url,
             CYBERGINE_DATA_DIR=str(data_dir),
             CYBERGINE_EMBEDDED_WORKER="false",
+            **key_env,
         )
 
         # Not embedded: `serve` does not migrate by itself, and says so by readiness.
@@ -94,7 +98,8 @@ def test_second_instance_by_url_uses_that_server_only(tmp_path: Path) -> None:
         server = start_serve(port, env, tmp_path / "serve.log")
         try:
             assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 503
-            assert "at migration 0001" in run_cli("migrate", env=env)
+            head = migrate.head_revision()
+            assert f"at migration {head}" in run_cli("migrate", env=env)
             assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
             created, org_id = _demo(env)
             assert created == "created"

@@ -8,11 +8,17 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from cybergine import __version__
+from cybergine.accounts import api as accounts_api
+from cybergine.dashboard.errors import render_error
+from cybergine.dashboard.routes import routers as dashboard_routers
+from cybergine.dashboard.templating import STATIC_DIR
 from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
 from cybergine.logging import configure_logging
+from cybergine.privacy import keys
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
 from cybergine.web import health, problems
@@ -38,6 +44,7 @@ def create_app(
     ``run_worker`` defaults to: embedded mode and ``embedded_worker`` enabled.
     """
     configure_logging(settings.log_level, settings.log_format)
+    keys.load(settings)
     if run_worker is None:
         run_worker = settings.embedded and settings.embedded_worker
 
@@ -54,6 +61,7 @@ def create_app(
         if run_worker:
             worker = Worker(
                 database,
+                settings=settings,
                 concurrency=settings.worker_concurrency,
                 heartbeat_seconds=settings.worker_heartbeat_seconds,
                 stalled_after_seconds=settings.worker_stalled_after_seconds,
@@ -79,8 +87,12 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    problems.install(app)
+    problems.install(app, html=render_error)
     app.include_router(health.router)
+    app.include_router(accounts_api.router)
+    for router in dashboard_routers:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: Starlette wraps each new middleware around the previous.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)

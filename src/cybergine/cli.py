@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from cybergine.privacy.keys import ServerKeys
 from cybergine.settings import Settings, load_settings
 
 cli = typer.Typer(
@@ -41,6 +42,17 @@ def _settings(data_dir: Path | None = None) -> Settings:
     settings = load_settings(**({"data_dir": data_dir} if data_dir else {}))
     configure_logging(settings.log_level, settings.log_format)
     return settings
+
+
+def _load_keys(settings: Settings) -> ServerKeys:
+    """Install the server keys, or exit 2 with the reason (missing, malformed)."""
+    from cybergine.privacy import keys
+
+    try:
+        return keys.load(settings)
+    except keys.KeyConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _database_url(settings: Settings, *, migrate: bool) -> str:
@@ -74,6 +86,7 @@ def serve(
     from cybergine.app import create_app
 
     settings = _settings(data_dir)
+    _load_keys(settings)
     url = _database_url(settings, migrate=settings.embedded)
     app = create_app(settings, database_url=url)
     # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the
@@ -104,6 +117,7 @@ def worker(
     from cybergine.jobs import Worker
 
     settings = _settings(data_dir)
+    _load_keys(settings)
     url = _database_url(settings, migrate=settings.embedded)
 
     async def main() -> None:
@@ -111,6 +125,7 @@ def worker(
         try:
             await Worker(
                 database,
+                settings=settings,
                 concurrency=concurrency or settings.worker_concurrency,
                 heartbeat_seconds=settings.worker_heartbeat_seconds,
                 stalled_after_seconds=settings.worker_stalled_after_seconds,
@@ -135,9 +150,10 @@ def migrate(data_dir: DataDirOption = None) -> None:
 def demo(data_dir: DataDirOption = None) -> None:
     """Seed the demo organisation (safe to run again: it changes nothing the second time)."""
     from cybergine.db.engine import Database
-    from cybergine.demo import seed_demo
+    from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD, seed_demo
 
     settings = _settings(data_dir)
+    _load_keys(settings)
     url = _database_url(settings, migrate=True)
 
     async def main() -> None:
@@ -149,7 +165,8 @@ def demo(data_dir: DataDirOption = None) -> None:
             await database.dispose()
         verb = "created" if seed.created else "already present"
         typer.echo(f"Demo organisation {verb}: {seed.organisation_id}")
-        typer.echo("Open http://127.0.0.1:8000/ once `cybergine serve` is running.")
+        typer.echo(f"Dashboard: {settings.public_url}/ (once `cybergine serve` is running)")
+        typer.echo(f"Demo sign-in: {DEMO_OWNER_EMAIL} / {DEMO_OWNER_PASSWORD}")
 
     asyncio.run(main())
 
@@ -160,6 +177,192 @@ def version() -> None:
     from cybergine import __version__
 
     typer.echo(json.dumps({"cybergine": __version__}))
+
+
+keys_cli = typer.Typer(
+    help="Server keys: make new ones, re-encrypt stored secrets with the newest.",
+    no_args_is_help=True,
+)
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("generate")
+def keys_generate() -> None:
+    """Print a new encryption (Fernet) key and a new secret key; nothing is stored."""
+    from cybergine.privacy import keys
+
+    typer.echo(f"encryption key: {keys.generate_fernet_key()}")
+    typer.echo(f"secret key: {keys.generate_secret_key()}")
+    typer.echo(
+        "Prepend the encryption key to CYBERGINE_ENCRYPTION_KEYS (comma-separated, old keys "
+        "after it) on every server and worker, restart them, then run `cybergine keys rotate`; "
+        "the secret key is for CYBERGINE_SECRET_KEY on a new install."
+    )
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    add_key: Annotated[
+        bool,
+        typer.Option(
+            "--add-key",
+            help="Embedded mode: first put a newly generated key in front of the key file's keys.",
+        ),
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Re-encrypt every stored secret with the first encryption key (one transaction).
+
+    Afterwards keys after the first are needed no more and can be removed.
+    """
+    from cybergine.db.engine import Database
+    from cybergine.db.migrate import current_revision, head_revision
+    from cybergine.privacy import keys
+    from cybergine.privacy.crypto import SecretDecryptionError, rotate_all
+
+    settings = _settings(data_dir)
+    if add_key and not settings.embedded:
+        typer.echo(
+            "error: --add-key works only in embedded mode (CYBERGINE_DATABASE_URL unset), "
+            "where the keys live in the data directory. Here: run `cybergine keys generate`, "
+            "prepend the new key to CYBERGINE_ENCRYPTION_KEYS everywhere, restart, then run "
+            "`cybergine keys rotate`.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if add_key and settings.encryption_keys is not None:
+        typer.echo(
+            "error: CYBERGINE_ENCRYPTION_KEYS is set, so the key file's encryption keys are "
+            "not used: prepend a new key (`cybergine keys generate`) to that variable instead.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    _load_keys(settings)
+
+    url = _database_url(settings, migrate=settings.embedded)
+    revision = current_revision(url)
+    if revision != head_revision():
+        typer.echo(
+            f"error: the database is at migration {revision}, this code expects "
+            f"{head_revision()}: run `cybergine migrate` first.",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+    if add_key:
+        # The key file first, the data after: if rotation fails, the file still holds
+        # every key the data may be encrypted with.
+        path = keys.key_file(settings)
+        stored = keys.read_key_file(path)
+        keys.write_key_file(
+            path,
+            keys.ServerKeys(
+                secret_key=stored.secret_key,
+                encryption_keys=(keys.generate_fernet_key(), *stored.encryption_keys),
+            ),
+        )
+        keys.load(settings)
+        typer.echo(f"added a new first encryption key to {path} (back this file up)")
+
+    async def main() -> None:
+        database = Database(url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                report = await rotate_all(session)
+        finally:
+            await database.dispose()
+        for column, counts in report.columns.items():
+            typer.echo(
+                f"  {column}: {counts.rotated} re-encrypted, "
+                f"{counts.already_current} already current"
+            )
+        typer.echo(report.summary())
+
+    try:
+        asyncio.run(main())
+    except SecretDecryptionError as exc:
+        typer.echo(f"error: {exc}; nothing was changed.", err=True)
+        raise typer.Exit(1) from None
+    if add_key:
+        typer.echo(
+            "Restart running `cybergine serve` and `worker` processes so they use the new key."
+        )
+
+
+org_cli = typer.Typer(help="Organisations.", no_args_is_help=True)
+cli.add_typer(org_cli, name="org")
+
+
+@org_cli.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="The organisation's name.")],
+    owner_email: Annotated[str, typer.Option("--owner-email", help="The owner's e-mail.")],
+    owner_password: Annotated[
+        str,
+        typer.Option(
+            "--owner-password",
+            help="For a new owner: their password. For an existing user: their current one.",
+        ),
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an organisation and its owner; print JSON with its id and a new owner API key."""
+    from cybergine.accounts.service.provisioning import create_organisation_with_owner
+    from cybergine.db.engine import Database
+    from cybergine.errors import CybergineError
+
+    settings = _settings(data_dir)
+    _load_keys(settings)
+    url = _database_url(settings, migrate=settings.embedded)
+
+    async def main() -> dict[str, str]:
+        database = Database(url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                provisioned = await create_organisation_with_owner(
+                    session, name=name, owner_email=owner_email, owner_password=owner_password
+                )
+                return {
+                    "organisation_id": str(provisioned.organisation_id),
+                    "api_key": provisioned.api_key,
+                }
+        finally:
+            await database.dispose()
+
+    try:
+        typer.echo(json.dumps(asyncio.run(main())))
+    except CybergineError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+audit_cli = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
+
+
+@audit_cli.command("verify")
+def audit_verify(data_dir: DataDirOption = None) -> None:
+    """Recompute the audit trail's hash chain; exit 1 at the first entry that breaks it."""
+    from cybergine.db.engine import Database
+    from cybergine.privacy import audit
+
+    settings = _settings(data_dir)
+    secret_key = _load_keys(settings).secret_key
+    url = _database_url(settings, migrate=settings.embedded)
+
+    async def main() -> audit.VerificationResult:
+        database = Database(url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                return await audit.verify_chain(session, key=secret_key)
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(main())
+    if not result.ok:
+        typer.echo(f"audit trail broken at entry {result.first_bad_seq}: {result.reason}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"audit trail intact: {result.checked} entries")
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
-"""`cybergine demo`: seed a demo organisation. Idempotent: running it again changes nothing.
+"""`cybergine demo`: seed a demo organisation with a signed-up owner. Idempotent: running
+it again changes nothing.
 
-Later domains add what they seed here (users, an assistant, a knowledge base, the shop).
+Later domains add what they seed here (an assistant, a knowledge base, the shop).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts import service as accounts
+from cybergine.accounts.service import users
 
 DEMO_ORGANISATION_NAME = "Demo Shop"
+DEMO_OWNER_EMAIL = "demo@cybergine.example"
+# Printed by `make run`: the demo is for a local machine, never for a public server.
+DEMO_OWNER_PASSWORD = "demo-password"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,15 @@ class DemoSeed:
 
 
 async def seed_demo(session: AsyncSession) -> DemoSeed:
-    existing = await accounts.find_organisation_by_name(session, DEMO_ORGANISATION_NAME)
-    if existing is not None:
-        return DemoSeed(organisation_id=str(existing.id), created=False)
-    organisation = await accounts.create_organisation(session, name=DEMO_ORGANISATION_NAME)
+    owner = await users.find_user_by_email(session, DEMO_OWNER_EMAIL)
+    if owner is not None:
+        (_membership, organisation), *_ = await users.memberships_of(session, owner.id)
+        return DemoSeed(organisation_id=str(organisation.id), created=False)
+    _, organisation = await users.sign_up(
+        session,
+        email=DEMO_OWNER_EMAIL,
+        name="Dana Demo",
+        password=DEMO_OWNER_PASSWORD,
+        organisation_name=DEMO_ORGANISATION_NAME,
+    )
     return DemoSeed(organisation_id=str(organisation.id), created=True)

@@ -25,10 +25,28 @@ class NotFound(CybergineError):
     title = "Not found"
 
 
+class Unauthorized(CybergineError):
+    status = 401
+    type_slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(CybergineError):
+    status = 403
+    type_slug = "forbidden"
+    title = "Forbidden"
+
+
 class Conflict(CybergineError):
     status = 409
     type_slug = "conflict"
     title = "Conflict"
+
+
+class TooManyRequests(CybergineError):
+    status = 429
+    type_slug = "too-many-requests"
+    title = "Too many requests"
 
 
 class InvalidInput(CybergineError):

@@ -20,7 +20,10 @@ from procrastinate import JobContext
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
 from cybergine.db.engine import Database
 from cybergine.db.urls import libpq_url
-from cybergine.queue import DATABASE_CONTEXT_KEY
+from cybergine.mail.tasks import blueprint as mail_blueprint
+from cybergine.privacy.tasks import blueprint as privacy_blueprint
+from cybergine.queue import DATABASE_CONTEXT_KEY, SETTINGS_CONTEXT_KEY
+from cybergine.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +61,8 @@ async def requeue_stalled(app: procrastinate.App, seconds_since_heartbeat: float
 def build_app() -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector())
     app.add_tasks_from(accounts_blueprint, namespace="accounts")
+    app.add_tasks_from(mail_blueprint, namespace="mail")
+    app.add_tasks_from(privacy_blueprint, namespace="privacy")
     app.add_tasks_from(maintenance, namespace="maintenance")
     return app
 
@@ -69,6 +74,7 @@ class Worker:
         self,
         database: Database,
         *,
+        settings: Settings | None = None,
         concurrency: int = 8,
         heartbeat_seconds: float = 10.0,
         stalled_after_seconds: float = 30.0,
@@ -76,6 +82,7 @@ class Worker:
         app: procrastinate.App | None = None,
     ) -> None:
         self.database = database
+        self.settings = settings or load_settings()
         self.app = app or APP
         self.concurrency = concurrency
         self.heartbeat_seconds = heartbeat_seconds
@@ -113,7 +120,10 @@ class Worker:
             install_signal_handlers=install_signal_handlers,
             update_heartbeat_interval=self.heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after_seconds,
-            additional_context={DATABASE_CONTEXT_KEY: self.database},
+            additional_context={
+                DATABASE_CONTEXT_KEY: self.database,
+                SETTINGS_CONTEXT_KEY: self.settings,
+            },
         )
 
 

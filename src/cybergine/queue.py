@@ -19,6 +19,7 @@ import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.db.engine import Database, raw_connection
+from cybergine.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Backoff(procrastinate.BaseRetryStrategy):
 DEFAULT_RETRY = Backoff()
 
 DATABASE_CONTEXT_KEY = "database"
+SETTINGS_CONTEXT_KEY = "settings"
 
 
 async def defer(
@@ -86,3 +88,8 @@ async def job_session(context: procrastinate.JobContext) -> AsyncIterator[AsyncS
     database: Database = context.additional_context[DATABASE_CONTEXT_KEY]
     async with database.transaction() as session:
         yield session
+
+
+def job_settings(context: procrastinate.JobContext) -> Settings:
+    settings: Settings = context.additional_context[SETTINGS_CONTEXT_KEY]
+    return settings

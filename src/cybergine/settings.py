@@ -40,6 +40,19 @@ class Settings(BaseSettings):
         description="Set when TLS terminates in front of the app: adds HSTS and Secure cookies.",
     )
 
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address people reach the dashboard at; used in links in e-mails.",
+    )
+
+    # --- E-mail ---------------------------------------------------------------------
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="smtp://user:password@host:587 (STARTTLS), smtps://… (TLS) or "
+        "smtp+insecure://host:25. Unset: e-mail goes to the developer outbox.",
+    )
+    email_from: str = Field(default="Cybergine <no-reply@localhost>")
+
     # --- Jobs -------------------------------------------------------------------
     embedded_worker: bool = Field(
         default=True,
@@ -78,6 +91,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

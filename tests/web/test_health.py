@@ -5,6 +5,13 @@ from cybergine.settings import load_settings
 from tests.support.server import LiveServer
 
 
+def _keys(key_env: dict[str, str]) -> dict[str, str]:
+    return {
+        "secret_key": key_env["CYBERGINE_SECRET_KEY"],
+        "encryption_keys": key_env["CYBERGINE_ENCRYPTION_KEYS"],
+    }
+
+
 def test_healthz_answers_while_the_process_is_up(live_server: LiveServer) -> None:
     with live_server.client() as client:
         response = client.get("/healthz")
@@ -19,8 +26,10 @@ def test_readyz_is_ready_on_a_migrated_database(live_server: LiveServer) -> None
     assert response.json()["status"] == "ready"
 
 
-def test_readyz_is_503_before_migrations(empty_database_url: str, tmp_path: Path) -> None:
-    settings = load_settings(database_url=empty_database_url, data_dir=tmp_path)
+def test_readyz_is_503_before_migrations(
+    empty_database_url: str, tmp_path: Path, key_env: dict[str, str]
+) -> None:
+    settings = load_settings(database_url=empty_database_url, data_dir=tmp_path, **_keys(key_env))
     with LiveServer(create_app(settings, run_worker=False)) as server, server.client() as client:
         response = client.get("/readyz")
     assert response.status_code == 503
@@ -31,10 +40,13 @@ def test_readyz_is_503_before_migrations(empty_database_url: str, tmp_path: Path
     assert body["expected_migration"]
 
 
-def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+def test_readyz_is_503_when_the_database_is_unreachable(
+    tmp_path: Path, key_env: dict[str, str]
+) -> None:
     settings = load_settings(
         database_url=f"postgresql://nobody@/nothing?host={tmp_path}&connect_timeout=2",
         data_dir=tmp_path,
+        **_keys(key_env),
     )
     with LiveServer(create_app(settings, run_worker=False)) as server, server.client() as client:
         assert client.get("/healthz").status_code == 200

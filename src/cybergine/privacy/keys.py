@@ -10,9 +10,11 @@ both: a production instance must never invent keys it would lose on the next dep
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,33 +115,90 @@ def _split(value: str) -> tuple[str, ...]:
 
 
 def read_key_file(path: Path) -> ServerKeys:
-    data = json.loads(path.read_text())
-    return ServerKeys(
-        secret_key=str(data["secret_key"]).encode(),
-        encryption_keys=tuple(str(key) for key in data["encryption_keys"]),
-    )
+    try:
+        data = json.loads(path.read_text())
+        return ServerKeys(
+            secret_key=str(data["secret_key"]).encode(),
+            encryption_keys=tuple(str(key) for key in data["encryption_keys"]),
+        )
+    except KeyConfigurationError as exc:
+        raise KeyConfigurationError(f"the key file {path}: {exc}") from None
+    # `from None`: the parser's exception holds the file's text, keys included.
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise KeyConfigurationError(
+            f"the key file {path} cannot be read ({type(exc).__name__}); restore it from "
+            "your backup: secrets encrypted with its keys are unreadable without it."
+        ) from None
 
 
 def _load_or_create_key_file(path: Path) -> ServerKeys:
-    if path.exists():
-        return read_key_file(path)
-    generated = ServerKeys(
-        secret_key=generate_secret_key().encode(), encryption_keys=(generate_fernet_key(),)
-    )
-    write_key_file(path, generated)
-    log.warning(
-        "generated server keys for embedded mode; back this file up with the data",
-        path=str(path),
-    )
-    return generated
+    if not path.exists():
+        generated = ServerKeys(
+            secret_key=generate_secret_key().encode(), encryption_keys=(generate_fernet_key(),)
+        )
+        if _create_key_file(path, generated):
+            log.warning(
+                "generated server keys for embedded mode; back this file up with the data",
+                path=str(path),
+            )
+            return generated
+    return read_key_file(path)
 
 
 def write_key_file(path: Path, keys: ServerKeys) -> None:
-    """Write atomically with mode 0600 from the first byte (no window where it is readable)."""
+    """Replace the key file atomically; it has mode 0600 from its first byte."""
+    tmp = _write_temporary(path, keys)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _create_key_file(path: Path, keys: ServerKeys) -> bool:
+    """Create the key file unless it exists; False when another process got there first.
+
+    `serve` and `worker` may start together on a fresh data directory: with a plain
+    replace, each could go on using keys the other has overwritten. A hard link fails
+    when the target exists, and the file appears with its whole content at once.
+    """
+    tmp = _write_temporary(path, keys)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+    return True
+
+
+def _write_temporary(path: Path, keys: ServerKeys) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"secret_key": keys.secret_key.decode(), "encryption_keys": list(keys.encryption_keys)}
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)
+    # mkstemp: a fresh name (no stale or shared temporary file) created 0600 with O_EXCL.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.flush()
+            # Losing this file loses every secret encrypted with its keys: make it
+            # durable before it replaces the previous one.
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Some platforms and filesystems cannot open or sync a directory; the rename is
+    # still atomic there, only its durability across a power loss is weaker.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter
@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from cybergine.db.migrate import head_revision
+from cybergine.web.access import public
 from cybergine.web.deps import DatabaseDep
 from cybergine.web.problems import problem
 
@@ -17,8 +18,11 @@ router = APIRouter(tags=["health"])
 log = structlog.get_logger(__name__)
 
 
+Probe = Annotated[None, public("health probes for load balancers and orchestrators")]
+
+
 @router.get("/healthz", summary="The process is up")
-async def healthz() -> dict[str, str]:
+async def healthz(_: Probe) -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -27,7 +31,7 @@ async def healthz() -> dict[str, str]:
     summary="The database is reachable and migrated to the code's head revision",
     response_model=None,
 )
-async def readyz(database: DatabaseDep) -> Any:
+async def readyz(_: Probe, database: DatabaseDep) -> Any:
     expected = head_revision()
     try:
         async with database.engine.connect() as conn:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cybergine.errors import CybergineError
@@ -58,17 +58,44 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CybergineError)
-    return problem(
-        exc.status, title=exc.title, detail=exc.detail, type_slug=exc.type_slug, **exc.extra
-    )
+# Renders an error for a person in a browser: (request, status, title, detail, error).
+HtmlErrorRenderer = Callable[[Request, int, str, str, Exception], Awaitable[Response]]
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else None
-    return problem(exc.status_code, detail=detail, headers=exc.headers)
+def wants_html(request: Request) -> bool:
+    """A browser on a dashboard page, rather than a program on the API or a webhook."""
+    path = request.url.path
+    if path.startswith(("/api/", "/webhooks/")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def install(app: FastAPI, *, html: HtmlErrorRenderer | None = None) -> None:
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CybergineError)
+        if html is not None and wants_html(request):
+            return await html(request, exc.status, exc.title, exc.detail, exc)
+        headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
+        return problem(
+            exc.status,
+            title=exc.title,
+            detail=exc.detail,
+            type_slug=exc.type_slug,
+            headers=headers,
+            **exc.extra,
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if html is not None and wants_html(request):
+            title = _TITLES.get(exc.status_code, "Error")
+            return await html(request, exc.status_code, title, detail or title, exc)
+        return problem(exc.status_code, detail=detail, headers=exc.headers)
+
+    app.add_exception_handler(CybergineError, domain_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -87,9 +114,3 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         type_slug="invalid-input",
         errors=errors,
     )
-
-
-def install(app: FastAPI) -> None:
-    app.add_exception_handler(CybergineError, _domain_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)

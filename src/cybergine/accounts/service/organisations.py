@@ -10,7 +10,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Organisation, OrganisationStatus
+from cybergine.accounts.principal import Principal
+from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput, NotFound
+from cybergine.privacy import audit
 from cybergine.queue import defer
 
 log = structlog.get_logger(__name__)
@@ -47,6 +50,7 @@ async def schedule_deletion(
     organisation_id: uuid.UUID,
     *,
     grace: timedelta,
+    actor: audit.Actor | None = None,
     now: datetime | None = None,
 ) -> Organisation:
     """Policy §11: a deleted organisation may export its data during the grace period;
@@ -68,17 +72,36 @@ async def schedule_deletion(
         schedule_at=erase_after,
         organisation_id=str(organisation_id),
     )
+    await audit.record(
+        session,
+        action="organisation.deletion.scheduled",
+        actor=actor or audit.Actor.system(),
+        organisation_id=organisation_id,
+        target_type="organisation",
+        target_id=str(organisation_id),
+        details={"erase_after": erase_after.isoformat()},
+    )
     log.info("organisation deletion scheduled", organisation_id=str(organisation_id))
     return organisation
 
 
-async def cancel_deletion(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+async def cancel_deletion(
+    session: AsyncSession, organisation_id: uuid.UUID, *, actor: audit.Actor | None = None
+) -> Organisation:
     organisation = await _lock(session, organisation_id)
     if organisation.status is not OrganisationStatus.PENDING_DELETION:
         raise Conflict("This organisation is not scheduled for deletion.")
     organisation.status = OrganisationStatus.ACTIVE
     organisation.erase_after = None
     await session.flush()
+    await audit.record(
+        session,
+        action="organisation.deletion.cancelled",
+        actor=actor or audit.Actor.system(),
+        organisation_id=organisation_id,
+        target_type="organisation",
+        target_id=str(organisation_id),
+    )
     return organisation
 
 
@@ -101,6 +124,15 @@ async def erase_if_due(
     ):
         return False
     await session.execute(delete(Organisation).where(Organisation.id == organisation_id))
+    # The audit trail outlives the organisation (7-year retention), and says it was erased.
+    await audit.record(
+        session,
+        action="organisation.erased",
+        actor=audit.Actor.system(),
+        organisation_id=organisation_id,
+        target_type="organisation",
+        target_id=str(organisation_id),
+    )
     log.info("organisation erased", organisation_id=str(organisation_id))
     return True
 
@@ -109,4 +141,25 @@ async def _lock(session: AsyncSession, organisation_id: uuid.UUID) -> Organisati
     organisation = await session.get(Organisation, organisation_id, with_for_update=True)
     if organisation is None:
         raise NotFound("No such organisation.")
+    return organisation
+
+
+async def rename_organisation(scope: TenantScope, caller: Principal, *, name: str) -> Organisation:
+    organisation = await _lock(scope.session, scope.organisation_id)
+    previous = organisation.name
+    new_name = name.strip()
+    if not new_name or len(new_name) > 200:
+        raise InvalidInput("An organisation name has 1 to 200 characters.", field="name")
+    if new_name != previous:
+        organisation.name = new_name
+        await scope.session.flush()
+        await audit.record(
+            scope.session,
+            action="organisation.settings.changed",
+            actor=caller.actor,
+            organisation_id=scope.organisation_id,
+            target_type="organisation",
+            target_id=str(scope.organisation_id),
+            details={"field": "name", "from": previous, "to": new_name},
+        )
     return organisation

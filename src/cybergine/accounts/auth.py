@@ -1,0 +1,210 @@
+"""Authentication and authorisation of every request, in one dependency.
+
+``authorize(permission)`` resolves the caller (an API key from ``Authorization: Bearer``,
+or a browser session cookie), checks CSRF for cookie-authenticated unsafe requests,
+checks the permission against the role, audits a denial, and hands the route a
+``Caller`` whose ``scope`` is the only way to reach tenant data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.accounts.models import Role
+from cybergine.accounts.permissions import Permission, at_least
+from cybergine.accounts.principal import Principal
+from cybergine.accounts.service import api_keys, sessions
+from cybergine.accounts.service.users import membership, memberships_of
+from cybergine.accounts.tokens import constant_time_equal, keyed_hash
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.errors import CybergineError, Forbidden, Unauthorized
+from cybergine.privacy import audit
+from cybergine.web.access import PERMISSION_ATTRIBUTE, public
+from cybergine.web.deps import DatabaseDep, SessionDep
+
+log = structlog.get_logger(__name__)
+
+SESSION_COOKIE = "cybergine_session"
+ANONYMOUS_CSRF_COOKIE = "cybergine_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class SignInRequired(CybergineError):
+    status = 401
+    type_slug = "sign-in-required"
+    title = "Sign in required"
+
+
+class CsrfFailed(CybergineError):
+    status = 403
+    type_slug = "csrf-failed"
+    title = "Form expired"
+
+
+class NoOrganisation(CybergineError):
+    status = 403
+    type_slug = "no-organisation"
+    title = "No organisation"
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    scope: TenantScope
+    signed_in: sessions.SignedIn | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.scope.session
+
+
+# --- CSRF -------------------------------------------------------------------------
+
+
+def csrf_token(binding: str) -> str:
+    """The token a form must echo. Bound to the browser session (or, before sign-in, to
+    a random cookie), keyed with the server secret: a page on another site can neither
+    read nor forge it."""
+    return keyed_hash("csrf", binding)
+
+
+async def _presented_csrf(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def check_csrf(request: Request, binding: str | None) -> None:
+    presented = await _presented_csrf(request)
+    if not binding or not presented or not constant_time_equal(presented, csrf_token(binding)):
+        raise CsrfFailed(
+            "This form has expired or did not come from this site. Reload the page and try again."
+        )
+
+
+async def check_anonymous_csrf(request: Request) -> None:
+    """For forms shown before sign-in (sign-in, sign-up, password reset)."""
+    await check_csrf(request, request.cookies.get(ANONYMOUS_CSRF_COOKIE))
+
+
+# --- Browser sessions -------------------------------------------------------------
+
+
+async def browser_session(request: Request, session: AsyncSession) -> sessions.SignedIn | None:
+    cached = getattr(request.state, "signed_in", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    signed_in = await sessions.resume_session(session, token)
+    request.state.signed_in = signed_in
+    return signed_in
+
+
+async def _principal_from_browser(
+    request: Request, session: AsyncSession, signed_in: sessions.SignedIn
+) -> Principal:
+    user_session, user = signed_in.user_session, signed_in.user
+    found = None
+    if user_session.active_organisation_id is not None:
+        found = await membership(
+            session, user_id=user.id, organisation_id=user_session.active_organisation_id
+        )
+    if found is None:
+        # Removed from the organisation the session pointed at: fall back to another.
+        options = await memberships_of(session, user.id)
+        if not options:
+            raise NoOrganisation(
+                "You are not a member of any organisation. Ask for an invitation, or sign up."
+            )
+        found = options[0][0]
+        user_session.active_organisation_id = found.organisation_id
+    return Principal(
+        organisation_id=found.organisation_id, role=found.role, user_id=user.id, email=user.email
+    )
+
+
+async def _authenticate(
+    request: Request, session: AsyncSession
+) -> tuple[Principal, sessions.SignedIn | None]:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise Unauthorized("Send the API key as `Authorization: Bearer <key>`.")
+        principal = await api_keys.authenticate(session, credentials.strip())
+        if principal is None:
+            raise Unauthorized("This API key is not valid, or it was revoked.")
+        return principal, None
+    signed_in = await browser_session(request, session)
+    if signed_in is None:
+        if request.url.path.startswith("/api/"):
+            raise Unauthorized("Send an API key as `Authorization: Bearer <key>`.")
+        raise SignInRequired("Sign in to continue.")
+    if request.method in UNSAFE_METHODS:
+        await check_csrf(request, str(signed_in.session_id))
+    return await _principal_from_browser(request, session, signed_in), signed_in
+
+
+async def _audit_denial(
+    database: Database, principal: Principal, permission: Permission, request: Request
+) -> None:
+    # Its own transaction: the request's transaction rolls back with the 403.
+    try:
+        async with database.transaction() as session:
+            await audit.record(
+                session,
+                action="auth.permission.denied",
+                actor=principal.actor,
+                organisation_id=principal.organisation_id,
+                details={
+                    "permission": permission.value,
+                    "role": principal.role.value,
+                    "method": request.method,
+                    "path": request.url.path,
+                },
+            )
+    except Exception:
+        log.exception("could not audit a permission denial")
+
+
+def authorize(permission: Permission) -> Any:
+    """``Annotated[Caller, authorize(Permission.X)]`` on every route that is not public."""
+
+    async def dependency(request: Request, session: SessionDep, database: DatabaseDep) -> Caller:
+        principal, signed_in = await _authenticate(request, session)
+        if not principal.can(permission):
+            await _audit_denial(database, principal, permission, request)
+            raise Forbidden(f"Your role ({principal.role.value}) does not allow this.")
+        return Caller(
+            principal=principal,
+            scope=TenantScope(session, principal.organisation_id),
+            signed_in=signed_in,
+        )
+
+    setattr(dependency, PERMISSION_ATTRIBUTE, permission)
+    dependency.__name__ = f"authorize_{permission.name.lower()}"
+    return Depends(dependency)
+
+
+def role_choices(caller_role: Role) -> list[Role]:
+    """The roles a caller may hand out: their own and below."""
+    return [role for role in Role if at_least(caller_role, role)]
+
+
+__all__ = ["Caller", "authorize", "public", "role_choices"]

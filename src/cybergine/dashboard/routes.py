@@ -1,0 +1,5 @@
+"""Every dashboard router, in one list for the app factory."""
+
+from cybergine.dashboard import auth_pages, misc_pages, settings_pages, team_pages
+
+routers = [auth_pages.router, misc_pages.router, team_pages.router, settings_pages.router]

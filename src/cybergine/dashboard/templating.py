@@ -1,0 +1,121 @@
+"""Rendering dashboard pages: one Jinja2 environment (autoescaping on), and the context
+every page gets (the caller, the CSRF token, the organisation switcher)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from cybergine.accounts.auth import ANONYMOUS_CSRF_COOKIE, Caller, csrf_token
+from cybergine.accounts.permissions import Permission
+from cybergine.accounts.service.sessions import SignedIn
+from cybergine.accounts.tokens import new_token
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.globals["Permission"] = Permission
+
+# Messages shown after a redirect, chosen by code: a link cannot inject its own text.
+NOTICES = {
+    "signed-out": "You are signed out.",
+    "password-changed": "Your password is changed. Other browsers were signed out.",
+    "password-reset": "Your password is set. Sign in with it.",
+    "reset-sent": "If an account uses that address, we sent it a link to reset the password.",
+    "invited": "Invitation sent.",
+    "invitation-revoked": "Invitation withdrawn.",
+    "role-changed": "Role changed.",
+    "member-removed": "Member removed.",
+    "key-revoked": "API key revoked.",
+    "settings-saved": "Settings saved.",
+    "deletion-scheduled": "This organisation will be erased at the end of the grace period.",
+    "deletion-cancelled": "Deletion cancelled.",
+    "joined": "You joined the organisation.",
+    "switched": "Switched organisation.",
+}
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    caller: Caller | None = None,
+    signed_in: SignedIn | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """``caller`` for pages behind ``authorize``; ``signed_in`` for public pages that
+    still know the browser's session (the invitation page)."""
+    new_anonymous: str | None = None
+    if caller is not None and caller.signed_in is not None:
+        signed_in = caller.signed_in
+    if signed_in is not None:
+        token = csrf_token(str(signed_in.session_id))
+    else:
+        binding = request.cookies.get(ANONYMOUS_CSRF_COOKIE)
+        if not binding:
+            binding = new_anonymous = new_token(16)
+        token = csrf_token(binding)
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "caller": caller,
+            "principal": caller.principal if caller else None,
+            "user": signed_in.viewer if signed_in else None,
+            "csrf_token": token,
+            "notice": notice,
+            **(context or {}),
+        },
+        status_code=status_code,
+    )
+    if new_anonymous:
+        settings = request.app.state.settings
+        response.set_cookie(
+            ANONYMOUS_CSRF_COOKIE,
+            new_anonymous,
+            httponly=True,
+            samesite="lax",
+            secure=settings.behind_https,
+        )
+    return response
+
+
+def redirect(url: str, *, notice: str | None = None) -> RedirectResponse:
+    if notice:
+        assert notice in NOTICES
+        url = f"{url}{'&' if '?' in url else '?'}notice={notice}"
+    return RedirectResponse(url, status_code=303)
+
+
+async def render_page(
+    request: Request,
+    template: str,
+    caller: Caller,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A page behind sign-in: adds the organisation switcher and the current organisation."""
+    from cybergine.accounts.service.organisations import get_organisation
+    from cybergine.accounts.service.users import memberships_of
+
+    organisations = (
+        await memberships_of(caller.session, caller.principal.user_id)
+        if caller.principal.user_id
+        else []
+    )
+    current = await get_organisation(caller.session, caller.principal.organisation_id)
+    return render(
+        request,
+        template,
+        {"organisations": organisations, "current_organisation": current, **(context or {})},
+        caller=caller,
+        status_code=status_code,
+    )

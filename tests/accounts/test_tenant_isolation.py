@@ -1,0 +1,228 @@
+"""Another organisation's data is unreachable from every route.
+
+The check walks the app's router: every route that takes an object id is called with
+organisation B's credentials and organisation A's ids and must answer 404 (not 403:
+existence must not leak), and every list must show none of A's rows. A route whose id
+parameter has no factory here fails the test, so new routes cannot slip past it. The
+checker itself is shown to catch a deliberately unscoped route.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.models import ApiKey, Invitation, Membership, Role
+from cybergine.accounts.permissions import Permission
+from cybergine.accounts.principal import Principal
+from cybergine.accounts.service import team
+from cybergine.app import create_app
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.settings import Settings
+from cybergine.web.access import PERMISSION_ATTRIBUTE
+from cybergine.web.routing import api_routes
+from tests.support.browser import Browser
+from tests.support.factories import (
+    PASSWORD,
+    add_member,
+    make_api_key,
+    make_organisation,
+    unique_email,
+)
+from tests.support.server import LiveServer
+
+# Path parameters that are not object ids: single-use secrets from e-mailed links.
+NOT_OBJECT_IDS = {"token"}
+
+API_BODIES = {("PATCH", "/api/v1/members/{membership_id}"): {"role": "viewer"}}
+FORM_FIELDS = {"/team/members/{membership_id}/role": {"role": "viewer"}}
+
+
+@dataclass
+class World:
+    a_ids: dict[str, uuid.UUID]
+    a_strings: list[str]
+    b_api: httpx.Client
+    b_browser: Browser
+    checked: list[str] = field(default_factory=list)
+
+
+async def _build(database: Database, server: LiveServer) -> World:
+    alpha, alpha_owner = await make_organisation(database, name="Alpha Secret Shop")
+    agent, agent_membership = await add_member(database, alpha.id, Role.AGENT)
+    alpha_key = await make_api_key(database, alpha.id, Role.VIEWER)
+    invitee = unique_email("alpha-invitee")
+    async with database.transaction() as session:
+        owner = Principal(alpha.id, Role.OWNER, user_id=alpha_owner.id, email=alpha_owner.email)
+        invitation = await team.invite(
+            TenantScope(session, alpha.id),
+            owner,
+            email=invitee,
+            role=Role.AGENT,
+            public_url="http://x",
+        )
+        api_key = (
+            await session.execute(select(ApiKey).where(ApiKey.organisation_id == alpha.id))
+        ).scalar_one()
+
+    beta, beta_owner = await make_organisation(database, name="Beta Shop")
+    beta_key = await make_api_key(database, beta.id, Role.OWNER)
+    browser = Browser(server.url)
+    assert browser.sign_in(beta_owner.email, PASSWORD).status_code == 303
+
+    return World(
+        a_ids={
+            "membership_id": agent_membership.id,
+            "invitation_id": invitation.id,
+            "api_key_id": api_key.id,
+        },
+        a_strings=[
+            str(alpha.id),
+            "Alpha Secret Shop",
+            alpha_owner.email,
+            agent.email,
+            invitee,
+            str(agent_membership.id),
+            str(invitation.id),
+            api_key.prefix,
+            alpha_key.split("_")[1],
+        ],
+        b_api=httpx.Client(
+            base_url=server.url, timeout=15, headers={"authorization": f"Bearer {beta_key}"}
+        ),
+        b_browser=browser,
+    )
+
+
+def _is_public(route: object) -> bool:
+    dependant = getattr(route, "dependant", None)
+    stack = list(dependant.dependencies) if dependant else []
+    while stack:
+        dependency = stack.pop()
+        if str(getattr(dependency.call, PERMISSION_ATTRIBUTE, "")).startswith("public:"):
+            return True
+        stack.extend(dependency.dependencies)
+    return False
+
+
+def _call(world: World, method: str, route_path: str, path: str) -> httpx.Response:
+    if path.startswith("/api/"):
+        return world.b_api.request(method, path, json=API_BODIES.get((method, route_path)))
+    browser = world.b_browser
+    if method == "GET":
+        return browser.get(path)
+    token = browser.csrf("/")
+    return browser.http.request(
+        method, path, data={**FORM_FIELDS.get(route_path, {}), "csrf_token": token}
+    )
+
+
+def cross_tenant_leaks(app: FastAPI, world: World) -> list[str]:
+    leaks = []
+    for route in api_routes(app.routes):
+        params = re.findall(r"{(\w+)}", route.path)
+        if not params or set(params) <= NOT_OBJECT_IDS or _is_public(route):
+            continue
+        missing = [p for p in params if p not in world.a_ids]
+        if missing:
+            leaks.append(f"{route.path}: no factory for {missing}; add one to this test")
+            continue
+        path = route.path.format(**{p: world.a_ids[p] for p in params})
+        for method in sorted(route.methods - {"HEAD"}):
+            response = _call(world, method, route.path, path)
+            world.checked.append(f"{method} {route.path}")
+            if response.status_code != 404:
+                leaks.append(f"{method} {route.path}: {response.status_code}")
+    return leaks
+
+
+def list_leaks(app: FastAPI, world: World) -> list[str]:
+    leaks = []
+    for route in api_routes(app.routes):
+        if "GET" not in route.methods or "{" in route.path or _is_public(route):
+            continue
+        response = _call(world, "GET", route.path, route.path)
+        world.checked.append(f"GET {route.path}")
+        assert response.status_code == 200, f"{route.path}: {response.status_code}"
+        shown = [s for s in world.a_strings if s in response.text]
+        if shown:
+            leaks.append(f"GET {route.path} shows {shown}")
+    return leaks
+
+
+async def _assert_alpha_untouched(database: Database, world: World) -> None:
+    async with database.transaction() as session:
+        membership = await session.get(Membership, world.a_ids["membership_id"])
+        invitation = await session.get(Invitation, world.a_ids["invitation_id"])
+        api_key = await session.get(ApiKey, world.a_ids["api_key_id"])
+    assert membership is not None
+    assert membership.role is Role.AGENT
+    assert invitation is not None
+    assert invitation.revoked_at is None
+    assert api_key is not None
+    assert api_key.revoked_at is None
+
+
+async def test_no_route_reaches_another_organisations_objects(
+    settings: Settings, database: Database
+) -> None:
+    app = create_app(settings, run_worker=False)
+    with LiveServer(app) as server:
+        world = await _build(database, server)
+        try:
+            assert cross_tenant_leaks(app, world) == []
+            assert list_leaks(app, world) == []
+            # The walk reached the API and the dashboard, reads and writes.
+            assert {
+                "PATCH /api/v1/members/{membership_id}",
+                "DELETE /api/v1/api-keys/{api_key_id}",
+                "POST /team/members/{membership_id}/remove",
+                "POST /settings/api-keys/{api_key_id}/revoke",
+                "GET /api/v1/members",
+                "GET /team",
+                "GET /audit",
+            } <= set(world.checked)
+        finally:
+            world.b_api.close()
+            world.b_browser.close()
+    await _assert_alpha_untouched(database, world)
+
+
+async def test_the_check_catches_a_deliberately_unscoped_route(
+    settings: Settings, database: Database
+) -> None:
+    app = create_app(settings, run_worker=False)
+
+    @app.get("/api/v1/unscoped/api-keys/{api_key_id}")
+    async def leaky_get(
+        api_key_id: uuid.UUID, caller: Annotated[Caller, authorize(Permission.API_KEYS_MANAGE)]
+    ) -> dict[str, str]:
+        key = await caller.session.get(ApiKey, api_key_id)  # no organisation filter
+        return {"name": key.name if key else ""}
+
+    @app.get("/api/v1/unscoped/api-keys")
+    async def leaky_list(
+        caller: Annotated[Caller, authorize(Permission.API_KEYS_MANAGE)],
+    ) -> list[str]:
+        keys = (await caller.session.execute(select(ApiKey))).scalars()
+        return [key.prefix for key in keys]
+
+    with LiveServer(app) as server:
+        world = await _build(database, server)
+        try:
+            assert cross_tenant_leaks(app, world) == [
+                "GET /api/v1/unscoped/api-keys/{api_key_id}: 200"
+            ]
+            (listed,) = list_leaks(app, world)
+        finally:
+            world.b_api.close()
+            world.b_browser.close()
+    assert listed.startswith("GET /api/v1/unscoped/api-keys shows")
