@@ -17,6 +17,7 @@ from cybergine.dashboard.routes import routers as dashboard_routers
 from cybergine.dashboard.templating import STATIC_DIR
 from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
+from cybergine.knowledge import api as knowledge_api
 from cybergine.logging import configure_logging
 from cybergine.privacy import keys
 from cybergine.runtime import resolve_database_url
@@ -90,6 +91,7 @@ def create_app(
     problems.install(app, html=render_error)
     app.include_router(health.router)
     app.include_router(accounts_api.router)
+    app.include_router(knowledge_api.router)
     for router in dashboard_routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

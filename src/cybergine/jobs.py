@@ -20,6 +20,7 @@ from procrastinate import JobContext
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
 from cybergine.db.engine import Database
 from cybergine.db.urls import libpq_url
+from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
 from cybergine.mail.tasks import blueprint as mail_blueprint
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
 from cybergine.queue import DATABASE_CONTEXT_KEY, SETTINGS_CONTEXT_KEY
@@ -61,6 +62,7 @@ async def requeue_stalled(app: procrastinate.App, seconds_since_heartbeat: float
 def build_app() -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector())
     app.add_tasks_from(accounts_blueprint, namespace="accounts")
+    app.add_tasks_from(knowledge_blueprint, namespace="knowledge")
     app.add_tasks_from(mail_blueprint, namespace="mail")
     app.add_tasks_from(privacy_blueprint, namespace="privacy")
     app.add_tasks_from(maintenance, namespace="maintenance")

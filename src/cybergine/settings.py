@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     # --- Web --------------------------------------------------------------------
     max_request_body_bytes: int = Field(
-        default=10 * 1024 * 1024,
+        default=25 * 1024 * 1024,
         ge=1024,
         description="Requests with a larger body are refused with 413.",
     )
@@ -52,6 +52,27 @@ class Settings(BaseSettings):
         "smtp+insecure://host:25. Unset: e-mail goes to the developer outbox.",
     )
     email_from: str = Field(default="Cybergine <no-reply@localhost>")
+
+    # --- Knowledge base and AI providers --------------------------------------------
+    embeddings: Literal["local", "openai", "none"] = Field(
+        default="local",
+        description="local: all-MiniLM-L6-v2 on this machine; openai: an OpenAI-compatible "
+        "/v1/embeddings endpoint; none: lexical search only.",
+    )
+    embeddings_model: str = Field(
+        default="text-embedding-3-small",
+        description="Model asked for by the OpenAI-compatible embeddings endpoint.",
+    )
+    openai_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Base URL of the OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, …).",
+    )
+    openai_api_key: SecretStr | None = None
+    max_upload_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest knowledge-base file accepted.",
+    )
 
     # --- Jobs -------------------------------------------------------------------
     embedded_worker: bool = Field(

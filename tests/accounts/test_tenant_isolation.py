@@ -26,6 +26,8 @@ from cybergine.accounts.service import team
 from cybergine.app import create_app
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge import service as knowledge
+from cybergine.knowledge.models import Collection, Item
 from cybergine.settings import Settings
 from cybergine.web.access import PERMISSION_ATTRIBUTE
 from cybergine.web.routing import api_routes
@@ -42,7 +44,11 @@ from tests.support.server import LiveServer
 # Path parameters that are not object ids: single-use secrets from e-mailed links.
 NOT_OBJECT_IDS = {"token"}
 
-API_BODIES = {("PATCH", "/api/v1/members/{membership_id}"): {"role": "viewer"}}
+API_BODIES = {
+    ("PATCH", "/api/v1/members/{membership_id}"): {"role": "viewer"},
+    ("PATCH", "/api/v1/knowledge/documents/{document_id}"): {"text": "overwritten"},
+    ("PATCH", "/api/v1/knowledge/qa/{qa_id}"): {"answer": "overwritten"},
+}
 FORM_FIELDS = {"/team/members/{membership_id}/role": {"role": "viewer"}}
 
 
@@ -72,6 +78,20 @@ async def _build(database: Database, server: LiveServer) -> World:
         api_key = (
             await session.execute(select(ApiKey).where(ApiKey.organisation_id == alpha.id))
         ).scalar_one()
+        alpha_scope = TenantScope(session, alpha.id)
+        document = await knowledge.upload_document(
+            alpha_scope,
+            data=b"Alpha Secret Shop returns: thirty days.",
+            filename="alpha.txt",
+            declared_type="text/plain",
+            collection="alpha-collection",
+        )
+        qa = await knowledge.create_qa(
+            alpha_scope, question="Alpha Secret Shop question?", answer="Alpha secret answer."
+        )
+        (collection,) = [
+            c for c in await knowledge.list_collections(alpha_scope) if c.name == "alpha-collection"
+        ]
 
     beta, beta_owner = await make_organisation(database, name="Beta Shop")
     beta_key = await make_api_key(database, beta.id, Role.OWNER)
@@ -83,6 +103,9 @@ async def _build(database: Database, server: LiveServer) -> World:
             "membership_id": agent_membership.id,
             "invitation_id": invitation.id,
             "api_key_id": api_key.id,
+            "document_id": document.id,
+            "qa_id": qa.id,
+            "collection_id": collection.id,
         },
         a_strings=[
             str(alpha.id),
@@ -94,6 +117,10 @@ async def _build(database: Database, server: LiveServer) -> World:
             str(invitation.id),
             api_key.prefix,
             alpha_key.split("_")[1],
+            str(document.id),
+            str(qa.id),
+            "alpha-collection",
+            "Alpha secret answer",
         ],
         b_api=httpx.Client(
             base_url=server.url, timeout=15, headers={"authorization": f"Bearer {beta_key}"}
@@ -169,6 +196,15 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
     assert invitation.revoked_at is None
     assert api_key is not None
     assert api_key.revoked_at is None
+    async with database.transaction() as session:
+        document = await session.get(Item, world.a_ids["document_id"])
+        qa = await session.get(Item, world.a_ids["qa_id"])
+        collection = await session.get(Collection, world.a_ids["collection_id"])
+    assert document is not None
+    assert "overwritten" not in document.body
+    assert qa is not None
+    assert qa.body == "Alpha secret answer."
+    assert collection is not None
 
 
 async def test_no_route_reaches_another_organisations_objects(
@@ -187,6 +223,9 @@ async def test_no_route_reaches_another_organisations_objects(
                 "POST /team/members/{membership_id}/remove",
                 "POST /settings/api-keys/{api_key_id}/revoke",
                 "GET /api/v1/members",
+                "GET /api/v1/knowledge/documents/{document_id}/file",
+                "DELETE /api/v1/knowledge/collections/{collection_id}",
+                "GET /api/v1/knowledge/documents",
                 "GET /team",
                 "GET /audit",
             } <= set(world.checked)

@@ -36,6 +36,9 @@ class Base(DeclarativeBase):
     }
 
     __retention__: ClassVar[Retention]
+    # Read server-set columns (updated_at, generated columns) back with RETURNING, so an
+    # object is complete after a flush and never lazy-loads in async code.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7, sort_order=-100)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), sort_order=100)

@@ -6,9 +6,10 @@ package adds its ``models`` module to this list.
 
 from cybergine.accounts import models as accounts_models
 from cybergine.db.base import Base
+from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "audit_models", "mail_models", "metadata"]
+__all__ = ["accounts_models", "audit_models", "knowledge_models", "mail_models", "metadata"]

@@ -1,0 +1,330 @@
+"""/api/v1/knowledge: documents (JSON text or an uploaded file), Q&A pairs, collections,
+and search."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import ValidationError
+
+from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.permissions import Permission
+from cybergine.errors import CybergineError, InvalidInput
+from cybergine.knowledge import service
+from cybergine.knowledge.models import Item, ItemKind, ItemStatus
+from cybergine.knowledge.providers import embedding_provider
+from cybergine.knowledge.schemas import (
+    CollectionOut,
+    ComponentOut,
+    DocumentIn,
+    DocumentOut,
+    DocumentPage,
+    DocumentUpdate,
+    ExplainOut,
+    QaIn,
+    QaOut,
+    QaPage,
+    QaUpdate,
+    SearchIn,
+    SearchOut,
+    SearchResult,
+)
+from cybergine.web.deps import SettingsDep
+
+router = APIRouter(prefix="/api/v1/knowledge", tags=["knowledge"])
+
+Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
+Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
+
+
+class UploadTooLarge(CybergineError):
+    status = 413
+    type_slug = "upload-too-large"
+    title = "File too large"
+
+
+async def _collection_name(caller: Caller, item: Item) -> str:
+    names = {c.id: c.name for c in await service.list_collections(caller.scope)}
+    return names.get(item.collection_id, "")
+
+
+def _validation_problem(exc: ValidationError) -> InvalidInput:
+    errors = [
+        {"location": [str(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return InvalidInput("The request did not match the expected shape.", errors=errors)
+
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": DocumentIn.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string"},
+                        "external_id": {"type": "string"},
+                        "collection": {"type": "string"},
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                    },
+                }
+            },
+        }
+    }
+}
+
+
+@router.post(
+    "/documents",
+    response_model=DocumentOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=_UPLOAD_DOC,
+    summary="Add a document from JSON text or an uploaded file (PDF, DOCX, HTML, Markdown, text)",
+)
+async def create_document(request: Request, caller: Editor, settings: SettingsDep) -> DocumentOut:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        item = await _upload(request, caller, settings.max_upload_bytes)
+    elif content_type.startswith("application/json"):
+        try:
+            body = DocumentIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise _validation_problem(exc) from exc
+        item = await service.create_document(
+            caller.scope,
+            title=body.title,
+            body=body.text,
+            external_id=body.external_id,
+            collection=body.collection,
+            metadata=body.metadata,
+        )
+    else:
+        raise InvalidInput("Send JSON (application/json) or a file (multipart/form-data).")
+    return DocumentOut.of(item, await _collection_name(caller, item))
+
+
+async def _upload(request: Request, caller: Caller, max_bytes: int) -> Item:
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInput("Attach the document as the form field `file`.", field="file")
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UploadTooLarge(f"Files are limited to {max_bytes} bytes.")
+
+    def text_field(name: str) -> str | None:
+        value = form.get(name)
+        return value if isinstance(value, str) and value.strip() else None
+
+    metadata: dict[str, Any] | None = None
+    if raw := text_field("metadata"):
+        try:
+            metadata = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput("`metadata` must be a JSON object.", field="metadata") from exc
+        if not isinstance(metadata, dict):
+            raise InvalidInput("`metadata` must be a JSON object.", field="metadata")
+    return await service.upload_document(
+        caller.scope,
+        data=data,
+        filename=upload.filename or "upload",
+        declared_type=upload.content_type,
+        title=text_field("title"),
+        external_id=text_field("external_id"),
+        collection=text_field("collection"),
+        metadata=metadata,
+    )
+
+
+@router.get("/documents", response_model=DocumentPage)
+async def list_documents(
+    caller: Reader,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    collection: Annotated[str | None, Query(max_length=100)] = None,
+    status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> DocumentPage:
+    page = await service.list_items(
+        caller.scope,
+        ItemKind.DOCUMENT,
+        external_id=external_id,
+        collection=collection,
+        status=status_,
+        limit=limit,
+        cursor=cursor,
+    )
+    return DocumentPage(
+        items=[DocumentOut.of(i, page.collections.get(i.collection_id, "")) for i in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut)
+async def get_document(document_id: uuid.UUID, caller: Reader) -> DocumentOut:
+    item = await service.get_item(caller.scope, document_id, ItemKind.DOCUMENT)
+    return DocumentOut.of(item, await _collection_name(caller, item))
+
+
+@router.get("/documents/{document_id}/file", summary="Download the original file")
+async def download_document(document_id: uuid.UUID, caller: Reader) -> Response:
+    stored = await service.get_file(caller.scope, document_id)
+    safe_name = "".join(ch for ch in stored.filename if ch.isalnum() or ch in "._- ") or "file"
+    return Response(
+        content=stored.data,
+        media_type="application/octet-stream",
+        headers={"content-disposition": f'attachment; filename="{safe_name}"'},
+    )
+
+
+@router.patch("/documents/{document_id}", response_model=DocumentOut)
+async def update_document(
+    document_id: uuid.UUID, body: DocumentUpdate, caller: Editor
+) -> DocumentOut:
+    changes = service.ItemChanges(
+        title=body.title,
+        body=body.text,
+        external_id=body.external_id,
+        collection=body.collection,
+        metadata=body.metadata,
+        fields_set=set(body.model_fields_set),
+    )
+    item = await service.update_item(caller.scope, document_id, ItemKind.DOCUMENT, changes)
+    return DocumentOut.of(item, await _collection_name(caller, item))
+
+
+@router.post(
+    "/documents/{document_id}/reindex",
+    response_model=DocumentOut,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+async def reindex_document(document_id: uuid.UUID, caller: Editor) -> DocumentOut:
+    item = await service.reprocess(caller.scope, document_id)
+    return DocumentOut.of(item, await _collection_name(caller, item))
+
+
+@router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(document_id: uuid.UUID, caller: Editor) -> Response:
+    await service.delete_item(caller.scope, document_id, ItemKind.DOCUMENT)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/qa", response_model=QaOut, status_code=status.HTTP_202_ACCEPTED)
+async def create_qa(body: QaIn, caller: Editor) -> QaOut:
+    item = await service.create_qa(
+        caller.scope,
+        question=body.question,
+        answer=body.answer,
+        alternatives=body.alternatives,
+        external_id=body.external_id,
+        collection=body.collection,
+        metadata=body.metadata,
+    )
+    return QaOut.of(item, await _collection_name(caller, item))
+
+
+@router.get("/qa", response_model=QaPage)
+async def list_qa(
+    caller: Reader,
+    external_id: Annotated[str | None, Query(max_length=200)] = None,
+    collection: Annotated[str | None, Query(max_length=100)] = None,
+    status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> QaPage:
+    page = await service.list_items(
+        caller.scope,
+        ItemKind.QA,
+        external_id=external_id,
+        collection=collection,
+        status=status_,
+        limit=limit,
+        cursor=cursor,
+    )
+    return QaPage(
+        items=[QaOut.of(i, page.collections.get(i.collection_id, "")) for i in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/qa/{qa_id}", response_model=QaOut)
+async def get_qa(qa_id: uuid.UUID, caller: Reader) -> QaOut:
+    item = await service.get_item(caller.scope, qa_id, ItemKind.QA)
+    return QaOut.of(item, await _collection_name(caller, item))
+
+
+@router.patch("/qa/{qa_id}", response_model=QaOut)
+async def update_qa(qa_id: uuid.UUID, body: QaUpdate, caller: Editor) -> QaOut:
+    changes = service.ItemChanges(
+        question=body.question,
+        body=body.answer,
+        alternatives=body.alternatives,
+        external_id=body.external_id,
+        collection=body.collection,
+        metadata=body.metadata,
+        fields_set=set(body.model_fields_set),
+    )
+    item = await service.update_item(caller.scope, qa_id, ItemKind.QA, changes)
+    return QaOut.of(item, await _collection_name(caller, item))
+
+
+@router.delete("/qa/{qa_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_qa(qa_id: uuid.UUID, caller: Editor) -> Response:
+    await service.delete_item(caller.scope, qa_id, ItemKind.QA)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/collections", response_model=list[CollectionOut])
+async def list_collections(caller: Reader) -> list[CollectionOut]:
+    return [
+        CollectionOut(id=c.id, name=c.name) for c in await service.list_collections(caller.scope)
+    ]
+
+
+@router.delete("/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_collection(collection_id: uuid.UUID, caller: Editor) -> Response:
+    await service.delete_collection(caller.scope, caller.principal, collection_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/search", response_model=SearchOut)
+async def search(body: SearchIn, caller: Reader, settings: SettingsDep) -> SearchOut:
+    hits = await service.search_knowledge(
+        caller.scope,
+        query=body.query,
+        k=body.k,
+        collections=[body.collection] if body.collection else None,
+        metadata=body.metadata,
+        provider=embedding_provider(settings),
+    )
+    return SearchOut(
+        results=[
+            SearchResult(
+                chunk_id=hit.chunk_id,
+                document_id=hit.item_id,
+                external_id=hit.external_id,
+                title=hit.title,
+                text=hit.text,
+                score=hit.score,
+                kind="qa" if hit.kind == "qa" else "document",
+                explain=ExplainOut(
+                    lexical=ComponentOut(rank=hit.lexical.rank, score=hit.lexical.score),
+                    dense=(
+                        ComponentOut(rank=hit.dense.rank, score=hit.dense.score)
+                        if hit.dense
+                        else None
+                    ),
+                )
+                if body.explain
+                else None,
+            )
+            for hit in hits
+        ]
+    )

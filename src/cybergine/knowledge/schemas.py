@@ -1,0 +1,165 @@
+"""API shapes of the knowledge base."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from cybergine.knowledge.models import Item, ItemStatus
+
+
+class DocumentIn(BaseModel):
+    title: str = Field(default="", max_length=500)
+    text: str = Field(min_length=1)
+    external_id: str | None = Field(default=None, max_length=200)
+    collection: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, Any] | None = None
+
+
+class DocumentUpdate(BaseModel):
+    title: str | None = Field(default=None, max_length=500)
+    text: str | None = Field(default=None, min_length=1)
+    external_id: str | None = Field(default=None, max_length=200)
+    collection: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, Any] | None = None
+
+
+class QaIn(BaseModel):
+    question: str = Field(min_length=1, max_length=5000)
+    answer: str = Field(min_length=1)
+    alternatives: list[str] = Field(default_factory=list, max_length=50)
+    external_id: str | None = Field(default=None, max_length=200)
+    collection: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, Any] | None = None
+
+
+class QaUpdate(BaseModel):
+    question: str | None = Field(default=None, min_length=1, max_length=5000)
+    answer: str | None = Field(default=None, min_length=1)
+    alternatives: list[str] | None = Field(default=None, max_length=50)
+    external_id: str | None = Field(default=None, max_length=200)
+    collection: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, Any] | None = None
+
+
+class FileInfo(BaseModel):
+    filename: str
+    size_bytes: int
+    sha256: str
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    external_id: str | None
+    collection: str
+    title: str
+    text: str
+    content_type: str | None
+    page_count: int | None
+    metadata: dict[str, Any]
+    status: ItemStatus
+    error: str | None
+    indexed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: Item, collection: str) -> DocumentOut:
+        return cls(
+            id=item.id,
+            external_id=item.external_id,
+            collection=collection,
+            title=item.title,
+            text=item.body,
+            content_type=item.content_type,
+            page_count=item.page_count,
+            metadata=item.metadata_,
+            status=item.status,
+            error=item.error,
+            indexed_at=item.indexed_at,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+
+
+class QaOut(BaseModel):
+    id: uuid.UUID
+    external_id: str | None
+    collection: str
+    question: str
+    answer: str
+    alternatives: list[str]
+    metadata: dict[str, Any]
+    status: ItemStatus
+    error: str | None
+    indexed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: Item, collection: str) -> QaOut:
+        return cls(
+            id=item.id,
+            external_id=item.external_id,
+            collection=collection,
+            question=item.question or "",
+            answer=item.body,
+            alternatives=list(item.alternatives),
+            metadata=item.metadata_,
+            status=item.status,
+            error=item.error,
+            indexed_at=item.indexed_at,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    next_cursor: str | None
+
+
+class QaPage(BaseModel):
+    items: list[QaOut]
+    next_cursor: str | None
+
+
+class CollectionOut(BaseModel):
+    id: uuid.UUID
+    name: str
+
+
+class SearchIn(BaseModel):
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(default=5, ge=1, le=50)
+    collection: str | None = Field(default=None, max_length=100)
+    metadata: dict[str, Any] | None = None
+    explain: bool = False
+
+
+class ComponentOut(BaseModel):
+    rank: int | None
+    score: float
+
+
+class ExplainOut(BaseModel):
+    lexical: ComponentOut
+    dense: ComponentOut | None
+
+
+class SearchResult(BaseModel):
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    external_id: str | None
+    title: str
+    text: str
+    score: float
+    kind: Literal["document", "qa"]
+    explain: ExplainOut | None = None
+
+
+class SearchOut(BaseModel):
+    results: list[SearchResult]

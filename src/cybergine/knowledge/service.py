@@ -1,0 +1,642 @@
+"""Knowledge-base rules: collections, documents, Q&A pairs, and the indexing that turns
+them into searchable chunks.
+
+Writes record the item and defer its indexing job in the same transaction. Indexing
+runs in three steps so no transaction stays open while the embedding model works: read
+the item, compute chunks and vectors, then write them if the item has not changed in the
+meantime (its ``version``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.accounts.principal import Principal
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.errors import Conflict, InvalidInput
+from cybergine.knowledge import chunking, extract
+from cybergine.knowledge import search as retrieval
+from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.models import (
+    Chunk,
+    ChunkKind,
+    Collection,
+    Item,
+    ItemFile,
+    ItemKind,
+    ItemStatus,
+)
+from cybergine.privacy import audit
+from cybergine.queue import defer
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_COLLECTION = "default"
+MAX_TEXT_CHARS = 2_000_000
+MAX_ALTERNATIVES = 50
+MAX_METADATA_BYTES = 16_384
+
+
+# --- Validation ---------------------------------------------------------------------
+
+
+def clean_collection_name(name: str | None) -> str:
+    name = " ".join((name or DEFAULT_COLLECTION).split())
+    if not name or len(name) > 100:
+        raise InvalidInput("A collection name has 1 to 100 characters.", field="collection")
+    return name
+
+
+def clean_external_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 200:
+        raise InvalidInput("An external_id has 1 to 200 characters.", field="external_id")
+    return value
+
+
+def clean_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    import json
+
+    metadata = dict(metadata or {})
+    if len(json.dumps(metadata, default=str)) > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            f"Metadata is limited to {MAX_METADATA_BYTES} bytes of JSON.", field="metadata"
+        )
+    return metadata
+
+
+def _clean_text(value: str, *, field_name: str, required: bool = True) -> str:
+    value = value.replace("\x00", "").strip()
+    if required and not value:
+        raise InvalidInput(f"{field_name.capitalize()} cannot be empty.", field=field_name)
+    if len(value) > MAX_TEXT_CHARS:
+        raise InvalidInput(
+            f"{field_name.capitalize()} is limited to {MAX_TEXT_CHARS} characters.",
+            field=field_name,
+        )
+    return value
+
+
+# --- Collections --------------------------------------------------------------------
+
+
+async def collection_by_name(
+    scope: TenantScope, name: str | None, *, create: bool
+) -> Collection | None:
+    name = clean_collection_name(name)
+    found = (
+        await scope.session.execute(scope.select(Collection).where(Collection.name == name))
+    ).scalar_one_or_none()
+    if found is not None or not create:
+        return found
+    # Two writers may create the same collection at once: insert-or-ignore, then read.
+    from sqlalchemy.dialects.postgresql import insert
+
+    await scope.session.execute(
+        insert(Collection)
+        .values(id=uuid.uuid4(), organisation_id=scope.organisation_id, name=name)
+        .on_conflict_do_nothing(index_elements=["organisation_id", "name"])
+    )
+    return (
+        await scope.session.execute(scope.select(Collection).where(Collection.name == name))
+    ).scalar_one()
+
+
+async def list_collections(scope: TenantScope) -> list[Collection]:
+    result = await scope.session.execute(scope.select(Collection).order_by(Collection.name))
+    return list(result.scalars())
+
+
+async def delete_collection(
+    scope: TenantScope, caller: Principal, collection_id: uuid.UUID
+) -> None:
+    """Removes the collection, its items, files, chunks and vectors in this transaction."""
+    collection = await scope.get(Collection, collection_id, for_update=True, what="collection")
+    await scope.delete(collection)
+    await audit.record(
+        scope.session,
+        action="knowledge.collection.deleted",
+        actor=caller.actor,
+        organisation_id=scope.organisation_id,
+        target_type="kb_collection",
+        target_id=str(collection_id),
+        details={"name": collection.name},
+    )
+
+
+# --- Items --------------------------------------------------------------------------
+
+
+async def _assert_external_id_free(
+    scope: TenantScope, external_id: str | None, *, except_id: uuid.UUID | None = None
+) -> None:
+    if external_id is None:
+        return
+    statement = scope.select(Item).where(Item.external_id == external_id)
+    if except_id is not None:
+        statement = statement.where(Item.id != except_id)
+    if (await scope.session.execute(statement)).first() is not None:
+        raise Conflict(
+            f"An item with external_id {external_id!r} already exists.", field="external_id"
+        )
+
+
+async def _schedule_indexing(session: AsyncSession, item: Item) -> None:
+    from cybergine.knowledge.tasks import index_item
+
+    await defer(session, index_item, item_id=str(item.id), version=item.version)
+
+
+async def create_document(
+    scope: TenantScope,
+    *,
+    title: str,
+    body: str,
+    external_id: str | None = None,
+    collection: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Item:
+    title = _clean_text(title, field_name="title", required=False)[:500]
+    body = _clean_text(body, field_name="text")
+    external_id = clean_external_id(external_id)
+    await _assert_external_id_free(scope, external_id)
+    found = await collection_by_name(scope, collection, create=True)
+    assert found is not None
+    item = scope.add(
+        Item(
+            collection_id=found.id,
+            kind=ItemKind.DOCUMENT,
+            external_id=external_id,
+            title=title,
+            body=body,
+            content_type=extract.DocumentType.TEXT.value,
+            metadata_=clean_metadata(metadata),
+        )
+    )
+    await scope.session.flush()
+    await _schedule_indexing(scope.session, item)
+    return item
+
+
+async def upload_document(
+    scope: TenantScope,
+    *,
+    data: bytes,
+    filename: str,
+    declared_type: str | None,
+    title: str | None = None,
+    external_id: str | None = None,
+    collection: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Item:
+    """Extracts the text now, so a bad file gets a clear answer at once; the original is
+    kept for re-processing and download."""
+    extracted = await asyncio.to_thread(
+        extract.extract, data, filename=filename, declared_type=declared_type
+    )
+    external_id = clean_external_id(external_id)
+    await _assert_external_id_free(scope, external_id)
+    found = await collection_by_name(scope, collection, create=True)
+    assert found is not None
+    item = scope.add(
+        Item(
+            collection_id=found.id,
+            kind=ItemKind.DOCUMENT,
+            external_id=external_id,
+            title=(title or extracted.title or filename)[:500],
+            body=as_markdown(extracted.sections),
+            content_type=extracted.type.value,
+            page_count=extracted.page_count,
+            metadata_=clean_metadata(metadata),
+        )
+    )
+    await scope.session.flush()
+    scope.add(
+        ItemFile(
+            item_id=item.id,
+            filename=filename[:255] or "upload",
+            declared_type=(declared_type or None) and declared_type[:100],
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            data=data,
+        )
+    )
+    await scope.session.flush()
+    await _schedule_indexing(scope.session, item)
+    return item
+
+
+async def create_qa(
+    scope: TenantScope,
+    *,
+    question: str,
+    answer: str,
+    alternatives: Sequence[str] = (),
+    external_id: str | None = None,
+    collection: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Item:
+    question = _clean_text(question, field_name="question")
+    answer = _clean_text(answer, field_name="answer")
+    cleaned_alternatives = _clean_alternatives(alternatives)
+    external_id = clean_external_id(external_id)
+    await _assert_external_id_free(scope, external_id)
+    found = await collection_by_name(scope, collection, create=True)
+    assert found is not None
+    item = scope.add(
+        Item(
+            collection_id=found.id,
+            kind=ItemKind.QA,
+            external_id=external_id,
+            title=question[:500],
+            question=question,
+            body=answer,
+            alternatives=cleaned_alternatives,
+            metadata_=clean_metadata(metadata),
+        )
+    )
+    await scope.session.flush()
+    await _schedule_indexing(scope.session, item)
+    return item
+
+
+def _clean_alternatives(alternatives: Sequence[str]) -> list[str]:
+    cleaned: list[str] = []
+    for alternative in alternatives:
+        value = alternative.replace("\x00", "").strip()
+        if value and value not in cleaned:
+            cleaned.append(value[:2000])
+    if len(cleaned) > MAX_ALTERNATIVES:
+        raise InvalidInput(
+            f"A Q&A pair has at most {MAX_ALTERNATIVES} alternative phrasings.",
+            field="alternatives",
+        )
+    return cleaned
+
+
+@dataclass
+class ItemChanges:
+    title: str | None = None
+    body: str | None = None
+    question: str | None = None
+    alternatives: Sequence[str] | None = None
+    external_id: str | None = None
+    collection: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    fields_set: set[str] = field(default_factory=set)
+
+
+async def update_item(
+    scope: TenantScope, item_id: uuid.UUID, kind: ItemKind, changes: ItemChanges
+) -> Item:
+    item = await _get(scope, item_id, kind, for_update=True)
+    reindex = False
+    if "external_id" in changes.fields_set:
+        external_id = clean_external_id(changes.external_id)
+        await _assert_external_id_free(scope, external_id, except_id=item.id)
+        item.external_id = external_id
+    if changes.title is not None:
+        item.title = _clean_text(changes.title, field_name="title", required=False)[:500]
+        reindex = True
+    if changes.body is not None:
+        item.body = _clean_text(
+            changes.body, field_name="answer" if kind is ItemKind.QA else "text"
+        )
+        reindex = True
+    if changes.question is not None:
+        item.question = _clean_text(changes.question, field_name="question")
+        item.title = item.question[:500]
+        reindex = True
+    if changes.alternatives is not None:
+        item.alternatives = _clean_alternatives(changes.alternatives)
+        reindex = True
+    if changes.collection is not None:
+        found = await collection_by_name(scope, changes.collection, create=True)
+        assert found is not None
+        item.collection_id = found.id
+        await scope.session.execute(
+            update(Chunk).where(Chunk.item_id == item.id).values(collection_id=found.id)
+        )
+    if "metadata" in changes.fields_set:
+        item.metadata_ = clean_metadata(changes.metadata)
+    if reindex:
+        await mark_for_reindex(scope.session, item)
+    await scope.session.flush()
+    return item
+
+
+async def mark_for_reindex(session: AsyncSession, item: Item) -> None:
+    item.version += 1
+    item.status = ItemStatus.PENDING
+    item.error = None
+    await session.flush()
+    await _schedule_indexing(session, item)
+
+
+async def reprocess(scope: TenantScope, item_id: uuid.UUID) -> Item:
+    """Extract an uploaded document's text again from its original file, and re-index."""
+    item = await _get(scope, item_id, ItemKind.DOCUMENT, for_update=True)
+    stored = (
+        await scope.session.execute(scope.select(ItemFile).where(ItemFile.item_id == item.id))
+    ).scalar_one_or_none()
+    if stored is not None:
+        extracted = await asyncio.to_thread(
+            extract.extract,
+            stored.data,
+            filename=stored.filename,
+            declared_type=stored.declared_type,
+        )
+        item.body = as_markdown(extracted.sections)
+        item.content_type = extracted.type.value
+        item.page_count = extracted.page_count
+    await mark_for_reindex(scope.session, item)
+    return item
+
+
+async def delete_item(scope: TenantScope, item_id: uuid.UUID, kind: ItemKind) -> None:
+    """Its chunks and vectors go in the same transaction: nothing deleted is retrievable."""
+    item = await _get(scope, item_id, kind, for_update=True)
+    await scope.delete(item)
+    await scope.session.flush()
+
+
+async def get_item(scope: TenantScope, item_id: uuid.UUID, kind: ItemKind) -> Item:
+    return await _get(scope, item_id, kind)
+
+
+async def get_file(scope: TenantScope, item_id: uuid.UUID) -> ItemFile:
+    item = await _get(scope, item_id, ItemKind.DOCUMENT)
+    stored = (
+        await scope.session.execute(scope.select(ItemFile).where(ItemFile.item_id == item.id))
+    ).scalar_one_or_none()
+    if stored is None:
+        from cybergine.errors import NotFound
+
+        raise NotFound("This document was not uploaded as a file.")
+    return stored
+
+
+async def _get(
+    scope: TenantScope, item_id: uuid.UUID, kind: ItemKind, *, for_update: bool = False
+) -> Item:
+    what = "document" if kind is ItemKind.DOCUMENT else "Q&A pair"
+    item = await scope.get(Item, item_id, for_update=for_update, what=what)
+    if item.kind is not kind:
+        from cybergine.errors import NotFound
+
+        raise NotFound(f"No such {what}.")
+    return item
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    collections: dict[uuid.UUID, str]
+    next_cursor: str | None
+
+
+async def list_items(
+    scope: TenantScope,
+    kind: ItemKind,
+    *,
+    external_id: str | None = None,
+    collection: str | None = None,
+    status: ItemStatus | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    statement = scope.select(Item).where(Item.kind == kind)
+    if external_id is not None:
+        statement = statement.where(Item.external_id == external_id)
+    if collection is not None:
+        found = await collection_by_name(scope, collection, create=False)
+        if found is None:
+            return Page(items=[], collections={}, next_cursor=None)
+        statement = statement.where(Item.collection_id == found.id)
+    if status is not None:
+        statement = statement.where(Item.status == status)
+    if cursor:
+        try:
+            statement = statement.where(Item.id < uuid.UUID(cursor))
+        except ValueError as exc:
+            raise InvalidInput("That cursor is not valid.", field="cursor") from exc
+    rows = list(
+        (await scope.session.execute(statement.order_by(Item.id.desc()).limit(limit + 1))).scalars()
+    )
+    names = {c.id: c.name for c in await list_collections(scope)}
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return Page(items=rows[:limit], collections=names, next_cursor=next_cursor)
+
+
+# --- Indexing -------------------------------------------------------------------------
+
+
+def as_markdown(sections: Sequence[extract.Section]) -> str:
+    """An extracted document as Markdown: headings become ``#`` lines, so the stored text
+    stays readable and indexing recovers the heading structure from it."""
+    lines: list[str] = []
+    current: tuple[str, ...] = ()
+    for section in sections:
+        if section.headings != current:
+            shared = 0
+            while (
+                shared < min(len(current), len(section.headings))
+                and current[shared] == section.headings[shared]
+            ):
+                shared += 1
+            for depth in range(shared, len(section.headings)):
+                lines.append(f"{'#' * min(depth + 1, 6)} {section.headings[depth]}")
+            current = section.headings
+        if section.text.strip():
+            lines.append(section.text.strip())
+    return "\n\n".join(lines)
+
+
+def sections_of(body: str, *, title: str | None) -> list[extract.Section]:
+    """The sections of a stored text (Markdown, HTML or plain), with the item's title at
+    the top of every heading path: each chunk then says what it belongs to."""
+    try:
+        # Sniffed, not declared: plain text skips the Markdown parser (a large share of
+        # bulk-import time), while text with Markdown headings or HTML is still parsed.
+        parsed = extract.extract(body.encode("utf-8")).sections
+    except (InvalidInput, extract.DocumentTooLarge):
+        # Text we accepted must stay indexable even if it does not parse as a document.
+        parsed = [extract.Section(headings=(), text=body)]
+    if not title:
+        return parsed
+    return [
+        extract.Section(
+            headings=section.headings
+            if section.headings[:1] == (title,)
+            else (title, *section.headings),
+            text=section.text,
+        )
+        for section in parsed
+    ]
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    kind: ChunkKind
+    ordinal: int
+    text: str
+
+
+def prepare_chunks(
+    item: Item, *, count_tokens: Any, policy: chunking.ChunkingPolicy | None = None
+) -> list[PreparedChunk]:
+    """What gets indexed: a document's heading-aware chunks, each led by the document's
+    title; a Q&A pair's question and each alternative as matchable chunks, and its answer
+    as passages (so a question worded like the answer still finds it)."""
+    policy = policy or chunking.ChunkingPolicy()
+    prepared: list[PreparedChunk] = []
+    if item.kind is ItemKind.QA:
+        for phrasing in [item.question or "", *item.alternatives]:
+            if phrasing.strip():
+                prepared.append(PreparedChunk(ChunkKind.QUESTION, len(prepared), phrasing))
+        sections = [extract.Section(headings=(item.question or "",), text=item.body)]
+    else:
+        sections = sections_of(item.body, title=item.title or None)
+    for piece in chunking.chunk_sections(sections, policy, count_tokens=count_tokens):
+        prepared.append(PreparedChunk(ChunkKind.PASSAGE, len(prepared), piece.text))
+    return prepared
+
+
+async def index_item(
+    database: Database,
+    item_id: uuid.UUID,
+    version: int,
+    provider: EmbeddingProvider | None,
+) -> bool:
+    """Index one item; False when there was nothing to do (deleted, or superseded)."""
+    async with database.transaction() as session:
+        item = await session.get(Item, item_id, with_for_update=True)
+        if item is None or item.version != version:
+            return False
+        item.status = ItemStatus.PROCESSING
+        snapshot = _Snapshot.of(item)
+
+    try:
+        prepared = prepare_chunks(
+            snapshot.as_item(), count_tokens=provider.count_tokens if provider else None
+        )
+        vectors = (
+            await provider.embed([p.text for p in prepared], kind="document")
+            if provider is not None and prepared
+            else None
+        )
+    except Exception as exc:
+        await _mark_failed(database, item_id, version, exc)
+        raise
+
+    async with database.transaction() as session:
+        item = await session.get(Item, item_id, with_for_update=True)
+        if item is None or item.version != version:
+            return False
+        await session.execute(delete(Chunk).where(Chunk.item_id == item_id))
+        session.add_all(
+            Chunk(
+                organisation_id=item.organisation_id,
+                item_id=item.id,
+                collection_id=item.collection_id,
+                kind=p.kind,
+                ordinal=p.ordinal,
+                text=p.text,
+                embedding=vectors[n] if vectors is not None else None,
+                embedding_model=provider.name if vectors is not None and provider else None,
+            )
+            for n, p in enumerate(prepared)
+        )
+        item.status = ItemStatus.READY
+        item.error = None
+        item.indexed_at = datetime.now(UTC)
+    return True
+
+
+async def _mark_failed(
+    database: Database, item_id: uuid.UUID, version: int, error: Exception
+) -> None:
+    async with database.transaction() as session:
+        await session.execute(
+            update(Item)
+            .where(Item.id == item_id, Item.version == version)
+            .values(status=ItemStatus.FAILED, error=f"{type(error).__name__}: {error}"[:500])
+        )
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The fields indexing needs, read inside the first transaction."""
+
+    kind: ItemKind
+    title: str
+    body: str
+    question: str | None
+    alternatives: tuple[str, ...]
+
+    @classmethod
+    def of(cls, item: Item) -> _Snapshot:
+        return cls(item.kind, item.title, item.body, item.question, tuple(item.alternatives))
+
+    def as_item(self) -> Item:
+        return Item(
+            kind=self.kind,
+            title=self.title,
+            body=self.body,
+            question=self.question,
+            alternatives=list(self.alternatives),
+        )
+
+
+async def list_item_ids_for_reindex(
+    session: AsyncSession, organisation_id: uuid.UUID
+) -> list[uuid.UUID]:
+    result = await session.execute(select(Item.id).where(Item.organisation_id == organisation_id))
+    return list(result.scalars())
+
+
+# --- Search -------------------------------------------------------------------------
+
+
+async def search_knowledge(
+    scope: TenantScope,
+    *,
+    query: str,
+    k: int = 5,
+    collections: Sequence[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    provider: EmbeddingProvider | None,
+) -> list[retrieval.Hit]:
+    """Hybrid search of the caller's knowledge base (lexical only without a provider)."""
+    query = query.strip()
+    if not query:
+        raise InvalidInput("Say what to search for.", field="query")
+    collection_ids: list[uuid.UUID] | None = None
+    if collections:
+        found = [await collection_by_name(scope, name, create=False) for name in collections]
+        collection_ids = [c.id for c in found if c is not None]
+        if not collection_ids:
+            return []
+    vector = (await provider.embed([query], kind="query"))[0] if provider else None
+    return await retrieval.search(
+        scope.session,
+        organisation_id=scope.organisation_id,
+        query=query,
+        query_vector=vector,
+        embedding_model=provider.name if provider else None,
+        k=k,
+        filters=retrieval.Filters(collection_ids=collection_ids, metadata=metadata),
+    )

@@ -1,0 +1,21 @@
+"""Jobs of the knowledge base."""
+
+from __future__ import annotations
+
+import uuid
+
+import procrastinate
+
+from cybergine.knowledge import service
+from cybergine.knowledge.providers import embedding_provider
+from cybergine.queue import DATABASE_CONTEXT_KEY, DEFAULT_RETRY, job_settings
+
+blueprint = procrastinate.Blueprint()
+
+
+@blueprint.task(name="index_item", pass_context=True, retry=DEFAULT_RETRY)
+async def index_item(context: procrastinate.JobContext, item_id: str, version: int) -> bool:
+    """Chunk and embed one document or Q&A pair. Superseded versions are skipped."""
+    database = context.additional_context[DATABASE_CONTEXT_KEY]
+    provider = embedding_provider(job_settings(context))
+    return await service.index_item(database, uuid.UUID(item_id), version, provider)
