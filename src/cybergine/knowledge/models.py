@@ -168,3 +168,16 @@ class IndexStats(TenantMixin, Base):
 
     chunk_count: Mapped[int] = mapped_column(BigInteger, default=0)
     total_length: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Lexeme(TenantMixin, Base):
+    """How many of an organisation's chunks contain a lexeme (BM25's document frequency),
+    kept exact by the same triggers as ``IndexStats``. Counting it from the chunks at
+    query time costs a scan per query term."""
+
+    __tablename__ = "kb_lexicon"
+    __retention__ = Retention.KNOWLEDGE
+    __table_args__ = (UniqueConstraint("organisation_id", "lexeme"),)
+
+    lexeme: Mapped[str] = mapped_column(Text)
+    df: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -33,8 +33,8 @@ from cybergine.knowledge.models import TEXT_SEARCH_CONFIG
 
 BM25_K1 = 1.2
 BM25_B = 0.75
-# Chunks enumerated for a query made only of very common terms.
-LEXICAL_POOL = 2000
+# At most this many chunks are scored by BM25 as lexical candidates per query.
+LEXICAL_POOL = 1500
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,12 @@ _SCOPE = """
 # document frequencies into the per-chunk scoring and recompute them for every row.
 #
 # Bounded work at any corpus size:
-# - corpus size and average chunk length come from kb_index_stats (kept by triggers);
-# - a term's document frequency is counted up to a cap (a fifth of the corpus, at least
-#   1,000): beyond it a term is nearly a stop word and its IDF hardly changes;
-# - lexical candidates are the chunks holding a *selective* term (under the cap); when a
-#   query has none, the chunks holding its least common term, up to :pool of them.
-#   Chunks matching only near-stop-words score low anyway; if they are dense
-#   candidates their BM25 is still computed exactly below;
+# - corpus size, average chunk length and each lexeme's document frequency come from
+#   kb_index_stats and kb_lexicon, kept exact by triggers on kb_chunks;
+# - lexical candidates are the chunks holding the query's rarest terms: terms are taken
+#   from the rarest up while their frequencies add up to at most :pool (always at least
+#   the rarest one). Chunks matching only common terms score low; if they are dense
+#   candidates, their BM25 is still computed exactly below;
 # - a chunk's term frequencies are read from its tsvector reduced to the query's lexemes
 #   (setweight + ts_filter, both in C) instead of unnesting the whole vector.
 _SEARCH_SQL = f"""
@@ -104,31 +103,24 @@ corpus AS MATERIALIZED (
     FROM kb_index_stats s WHERE s.organisation_id = :organisation_id
 ),
 df AS MATERIALIZED (
-    SELECT q.lexeme,
-           (SELECT count(*) FROM (
-                SELECT 1 FROM kb_chunks c
-                WHERE {_SCOPE} AND c.tsv @@ quote_literal(q.lexeme)::tsquery
-                LIMIT (SELECT greatest(1000, n / 5)::bigint FROM corpus)
-           ) AS capped) AS df
+    SELECT q.lexeme, coalesce(l.df, 0) AS df,
+           sum(coalesce(l.df, 0)) OVER (ORDER BY coalesce(l.df, 0), q.lexeme) AS running
     FROM qlex q
+    LEFT JOIN kb_lexicon l ON l.organisation_id = :organisation_id AND l.lexeme = q.lexeme
 ),
 terms AS MATERIALIZED (
     SELECT array_agg(df.lexeme) AS lexemes,
-           (string_agg(quote_literal(df.lexeme), ' | ')
-               FILTER (WHERE df.df > 0 AND df.df < (SELECT greatest(1000, n / 5) FROM corpus))
-           )::tsquery AS selective,
-           ((array_agg(quote_literal(df.lexeme) ORDER BY df.df, df.lexeme)
-               FILTER (WHERE df.df > 0))[1])::tsquery AS rarest
+           (string_agg(quote_literal(df.lexeme), ' | ') FILTER (
+               WHERE df.df > 0 AND (
+                   df.running <= :pool
+                   OR df.running = (SELECT min(running) FROM df d WHERE d.df > 0)))
+           )::tsquery AS selective
     FROM df
 ),
 lexical_matches AS MATERIALIZED (
     SELECT c.id FROM kb_chunks c, terms
     WHERE terms.selective IS NOT NULL AND {_SCOPE} AND c.tsv @@ terms.selective
-    UNION ALL
-    (SELECT c.id FROM kb_chunks c, terms
-     WHERE terms.selective IS NULL AND terms.rarest IS NOT NULL
-       AND {_SCOPE} AND c.tsv @@ terms.rarest
-     LIMIT :pool)
+    LIMIT :pool
 ),
 dense_candidates AS MATERIALIZED (
     SELECT c.id FROM kb_chunks c

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,13 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.principal import Principal
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
-from cybergine.errors import Conflict, InvalidInput
+from cybergine.errors import Conflict, InvalidInput, NotFound
 from cybergine.knowledge import chunking, extract
 from cybergine.knowledge import search as retrieval
 from cybergine.knowledge.embeddings import EmbeddingProvider
@@ -68,8 +70,6 @@ def clean_external_id(value: str | None) -> str | None:
 
 
 def clean_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    import json
-
     metadata = dict(metadata or {})
     if len(json.dumps(metadata, default=str)) > MAX_METADATA_BYTES:
         raise InvalidInput(
@@ -103,8 +103,6 @@ async def collection_by_name(
     if found is not None or not create:
         return found
     # Two writers may create the same collection at once: insert-or-ignore, then read.
-    from sqlalchemy.dialects.postgresql import insert
-
     await scope.session.execute(
         insert(Collection)
         .values(id=uuid.uuid4(), organisation_id=scope.organisation_id, name=name)
@@ -383,8 +381,6 @@ async def get_file(scope: TenantScope, item_id: uuid.UUID) -> ItemFile:
         await scope.session.execute(scope.select(ItemFile).where(ItemFile.item_id == item.id))
     ).scalar_one_or_none()
     if stored is None:
-        from cybergine.errors import NotFound
-
         raise NotFound("This document was not uploaded as a file.")
     return stored
 
@@ -395,8 +391,6 @@ async def _get(
     what = "document" if kind is ItemKind.DOCUMENT else "Q&A pair"
     item = await scope.get(Item, item_id, for_update=for_update, what=what)
     if item.kind is not kind:
-        from cybergine.errors import NotFound
-
         raise NotFound(f"No such {what}.")
     return item
 
@@ -599,13 +593,6 @@ class _Snapshot:
             question=self.question,
             alternatives=list(self.alternatives),
         )
-
-
-async def list_item_ids_for_reindex(
-    session: AsyncSession, organisation_id: uuid.UUID
-) -> list[uuid.UUID]:
-    result = await session.execute(select(Item.id).where(Item.organisation_id == organisation_id))
-    return list(result.scalars())
 
 
 # --- Search -------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Knowledge base: collections, documents and Q&A pairs, original files, chunks with a
-tsvector (GIN) and an embedding (HNSW, cosine), and the corpus statistics BM25 reads.
+tsvector (GIN) and an embedding (HNSW, cosine), and the corpus statistics and document
+frequencies BM25 reads.
 
 Revision ID: 0004
 Revises: 0003
@@ -25,7 +26,22 @@ depends_on: str | Sequence[str] | None = None
 # cascaded from items, collections and organisations.
 STATS_TRIGGERS = """
 CREATE FUNCTION kb_index_stats_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  organisation uuid;
 BEGIN
+  -- One writer of an organisation's statistics at a time (until commit): concurrent
+  -- indexing jobs would otherwise lock lexicon rows in different orders and deadlock.
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    FOR organisation IN SELECT DISTINCT organisation_id FROM old_rows ORDER BY 1 LOOP
+      PERFORM pg_advisory_xact_lock(hashtext('kb_index_stats'), hashtext(organisation::text));
+    END LOOP;
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    FOR organisation IN SELECT DISTINCT organisation_id FROM new_rows ORDER BY 1 LOOP
+      PERFORM pg_advisory_xact_lock(hashtext('kb_index_stats'), hashtext(organisation::text));
+    END LOOP;
+  END IF;
+
   IF TG_OP IN ('DELETE', 'UPDATE') THEN
     UPDATE kb_index_stats s
        SET chunk_count = s.chunk_count - d.n, total_length = s.total_length - d.len,
@@ -33,6 +49,14 @@ BEGIN
       FROM (SELECT organisation_id, count(*) AS n, sum(length(tsv)) AS len
               FROM old_rows GROUP BY organisation_id) d
      WHERE s.organisation_id = d.organisation_id;
+    UPDATE kb_lexicon l
+       SET df = l.df - d.n
+      FROM (SELECT o.organisation_id, u.lexeme, count(*) AS n
+              FROM old_rows o, unnest(o.tsv) AS u(lexeme, positions, weights)
+             GROUP BY 1, 2) d
+     WHERE l.organisation_id = d.organisation_id AND l.lexeme = d.lexeme;
+    DELETE FROM kb_lexicon l
+     WHERE l.df <= 0 AND l.organisation_id IN (SELECT organisation_id FROM old_rows);
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
     INSERT INTO kb_index_stats (id, organisation_id, chunk_count, total_length)
@@ -42,6 +66,11 @@ BEGIN
        SET chunk_count = kb_index_stats.chunk_count + EXCLUDED.chunk_count,
            total_length = kb_index_stats.total_length + EXCLUDED.total_length,
            updated_at = now();
+    INSERT INTO kb_lexicon (id, organisation_id, lexeme, df)
+    SELECT gen_random_uuid(), n.organisation_id, u.lexeme, count(*)
+      FROM new_rows n, unnest(n.tsv) AS u(lexeme, positions, weights)
+     GROUP BY 2, 3
+    ON CONFLICT (organisation_id, lexeme) DO UPDATE SET df = kb_lexicon.df + EXCLUDED.df;
   END IF;
   RETURN NULL;
 END $$;
@@ -137,6 +166,38 @@ def upgrade() -> None:
         "kb_index_stats",
         ["organisation_id"],
         unique=False,
+    )
+    op.create_table(
+        "kb_lexicon",
+        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("organisation_id", sa.UUID(), nullable=False),
+        sa.Column("lexeme", sa.Text(), nullable=False),
+        sa.Column("df", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=op.f("fk_kb_lexicon_organisation_id_organisations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_kb_lexicon")),
+        sa.UniqueConstraint(
+            "organisation_id", "lexeme", name=op.f("uq_kb_lexicon_organisation_id_lexeme")
+        ),
+    )
+    op.create_index(
+        op.f("ix_kb_lexicon_organisation_id"), "kb_lexicon", ["organisation_id"], unique=False
     )
     op.create_table(
         "kb_items",
@@ -341,6 +402,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_kb_items_organisation_id"), table_name="kb_items")
     op.drop_index(op.f("ix_kb_items_collection_id"), table_name="kb_items")
     op.drop_table("kb_items")
+    op.drop_index(op.f("ix_kb_lexicon_organisation_id"), table_name="kb_lexicon")
+    op.drop_table("kb_lexicon")
     op.drop_index(op.f("ix_kb_index_stats_organisation_id"), table_name="kb_index_stats")
     op.drop_table("kb_index_stats")
     op.drop_index(op.f("ix_kb_collections_organisation_id"), table_name="kb_collections")
