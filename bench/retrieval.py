@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import text
 
 from cybergine.accounts.service.organisations import create_organisation
 from cybergine.db import migrate
@@ -315,25 +316,47 @@ async def main(args: argparse.Namespace) -> None:
             )
             corpus = synthetic_corpus(args.synthetic, words)
             organisation = await new_organisation(database, "bench synthetic")
+            # A bulk load of this size builds the HNSW graph once at the end (as an operator
+            # would for a first import) instead of growing it a row at a time.
+            async with database.transaction() as session:
+                await session.execute(text("DROP INDEX ix_kb_chunks_embedding"))
             started = time.perf_counter()
-            await ingest(database, organisation, corpus, RandomVectors())
+            rate = await ingest(database, organisation, corpus, RandomVectors())
             loaded = time.perf_counter() - started
-            print(f"\nsynthetic corpus: {len(corpus)} chunks loaded in {loaded:.0f} s")
-            sample = random.Random(3).sample(queries, min(200, len(queries)))
-            _, lexical_latency = await run_queries(
-                database, organisation, sample, None, retrieval.DEFAULT_WEIGHTS, dense=False
-            )
-            _, hybrid_latency = await run_queries(
-                database, organisation, sample, provider, retrieval.DEFAULT_WEIGHTS, dense=True
-            )
-            for name, samples in (
-                ("lexical", lexical_latency),
-                ("hybrid, query embedding included", hybrid_latency),
-            ):
-                p50, p99 = percentiles(samples)
-                print(
-                    f"  {name:<36} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   ({len(samples)} queries)"
+            started = time.perf_counter()
+            async with database.transaction() as session:
+                await session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+                await session.execute(
+                    text(
+                        "CREATE INDEX ix_kb_chunks_embedding ON kb_chunks USING hnsw"
+                        " (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+                    )
                 )
+                await session.execute(text("ANALYZE kb_chunks"))
+            built = time.perf_counter() - started
+            print(
+                f"\nsynthetic corpus: {len(corpus)} chunks loaded in {loaded:.0f} s "
+                f"({rate:.0f} docs/s, lexical index and statistics included), "
+                f"HNSW built in {built:.0f} s"
+            )
+            sample = random.Random(3).sample(queries, min(200, len(queries)))
+            for label in ("first pass, cold cache", "steady state"):
+                _, lexical_latency = await run_queries(
+                    database, organisation, sample, None, retrieval.DEFAULT_WEIGHTS, dense=False
+                )
+                _, hybrid_latency = await run_queries(
+                    database, organisation, sample, provider, retrieval.DEFAULT_WEIGHTS, dense=True
+                )
+                print(f"  {label}:")
+                for name, samples in (
+                    ("lexical", lexical_latency),
+                    ("hybrid, query embedding included", hybrid_latency),
+                ):
+                    p50, p99 = percentiles(samples)
+                    print(
+                        f"    {name:<36} p50 {p50:6.1f} ms   p99 {p99:6.1f} ms"
+                        f"   ({len(samples)} queries)"
+                    )
         await database.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

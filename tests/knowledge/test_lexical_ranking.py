@@ -3,6 +3,7 @@ implementation of the formula over the same lexemes."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 
@@ -154,3 +155,40 @@ async def test_corpus_statistics_stay_exact_through_inserts_edits_and_deletes(
     kept, actual = await stats()
     assert kept == actual
     assert actual[0] == len(DOCUMENTS) - 1
+
+
+async def test_concurrent_indexing_keeps_statistics_exact(database: Database) -> None:
+    async with database.transaction() as session:
+        organisation = await create_organisation(session, name="Busy")
+        scope = TenantScope(session, organisation.id)
+        items = [
+            await service.create_document(
+                scope, title=f"Doc {n}", body=" ".join(DOCUMENTS[n % 5 :])
+            )
+            for n in range(12)
+        ]
+    results = await asyncio.gather(
+        *(service.index_item(database, item.id, item.version, None) for item in items)
+    )
+    assert all(results)
+    async with database.transaction() as session:
+        lexicon = dict(
+            (
+                await session.execute(
+                    text("SELECT lexeme, df FROM kb_lexicon WHERE organisation_id = :o"),
+                    {"o": organisation.id},
+                )
+            ).all()
+        )
+        actual = dict(
+            (
+                await session.execute(
+                    text(
+                        "SELECT u.lexeme, count(*) FROM kb_chunks c, unnest(c.tsv) u"
+                        " WHERE c.organisation_id = :o GROUP BY u.lexeme"
+                    ),
+                    {"o": organisation.id},
+                )
+            ).all()
+        )
+    assert lexicon == actual
