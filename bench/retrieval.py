@@ -326,6 +326,7 @@ async def main(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             async with database.transaction() as session:
                 await session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+                await session.execute(text("SET LOCAL statement_timeout = 0"))
                 await session.execute(
                     text(
                         "CREATE INDEX ix_kb_chunks_embedding ON kb_chunks USING hnsw"
