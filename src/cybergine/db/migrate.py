@@ -60,3 +60,14 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def execute_script(statement: str) -> None:
+    """Run a SQL script inside a migration, straight through psycopg with no parameters:
+    function bodies and Procrastinate's schema hold '%', ':' and '$' that SQLAlchemy's
+    text() and psycopg's placeholders would otherwise try to interpret."""
+    from alembic import op
+
+    driver_connection = op.get_bind().connection.driver_connection
+    assert driver_connection is not None
+    driver_connection.execute(statement)

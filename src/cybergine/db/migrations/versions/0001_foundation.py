@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from procrastinate.schema import SchemaManager
 
+from cybergine.db.migrate import execute_script
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -49,17 +51,9 @@ END $$;
 """
 
 
-def _run_raw(statement: str) -> None:
-    # Straight to psycopg with no parameters: these scripts hold '%' and ':' that
-    # SQLAlchemy and psycopg would otherwise read as placeholders.
-    driver_connection = op.get_bind().connection.driver_connection
-    assert driver_connection is not None
-    driver_connection.execute(statement)
-
-
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    _run_raw(SchemaManager.get_schema())
+    execute_script(SchemaManager.get_schema())
 
     organisation_status = sa.Enum("active", "pending_deletion", name="organisation_status")
     op.create_table(
@@ -86,5 +80,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("organisations")
     sa.Enum(name="organisation_status").drop(op.get_bind(), checkfirst=True)
-    _run_raw(DROP_JOB_QUEUE)
+    execute_script(DROP_JOB_QUEUE)
     # The vector extension stays: other schemas in the database may use it.

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from cybergine.db.migrate import execute_script
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -45,14 +47,6 @@ DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events;
 DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events;
 DROP FUNCTION IF EXISTS audit_events_append_only();
 """
-
-
-def _run_raw(statement: str) -> None:
-    # Straight to psycopg with no parameters: the function body holds '%' and '$$'
-    # that SQLAlchemy and psycopg would otherwise read as placeholders.
-    driver_connection = op.get_bind().connection.driver_connection
-    assert driver_connection is not None
-    driver_connection.execute(statement)
 
 
 def upgrade() -> None:
@@ -99,11 +93,11 @@ def upgrade() -> None:
         ["organisation_id", "seq"],
         unique=False,
     )
-    _run_raw(APPEND_ONLY)
+    execute_script(APPEND_ONLY)
 
 
 def downgrade() -> None:
-    _run_raw(DROP_APPEND_ONLY)
+    execute_script(DROP_APPEND_ONLY)
     op.drop_index(op.f("ix_audit_events_organisation_id_seq"), table_name="audit_events")
     op.drop_index(op.f("ix_audit_events_at"), table_name="audit_events")
     op.drop_table("audit_events")

@@ -14,6 +14,8 @@ from alembic import op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
+from cybergine.db.migrate import execute_script
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -89,14 +91,6 @@ DROP TRIGGER IF EXISTS kb_chunks_stats_update ON kb_chunks;
 DROP TRIGGER IF EXISTS kb_chunks_stats_delete ON kb_chunks;
 DROP FUNCTION IF EXISTS kb_index_stats_apply();
 """
-
-
-def _run_raw(statement: str) -> None:
-    # Straight to psycopg: the function body holds ':' and '$' that SQLAlchemy's text()
-    # would read as parameters.
-    driver_connection = op.get_bind().connection.driver_connection
-    assert driver_connection is not None
-    driver_connection.execute(statement)
 
 
 def upgrade() -> None:
@@ -379,11 +373,11 @@ def upgrade() -> None:
         op.f("ix_kb_files_organisation_id"), "kb_files", ["organisation_id"], unique=False
     )
 
-    _run_raw(STATS_TRIGGERS)
+    execute_script(STATS_TRIGGERS)
 
 
 def downgrade() -> None:
-    _run_raw(DROP_STATS_TRIGGERS)
+    execute_script(DROP_STATS_TRIGGERS)
     op.drop_index(op.f("ix_kb_files_organisation_id"), table_name="kb_files")
     op.drop_table("kb_files")
     op.drop_index(op.f("ix_kb_chunks_tsv"), table_name="kb_chunks", postgresql_using="gin")
