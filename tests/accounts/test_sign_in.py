@@ -17,6 +17,7 @@ from cybergine.accounts.service.login import (
 from cybergine.db.engine import Database
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_organisation, make_user, unique_email
+from tests.support.server import LiveServer
 
 
 async def _count(database: Database, model: type) -> int:
@@ -228,3 +229,12 @@ async def test_sign_in_returns_to_the_page_asked_for(browser: Browser, database:
     _, owner = await make_organisation(database)
     response = browser.sign_in(owner.email, PASSWORD, next="/team")
     assert response.headers["location"] == "/team"
+
+
+def test_signed_out_root_redirects_to_sign_in_whatever_the_client_accepts(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client() as client:  # no Accept header, like curl
+        response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/"

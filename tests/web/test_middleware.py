@@ -26,23 +26,23 @@ def _app_with_probe_routes(settings: Settings) -> FastAPI:
         settings.model_copy(update={"max_request_body_bytes": LIMIT}), run_worker=False
     )
 
-    @app.post("/probe/echo")
+    @app.post("/api/v1/probe/echo")
     async def echo(request: Request) -> dict[str, int]:
         return {"received": len(await request.body())}
 
-    @app.post("/probe/items")
+    @app.post("/api/v1/probe/items")
     async def items(item: Item) -> Item:
         return item
 
-    @app.get("/probe/crash")
+    @app.get("/api/v1/probe/crash")
     async def crash() -> None:
         raise RuntimeError("boom")
 
-    @app.get("/probe/conflict")
+    @app.get("/api/v1/probe/conflict")
     async def conflict() -> None:
         raise Conflict("Already there.", existing_id="abc")
 
-    @app.get("/probe/log")
+    @app.get("/api/v1/probe/log")
     async def log_something() -> dict[str, str]:
         logging.getLogger("cybergine.probe").warning("inside the request")
         return {"ok": "yes"}
@@ -70,7 +70,7 @@ SECURITY_HEADERS = {
         ("GET", "/healthz", 200),
         ("GET", "/nowhere", 404),
         ("DELETE", "/healthz", 405),
-        ("GET", "/probe/crash", 500),
+        ("GET", "/api/v1/probe/crash", 500),
     ],
 )
 def test_security_headers_on_every_response(
@@ -85,7 +85,8 @@ def test_security_headers_on_every_response(
 
 
 @pytest.mark.parametrize(
-    ("path", "status"), [("/nowhere", 404), ("/probe/crash", 500), ("/probe/conflict", 409)]
+    ("path", "status"),
+    [("/api/v1/nowhere", 404), ("/api/v1/probe/crash", 500), ("/api/v1/probe/conflict", 409)],
 )
 def test_errors_are_problem_json_with_the_request_id(
     server: LiveServer, path: str, status: int
@@ -103,7 +104,7 @@ def test_errors_are_problem_json_with_the_request_id(
 
 def test_domain_errors_carry_their_type_and_extra_fields(server: LiveServer) -> None:
     with server.client() as client:
-        body = client.get("/probe/conflict").json()
+        body = client.get("/api/v1/probe/conflict").json()
     assert body["type"] == "urn:cybergine:problem:conflict"
     assert body["detail"] == "Already there."
     assert body["existing_id"] == "abc"
@@ -111,7 +112,7 @@ def test_domain_errors_carry_their_type_and_extra_fields(server: LiveServer) -> 
 
 def test_validation_errors_name_the_bad_fields(server: LiveServer) -> None:
     with server.client() as client:
-        response = client.post("/probe/items", json={"name": "x", "quantity": "many"})
+        response = client.post("/api/v1/probe/items", json={"name": "x", "quantity": "many"})
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     (error,) = response.json()["errors"]
@@ -121,7 +122,9 @@ def test_validation_errors_name_the_bad_fields(server: LiveServer) -> None:
 def test_malformed_json_is_a_clear_client_error(server: LiveServer) -> None:
     with server.client() as client:
         response = client.post(
-            "/probe/items", content=b"{not json", headers={"content-type": "application/json"}
+            "/api/v1/probe/items",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
         )
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
@@ -143,7 +146,7 @@ def test_hostile_request_ids_are_replaced(server: LiveServer, hostile: str) -> N
 
 def test_body_over_the_limit_by_content_length_is_refused(server: LiveServer) -> None:
     with server.client() as client:
-        response = client.post("/probe/echo", content=b"x" * (LIMIT + 1))
+        response = client.post("/api/v1/probe/echo", content=b"x" * (LIMIT + 1))
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
     assert str(LIMIT) in response.json()["detail"]
@@ -155,13 +158,13 @@ def test_streamed_body_over_the_limit_is_refused(server: LiveServer) -> None:
             yield b"y" * 1024
 
     with server.client() as client:
-        response = client.post("/probe/echo", content=chunks())  # chunked: no Content-Length
+        response = client.post("/api/v1/probe/echo", content=chunks())  # chunked: no Content-Length
     assert response.status_code == 413
 
 
 def test_body_within_the_limit_is_read_whole(server: LiveServer) -> None:
     with server.client() as client:
-        response = client.post("/probe/echo", content=b"z" * LIMIT)
+        response = client.post("/api/v1/probe/echo", content=b"z" * LIMIT)
     assert response.status_code == 200
     assert response.json() == {"received": LIMIT}
 
@@ -174,7 +177,7 @@ def test_every_log_line_of_a_request_carries_its_id(
     configure_logging("INFO", "json")
     try:
         with server.client() as client:
-            client.get("/probe/log", headers={"x-request-id": "trace-me-42"})
+            client.get("/api/v1/probe/log", headers={"x-request-id": "trace-me-42"})
         lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
     finally:
         configure_logging("WARNING", "console")
@@ -183,4 +186,4 @@ def test_every_log_line_of_a_request_carries_its_id(
     assert {"inside the request", "request"} <= events
     access = next(line for line in mine if line["event"] == "request")
     assert access["status"] == 200
-    assert access["path"] == "/probe/log"
+    assert access["path"] == "/api/v1/probe/log"

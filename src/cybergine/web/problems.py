@@ -63,11 +63,10 @@ HtmlErrorRenderer = Callable[[Request, int, str, str, Exception], Awaitable[Resp
 
 
 def wants_html(request: Request) -> bool:
-    """A browser on a dashboard page, rather than a program on the API or a webhook."""
+    """Dashboard pages answer errors as pages (and "sign in first" as a redirect to the
+    sign-in page) whoever asks; the API, webhooks and probes answer problem+json."""
     path = request.url.path
-    if path.startswith(("/api/", "/webhooks/")):
-        return False
-    return "text/html" in request.headers.get("accept", "")
+    return not path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/static/"))
 
 
 def install(app: FastAPI, *, html: HtmlErrorRenderer | None = None) -> None:
