@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.db.engine import Database, raw_connection
+from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError
 from cybergine.knowledge import service
@@ -161,7 +162,7 @@ async def _write(
     async with database.transaction() as session:
         rows = [
             {
-                "id": uuid.uuid4(),
+                "id": uuid7(),
                 "organisation_id": organisation_id,
                 "collection_id": collection_id,
                 "kind": ItemKind.DOCUMENT,
@@ -218,7 +219,7 @@ async def _write(
             for chunk in chunks:
                 chunk_rows.append(
                     {
-                        "id": uuid.uuid4(),
+                        "id": uuid7(),
                         "organisation_id": organisation_id,
                         "item_id": item_id,
                         "collection_id": collection_id,

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.principal import Principal
 from cybergine.db.engine import Database
+from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput, NotFound
 from cybergine.knowledge import chunking, extract
@@ -105,7 +106,7 @@ async def collection_by_name(
     # Two writers may create the same collection at once: insert-or-ignore, then read.
     await scope.session.execute(
         insert(Collection)
-        .values(id=uuid.uuid4(), organisation_id=scope.organisation_id, name=name)
+        .values(id=uuid7(), organisation_id=scope.organisation_id, name=name)
         .on_conflict_do_nothing(index_elements=["organisation_id", "name"])
     )
     return (
