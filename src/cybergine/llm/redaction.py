@@ -1,0 +1,79 @@
+"""Redaction of personal data before text leaves for an external LLM (privacy policy §7:
+data sent to LLM providers is for generation only, and no more than needed).
+
+E-mail addresses, phone numbers and card-like numbers are replaced by typed placeholders
+(``[email 1]``, ``[phone 1]``, ``[card 1]``); the same value gets the same placeholder
+within one conversation, so the model can still refer to "the address you gave". The
+mapping stays on our side and can put the originals back into the model's reply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+")
+# Runs of 13-19 digits, optionally separated by single spaces or hyphens: card numbers.
+_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# International or national numbers: an optional +, then 7-15 digits with common
+# separators (spaces, dots, hyphens, parentheses).
+_PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s.()-]{0,2}\d){6,14}(?!\w)")
+# Dates look like phone numbers to the pattern above; they are not personal data.
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4}")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+@dataclass
+class Redactor:
+    """One per conversation: placeholders stay stable across its turns."""
+
+    placeholders: dict[str, str] = field(default_factory=dict)
+    _counts: dict[str, int] = field(default_factory=dict)
+
+    def _placeholder(self, kind: str, value: str) -> str:
+        key = f"{kind}:{value}"
+        if key not in self.placeholders:
+            self._counts[kind] = self._counts.get(kind, 0) + 1
+            self.placeholders[key] = f"[{kind} {self._counts[kind]}]"
+        return self.placeholders[key]
+
+    def redact(self, text: str) -> str:
+        text = _EMAIL.sub(lambda m: self._placeholder("email", m.group(0).lower()), text)
+
+        def card(match: re.Match[str]) -> str:
+            digits = re.sub(r"\D", "", match.group(0))
+            if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                return self._placeholder("card", digits)
+            return match.group(0)
+
+        text = _CARD.sub(card, text)
+
+        def phone(match: re.Match[str]) -> str:
+            if _DATE.fullmatch(match.group(0).strip()):
+                return match.group(0)
+            digits = re.sub(r"\D", "", match.group(0))
+            if 7 <= len(digits) <= 15:
+                return self._placeholder("phone", digits)
+            return match.group(0)
+
+        return _PHONE.sub(phone, text)
+
+    def restore(self, text: str) -> str:
+        """Put e-mail addresses and phone numbers back into a reply (card numbers never
+        go back: a reply has no reason to repeat one)."""
+        for key, placeholder in self.placeholders.items():
+            kind, value = key.split(":", 1)
+            if kind != "card":
+                text = text.replace(placeholder, value)
+        return text
