@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
+from cybergine.assistants import api as assistants_api
 from cybergine.dashboard.errors import render_error
 from cybergine.dashboard.routes import routers as dashboard_routers
 from cybergine.dashboard.templating import STATIC_DIR
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(accounts_api.router)
     app.include_router(knowledge_api.router)
+    app.include_router(assistants_api.router)
     for router in dashboard_routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

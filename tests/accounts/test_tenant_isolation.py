@@ -24,6 +24,8 @@ from cybergine.accounts.permissions import Permission
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import team
 from cybergine.app import create_app
+from cybergine.assistants import service as assistants
+from cybergine.assistants.models import Assistant
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
@@ -48,6 +50,7 @@ API_BODIES = {
     ("PATCH", "/api/v1/members/{membership_id}"): {"role": "viewer"},
     ("PATCH", "/api/v1/knowledge/documents/{document_id}"): {"text": "overwritten"},
     ("PATCH", "/api/v1/knowledge/qa/{qa_id}"): {"answer": "overwritten"},
+    ("PATCH", "/api/v1/assistants/{assistant_id}"): {"name": "overwritten"},
 }
 FORM_FIELDS = {"/team/members/{membership_id}/role": {"role": "viewer"}}
 
@@ -92,6 +95,15 @@ async def _build(database: Database, server: LiveServer) -> World:
         (collection,) = [
             c for c in await knowledge.list_collections(alpha_scope) if c.name == "alpha-collection"
         ]
+        assistant = await assistants.create_assistant(
+            alpha_scope,
+            owner,
+            assistants.AssistantChanges(
+                name="alpha-concierge",
+                persona="Alpha secret persona",
+                fields_set={"name", "persona"},
+            ),
+        )
 
     beta, beta_owner = await make_organisation(database, name="Beta Shop")
     beta_key = await make_api_key(database, beta.id, Role.OWNER)
@@ -106,6 +118,7 @@ async def _build(database: Database, server: LiveServer) -> World:
             "document_id": document.id,
             "qa_id": qa.id,
             "collection_id": collection.id,
+            "assistant_id": assistant.id,
         },
         a_strings=[
             str(alpha.id),
@@ -121,6 +134,9 @@ async def _build(database: Database, server: LiveServer) -> World:
             str(qa.id),
             "alpha-collection",
             "Alpha secret answer",
+            str(assistant.id),
+            "alpha-concierge",
+            "Alpha secret persona",
         ],
         b_api=httpx.Client(
             base_url=server.url, timeout=15, headers={"authorization": f"Bearer {beta_key}"}
@@ -200,11 +216,14 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
         document = await session.get(Item, world.a_ids["document_id"])
         qa = await session.get(Item, world.a_ids["qa_id"])
         collection = await session.get(Collection, world.a_ids["collection_id"])
+        assistant = await session.get(Assistant, world.a_ids["assistant_id"])
     assert document is not None
     assert "overwritten" not in document.body
     assert qa is not None
     assert qa.body == "Alpha secret answer."
     assert collection is not None
+    assert assistant is not None
+    assert assistant.name == "alpha-concierge"
 
 
 async def test_no_route_reaches_another_organisations_objects(
@@ -225,6 +244,8 @@ async def test_no_route_reaches_another_organisations_objects(
                 "GET /api/v1/members",
                 "GET /api/v1/knowledge/documents/{document_id}/file",
                 "DELETE /api/v1/knowledge/collections/{collection_id}",
+                "PATCH /api/v1/assistants/{assistant_id}",
+                "GET /api/v1/assistants",
                 "GET /api/v1/knowledge/documents",
                 "GET /team",
                 "GET /audit",

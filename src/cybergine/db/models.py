@@ -5,6 +5,7 @@ package adds its ``models`` module to this list.
 """
 
 from cybergine.accounts import models as accounts_models
+from cybergine.assistants import models as assistants_models
 from cybergine.db.base import Base
 from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
@@ -12,4 +13,11 @@ from cybergine.privacy import audit as audit_models
 
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "audit_models", "knowledge_models", "mail_models", "metadata"]
+__all__ = [
+    "accounts_models",
+    "assistants_models",
+    "audit_models",
+    "knowledge_models",
+    "mail_models",
+    "metadata",
+]

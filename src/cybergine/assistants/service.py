@@ -1,0 +1,473 @@
+"""Assistant rules: validation of every setting, uniqueness of names, and the audit trail.
+
+Takes the caller's ``TenantScope`` and ``Principal``; never commits. Creates, changes and
+deletions are audited with the names of the fields involved, never their values (one of
+them is an API key).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cybergine.accounts.principal import Principal
+from cybergine.assistants.models import (
+    DEFAULT_AI_DISCLOSURE,
+    DEFAULT_FALLBACK_MESSAGE,
+    DEFAULT_LANGUAGES,
+    DEFAULT_LLM_MODEL,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURE,
+    MAX_MAX_TOKENS,
+    MAX_TEMPERATURE,
+    Assistant,
+    LlmProvider,
+    Tone,
+)
+from cybergine.db.tenancy import TenantScope
+from cybergine.errors import Conflict, InvalidInput
+from cybergine.knowledge.service import clean_collection_name
+from cybergine.privacy import audit
+
+MAX_NAME_CHARS = 100
+MAX_LONG_TEXT_CHARS = 20_000  # persona, instructions
+MAX_MESSAGE_CHARS = 2_000  # greeting, fallback message, AI disclosure
+MAX_LANGUAGES = 20
+MAX_COLLECTIONS = 50
+MAX_KEYWORDS = 100
+MAX_KEYWORD_CHARS = 100
+MAX_API_KEY_CHARS = 500
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_RANGES_PER_DAY = 6
+
+# language[-Script][-REGION], e.g. "en", "fr", "pt-BR", "zh-Hant-TW", "es-419".
+_LANGUAGE_TAG = re.compile(r"([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|[0-9]{3}))?", re.IGNORECASE)
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
+
+# Settings that may be null (cleared); null for any other is refused.
+NULLABLE = frozenset({"llm_base_url", "llm_api_key", "business_hours"})
+
+
+@dataclass
+class AssistantChanges:
+    """The settings to write. Only the names in ``fields_set`` are applied (so a PATCH
+    can tell "not sent" from "set to null"); on create the others keep their defaults."""
+
+    name: str | None = None
+    persona: str | None = None
+    instructions: str | None = None
+    tone: Tone | None = None
+    languages: Sequence[str] | None = None
+    greeting: str | None = None
+    fallback_message: str | None = None
+    ai_disclosure: str | None = None
+    knowledge_collections: Sequence[str] | None = None
+    llm_provider: LlmProvider | None = None
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    redact_personal_data: bool | None = None
+    business_hours: Mapping[str, Any] | None = None
+    handoff_keywords: Sequence[str] | None = None
+    active: bool | None = None
+    fields_set: set[str] = field(default_factory=set)
+
+
+# --- Validation ---------------------------------------------------------------------
+
+
+def _text(value: str, *, field_name: str, limit: int, required: bool) -> str:
+    value = value.replace("\x00", "").strip()
+    if required and not value:
+        raise InvalidInput(f"{_label(field_name)} cannot be empty.", field=field_name)
+    if len(value) > limit:
+        raise InvalidInput(
+            f"{_label(field_name)} is limited to {limit} characters.", field=field_name
+        )
+    return value
+
+
+def _label(field_name: str) -> str:
+    return field_name.replace("_", " ").capitalize()
+
+
+def clean_name(name: str) -> str:
+    name = " ".join(name.replace("\x00", "").split())
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise InvalidInput(
+            f"An assistant's name has 1 to {MAX_NAME_CHARS} characters.", field="name"
+        )
+    return name
+
+
+def clean_ai_disclosure(value: str) -> str:
+    value = value.replace("\x00", "").strip()
+    if not value:
+        raise InvalidInput(
+            "The AI disclosure cannot be empty: customers must always be told they are "
+            "talking to an automated system (privacy policy §7). Reword it instead.",
+            field="ai_disclosure",
+        )
+    return _text(value, field_name="ai_disclosure", limit=MAX_MESSAGE_CHARS, required=True)
+
+
+def clean_language(tag: str) -> str:
+    """A BCP-47 tag in its canonical case ("PT-br" -> "pt-BR")."""
+    match = _LANGUAGE_TAG.fullmatch(tag.strip())
+    if match is None:
+        raise InvalidInput(
+            f"{tag!r} is not a language code: use BCP-47 tags like 'en', 'fr' or 'pt-BR'.",
+            field="languages",
+        )
+    language, script, region = match.groups()
+    parts = [language.lower()]
+    if script:
+        parts.append(script.title())
+    if region:
+        parts.append(region.upper())
+    return "-".join(parts)
+
+
+def clean_languages(tags: Sequence[str]) -> list[str]:
+    cleaned: list[str] = []
+    for tag in tags:
+        value = clean_language(tag)
+        if value not in cleaned:
+            cleaned.append(value)
+    if not cleaned:
+        raise InvalidInput("Give at least one language, such as 'en'.", field="languages")
+    if len(cleaned) > MAX_LANGUAGES:
+        raise InvalidInput(
+            f"An assistant speaks at most {MAX_LANGUAGES} languages.", field="languages"
+        )
+    return cleaned
+
+
+def clean_collections(names: Sequence[str]) -> list[str]:
+    cleaned: list[str] = []
+    for name in names:
+        try:
+            value = clean_collection_name(name) if name.strip() else ""
+        except InvalidInput as exc:
+            raise InvalidInput(exc.detail, field="knowledge_collections") from None
+        if not value:
+            raise InvalidInput("A collection name cannot be empty.", field="knowledge_collections")
+        if value not in cleaned:
+            cleaned.append(value)
+    if len(cleaned) > MAX_COLLECTIONS:
+        raise InvalidInput(
+            f"An assistant searches at most {MAX_COLLECTIONS} collections "
+            "(or leave the list empty for all of them).",
+            field="knowledge_collections",
+        )
+    return cleaned
+
+
+def clean_keywords(keywords: Sequence[str]) -> list[str]:
+    cleaned: list[str] = []
+    seen: set[str] = set()
+    for keyword in keywords:
+        value = " ".join(keyword.replace("\x00", "").split())
+        if not value:
+            continue
+        if len(value) > MAX_KEYWORD_CHARS:
+            raise InvalidInput(
+                f"A hand-off keyword is limited to {MAX_KEYWORD_CHARS} characters.",
+                field="handoff_keywords",
+            )
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            cleaned.append(value)
+    if len(cleaned) > MAX_KEYWORDS:
+        raise InvalidInput(
+            f"An assistant has at most {MAX_KEYWORDS} hand-off keywords.",
+            field="handoff_keywords",
+        )
+    return cleaned
+
+
+def clean_temperature(value: float) -> float:
+    if not 0 <= value <= MAX_TEMPERATURE:  # also refuses NaN
+        raise InvalidInput(
+            f"The temperature is between 0 and {MAX_TEMPERATURE:g}.", field="temperature"
+        )
+    return float(value)
+
+
+def clean_max_tokens(value: int) -> int:
+    if not 1 <= value <= MAX_MAX_TOKENS:
+        raise InvalidInput(f"max_tokens is between 1 and {MAX_MAX_TOKENS}.", field="max_tokens")
+    return value
+
+
+def clean_base_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > 500:
+        raise InvalidInput(
+            "The LLM base URL is an http(s) URL such as https://api.openai.com/v1.",
+            field="llm_base_url",
+        )
+    if parts.username or parts.password:
+        raise InvalidInput("Put the key in llm_api_key, not in the URL.", field="llm_base_url")
+    return value
+
+
+def clean_api_key(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > MAX_API_KEY_CHARS or any(ch.isspace() for ch in value):
+        raise InvalidInput(
+            "The LLM API key is 1 to 500 characters without spaces (send null to remove it).",
+            field="llm_api_key",
+        )
+    return value
+
+
+def _minutes(clock: Any, where: str) -> int:
+    if not isinstance(clock, str) or not _CLOCK.fullmatch(clock):
+        raise InvalidInput(
+            f"Business hours: {where} has {clock!r}; times are HH:MM, 00:00 to 24:00.",
+            field="business_hours",
+        )
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def clean_business_hours(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"timezone": "Europe/Paris", "days": {"mon": [["09:00", "18:00"]], ...}}``.
+
+    A day that is missing or has no ranges is closed; ranges are sorted and may not
+    overlap.
+    """
+
+    def problem(message: str) -> InvalidInput:
+        return InvalidInput(f"Business hours: {message}", field="business_hours")
+
+    if not isinstance(value, Mapping):
+        raise problem("give an object with a timezone and days.")
+    unknown = set(value) - {"timezone", "days"}
+    if unknown:
+        raise problem(f"unknown keys {sorted(unknown)}; use 'timezone' and 'days'.")
+    timezone = value.get("timezone")
+    if not isinstance(timezone, str) or not timezone.strip():
+        raise problem("name a timezone, such as 'Europe/Paris'.")
+    try:
+        ZoneInfo(timezone.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise problem(f"{timezone!r} is not a known timezone (e.g. 'Europe/Paris').") from None
+    days = value.get("days")
+    if not isinstance(days, Mapping):
+        raise problem("'days' maps mon, tue, ... sun to lists of [start, end] times.")
+    cleaned_days: dict[str, list[list[str]]] = {}
+    for day, ranges in days.items():
+        if day not in WEEKDAYS:
+            raise problem(f"{day!r} is not a day; use {', '.join(WEEKDAYS)}.")
+        if not isinstance(ranges, list) or len(ranges) > MAX_RANGES_PER_DAY:
+            raise problem(f"{day} takes a list of at most {MAX_RANGES_PER_DAY} [start, end].")
+        spans: list[tuple[int, int, str, str]] = []
+        for span in ranges:
+            if not isinstance(span, list | tuple) or len(span) != 2:
+                raise problem(f"{day} has {span!r}; each range is [start, end].")
+            start, end = _minutes(span[0], day), _minutes(span[1], day)
+            if start >= end:
+                raise problem(f"{day}: {span[0]} to {span[1]} ends before it starts.")
+            spans.append((start, end, span[0], span[1]))
+        spans.sort()
+        for before, after in itertools.pairwise(spans):
+            if after[0] < before[1]:
+                raise problem(
+                    f"{day}: the ranges {before[2]}-{before[3]} and {after[2]}-{after[3]} overlap."
+                )
+        cleaned_days[day] = [[s[2], s[3]] for s in spans]
+    ordered = {day: cleaned_days[day] for day in WEEKDAYS if day in cleaned_days}
+    return {"timezone": timezone.strip(), "days": ordered}
+
+
+def _cleaned(name: str, value: Any) -> Any:
+    """The value to store for setting ``name``, or InvalidInput naming it."""
+    if value is None:
+        if name in NULLABLE:
+            return None
+        if name == "ai_disclosure":
+            return clean_ai_disclosure("")
+        raise InvalidInput(f"{_label(name)} cannot be null.", field=name)
+    match name:
+        case "name":
+            return clean_name(value)
+        case "persona" | "instructions":
+            return _text(value, field_name=name, limit=MAX_LONG_TEXT_CHARS, required=False)
+        case "greeting":
+            return _text(value, field_name=name, limit=MAX_MESSAGE_CHARS, required=False)
+        case "fallback_message":
+            return _text(value, field_name=name, limit=MAX_MESSAGE_CHARS, required=True)
+        case "ai_disclosure":
+            return clean_ai_disclosure(value)
+        case "tone":
+            return Tone(value)
+        case "languages":
+            return clean_languages(value)
+        case "knowledge_collections":
+            return clean_collections(value)
+        case "llm_provider":
+            return LlmProvider(value)
+        case "llm_model":
+            return _text(value, field_name=name, limit=100, required=True)
+        case "llm_base_url":
+            return clean_base_url(value)
+        case "llm_api_key":
+            return clean_api_key(value)
+        case "temperature":
+            return clean_temperature(value)
+        case "max_tokens":
+            return clean_max_tokens(value)
+        case "business_hours":
+            return clean_business_hours(value)
+        case "handoff_keywords":
+            return clean_keywords(value)
+        case "redact_personal_data" | "active":
+            return bool(value)
+    raise InvalidInput(f"{name!r} is not a setting of an assistant.", field=name)
+
+
+SETTINGS = tuple(f for f in AssistantChanges.__dataclass_fields__ if f != "fields_set")
+
+
+def _validated(changes: AssistantChanges) -> dict[str, Any]:
+    """Every setting in ``fields_set``, cleaned; InvalidInput names the first bad one."""
+    return {
+        name: _cleaned(name, getattr(changes, name))
+        for name in SETTINGS
+        if name in changes.fields_set
+    }
+
+
+def _write(assistant: Assistant, values: Mapping[str, Any]) -> list[str]:
+    """Sets the values; returns the names of the fields that changed (never the values)."""
+    changed = []
+    for name, value in values.items():
+        if getattr(assistant, name) != value:
+            setattr(assistant, name, value)
+            changed.append(name)
+    return sorted(changed)
+
+
+# --- Operations ---------------------------------------------------------------------
+
+
+async def _assert_name_free(
+    scope: TenantScope, name: str, *, except_id: uuid.UUID | None = None
+) -> None:
+    statement = scope.select(Assistant).where(Assistant.name == name)
+    if except_id is not None:
+        statement = statement.where(Assistant.id != except_id)
+    if (await scope.session.execute(statement)).first() is not None:
+        raise Conflict(f"An assistant named {name!r} already exists.", field="name")
+
+
+def _new_assistant() -> Assistant:
+    """An assistant with every default spelled out (ORM defaults apply only at flush)."""
+    return Assistant(
+        persona="",
+        instructions="",
+        tone=Tone.PROFESSIONAL,
+        languages=list(DEFAULT_LANGUAGES),
+        greeting="",
+        fallback_message=DEFAULT_FALLBACK_MESSAGE,
+        ai_disclosure=DEFAULT_AI_DISCLOSURE,
+        knowledge_collections=[],
+        llm_provider=LlmProvider.EXTRACTIVE,
+        llm_model=DEFAULT_LLM_MODEL,
+        llm_base_url=None,
+        llm_api_key=None,
+        temperature=DEFAULT_TEMPERATURE,
+        max_tokens=DEFAULT_MAX_TOKENS,
+        redact_personal_data=True,
+        business_hours=None,
+        handoff_keywords=[],
+        active=True,
+    )
+
+
+async def create_assistant(
+    scope: TenantScope, caller: Principal, changes: AssistantChanges
+) -> Assistant:
+    if "name" not in changes.fields_set or changes.name is None:
+        raise InvalidInput("Give the assistant a name.", field="name")
+    values = _validated(changes)
+    await _assert_name_free(scope, values["name"])
+    assistant = _new_assistant()
+    _write(assistant, values)
+    scope.add(assistant)
+    await scope.session.flush()
+    await audit.record(
+        scope.session,
+        action="assistant.created",
+        actor=caller.actor,
+        organisation_id=scope.organisation_id,
+        target_type="assistant",
+        target_id=str(assistant.id),
+        details={
+            "name": assistant.name,
+            "fields": sorted(values),
+        },
+    )
+    return assistant
+
+
+async def get_assistant(scope: TenantScope, assistant_id: uuid.UUID) -> Assistant:
+    return await scope.get(Assistant, assistant_id, what="assistant")
+
+
+async def list_assistants(scope: TenantScope) -> list[Assistant]:
+    result = await scope.session.execute(
+        scope.select(Assistant).order_by(Assistant.name, Assistant.id)
+    )
+    return list(result.scalars())
+
+
+async def update_assistant(
+    scope: TenantScope, caller: Principal, assistant_id: uuid.UUID, changes: AssistantChanges
+) -> Assistant:
+    assistant = await scope.get(Assistant, assistant_id, for_update=True, what="assistant")
+    values = _validated(changes)
+    # Before writing: the query would otherwise flush a duplicate name into the table.
+    if "name" in values and values["name"] != assistant.name:
+        await _assert_name_free(scope, values["name"], except_id=assistant.id)
+    changed = _write(assistant, values)
+    if changed:
+        await scope.session.flush()
+        await audit.record(
+            scope.session,
+            action="assistant.updated",
+            actor=caller.actor,
+            organisation_id=scope.organisation_id,
+            target_type="assistant",
+            target_id=str(assistant.id),
+            details={"fields": changed},
+        )
+    return assistant
+
+
+async def delete_assistant(scope: TenantScope, caller: Principal, assistant_id: uuid.UUID) -> None:
+    assistant = await scope.get(Assistant, assistant_id, for_update=True, what="assistant")
+    name = assistant.name
+    await scope.delete(assistant)
+    await scope.session.flush()
+    await audit.record(
+        scope.session,
+        action="assistant.deleted",
+        actor=caller.actor,
+        organisation_id=scope.organisation_id,
+        target_type="assistant",
+        target_id=str(assistant_id),
+        details={"name": name},
+    )
