@@ -1,20 +1,26 @@
 """A local OpenAI-compatible HTTP server for tests and the demo.
 
-It follows OpenAI's documented request and response shapes (today ``POST
-/v1/embeddings``; more endpoints are added as methods next to ``embeddings``), checks
-``Authorization: Bearer <key>``, and answers deterministically. Tests flip switches on
-the instance, from any thread, while it serves:
+It follows OpenAI's documented request and response shapes (``POST /v1/embeddings``,
+``POST /v1/chat/completions``, ``GET /v1/models``; more endpoints are added as methods
+next to ``embeddings``), checks ``Authorization: Bearer <key>``, and answers
+deterministically. Tests flip switches on the instance, from any thread, while it serves:
 
     with OpenAISimulator(dimensions=384) as sim:
         provider = OpenAICompatibleEmbeddings(base_url=sim.base_url, api_key=sim.api_key, ...)
         sim.fail_next(Fault(429, retry_after=0))  # the next request is rate-limited
         sim.delay_seconds = 2                     # every request answers slowly
         sim.shuffle = True                        # "data" comes back in reverse order
+        sim.reply_next(Reply(tool_calls=(ScriptedToolCall("search_knowledge", {"query": "x"}),)))
 
 Embeddings are hashed bags of words: each lower-cased word gets a fixed pseudo-random
 vector (seeded by its sha256), a text is the normalised sum of its words' vectors. The
 same text always gets the same vector, and texts sharing words are close, which is enough
 for a demo to retrieve something sensible with no model at all.
+
+Chat completions answer the scripted replies queued with ``reply_next`` in order, then by
+default a deterministic echo of the last user message (:func:`echo_reply`). The request is
+checked as OpenAI checks it (roles, tool messages answering a preceding assistant
+message's ``tool_calls``, string ``arguments``, non-empty ``tools``, ``temperature``).
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ import asyncio
 import base64
 import functools
 import hashlib
+import json
 import re
 import threading
+import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -49,6 +58,30 @@ class Fault:
     retry_after: float | None = None
     body: str | None = None
     endpoint: str | None = None  # only requests to this path ("/v1/embeddings"); None: any
+    headers: Mapping[str, str] | None = None  # more headers (e.g. a Retry-After HTTP date)
+
+
+@dataclass(frozen=True)
+class ScriptedToolCall:
+    """A tool call a scripted reply makes. ``arguments`` as a ``str`` is sent exactly as
+    given (e.g. malformed JSON); ``id`` ``None``: ``call_<n>``."""
+
+    name: str
+    arguments: dict[str, Any] | str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted chat completion. ``finish_reason`` ``None``: ``"tool_calls"`` when
+    there are tool calls, else ``"stop"``; ``usage=False`` leaves ``usage`` out, as some
+    servers do; ``model`` ``None``: the model asked for."""
+
+    content: str | None = None
+    tool_calls: tuple[ScriptedToolCall, ...] = ()
+    finish_reason: str | None = None
+    usage: bool = True
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +142,101 @@ def _approximate_tokens(text: str) -> int:
     return max(1, round(len(text.split()) * 1.3))
 
 
+def echo_reply(messages: list[dict[str, Any]]) -> str:
+    """The default chat reply: a deterministic summary of the last user message."""
+    last = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
+    if isinstance(last, list):  # content parts: keep the text ones
+        last = " ".join(p.get("text", "") for p in last if isinstance(p, dict))
+    words = WORD.findall(last or "")
+    digest = hashlib.sha256((last or "").encode()).hexdigest()[:8]
+    return f"Simulated reply to {len(words)} words ({digest}): {' '.join(words[:12])}"
+
+
+_CHAT_ROLES = frozenset(("system", "developer", "user", "assistant", "tool"))
+
+
+def _check_chat_request(body: dict[str, Any]) -> str | None:
+    """What OpenAI would refuse in this request (its message), or None."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "[] is too short - 'messages'"
+    pending: set[str] = set()  # tool_call_ids still to be answered
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in _CHAT_ROLES:
+            return f"Invalid value for 'messages[{i}].role'."
+        assert isinstance(message, dict)
+        if pending and role != "tool":
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                f"response messages: {', '.join(sorted(pending))}"
+            )
+        content = message.get("content")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in pending:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a "
+                    "preceeding message with 'tool_calls'."
+                )
+            pending.discard(call_id)
+            if not isinstance(content, str):
+                return f"Invalid type for 'messages[{i}].content': expected a string."
+        elif role == "assistant" and message.get("tool_calls") is not None:
+            calls = message["tool_calls"]
+            if not isinstance(calls, list) or not calls:
+                return f"[] is too short - 'messages[{i}].tool_calls'"
+            for j, call in enumerate(calls):
+                where = f"messages[{i}].tool_calls[{j}]"
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(call, dict) or call.get("type") != "function":
+                    return f"Invalid value for '{where}.type'."
+                if not isinstance(call.get("id"), str) or not isinstance(function, dict):
+                    return f"Missing required parameter: '{where}.id'."
+                if not isinstance(function.get("name"), str):
+                    return f"Missing required parameter: '{where}.function.name'."
+                if not isinstance(function.get("arguments"), str):
+                    return f"Invalid type for '{where}.function.arguments': expected a string."
+                pending.add(call["id"])
+            if content is not None and not isinstance(content, str):
+                return f"Invalid type for 'messages[{i}].content'."
+        elif not isinstance(content, str | list):
+            return f"Invalid type for 'messages[{i}].content': expected one of a string or array."
+    if pending:
+        return (
+            "An assistant message with 'tool_calls' must be followed by tool messages "
+            "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+            f"response messages: {', '.join(sorted(pending))}"
+        )
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            return "[] is too short - 'tools'"
+        for k, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if (
+                not isinstance(tool, dict)
+                or tool.get("type") != "function"
+                or not isinstance(function, dict)
+                or not isinstance(function.get("name"), str)
+            ):
+                return f"Invalid value for 'tools[{k}]'."
+    temperature = body.get("temperature", 1)
+    if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+        return (
+            "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but "
+            f"got {temperature} instead."
+        )
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        return (
+            "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but "
+            f"got {max_tokens} instead."
+        )
+    return None
+
+
 class OpenAISimulator:
     """An OpenAI-compatible API on 127.0.0.1 (a FastAPI app; ``with`` serves it).
 
@@ -117,7 +245,9 @@ class OpenAISimulator:
     - ``delay_seconds``: every request waits this long before answering;
     - ``shuffle``: embeddings come back in reverse ``index`` order (clients must reorder);
     - ``dimensions``: the width of the vectors (a request's ``"dimensions"`` overrides it);
-    - ``api_key``: the only key accepted (``None``: no key needed, as with Ollama).
+    - ``api_key``: the only key accepted (``None``: no key needed, as with Ollama);
+    - ``reply_next(*replies)``: the next chat completions answer these, in order (then
+      the default :func:`echo_reply`).
     ``requests`` records every request received (path, headers, JSON body).
     """
 
@@ -135,10 +265,13 @@ class OpenAISimulator:
         self.shuffle = False
         self.requests: list[Received] = []
         self._faults: deque[Fault] = deque()
+        self._replies: deque[Reply] = deque()
+        self._completions = 0
         self._lock = threading.Lock()
         self._server: LiveServer | None = None
         self.app = FastAPI(title="OpenAI simulator", openapi_url=None, docs_url=None)
         self.app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
+        self.app.add_api_route("/v1/chat/completions", self.chat_completions, methods=["POST"])
         self.app.add_api_route("/v1/models", self.models, methods=["GET"])
 
     # -- switches --
@@ -147,9 +280,14 @@ class OpenAISimulator:
         with self._lock:
             self._faults.extend(faults)
 
+    def reply_next(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
     def reset(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._replies.clear()
             self.requests.clear()
         self.delay_seconds = 0.0
         self.shuffle = False
@@ -237,7 +375,7 @@ class OpenAISimulator:
 
     @staticmethod
     def _fault_response(fault: Fault) -> Response:
-        headers = {}
+        headers = dict(fault.headers or {})
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
         if fault.body is not None:
@@ -327,3 +465,70 @@ class OpenAISimulator:
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    async def chat_completions(self, request: Request) -> Response:
+        body, early = await self._intercept(request)
+        if early is not None:
+            return early
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return openai_error(
+                400, "you must provide a model parameter", type_="invalid_request_error"
+            )
+        problem = _check_chat_request(body)
+        if problem is not None:
+            return openai_error(400, problem, type_="invalid_request_error")
+        with self._lock:
+            reply = self._replies.popleft() if self._replies else None
+            self._completions += 1
+            number = self._completions
+        if reply is None:
+            reply = Reply(content=echo_reply(body["messages"]))
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        completion_text = reply.content or ""
+        if reply.tool_calls:
+            calls = []
+            for n, call in enumerate(reply.tool_calls):
+                arguments = (
+                    call.arguments
+                    if isinstance(call.arguments, str)
+                    else json.dumps(call.arguments)
+                )
+                completion_text += f" {call.name} {arguments}"
+                calls.append(
+                    {
+                        "id": call.id or f"call_{number}_{n}",
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": arguments},
+                    }
+                )
+            message["tool_calls"] = calls
+        else:
+            message["refusal"] = None
+        answer: dict[str, Any] = {
+            "id": f"chatcmpl-sim{number}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": reply.finish_reason
+                    or ("tool_calls" if reply.tool_calls else "stop"),
+                }
+            ],
+        }
+        if reply.usage:
+            prompt = sum(
+                _approximate_tokens(json.dumps(m.get("content")) + json.dumps(m.get("tool_calls")))
+                for m in body["messages"]
+            )
+            completion = _approximate_tokens(completion_text)
+            answer["usage"] = {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            }
+        return JSONResponse(answer)

@@ -16,11 +16,9 @@ never compared. This module is a pure pipeline: it reads no settings and opens n
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import math
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import httpx
 import numpy as np
 import numpy.typing as npt
+
+from cybergine.outbound import BorrowedTransport, redact_inputs, retry_after_seconds, server_message
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -326,62 +326,6 @@ class LocalMiniLM:
 # --- OpenAI-compatible endpoints --------------------------------------------------------
 
 
-class _BorrowedTransport(httpx.AsyncBaseTransport):
-    """A transport the caller owns: our clients use it but never close it."""
-
-    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
-        self._transport = transport
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._transport.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _server_message(response: httpx.Response) -> str:
-    """The error message a server gave: OpenAI's ``{"error": {"message"}}``, Ollama's
-    ``{"error": "..."}``, FastAPI's ``{"detail"}``, else the start of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300].strip() or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-        if isinstance(body.get("message"), str):
-            return str(body["message"])
-        if "detail" in body:
-            return str(body["detail"])[:300]
-    return str(body)[:300]
-
-
-def _redact(message: str, texts: Sequence[str]) -> str:
-    """Some servers quote the offending input back; our errors must not carry it."""
-    for text in texts:
-        if len(text) >= 8 and text in message:
-            message = message.replace(text, "[input text]")
-    return message
-
-
 class OpenAICompatibleEmbeddings:
     """``POST {base_url}/embeddings`` as OpenAI documents it (``base_url`` ends in ``/v1``
     for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL).
@@ -435,7 +379,7 @@ class OpenAICompatibleEmbeddings:
         self._api_key = api_key
         self._timeout = timeout
         self._max_batch = max_batch
-        self._transport = _BorrowedTransport(transport) if transport is not None else None
+        self._transport = BorrowedTransport(transport) if transport is not None else None
         self._request_dimensions = (
             model.startswith("text-embedding-3")
             if request_dimensions is None
@@ -527,9 +471,9 @@ class OpenAICompatibleEmbeddings:
             status = response.status_code
             if status < 400:
                 return response
-            message = _redact(_server_message(response), batch)
+            message = redact_inputs(server_message(response), batch)
             if status == 429 or status >= 500:
-                retry_after = _retry_after_seconds(response)
+                retry_after = retry_after_seconds(response)
                 if retry_after is not None:
                     wait = retry_after
                 if not last and wait <= self._max_retry_after:

@@ -1,0 +1,453 @@
+"""Language-model providers: a conversation in, one completion (text or tool calls) out.
+
+:class:`LLMProvider` is the small protocol the assistants use; :class:`OpenAICompatibleChat`
+implements it for any ``/v1/chat/completions`` endpoint (OpenAI, Azure OpenAI, Ollama,
+vLLM, llama.cpp server), speaking the request and response format OpenAI documents,
+over ``httpx`` (the ``openai`` SDK is not a dependency).
+
+Errors are :class:`LLMError`: it says whether trying again later may help (``retryable``)
+and carries the HTTP status and the server's message, never the conversation itself.
+This module is a pure pipeline: it reads no settings and opens no session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import httpx
+
+# One retry policy and one reading of servers' errors for every OpenAI-compatible client.
+from cybergine.outbound import (
+    BorrowedTransport,
+    redact_inputs,
+    retry_after_seconds,
+    server_message,
+)
+
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES: frozenset[str] = frozenset(("system", "user", "assistant", "tool"))
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A function the model asks us to call. ``arguments`` is the parsed JSON object; when
+    the model sent something that is not a JSON object, ``arguments`` is ``{}`` and
+    ``raw_arguments`` keeps what it sent (``None`` when the arguments parsed)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str | None = None
+
+    @property
+    def arguments_valid(self) -> bool:
+        return self.raw_arguments is None
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant messages only
+    tool_call_id: str | None = None  # tool messages only: the call this answers
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ValueError(f"unknown message role {self.role!r}")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message, and only a tool message, needs a tool_call_id")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]  # a JSON schema for the arguments object
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str | None
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str | None  # "stop", "length", "tool_calls", "content_filter", ...
+    usage: Usage  # zeros when the server did not report it
+    model: str
+
+
+class LLMError(RuntimeError):
+    """A completion could not be had. ``retryable``: the request may succeed later (rate
+    limit, server error, timeout, network); ``status``: the last HTTP status, if any;
+    ``attempts``: requests made. Messages never contain the conversation."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.attempts = attempts
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    name: str  # stable id, recorded with what it produced
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        temperature: float = 0.2,
+        max_tokens: int = 500,
+    ) -> Completion: ...
+
+
+SEARCH_KNOWLEDGE_TOOL = ToolSpec(
+    name="search_knowledge",
+    description=(
+        "Search the business's knowledge base (help articles, policies, Q&A, products) "
+        "and return the most relevant passages with their sources."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "query": {
+                "type": "string",
+                "description": "What to look for, in the customer's language.",
+            }
+        },
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+)
+
+HANDOFF_TOOL = ToolSpec(
+    name="handoff_to_human",
+    description=(
+        "Hand the conversation to a person on the team: when the customer asks for one, "
+        "when the knowledge base does not answer, or when the request needs a human decision."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "reason": {
+                "type": "string",
+                "description": "Why a person is needed, in one sentence, for the team.",
+            }
+        },
+        "required": ["reason"],
+        "additionalProperties": False,
+    },
+)
+
+
+# --- Wire format --------------------------------------------------------------------------
+
+
+def encode_message(message: ChatMessage) -> dict[str, Any]:
+    """A message as OpenAI's Chat Completions API takes it."""
+    encoded: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.role == "tool":
+        encoded["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        encoded["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    # Send back what the model sent, even when it did not parse.
+                    "arguments": call.raw_arguments
+                    if call.raw_arguments is not None
+                    else json.dumps(call.arguments),
+                },
+            }
+            for call in message.tool_calls
+        ]
+    elif message.content is None:
+        encoded["content"] = ""  # null content is only taken beside tool calls
+    if message.name is not None:
+        encoded["name"] = message.name
+    return encoded
+
+
+def encode_tool(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def _parse_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    if isinstance(raw, dict):  # some servers send the object itself
+        return raw, None
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}, None  # a call without arguments
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return {}, text
+    if not isinstance(parsed, dict):
+        return {}, text
+    return parsed, None
+
+
+def _prompt_texts(messages: Sequence[ChatMessage]) -> list[str]:
+    """What a server's error message must not repeat back to our logs."""
+    texts: list[str] = []
+    for message in messages:
+        if message.content:
+            texts.append(message.content)
+        for call in message.tool_calls:
+            texts.append(call.raw_arguments or json.dumps(call.arguments))
+    # Longest first, so a text containing another is replaced whole.
+    return sorted(texts, key=len, reverse=True)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+# --- OpenAI-compatible provider -----------------------------------------------------------
+
+
+class OpenAICompatibleChat:
+    """``POST {base_url}/chat/completions`` as OpenAI documents it (``base_url`` ends in
+    ``/v1`` for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL, with
+    ``api_key=None, headers={"api-key": KEY}, params={"api-version": "..."}``).
+
+    429, 408 and 5xx answers, timeouts and network errors are tried up to ``max_attempts``
+    times in all, waiting ``backoff * 2**n`` seconds or the server's ``Retry-After``
+    (seconds or an HTTP date); a ``Retry-After`` beyond ``max_retry_after`` is not waited
+    for. Each attempt is bounded by ``timeout`` seconds in all. Any other 4xx raises
+    :class:`LLMError` at once (``retryable=False``) with the status and the server's
+    message, with any quoted part of the conversation cut out.
+
+    One HTTP client per provider (re-made if used from another event loop) for connection
+    reuse; ``aclose()`` (or ``async with``) releases it. A ``transport`` passed in is used
+    but never closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        timeout: float = 30.0,
+        max_attempts: int = 3,
+        backoff: float = 0.5,
+        max_retry_after: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.name = f"openai:{model}"
+        self.model = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._max_retry_after = max_retry_after
+        self._headers = dict(headers or {})
+        self._params = dict(params or {})
+        self._transport = BorrowedTransport(transport) if transport is not None else None
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        temperature: float = 0.2,
+        max_tokens: int = 500,
+    ) -> Completion:
+        if not messages:
+            raise ValueError("complete() needs at least one message")
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [encode_message(m) for m in messages],
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+        }
+        if tools:
+            payload["tools"] = [encode_tool(t) for t in tools]
+        response = await self._post(payload, _prompt_texts(messages))
+        return self._parse(response)
+
+    async def aclose(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> OpenAICompatibleChat:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- internals --
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._client_loop is not loop:
+            headers = {"Accept": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            headers.update(self._headers)
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self._timeout),
+                headers=headers,
+                params=self._params,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def _attempt(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Response:
+        # httpx's timeout bounds each phase (connect, each read); this bounds the whole.
+        async with asyncio.timeout(self._timeout):
+            return await client.post(self.url, json=payload)
+
+    async def _post(self, payload: dict[str, Any], texts: list[str]) -> httpx.Response:
+        client = self._http()
+        for attempt in range(1, self._max_attempts + 1):
+            last = attempt == self._max_attempts
+            wait = self._backoff * 2 ** (attempt - 1)
+            plural = "s" if attempt > 1 else ""
+            try:
+                response = await self._attempt(client, payload)
+            except (httpx.TransportError, TimeoutError) as exc:
+                if last:
+                    reason = type(exc).__name__
+                    if str(exc):
+                        reason += f": {exc}"
+                    elif isinstance(exc, TimeoutError):
+                        reason += f" (no answer within {self._timeout:g}s)"
+                    raise LLMError(
+                        f"chat completion request to {self.url} failed after {attempt} "
+                        f"attempt{plural}: {reason}",
+                        retryable=True,
+                        attempts=attempt,
+                    ) from None
+                await asyncio.sleep(wait)
+                continue
+            status = response.status_code
+            if status < 400:
+                return response
+            message = redact_inputs(server_message(response), texts)
+            if status in (408, 429) or status >= 500:
+                retry_after = retry_after_seconds(response)
+                if retry_after is not None:
+                    wait = retry_after
+                if not last and wait <= self._max_retry_after:
+                    await asyncio.sleep(wait)
+                    continue
+                raise LLMError(
+                    f"chat completion request to {self.url} failed with HTTP {status} after "
+                    f"{attempt} attempt{plural}: {message}",
+                    status=status,
+                    retryable=True,
+                    attempts=attempt,
+                )
+            raise LLMError(
+                f"chat completion request to {self.url} refused with HTTP {status}: {message}",
+                status=status,
+                retryable=False,
+                attempts=attempt,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _parse(self, response: httpx.Response) -> Completion:
+        def malformed(why: str) -> LLMError:
+            return LLMError(
+                f"malformed chat completion response from {self.url}: {why}",
+                status=response.status_code,
+            )
+
+        try:
+            body = response.json()
+        except ValueError:
+            raise malformed("not JSON") from None
+        choices = body.get("choices") if isinstance(body, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise malformed('no "choices"')
+        choice = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise malformed('no "message" in the first choice')
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise malformed('"content" is not a string')
+        raw_calls = message.get("tool_calls") or []
+        if not isinstance(raw_calls, list):
+            raise malformed('"tool_calls" is not a list')
+        calls: list[ToolCall] = []
+        for index, item in enumerate(raw_calls):
+            function = item.get("function") if isinstance(item, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(function, dict) or not isinstance(name, str) or not name:
+                raise malformed(f"tool call {index} has no function name")
+            call_id = item.get("id")
+            arguments, raw_arguments = _parse_arguments(function.get("arguments"))
+            calls.append(
+                ToolCall(
+                    id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
+                    name=name,
+                    arguments=arguments,
+                    raw_arguments=raw_arguments,
+                )
+            )
+        finish_reason = choice.get("finish_reason")
+        usage = body.get("usage")
+        if isinstance(usage, dict):
+            prompt = _int(usage.get("prompt_tokens"))
+            completion = _int(usage.get("completion_tokens"))
+            total = _int(usage.get("total_tokens")) or prompt + completion
+            counted = Usage(prompt, completion, total)
+        else:
+            counted = Usage()
+        model = body.get("model")
+        return Completion(
+            content=content,
+            tool_calls=tuple(calls),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            usage=counted,
+            model=model if isinstance(model, str) and model else self.model,
+        )
