@@ -4,9 +4,12 @@ keeping input text out of our errors, and using a caller's transport without clo
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -65,3 +68,59 @@ def redact_inputs(message: str, texts: Sequence[str]) -> str:
         if len(text) >= 8 and text in message:
             message = message.replace(text, "[input text]")
     return message
+
+
+class BearerClient:
+    """One httpx client per event loop for an API authenticated with a bearer key, with
+    extra headers and query parameters (Azure's ``api-key`` and ``api-version``)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        timeout: float,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        self._api_key = api_key
+        self._timeout = timeout
+        self._headers = dict(headers or {})
+        self._params = dict(params or {})
+        self._transport = BorrowedTransport(transport) if transport is not None else None
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def aclose(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        # A client is bound to the loop it was made on; a provider shared by processes'
+        # several loops (tests, the CLI) gets one per loop.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._client_loop is not loop:
+            headers = {"Accept": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            headers.update(self._headers)
+            self._client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=httpx.Timeout(self._timeout),
+                headers=headers,
+                params=self._params,
+            )
+            self._client_loop = loop
+        return self._client

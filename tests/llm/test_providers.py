@@ -35,17 +35,12 @@ QUESTION = "How long do refunds take for order 1234?"
 CONVERSATION = (ChatMessage("system", SYSTEM), ChatMessage("user", QUESTION))
 
 
-@pytest.fixture(scope="module")
-def running_simulator() -> Iterator[OpenAISimulator]:
+@pytest.fixture
+def simulator() -> Iterator[OpenAISimulator]:
+    # One per test: a request a slow test left in flight must not take the next test's
+    # scripted reply.
     with OpenAISimulator(api_key="sk-test-key") as sim:
         yield sim
-
-
-@pytest.fixture
-def simulator(running_simulator: OpenAISimulator) -> Iterator[OpenAISimulator]:
-    running_simulator.reset()
-    yield running_simulator
-    running_simulator.reset()
 
 
 def chat_for(sim: OpenAISimulator, **overrides: Any) -> OpenAICompatibleChat:

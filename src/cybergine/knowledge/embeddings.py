@@ -22,14 +22,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import httpx
 import numpy as np
 import numpy.typing as npt
 
-from cybergine.outbound import BorrowedTransport, redact_inputs, retry_after_seconds, server_message
+from cybergine.outbound import BearerClient, redact_inputs, retry_after_seconds, server_message
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -326,7 +325,7 @@ class LocalMiniLM:
 # --- OpenAI-compatible endpoints --------------------------------------------------------
 
 
-class OpenAICompatibleEmbeddings:
+class OpenAICompatibleEmbeddings(BearerClient):
     """``POST {base_url}/embeddings`` as OpenAI documents it (``base_url`` ends in ``/v1``
     for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL).
 
@@ -376,10 +375,10 @@ class OpenAICompatibleEmbeddings:
         self.max_tokens = max_tokens
         self.model = model
         self.url = base_url.rstrip("/") + "/embeddings"
-        self._api_key = api_key
-        self._timeout = timeout
+        super().__init__(
+            api_key=api_key, timeout=timeout, headers=headers, params=params, transport=transport
+        )
         self._max_batch = max_batch
-        self._transport = BorrowedTransport(transport) if transport is not None else None
         self._request_dimensions = (
             model.startswith("text-embedding-3")
             if request_dimensions is None
@@ -389,10 +388,6 @@ class OpenAICompatibleEmbeddings:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._max_retry_after = max_retry_after
-        self._headers = dict(headers or {})
-        self._params = dict(params or {})
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def count_tokens(self, text: str) -> int:
         """Approximate (words * 1.3): the model's tokenizer is on the server."""
@@ -412,39 +407,7 @@ class OpenAICompatibleEmbeddings:
             vectors.extend(await self._embed_batch(batch))
         return vectors
 
-    async def aclose(self) -> None:
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
-
-    async def __aenter__(self) -> OpenAICompatibleEmbeddings:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     # -- internals --
-
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            headers = {"Accept": "application/json"}
-            if self._api_key:
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            headers.update(self._headers)
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                timeout=httpx.Timeout(self._timeout),
-                headers=headers,
-                params=self._params,
-            )
-            self._client_loop = loop
-        return self._client
 
     async def _embed_batch(self, batch: list[str]) -> list[list[float]]:
         payload: dict[str, Any] = {"model": self.model, "input": batch}

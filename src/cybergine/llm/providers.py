@@ -16,14 +16,13 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 
 # One retry policy and one reading of servers' errors for every OpenAI-compatible client.
 from cybergine.outbound import (
-    BorrowedTransport,
+    BearerClient,
     redact_inputs,
     retry_after_seconds,
     server_message,
@@ -236,7 +235,7 @@ def _int(value: Any) -> int:
 # --- OpenAI-compatible provider -----------------------------------------------------------
 
 
-class OpenAICompatibleChat:
+class OpenAICompatibleChat(BearerClient):
     """``POST {base_url}/chat/completions`` as OpenAI documents it (``base_url`` ends in
     ``/v1`` for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL, with
     ``api_key=None, headers={"api-key": KEY}, params={"api-version": "..."}``).
@@ -274,16 +273,12 @@ class OpenAICompatibleChat:
         self.name = f"openai:{model}"
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self._api_key = api_key
-        self._timeout = timeout
+        super().__init__(
+            api_key=api_key, timeout=timeout, headers=headers, params=params, transport=transport
+        )
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._max_retry_after = max_retry_after
-        self._headers = dict(headers or {})
-        self._params = dict(params or {})
-        self._transport = BorrowedTransport(transport) if transport is not None else None
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     async def complete(
         self,
@@ -306,39 +301,7 @@ class OpenAICompatibleChat:
         response = await self._post(payload, _prompt_texts(messages))
         return self._parse(response)
 
-    async def aclose(self) -> None:
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
-
-    async def __aenter__(self) -> OpenAICompatibleChat:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     # -- internals --
-
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            headers = {"Accept": "application/json"}
-            if self._api_key:
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            headers.update(self._headers)
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                timeout=httpx.Timeout(self._timeout),
-                headers=headers,
-                params=self._params,
-            )
-            self._client_loop = loop
-        return self._client
 
     async def _attempt(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Response:
         # httpx's timeout bounds each phase (connect, each read); this bounds the whole.
