@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import ValidationError
 
 from cybergine.accounts.auth import Caller, authorize
@@ -143,24 +144,43 @@ async def _upload(request: Request, caller: Caller, max_bytes: int) -> Item:
     )
 
 
-@router.get("/documents", response_model=DocumentPage)
-async def list_documents(
-    caller: Reader,
+@dataclass(frozen=True)
+class ListFilters:
+    external_id: str | None
+    collection: str | None
+    status: ItemStatus | None
+    limit: int
+    cursor: str | None
+
+
+def _list_filters(
     external_id: Annotated[str | None, Query(max_length=200)] = None,
     collection: Annotated[str | None, Query(max_length=100)] = None,
     status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
-) -> DocumentPage:
-    page = await service.list_items(
+) -> ListFilters:
+    return ListFilters(external_id, collection, status_, limit, cursor)
+
+
+Filters = Annotated[ListFilters, Depends(_list_filters)]
+
+
+async def _page(caller: Caller, kind: ItemKind, filters: ListFilters) -> service.Page:
+    return await service.list_items(
         caller.scope,
-        ItemKind.DOCUMENT,
-        external_id=external_id,
-        collection=collection,
-        status=status_,
-        limit=limit,
-        cursor=cursor,
+        kind,
+        external_id=filters.external_id,
+        collection=filters.collection,
+        status=filters.status,
+        limit=filters.limit,
+        cursor=filters.cursor,
     )
+
+
+@router.get("/documents", response_model=DocumentPage)
+async def list_documents(caller: Reader, filters: Filters) -> DocumentPage:
+    page = await _page(caller, ItemKind.DOCUMENT, filters)
     return DocumentPage(
         items=[DocumentOut.of(i, page.collections.get(i.collection_id, "")) for i in page.items],
         next_cursor=page.next_cursor,
@@ -231,23 +251,8 @@ async def create_qa(body: QaIn, caller: Editor) -> QaOut:
 
 
 @router.get("/qa", response_model=QaPage)
-async def list_qa(
-    caller: Reader,
-    external_id: Annotated[str | None, Query(max_length=200)] = None,
-    collection: Annotated[str | None, Query(max_length=100)] = None,
-    status_: Annotated[ItemStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
-) -> QaPage:
-    page = await service.list_items(
-        caller.scope,
-        ItemKind.QA,
-        external_id=external_id,
-        collection=collection,
-        status=status_,
-        limit=limit,
-        cursor=cursor,
-    )
+async def list_qa(caller: Reader, filters: Filters) -> QaPage:
+    page = await _page(caller, ItemKind.QA, filters)
     return QaPage(
         items=[QaOut.of(i, page.collections.get(i.collection_id, "")) for i in page.items],
         next_cursor=page.next_cursor,

@@ -159,6 +159,33 @@ async def _schedule_indexing(session: AsyncSession, item: Item) -> None:
     await defer(session, index_item, item_id=str(item.id), version=item.version)
 
 
+async def _add_item(
+    scope: TenantScope,
+    item: Item,
+    *,
+    external_id: str | None,
+    collection: str | None,
+    metadata: Mapping[str, Any] | None,
+    original: ItemFile | None = None,
+) -> Item:
+    """What every new item goes through: a free external_id, its collection (created on
+    first use), clean metadata, the original file if any, and its indexing job."""
+    item.external_id = clean_external_id(external_id)
+    await _assert_external_id_free(scope, item.external_id)
+    found = await collection_by_name(scope, collection, create=True)
+    assert found is not None
+    item.collection_id = found.id
+    item.metadata_ = clean_metadata(metadata)
+    scope.add(item)
+    await scope.session.flush()
+    if original is not None:
+        original.item_id = item.id
+        scope.add(original)
+        await scope.session.flush()
+    await _schedule_indexing(scope.session, item)
+    return item
+
+
 async def create_document(
     scope: TenantScope,
     *,
@@ -168,26 +195,15 @@ async def create_document(
     collection: str | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Item:
-    title = _clean_text(title, field_name="title", required=False)[:500]
-    body = _clean_text(body, field_name="text")
-    external_id = clean_external_id(external_id)
-    await _assert_external_id_free(scope, external_id)
-    found = await collection_by_name(scope, collection, create=True)
-    assert found is not None
-    item = scope.add(
-        Item(
-            collection_id=found.id,
-            kind=ItemKind.DOCUMENT,
-            external_id=external_id,
-            title=title,
-            body=body,
-            content_type=extract.DocumentType.TEXT.value,
-            metadata_=clean_metadata(metadata),
-        )
+    item = Item(
+        kind=ItemKind.DOCUMENT,
+        title=_clean_text(title, field_name="title", required=False)[:500],
+        body=_clean_text(body, field_name="text"),
+        content_type=extract.DocumentType.TEXT.value,
     )
-    await scope.session.flush()
-    await _schedule_indexing(scope.session, item)
-    return item
+    return await _add_item(
+        scope, item, external_id=external_id, collection=collection, metadata=metadata
+    )
 
 
 async def upload_document(
@@ -206,36 +222,28 @@ async def upload_document(
     extracted = await asyncio.to_thread(
         extract.extract, data, filename=filename, declared_type=declared_type
     )
-    external_id = clean_external_id(external_id)
-    await _assert_external_id_free(scope, external_id)
-    found = await collection_by_name(scope, collection, create=True)
-    assert found is not None
-    item = scope.add(
-        Item(
-            collection_id=found.id,
-            kind=ItemKind.DOCUMENT,
-            external_id=external_id,
-            title=(title or extracted.title or filename)[:500],
-            body=as_markdown(extracted.sections),
-            content_type=extracted.type.value,
-            page_count=extracted.page_count,
-            metadata_=clean_metadata(metadata),
-        )
+    item = Item(
+        kind=ItemKind.DOCUMENT,
+        title=(title or extracted.title or filename)[:500],
+        body=as_markdown(extracted.sections),
+        content_type=extracted.type.value,
+        page_count=extracted.page_count,
     )
-    await scope.session.flush()
-    scope.add(
-        ItemFile(
-            item_id=item.id,
-            filename=filename[:255] or "upload",
-            declared_type=(declared_type or None) and declared_type[:100],
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            data=data,
-        )
+    original = ItemFile(
+        filename=filename[:255] or "upload",
+        declared_type=(declared_type or None) and declared_type[:100],
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
     )
-    await scope.session.flush()
-    await _schedule_indexing(scope.session, item)
-    return item
+    return await _add_item(
+        scope,
+        item,
+        external_id=external_id,
+        collection=collection,
+        metadata=metadata,
+        original=original,
+    )
 
 
 async def create_qa(
@@ -249,27 +257,16 @@ async def create_qa(
     metadata: Mapping[str, Any] | None = None,
 ) -> Item:
     question = _clean_text(question, field_name="question")
-    answer = _clean_text(answer, field_name="answer")
-    cleaned_alternatives = _clean_alternatives(alternatives)
-    external_id = clean_external_id(external_id)
-    await _assert_external_id_free(scope, external_id)
-    found = await collection_by_name(scope, collection, create=True)
-    assert found is not None
-    item = scope.add(
-        Item(
-            collection_id=found.id,
-            kind=ItemKind.QA,
-            external_id=external_id,
-            title=question[:500],
-            question=question,
-            body=answer,
-            alternatives=cleaned_alternatives,
-            metadata_=clean_metadata(metadata),
-        )
+    item = Item(
+        kind=ItemKind.QA,
+        title=question[:500],
+        question=question,
+        body=_clean_text(answer, field_name="answer"),
+        alternatives=_clean_alternatives(alternatives),
     )
-    await scope.session.flush()
-    await _schedule_indexing(scope.session, item)
-    return item
+    return await _add_item(
+        scope, item, external_id=external_id, collection=collection, metadata=metadata
+    )
 
 
 def _clean_alternatives(alternatives: Sequence[str]) -> list[str]:
