@@ -14,12 +14,14 @@ import pytest
 from filelock import FileLock
 from psycopg import sql
 
+from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.db import migrate
 from cybergine.db.engine import Database
 from cybergine.db.urls import with_database
 from cybergine.logging import configure_logging
 from cybergine.privacy import keys
 from cybergine.settings import Settings, load_settings
+from tests.support import whatsapp as whatsapp_support
 from tests.support.browser import Browser
 from tests.support.server import LiveServer
 
@@ -135,7 +137,21 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, server_keys: keys.ServerKeys) -> Settings:
+def settings(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    server_keys: keys.ServerKeys,
+) -> Settings:
+    whatsapp: dict[str, object] = {}
+    if "graph" in request.fixturenames:
+        # A test with Meta's side simulated: the platform talks to the simulator.
+        graph: GraphSimulator = request.getfixturevalue("graph")
+        whatsapp = {
+            "whatsapp_graph_url": graph.base_url,
+            "whatsapp_app_secret": whatsapp_support.APP_SECRET,
+            "whatsapp_verify_token": whatsapp_support.VERIFY_TOKEN,
+        }
     return load_settings(
         database_url=database_url,
         data_dir=tmp_path / "data",
@@ -143,7 +159,25 @@ def settings(database_url: str, tmp_path: Path, server_keys: keys.ServerKeys) ->
         log_level="WARNING",
         secret_key=server_keys.secret_key.decode(),
         encryption_keys=",".join(server_keys.encryption_keys),
+        **whatsapp,
     )
+
+
+@pytest.fixture
+def graph() -> Iterator[GraphSimulator]:
+    """Meta's Graph API, simulated over real HTTP."""
+    with GraphSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def shop(
+    live_server: LiveServer, database: Database, settings: Settings, graph: GraphSimulator
+) -> AsyncIterator[whatsapp_support.Shop]:
+    """An organisation answering on WhatsApp (see ``tests/support/whatsapp.py``)."""
+    opened = await whatsapp_support.open_shop(live_server, database, settings, graph)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

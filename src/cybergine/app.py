@@ -13,6 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
 from cybergine.assistants import api as assistants_api
+from cybergine.channels.whatsapp import api as whatsapp_api
+from cybergine.channels.whatsapp import webhooks as whatsapp_webhooks
+from cybergine.conversations import api as conversations_api
 from cybergine.dashboard.errors import render_error
 from cybergine.dashboard.routes import routers as dashboard_routers
 from cybergine.dashboard.templating import STATIC_DIR
@@ -94,6 +97,9 @@ def create_app(
     app.include_router(accounts_api.router)
     app.include_router(knowledge_api.router)
     app.include_router(assistants_api.router)
+    app.include_router(whatsapp_api.router)
+    app.include_router(whatsapp_webhooks.router)
+    app.include_router(conversations_api.router)
     for router in dashboard_routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -53,3 +53,9 @@ class InvalidInput(CybergineError):
     status = 422
     type_slug = "invalid-input"
     title = "Invalid input"
+
+
+class PayloadTooLarge(CybergineError):
+    status = 413
+    type_slug = "payload-too-large"
+    title = "Request body too large"

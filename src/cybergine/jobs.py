@@ -18,6 +18,8 @@ import structlog
 from procrastinate import JobContext
 
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
+from cybergine.channels.whatsapp.tasks import blueprint as whatsapp_blueprint
+from cybergine.conversations.tasks import blueprint as conversations_blueprint
 from cybergine.db.engine import Database
 from cybergine.db.urls import libpq_url
 from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
@@ -62,9 +64,11 @@ async def requeue_stalled(app: procrastinate.App, seconds_since_heartbeat: float
 def build_app() -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector())
     app.add_tasks_from(accounts_blueprint, namespace="accounts")
+    app.add_tasks_from(conversations_blueprint, namespace="conversations")
     app.add_tasks_from(knowledge_blueprint, namespace="knowledge")
     app.add_tasks_from(mail_blueprint, namespace="mail")
     app.add_tasks_from(privacy_blueprint, namespace="privacy")
+    app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")
     app.add_tasks_from(maintenance, namespace="maintenance")
     return app
 

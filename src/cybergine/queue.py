@@ -40,14 +40,27 @@ class Backoff(procrastinate.BaseRetryStrategy):
         jitter: float = random.uniform(0, ceiling / 2)  # noqa: S311 (jitter, not crypto)
         return ceiling / 2 + jitter
 
+    def is_last_attempt(self, job: procrastinate.jobs.Job) -> bool:
+        return job.attempts + 1 >= self.max_attempts
+
     def get_retry_decision(
         self, *, exception: BaseException, job: procrastinate.jobs.Job
     ) -> procrastinate.RetryDecision | None:
-        if job.attempts + 1 >= self.max_attempts:
+        if self.is_last_attempt(job):
             return None
-        return procrastinate.RetryDecision(
-            retry_in={"seconds": round(self.delay_for(job.attempts))}
-        )
+        delay = self.delay_for(job.attempts)
+        if isinstance(exception, RetryLater) and exception.seconds is not None:
+            delay = max(delay, min(exception.seconds, self.cap_seconds))
+        return procrastinate.RetryDecision(retry_in={"seconds": round(delay)})
+
+
+class RetryLater(Exception):
+    """Raised by a task that should run again later, not earlier than ``seconds`` when
+    given (an upstream's Retry-After)."""
+
+    def __init__(self, reason: str, *, seconds: float | None = None) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
 
 
 DEFAULT_RETRY = Backoff()

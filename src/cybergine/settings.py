@@ -74,6 +74,34 @@ class Settings(BaseSettings):
         description="Largest knowledge-base file accepted.",
     )
 
+    # --- WhatsApp Cloud API ----------------------------------------------------------
+    whatsapp_graph_url: str = Field(
+        default="https://graph.facebook.com/v23.0",
+        description="Base URL of Meta's Graph API, version included; point it at a simulator "
+        "in tests and demos.",
+    )
+    whatsapp_app_secret: SecretStr | None = Field(
+        default=None,
+        description="Meta app secret that signs webhooks; the default for numbers "
+        "registered without their own.",
+    )
+    whatsapp_verify_token: SecretStr | None = Field(
+        default=None,
+        description="Token Meta echoes when subscribing the webhook; the default for "
+        "numbers registered without their own.",
+    )
+    whatsapp_send_rate: float = Field(
+        default=80.0,
+        gt=0,
+        description="Messages per second sent from one business number (Meta's default "
+        "throughput is 80/s).",
+    )
+    whatsapp_max_media_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest inbound media file stored (Meta's own limit for video is 16 MB).",
+    )
+
     # --- Jobs -------------------------------------------------------------------
     embedded_worker: bool = Field(
         default=True,

@@ -81,6 +81,8 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/invitations/{token}/accept",
             "/invitations/{token}/register",
             "/dev/outbox",
+            # Meta's callbacks: authenticated by their signature, not by a credential.
+            "/webhooks/whatsapp",
         }
     )
 

@@ -26,6 +26,7 @@ from cybergine.accounts.service import team
 from cybergine.app import create_app
 from cybergine.assistants import service as assistants
 from cybergine.assistants.models import Assistant
+from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
@@ -34,6 +35,13 @@ from cybergine.settings import Settings
 from cybergine.web.access import PERMISSION_ATTRIBUTE
 from cybergine.web.routing import api_routes
 from tests.support.browser import Browser
+from tests.support.conversations import (
+    make_attachment,
+    make_conversation,
+    make_customer,
+    make_message,
+    make_whatsapp_number,
+)
 from tests.support.factories import (
     PASSWORD,
     add_member,
@@ -51,6 +59,7 @@ API_BODIES = {
     ("PATCH", "/api/v1/knowledge/documents/{document_id}"): {"text": "overwritten"},
     ("PATCH", "/api/v1/knowledge/qa/{qa_id}"): {"answer": "overwritten"},
     ("PATCH", "/api/v1/assistants/{assistant_id}"): {"name": "overwritten"},
+    ("PATCH", "/api/v1/channels/whatsapp/{number_id}"): {"display_phone_number": "+1 999 999"},
 }
 FORM_FIELDS = {"/team/members/{membership_id}/role": {"role": "viewer"}}
 
@@ -104,6 +113,26 @@ async def _build(database: Database, server: LiveServer) -> World:
                 fields_set={"name", "persona"},
             ),
         )
+        number = await make_whatsapp_number(
+            session,
+            alpha.id,
+            assistant.id,
+            phone_number_id="7770001112223",
+            display_phone_number="+1 555 777 0101",
+        )
+        customer = await make_customer(
+            session, alpha.id, external_id="447700900777", display_name="Alpha Secret Customer"
+        )
+        conversation = await make_conversation(
+            session,
+            alpha.id,
+            customer=customer,
+            assistant_id=assistant.id,
+            whatsapp_number_id=number.id,
+            handoff_reason="Alpha secret handoff",
+        )
+        message = await make_message(session, conversation, text="Alpha secret message")
+        await make_attachment(session, message, filename="alpha-secret.png")
 
     beta, beta_owner = await make_organisation(database, name="Beta Shop")
     beta_key = await make_api_key(database, beta.id, Role.OWNER)
@@ -119,6 +148,9 @@ async def _build(database: Database, server: LiveServer) -> World:
             "qa_id": qa.id,
             "collection_id": collection.id,
             "assistant_id": assistant.id,
+            "number_id": number.id,
+            "conversation_id": conversation.id,
+            "message_id": message.id,
         },
         a_strings=[
             str(alpha.id),
@@ -137,6 +169,16 @@ async def _build(database: Database, server: LiveServer) -> World:
             str(assistant.id),
             "alpha-concierge",
             "Alpha secret persona",
+            str(number.id),
+            "7770001112223",
+            "+1 555 777 0101",
+            str(customer.id),
+            "447700900777",
+            "Alpha Secret Customer",
+            str(conversation.id),
+            "Alpha secret handoff",
+            str(message.id),
+            "Alpha secret message",
         ],
         b_api=httpx.Client(
             base_url=server.url, timeout=15, headers={"authorization": f"Bearer {beta_key}"}
@@ -217,6 +259,7 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
         qa = await session.get(Item, world.a_ids["qa_id"])
         collection = await session.get(Collection, world.a_ids["collection_id"])
         assistant = await session.get(Assistant, world.a_ids["assistant_id"])
+        number = await session.get(WhatsAppNumber, world.a_ids["number_id"])
     assert document is not None
     assert "overwritten" not in document.body
     assert qa is not None
@@ -224,6 +267,8 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
     assert collection is not None
     assert assistant is not None
     assert assistant.name == "alpha-concierge"
+    assert number is not None
+    assert number.display_phone_number == "+1 555 777 0101"
 
 
 async def test_no_route_reaches_another_organisations_objects(
@@ -246,6 +291,12 @@ async def test_no_route_reaches_another_organisations_objects(
                 "DELETE /api/v1/knowledge/collections/{collection_id}",
                 "PATCH /api/v1/assistants/{assistant_id}",
                 "GET /api/v1/assistants",
+                "PATCH /api/v1/channels/whatsapp/{number_id}",
+                "DELETE /api/v1/channels/whatsapp/{number_id}",
+                "GET /api/v1/channels/whatsapp",
+                "GET /api/v1/conversations",
+                "GET /api/v1/conversations/{conversation_id}/messages",
+                "GET /api/v1/conversations/{conversation_id}/messages/{message_id}/attachment",
                 "GET /api/v1/knowledge/documents",
                 "GET /team",
                 "GET /audit",

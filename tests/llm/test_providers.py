@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from cybergine.llm.providers import (
@@ -336,6 +337,72 @@ async def test_extra_headers_and_query_parameters(simulator: OpenAISimulator) ->
     assert request.headers["api-key"] == "azure-key"
     assert "authorization" not in request.headers
     assert request.query == {"api-version": "2024-10-21"}
+
+
+async def test_the_openai_environment_variables_are_not_read(
+    simulator: OpenAISimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK would fill these in; they must not reach a server the provider was not
+    # configured for.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-from-the-environment")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-from-the-environment")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    simulator.api_key = None  # a keyless server, as Ollama
+    try:
+        async with chat_for(simulator, api_key=None) as provider:
+            await provider.complete(CONVERSATION)
+    finally:
+        simulator.api_key = "sk-test-key"
+    (request,) = simulator.received(CHAT)
+    assert "authorization" not in request.headers
+    assert "openai-organization" not in request.headers
+    assert "openai-project" not in request.headers
+
+
+async def test_an_authorization_header_given_without_a_key_is_sent(
+    simulator: OpenAISimulator,
+) -> None:
+    async with chat_for(
+        simulator, api_key=None, headers={"Authorization": "Bearer sk-test-key"}
+    ) as provider:
+        await provider.complete(CONVERSATION)
+    (request,) = simulator.received(CHAT)
+    assert request.headers["authorization"] == "Bearer sk-test-key"
+
+
+async def test_retries_are_counted_in_the_request_headers(simulator: OpenAISimulator) -> None:
+    simulator.fail_next(Fault(500))
+    async with chat_for(simulator) as provider:
+        await provider.complete(CONVERSATION)
+    counts = [r.headers["x-stainless-retry-count"] for r in simulator.received(CHAT)]
+    assert counts == ["0", "1"]
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+        self.closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        return await super().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await super().aclose()
+
+
+async def test_a_transport_passed_in_is_used_and_not_closed(simulator: OpenAISimulator) -> None:
+    transport = CountingTransport()
+    try:
+        async with chat_for(simulator, transport=transport) as provider:
+            await provider.complete(CONVERSATION)
+        assert transport.requests == 1
+        assert not transport.closed
+    finally:
+        await transport.aclose()
 
 
 async def test_an_unreachable_server_is_a_retryable_error() -> None:

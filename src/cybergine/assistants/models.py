@@ -15,7 +15,6 @@ from sqlalchemy import (
     ARRAY,
     Boolean,
     CheckConstraint,
-    Enum,
     Float,
     Integer,
     String,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cybergine.db.base import Base, TenantMixin
+from cybergine.db.base import Base, TenantMixin, value_enum
 from cybergine.privacy.crypto import EncryptedString
 from cybergine.privacy.retention import Retention
 
@@ -41,10 +40,6 @@ DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 500
 MAX_TEMPERATURE = 2.0
 MAX_MAX_TOKENS = 4096
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class Tone(enum.StrEnum):
@@ -78,7 +73,9 @@ class Assistant(TenantMixin, Base):
     # Who the assistant is ("Mia, the shop's helpful stylist").
     persona: Mapped[str] = mapped_column(Text, default="")
     instructions: Mapped[str] = mapped_column(Text, default="")
-    tone: Mapped[Tone] = mapped_column(_enum(Tone, "assistant_tone"), default=Tone.PROFESSIONAL)
+    tone: Mapped[Tone] = mapped_column(
+        value_enum(Tone, "assistant_tone"), default=Tone.PROFESSIONAL
+    )
     # BCP-47 codes ("en", "fr", "pt-BR"); the first is the default language.
     languages: Mapped[list[str]] = mapped_column(
         ARRAY(String(35)), default=lambda: list(DEFAULT_LANGUAGES)
@@ -89,7 +86,7 @@ class Assistant(TenantMixin, Base):
     # Names of the knowledge collections it may search; empty: all of them.
     knowledge_collections: Mapped[list[str]] = mapped_column(ARRAY(String(100)), default=list)
     llm_provider: Mapped[LlmProvider] = mapped_column(
-        _enum(LlmProvider, "assistant_llm_provider"), default=LlmProvider.EXTRACTIVE
+        value_enum(LlmProvider, "assistant_llm_provider"), default=LlmProvider.EXTRACTIVE
     )
     llm_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_LLM_MODEL)
     # None: CYBERGINE_OPENAI_BASE_URL.

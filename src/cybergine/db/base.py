@@ -8,11 +8,12 @@ purge of an organisation reaches every row it owns.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import ClassVar
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, func
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -58,3 +59,9 @@ class TenantMixin:
             nullable=False,
             sort_order=-99,
         )
+
+
+def value_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """A PostgreSQL enum type holding the members' values ("waiting_for_human"), not their
+    Python names, so the database reads the same as the API."""
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])

@@ -6,6 +6,8 @@ package adds its ``models`` module to this list.
 
 from cybergine.accounts import models as accounts_models
 from cybergine.assistants import models as assistants_models
+from cybergine.channels.whatsapp import models as whatsapp_models
+from cybergine.conversations import models as conversations_models
 from cybergine.db.base import Base
 from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
@@ -17,7 +19,9 @@ __all__ = [
     "accounts_models",
     "assistants_models",
     "audit_models",
+    "conversations_models",
     "knowledge_models",
     "mail_models",
     "metadata",
+    "whatsapp_models",
 ]

@@ -20,7 +20,6 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Computed,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cybergine.db.base import Base, TenantMixin
+from cybergine.db.base import Base, TenantMixin, value_enum
 from cybergine.privacy.retention import Retention
 
 # all-MiniLM-L6-v2's width. An OpenAI-compatible model is asked for vectors of this size
@@ -43,10 +42,6 @@ EMBEDDING_DIMENSIONS = 384
 # English stemming and stop words for the lexical index. Text in other languages is still
 # indexed and matched word for word (the English stemmer leaves most foreign words alone).
 TEXT_SEARCH_CONFIG = "english"
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class ItemKind(enum.StrEnum):
@@ -85,7 +80,7 @@ class Item(TenantMixin, Base):
     collection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("kb_collections.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind, "kb_item_kind"))
+    kind: Mapped[ItemKind] = mapped_column(value_enum(ItemKind, "kb_item_kind"))
     external_id: Mapped[str | None] = mapped_column(String(200), default=None)
     title: Mapped[str] = mapped_column(String(500), default="")
     # Documents: the text given, or extracted from the uploaded file. Q&A: the answer.
@@ -100,7 +95,7 @@ class Item(TenantMixin, Base):
         "metadata", JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     status: Mapped[ItemStatus] = mapped_column(
-        _enum(ItemStatus, "kb_item_status"), default=ItemStatus.PENDING
+        value_enum(ItemStatus, "kb_item_status"), default=ItemStatus.PENDING
     )
     error: Mapped[str | None] = mapped_column(String(500), default=None)
     # Bumped on every edit; an indexing job carries the version it was deferred for and
@@ -147,7 +142,7 @@ class Chunk(TenantMixin, Base):
     collection_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("kb_collections.id", ondelete="CASCADE")
     )
-    kind: Mapped[ChunkKind] = mapped_column(_enum(ChunkKind, "kb_chunk_kind"))
+    kind: Mapped[ChunkKind] = mapped_column(value_enum(ChunkKind, "kb_chunk_kind"))
     ordinal: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     tsv: Mapped[Any] = mapped_column(

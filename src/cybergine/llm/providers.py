@@ -2,8 +2,8 @@
 
 :class:`LLMProvider` is the small protocol the assistants use; :class:`OpenAICompatibleChat`
 implements it for any ``/v1/chat/completions`` endpoint (OpenAI, Azure OpenAI, Ollama,
-vLLM, llama.cpp server), speaking the request and response format OpenAI documents,
-over ``httpx`` (the ``openai`` SDK is not a dependency).
+vLLM, llama.cpp server) with the official ``openai`` SDK (``AsyncOpenAI``); the retry
+policy and the reading of servers' errors stay ours, shared with the embeddings client.
 
 Errors are :class:`LLMError`: it says whether trying again later may help (``retryable``)
 and carries the HTTP status and the server's message, never the conversation itself.
@@ -14,15 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self, cast, runtime_checkable
 
 import httpx
+from openai import APIConnectionError, APIStatusError, AsyncOpenAI, Omit, omit
+from openai.types import CompletionUsage
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessage,
+    ChatCompletionMessageParam,
+)
+from openai.types.chat.chat_completion import Choice
 
 # One retry policy and one reading of servers' errors for every OpenAI-compatible client.
 from cybergine.outbound import (
-    BearerClient,
+    BorrowedTransport,
     redact_inputs,
     retry_after_seconds,
     server_message,
@@ -190,7 +200,7 @@ def encode_message(message: ChatMessage) -> dict[str, Any]:
     return encoded
 
 
-def encode_tool(tool: ToolSpec) -> dict[str, Any]:
+def encode_tool(tool: ToolSpec) -> ChatCompletionFunctionToolParam:
     return {
         "type": "function",
         "function": {
@@ -234,9 +244,15 @@ def _int(value: Any) -> int:
 
 # --- OpenAI-compatible provider -----------------------------------------------------------
 
+# The SDK will not start without a key (and would read OPENAI_API_KEY in its place, which
+# must not reach a third-party server). Keyless servers (Ollama, Azure with its own
+# ``api-key`` header) get this one, and the Authorization header is left out of the
+# request, so it is never sent.
+_NO_KEY = "not-needed"
 
-class OpenAICompatibleChat(BearerClient):
-    """``POST {base_url}/chat/completions`` as OpenAI documents it (``base_url`` ends in
+
+class OpenAICompatibleChat:
+    """``POST {base_url}/chat/completions`` through the ``openai`` SDK (``base_url`` ends in
     ``/v1`` for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL, with
     ``api_key=None, headers={"api-key": KEY}, params={"api-version": "..."}``).
 
@@ -247,7 +263,7 @@ class OpenAICompatibleChat(BearerClient):
     :class:`LLMError` at once (``retryable=False``) with the status and the server's
     message, with any quoted part of the conversation cut out.
 
-    One HTTP client per provider (re-made if used from another event loop) for connection
+    One SDK client per provider (re-made if used from another event loop) for connection
     reuse; ``aclose()`` (or ``async with``) releases it. A ``transport`` passed in is used
     but never closed.
     """
@@ -272,13 +288,38 @@ class OpenAICompatibleChat(BearerClient):
             raise ValueError("timeout must be positive")
         self.name = f"openai:{model}"
         self.model = model
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        super().__init__(
-            api_key=api_key, timeout=timeout, headers=headers, params=params, transport=transport
+        self._base_url = base_url.rstrip("/")
+        self.url = self._base_url + "/chat/completions"
+        self._api_key = api_key or None
+        self._timeout = timeout
+        self._headers = dict(headers or {})
+        # Without a key, no Authorization header is sent unless the caller gave one.
+        self._omit_authorization = self._api_key is None and not any(
+            name.lower() == "authorization" for name in self._headers
         )
+        self._params = dict(params or {})
+        self._transport = BorrowedTransport(transport) if transport is not None else None
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._max_retry_after = max_retry_after
+        self._client: AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def aclose(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     async def complete(
         self,
@@ -290,105 +331,146 @@ class OpenAICompatibleChat(BearerClient):
     ) -> Completion:
         if not messages:
             raise ValueError("complete() needs at least one message")
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": [encode_message(m) for m in messages],
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-        }
-        if tools:
-            payload["tools"] = [encode_tool(t) for t in tools]
-        response = await self._post(payload, _prompt_texts(messages))
-        return self._parse(response)
-
-    # -- internals --
-
-    async def _attempt(self, client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Response:
-        # httpx's timeout bounds each phase (connect, each read); this bounds the whole.
-        async with asyncio.timeout(self._timeout):
-            return await client.post(self.url, json=payload)
-
-    async def _post(self, payload: dict[str, Any], texts: list[str]) -> httpx.Response:
-        client = self._http()
+        # The SDK sends these as they are; its TypedDicts are narrower than what
+        # OpenAI-compatible servers take (``name`` on any role, empty content).
+        encoded = cast("list[ChatCompletionMessageParam]", [encode_message(m) for m in messages])
+        client = self._openai()
+        texts = _prompt_texts(messages)
         for attempt in range(1, self._max_attempts + 1):
             last = attempt == self._max_attempts
             wait = self._backoff * 2 ** (attempt - 1)
             plural = "s" if attempt > 1 else ""
+            # The SDK would count its own retries only; these are ours.
+            headers: dict[str, str | Omit] = {"x-stainless-retry-count": str(attempt - 1)}
+            if self._omit_authorization:
+                headers["Authorization"] = omit
             try:
-                response = await self._attempt(client, payload)
-            except (httpx.TransportError, TimeoutError) as exc:
+                # The SDK's timeout bounds each phase (connect, each read); this bounds the whole.
+                async with asyncio.timeout(self._timeout):
+                    raw = await client.chat.completions.with_raw_response.create(
+                        model=self.model,
+                        messages=encoded,
+                        temperature=temperature,
+                        max_tokens=max_tokens,
+                        tools=[encode_tool(t) for t in tools] if tools else omit,
+                        extra_headers=headers,
+                    )
+            except (APIConnectionError, TimeoutError) as exc:
                 if last:
-                    reason = type(exc).__name__
-                    if str(exc):
-                        reason += f": {exc}"
-                    elif isinstance(exc, TimeoutError):
-                        reason += f" (no answer within {self._timeout:g}s)"
                     raise LLMError(
                         f"chat completion request to {self.url} failed after {attempt} "
-                        f"attempt{plural}: {reason}",
+                        f"attempt{plural}: {self._failure(exc)}",
                         retryable=True,
                         attempts=attempt,
                     ) from None
                 await asyncio.sleep(wait)
                 continue
-            status = response.status_code
-            if status < 400:
-                return response
-            message = redact_inputs(server_message(response), texts)
-            if status in (408, 429) or status >= 500:
-                retry_after = retry_after_seconds(response)
-                if retry_after is not None:
-                    wait = retry_after
-                if not last and wait <= self._max_retry_after:
-                    await asyncio.sleep(wait)
-                    continue
+            except APIStatusError as exc:
+                status = exc.status_code
+                # The SDK gives back responses of the client it was given: httpx's.
+                response = cast(httpx.Response, exc.response)
+                message = redact_inputs(server_message(response), texts)
+                if status in (408, 429) or status >= 500:
+                    retry_after = retry_after_seconds(response)
+                    if retry_after is not None:
+                        wait = retry_after
+                    if not last and wait <= self._max_retry_after:
+                        await asyncio.sleep(wait)
+                        continue
+                    raise LLMError(
+                        f"chat completion request to {self.url} failed with HTTP {status} "
+                        f"after {attempt} attempt{plural}: {message}",
+                        status=status,
+                        retryable=True,
+                        attempts=attempt,
+                    ) from None
                 raise LLMError(
-                    f"chat completion request to {self.url} failed with HTTP {status} after "
-                    f"{attempt} attempt{plural}: {message}",
+                    f"chat completion request to {self.url} refused with HTTP {status}: {message}",
                     status=status,
-                    retryable=True,
+                    retryable=False,
                     attempts=attempt,
-                )
-            raise LLMError(
-                f"chat completion request to {self.url} refused with HTTP {status}: {message}",
-                status=status,
-                retryable=False,
-                attempts=attempt,
-            )
+                ) from None
+            return self._parse(raw.parse, raw.status_code)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _parse(self, response: httpx.Response) -> Completion:
+    # -- internals --
+
+    def _openai(self) -> AsyncOpenAI:
+        # A client is bound to the loop it was made on; a provider shared by processes'
+        # several loops (tests, the CLI) gets one per loop.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed() or self._client_loop is not loop:
+            http_client = httpx.AsyncClient(
+                transport=self._transport, timeout=httpx.Timeout(self._timeout)
+            )
+            client = AsyncOpenAI(
+                base_url=self._base_url,
+                api_key=self._api_key or _NO_KEY,
+                timeout=self._timeout,
+                # Retries are ours: the SDK's backoff, Retry-After limit (2 minutes) and
+                # 409 retries cannot be set, nor does it tell how many requests it made.
+                max_retries=0,
+                default_headers=self._headers,
+                default_query=self._params,
+                # The SDK takes an httpx client as well as an httpx2 one (it checks at run
+                # time), though its annotation names only httpx2's.
+                http_client=cast(Any, http_client),
+            )
+            # The SDK fills these from OPENAI_ORG_ID / OPENAI_PROJECT_ID; this module reads
+            # no settings, and they would go to any server. Headers passed in still win.
+            client.organization = None
+            client.project = None
+            self._client, self._client_loop = client, loop
+        return self._client
+
+    def _failure(self, exc: BaseException) -> str:
+        # The SDK says "Connection error." for every network failure; httpx's error, its
+        # cause, names which one.
+        if isinstance(exc, APIConnectionError) and exc.__cause__ is not None:
+            exc = exc.__cause__
+        reason = type(exc).__name__
+        if str(exc):
+            reason += f": {exc}"
+        elif isinstance(exc, TimeoutError):
+            reason += f" (no answer within {self._timeout:g}s)"
+        return reason
+
+    def _parse(self, parse: Callable[[], object], status: int) -> Completion:
         def malformed(why: str) -> LLMError:
             return LLMError(
-                f"malformed chat completion response from {self.url}: {why}",
-                status=response.status_code,
+                f"malformed chat completion response from {self.url}: {why}", status=status
             )
 
         try:
-            body = response.json()
+            body: object = parse()
         except ValueError:
             raise malformed("not JSON") from None
-        choices = body.get("choices") if isinstance(body, dict) else None
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        # The SDK builds its models without validating them (servers that are only
+        # OpenAI-compatible would fail a strict check), so every field used is checked here.
+        if not isinstance(body, ChatCompletion):
+            # A body that is not JSON under another content type comes back as its text.
+            raise malformed("not JSON" if isinstance(body, str) else 'no "choices"')
+        choices: object = body.choices
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Choice):
             raise malformed('no "choices"')
         choice = choices[0]
-        message = choice.get("message")
-        if not isinstance(message, dict):
+        message = choice.message
+        if not isinstance(message, ChatCompletionMessage):
             raise malformed('no "message" in the first choice')
-        content = message.get("content")
+        content: object = message.content
         if content is not None and not isinstance(content, str):
             raise malformed('"content" is not a string')
-        raw_calls = message.get("tool_calls") or []
+        raw_calls: object = message.tool_calls or []
         if not isinstance(raw_calls, list):
             raise malformed('"tool_calls" is not a list')
         calls: list[ToolCall] = []
         for index, item in enumerate(raw_calls):
-            function = item.get("function") if isinstance(item, dict) else None
-            name = function.get("name") if isinstance(function, dict) else None
-            if not isinstance(function, dict) or not isinstance(name, str) or not name:
+            function = getattr(item, "function", None)
+            name = getattr(function, "name", None)
+            if not isinstance(name, str) or not name:
                 raise malformed(f"tool call {index} has no function name")
-            call_id = item.get("id")
-            arguments, raw_arguments = _parse_arguments(function.get("arguments"))
+            call_id = getattr(item, "id", None)
+            arguments, raw_arguments = _parse_arguments(getattr(function, "arguments", None))
             calls.append(
                 ToolCall(
                     id=call_id if isinstance(call_id, str) and call_id else f"call_{index}",
@@ -397,16 +479,16 @@ class OpenAICompatibleChat(BearerClient):
                     raw_arguments=raw_arguments,
                 )
             )
-        finish_reason = choice.get("finish_reason")
-        usage = body.get("usage")
-        if isinstance(usage, dict):
-            prompt = _int(usage.get("prompt_tokens"))
-            completion = _int(usage.get("completion_tokens"))
-            total = _int(usage.get("total_tokens")) or prompt + completion
+        finish_reason: object = choice.finish_reason
+        usage = body.usage
+        if isinstance(usage, CompletionUsage):
+            prompt = _int(usage.prompt_tokens)
+            completion = _int(usage.completion_tokens)
+            total = _int(usage.total_tokens) or prompt + completion
             counted = Usage(prompt, completion, total)
         else:
             counted = Usage()
-        model = body.get("model")
+        model: object = body.model
         return Completion(
             content=content,
             tool_calls=tuple(calls),

@@ -1,0 +1,71 @@
+"""/api/v1/channels/whatsapp: an organisation's WhatsApp business numbers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response, status
+
+from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.permissions import Permission
+from cybergine.channels.whatsapp import service
+from cybergine.channels.whatsapp.ingest import NumberDirectory
+from cybergine.channels.whatsapp.schemas import NumberIn, NumberOut, NumberUpdate
+from cybergine.web.deps import SettingsDep
+
+router = APIRouter(prefix="/api/v1/channels/whatsapp", tags=["whatsapp"])
+
+Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
+Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
+
+
+def _forget(request: Request, phone_number_id: str) -> None:
+    """Drops the number from this process's webhook routing cache, so a change applies to
+    the next delivery (other processes pick it up within the cache's few seconds)."""
+    directory: NumberDirectory | None = getattr(request.app.state, "whatsapp_numbers", None)
+    if directory is not None:
+        directory.forget(phone_number_id)
+
+
+@router.post("", response_model=NumberOut, status_code=status.HTTP_201_CREATED)
+async def create_number(
+    body: NumberIn, caller: Editor, settings: SettingsDep, request: Request
+) -> NumberOut:
+    number = await service.create_number(caller.scope, caller.principal, body.changes())
+    _forget(request, number.phone_number_id)  # it may be cached as unknown
+    return NumberOut.of(number, public_url=settings.public_url)
+
+
+@router.get("", response_model=list[NumberOut])
+async def list_numbers(caller: Reader, settings: SettingsDep) -> list[NumberOut]:
+    return [
+        NumberOut.of(n, public_url=settings.public_url)
+        for n in await service.list_numbers(caller.scope)
+    ]
+
+
+@router.get("/{number_id}", response_model=NumberOut)
+async def get_number(number_id: uuid.UUID, caller: Reader, settings: SettingsDep) -> NumberOut:
+    number = await service.get_number(caller.scope, number_id)
+    return NumberOut.of(number, public_url=settings.public_url)
+
+
+@router.patch("/{number_id}", response_model=NumberOut)
+async def update_number(
+    number_id: uuid.UUID,
+    body: NumberUpdate,
+    caller: Editor,
+    settings: SettingsDep,
+    request: Request,
+) -> NumberOut:
+    number = await service.update_number(caller.scope, caller.principal, number_id, body.changes())
+    _forget(request, number.phone_number_id)
+    return NumberOut.of(number, public_url=settings.public_url)
+
+
+@router.delete("/{number_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_number(number_id: uuid.UUID, caller: Editor, request: Request) -> Response:
+    phone_number_id = await service.delete_number(caller.scope, caller.principal, number_id)
+    _forget(request, phone_number_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,379 @@
+"""Sending queued messages through the Graph API, and fetching customers' media.
+
+Sending one message:
+
+1. Claim (a short transaction): the message moves ``queued → sending`` unless a rule
+   forbids the send: the customer opted out (only the platform's own opt-out and opt-in
+   confirmations still go), the number was disconnected, or the 24-hour customer-service
+   window is closed and the message is not an approved template. A forbidden send fails
+   at once with the reason, so an agent sees why.
+2. Wait for a slot of the number's send rate (a clock shared by every worker).
+3. Call the Graph API, part by part for text over 4,096 characters, recording each
+   accepted part so that a retry resumes after it.
+4. Record the outcome. A retryable error puts the message back to ``queued`` and the job
+   runs again later (after Meta's Retry-After when it gave one); anything else, or the last
+   attempt, marks it ``failed`` with Meta's code and message.
+
+A worker killed between Meta's acceptance and step 4 leaves the message ``sending``. Its
+status webhook, which echoes our message id in ``biz_opaque_callback_data``, usually
+settles it within seconds; the retry waits ``RECONCILE_SECONDS`` for that before sending
+again, so the one way left to a duplicate is a crash in that instant *and* a lost status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import cast, func, text, update
+
+from cybergine.channels.whatsapp import messages as bodies
+from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
+from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.conversations.models import (
+    Attachment,
+    AttachmentStatus,
+    Conversation,
+    Customer,
+    Message,
+    MessageStatus,
+    Sender,
+)
+from cybergine.db.engine import Database
+from cybergine.queue import RetryLater
+from cybergine.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SERVICE_WINDOW = timedelta(hours=24)
+RECONCILE_SECONDS = 20.0
+
+OPTED_OUT = "The customer opted out (STOP); nothing is sent until they write START."
+WINDOW_CLOSED = (
+    "Outside WhatsApp's 24-hour customer-service window: the customer last wrote more than "
+    "24 hours ago, and only an approved template can be sent now."
+)
+DISCONNECTED = "This conversation's WhatsApp number is no longer connected."
+
+# Meta's supported media types (Cloud API "Supported media types").
+ACCEPTED_MEDIA: dict[str, frozenset[str]] = {
+    "image": frozenset({"image/jpeg", "image/png"}),
+    "sticker": frozenset({"image/webp"}),
+    "audio": frozenset({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}),
+    "video": frozenset({"video/mp4", "video/3gpp"}),
+    "document": frozenset(
+        {
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.ms-excel",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        }
+    ),
+}
+
+
+@functools.lru_cache(maxsize=8)
+def graph_client(base_url: str) -> GraphClient:
+    """One client per Graph URL in this process, for connection reuse."""
+    return GraphClient(base_url=base_url)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    number_id: uuid.UUID
+    phone_number_id: str
+    access_token: str
+    send_rate: float
+    bodies: list[dict[str, Any]]
+    parts_sent: int
+    mark_read: str | None  # the customer message this replies to, to mark read first
+
+
+async def send(
+    database: Database,
+    settings: Settings,
+    message_id: uuid.UUID,
+    *,
+    last_attempt: bool,
+    client: GraphClient | None = None,
+) -> str:
+    graph = client or graph_client(settings.whatsapp_graph_url)
+    claim = await _claim(database, settings, message_id)
+    if isinstance(claim, str):
+        return claim
+    if claim.mark_read is not None:
+        try:
+            await graph.mark_read(claim.phone_number_id, claim.access_token, claim.mark_read)
+        except GraphError as error:  # a missing blue tick is not worth a failed reply
+            log.info("whatsapp.mark_read_failed", error=str(error))
+
+    wamid: str | None = None
+    for index in range(claim.parts_sent, len(claim.bodies)):
+        await _wait_for_slot(database, claim.number_id, claim.send_rate)
+        try:
+            wamid = await graph.send(claim.phone_number_id, claim.access_token, claim.bodies[index])
+        except GraphError as error:
+            return await _failed_send(database, message_id, error, last_attempt=last_attempt)
+        if index < len(claim.bodies) - 1:
+            await _record_part(database, message_id, index + 1, wamid)
+
+    assert wamid is not None
+    async with database.transaction() as session:
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                status=func.greatest(
+                    Message.status, cast(MessageStatus.SENT.value, Message.status.type)
+                ),
+                external_id=func.coalesce(Message.external_id, wamid),
+                sent_at=func.coalesce(Message.sent_at, func.now()),
+                error_code=None,
+                error_title=None,
+                error_detail=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return "sent"
+
+
+async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) -> _Claim | str:
+    async with database.transaction() as session:
+        message = await session.get(Message, message_id, with_for_update=True)
+        if message is None:
+            return "gone"
+        if message.status not in (MessageStatus.QUEUED, MessageStatus.SENDING):
+            return "already_settled"
+        now = datetime.now(UTC)
+        if (
+            message.status == MessageStatus.SENDING
+            and message.send_started_at is not None
+            and now - message.send_started_at < timedelta(seconds=RECONCILE_SECONDS)
+        ):
+            raise RetryLater(
+                "an earlier attempt may have been accepted; waiting for its status webhook",
+                seconds=RECONCILE_SECONDS,
+            )
+        conversation = await session.get(Conversation, message.conversation_id)
+        assert conversation is not None
+        customer = await session.get(Customer, conversation.customer_id)
+        number = (
+            await session.get(WhatsAppNumber, conversation.whatsapp_number_id)
+            if conversation.whatsapp_number_id is not None
+            else None
+        )
+        assert customer is not None
+        refusal: str | None = None
+        if number is None or not number.active:
+            refusal = DISCONNECTED
+        elif customer.opted_out_at is not None and message.sender != Sender.SYSTEM:
+            refusal = OPTED_OUT
+        template = (message.payload or {}).get("template")
+        window_open = (
+            conversation.last_inbound_at is not None
+            and now - conversation.last_inbound_at < SERVICE_WINDOW
+        )
+        if refusal is None and not window_open and not template:
+            refusal = WINDOW_CLOSED
+        if refusal is not None:
+            _fail(message, refusal)
+            return "refused"
+        assert number is not None
+        parts_sent = int((message.payload or {}).get("parts_sent", 0))
+        reply_to = await session.get(Message, message.reply_to_id) if message.reply_to_id else None
+        claim = _Claim(
+            number_id=number.id,
+            phone_number_id=number.phone_number_id,
+            access_token=number.access_token,
+            send_rate=number.send_rate or settings.whatsapp_send_rate,
+            bodies=_bodies(message, customer.external_id, use_template=not window_open),
+            parts_sent=parts_sent,
+            mark_read=reply_to.external_id
+            if reply_to is not None and message.send_attempts == 0
+            else None,
+        )
+        message.status = MessageStatus.SENDING
+        message.send_started_at = now
+        message.send_attempts += 1
+    return claim
+
+
+def _bodies(message: Message, to: str, *, use_template: bool) -> list[dict[str, Any]]:
+    """The Graph API request bodies of one message, in sending order."""
+    payload = message.payload or {}
+    callback = str(message.id)
+    template = payload.get("template")
+    if use_template or (message.type == "template" and template):
+        assert isinstance(template, dict)
+        return [
+            bodies.template_body(
+                to,
+                str(template["name"]),
+                str(template.get("language") or "en"),
+                template.get("components"),
+                callback_data=callback,
+            )
+        ]
+    text = message.text or ""
+    buttons = payload.get("buttons")
+    if buttons and len(text) <= bodies.BUTTON_BODY_LIMIT:
+        return [
+            bodies.buttons_body(
+                to,
+                text,
+                [(str(b["id"]), str(b["title"])) for b in buttons],
+                callback_data=callback,
+            )
+        ]
+    return [bodies.text_body(to, part, callback_data=callback) for part in bodies.split_text(text)]
+
+
+def _fail(
+    message: Message, reason: str, *, code: int | None = None, detail: str | None = None
+) -> None:
+    message.status = MessageStatus.FAILED
+    message.failed_at = datetime.now(UTC)
+    message.error_code = code
+    message.error_title = reason[:300]
+    message.error_detail = detail
+
+
+async def _failed_send(
+    database: Database, message_id: uuid.UUID, error: GraphError, *, last_attempt: bool
+) -> str:
+    async with database.transaction() as session:
+        message = await session.get(Message, message_id, with_for_update=True)
+        if message is None:
+            return "gone"
+        if error.retryable and not last_attempt:
+            message.status = MessageStatus.QUEUED
+            message.error_code = error.code
+            message.error_title = error.title[:300]
+            message.error_detail = error.details
+        else:
+            reason = WINDOW_CLOSED if error.window_closed else error.title
+            _fail(message, reason, code=error.code, detail=error.details)
+    if error.retryable and not last_attempt:
+        raise RetryLater(str(error), seconds=error.retry_after)
+    log.warning("whatsapp.send_failed", message_id=str(message_id), error=str(error))
+    return "failed"
+
+
+async def _record_part(
+    database: Database, message_id: uuid.UUID, parts_sent: int, wamid: str
+) -> None:
+    async with database.transaction() as session:
+        message = await session.get(Message, message_id, with_for_update=True)
+        if message is not None:
+            payload = dict(message.payload or {})
+            payload["parts_sent"] = parts_sent
+            payload.setdefault("part_ids", []).append(wamid)
+            message.payload = payload
+
+
+_SLOT = text(
+    """
+    UPDATE whatsapp_numbers
+       SET next_send_at = greatest(next_send_at, clock_timestamp()) + make_interval(secs => :step)
+     WHERE id = :id
+    RETURNING extract(epoch FROM next_send_at - make_interval(secs => :step) - clock_timestamp())
+    """
+)
+
+
+async def _wait_for_slot(database: Database, number_id: uuid.UUID, rate: float) -> None:
+    """Per-number rate limit: each send takes the next ``1/rate`` s slot of a clock kept in
+    the number's row, so all workers together stay within the rate."""
+    async with database.transaction() as session:
+        wait = await session.scalar(_SLOT, {"step": 1.0 / rate, "id": number_id})
+    if wait is not None and float(wait) > 0:
+        await asyncio.sleep(float(wait))
+
+
+# --- Inbound media ----------------------------------------------------------------------
+
+
+async def fetch_media(
+    database: Database,
+    settings: Settings,
+    attachment_id: uuid.UUID,
+    *,
+    last_attempt: bool,
+    client: GraphClient | None = None,
+) -> str:
+    graph = client or graph_client(settings.whatsapp_graph_url)
+    async with database.transaction() as session:
+        attachment = await session.get(Attachment, attachment_id)
+        if attachment is None or attachment.status != AttachmentStatus.PENDING:
+            return "settled"
+        message = await session.get(Message, attachment.message_id)
+        assert message is not None
+        conversation = await session.get(Conversation, message.conversation_id)
+        assert conversation is not None
+        number = (
+            await session.get(WhatsAppNumber, conversation.whatsapp_number_id)
+            if conversation.whatsapp_number_id
+            else None
+        )
+        if number is None:
+            attachment.status = AttachmentStatus.FAILED
+            attachment.error = DISCONNECTED
+            return "failed"
+        media_id, kind, token = attachment.media_id, message.type, number.access_token
+    accepted = ACCEPTED_MEDIA.get(kind, frozenset())
+
+    status, error, data, info = AttachmentStatus.STORED, None, None, None
+    try:
+        info = await graph.media_info(media_id, token)
+        mime = info.mime_type.split(";")[0].strip().lower()
+        if mime not in accepted:
+            status, error = AttachmentStatus.REJECTED, f"{mime} is not an accepted {kind} type."
+        elif info.file_size is not None and info.file_size > settings.whatsapp_max_media_bytes:
+            status, error = AttachmentStatus.REJECTED, _too_large(settings)
+        else:
+            data = await graph.download(
+                info.url, token, max_bytes=settings.whatsapp_max_media_bytes
+            )
+    except MediaTooLarge:
+        status, error = AttachmentStatus.REJECTED, _too_large(settings)
+    except GraphError as failure:
+        if failure.retryable and not last_attempt:
+            raise RetryLater(str(failure), seconds=failure.retry_after) from None
+        status, error = AttachmentStatus.FAILED, failure.title[:1000]
+
+    if data is not None and info is not None and info.sha256:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != info.sha256.lower():
+            status, error, data = (
+                AttachmentStatus.FAILED,
+                "The file's SHA-256 does not match.",
+                None,
+            )
+
+    async with database.transaction() as session:
+        attachment = await session.get(Attachment, attachment_id, with_for_update=True)
+        if attachment is None:
+            return "gone"
+        attachment.status = status
+        attachment.error = error
+        if info is not None:
+            attachment.mime_type = info.mime_type[:100]
+        if data is not None:
+            attachment.data = data
+            attachment.size_bytes = len(data)
+            attachment.sha256 = hashlib.sha256(data).hexdigest()
+    return status.value
+
+
+def _too_large(settings: Settings) -> str:
+    return f"The file is larger than {settings.whatsapp_max_media_bytes} bytes."

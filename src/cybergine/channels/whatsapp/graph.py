@@ -1,0 +1,480 @@
+"""Client of Meta's Graph API for the WhatsApp Cloud API: send messages, mark them read,
+look up and download inbound media.
+
+``base_url`` includes the API version (``https://graph.facebook.com/v23.0``); the access
+token is passed per call, because every business number of every tenant has its own.
+
+Decisions:
+- One attempt per call. Retrying, with backoff, is the job queue's business; this client
+  only says whether a retry can help (``GraphError.retryable``) and how long the server
+  asked to wait (``retry_after``, from ``Retry-After``). Retryable: network errors and
+  timeouts, HTTP 5xx, 408 and 429, and Meta's temporary codes (``RETRYABLE_CODES``:
+  throughput and pair rate limits, "something went wrong", service unavailable). Any
+  other 4xx is final, and so are Meta codes that no retry can fix (``FINAL_CODES``: an
+  expired token, a closed 24-hour window, an invalid parameter) whatever the status.
+  A timeout after a send is retryable although Meta may have accepted the message: the
+  Cloud API has no idempotency key, so a rare duplicate is the price of not losing one.
+- Errors never carry the access token, the text we sent or a media URL (a capability):
+  the server's message is redacted, and network errors are raised ``from None`` so the
+  httpx request, with its ``Authorization`` header, is not attached to the traceback.
+- A 200 answer without the expected fields is a final error: for a send the message may
+  well have gone out, and a retry would send it twice.
+- The token is sent to a media URL only on the Graph API's own origin (a simulator or a
+  proxy) or over https to Meta's CDN domains (``MEDIA_DOMAINS``). A webhook can carry a
+  media URL, and an attacker's URL must not receive the token. Ids put into the URL path
+  (phone number ids, media ids) must be plain ids, so a crafted media id cannot reach
+  another Graph endpoint with our token.
+- A download stops as soon as it passes ``max_bytes``: at once when ``Content-Length``
+  says so, else while streaming, so an oversized file is never held in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import httpx
+
+from cybergine.outbound import BearerClient, redact_inputs, retry_after_seconds, server_message
+
+__all__ = [
+    "FINAL_CODES",
+    "MEDIA_DOMAINS",
+    "RETRYABLE_CODES",
+    "GraphClient",
+    "GraphError",
+    "MediaInfo",
+    "MediaTooLarge",
+]
+
+# Meta error codes a later attempt can succeed on.
+RETRYABLE_CODES = frozenset(
+    {
+        1,  # API unknown: possibly a temporary server error
+        2,  # API service: temporary downtime or overload
+        4,  # API too many calls: app rate limit
+        80007,  # WhatsApp Business Account rate limit
+        130429,  # throughput rate limit hit
+        131000,  # something went wrong
+        131016,  # service unavailable
+        131056,  # (business, consumer) pair rate limit hit
+        133004,  # server temporarily unavailable
+    }
+)
+# Meta error codes no retry can fix, whatever the HTTP status says.
+FINAL_CODES = frozenset(
+    {
+        3,  # capability or permissions issue
+        10,  # permission denied
+        100,  # invalid parameter
+        190,  # access token expired or invalid
+        131008,  # required parameter missing
+        131009,  # parameter value is not valid
+        131021,  # recipient cannot be sender
+        131026,  # message undeliverable
+        131047,  # re-engagement: more than 24 hours since the customer last wrote
+        131051,  # unsupported message type
+        132000,  # template parameter count mismatch
+        132001,  # template does not exist
+    }
+)
+WINDOW_CLOSED_CODE = 131047
+TOKEN_INVALID_CODE = 190
+MEDIA_DOMAINS = ("fbsbx.com", "facebook.com", "fbcdn.net", "whatsapp.net")
+
+_USER_AGENT = "cybergine-whatsapp"
+_PATH_ID = re.compile(r"[0-9A-Za-z_-]{1,128}")
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
+_MESSAGE_LIMIT = 500
+_ERROR_BODY_LIMIT = 64 * 1024
+# Keys of a message body whose values are content (ours or the customer's), redacted from
+# any error text that quotes them back.
+_CONTENT_KEYS = frozenset(
+    {"body", "text", "title", "description", "button", "caption", "payload", "footer"}
+)
+
+
+class GraphError(Exception):
+    """A Graph API call that failed, classified for the caller's retry decision."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        status: int | None = None,
+        code: int | None = None,
+        subcode: int | None = None,
+        details: str | None = None,
+        error_type: str | None = None,
+        fbtrace_id: str | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        token_invalid: bool | None = None,
+    ) -> None:
+        self.message = message
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.subcode = subcode
+        self.details = details
+        self.error_type = error_type
+        self.fbtrace_id = fbtrace_id
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.token_invalid = code == TOKEN_INVALID_CODE if token_invalid is None else token_invalid
+        super().__init__(self._describe())
+
+    @property
+    def window_closed(self) -> bool:
+        """The customer last wrote more than 24 hours ago: only a template can be sent."""
+        return self.code == WINDOW_CLOSED_CODE
+
+    @property
+    def title(self) -> str:
+        return self.message
+
+    def _describe(self) -> str:
+        text = f"WhatsApp {self.operation} failed: {self.message}"
+        if self.details and self.details not in self.message:
+            text += f" ({self.details})"
+        facts = [
+            f"HTTP {self.status}" if self.status is not None else None,
+            f"code {self.code}" if self.code is not None else None,
+            f"subcode {self.subcode}" if self.subcode is not None else None,
+            f"fbtrace_id {self.fbtrace_id}" if self.fbtrace_id else None,
+            "retryable" if self.retryable else None,
+        ]
+        known = [fact for fact in facts if fact]
+        return f"{text} [{', '.join(known)}]" if known else text
+
+
+class MediaTooLarge(GraphError):
+    """The media file is larger than the caller accepts; never retryable."""
+
+    def __init__(self, *, limit: int, size: int, declared: bool) -> None:
+        self.limit = limit
+        self.size = size  # the declared Content-Length, or the bytes received when it stopped
+        how = f"Content-Length is {size}" if declared else f"stopped after {size} bytes"
+        super().__init__(
+            f"the media file is larger than the limit of {limit} bytes ({how})",
+            operation="media download",
+            retryable=False,
+        )
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    id: str
+    url: str  # short-lived; download it with the same access token
+    mime_type: str
+    sha256: str | None
+    file_size: int | None
+
+
+class GraphClient(BearerClient):
+    """One httpx client per event loop (see ``BearerClient``); the token is per call."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=None,
+            timeout=timeout,
+            headers={"User-Agent": _USER_AGENT},
+            params=None,
+            transport=transport,
+        )
+        self.base_url = base_url.rstrip("/")
+        self._origin = httpx.URL(self.base_url)
+
+    async def send(self, phone_number_id: str, access_token: str, body: dict[str, Any]) -> str:
+        """Sends a message body (see ``messages.py``); returns its wamid."""
+        operation = "send"
+        path = _path_id(phone_number_id, "phone number id", operation)
+        url = f"{self.base_url}/{path}/messages"
+        response = await self._call(
+            operation, "POST", url, access_token, json=body, content=_content_strings(body)
+        )
+        data = _json_object(response, operation)
+        messages = data.get("messages")
+        first = messages[0] if isinstance(messages, list) and messages else None
+        wamid = first.get("id") if isinstance(first, Mapping) else None
+        if not isinstance(wamid, str) or not wamid:
+            _unexpected(operation, response, "no messages[0].id in the answer")
+        return wamid
+
+    async def mark_read(
+        self,
+        phone_number_id: str,
+        access_token: str,
+        message_id: str,
+        *,
+        typing_indicator: bool = False,
+    ) -> None:
+        """Marks an inbound message, and those before it, as read."""
+        operation = "mark read"
+        path = _path_id(phone_number_id, "phone number id", operation)
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": message_id,
+        }
+        if typing_indicator:
+            body["typing_indicator"] = {"type": "text"}
+        response = await self._call(
+            operation, "POST", f"{self.base_url}/{path}/messages", access_token, json=body
+        )
+        if _json_object(response, operation).get("success") is not True:
+            _unexpected(operation, response, "the answer is not success: true")
+
+    async def media_info(self, media_id: str, access_token: str) -> MediaInfo:
+        """Where an inbound media file can be downloaded from, and what it is."""
+        operation = "media lookup"
+        url = f"{self.base_url}/{_path_id(media_id, 'media id', operation)}"
+        response = await self._call(operation, "GET", url, access_token)
+        data = _json_object(response, operation)
+        media_url, mime_type = data.get("url"), data.get("mime_type")
+        if not isinstance(media_url, str) or not media_url:
+            _unexpected(operation, response, "no url in the answer")
+        if not isinstance(mime_type, str) or not mime_type:
+            _unexpected(operation, response, "no mime_type in the answer")
+        sha256 = data.get("sha256")
+        answered_id = data.get("id")
+        return MediaInfo(
+            id=str(answered_id) if isinstance(answered_id, str | int) else media_id,
+            url=media_url,
+            mime_type=mime_type,
+            sha256=sha256 if isinstance(sha256, str) and sha256 else None,
+            file_size=_int(data.get("file_size")),  # a number, or a string of digits
+        )
+
+    async def download(self, url: str, access_token: str, *, max_bytes: int) -> bytes:
+        """The bytes at a media URL from ``media_info``, at most ``max_bytes`` of them."""
+        operation = "media download"
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, not {max_bytes}")
+        self._check_media_url(url, operation)
+        headers = {"Authorization": _bearer(access_token, operation), "Accept": "*/*"}
+        try:
+            async with self._http().stream(
+                "GET", url, headers=headers, follow_redirects=True
+            ) as response:
+                if not response.is_success:
+                    raise await _streamed_error(response, operation, access_token, url)
+                declared = _int(response.headers.get("content-length"))
+                if declared is not None and declared > max_bytes:
+                    raise MediaTooLarge(limit=max_bytes, size=declared, declared=True)
+                received = bytearray()
+                async for chunk in response.aiter_bytes():
+                    received += chunk
+                    if len(received) > max_bytes:
+                        raise MediaTooLarge(limit=max_bytes, size=len(received), declared=False)
+                return bytes(received)
+        except httpx.HTTPError as exc:
+            _network_error(operation, exc, self._timeout, access_token, url)
+
+    # -- shared -------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        operation: str,
+        method: str,
+        url: str,
+        access_token: str,
+        *,
+        json: dict[str, Any] | None = None,
+        content: Iterable[str] = (),
+    ) -> httpx.Response:
+        headers = {"Authorization": _bearer(access_token, operation)}
+        try:
+            response = await self._http().request(method, url, json=json, headers=headers)
+        except httpx.HTTPError as exc:
+            _network_error(operation, exc, self._timeout, access_token, url)
+        if response.is_success:
+            return response
+        raise _response_error(response, operation, access_token, content)
+
+    def _check_media_url(self, url: str, operation: str) -> None:
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError):
+            raise GraphError("the media URL is not a valid URL", operation=operation) from None
+        host = target.host.lower()
+        same_origin = (target.scheme, host, target.port) == (
+            self._origin.scheme,
+            self._origin.host.lower(),
+            self._origin.port,
+        )
+        meta_cdn = target.scheme == "https" and any(
+            host == domain or host.endswith("." + domain) for domain in MEDIA_DOMAINS
+        )
+        if not (same_origin or meta_cdn):
+            raise GraphError(
+                f"refusing to send the access token to the media host {host or '?'!r}: "
+                "not the Graph API's origin and not one of Meta's media domains",
+                operation=operation,
+            )
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+def _response_error(
+    response: httpx.Response, operation: str, access_token: str, content: Iterable[str]
+) -> GraphError:
+    """The error a non-2xx answer means, with Meta's fields when the body has them."""
+    status = response.status_code
+    code = subcode = None
+    details = error_type = fbtrace_id = None
+    message = server_message(response)
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        code = _int(error.get("code"))
+        subcode = _int(error.get("error_subcode"))
+        error_data = error.get("error_data")
+        if isinstance(error_data, Mapping) and isinstance(error_data.get("details"), str):
+            details = error_data["details"]
+        error_type = error.get("type") if isinstance(error.get("type"), str) else None
+        fbtrace_id = error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None
+    content = list(content)
+    if not message.strip():
+        message = response.reason_phrase or f"HTTP {status}"
+    return GraphError(
+        _redact(message, access_token, content),
+        operation=operation,
+        status=status,
+        code=code,
+        subcode=subcode,
+        details=_redact(details, access_token, content) if details else None,
+        error_type=error_type,
+        fbtrace_id=fbtrace_id,
+        retryable=_retryable(status, code),
+        retry_after=retry_after_seconds(response),
+    )
+
+
+async def _streamed_error(
+    response: httpx.Response, operation: str, access_token: str, url: str
+) -> GraphError:
+    """The error of a streamed answer, reading at most 64 KiB of its body."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    kept = {
+        k: v for k, v in response.headers.items() if k.lower() in ("content-type", "retry-after")
+    }
+    readable = httpx.Response(response.status_code, headers=kept, content=bytes(body))
+    return _response_error(readable, operation, access_token, (url,))
+
+
+def _retryable(status: int | None, code: int | None) -> bool:
+    if code in RETRYABLE_CODES:
+        return True
+    if code in FINAL_CODES:
+        return False
+    return status is not None and (status >= 500 or status in (408, 429))
+
+
+def _network_error(
+    operation: str, exc: httpx.HTTPError, timeout: float, access_token: str, url: str
+) -> NoReturn:
+    """Raise the GraphError for a request that got no answer (never chained: the httpx
+    exception holds the request, and so the Authorization header)."""
+    if isinstance(exc, httpx.TimeoutException):
+        raise GraphError(
+            f"no answer within {timeout:g} s ({type(exc).__name__})",
+            operation=operation,
+            retryable=True,
+        ) from None
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.InvalidURL):
+        raise GraphError(
+            f"the request could not be made ({type(exc).__name__})", operation=operation
+        ) from None
+    if isinstance(exc, httpx.TooManyRedirects):
+        raise GraphError("too many redirects", operation=operation) from None
+    reason = _redact(str(exc).strip()[:200], access_token, (url,))
+    raise GraphError(
+        f"could not reach the server ({type(exc).__name__}{': ' + reason if reason else ''})",
+        operation=operation,
+        retryable=True,
+    ) from None
+
+
+def _unexpected(operation: str, response: httpx.Response, what: str) -> NoReturn:
+    raise GraphError(f"unexpected answer: {what}", operation=operation, status=response.status_code)
+
+
+def _redact(text: str, access_token: str, content: Iterable[str]) -> str:
+    """``text`` without the token or any content we sent, and of bounded length."""
+    if len(access_token) >= 4:
+        text = text.replace(access_token, "[access token]")
+    text = redact_inputs(text, [s for s in content if s])
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _content_strings(body: Any, key: str | None = None) -> list[str]:
+    """The content strings of a message body: text, titles, captions, parameters."""
+    if isinstance(body, Mapping):
+        found: list[str] = []
+        for k, value in body.items():
+            found.extend(_content_strings(value, str(k)))
+        return found
+    if isinstance(body, list):
+        return [s for item in body for s in _content_strings(item, key)]
+    if isinstance(body, str) and key in _CONTENT_KEYS:
+        return [body]
+    return []
+
+
+# --- small parsing helpers ------------------------------------------------------------
+
+
+def _bearer(access_token: str, operation: str) -> str:
+    if not isinstance(access_token, str) or not access_token.strip():
+        raise GraphError("no access token", operation=operation, token_invalid=True)
+    if any(c.isspace() for c in access_token) or not access_token.isprintable():
+        raise GraphError(
+            "the access token contains whitespace or control characters",
+            operation=operation,
+            token_invalid=True,
+        )
+    return f"Bearer {access_token}"
+
+
+def _path_id(value: str, what: str, operation: str) -> str:
+    if not isinstance(value, str) or not _PATH_ID.fullmatch(value):
+        raise GraphError(f"invalid {what}: expected letters, digits, _ or -", operation=operation)
+    return value
+
+
+def _json_object(response: httpx.Response, operation: str) -> Mapping[str, Any]:
+    try:
+        data: Any = response.json()
+    except ValueError:
+        _unexpected(operation, response, "the body is not JSON")
+    if not isinstance(data, Mapping):
+        _unexpected(operation, response, "the body is not a JSON object")
+    return data
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    return None

@@ -1,0 +1,56 @@
+"""Jobs of the WhatsApp channel: sending messages, fetching media, pruning raw events."""
+
+from __future__ import annotations
+
+import uuid
+
+import procrastinate
+from sqlalchemy import delete, func
+
+from cybergine.channels.whatsapp import delivery
+from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.queue import DATABASE_CONTEXT_KEY, Backoff, job_session, job_settings
+
+blueprint = procrastinate.Blueprint()
+
+# Meta's throttling clears within seconds to minutes; a reply older than about an hour
+# is no longer worth sending, and the message is marked failed for an agent to see.
+SEND_RETRY = Backoff(max_attempts=12, base_seconds=1.0, cap_seconds=300.0)
+MEDIA_RETRY = Backoff(max_attempts=8, base_seconds=2.0, cap_seconds=600.0)
+WEBHOOK_EVENTS_KEPT_DAYS = 7
+
+
+@blueprint.task(name="send_message", pass_context=True, retry=SEND_RETRY)
+async def send_message(context: procrastinate.JobContext, message_id: str) -> str:
+    assert context.job is not None
+    return await delivery.send(
+        context.additional_context[DATABASE_CONTEXT_KEY],
+        job_settings(context),
+        uuid.UUID(message_id),
+        last_attempt=SEND_RETRY.is_last_attempt(context.job),
+    )
+
+
+@blueprint.task(name="fetch_media", pass_context=True, retry=MEDIA_RETRY)
+async def fetch_media(context: procrastinate.JobContext, attachment_id: str) -> str:
+    assert context.job is not None
+    return await delivery.fetch_media(
+        context.additional_context[DATABASE_CONTEXT_KEY],
+        job_settings(context),
+        uuid.UUID(attachment_id),
+        last_attempt=MEDIA_RETRY.is_last_attempt(context.job),
+    )
+
+
+@blueprint.periodic(cron="23 * * * *", periodic_id="prune_whatsapp_events")
+@blueprint.task(name="prune_webhook_events", pass_context=True, queueing_lock="prune_wa_events")
+async def prune_webhook_events(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Raw deliveries are for debugging; the messages hold what is kept."""
+    async with job_session(context) as session:
+        result = await session.execute(
+            delete(WebhookEvent).where(
+                WebhookEvent.created_at
+                < func.now() - func.make_interval(0, 0, 0, WEBHOOK_EVENTS_KEPT_DAYS)
+            )
+        )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,1 @@
+"""Conversations with customers: their messages, the reply pipeline and handoff to people."""

@@ -1,0 +1,120 @@
+"""/api/v1/conversations: reading conversations, their messages and attachments."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Response
+
+from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.permissions import Permission
+from cybergine.conversations import queries
+from cybergine.conversations.models import Channel, ConversationState
+from cybergine.conversations.schemas import (
+    ConversationOut,
+    ConversationPage,
+    MessageOut,
+    MessagePage,
+)
+
+router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+
+Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+
+
+# Served with their own type (so a browser can show them); anything else is a download.
+# SVG is an image that can carry scripts, so it is a download too.
+_INLINE_TYPES = ("image/", "audio/", "video/")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+
+@router.get("", response_model=ConversationPage)
+async def list_conversations(
+    caller: Reader,
+    state: ConversationState | None = None,
+    channel: Channel | None = None,
+    assistant_id: uuid.UUID | None = None,
+    human_review: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_CONVERSATION_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="next_cursor of the last page")
+    ] = None,
+) -> ConversationPage:
+    page = await queries.list_conversations(
+        caller.scope,
+        state=state,
+        channel=channel,
+        assistant_id=assistant_id,
+        human_review=human_review,
+        limit=limit,
+        cursor=cursor,
+    )
+    return ConversationPage(
+        items=[ConversationOut.of(c, page.customers[c.customer_id]) for c in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(conversation_id: uuid.UUID, caller: Reader) -> ConversationOut:
+    conversation, customer = await queries.get_conversation(caller.scope, conversation_id)
+    return ConversationOut.of(conversation, customer)
+
+
+@router.get("/{conversation_id}/messages", response_model=MessagePage)
+async def list_messages(
+    conversation_id: uuid.UUID,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_MESSAGE_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="next_cursor of the last page")
+    ] = None,
+) -> MessagePage:
+    page = await queries.list_messages(caller.scope, conversation_id, limit=limit, cursor=cursor)
+    return MessagePage(
+        items=[MessageOut.of(m, page.attachments.get(m.id)) for m in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def _media_type(declared: str | None) -> str | None:
+    """The declared type when it may be shown inline, else None (a download)."""
+    value = (declared or "").split(";", 1)[0].strip().lower()
+    if not _MEDIA_TYPE.fullmatch(value) or "svg" in value:
+        return None
+    return value if value.startswith(_INLINE_TYPES) else None
+
+
+def _content_disposition(kind: str, filename: str | None) -> str:
+    name = (filename or "").strip() or "attachment"
+    ascii_name = "".join(ch for ch in name if ch.isascii() and (ch.isalnum() or ch in "._- "))
+    value = f'{kind}; filename="{ascii_name.strip() or "attachment"}"'
+    if ascii_name != name:
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return value
+
+
+@router.get(
+    "/{conversation_id}/messages/{message_id}/attachment",
+    summary="Download the file a customer sent with a message",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_attachment(
+    conversation_id: uuid.UUID, message_id: uuid.UUID, caller: Reader
+) -> Response:
+    stored = await queries.get_attachment_file(caller.scope, conversation_id, message_id)
+    media_type = _media_type(stored.mime_type)
+    return Response(
+        content=stored.data,
+        media_type=media_type or "application/octet-stream",
+        headers={
+            "content-disposition": _content_disposition(
+                "inline" if media_type else "attachment", stored.filename
+            ),
+            # Customers' files are personal data: no shared or browser cache keeps them.
+            "cache-control": "private, no-store",
+        },
+    )

@@ -1,0 +1,558 @@
+"""The reply pipeline: from a customer's message to the assistant's queued answer.
+
+1. Read (one short transaction): the message, its conversation and customer, the
+   assistant, the recent turns, and the knowledge base's best passages for the question.
+2. Decide, outside any transaction (a language model may take seconds): a handoff request
+   is honoured at once; a bare greeting gets the assistant's greeting; otherwise the
+   answer comes from the assistant's provider, grounded in numbered sources. With no
+   source above the grounding threshold the customer gets the fallback message and an
+   offer of a person. A failing external model degrades to the offline extractive answer.
+3. Write (one transaction, re-checked): if the conversation is still the assistant's, the
+   message still unanswered and still the customer's latest, the answer is queued for
+   its channel together with its delivery job. The first reply of a conversation starts
+   with the AI disclosure (policy §7).
+
+Exactly once: a reply row points at the message it answers through a unique column, so a
+job run again after a crash finds the earlier answer and stops; the reply and its
+delivery job commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.assistants.models import Assistant, LlmProvider
+from cybergine.conversations import intents
+from cybergine.conversations.models import (
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Message,
+    Sender,
+)
+from cybergine.conversations.service import hand_off, queue_outbound
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.errors import InvalidInput
+from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.search import Hit
+from cybergine.knowledge.service import search_knowledge
+from cybergine.llm import extractive, prompts
+from cybergine.llm.providers import (
+    HANDOFF_TOOL,
+    SEARCH_KNOWLEDGE_TOOL,
+    ChatMessage,
+    LLMError,
+    LLMProvider,
+    OpenAICompatibleChat,
+)
+from cybergine.llm.redaction import Redactor
+from cybergine.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+HISTORY_TURNS = 10
+RETRIEVAL_K = 5
+MAX_TOOL_ROUNDS = 3
+HANDOFF_BUTTON_ID = "cybergine:handoff"
+HANDOFF_BUTTON_TITLE = "Talk to a person"
+HANDOFF_NOTICE = (
+    "I've asked a person from our team to join. They'll reply here as soon as they can."
+)
+HANDOFF_NOTICE_CLOSED = (
+    "I've asked a person from our team to join. We're closed right now; "
+    "they'll reply here when we open{when}."
+)
+NOT_TEXT = "I can only read text messages for now. Could you write your question?"
+DEFAULT_GREETING = "Hello! How can I help you today?"
+
+Outcome = Literal[
+    "answered",
+    "fallback",
+    "greeted",
+    "handed_off",
+    "already_answered",
+    "not_for_the_assistant",
+    "superseded",
+    "gone",
+]
+
+
+@dataclass
+class Answer:
+    text: str
+    grounded: bool | None = None
+    sources: list[dict[str, Any]] | None = None
+    provider: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    offer_human: bool = False
+    handoff: intents.HandoffRequest | None = None
+    sender: Sender = Sender.ASSISTANT
+
+
+@dataclass
+class _Context:
+    message_id: uuid.UUID
+    organisation_id: uuid.UUID
+    conversation_id: uuid.UUID
+    text: str | None
+    type: str
+    choice_id: str | None
+    assistant: _AssistantView
+    history: list[tuple[Literal["customer", "assistant", "agent"], str]] = field(
+        default_factory=list
+    )
+    hits: list[Hit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _AssistantView:
+    """What the pipeline needs of an assistant, detached from the session."""
+
+    id: uuid.UUID
+    name: str
+    persona: str
+    instructions: str
+    tone: str
+    languages: list[str]
+    greeting: str
+    fallback_message: str
+    ai_disclosure: str
+    knowledge_collections: list[str]
+    llm_provider: LlmProvider
+    llm_model: str
+    llm_base_url: str | None
+    llm_api_key: str | None
+    temperature: float
+    max_tokens: int
+    redact_personal_data: bool
+    business_hours: dict[str, Any] | None
+    handoff_keywords: list[str]
+
+    @classmethod
+    def of(cls, a: Assistant) -> _AssistantView:
+        return cls(
+            id=a.id,
+            name=a.name,
+            persona=a.persona,
+            instructions=a.instructions,
+            tone=a.tone.value,
+            languages=list(a.languages),
+            greeting=a.greeting,
+            fallback_message=a.fallback_message,
+            ai_disclosure=a.ai_disclosure,
+            knowledge_collections=list(a.knowledge_collections),
+            llm_provider=a.llm_provider,
+            llm_model=a.llm_model,
+            llm_base_url=a.llm_base_url,
+            llm_api_key=a.llm_api_key,
+            temperature=a.temperature,
+            max_tokens=a.max_tokens,
+            redact_personal_data=a.redact_personal_data,
+            business_hours=a.business_hours,
+            handoff_keywords=list(a.handoff_keywords),
+        )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        embeddings: EmbeddingProvider | None,
+        *,
+        chat_provider: LLMProvider | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.embeddings = embeddings
+        self._chat_override = chat_provider
+
+    async def reply(self, message_id: uuid.UUID) -> Outcome:
+        context, outcome = await self._read(message_id)
+        if context is None:
+            assert outcome is not None
+            return outcome
+        answer = await self._decide(context)
+        return await self._write(context, answer)
+
+    # --- 1. read -------------------------------------------------------------------
+
+    async def _read(self, message_id: uuid.UUID) -> tuple[_Context | None, Outcome | None]:
+        async with self.database.transaction() as session:
+            message = await session.get(Message, message_id)
+            if message is None:
+                return None, "gone"
+            scope = TenantScope(session, message.organisation_id)
+            conversation = await scope.get(Conversation, message.conversation_id)
+            verdict = await _still_to_answer(session, message, conversation)
+            if verdict is not None:
+                return None, verdict
+            assert conversation.assistant_id is not None
+            assistant = await scope.find(Assistant, conversation.assistant_id)
+            if assistant is None or not assistant.active:
+                return None, "not_for_the_assistant"
+            payload = message.payload or {}
+            choice = payload.get("choice_id")
+            context = _Context(
+                message_id=message.id,
+                organisation_id=message.organisation_id,
+                conversation_id=conversation.id,
+                text=(message.text or "").strip() or None,
+                type=message.type,
+                choice_id=choice if isinstance(choice, str) else None,
+                assistant=_AssistantView.of(assistant),
+                history=await _history(session, conversation.id, before=message.id),
+            )
+            if context.text and not _quick_decision(context):
+                context.hits = await self._search(scope, context.assistant, context.text)
+            return context, None
+
+    async def _search(self, scope: TenantScope, assistant: _AssistantView, query: str) -> list[Hit]:
+        try:
+            return await search_knowledge(
+                scope,
+                query=query[:2000],
+                k=RETRIEVAL_K,
+                collections=assistant.knowledge_collections or None,
+                provider=self.embeddings,
+            )
+        except InvalidInput:
+            return []
+
+    # --- 2. decide -----------------------------------------------------------------
+
+    async def _decide(self, context: _Context) -> Answer:
+        assistant = context.assistant
+        quick = _quick_decision(context)
+        if quick == "handoff":
+            request = _handoff_request(context)
+            assert request is not None
+            return Answer(
+                text=_handoff_notice(assistant),
+                sender=Sender.SYSTEM,
+                handoff=request,
+            )
+        if quick == "not_text":
+            return Answer(text=NOT_TEXT)
+        if quick == "greeting":
+            return Answer(text=assistant.greeting.strip() or DEFAULT_GREETING)
+        assert context.text is not None
+
+        grounded_hits = [hit for hit in context.hits if extractive.grounded(hit)]
+        if not grounded_hits:
+            return Answer(text=assistant.fallback_message, grounded=False, offer_human=True)
+        if assistant.llm_provider == LlmProvider.OPENAI:
+            try:
+                return await self._generate(context)
+            except LLMError as error:
+                # The customer still gets the best offline answer; the team sees why.
+                log.warning(
+                    "reply.llm_failed",
+                    conversation_id=str(context.conversation_id),
+                    status=error.status,
+                    error=str(error),
+                )
+        return _extractive_answer(context)
+
+    async def _generate(self, context: _Context) -> Answer:
+        assistant = context.assistant
+        provider = self._chat_override or _chat_provider(
+            assistant.llm_base_url or self.settings.openai_base_url,
+            assistant.llm_api_key
+            or (
+                self.settings.openai_api_key.get_secret_value()
+                if self.settings.openai_api_key
+                else None
+            ),
+            assistant.llm_model,
+        )
+        redactor = Redactor() if assistant.redact_personal_data else None
+        assert context.text is not None
+        sources = prompts.numbered_sources(context.hits)
+        messages: list[ChatMessage] = prompts.build_messages(
+            prompts.system_prompt(assistant, now=datetime.now(UTC)),
+            context.history,
+            context.text,
+            sources,
+            redactor=redactor,
+        )
+        prompt_tokens = completion_tokens = 0
+        for _ in range(MAX_TOOL_ROUNDS):
+            completion = await provider.complete(
+                messages,
+                tools=(SEARCH_KNOWLEDGE_TOOL, HANDOFF_TOOL),
+                temperature=assistant.temperature,
+                max_tokens=assistant.max_tokens,
+            )
+            prompt_tokens += completion.usage.prompt_tokens
+            completion_tokens += completion.usage.completion_tokens
+            if not completion.tool_calls:
+                break
+            messages.append(
+                ChatMessage(
+                    role="assistant",
+                    content=completion.content,
+                    tool_calls=completion.tool_calls,
+                )
+            )
+            for call in completion.tool_calls:
+                if call.name == HANDOFF_TOOL.name:
+                    reason = str(call.arguments.get("reason") or "The assistant asked for help.")
+                    return Answer(
+                        text=_handoff_notice(assistant),
+                        sender=Sender.SYSTEM,
+                        handoff=intents.HandoffRequest(
+                            reason=reason[:500], human_review=False, matched="handoff_to_human"
+                        ),
+                        provider=provider.name,
+                        model=completion.model,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                    )
+                result = await self._tool_search(context, call.arguments, sources)
+                messages.append(ChatMessage(role="tool", content=result, tool_call_id=call.id))
+        else:
+            completion = await provider.complete(
+                messages, temperature=assistant.temperature, max_tokens=assistant.max_tokens
+            )
+            prompt_tokens += completion.usage.prompt_tokens
+            completion_tokens += completion.usage.completion_tokens
+
+        text = (completion.content or "").strip()
+        if redactor is not None:
+            text = redactor.restore(text)
+        valid = {source.number for source in sources}
+        text = prompts.strip_unknown_citations(text, valid)
+        cited = prompts.cited_numbers(text) & valid
+        if not text:
+            return Answer(text=assistant.fallback_message, grounded=False, offer_human=True)
+        footer = prompts.sources_footer(sources, cited)
+        return Answer(
+            text=f"{text}\n\n{footer}" if footer else text,
+            grounded=bool(cited),
+            sources=[_source_record(s, s.number in cited) for s in sources],
+            provider=provider.name,
+            model=completion.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    async def _tool_search(
+        self, context: _Context, arguments: dict[str, Any], sources: list[prompts.Source]
+    ) -> str:
+        query = arguments.get("query")
+        if not isinstance(query, str) or not query.strip():
+            return "Say what to search for."
+        async with self.database.transaction() as session:
+            hits = await self._search(
+                TenantScope(session, context.organisation_id), context.assistant, query
+            )
+        found = prompts.numbered_sources([h for h in hits if extractive.grounded(h)])
+        known = {source.item_id for source in sources}
+        lines = []
+        for source in found:
+            if source.item_id in known:
+                continue
+            number = len(sources) + 1
+            sources.append(
+                prompts.Source(number, source.title, source.text, source.item_id, source.score)
+            )
+            known.add(source.item_id)
+            lines.append(f"[{number}] {source.title}\n{source.text}")
+        return "\n\n".join(lines) or "Nothing in the knowledge base matches."
+
+    # --- 3. write ------------------------------------------------------------------
+
+    async def _write(self, context: _Context, answer: Answer) -> Outcome:
+        async with self.database.transaction() as session:
+            scope = TenantScope(session, context.organisation_id)
+            message = await session.get(Message, context.message_id)
+            conversation = await scope.find(Conversation, context.conversation_id, for_update=True)
+            if message is None or conversation is None:
+                return "gone"
+            verdict = await _still_to_answer(session, message, conversation)
+            if verdict is not None:
+                return verdict
+
+            text = answer.text
+            if conversation.ai_disclosed_at is None:
+                text = f"{context.assistant.ai_disclosure.strip()}\n\n{text}"
+                conversation.ai_disclosed_at = datetime.now(UTC)
+            payload: dict[str, Any] | None = None
+            if answer.offer_human:
+                payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
+            await queue_outbound(
+                session,
+                conversation,
+                sender=answer.sender,
+                type="interactive" if payload else "text",
+                text=text,
+                payload=payload,
+                reply_to_id=message.id,
+                sources=answer.sources,
+                grounded=answer.grounded,
+                llm_provider=answer.provider,
+                llm_model=answer.model,
+                prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens,
+            )
+            if answer.handoff is not None:
+                await hand_off(
+                    session,
+                    conversation,
+                    reason=answer.handoff.reason,
+                    human_review=answer.handoff.human_review,
+                    public_url=self.settings.public_url,
+                )
+                return "handed_off"
+        if answer.grounded is False:
+            return "fallback"
+        if answer.grounded is None:
+            return "greeted"
+        return "answered"
+
+
+async def _still_to_answer(
+    session: AsyncSession, message: Message, conversation: Conversation
+) -> Outcome | None:
+    """None when the assistant should answer ``message`` now, else why not."""
+    if message.direction != Direction.INBOUND:
+        return "not_for_the_assistant"
+    if conversation.state != ConversationState.BOT or conversation.assistant_id is None:
+        return "not_for_the_assistant"
+    answered = await session.scalar(select(Message.id).where(Message.reply_to_id == message.id))
+    if answered is not None:
+        return "already_answered"
+    customer = await session.get(Customer, conversation.customer_id)
+    if customer is None or customer.opted_out_at is not None:
+        return "not_for_the_assistant"
+    # A burst of messages is answered once, after its last one, with the others as context.
+    newer = await session.scalar(
+        select(Message.id)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == Direction.INBOUND,
+            Message.id > message.id,
+            Message.type.not_in(("reaction", "system", "unsupported", "unknown")),
+        )
+        .limit(1)
+    )
+    if newer is not None:
+        return "superseded"
+    return None
+
+
+async def _history(
+    session: AsyncSession, conversation_id: uuid.UUID, *, before: uuid.UUID
+) -> list[tuple[Literal["customer", "assistant", "agent"], str]]:
+    """The conversation's last turns before this message: its own customer's words and
+    the replies they got, never anyone else's."""
+    rows = await session.execute(
+        select(Message.sender, Message.text)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.id < before,
+            Message.text.is_not(None),
+            Message.sender != Sender.SYSTEM,
+        )
+        .order_by(Message.id.desc())
+        .limit(HISTORY_TURNS)
+    )
+    turns: list[tuple[Literal["customer", "assistant", "agent"], str]] = []
+    for sender, text in reversed(rows.all()):
+        role: Literal["customer", "assistant", "agent"] = (
+            "customer"
+            if sender == Sender.CUSTOMER
+            else "agent"
+            if sender == Sender.AGENT
+            else "assistant"
+        )
+        turns.append((role, text or ""))
+    return turns
+
+
+def _handoff_request(context: _Context) -> intents.HandoffRequest | None:
+    if context.choice_id == HANDOFF_BUTTON_ID:
+        return intents.HandoffRequest(
+            reason="The customer chose to talk to a person.", human_review=False, matched="button"
+        )
+    if not context.text:
+        return None
+    return intents.detect_handoff(
+        context.text, context.assistant.languages, context.assistant.handoff_keywords
+    )
+
+
+def _quick_decision(context: _Context) -> Literal["handoff", "not_text", "greeting"] | None:
+    if _handoff_request(context) is not None:
+        return "handoff"
+    if not context.text:
+        return "not_text"
+    if intents.is_greeting(context.text):
+        return "greeting"
+    return None
+
+
+def _handoff_notice(assistant: _AssistantView) -> str:
+    now = datetime.now(UTC)
+    if intents.within_business_hours(assistant.business_hours, now):
+        return HANDOFF_NOTICE
+    opening = intents.next_opening(assistant.business_hours, now)
+    when = f" ({opening:%A %H:%M})" if opening is not None else ""
+    return HANDOFF_NOTICE_CLOSED.format(when=when)
+
+
+def _extractive_answer(context: _Context) -> Answer:
+    assert context.text is not None
+    result = extractive.answer(
+        context.text, context.hits, fallback_message=context.assistant.fallback_message
+    )
+    return Answer(
+        text=result.text,
+        grounded=result.grounded,
+        offer_human=not result.grounded,
+        sources=[
+            {
+                "number": c.number,
+                "item_id": c.item_id,
+                "title": c.title,
+                "external_id": c.external_id,
+                "cited": True,
+            }
+            for c in result.citations
+        ]
+        or None,
+        provider="extractive",
+    )
+
+
+def _source_record(source: prompts.Source, cited: bool) -> dict[str, Any]:
+    return {
+        "number": source.number,
+        "item_id": str(source.item_id),
+        "title": source.title,
+        "score": round(source.score, 4),
+        "cited": cited,
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _chat_provider(base_url: str, api_key: str | None, model: str) -> OpenAICompatibleChat:
+    """One client per endpoint, key and model in this process, for connection reuse."""
+    return OpenAICompatibleChat(base_url=base_url, api_key=api_key, model=model)
+
+
+__all__: Sequence[str] = ("Answer", "Outcome", "Pipeline")

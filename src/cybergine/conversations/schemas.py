@@ -1,0 +1,181 @@
+"""API shapes of conversations and their messages (read-only). An attachment is described
+here; its bytes come only from the download route."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from cybergine.conversations.models import (
+    Attachment,
+    AttachmentStatus,
+    Channel,
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Message,
+    MessageStatus,
+    Sender,
+)
+
+
+class CustomerOut(BaseModel):
+    id: uuid.UUID
+    channel: Channel
+    display_name: str | None
+    phone_number: str | None
+    opted_out: bool
+    opted_in_at: datetime | None
+    opted_out_at: datetime | None
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerOut:
+        return cls(
+            id=customer.id,
+            channel=customer.channel,
+            display_name=customer.display_name,
+            phone_number=customer.phone_number,
+            opted_out=customer.opted_out,
+            opted_in_at=customer.opted_in_at,
+            opted_out_at=customer.opted_out_at,
+        )
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    channel: Channel
+    state: ConversationState
+    assistant_id: uuid.UUID | None
+    whatsapp_number_id: uuid.UUID | None
+    customer: CustomerOut
+    assigned_user_id: uuid.UUID | None
+    human_review_requested: bool
+    handoff_reason: str | None
+    handoff_at: datetime | None
+    last_inbound_at: datetime | None
+    last_message_at: datetime | None
+    unread_count: int
+    created_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, conversation: Conversation, customer: Customer) -> ConversationOut:
+        return cls(
+            id=conversation.id,
+            channel=conversation.channel,
+            state=conversation.state,
+            assistant_id=conversation.assistant_id,
+            whatsapp_number_id=conversation.whatsapp_number_id,
+            customer=CustomerOut.of(customer),
+            assigned_user_id=conversation.assigned_user_id,
+            human_review_requested=conversation.human_review_requested,
+            handoff_reason=conversation.handoff_reason,
+            handoff_at=conversation.handoff_at,
+            last_inbound_at=conversation.last_inbound_at,
+            last_message_at=conversation.last_message_at,
+            unread_count=conversation.unread_count,
+            created_at=conversation.created_at,
+            closed_at=conversation.closed_at,
+        )
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class MessageErrorOut(BaseModel):
+    code: int | None
+    title: str | None
+    detail: str | None
+
+    @classmethod
+    def of(cls, message: Message) -> MessageErrorOut | None:
+        if (message.error_code, message.error_title, message.error_detail) == (None, None, None):
+            return None
+        return cls(code=message.error_code, title=message.error_title, detail=message.error_detail)
+
+
+class AttachmentOut(BaseModel):
+    id: uuid.UUID
+    status: AttachmentStatus
+    mime_type: str | None
+    filename: str | None
+    size_bytes: int | None
+    sha256: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, attachment: Attachment) -> AttachmentOut:
+        return cls(
+            id=attachment.id,
+            status=attachment.status,
+            mime_type=attachment.mime_type,
+            filename=attachment.filename,
+            size_bytes=attachment.size_bytes,
+            sha256=attachment.sha256,
+            error=attachment.error,
+        )
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    direction: Direction
+    sender: Sender
+    author_user_id: uuid.UUID | None
+    type: str
+    text: str | None
+    payload: dict[str, Any] | None
+    external_id: str | None
+    status: MessageStatus
+    error: MessageErrorOut | None
+    reply_to_id: uuid.UUID | None
+    sources: list[dict[str, Any]] | None
+    grounded: bool | None
+    llm_provider: str | None
+    llm_model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    created_at: datetime
+    attachment: AttachmentOut | None
+
+    @classmethod
+    def of(cls, message: Message, attachment: Attachment | None) -> MessageOut:
+        return cls(
+            id=message.id,
+            direction=message.direction,
+            sender=message.sender,
+            author_user_id=message.author_user_id,
+            type=message.type,
+            text=message.text,
+            payload=message.payload,
+            external_id=message.external_id,
+            status=message.status,
+            error=MessageErrorOut.of(message),
+            reply_to_id=message.reply_to_id,
+            sources=message.sources,
+            grounded=message.grounded,
+            llm_provider=message.llm_provider,
+            llm_model=message.llm_model,
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            sent_at=message.sent_at,
+            delivered_at=message.delivered_at,
+            read_at=message.read_at,
+            failed_at=message.failed_at,
+            created_at=message.created_at,
+            attachment=AttachmentOut.of(attachment) if attachment is not None else None,
+        )
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None

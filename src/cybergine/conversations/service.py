@@ -1,0 +1,410 @@
+"""Writing conversations: an inbound message with everything it sets in motion, outbound
+messages queued for their channel, handoff to people, and consent changes.
+
+Channel-independent: a channel adapter (the WhatsApp webhook, the web chat) turns what it
+received into an :class:`InboundContent` and calls :func:`record_inbound` inside the
+transaction that also stores its raw event; the jobs that answer, fetch media or send are
+deferred in that same transaction, so a crash loses nothing and a duplicate delivery
+(same external id) is recorded and answered once. Never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.accounts.models import Membership, Role, User
+from cybergine.conversations import intents
+from cybergine.conversations.models import (
+    Attachment,
+    Channel,
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Message,
+    MessageStatus,
+    Sender,
+)
+from cybergine.db.ids import uuid7
+from cybergine.queue import defer
+
+log = structlog.get_logger(__name__)
+
+# Inbound types the assistant does not answer: a reaction or a system notice is not a
+# question, and answering one would only add noise to the customer's chat.
+SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "unsupported", "unknown"})
+
+OPT_OUT_CONFIRMATION = (
+    "You won't receive any more messages from us. Reply START at any time to hear from us again."
+)
+OPT_IN_CONFIRMATION = "Welcome back! You'll receive our replies again. Reply STOP to opt out."
+
+
+@dataclass(frozen=True)
+class CustomerIdentity:
+    external_id: str  # WhatsApp: the wa_id
+    phone_number: str | None = None
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundContent:
+    external_id: str
+    type: str
+    text: str | None
+    payload: Mapping[str, Any] | None
+    sent_at: datetime
+    context_external_id: str | None = None
+    media_id: str | None = None
+    media_mime_type: str | None = None
+    media_filename: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelAccount:
+    """Where the message arrived: the organisation, the channel, the account on it."""
+
+    organisation_id: uuid.UUID
+    channel: Channel
+    assistant_id: uuid.UUID | None
+    whatsapp_number_id: uuid.UUID | None = None
+    opt_out_words: Sequence[str] = intents.DEFAULT_OPT_OUT_WORDS
+    opt_in_words: Sequence[str] = intents.DEFAULT_OPT_IN_WORDS
+
+
+@dataclass(frozen=True)
+class Recorded:
+    message_id: uuid.UUID | None  # None: a duplicate delivery, nothing was done
+    conversation_id: uuid.UUID
+    reply_queued: bool
+
+
+async def record_inbound(
+    session: AsyncSession,
+    account: ChannelAccount,
+    customer: CustomerIdentity,
+    content: InboundContent,
+) -> Recorded:
+    """Store one inbound message and defer what it calls for (reply, media, consent)."""
+    customer_row = await _upsert_customer(session, account, customer, content.sent_at)
+    conversation = await _open_conversation(session, account, customer_row.id)
+
+    message_id = await _insert_inbound(session, account, conversation.id, content)
+    if message_id is None:
+        return Recorded(None, conversation.id, reply_queued=False)
+
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id)
+        .values(
+            last_inbound_at=func.greatest(Conversation.last_inbound_at, content.sent_at),
+            last_message_at=func.now(),
+            unread_count=Conversation.unread_count + 1,
+        )
+    )
+
+    if content.media_id is not None:
+        await _queue_media(session, account, message_id, content)
+
+    opt = (
+        intents.detect_opt_change(content.text, account.opt_out_words, account.opt_in_words)
+        if content.text and content.type in ("text", "button", "interactive")
+        else None
+    )
+    if opt is not None:
+        await _change_consent(session, account, customer_row, conversation, opt, message_id)
+        return Recorded(message_id, conversation.id, reply_queued=False)
+
+    answerable = (
+        conversation.state == ConversationState.BOT
+        and account.assistant_id is not None
+        and customer_row.opted_out_at is None
+        and content.type not in SILENT_TYPES
+    )
+    if answerable:
+        from cybergine.conversations.tasks import reply
+
+        await defer(
+            session,
+            reply,
+            lock=conversation_lock(conversation.id),
+            message_id=str(message_id),
+        )
+    return Recorded(message_id, conversation.id, reply_queued=answerable)
+
+
+def conversation_lock(conversation_id: uuid.UUID) -> str:
+    """Jobs of one conversation run one at a time, in the order they were deferred."""
+    return f"conversation:{conversation_id}"
+
+
+async def _upsert_customer(
+    session: AsyncSession, account: ChannelAccount, identity: CustomerIdentity, at: datetime
+) -> Customer:
+    values = insert(Customer).values(
+        id=uuid7(),
+        organisation_id=account.organisation_id,
+        channel=account.channel,
+        external_id=identity.external_id,
+        phone_number=identity.phone_number,
+        display_name=identity.display_name,
+        # Writing first is consent to be answered (WhatsApp's customer-initiated
+        # conversation); marketing would need more and is never sent.
+        opted_in_at=at,
+        opt_in_source="customer_message",
+    )
+    statement = values.on_conflict_do_update(
+        index_elements=["organisation_id", "channel", "external_id"],
+        set_={
+            "display_name": func.coalesce(values.excluded.display_name, Customer.display_name),
+            "phone_number": func.coalesce(values.excluded.phone_number, Customer.phone_number),
+        },
+    ).returning(Customer)
+    result = await session.execute(statement)
+    return result.scalar_one()
+
+
+async def _open_conversation(
+    session: AsyncSession, account: ChannelAccount, customer_id: uuid.UUID
+) -> Conversation:
+    """The customer's open conversation on this account, started if there is none. Two
+    deliveries racing to start one meet at the partial unique index; the loser reads."""
+    query = (
+        select(Conversation)
+        .where(
+            Conversation.organisation_id == account.organisation_id,
+            Conversation.customer_id == customer_id,
+            Conversation.whatsapp_number_id.is_not_distinct_from(account.whatsapp_number_id),
+            Conversation.state != ConversationState.CLOSED,
+        )
+        .with_for_update()
+    )
+    for _ in range(3):
+        found = (await session.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return found
+        created = await session.execute(
+            insert(Conversation)
+            .values(
+                id=uuid7(),
+                organisation_id=account.organisation_id,
+                channel=account.channel,
+                customer_id=customer_id,
+                assistant_id=account.assistant_id,
+                whatsapp_number_id=account.whatsapp_number_id,
+                state=ConversationState.BOT,
+                human_review_requested=False,
+                unread_count=0,
+            )
+            .on_conflict_do_nothing()
+            .returning(Conversation)
+        )
+        conversation = created.scalar_one_or_none()
+        if conversation is not None:
+            return conversation
+    raise RuntimeError("could not open a conversation")  # pragma: no cover
+
+
+async def _insert_inbound(
+    session: AsyncSession,
+    account: ChannelAccount,
+    conversation_id: uuid.UUID,
+    content: InboundContent,
+) -> uuid.UUID | None:
+    statement = (
+        insert(Message)
+        .values(
+            id=uuid7(),
+            organisation_id=account.organisation_id,
+            conversation_id=conversation_id,
+            direction=Direction.INBOUND,
+            sender=Sender.CUSTOMER,
+            type=content.type[:32],
+            text=content.text,
+            payload=dict(content.payload) if content.payload else None,
+            external_id=content.external_id,
+            context_external_id=content.context_external_id,
+            status=MessageStatus.RECEIVED,
+            send_attempts=0,
+            sent_at=content.sent_at,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["organisation_id", "external_id"],
+            index_where=Message.external_id.is_not(None),
+        )
+        .returning(Message.id)
+    )
+    return await session.scalar(statement)
+
+
+async def _queue_media(
+    session: AsyncSession, account: ChannelAccount, message_id: uuid.UUID, content: InboundContent
+) -> None:
+    from cybergine.channels.whatsapp.tasks import fetch_media
+
+    assert content.media_id is not None
+    attachment = Attachment(
+        organisation_id=account.organisation_id,
+        message_id=message_id,
+        media_id=content.media_id[:200],
+        mime_type=content.media_mime_type,
+        filename=content.media_filename,
+    )
+    session.add(attachment)
+    await session.flush()
+    await defer(session, fetch_media, attachment_id=str(attachment.id))
+
+
+async def _change_consent(
+    session: AsyncSession,
+    account: ChannelAccount,
+    customer: Customer,
+    conversation: Conversation,
+    change: str,
+    message_id: uuid.UUID,
+) -> None:
+    """Policy §9: an opt-out is confirmed once and then nothing more is sent; an opt-in
+    is recorded with its time and source and confirmed."""
+    now = func.now()
+    if change == "opt_out":
+        if customer.opted_out_at is not None:
+            return  # already out: no second confirmation
+        await session.execute(
+            update(Customer)
+            .where(Customer.id == customer.id)
+            .values(opted_out_at=now, opt_out_source="keyword")
+        )
+        text = OPT_OUT_CONFIRMATION
+    else:
+        if customer.opted_out_at is None:
+            return  # never left: START is just a word; nothing to confirm
+        await session.execute(
+            update(Customer)
+            .where(Customer.id == customer.id)
+            .values(
+                opted_out_at=None, opt_out_source=None, opted_in_at=now, opt_in_source="keyword"
+            )
+        )
+        text = OPT_IN_CONFIRMATION
+    await queue_outbound(
+        session,
+        conversation,
+        sender=Sender.SYSTEM,
+        type="text",
+        text=text,
+        payload={"consent": change},
+        reply_to_id=message_id,
+    )
+
+
+async def queue_outbound(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    sender: Sender,
+    type: str,
+    text: str | None,
+    payload: Mapping[str, Any] | None = None,
+    reply_to_id: uuid.UUID | None = None,
+    author_user_id: uuid.UUID | None = None,
+    sources: list[dict[str, Any]] | None = None,
+    grounded: bool | None = None,
+    llm_provider: str | None = None,
+    llm_model: str | None = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> Message:
+    """An outbound message, queued, with its delivery job deferred in this transaction."""
+    message = Message(
+        organisation_id=conversation.organisation_id,
+        conversation_id=conversation.id,
+        direction=Direction.OUTBOUND,
+        sender=sender,
+        author_user_id=author_user_id,
+        type=type,
+        text=text,
+        payload=dict(payload) if payload else None,
+        status=MessageStatus.QUEUED,
+        reply_to_id=reply_to_id,
+        sources=sources,
+        grounded=grounded,
+        llm_provider=llm_provider,
+        llm_model=llm_model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        send_attempts=0,
+    )
+    session.add(message)
+    await session.flush()
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation.id)
+        .values(last_message_at=func.now())
+    )
+    if conversation.channel == Channel.WHATSAPP:
+        from cybergine.channels.whatsapp.tasks import send_message
+
+        await defer(
+            session,
+            send_message,
+            lock=conversation_lock(conversation.id),
+            message_id=str(message.id),
+        )
+    return message
+
+
+async def hand_off(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    reason: str,
+    human_review: bool,
+    public_url: str,
+) -> None:
+    """The assistant stops answering this conversation, and the team is told by e-mail
+    (which names no customer and quotes nothing: it only links to the conversation)."""
+    from cybergine.mail.service import queue_email
+
+    conversation.state = ConversationState.WAITING_FOR_HUMAN
+    conversation.handoff_reason = reason[:1000]
+    conversation.handoff_at = datetime.now(UTC)
+    conversation.human_review_requested = conversation.human_review_requested or human_review
+    await session.flush()
+
+    recipients = await session.execute(
+        select(User.email)
+        .join(Membership, Membership.user_id == User.id)
+        .where(
+            Membership.organisation_id == conversation.organisation_id,
+            Membership.role.in_((Role.OWNER, Role.ADMIN, Role.AGENT)),
+        )
+    )
+    what = "a person to review an automated decision" if human_review else "a person"
+    emails = list(recipients.scalars())
+    for email in emails:
+        await queue_email(
+            session,
+            to=email,
+            subject="A customer is waiting for a person",
+            body=(
+                f"A customer on {conversation.channel.value} asked for {what}.\n"
+                "The assistant has stopped answering this conversation until someone on "
+                "your team takes it over.\n\n"
+                f"Open it: {public_url}/conversations/{conversation.id}\n"
+            ),
+        )
+    log.info(
+        "conversation.handed_off",
+        conversation_id=str(conversation.id),
+        human_review=human_review,
+        notified=len(emails),
+    )
