@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/cybergine demo
-	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000
+	@echo "WhatsApp sandbox (chat as a customer): http://127.0.0.1:8000/dev/whatsapp"
+	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000 --whatsapp-simulator
 
 test: lint typecheck pytest
 

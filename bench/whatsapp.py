@@ -487,7 +487,8 @@ class Platform:
         if info is None:
             raise SystemExit("the embedded PostgreSQL is not running")
         with psycopg.connect(info.get_uri(database="cybergine"), autocommit=True) as conn:
-            return list(conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+            cursor = conn.execute(query, params)  # type: ignore[arg-type]
+            return list(cursor.fetchall()) if cursor.description else []
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         assert self.api is not None

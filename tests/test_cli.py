@@ -1,8 +1,10 @@
 import json
 
+import psycopg
 from typer.testing import CliRunner
 
 from cybergine.cli import cli
+from cybergine.db.urls import libpq_url
 
 runner = CliRunner()
 
@@ -39,6 +41,13 @@ def test_demo_is_idempotent(database_url: str, key_env: dict[str, str]) -> None:
     first_id = first.output.split(": ")[1].split()[0]
     assert first_id in second.output
     assert "demo@cybergine.example" in first.output
+    # The demo shop: an assistant, its FAQ and a WhatsApp number, seeded once.
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        counts = [
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+            for table in ("assistants", "kb_items", "whatsapp_numbers", "organisations")
+        ]
+    assert counts == [1, 8, 1, 1]
 
 
 def test_org_create_prints_the_organisation_and_a_working_key(

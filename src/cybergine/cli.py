@@ -74,6 +74,13 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
     data_dir: DataDirOption = None,
+    whatsapp_simulator: Annotated[
+        bool,
+        typer.Option(
+            help="Development: serve Meta's Graph API from a simulator in this process and "
+            "chat as a WhatsApp customer at /dev/whatsapp (needs `cybergine demo`)."
+        ),
+    ] = False,
 ) -> None:
     """Run the web server (dashboard, API, webhooks, widget).
 
@@ -88,21 +95,33 @@ def serve(
     settings = _settings(data_dir)
     _load_keys(settings)
     url = _database_url(settings, migrate=settings.embedded)
+    sandbox = None
+    if whatsapp_simulator:
+        from cybergine.channels.whatsapp.sandbox import Sandbox
+
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        sandbox = Sandbox(settings, f"http://{local}:{port}")
+        settings = sandbox.start(settings)
     app = create_app(settings, database_url=url)
+    app.state.whatsapp_sandbox = sandbox
     # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the
     # handler that was there before it. Make that handler a normal exit, so the
     # embedded database's exit hook runs and the last process stops the server.
     signal.signal(signal.SIGTERM, _exit_normally)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
 
 
 @cli.command()

@@ -1,21 +1,79 @@
-"""`cybergine demo`: seed a demo organisation with a signed-up owner. Idempotent: running
-it again changes nothing.
-
-Later domains add what they seed here (an assistant, a knowledge base, the shop).
+"""`cybergine demo`: seed a demo shop — an owner, an assistant with a small FAQ knowledge
+base, and a WhatsApp number served by the local Graph API simulator
+(``cybergine serve --whatsapp-simulator``). Idempotent: each piece is created only when
+it is missing, so running it again changes nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.accounts.models import Role
+from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import users
+from cybergine.assistants.models import Assistant
+from cybergine.assistants.service import AssistantChanges, create_assistant
+from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.channels.whatsapp.service import NumberChanges, create_number
+from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge.models import Item
+from cybergine.knowledge.service import create_qa
 
 DEMO_ORGANISATION_NAME = "Demo Shop"
 DEMO_OWNER_EMAIL = "demo@cybergine.example"
 # Printed by `make run`: the demo is for a local machine, never for a public server.
 DEMO_OWNER_PASSWORD = "demo-password"  # noqa: S105
+DEMO_ASSISTANT_NAME = "Mia"
+# Meta's ids are digits; these are reserved for the demo and the simulator knows them.
+DEMO_PHONE_NUMBER_ID = "100000000000001"
+DEMO_WABA_ID = "100000000000002"
+DEMO_DISPLAY_PHONE_NUMBER = "+1 555 010 0100"
+DEMO_ACCESS_TOKEN = "demo-whatsapp-access-token"  # noqa: S105 (the simulator's)
+
+DEMO_FAQ = (
+    (
+        "What is your return policy?",
+        "You can return any item within 30 days of delivery for a full refund. Items must be "
+        "unworn, with their tags. Start a return from your order page; the label is free.",
+    ),
+    (
+        "How long does shipping take?",
+        "Orders ship within 2 business days. Delivery takes 3 to 5 business days in the EU "
+        "and 7 to 10 days elsewhere. Shipping is free over 50 EUR.",
+    ),
+    (
+        "How can I track my order?",
+        "Once your order ships we e-mail you a tracking link. You can also find it under "
+        "Orders in your account.",
+    ),
+    (
+        "Which payment methods do you accept?",
+        "We accept Visa, Mastercard, American Express, PayPal, Apple Pay and Google Pay.",
+    ),
+    (
+        "How do I find my size?",
+        "Each product page has a size chart. Our sneakers run true to size; if you are "
+        "between two sizes, take the larger one.",
+    ),
+    (
+        "Do your products have a warranty?",
+        "Every product has a 2-year warranty against manufacturing defects. Write to us with "
+        "your order number and a photo of the defect.",
+    ),
+    (
+        "Can I change or cancel my order?",
+        "You can change or cancel an order until it ships, usually within 24 hours. Ask us "
+        "here and we will do it for you.",
+    ),
+    (
+        "When is your customer service open?",
+        "Our team answers Monday to Friday, 9:00 to 18:00 Paris time. The assistant answers "
+        "at any time.",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -26,14 +84,63 @@ class DemoSeed:
 
 async def seed_demo(session: AsyncSession) -> DemoSeed:
     owner = await users.find_user_by_email(session, DEMO_OWNER_EMAIL)
-    if owner is not None:
+    created = owner is None
+    if owner is None:
+        owner, organisation = await users.sign_up(
+            session,
+            email=DEMO_OWNER_EMAIL,
+            name="Dana Demo",
+            password=DEMO_OWNER_PASSWORD,
+            organisation_name=DEMO_ORGANISATION_NAME,
+        )
+    else:
         (_membership, organisation), *_ = await users.memberships_of(session, owner.id)
-        return DemoSeed(organisation_id=str(organisation.id), created=False)
-    _, organisation = await users.sign_up(
-        session,
-        email=DEMO_OWNER_EMAIL,
-        name="Dana Demo",
-        password=DEMO_OWNER_PASSWORD,
-        organisation_name=DEMO_ORGANISATION_NAME,
+    scope = TenantScope(session, organisation.id)
+    caller = Principal(organisation.id, Role.OWNER, user_id=owner.id, email=owner.email)
+
+    assistant = (
+        await session.execute(scope.select(Assistant).where(Assistant.name == DEMO_ASSISTANT_NAME))
+    ).scalar_one_or_none()
+    if assistant is None:
+        created = True
+        assistant = await create_assistant(
+            scope,
+            caller,
+            AssistantChanges(
+                name=DEMO_ASSISTANT_NAME,
+                persona="Mia, the friendly assistant of the Demo Shop, a small sneaker store.",
+                instructions="Answer briefly. Offer a person for anything about a specific order.",
+                greeting="Hi! I'm Mia, the Demo Shop's assistant. How can I help?",
+                fields_set={"name", "persona", "instructions", "greeting"},
+            ),
+        )
+
+    if await scope.count(scope.select(Item)) == 0:
+        created = True
+        for question, answer in DEMO_FAQ:
+            await create_qa(scope, question=question, answer=answer, collection="faq")
+
+    number = await session.scalar(
+        select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id == DEMO_PHONE_NUMBER_ID)
     )
-    return DemoSeed(organisation_id=str(organisation.id), created=True)
+    if number is None:
+        created = True
+        await create_number(
+            scope,
+            caller,
+            NumberChanges(
+                assistant_id=assistant.id,
+                phone_number_id=DEMO_PHONE_NUMBER_ID,
+                waba_id=DEMO_WABA_ID,
+                display_phone_number=DEMO_DISPLAY_PHONE_NUMBER,
+                access_token=DEMO_ACCESS_TOKEN,
+                fields_set={
+                    "assistant_id",
+                    "phone_number_id",
+                    "waba_id",
+                    "display_phone_number",
+                    "access_token",
+                },
+            ),
+        )
+    return DemoSeed(organisation_id=str(organisation.id), created=created)

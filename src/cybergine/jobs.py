@@ -35,6 +35,8 @@ log = structlog.get_logger(__name__)
 SUCCEEDED_JOBS_KEPT_HOURS = 7 * 24
 FAILED_JOBS_KEPT_HOURS = 30 * 24
 
+FETCH_POLLING_SECONDS = 0.5
+
 maintenance = procrastinate.Blueprint()
 
 
@@ -126,6 +128,9 @@ class Worker:
             install_signal_handlers=install_signal_handlers,
             update_heartbeat_interval=self.heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after_seconds,
+            # New jobs arrive by NOTIFY at once; polling is what finds a job whose lock was
+            # just released or whose retry has come due, so it must not wait 5 s.
+            fetch_job_polling_interval=FETCH_POLLING_SECONDS,
             additional_context={
                 DATABASE_CONTEXT_KEY: self.database,
                 SETTINGS_CONTEXT_KEY: self.settings,

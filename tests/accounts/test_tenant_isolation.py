@@ -60,6 +60,7 @@ API_BODIES = {
     ("PATCH", "/api/v1/knowledge/qa/{qa_id}"): {"answer": "overwritten"},
     ("PATCH", "/api/v1/assistants/{assistant_id}"): {"name": "overwritten"},
     ("PATCH", "/api/v1/channels/whatsapp/{number_id}"): {"display_phone_number": "+1 999 999"},
+    ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"text": "from B"},
 }
 FORM_FIELDS = {"/team/members/{membership_id}/role": {"role": "viewer"}}
 

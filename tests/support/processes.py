@@ -29,10 +29,12 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> str:
     return result.stdout
 
 
-def start_serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_serve(
+    port: int, env: dict[str, str], log: Path, *options: str
+) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
     process = subprocess.Popen(
-        [CYBERGINE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [CYBERGINE, "serve", "--host", "127.0.0.1", "--port", str(port), *options],
         env=env,
         stdout=handle,
         stderr=handle,

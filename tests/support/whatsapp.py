@@ -135,7 +135,7 @@ async def open_shop(
     assistant: Mapping[str, Any] | None = None,
     number: Mapping[str, Any] | None = None,
 ) -> Shop:
-    organisation_id, key = await make_organisation_with_key(database)
+    organisation, key = await make_organisation_with_key(database)
     api = live_server.client(headers={"authorization": f"Bearer {key}"})
     created = api.post("/api/v1/assistants", json={"name": "Mia", **(assistant or {})})
     assert created.status_code == 201, created.text
@@ -165,7 +165,7 @@ async def open_shop(
         graph=graph,
         database=database,
         settings=settings,
-        organisation_id=organisation_id,
+        organisation_id=organisation.id,
         assistant_id=assistant_id,
         number_id=registered.json()["id"],
         phone_number_id=phone_number_id,

@@ -1,4 +1,5 @@
-"""/api/v1/conversations: reading conversations, their messages and attachments."""
+"""/api/v1/conversations: conversations, their messages and attachments, and agents' messages
+to customers."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from fastapi import APIRouter, Query, Response
 
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
-from cybergine.conversations import queries
+from cybergine.conversations import queries, service
 from cybergine.conversations.models import Channel, ConversationState
 from cybergine.conversations.schemas import (
     ConversationOut,
     ConversationPage,
+    MessageIn,
     MessageOut,
     MessagePage,
 )
@@ -23,6 +25,7 @@ from cybergine.conversations.schemas import (
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
 Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+Replier = Annotated[Caller, authorize(Permission.CONVERSATIONS_REPLY)]
 
 
 # Served with their own type (so a browser can show them); anything else is a download.
@@ -118,3 +121,20 @@ async def download_attachment(
             "cache-control": "private, no-store",
         },
     )
+
+
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=MessageOut,
+    status_code=202,
+    summary="Send a message to the customer as an agent (takes the conversation over)",
+)
+async def send_message(conversation_id: uuid.UUID, body: MessageIn, caller: Replier) -> MessageOut:
+    message = await service.send_agent_message(
+        caller.scope,
+        caller.principal,
+        conversation_id,
+        text=body.text.strip() if body.text is not None else None,
+        template=body.template.model_dump(exclude_none=True) if body.template else None,
+    )
+    return MessageOut.of(message, None)

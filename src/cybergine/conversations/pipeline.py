@@ -281,7 +281,7 @@ class Pipeline:
         )
         redactor = Redactor() if assistant.redact_personal_data else None
         assert context.text is not None
-        sources = prompts.numbered_sources(context.hits)
+        sources = prompts.numbered_sources([h for h in context.hits if extractive.grounded(h)])
         messages: list[ChatMessage] = prompts.build_messages(
             prompts.system_prompt(assistant, now=datetime.now(UTC)),
             context.history,
@@ -361,16 +361,16 @@ class Pipeline:
                 TenantScope(session, context.organisation_id), context.assistant, query
             )
         found = prompts.numbered_sources([h for h in hits if extractive.grounded(h)])
-        known = {source.item_id for source in sources}
+        numbers = {source.item_id: source.number for source in sources}
         lines = []
         for source in found:
-            if source.item_id in known:
-                continue
-            number = len(sources) + 1
-            sources.append(
-                prompts.Source(number, source.title, source.text, source.item_id, source.score)
-            )
-            known.add(source.item_id)
+            number = numbers.get(source.item_id)
+            if number is None:  # new to this conversation's prompt: the next number
+                number = len(sources) + 1
+                sources.append(
+                    prompts.Source(number, source.title, source.text, source.item_id, source.score)
+                )
+                numbers[source.item_id] = number
             lines.append(f"[{number}] {source.title}\n{source.text}")
         return "\n\n".join(lines) or "Nothing in the knowledge base matches."
 

@@ -1,5 +1,5 @@
-"""API shapes of conversations and their messages (read-only). An attachment is described
-here; its bytes come only from the download route."""
+"""API shapes of conversations and their messages. An attachment is described here; its
+bytes come only from the download route."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from cybergine.conversations.models import (
     Attachment,
@@ -179,3 +179,30 @@ class MessageOut(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None
+
+
+class TemplateIn(BaseModel):
+    """A message template approved by Meta: the only thing WhatsApp lets a business send
+    more than 24 hours after the customer's last message."""
+
+    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
+    language: str = Field(
+        default="en", min_length=2, max_length=15, pattern=r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})?$"
+    )
+    components: list[dict[str, Any]] | None = Field(default=None, max_length=20)
+
+
+class MessageIn(BaseModel):
+    """An agent's message to the customer: text, a template, or both (the template is
+    what goes out when the 24-hour window has closed)."""
+
+    text: str | None = Field(default=None, min_length=1, max_length=20_000)
+    template: TemplateIn | None = None
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> MessageIn:
+        if self.text is None and self.template is None:
+            raise ValueError("Give the text of the message, or a template.")
+        if self.text is not None and not self.text.strip():
+            raise ValueError("The text is empty.")
+        return self

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Membership, Role, User
+from cybergine.accounts.principal import Principal
 from cybergine.conversations import intents
 from cybergine.conversations.models import (
     Attachment,
@@ -35,6 +36,8 @@ from cybergine.conversations.models import (
     Sender,
 )
 from cybergine.db.ids import uuid7
+from cybergine.db.tenancy import TenantScope
+from cybergine.errors import Conflict
 from cybergine.queue import defer
 
 log = structlog.get_logger(__name__)
@@ -42,6 +45,10 @@ log = structlog.get_logger(__name__)
 # Inbound types the assistant does not answer: a reaction or a system notice is not a
 # question, and answering one would only add noise to the customer's chat.
 SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "unsupported", "unknown"})
+
+# WhatsApp's customer-service window: free-form messages only this long after the
+# customer's last message.
+SERVICE_WINDOW = timedelta(hours=24)
 
 OPT_OUT_CONFIRMATION = (
     "You won't receive any more messages from us. Reply START at any time to hear from us again."
@@ -353,10 +360,13 @@ async def queue_outbound(
     if conversation.channel == Channel.WHATSAPP:
         from cybergine.channels.whatsapp.tasks import send_message
 
+        # Sends of one conversation go one at a time, in order, under their own lock:
+        # under the conversation's lock a send deferred by a running reply job would wait
+        # for that job to end and then for the next poll.
         await defer(
             session,
             send_message,
-            lock=conversation_lock(conversation.id),
+            lock=f"send:{conversation.id}",
             message_id=str(message.id),
         )
     return message
@@ -407,4 +417,49 @@ async def hand_off(
         conversation_id=str(conversation.id),
         human_review=human_review,
         notified=len(emails),
+    )
+
+
+WINDOW_CLOSED_NEEDS_TEMPLATE = (
+    "The customer last wrote more than 24 hours ago: WhatsApp only lets an approved "
+    "template through now. Send one with `template`."
+)
+
+
+async def send_agent_message(
+    scope: TenantScope,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    *,
+    text: str | None,
+    template: Mapping[str, Any] | None,
+) -> Message:
+    """A person on the team writes to the customer. Writing takes the conversation over:
+    the assistant stops answering it (policy §7, human oversight)."""
+    conversation = await scope.get(Conversation, conversation_id, for_update=True)
+    if conversation.state == ConversationState.CLOSED:
+        raise Conflict("This conversation is closed.")
+    customer = await scope.get(Customer, conversation.customer_id)
+    if customer.opted_out_at is not None:
+        raise Conflict("The customer opted out (STOP); nothing can be sent until they write START.")
+    window_open = conversation.last_inbound_at is not None and (
+        datetime.now(UTC) - conversation.last_inbound_at < SERVICE_WINDOW
+    )
+    if conversation.channel == Channel.WHATSAPP and not window_open and template is None:
+        raise Conflict(WINDOW_CLOSED_NEEDS_TEMPLATE)
+
+    if conversation.state in (ConversationState.BOT, ConversationState.WAITING_FOR_HUMAN):
+        conversation.state = ConversationState.HUMAN
+    if conversation.assigned_user_id is None and principal.user_id is not None:
+        conversation.assigned_user_id = principal.user_id
+    conversation.unread_count = 0
+    await scope.session.flush()
+    return await queue_outbound(
+        scope.session,
+        conversation,
+        sender=Sender.AGENT,
+        type="template" if template is not None and text is None else "text",
+        text=text if text is not None else f"[template {template['name']}]" if template else None,
+        payload={"template": dict(template)} if template is not None else None,
+        author_user_id=principal.user_id,
     )

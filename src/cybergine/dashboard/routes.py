@@ -1,5 +1,17 @@
 """Every dashboard router, in one list for the app factory."""
 
-from cybergine.dashboard import auth_pages, misc_pages, settings_pages, team_pages
+from cybergine.dashboard import (
+    auth_pages,
+    misc_pages,
+    sandbox_pages,
+    settings_pages,
+    team_pages,
+)
 
-routers = [auth_pages.router, misc_pages.router, team_pages.router, settings_pages.router]
+routers = [
+    auth_pages.router,
+    misc_pages.router,
+    team_pages.router,
+    settings_pages.router,
+    sandbox_pages.router,
+]

@@ -349,3 +349,16 @@ async def test_a_number_of_another_organisation_is_not_reached(
     assert len(other.conversations()) == 1
     assert shop.conversations()[0]["id"] != other.conversations()[0]["id"]
     other.close()
+
+
+async def test_sends_from_one_number_keep_to_its_rate(shop: Shop) -> None:
+    patched = shop.api.patch(f"/api/v1/channels/whatsapp/{shop.number_id}", json={"send_rate": 10})
+    assert patched.status_code == 200, patched.text
+    customers = [f"1555000{n:04d}" for n in range(8)]
+    for customer in customers:
+        shop.says("What is your return policy?", wa_id=customer)
+    await shop.work()
+    times = sorted(m.at for m in shop.graph.sent)
+    assert len(times) == len(customers)
+    # Eight sends at 10 per second take at least 0.7 s, whatever the worker's concurrency.
+    assert (times[-1] - times[0]).total_seconds() >= 0.65

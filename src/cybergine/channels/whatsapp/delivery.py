@@ -45,13 +45,13 @@ from cybergine.conversations.models import (
     MessageStatus,
     Sender,
 )
+from cybergine.conversations.service import SERVICE_WINDOW
 from cybergine.db.engine import Database
 from cybergine.queue import RetryLater
 from cybergine.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-SERVICE_WINDOW = timedelta(hours=24)
 RECONCILE_SECONDS = 20.0
 
 OPTED_OUT = "The customer opted out (STOP); nothing is sent until they write START."

@@ -33,6 +33,14 @@
     }
   });
 
+  // Forms that clear themselves once HTMX has sent them: <form data-reset-after>.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form.matches && form.matches("form[data-reset-after]") && event.detail.successful) {
+      form.reset();
+    }
+  });
+
   // Selects that submit their form when changed: <select data-autosubmit>.
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-autosubmit]")) {
