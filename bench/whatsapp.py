@@ -5,25 +5,30 @@ Meta's Graph API played by ``GraphSimulator`` in a thread of this process. It pr
 
 - ceiling: a bare FastAPI app whose one POST route returns ``{}``, served by uvicorn with
   the options of ``cybergine serve`` (one process, then two), hit by the same load
-  generator with the same signed bodies: what this machine and generator can do at best;
-- ingest: N signed deliveries (each a new customer and a new message id, timestamped now)
-  to one `cybergine serve` (CYBERGINE_EMBEDDED_WORKER=false, no worker running), then to
-  two on the same data directory with the load split round-robin: deliveries/s,
-  acknowledgement latency p50/p95/p99/max, errors, the ratio to the ceiling, and a check
-  in the database that exactly N messages (and N reply jobs) were stored;
-- end-to-end: with the default (extractive) assistant and a few Q&A pairs, `cybergine
-  worker` processes in the configurations asked for, M questions delivered, replies/s
-  from the first delivery to the M-th message the simulator accepted, per-reply latency
-  (delivery sent → simulator received), missing and duplicate replies;
+  generator with the same signed bodies: what this machine and generator do at best;
+- ingest: N signed deliveries (each from a new customer, with a new message id, stamped
+  now) to one ``cybergine serve`` (CYBERGINE_EMBEDDED_WORKER=false, no worker running),
+  then to two on the same data directory with the load split round-robin: deliveries/s,
+  acknowledgement latency p50/p95/p99/max, errors, the share of the ceiling, the CPU spent
+  per delivery, and a check in the database that every delivery was stored once, with
+  its reply job;
+- end-to-end: the default (extractive) assistant, a few Q&A pairs, ``cybergine worker``
+  processes in each configuration asked for, M questions delivered at once: replies/s
+  from the first delivery to the M-th reply the simulator accepted, per-reply latency
+  (delivery sent -> simulator received), missing and duplicate replies; then, with the
+  first configuration, a few questions at a slow pace for the latency of an idle system;
 - the CPU each party used while measuring (web, PostgreSQL, workers, the generator, this
-  process with the simulator), to show where the bottleneck is.
+  process with the simulator, and whatever else runs on the machine), to show the
+  bottleneck.
 
 The load generator is a separate process: asyncio on uvloop, one keep-alive HTTP/1.1
-connection per concurrent sender (and per server), requests pre-built and pre-signed.
+connection per concurrent sender and server, requests built and signed beforehand.
 
-Usage: .venv/bin/python bench/whatsapp.py [--deliveries 5000] [--concurrency 64]
-       [--replies 2000] [--configs 1x16,1x32,2x16] [--embeddings local|none]
-       [--send-rate 1000] [--skip-e2e] [--skip-ingest]
+Usage: .venv/bin/python bench/whatsapp.py [--deliveries 2000] [--concurrency 64]
+       [--replies 500] [--configs 1x16,2x16] [--embeddings local|none]
+       [--send-rate 1000] [--paced 40] [--skip-ingest] [--skip-e2e]
+The defaults finish in about three minutes on a 2-core machine; the sizes of the brief
+are ``--deliveries 5000 --replies 2000`` (about eight minutes there).
 """
 
 from __future__ import annotations
@@ -56,13 +61,12 @@ BIN = Path(sys.executable).parent
 WABA_ID = "102290129340398"
 WEBHOOK_PATH = "/webhooks/whatsapp"
 
-# Goals printed beside the figures.
 GOAL_DELIVERIES_PER_S = 1000.0
 GOAL_P99_MS = 100.0
 GOAL_REPLIES_PER_S = 100.0
 
-# The knowledge base of the end-to-end run, and what customers ask (close paraphrases, so
-# the extractive assistant finds a grounded answer).
+# The knowledge base of the end-to-end runs, and what customers ask (close paraphrases,
+# so that the extractive assistant finds a grounded answer).
 QA_PAIRS = [
     ("What are your opening hours?", "We are open Monday to Friday, from 9:00 to 17:00."),
     ("How long does delivery take?", "Standard delivery takes two to four working days."),
@@ -80,8 +84,8 @@ QUESTIONS = [
     "Which payment methods do you accept for orders?",
 ]
 
-# The bare endpoint: the same server stack (FastAPI on uvicorn with `cybergine serve`'s
-# options, so uvloop and httptools), and nothing else.
+# The bare endpoint: the same stack as `cybergine serve` (FastAPI on uvicorn with its
+# options, hence uvloop and httptools), and nothing else.
 CEILING_APP = """
 import sys
 
@@ -113,6 +117,14 @@ uvicorn.run(
 )
 """
 
+WEB, POSTGRES, WORKERS, GENERATOR, SELF = (
+    "web",
+    "postgres",
+    "workers",
+    "generator",
+    "bench+sim",
+)
+
 
 # --- statistics -------------------------------------------------------------------------
 
@@ -121,12 +133,14 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     """Nearest-rank quantile of sorted samples (q=1: the maximum)."""
     if not ordered:
         return float("nan")
-    rank = max(1, -(-len(ordered) * q // 1))  # ceil(n*q), at least 1
-    return ordered[min(len(ordered), int(rank)) - 1]
+    rank = -(-len(ordered) * q // 1)  # ceil(n*q)
+    return ordered[min(len(ordered), max(1, int(rank))) - 1]
 
 
 @dataclass
 class Latencies:
+    """Milliseconds."""
+
     p50: float
     p95: float
     p99: float
@@ -142,7 +156,7 @@ class Latencies:
 
 
 def build_requests(spec: dict[str, Any], first: int, count: int) -> list[list[bytes]]:
-    """Signed webhook deliveries, one new customer each, as raw HTTP/1.1 requests: for
+    """Signed webhook deliveries, each from a new customer, as raw HTTP/1.1 requests: for
     delivery k, one request per target (they differ only in the Host header)."""
     from cybergine.channels.whatsapp.simulator import inbound_webhook, webhook_request
 
@@ -174,14 +188,20 @@ def build_requests(spec: dict[str, Any], first: int, count: int) -> list[list[by
 class Connection:
     """One keep-alive HTTP/1.1 connection; answers are read by Content-Length."""
 
+    # uvicorn closes a connection idle for 5 s (timeout_keep_alive); a sender held up by
+    # a slow answer from one server leaves its connection to the other idle meanwhile.
+    IDLE_SECONDS = 4.0
+
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0
 
     async def open(self) -> None:
         self.close()
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.used = time.perf_counter()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -189,8 +209,20 @@ class Connection:
         self.reader = self.writer = None
 
     async def request(self, data: bytes) -> int:
-        if self.writer is None:
+        fresh = self.writer is None or time.perf_counter() - self.used > self.IDLE_SECONDS
+        if fresh:
             await self.open()
+        try:
+            return await self._exchange(data)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            # A kept-alive connection closed by the server before it answered a byte: the
+            # request was not taken, so sending it again on a new one is safe.
+            if fresh or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            await self.open()
+            return await self._exchange(data)
+
+    async def _exchange(self, data: bytes) -> int:
         assert self.reader is not None
         assert self.writer is not None
         self.writer.write(data)
@@ -208,16 +240,20 @@ class Connection:
                 raise ValueError("chunked answers are not supported by this generator")
         if length:
             await self.reader.readexactly(length)
+        self.used = time.perf_counter()
         if not keep_alive:
             self.close()
         return status
 
 
 async def fire(
-    requests: list[list[bytes]], conns: list[list[Connection]], started: float
+    requests: list[list[bytes]],
+    conns: list[list[Connection]],
+    started: float,
+    rate: float | None = None,
 ) -> tuple[list[float], list[float], list[int], list[str]]:
-    """Send every request with one sender per row of ``conns`` (closed loop); request k
-    goes to target k mod len(targets)."""
+    """Send every request, one sender per row of ``conns``; request k goes to target
+    k mod len(targets). Closed loop, or paced at ``rate`` requests/s."""
     n, targets = len(requests), len(conns[0])
     sent_at, latency, status = [0.0] * n, [0.0] * n, [0] * n
     problems: list[str] = []
@@ -225,6 +261,8 @@ async def fire(
 
     async def sender(row: list[Connection]) -> None:
         while (k := next(counter)) < n:
+            if rate:
+                await asyncio.sleep(max(0.0, started + k / rate - time.perf_counter()))
             conn = row[k % targets]
             t0 = time.perf_counter()
             try:
@@ -242,18 +280,18 @@ async def fire(
 
 
 async def loadgen(spec: dict[str, Any]) -> dict[str, Any]:
-    warmup = build_requests(spec, spec["warmup_first"], spec["warmup"])
     conns = [[Connection(h, p) for h, p in spec["targets"]] for _ in range(spec["concurrency"])]
-    if warmup:
+    if spec["warmup"]:
+        warmup = build_requests(spec, spec["warmup_first"], spec["warmup"])
         await fire(warmup, conns, time.perf_counter())
-    # Built after the warm-up so that their timestamps are "now" (24-hour window).
+    # Built after the warm-up, so that their timestamps are "now" (the 24-hour window).
     requests = build_requests(spec, spec["first"], spec["count"])
     print("ready", flush=True)
-    sys.stdin.readline()  # "go": the parent has started its CPU monitor
+    sys.stdin.readline()  # "go": the parent has started measuring
     # Fresh connections: the parent may have kept us waiting past the keep-alive timeout.
     await asyncio.gather(*(c.open() for row in conns for c in row))
     wall, started = time.time(), time.perf_counter()
-    sent_at, latency, status, problems = await fire(requests, conns, started)
+    sent_at, latency, status, problems = await fire(requests, conns, started, spec["rate"])
     elapsed = time.perf_counter() - started
     print("finished", flush=True)
     for row in conns:
@@ -277,36 +315,12 @@ def loadgen_main(spec_path: str) -> None:
     Path(spec["out"]).write_text(json.dumps(result))
 
 
-@dataclass
-class LoadResult:
-    n: int
-    wall_start: float
-    elapsed: float
-    sent_at: list[float]
-    latency: list[float]
-    status: list[int]
-    problems: list[str]
-    cpu: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return self.n / self.elapsed
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for s in self.status if s != 200)
-
-    @property
-    def latencies(self) -> Latencies:
-        return Latencies.of(self.latency)
-
-
 # --- processes and CPU ------------------------------------------------------------------
 
 
 class Processes:
-    """Every child process of the run, in their own sessions (so Ctrl-C reaches only us),
-    stopped on exit: SIGTERM, then SIGKILL after a grace period."""
+    """Every child process of the run, each in its own session (so Ctrl-C reaches only
+    us), stopped on the way out: SIGTERM, then SIGKILL after a grace period."""
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
@@ -352,9 +366,10 @@ class Processes:
         self.running = [(p, log) for p, log in self.running if p not in processes]
 
     def stop_all(self) -> None:
-        # Newest first: generator and workers before the web processes that hold the
-        # embedded database (the last to leave stops it).
-        self.stop(*(p for p, _ in reversed(self.running)))
+        # Newest first: the generator and workers, then the web processes that hold the
+        # embedded database (the last one to leave stops it).
+        for process, _ in reversed(self.running):
+            self.stop(process)
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -364,9 +379,28 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+@dataclass
+class Cpu:
+    """CPU used while measuring: seconds per group, over ``elapsed`` seconds of wall time,
+    plus the machine as a whole (busy, iowait, and what other processes used)."""
+
+    elapsed: float
+    seconds: dict[str, float]
+    busy: float  # machine, in core-seconds
+    iowait: float
+
+    def share(self, group: str) -> float:
+        """% of one core."""
+        return 100 * self.seconds.get(group, 0.0) / self.elapsed
+
+    @property
+    def others(self) -> float:
+        return max(0.0, self.busy - sum(self.seconds.values()))
+
+
 class CpuMonitor:
-    """CPU time used by groups of processes between ``start`` and ``stop``, sampled often
-    enough to catch processes that come and go; shown as % of one core."""
+    """CPU time of groups of processes between ``start`` and ``stop``, sampled often
+    enough to catch processes that come and go (PostgreSQL backends)."""
 
     def __init__(self, groups: dict[str, Callable[[], list[int]]], interval: float = 0.2) -> None:
         self.groups = groups
@@ -376,8 +410,6 @@ class CpuMonitor:
         self._procs: dict[int, psutil.Process] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.elapsed = 0.0
-        self.machine: dict[str, float] = {}
 
     def _sample(self) -> None:
         for name, pids in self.groups.items():
@@ -387,8 +419,8 @@ class CpuMonitor:
                     times = proc.cpu_times()
                     used = times.user + times.system
                     if (name, pid) not in self._first:
-                        new = proc.create_time() > self._wall
-                        self._first[(name, pid)] = 0.0 if new else used
+                        born_since = proc.create_time() > self._wall
+                        self._first[(name, pid)] = 0.0 if born_since else used
                     self._last[(name, pid)] = used
                 except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
                     continue
@@ -404,29 +436,134 @@ class CpuMonitor:
         self._sample()
         self._thread.start()
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> Cpu:
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.elapsed = time.perf_counter() - self._t0
+        elapsed = time.perf_counter() - self._t0
         sys1 = psutil.cpu_times()
-        total = sum(sys1) - sum(self._sys0)
         idle = sys1.idle - self._sys0.idle
         iowait = getattr(sys1, "iowait", 0.0) - getattr(self._sys0, "iowait", 0.0)
+        total = sum(sys1) - sum(self._sys0)
+        seconds = dict.fromkeys(self.groups, 0.0)
+        for key, used in self._last.items():
+            seconds[key[0]] += used - self._first[key]
         cores = psutil.cpu_count() or 1
-        result: dict[str, float] = {}
-        for (name, pid), used in self._last.items():
-            del pid
-            result[name] = result.get(name, 0.0) + used
-        for (name, _), used in self._first.items():
-            result[name] -= used
-        shares = {name: 100 * used / self.elapsed for name, used in result.items()}
-        for name in self.groups:
-            shares.setdefault(name, 0.0)
-        if total > 0:
-            shares["machine busy"] = 100 * cores * (1 - (idle + iowait) / total)
-            shares["iowait"] = 100 * cores * iowait / total
-        return shares
+        wall_cores = elapsed * cores
+        busy = wall_cores * (1 - (idle + iowait) / total) if total > 0 else 0.0
+        io = wall_cores * iowait / total if total > 0 else 0.0
+        return Cpu(elapsed=elapsed, seconds=seconds, busy=busy, iowait=io)
+
+
+# --- one measured load ------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    n: int
+    wall_start: float
+    elapsed: float
+    sent_at: list[float]  # seconds after wall_start
+    latency: list[float]
+    status: list[int]
+    problems: list[str]
+    cpu: Cpu
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.elapsed
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for s in self.status if s != 200)
+
+    @property
+    def latencies(self) -> Latencies:
+        return Latencies.of(self.latency)
+
+
+def expect(stream: IO[bytes], word: str, log: Path) -> None:
+    line = stream.readline().decode().strip()
+    if line != word:
+        raise SystemExit(f"load generator: expected {word!r}, got {line!r}\n{tail(log)}")
+
+
+def run_load(
+    processes: Processes,
+    workdir: Path,
+    name: str,
+    *,
+    targets: list[int],
+    phone_number_id: str,
+    secret: str,
+    from_base: int,
+    count: int,
+    concurrency: int,
+    warmup: int,
+    cpu_groups: dict[str, Callable[[], list[int]]],
+    rate: float | None = None,
+    before_go: Callable[[], None] | None = None,
+    until: Callable[[], bool] | None = None,
+) -> LoadResult:
+    """Run the generator in its own process. Customers are ``from_base + k``: k < count
+    measured, then the warm-up ones. CPU is measured from "go" to the last answer (or,
+    with ``until``, to when ``until()`` turns true after that)."""
+    spec = {
+        "targets": [["127.0.0.1", port] for port in targets],
+        "path": WEBHOOK_PATH,
+        "phone_number_id": phone_number_id,
+        "display_phone_number": display_number(phone_number_id),
+        "app_secret": secret,
+        "from_base": from_base,
+        "first": 0,
+        "count": count,
+        "warmup_first": count,
+        "warmup": warmup,
+        "concurrency": concurrency,
+        "rate": rate,
+        "out": str(workdir / f"{name}.json"),
+    }
+    spec_path = workdir / f"{name}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    generator = processes.start(
+        f"loadgen-{name}",
+        [sys.executable, str(Path(__file__).resolve()), "--loadgen", str(spec_path)],
+        dict(os.environ),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert generator.stdin is not None
+    assert generator.stdout is not None
+    try:
+        expect(generator.stdout, "ready", processes.log_of(generator))
+        if before_go is not None:
+            before_go()
+        monitor = CpuMonitor({**cpu_groups, GENERATOR: lambda: [generator.pid]})
+        monitor.start()
+        generator.stdin.write(b"go\n")
+        generator.stdin.flush()
+        expect(generator.stdout, "finished", processes.log_of(generator))
+        while until is not None and not until():
+            time.sleep(0.05)
+        cpu = monitor.stop()
+        generator.wait(timeout=60)
+    finally:
+        processes.stop(generator)
+    data = json.loads(Path(spec["out"]).read_text())
+    return LoadResult(
+        n=count,
+        wall_start=data["wall_start"],
+        elapsed=data["elapsed"],
+        sent_at=data["sent_at"],
+        latency=data["latency"],
+        status=data["status"],
+        problems=data["problems"],
+        cpu=cpu,
+    )
+
+
+def display_number(phone_number_id: str) -> str:
+    return f"+1 555 {phone_number_id[-7:]}"
 
 
 # --- the platform -----------------------------------------------------------------------
@@ -446,7 +583,13 @@ class Platform:
     def pgdata(self) -> Path:
         return self.data_dir / "postgres"
 
-    def start_web(self) -> tuple[subprocess.Popen[bytes], int]:
+    def web_pids(self) -> list[int]:
+        return [p.pid for p, _ in self.web]
+
+    def postgres_pids(self) -> list[int]:
+        return postgres_pids(self.pgdata)
+
+    def start_web(self) -> None:
         port = free_port()
         process = self.processes.start(
             f"serve-{port}",
@@ -459,11 +602,10 @@ class Platform:
             print(tail(self.processes.log_of(process)), file=sys.stderr)
             raise
         self.web.append((process, port))
-        return process, port
 
-    def stop_web(self, process: subprocess.Popen[bytes]) -> None:
+    def stop_web(self, index: int) -> None:
+        process, _ = self.web.pop(index)
         self.processes.stop(process)
-        self.web = [(p, port) for p, port in self.web if p is not process]
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -498,23 +640,44 @@ class Platform:
         result: dict[str, Any] = response.json()
         return result
 
-    def add_number(self, phone_number_id: str, token: str, secret: str, send_rate: float) -> str:
-        number = self.post(
+    def setup(self) -> None:
+        """An organisation, its API key, the default assistant, the knowledge base."""
+        owner = json.loads(
+            self.cli(
+                "org",
+                "create",
+                "Bench",
+                "--owner-email",
+                "bench@example.com",
+                "--owner-password",
+                secrets.token_urlsafe(16),
+            ).splitlines()[0]
+        )
+        self.api = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.web[0][1]}",
+            headers={"Authorization": f"Bearer {owner['api_key']}"},
+            timeout=30,
+        )
+        self.assistant_id = self.post("/api/v1/assistants", {"name": "Bench"})["id"]
+        for question, answer in QA_PAIRS:
+            self.post("/api/v1/knowledge/qa", {"question": question, "answer": answer})
+
+    def add_number(self, phone_number_id: str, token: str, secret: str, send_rate: float) -> None:
+        self.post(
             "/api/v1/channels/whatsapp",
             {
                 "assistant_id": self.assistant_id,
                 "phone_number_id": phone_number_id,
                 "waba_id": WABA_ID,
-                "display_phone_number": f"+1 555 {phone_number_id[-7:]}",
+                "display_phone_number": display_number(phone_number_id),
                 "access_token": token,
                 "app_secret": secret,
                 "send_rate": send_rate,
             },
         )
-        return str(number["id"])
 
     def wait_for_knowledge(self, timeout: float = 180) -> None:
-        """Until every Q&A pair is indexed (a job: a worker must be running)."""
+        """Until every Q&A pair is indexed (by a job: a worker must be running)."""
         assert self.api is not None
         deadline = time.monotonic() + timeout
         while True:
@@ -526,23 +689,23 @@ class Platform:
                 raise SystemExit(f"knowledge base not indexed: {dict(statuses)}")
             time.sleep(0.2)
 
-    def inbound_count(self, from_prefix: str) -> tuple[int, int]:
+    def stored(self, from_prefix: str) -> tuple[int, int]:
         """(inbound messages, reply jobs) of the customers whose wa_id has this prefix."""
-        rows = self.sql(
-            "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " JOIN customers u ON u.id = c.customer_id"
-            " WHERE m.direction = 'inbound' AND u.external_id LIKE %s",
+        customers = (
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " JOIN customers u ON u.id = c.customer_id WHERE u.external_id LIKE %s"
+        )
+        messages = self.sql(
+            f"SELECT count(*) FROM messages m{customers} AND m.direction = 'inbound'",
             from_prefix + "%",
         )
         jobs = self.sql(
-            "SELECT count(*) FROM procrastinate_jobs j JOIN messages m"
-            " ON m.id = (j.args->>'message_id')::uuid"
-            " JOIN conversations c ON c.id = m.conversation_id"
-            " JOIN customers u ON u.id = c.customer_id"
-            " WHERE j.task_name = 'conversations:reply' AND u.external_id LIKE %s",
+            "SELECT count(*) FROM procrastinate_jobs j"
+            " JOIN messages m ON m.id = (j.args->>'message_id')::uuid"
+            f"{customers} AND j.task_name = 'conversations:reply'",
             from_prefix + "%",
         )
-        return int(rows[0][0]), int(jobs[0][0])
+        return int(messages[0][0]), int(jobs[0][0])
 
 
 def base_env(data_dir: Path, graph_url: str, embeddings: str) -> dict[str, str]:
@@ -555,85 +718,6 @@ def base_env(data_dir: Path, graph_url: str, embeddings: str) -> dict[str, str]:
         CYBERGINE_EMBEDDINGS=embeddings,
     )
     return env
-
-
-def run_load(
-    processes: Processes,
-    workdir: Path,
-    name: str,
-    *,
-    targets: list[int],
-    path: str,
-    phone_number_id: str,
-    secret: str,
-    from_base: int,
-    count: int,
-    concurrency: int,
-    warmup: int,
-    cpu_groups: dict[str, Callable[[], list[int]]],
-    until: Callable[[], bool] | None = None,
-    before_go: Callable[[], None] | None = None,
-) -> LoadResult:
-    """Run the generator in its own process; measure CPU from "go" to "finished" (or,
-    with ``until``, to when ``until()`` turns true after the deliveries)."""
-    spec = {
-        "targets": [["127.0.0.1", port] for port in targets],
-        "path": path,
-        "phone_number_id": phone_number_id,
-        "display_phone_number": f"+1 555 {phone_number_id[-7:]}",
-        "app_secret": secret,
-        "from_base": from_base,
-        "warmup_first": count,  # warm-up customers come after the measured ones
-        "warmup": warmup,
-        "first": 0,
-        "count": count,
-        "concurrency": concurrency,
-        "out": str(workdir / f"{name}.json"),
-    }
-    spec_path = workdir / f"{name}.spec.json"
-    spec_path.write_text(json.dumps(spec))
-    generator = processes.start(
-        f"loadgen-{name}",
-        [sys.executable, str(Path(__file__).resolve()), "--loadgen", str(spec_path)],
-        dict(os.environ),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert generator.stdin is not None
-    assert generator.stdout is not None
-    try:
-        expect(generator.stdout, "ready", processes.log_of(generator))
-        if before_go is not None:
-            before_go()
-        monitor = CpuMonitor({**cpu_groups, "load generator": lambda: [generator.pid]})
-        monitor.start()
-        generator.stdin.write(b"go\n")
-        generator.stdin.flush()
-        expect(generator.stdout, "finished", processes.log_of(generator))
-        if until is not None:
-            while not until():
-                time.sleep(0.05)
-        cpu = monitor.stop()
-        generator.wait(timeout=60)
-    finally:
-        processes.stop(generator)
-    data = json.loads(Path(spec["out"]).read_text())
-    return LoadResult(
-        n=count,
-        wall_start=data["wall_start"],
-        elapsed=data["elapsed"],
-        sent_at=data["sent_at"],
-        latency=data["latency"],
-        status=data["status"],
-        problems=data["problems"],
-        cpu=cpu,
-    )
-
-
-def expect(stream: IO[bytes], word: str, log: Path) -> None:
-    line = stream.readline().decode().strip()
-    if line != word:
-        raise SystemExit(f"load generator: expected {word!r}, got {line!r}\n{tail(log)}")
 
 
 # --- phases -----------------------------------------------------------------------------
@@ -657,176 +741,224 @@ def run_ceiling(
             workdir,
             f"ceiling{servers}",
             targets=[port for _, port in started],
-            path=WEBHOOK_PATH,
             phone_number_id="1000009",
             secret=secrets.token_hex(16),
             from_base=449_000_000_000 + servers * 10_000_000,
             count=args.deliveries,
             concurrency=args.concurrency,
             warmup=args.warmup,
-            cpu_groups={"web": lambda: [p.pid for p, _ in started]},
+            cpu_groups={WEB: lambda: [p.pid for p, _ in started]},
         )
     finally:
         processes.stop(*(p for p, _ in started))
 
 
-def run_ingest(
-    platform: Platform, args: argparse.Namespace, *, phone_number_id: str, secret: str, tag: int
-) -> tuple[LoadResult, tuple[int, int], str]:
+@dataclass
+class Ingest:
+    label: str
+    load: LoadResult
+    ceiling: float | None = None  # deliveries/s of the matching bare-endpoint run
+    check: str = ""
+
+
+def run_ingest(platform: Platform, args: argparse.Namespace, *, secret: str, tag: int) -> Ingest:
+    phone_number_id = f"10000{tag:02d}"
+    platform.add_number(phone_number_id, "EAAG" + secrets.token_urlsafe(24), secret, 1000.0)
     from_base = 440_000_000_000 + tag * 10_000_000
     prefix = str(from_base)[:5]
-    result = run_load(
+    load = run_load(
         platform.processes,
         platform.workdir,
         f"ingest{tag}",
         targets=[port for _, port in platform.web],
-        path=WEBHOOK_PATH,
         phone_number_id=phone_number_id,
         secret=secret,
         from_base=from_base,
         count=args.deliveries,
         concurrency=args.concurrency,
         warmup=args.warmup,
-        cpu_groups={
-            "web": lambda: [p.pid for p, _ in platform.web],
-            "postgres": lambda: postgres_pids(platform.pgdata),
-        },
+        cpu_groups={WEB: platform.web_pids, POSTGRES: platform.postgres_pids},
     )
-    return result, platform.inbound_count(prefix), prefix
+    stored, jobs = platform.stored(prefix)
+    expected = args.deliveries + args.warmup
+    label = f"cybergine, {len(platform.web)} web process{'es' if len(platform.web) > 1 else ''}"
+    check = (
+        f"{label}: {stored} messages stored and {jobs} reply jobs deferred for {expected}"
+        f" deliveries ({args.deliveries} measured + {args.warmup} warm-up):"
+        f" {'OK' if stored == jobs == expected else 'MISMATCH'}"
+    )
+    if load.problems:
+        check += f"; first errors: {load.problems[:3]}"
+    return Ingest(label, load, check=check)
 
 
 @dataclass
-class EndToEnd:
+class Replies:
     label: str
-    workers: int
-    concurrency: int
     load: LoadResult
-    replies: int
+    jobs: dict[str, tuple[float, float, int]]  # task: (queue wait p50, run p50, jobs), ms
     rate: float
     latency: Latencies
+    replied: int
     missing: int
     duplicates: int
     grounded: int
     read_receipts: int
-    failed: int
+    not_sent: int
     stalled: bool
 
 
-def run_e2e(
-    platform: Platform,
-    sim: Any,
-    args: argparse.Namespace,
-    *,
-    workers: int,
-    concurrency: int,
-    tag: int,
-    secret: str,
-    token: str,
-) -> EndToEnd:
-    phone_number_id = f"20000{tag:02d}"
-    sim.add_number(phone_number_id, token, display_phone_number=f"+1 555 {phone_number_id[-7:]}")
-    platform.add_number(phone_number_id, token, secret, args.send_rate)
-    env = {**platform.env, "CYBERGINE_WORKER_CONCURRENCY": str(concurrency)}
-    procs = [
-        platform.processes.start(f"worker-{tag}-{i}", [str(BIN / "cybergine"), "worker"], env)
-        for i in range(workers)
-    ]
-    platform.wait_for_knowledge()
-    from_base = 441_000_000_000 + tag * 10_000_000
-    m = args.replies
-    measured = {str(from_base + k) for k in range(m)}
-    warm = {str(from_base + k) for k in range(m, m + args.e2e_warmup)}
-    replies_at: dict[str, list[Any]] = {}
-    progress = {"count": 0, "changed": time.monotonic(), "stalled": False}
+class Replier:
+    """Worker processes answering on one number of the simulator."""
 
-    def replied(recipients: set[str]) -> int:
-        return sum(1 for record in sim.sent if record.to in recipients)
+    def __init__(
+        self,
+        platform: Platform,
+        sim: Any,
+        args: argparse.Namespace,
+        *,
+        workers: int,
+        concurrency: int,
+        tag: int,
+        secret: str,
+    ) -> None:
+        self.platform, self.sim, self.args, self.secret = platform, sim, args, secret
+        self.label = f"{workers} worker{'s' if workers > 1 else ''} x {concurrency}"
+        self.phone_number_id = f"20000{tag:02d}"
+        token = "EAAG" + secrets.token_urlsafe(24)
+        sim.add_number(
+            self.phone_number_id, token, display_phone_number=display_number(self.phone_number_id)
+        )
+        platform.add_number(self.phone_number_id, token, secret, args.send_rate)
+        env = {**platform.env, "CYBERGINE_WORKER_CONCURRENCY": str(concurrency)}
+        self.procs = [
+            platform.processes.start(f"worker-{tag}-{i}", [str(BIN / "cybergine"), "worker"], env)
+            for i in range(workers)
+        ]
+        self.next_customer = 441_000_000_000 + tag * 10_000_000
 
-    def wait_for_warmup() -> None:
-        deadline = time.monotonic() + 180
-        while replied(warm) < len(warm):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"warm-up: {replied(warm)}/{len(warm)} replies after 180 s")
-            for process in procs:
-                if process.poll() is not None:
-                    log = platform.processes.log_of(process)
-                    raise SystemExit(f"a worker exited:\n{tail(log)}")
-            time.sleep(0.1)
+    def stop(self) -> None:
+        self.platform.processes.stop(*self.procs)
 
-    def done() -> bool:
-        count = replied(measured)
-        now = time.monotonic()
-        if count != progress["count"]:
-            progress["count"], progress["changed"] = count, now
-        if count >= m:
-            return True
-        if now - progress["changed"] > args.stall_seconds:
-            progress["stalled"] = True
-            return True
-        return False
+    def replied(self, recipients: set[str]) -> int:
+        return sum(1 for record in self.sim.sent if record.to in recipients)
 
-    try:
+    def check_workers(self) -> None:
+        for process in self.procs:
+            if process.poll() is not None:
+                log = self.platform.processes.log_of(process)
+                raise SystemExit(f"a worker exited:\n{tail(log)}")
+
+    def job_timings(self, first: int, last: int) -> dict[str, tuple[float, float, int]]:
+        """Median queue wait and run time of the reply and send jobs of these customers,
+        from Procrastinate's job events."""
+        rows = self.platform.sql(
+            """
+            SELECT j.task_name,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM st.at - df.at)),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ok.at - st.at)),
+                   count(*)
+              FROM procrastinate_jobs j
+              JOIN messages m ON m.id = (j.args->>'message_id')::uuid
+              JOIN conversations c ON c.id = m.conversation_id
+              JOIN customers u ON u.id = c.customer_id
+              JOIN procrastinate_events df ON df.job_id = j.id AND df.type = 'deferred'
+              JOIN procrastinate_events st ON st.job_id = j.id AND st.type = 'started'
+              JOIN procrastinate_events ok ON ok.job_id = j.id AND ok.type = 'succeeded'
+             WHERE u.external_id ~ '^[0-9]+$' AND u.external_id::bigint BETWEEN %s AND %s
+             GROUP BY j.task_name
+            """,
+            first,
+            last,
+        )
+        return {
+            str(task).split(":")[-1]: (1000 * float(wait), 1000 * float(run), int(n))
+            for task, wait, run, n in rows
+        }
+
+    def measure(
+        self, name: str, count: int, *, warmup: int = 0, rate: float | None = None
+    ) -> Replies:
+        first = self.next_customer
+        self.next_customer += count + warmup
+        measured = {str(first + k) for k in range(count)}
+        warm = {str(first + k) for k in range(count, count + warmup)}
+        progress = {"count": 0, "changed": time.monotonic(), "stalled": False}
+
+        def wait_for_warmup() -> None:
+            deadline = time.monotonic() + 180
+            while self.replied(warm) < len(warm):
+                self.check_workers()
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"warm-up: {self.replied(warm)}/{len(warm)} replies in 180 s")
+                time.sleep(0.1)
+
+        def done() -> bool:
+            count_now, now = self.replied(measured), time.monotonic()
+            if count_now != progress["count"]:
+                progress["count"], progress["changed"] = count_now, now
+            if count_now >= count:
+                return True
+            if now - progress["changed"] > self.args.stall_seconds:
+                progress["stalled"] = True
+                return True
+            return False
+
+        platform = self.platform
         load = run_load(
             platform.processes,
             platform.workdir,
-            f"e2e{tag}",
+            name,
             targets=[port for _, port in platform.web],
-            path=WEBHOOK_PATH,
-            phone_number_id=phone_number_id,
-            secret=secret,
-            from_base=from_base,
-            count=m,
-            concurrency=args.concurrency,
-            warmup=args.e2e_warmup,
+            phone_number_id=self.phone_number_id,
+            secret=self.secret,
+            from_base=first,
+            count=count,
+            concurrency=self.args.concurrency,
+            warmup=warmup,
+            rate=rate,
             cpu_groups={
-                "web": lambda: [p.pid for p, _ in platform.web],
-                "postgres": lambda: postgres_pids(platform.pgdata),
-                "workers": lambda: [p.pid for p in procs],
-                "bench + simulator": lambda: [os.getpid()],
+                WEB: platform.web_pids,
+                POSTGRES: platform.postgres_pids,
+                WORKERS: lambda: [p.pid for p in self.procs],
+                SELF: lambda: [os.getpid()],
             },
             before_go=wait_for_warmup,
             until=done,
         )
-    finally:
-        platform.processes.stop(*procs)
-    for record in sim.sent:
-        if record.to in measured:
-            replies_at.setdefault(record.to, []).append(record)
-    firsts = {to: min(r.at.timestamp() for r in records) for to, records in replies_at.items()}
-    sent_wall = {str(from_base + k): load.wall_start + t for k, t in enumerate(load.sent_at)}
-    latencies = [firsts[to] - sent_wall[to] for to in firsts]
-    callbacks = Counter(
-        r.callback_data for records in replies_at.values() for r in records if r.callback_data
-    )
-    duplicates = sum(len(records) - 1 for records in replies_at.values()) + sum(
-        c - 1 for c in callbacks.values()
-    )
-    grounded = sum(1 for records in replies_at.values() if records[0].type == "text")
-    receipts = sum(1 for r in sim.read_receipts if r.phone_number_id == phone_number_id)
-    failed = platform.sql(
-        "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-        " JOIN whatsapp_numbers n ON n.id = c.whatsapp_number_id"
-        " WHERE n.phone_number_id = %s AND m.direction = 'outbound'"
-        " AND m.status NOT IN ('sent', 'delivered', 'read')",
-        phone_number_id,
-    )[0][0]
-    first_delivery = load.wall_start + min(load.sent_at)
-    last_reply = max(firsts.values()) if firsts else first_delivery
-    return EndToEnd(
-        label=f"{workers} worker{'s' if workers > 1 else ''} x {concurrency}",
-        workers=workers,
-        concurrency=concurrency,
-        load=load,
-        replies=len(firsts),
-        rate=len(firsts) / (last_reply - first_delivery) if firsts else 0.0,
-        latency=Latencies.of(latencies),
-        missing=m - len(firsts),
-        duplicates=duplicates,
-        grounded=grounded,
-        read_receipts=receipts,
-        failed=int(failed),
-        stalled=bool(progress["stalled"]),
-    )
+        records: dict[str, list[Any]] = {}
+        for record in self.sim.sent:
+            if record.to in measured:
+                records.setdefault(record.to, []).append(record)
+        received = {to: min(r.at.timestamp() for r in rs) for to, rs in records.items()}
+        delivered = {str(first + k): load.wall_start + t for k, t in enumerate(load.sent_at)}
+        callbacks = Counter(r.callback_data for rs in records.values() for r in rs)
+        first_delivery = load.wall_start + min(load.sent_at)
+        last_reply = max(received.values(), default=first_delivery)
+        not_sent = platform.sql(
+            "SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+            " JOIN whatsapp_numbers n ON n.id = c.whatsapp_number_id"
+            " WHERE n.phone_number_id = %s AND m.direction = 'outbound'"
+            " AND m.status NOT IN ('sent', 'delivered', 'read')",
+            self.phone_number_id,
+        )[0][0]
+        return Replies(
+            label=self.label,
+            load=load,
+            jobs=self.job_timings(first, first + count - 1),
+            rate=len(received) / (last_reply - first_delivery) if received else 0.0,
+            latency=Latencies.of([at - delivered[to] for to, at in received.items()]),
+            replied=len(received),
+            missing=count - len(received),
+            duplicates=sum(len(rs) - 1 for rs in records.values())
+            + sum(n - 1 for n in callbacks.values()),
+            grounded=sum(1 for rs in records.values() if rs[0].type == "text"),
+            read_receipts=sum(
+                1 for r in self.sim.read_receipts if r.phone_number_id == self.phone_number_id
+            ),
+            not_sent=int(not_sent),
+            stalled=bool(progress["stalled"]),
+        )
 
 
 # --- output -----------------------------------------------------------------------------
@@ -836,72 +968,102 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def print_ingest(rows: list[tuple[str, LoadResult, float | None]]) -> None:
+def print_ingest(rows: list[Ingest]) -> None:
     print(
-        f"\n{'webhook ingest (acknowledged deliveries)':<40}{'n':>6}{'err':>5}{'deliv/s':>9}"
-        f"{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}{'of ceil':>9}  goal"
-    )
-    for label, result, ceiling in rows:
-        lat = result.latencies
-        share = f"{100 * result.rate / ceiling:.0f}%" if ceiling else ""
-        goal = ""
-        if ceiling:
-            goal = verdict(result.rate >= GOAL_DELIVERIES_PER_S and lat.p99 <= GOAL_P99_MS)
-        print(
-            f"{label:<40}{result.n:>6}{result.errors:>5}{result.rate:>9.0f}{lat.p50:>8.1f}"
-            f"{lat.p95:>8.1f}{lat.p99:>8.1f}{lat.max:>8.1f}{share:>9}  {goal}"
-        )
-    print(
-        f"{'goal':<40}{'':>6}{'0':>5}{GOAL_DELIVERIES_PER_S:>9.0f}{'':>8}{'':>8}{GOAL_P99_MS:>8.0f}"
-    )
-
-
-def print_cpu(rows: list[tuple[str, dict[str, float]]]) -> None:
-    columns = [
-        "web",
-        "postgres",
-        "workers",
-        "load generator",
-        "bench + simulator",
-        "machine busy",
-        "iowait",
-    ]
-    cores = psutil.cpu_count() or 1
-    print(f"\nCPU while measuring, % of one core (this machine: {cores} cores = {100 * cores}%)")
-    print(
-        f"{'phase':<40}"
-        + "".join(f"{c:>10}" for c in ("web", "postgres", "workers"))
-        + (f"{'generator':>10}{'bench+sim':>10}{'machine':>10}{'iowait':>10}")
-    )
-    for label, cpu in rows:
-        cells = "".join(f"{cpu[c]:>10.0f}" if c in cpu else f"{'-':>10}" for c in columns)
-        print(f"{label:<40}{cells}")
-
-
-def print_e2e(rows: list[EndToEnd], args: argparse.Namespace) -> None:
-    print(
-        f"\nend-to-end replies (extractive assistant, {len(QA_PAIRS)} Q&A pairs, embeddings "
-        f"{args.embeddings}, send rate {args.send_rate:g}/s on the number, 1 web process,"
-        f" {args.replies} questions at concurrency {args.concurrency})"
-    )
-    print(
-        f"{'configuration':<22}{'replies':>8}{'replies/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'max ms':>9}{'missing':>8}{'dupes':>6}{'grounded':>9}{'failed':>7}{'ingest/s':>9}  goal"
+        f"\n{'webhook ingest':<34}{'n':>6}{'err':>5}{'deliv/s':>9}{'p50 ms':>8}{'p95 ms':>8}"
+        f"{'p99 ms':>8}{'max ms':>8}{'of ceil':>8}{'web ms/d':>9}{'pg ms/d':>8}  goal"
     )
     for row in rows:
-        lat = row.latency
-        print(
-            f"{row.label:<22}{row.replies:>8}{row.rate:>10.1f}{lat.p50:>9.0f}{lat.p99:>9.0f}"
-            f"{lat.max:>9.0f}{row.missing:>8}{row.duplicates:>6}{row.grounded:>9}{row.failed:>7}"
-            f"{row.load.rate:>9.0f}  {verdict(row.rate >= GOAL_REPLIES_PER_S)}"
-            + ("  (stalled)" if row.stalled else "")
+        load, lat = row.load, row.load.latencies
+        share = f"{100 * load.rate / row.ceiling:.1f}%" if row.ceiling else ""
+        goal = verdict(load.rate >= GOAL_DELIVERIES_PER_S and lat.p99 <= GOAL_P99_MS)
+        web_ms = 1000 * load.cpu.seconds.get(WEB, 0.0) / load.n
+        pg = (
+            f"{1000 * load.cpu.seconds[POSTGRES] / load.n:.2f}"
+            if POSTGRES in load.cpu.seconds
+            else ""
         )
-    print(f"{'goal':<22}{'':>8}{GOAL_REPLIES_PER_S:>10.0f}{'':>9}{'':>9}{'':>9}{0:>8}{0:>6}")
+        print(
+            f"{row.label:<34}{load.n:>6}{load.errors:>5}{load.rate:>9.0f}{lat.p50:>8.1f}"
+            f"{lat.p95:>8.1f}{lat.p99:>8.1f}{lat.max:>8.1f}{share:>8}{web_ms:>9.2f}{pg:>8}"
+            f"  {goal if row.ceiling else ''}"
+        )
+    print(
+        f"{'goal':<34}{'':>6}{0:>5}{GOAL_DELIVERIES_PER_S:>9.0f}{'':>8}{'':>8}{GOAL_P99_MS:>8.0f}"
+    )
+    print("(web ms/d, pg ms/d: CPU milliseconds per delivery in the web processes, in PostgreSQL)")
+
+
+def print_replies(rows: list[Replies], paced: Replies | None, args: argparse.Namespace) -> None:
+    print(
+        f"\nend-to-end replies: extractive assistant, {len(QA_PAIRS)} Q&A pairs, embeddings "
+        f"{args.embeddings}; 1 web process; {args.replies} questions delivered at once"
+        f" (concurrency {args.concurrency}); the number's send rate set to {args.send_rate:g}/s"
+    )
+    print(
+        f"{'workers x concurrency':<22}{'replied':>8}{'reply/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'max ms':>8}{'missing':>8}{'dupes':>6}{'grounded':>9}{'unsent':>7}{'deliv/s':>8}"
+        f"{'cpu ms/r':>9}  goal"
+    )
+    for row in [*rows, *([paced] if paced else [])]:
+        lat, cpu = row.latency, row.load.cpu
+        platform_cpu = sum(cpu.seconds.get(g, 0.0) for g in (WEB, POSTGRES, WORKERS))
+        label = row.label if row is not paced else f"{row.label}, paced"
+        goal = verdict(row.rate >= GOAL_REPLIES_PER_S) if row is not paced else ""
+        # Paced, the idle time of the processes would be charged to the few replies.
+        cpu_ms = f"{1000 * platform_cpu / max(1, row.replied):.1f}" if row is not paced else ""
+        print(
+            f"{label:<22}{row.replied:>8}{row.rate:>8.1f}{lat.p50:>8.0f}{lat.p99:>8.0f}"
+            f"{lat.max:>8.0f}{row.missing:>8}{row.duplicates:>6}{row.grounded:>9}{row.not_sent:>7}"
+            f"{row.load.rate:>8.0f}{cpu_ms:>9}  {goal}" + ("  (stalled)" if row.stalled else "")
+        )
+    print(f"{'goal':<22}{'':>8}{GOAL_REPLIES_PER_S:>8.0f}{'':>24}{0:>8}{0:>6}")
+    print(
+        "(reply/s: first delivery to last reply accepted by the simulator; latency: delivery"
+        " sent -> reply received; grounded: answered from the knowledge base, not the"
+        " fallback; unsent: outbound messages not 'sent'; deliv/s: how fast the questions"
+        " were acknowledged; cpu ms/r: CPU ms of web + PostgreSQL + workers per reply)"
+    )
+    if paced is not None:
+        print(
+            f"paced: {paced.load.n} questions at {args.paced_rate:g}/s with the first"
+            " configuration, for the latency of an unloaded system"
+        )
+    for row in [*rows, *([paced] if paced else [])]:
+        label = row.label if row is not paced else f"{row.label}, paced"
+        timings = "; ".join(
+            f"{task} x{n}: wait {wait:.0f} ms, run {run:.0f} ms"
+            for task, (wait, run, n) in sorted(row.jobs.items())
+        )
+        print(f"  jobs, medians, {label}: {timings}")
     if rows:
         best = max(rows, key=lambda r: r.rate)
         print(f"best: {best.label} at {best.rate:.1f} replies/s")
         receipts = ", ".join(f"{r.label}: {r.read_receipts}" for r in rows)
-        print(f"read receipts sent before the replies (one per reply expected): {receipts}")
+        print(f"read receipts sent to the simulator (one per reply, before it): {receipts}")
+
+
+def print_cpu(rows: list[tuple[str, Cpu]]) -> None:
+    cores = psutil.cpu_count() or 1
+    print(f"\nCPU while measuring, % of one core (this machine: {cores} cores = {100 * cores}%)")
+    groups = (WEB, POSTGRES, WORKERS, GENERATOR, SELF)
+    print(
+        f"{'phase':<34}"
+        + "".join(f"{g:>10}" for g in groups)
+        + f"{'others':>10}{'busy':>8}{'iowait':>8}"
+    )
+    for label, cpu in rows:
+        cells = "".join(
+            f"{cpu.share(g):>10.0f}" if g in cpu.seconds else f"{'-':>10}" for g in groups
+        )
+        print(
+            f"{label:<34}{cells}{100 * cpu.others / cpu.elapsed:>10.0f}"
+            f"{100 * cpu.busy / cpu.elapsed:>8.0f}{100 * cpu.iowait / cpu.elapsed:>8.0f}"
+        )
+    print(
+        "(others: processes that are not part of this run; bench+sim: this process, where the"
+        " Graph API simulator serves from a thread)"
+    )
 
 
 # --- main -------------------------------------------------------------------------------
@@ -919,22 +1081,24 @@ def main(args: argparse.Namespace) -> None:
     from cybergine import __version__
     from cybergine.channels.whatsapp.simulator import GraphSimulator
 
+    started = time.perf_counter()
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="cybergine-bench-wa-"))
     processes = Processes(workdir)
-    ingest_rows: list[tuple[str, LoadResult, float | None]] = []
-    cpu_rows: list[tuple[str, dict[str, float]]] = []
-    e2e_rows: list[EndToEnd] = []
-    checks: list[str] = []
-    started = time.perf_counter()
+    ingest: list[Ingest] = []
+    replies: list[Replies] = []
+    paced: Replies | None = None
+    cpu_rows: list[tuple[str, Cpu]] = []
+    settings: dict[str, str] = {}
     try:
         with GraphSimulator() as sim:
             ceilings = {}
             for servers in (1, 2):
-                result = run_ceiling(processes, workdir, args, servers)
-                label = f"ceiling: bare FastAPI, {servers} process{'es' if servers > 1 else ''}"
-                ceilings[servers] = result.rate
-                ingest_rows.append((label, result, None))
-                cpu_rows.append((label, result.cpu))
+                load = run_ceiling(processes, workdir, args, servers)
+                label = f"ceiling: bare FastAPI, {servers} proc{'s' if servers > 1 else ''}"
+                ceilings[servers] = load.rate
+                ingest.append(Ingest(label, load))
+                cpu_rows.append((label, load.cpu))
 
             data_dir = workdir / "data"
             platform = Platform(
@@ -944,57 +1108,25 @@ def main(args: argparse.Namespace) -> None:
                 processes=processes,
             )
             platform.start_web()
-            owner = json.loads(
-                platform.cli(
-                    "org",
-                    "create",
-                    "Bench",
-                    "--owner-email",
-                    "bench@example.com",
-                    "--owner-password",
-                    secrets.token_urlsafe(16),
-                ).splitlines()[0]
-            )
-            platform.api = httpx.Client(
-                base_url=f"http://127.0.0.1:{platform.web[0][1]}",
-                headers={"Authorization": f"Bearer {owner['api_key']}"},
-                timeout=30,
-            )
-            platform.assistant_id = platform.post("/api/v1/assistants", {"name": "Bench"})["id"]
-            for question, answer in QA_PAIRS:
-                platform.post("/api/v1/knowledge/qa", {"question": question, "answer": answer})
-            pg = dict(
+            platform.setup()
+            settings = dict(
                 platform.sql(
-                    "SELECT name, setting FROM pg_settings WHERE name IN"
-                    " ('max_connections', 'synchronous_commit', 'shared_buffers', 'fsync',"
-                    " 'server_version')"
+                    "SELECT name, setting FROM pg_settings WHERE name IN ('max_connections',"
+                    " 'synchronous_commit', 'fsync', 'shared_buffers', 'server_version')"
                 )
             )
-            secret, token = secrets.token_hex(16), "EAAG" + secrets.token_urlsafe(24)
+            secret = secrets.token_hex(16)
 
             if not args.skip_ingest:
-                for tag, label in ((1, "cybergine, 1 web process"), (2, "cybergine, 2 web procs")):
+                for tag in (1, 2):
                     if tag == 2:
                         platform.start_web()
-                    phone_number_id = f"10000{tag:02d}"
-                    platform.add_number(phone_number_id, token, secret, args.send_rate)
-                    time.sleep(0.2)
-                    result, (stored, jobs), prefix = run_ingest(
-                        platform, args, phone_number_id=phone_number_id, secret=secret, tag=tag
-                    )
-                    expected = args.deliveries + args.warmup
-                    ingest_rows.append((label, result, ceilings[tag]))
-                    cpu_rows.append((label, result.cpu))
-                    checks.append(
-                        f"{label}: {stored} messages stored, {jobs} reply jobs deferred for the"
-                        f" {expected} deliveries sent ({args.deliveries} measured +"
-                        f" {args.warmup} warm-up) to customers {prefix}…:"
-                        f" {'OK' if stored == jobs == expected else 'MISMATCH'}"
-                        + (f"; errors: {result.problems[:3]}" if result.problems else "")
-                    )
-                    if tag == 2:
-                        platform.stop_web(platform.web[1][0])
-                # The ingest phases' reply jobs are not part of the end-to-end run.
+                    row = run_ingest(platform, args, secret=secret, tag=tag)
+                    row.ceiling = ceilings[tag]
+                    ingest.append(row)
+                    cpu_rows.append((row.label, row.load.cpu))
+                platform.stop_web(1)
+                # Their reply jobs are not part of the end-to-end runs.
                 platform.sql(
                     "UPDATE procrastinate_jobs SET status = 'cancelled'"
                     " WHERE status = 'todo' AND task_name = 'conversations:reply'"
@@ -1002,7 +1134,14 @@ def main(args: argparse.Namespace) -> None:
 
             if not args.skip_e2e:
                 for tag, (workers, concurrency) in enumerate(parse_configs(args.configs), 1):
-                    row = run_e2e(
+                    if tag > 1 and time.perf_counter() - started > args.budget_seconds:
+                        print(
+                            f"(time budget of {args.budget_seconds:.0f} s spent: configuration"
+                            f" {workers}x{concurrency} and later ones skipped)",
+                            file=sys.stderr,
+                        )
+                        break
+                    replier = Replier(
                         platform,
                         sim,
                         args,
@@ -1010,39 +1149,50 @@ def main(args: argparse.Namespace) -> None:
                         concurrency=concurrency,
                         tag=tag,
                         secret=secret,
-                        token=token,
                     )
-                    e2e_rows.append(row)
-                    cpu_rows.append((f"end-to-end, {row.label}", row.load.cpu))
-                    if time.perf_counter() - started > args.budget_seconds:
-                        print(
-                            f"(time budget of {args.budget_seconds:.0f} s used: later"
-                            " configurations skipped)",
-                            file=sys.stderr,
-                        )
-                        break
-            platform.api.close()
+                    try:
+                        platform.wait_for_knowledge()
+                        row = replier.measure(f"e2e{tag}", args.replies, warmup=args.e2e_warmup)
+                        replies.append(row)
+                        cpu_rows.append((f"end-to-end, {row.label}", row.load.cpu))
+                        if tag == 1 and args.paced:
+                            paced = replier.measure(f"paced{tag}", args.paced, rate=args.paced_rate)
+                            cpu_rows.append((f"end-to-end, {row.label}, paced", paced.load.cpu))
+                    finally:
+                        replier.stop()
+            if platform.api is not None:
+                platform.api.close()
     finally:
         processes.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
     cores = psutil.cpu_count() or 1
     print(
-        f"cybergine {__version__}; {cores} cores; PostgreSQL {pg.get('server_version')} embedded"
-        f" (synchronous_commit={pg.get('synchronous_commit')}, fsync={pg.get('fsync')},"
-        f" max_connections={pg.get('max_connections')}); log level WARNING"
+        f"cybergine {__version__}; {cores} cores; load average before the run"
+        f" {load_before[0]:.1f}; PostgreSQL {settings.get('server_version')} embedded"
+        f" (synchronous_commit={settings.get('synchronous_commit')},"
+        f" fsync={settings.get('fsync')}, max_connections={settings.get('max_connections')});"
+        " log level WARNING"
     )
     print(
         "load generator: its own process, asyncio on uvloop, raw HTTP/1.1 keep-alive,"
-        f" {args.concurrency} senders (closed loop), bodies pre-signed; {args.warmup} warm-up"
-        " deliveries before each measurement"
+        f" {args.concurrency} senders (closed loop), bodies signed beforehand;"
+        f" {args.warmup} warm-up deliveries before each ingest measurement"
     )
-    print_ingest(ingest_rows)
-    for line in checks:
-        print(line)
-    if e2e_rows:
-        print_e2e(e2e_rows, args)
+    print_ingest(ingest)
+    for row in ingest:
+        if row.check:
+            print(row.check)
+    if replies:
+        print_replies(replies, paced, args)
     print_cpu(cpu_rows)
+    busy_elsewhere = [label for label, cpu in cpu_rows if cpu.others / cpu.elapsed > 0.25]
+    if busy_elsewhere:
+        print(
+            "warning: other processes used more than a quarter of a core during: "
+            + "; ".join(busy_elsewhere)
+            + " (those figures are lower than on a quiet machine)"
+        )
     print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
 
 
@@ -1051,30 +1201,38 @@ if __name__ == "__main__":
         loadgen_main(sys.argv[2])
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=5000, help="N per ingest run")
-    parser.add_argument("--concurrency", type=int, default=64, help="C: deliveries in flight")
-    parser.add_argument("--warmup", type=int, default=500, help="deliveries before measuring")
-    parser.add_argument("--replies", type=int, default=2000, help="M questions end to end")
+    parser.add_argument("--deliveries", type=int, default=2000, help="N, per ingest run")
+    parser.add_argument("--concurrency", type=int, default=64, help="C, deliveries in flight")
+    parser.add_argument("--warmup", type=int, default=200, help="deliveries before measuring")
+    parser.add_argument("--replies", type=int, default=500, help="M, questions per e2e run")
     parser.add_argument("--e2e-warmup", type=int, default=64, help="answered before measuring")
     parser.add_argument(
         "--configs",
-        default="1x16,1x32,2x16",
-        help="worker configurations, WORKERSxCONCURRENCY, comma-separated",
+        default="1x16,2x16",
+        help="worker configurations WORKERSxCONCURRENCY, comma-separated (e.g. 1x16,1x32,2x16)",
     )
     parser.add_argument("--embeddings", choices=("local", "none"), default="local")
     parser.add_argument(
         "--send-rate",
         type=float,
         default=1000.0,
-        help="the number's send rate (msg/s); the platform default is 80",
+        help="the number's send rate, msg/s (Meta's top tier; the platform default is 80)",
     )
+    parser.add_argument("--paced", type=int, default=40, help="questions sent slowly (0: none)")
+    parser.add_argument("--paced-rate", type=float, default=5.0, help="their rate, per second")
     parser.add_argument("--stall-seconds", type=float, default=30.0)
     parser.add_argument(
-        "--budget-seconds", type=float, default=150.0, help="skip later e2e configs after this"
+        "--budget-seconds",
+        type=float,
+        default=150.0,
+        help="start no further e2e configuration after this many seconds",
     )
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main(parser.parse_args())
     except KeyboardInterrupt:
+        print("interrupted: every process of the run stopped", file=sys.stderr)
         sys.exit(130)

@@ -23,6 +23,7 @@ from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
 from cybergine.knowledge import api as knowledge_api
 from cybergine.logging import configure_logging
+from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(whatsapp_api.router)
     app.include_router(whatsapp_webhooks.router)
     app.include_router(conversations_api.router)
+    app.include_router(privacy_api.router)
     for router in dashboard_routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

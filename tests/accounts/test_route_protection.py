@@ -81,6 +81,11 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/invitations/{token}/accept",
             "/invitations/{token}/register",
             "/dev/outbox",
+            # The WhatsApp sandbox: only with --whatsapp-simulator, embedded, this machine.
+            "/dev/whatsapp",
+            "/dev/whatsapp/thread",
+            "/dev/whatsapp/messages",
+            "/dev/whatsapp/taps",
             # Meta's callbacks: authenticated by their signature, not by a credential.
             "/webhooks/whatsapp",
         }

@@ -27,6 +27,7 @@ from cybergine.app import create_app
 from cybergine.assistants import service as assistants
 from cybergine.assistants.models import Assistant
 from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.conversations.models import Customer
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
@@ -152,6 +153,7 @@ async def _build(database: Database, server: LiveServer) -> World:
             "number_id": number.id,
             "conversation_id": conversation.id,
             "message_id": message.id,
+            "customer_id": customer.id,
         },
         a_strings=[
             str(alpha.id),
@@ -270,6 +272,10 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
     assert assistant.name == "alpha-concierge"
     assert number is not None
     assert number.display_phone_number == "+1 555 777 0101"
+    async with database.transaction() as session:
+        customer = await session.get(Customer, world.a_ids["customer_id"])
+    assert customer is not None
+    assert customer.display_name == "Alpha Secret Customer"  # not erased by Beta
 
 
 async def test_no_route_reaches_another_organisations_objects(
@@ -299,6 +305,8 @@ async def test_no_route_reaches_another_organisations_objects(
                 "GET /api/v1/conversations/{conversation_id}/messages",
                 "GET /api/v1/conversations/{conversation_id}/messages/{message_id}/attachment",
                 "GET /api/v1/knowledge/documents",
+                "GET /api/v1/customers/{customer_id}/export",
+                "DELETE /api/v1/customers/{customer_id}",
                 "GET /team",
                 "GET /audit",
             } <= set(world.checked)

@@ -24,6 +24,8 @@ class Permission(enum.StrEnum):
     CONFIGURATION_MANAGE = "configuration:manage"
     CONVERSATIONS_READ = "conversations:read"
     CONVERSATIONS_REPLY = "conversations:reply"  # reply, take over, assign, close
+    # Data-subject requests of customers (policy §14): export and erasure.
+    CUSTOMER_DATA_MANAGE = "customer_data:manage"
 
 
 _VIEWER = frozenset(
@@ -41,6 +43,7 @@ _ADMIN = _AGENT | {
     Permission.API_KEYS_MANAGE,
     Permission.AUDIT_READ,
     Permission.CONFIGURATION_MANAGE,
+    Permission.CUSTOMER_DATA_MANAGE,
 }
 _OWNER = frozenset(Permission)
 

@@ -56,8 +56,8 @@ async def sandbox_thread(request: Request, _: Local) -> HTMLResponse:
 
 @router.post("/dev/whatsapp/messages", response_class=HTMLResponse)
 async def sandbox_say(request: Request, _: Local) -> Response:
-    sandbox = _sandbox(request)
     await check_anonymous_csrf(request)
+    sandbox = _sandbox(request)
     form = await fields(request, "text")
     text = form["text"].strip()
     if not text:
@@ -68,8 +68,8 @@ async def sandbox_say(request: Request, _: Local) -> Response:
 
 @router.post("/dev/whatsapp/taps", response_class=HTMLResponse)
 async def sandbox_tap(request: Request, _: Local) -> Response:
-    sandbox = _sandbox(request)
     await check_anonymous_csrf(request)
+    sandbox = _sandbox(request)
     form = await fields(request, "button_id", "title")
     status = await sandbox.customer_taps(form["button_id"], form["title"])
     return _thread(request, sandbox, error=None if status == 200 else _refused(status))

@@ -1,0 +1,59 @@
+"""/api/v1/customers: finding a customer named in a data-subject request, exporting what
+is held about them, and erasing it (policy §14)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.permissions import Permission
+from cybergine.conversations.schemas import CustomerOut
+from cybergine.privacy import subjects
+
+router = APIRouter(prefix="/api/v1/customers", tags=["privacy"])
+
+Officer = Annotated[Caller, authorize(Permission.CUSTOMER_DATA_MANAGE)]
+
+
+class ErasureOut(BaseModel):
+    customer_id: uuid.UUID
+    conversations: int
+    messages: int
+    attachments: int
+    webhook_events: int
+
+
+@router.get("", response_model=list[CustomerOut])
+async def find_customers(
+    caller: Officer,
+    phone_number: Annotated[str | None, Query(max_length=40)] = None,
+    external_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[CustomerOut]:
+    found = await subjects.find_customers(
+        caller.scope, phone_number=phone_number, external_id=external_id, limit=limit
+    )
+    return [CustomerOut.of(customer) for customer in found]
+
+
+@router.get("/{customer_id}/export", summary="Everything held about one customer (JSON)")
+async def export_customer(customer_id: uuid.UUID, caller: Officer) -> JSONResponse:
+    exported: dict[str, Any] = await subjects.export_customer(caller.scope, customer_id)
+    return JSONResponse(
+        exported,
+        headers={
+            "Content-Disposition": f'attachment; filename="customer-{customer_id}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.delete("/{customer_id}", response_model=ErasureOut, summary="Erase a customer's data")
+async def erase_customer(customer_id: uuid.UUID, caller: Officer) -> ErasureOut:
+    erasure = await subjects.erase_customer(caller.scope, caller.principal, customer_id)
+    return ErasureOut(**erasure.__dict__)

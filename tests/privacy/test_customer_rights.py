@@ -1,0 +1,125 @@
+"""A customer's rights over their data (policy §14): find them, export everything held
+about them, erase it — and nothing of anyone else's goes with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy import func, select
+
+from cybergine.accounts.models import Role
+from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.conversations.models import Attachment, Customer, Message
+from cybergine.privacy.audit import AuditEvent
+from tests.support.factories import make_api_key
+from tests.support.whatsapp import Shop, fixture, readdress
+
+ADA = "15550001111"
+GRACE = "15550002222"
+
+
+async def _chat(shop: Shop) -> None:
+    shop.says("What is your return policy? I'm Ada, ada@example.com", wa_id=ADA)
+    shop.says("How long does shipping take?", wa_id=GRACE)
+    photo = readdress(fixture("image_01.json"), shop.phone_number_id)
+    value = photo["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = ADA
+    value["messages"][0]["from"] = ADA
+    value["messages"][0]["id"] = "wamid.ada-photo"
+    shop.graph.add_media(value["messages"][0]["image"]["id"], b"\x89PNG-ada", "image/png")
+    value["messages"][0]["image"].pop("sha256", None)
+    assert shop.post(photo).status_code == 200
+    await shop.work()
+    # Meta's status webhooks (sent, delivered) for every reply have come back.
+    deadline = time.monotonic() + 10
+    while len(shop.graph.webhook_deliveries) < 2 * len(shop.graph.sent):
+        assert time.monotonic() < deadline, "status webhooks missing"
+        await asyncio.sleep(0.05)
+
+
+def _customer_id(shop: Shop, wa_id: str) -> str:
+    response = shop.api.get("/api/v1/customers", params={"phone_number": f"+{wa_id}"})
+    assert response.status_code == 200, response.text
+    [customer] = response.json()
+    customer_id: str = customer["id"]
+    return customer_id
+
+
+async def test_a_customer_is_found_by_phone_number_in_any_format(shop: Shop) -> None:
+    await _chat(shop)
+    for spelling in (f"+{ADA}", "+1 555-000-1111", "(1) 555 000 1111", ADA):
+        found = shop.api.get("/api/v1/customers", params={"phone_number": spelling}).json()
+        assert [c["phone_number"] for c in found] == [f"+{ADA}"], spelling
+    newest = shop.api.get("/api/v1/customers").json()
+    assert {c["phone_number"] for c in newest} == {f"+{ADA}", f"+{GRACE}"}
+    assert shop.api.get("/api/v1/customers", params={"phone_number": "12"}).status_code == 422
+
+
+async def test_the_export_holds_everything_about_them_and_nothing_else(shop: Shop) -> None:
+    await _chat(shop)
+    response = shop.api.get(f"/api/v1/customers/{_customer_id(shop, ADA)}/export")
+    assert response.status_code == 200
+    assert "attachment" in response.headers["content-disposition"]
+    exported = response.json()
+    assert exported["format"] == "cybergine.customer-export/1"
+    assert exported["customer"]["phone_number"] == f"+{ADA}"
+    [conversation] = exported["conversations"]
+    texts = [m["text"] for m in conversation["messages"]]
+    assert "What is your return policy? I'm Ada, ada@example.com" in texts
+    assert any(m["sender"] == "assistant" for m in conversation["messages"])
+    [photo] = [m for m in conversation["messages"] if m["type"] == "image"]
+    assert photo["attachment"]["mime_type"] == "image/png"
+    assert "How long does shipping take?" not in response.text  # Grace's words
+
+
+async def test_erasure_deletes_content_and_anonymises_the_records(shop: Shop) -> None:
+    await _chat(shop)
+    ada = _customer_id(shop, ADA)
+    erased = shop.api.delete(f"/api/v1/customers/{ada}")
+    assert erased.status_code == 200, erased.text
+    report = erased.json()
+    assert report["conversations"] == 1
+    assert report["messages"] >= 3
+    assert report["attachments"] == 1
+    assert report["webhook_events"] >= 2
+
+    async with shop.database.transaction() as session:
+        customer = await session.get(Customer, ada)
+        assert customer is not None
+        assert (customer.phone_number, customer.display_name) == (None, None)
+        assert ADA not in customer.external_id
+        texts = list(
+            (await session.execute(select(Message.text).where(Message.text.is_not(None)))).scalars()
+        )
+        assert texts  # Grace's conversation is still there
+        assert not any("Ada" in t or "return policy" in t for t in texts), texts
+        assert await session.scalar(select(func.count()).select_from(Attachment)) == 0
+        events = list((await session.execute(select(WebhookEvent.value))).scalars())
+        assert events
+        assert not any(ADA in str(value) for value in events)
+        assert any(GRACE in str(value) for value in events)
+        audited = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "customer.erased")
+        )
+    assert audited == 1
+    # The records stay, anonymous: the conversation count does not change.
+    assert len(shop.conversations()) == 2
+
+    # Erasing again finds nothing more; writing again starts a new customer.
+    again = shop.api.delete(f"/api/v1/customers/{ada}").json()
+    assert again["attachments"] == 0
+    assert again["webhook_events"] == 0
+    shop.says("Hello again", wa_id=ADA)
+    assert _customer_id(shop, ADA) != ada
+
+
+async def test_only_owners_and_admins_handle_customer_data(shop: Shop) -> None:
+    await _chat(shop)
+    ada = _customer_id(shop, ADA)
+    agent = await make_api_key(shop.database, shop.organisation_id, role=Role.AGENT)
+    headers = {"authorization": f"Bearer {agent}"}
+    assert shop.api.get(f"/api/v1/customers/{ada}/export", headers=headers).status_code == 403
+    assert shop.api.delete(f"/api/v1/customers/{ada}", headers=headers).status_code == 403
