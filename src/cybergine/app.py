@@ -25,6 +25,7 @@ from cybergine.knowledge import api as knowledge_api
 from cybergine.logging import configure_logging
 from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
+from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
 from cybergine.web import health, problems
@@ -63,6 +64,9 @@ def create_app(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         app.state.database = database
+        hub = Hub(url)
+        await hub.start()
+        app.state.hub = hub
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker = Worker(
@@ -82,6 +86,7 @@ def create_app(
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
+            await hub.stop()
             await database.dispose()
 
     app = FastAPI(

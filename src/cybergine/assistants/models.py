@@ -9,6 +9,7 @@ per-organisation LLM key is stored encrypted and never leaves through the API.
 from __future__ import annotations
 
 import enum
+import secrets
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +41,11 @@ DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 500
 MAX_TEMPERATURE = 2.0
 MAX_MAX_TOKENS = 4096
+
+
+def new_widget_key() -> str:
+    """Public (it is in the host page), but unguessable, so nobody can list widgets."""
+    return "wk_" + secrets.token_urlsafe(24)
 
 
 class Tone(enum.StrEnum):
@@ -103,3 +109,10 @@ class Assistant(TenantMixin, Base):
     # Words and phrases that hand the conversation to a person, beyond the built-in ones.
     handoff_keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The web chat widget: its public key (in the page's <script data-assistant=…>), the
+    # sites that may embed it, and how it looks.
+    widget_key: Mapped[str] = mapped_column(String(40), unique=True, default=new_widget_key)
+    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(String(255)), default=list)
+    # {"colour": "#0b5fff", "position": "right", "title": ..., "avatar_url": ...,
+    #  "language": "en", "ask_consent": false}
+    widget: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -29,6 +29,7 @@ from cybergine.assistants.models import (
     Assistant,
     LlmProvider,
     Tone,
+    new_widget_key,
 )
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
@@ -394,6 +395,9 @@ def _new_assistant() -> Assistant:
         business_hours=None,
         handoff_keywords=[],
         active=True,
+        widget_key=new_widget_key(),
+        allowed_origins=[],
+        widget={},
     )
 
 

@@ -49,6 +49,8 @@ class ConversationState(enum.StrEnum):
 class Direction(enum.StrEnum):
     INBOUND = "inbound"
     OUTBOUND = "outbound"
+    # An agent's note for the team: never sent to the customer.
+    INTERNAL = "internal"
 
 
 class Sender(enum.StrEnum):

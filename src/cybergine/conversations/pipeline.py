@@ -57,6 +57,7 @@ from cybergine.llm.providers import (
     OpenAICompatibleChat,
 )
 from cybergine.llm.redaction import Redactor
+from cybergine.realtime.events import Event, publish
 from cybergine.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -185,8 +186,20 @@ class Pipeline:
         if context is None:
             assert outcome is not None
             return outcome
-        answer = await self._decide(context)
-        return await self._write(context, answer)
+        try:
+            answer = await self._decide(context)
+            return await self._write(context, answer)
+        finally:
+            async with self.database.transaction() as session:
+                await publish(
+                    session,
+                    Event(
+                        context.organisation_id,
+                        context.conversation_id,
+                        "typing",
+                        data={"on": False},
+                    ),
+                )
 
     # --- 1. read -------------------------------------------------------------------
 
@@ -218,6 +231,12 @@ class Pipeline:
             )
             if context.text and not _quick_decision(context):
                 context.hits = await self._search(scope, context.assistant, context.text)
+            # Web chat shows "typing…" until the answer arrives (the answer's own event
+            # ends it; so does the typing-off event if no answer is written).
+            await publish(
+                session,
+                Event(message.organisation_id, conversation.id, "typing", data={"on": True}),
+            )
             return context, None
 
     async def _search(self, scope: TenantScope, assistant: _AssistantView, query: str) -> list[Hit]:

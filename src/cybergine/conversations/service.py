@@ -39,6 +39,7 @@ from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict
 from cybergine.queue import defer
+from cybergine.realtime.events import Event, publish
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +120,7 @@ async def record_inbound(
         )
     )
 
+    await publish(session, Event(account.organisation_id, conversation.id, "message", message_id))
     if content.media_id is not None:
         await _queue_media(session, account, message_id, content)
 
@@ -147,6 +149,15 @@ async def record_inbound(
             message_id=str(message_id),
         )
     return Recorded(message_id, conversation.id, reply_queued=answerable)
+
+
+def state_event(conversation: Conversation) -> Event:
+    return Event(
+        conversation.organisation_id,
+        conversation.id,
+        "state",
+        data={"state": conversation.state.value},
+    )
 
 
 def conversation_lock(conversation_id: uuid.UUID) -> str:
@@ -340,7 +351,11 @@ async def queue_outbound(
         type=type,
         text=text,
         payload=dict(payload) if payload else None,
-        status=MessageStatus.QUEUED,
+        # Web chat delivers by storing: the visitor's socket reads it from here.
+        status=MessageStatus.SENT
+        if conversation.channel == Channel.WEBCHAT
+        else MessageStatus.QUEUED,
+        sent_at=datetime.now(UTC) if conversation.channel == Channel.WEBCHAT else None,
         reply_to_id=reply_to_id,
         sources=sources,
         grounded=grounded,
@@ -356,6 +371,9 @@ async def queue_outbound(
         update(Conversation)
         .where(Conversation.id == conversation.id)
         .values(last_message_at=func.now())
+    )
+    await publish(
+        session, Event(conversation.organisation_id, conversation.id, "message", message.id)
     )
     if conversation.channel == Channel.WHATSAPP:
         from cybergine.channels.whatsapp.tasks import send_message
@@ -389,6 +407,7 @@ async def hand_off(
     conversation.handoff_at = datetime.now(UTC)
     conversation.human_review_requested = conversation.human_review_requested or human_review
     await session.flush()
+    await publish(session, state_event(conversation))
 
     recipients = await session.execute(
         select(User.email)
@@ -454,6 +473,7 @@ async def send_agent_message(
         conversation.assigned_user_id = principal.user_id
     conversation.unread_count = 0
     await scope.session.flush()
+    await publish(scope.session, state_event(conversation))
     return await queue_outbound(
         scope.session,
         conversation,

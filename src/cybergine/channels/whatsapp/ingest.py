@@ -36,6 +36,7 @@ from cybergine.conversations.service import (
     record_inbound,
 )
 from cybergine.db.engine import Database
+from cybergine.realtime.events import Event, publish
 
 log = structlog.get_logger(__name__)
 
@@ -275,17 +276,22 @@ async def apply_status(
         values["error_code"] = error.code if error else None
         values["error_title"] = (error.title or error.message or "")[:300] if error else None
         values["error_detail"] = error.details if error else None
-    updated = await session.execute(
-        update(Message)
-        .where(
-            Message.organisation_id == organisation_id,
-            Message.direction == Direction.OUTBOUND,
-            match,
+    updated = (
+        await session.execute(
+            update(Message)
+            .where(
+                Message.organisation_id == organisation_id,
+                Message.direction == Direction.OUTBOUND,
+                match,
+            )
+            .values(**values)
+            .returning(Message.id, Message.conversation_id)
+            .execution_options(synchronize_session=False)
         )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(updated, "rowcount", 0) or 0)
+    ).all()
+    for message_id, conversation_id in updated:
+        await publish(session, Event(organisation_id, conversation_id, "message", message_id))
+    return len(updated)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

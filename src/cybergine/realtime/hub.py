@@ -1,0 +1,182 @@
+"""One LISTEN connection per web process, fanning conversation events out to the
+sockets and streams this process holds.
+
+Subscribers register for one conversation (a widget visitor) or one organisation (an
+agent's inbox) and receive :class:`~cybergine.realtime.events.Event` values through a
+small queue. An event is a wake-up call, not the data: the subscriber reads what is new
+after its own cursor from the database, so a slow subscriber whose queue overflows loses
+nothing (it is told to re-read), and a reconnecting client resumes from its cursor.
+
+If the LISTEN connection drops, the hub reconnects with backoff and wakes every
+subscriber once, since events may have been missed in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Self
+
+import psycopg
+import structlog
+
+from cybergine.db.urls import libpq_url
+from cybergine.realtime.events import CHANNEL, Event
+
+log = structlog.get_logger(__name__)
+
+QUEUE_SIZE = 64
+
+
+class Subscription:
+    """What one socket or stream waits on. ``overflowed`` is set when events were
+    dropped: the holder must re-read everything after its cursor."""
+
+    def __init__(
+        self, hub: Hub, conversation_id: uuid.UUID | None, organisation_id: uuid.UUID | None
+    ) -> None:
+        self._hub = hub
+        self.conversation_id = conversation_id
+        self.organisation_id = organisation_id
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
+        self.overflowed = False
+
+    def deliver(self, event: Event | None) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def next(self, wait_seconds: float | None = None) -> Event | None:
+        """The next event; None after ``wait_seconds``, or when events may have been
+        missed (the hub reconnected) — either way, re-read from the database."""
+        if wait_seconds is None:
+            return await self._queue.get()
+        try:
+            return await asyncio.wait_for(self._queue.get(), wait_seconds)
+        except TimeoutError:
+            return None
+
+    def pending(self) -> list[Event | None]:
+        """Events already queued, without waiting (coalescing a burst)."""
+        events = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
+    def close(self) -> None:
+        self._hub._remove(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Hub:
+    def __init__(self, database_url: str) -> None:
+        self._conninfo = libpq_url(database_url)
+        self._by_conversation: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._by_organisation: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self.delivered = 0
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(s) for s in self._by_conversation.values()) + sum(
+            len(s) for s in self._by_organisation.values()
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="realtime-hub")
+        # Wait (briefly) for LISTEN, so an event committed right after start is not missed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def subscribe(
+        self,
+        *,
+        conversation_id: uuid.UUID | None = None,
+        organisation_id: uuid.UUID | None = None,
+    ) -> Subscription:
+        if (conversation_id is None) == (organisation_id is None):
+            raise ValueError("subscribe to one conversation or one organisation")
+        subscription = Subscription(self, conversation_id, organisation_id)
+        if conversation_id is not None:
+            self._by_conversation[conversation_id].add(subscription)
+        else:
+            assert organisation_id is not None
+            self._by_organisation[organisation_id].add(subscription)
+        return subscription
+
+    def _remove(self, subscription: Subscription) -> None:
+        for index, key in (
+            (self._by_conversation, subscription.conversation_id),
+            (self._by_organisation, subscription.organisation_id),
+        ):
+            if key is not None and key in index:
+                index[key].discard(subscription)
+                if not index[key]:
+                    del index[key]
+
+    def dispatch(self, event: Event) -> None:
+        for subscription in (
+            *self._by_conversation.get(event.conversation_id, ()),
+            *self._by_organisation.get(event.organisation_id, ()),
+        ):
+            subscription.deliver(event)
+            self.delivered += 1
+
+    def _wake_all(self) -> None:
+        for index in (self._by_conversation, self._by_organisation):
+            for subscriptions in index.values():
+                for subscription in subscriptions:
+                    subscription.deliver(None)
+
+    async def _listen_forever(self) -> None:
+        delay = 0.5
+        first = True
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    if not first:
+                        self._wake_all()  # events may have been missed while away
+                    first, delay = False, 0.5
+                    async for notify in self._notifies(connection):
+                        try:
+                            self.dispatch(Event.decode(notify))
+                        except (ValueError, KeyError):
+                            log.warning("realtime.bad_payload")
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database restarts, the network drops
+                log.warning("realtime.listen_failed", error=str(error), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+
+    @staticmethod
+    async def _notifies(connection: psycopg.AsyncConnection[object]) -> AsyncIterator[str]:
+        async for notify in connection.notifies():
+            yield notify.payload
