@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
 from cybergine.assistants import api as assistants_api
+from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
 from cybergine.channels.whatsapp import webhooks as whatsapp_webhooks
 from cybergine.conversations import api as conversations_api
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(whatsapp_webhooks.router)
     app.include_router(conversations_api.router)
     app.include_router(privacy_api.router)
+    app.include_router(webchat_api.router)
     for router in dashboard_routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -27,8 +27,9 @@ async def test_every_unsafe_dashboard_route_requires_the_csrf_token(
             assert browser.sign_in(owner.email, PASSWORD).status_code == 303
             checked = []
             for route in api_routes(app.routes):
-                # API keys and webhook signatures authenticate those; no cookie is read.
-                if route.path.startswith(("/api/", "/webhooks/")) or not (
+                # API keys, webhook signatures and widget tokens authenticate those; no
+                # cookie is read.
+                if route.path.startswith(("/api/", "/webhooks/", "/widget/")) or not (
                     route.methods & {"POST", "PUT", "PATCH", "DELETE"}
                 ):
                     continue

@@ -88,6 +88,13 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/dev/whatsapp/taps",
             # Meta's callbacks: authenticated by their signature, not by a credential.
             "/webhooks/whatsapp",
+            # The web chat widget: a public key, then a signed visitor token.
+            "/widget.js",
+            "/widget/v1/session",
+            "/widget/v1/messages",
+            "/widget/v1/handoff",
+            "/widget/v1/events",
+            "/widget/v1/{path:path}",
         }
     )
 

@@ -49,6 +49,14 @@ class _Settings(BaseModel):
     )
     handoff_keywords: list[str] | None = None
     active: bool | None = None
+    allowed_origins: list[str] | None = Field(
+        default=None, description="Sites that may embed the widget, e.g. https://shop.example"
+    )
+    widget: dict[str, Any] | None = Field(
+        default=None,
+        description='{"colour": "#0b5fff", "position": "right", "title": ..., '
+        '"avatar_url": "https://...", "language": "en", "ask_consent": false}',
+    )
 
     def changes(self) -> AssistantChanges:
         return AssistantChanges(
@@ -86,6 +94,9 @@ class AssistantOut(BaseModel):
     business_hours: dict[str, Any] | None
     handoff_keywords: list[str]
     active: bool
+    widget_key: str
+    allowed_origins: list[str]
+    widget: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
@@ -112,6 +123,9 @@ class AssistantOut(BaseModel):
             business_hours=assistant.business_hours,
             handoff_keywords=list(assistant.handoff_keywords),
             active=assistant.active,
+            widget_key=assistant.widget_key,
+            allowed_origins=list(assistant.allowed_origins),
+            widget=dict(assistant.widget or {}),
             created_at=assistant.created_at,
             updated_at=assistant.updated_at,
         )

@@ -80,6 +80,8 @@ class AssistantChanges:
     business_hours: Mapping[str, Any] | None = None
     handoff_keywords: Sequence[str] | None = None
     active: bool | None = None
+    allowed_origins: Sequence[str] | None = None
+    widget: Mapping[str, Any] | None = None
     fields_set: set[str] = field(default_factory=set)
 
 
@@ -293,6 +295,77 @@ def clean_business_hours(value: Mapping[str, Any]) -> dict[str, Any]:
     return {"timezone": timezone.strip(), "days": ordered}
 
 
+MAX_ORIGINS = 50
+WIDGET_POSITIONS = ("left", "right")
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+WIDGET_FIELDS = ("colour", "position", "title", "avatar_url", "language", "ask_consent")
+
+
+def clean_origins(origins: Sequence[str]) -> list[str]:
+    """Sites that may embed the widget, as origins (``https://shop.example``): a path,
+    a wildcard or another scheme is refused rather than silently widened."""
+    if len(origins) > MAX_ORIGINS:
+        raise InvalidInput(f"At most {MAX_ORIGINS} allowed origins.", field="allowed_origins")
+    cleaned: list[str] = []
+    for raw in origins:
+        value = str(raw).strip().rstrip("/")
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or "*" in value
+        ):
+            raise InvalidInput(
+                f"{raw!r} is not an origin: give scheme and host, like https://shop.example.",
+                field="allowed_origins",
+            )
+        port = f":{parts.port}" if parts.port else ""
+        origin = f"{parts.scheme}://{parts.hostname.lower()}{port}"
+        if origin not in cleaned:
+            cleaned.append(origin)
+    return cleaned
+
+
+def clean_widget(widget: Mapping[str, Any]) -> dict[str, Any]:
+    """How the widget looks: colour (#rrggbb), position (left/right), title, avatar URL
+    (https), language (one of the assistant's tags) and whether to ask before
+    remembering the chat on the visitor's device."""
+    unknown = set(widget) - set(WIDGET_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown widget settings: {', '.join(sorted(unknown))}.", field="widget"
+        )
+    cleaned: dict[str, Any] = {}
+    colour = widget.get("colour")
+    if colour is not None:
+        if not isinstance(colour, str) or not _COLOUR.fullmatch(colour):
+            raise InvalidInput("The colour is #rrggbb, like #0b5fff.", field="widget")
+        cleaned["colour"] = colour.lower()
+    position = widget.get("position")
+    if position is not None:
+        if position not in WIDGET_POSITIONS:
+            raise InvalidInput("The position is left or right.", field="widget")
+        cleaned["position"] = position
+    title = widget.get("title")
+    if title is not None:
+        cleaned["title"] = _text(title, field_name="widget", limit=60, required=True)
+    avatar = widget.get("avatar_url")
+    if avatar is not None:
+        if not isinstance(avatar, str) or not avatar.startswith("https://") or len(avatar) > 500:
+            raise InvalidInput("The avatar is an https:// URL.", field="widget")
+        cleaned["avatar_url"] = avatar
+    language = widget.get("language")
+    if language is not None:
+        cleaned["language"] = clean_languages([language])[0]
+    if "ask_consent" in widget:
+        cleaned["ask_consent"] = bool(widget["ask_consent"])
+    return cleaned
+
+
 def _cleaned(name: str, value: Any) -> Any:
     """The value to store for setting ``name``, or InvalidInput naming it."""
     if value is None:
@@ -336,6 +409,10 @@ def _cleaned(name: str, value: Any) -> Any:
             return clean_keywords(value)
         case "redact_personal_data" | "active":
             return bool(value)
+        case "allowed_origins":
+            return clean_origins(value)
+        case "widget":
+            return clean_widget(value)
     raise InvalidInput(f"{name!r} is not a setting of an assistant.", field=name)
 
 

@@ -146,6 +146,9 @@ class Conversation(TenantMixin, Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column(default=None)
     last_message_at: Mapped[datetime | None] = mapped_column(default=None)
     unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The id of the newest message. Messages are written under this row's lock and get
+    # an id above it, so ids follow commit order and "after id X" misses nothing.
+    last_message_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

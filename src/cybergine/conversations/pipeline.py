@@ -20,6 +20,7 @@ delivery job commit together or not at all.
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.assistants.models import Assistant, LlmProvider
 from cybergine.conversations import intents
 from cybergine.conversations.models import (
+    Channel,
     Conversation,
     ConversationState,
     Customer,
@@ -62,6 +64,7 @@ from cybergine.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+_SOURCES_FOOTER = re.compile(r"\n\nSources?: [^\n]*\Z")
 HISTORY_TURNS = 10
 RETRIEVAL_K = 5
 MAX_TOOL_ROUNDS = 3
@@ -108,6 +111,7 @@ class _Context:
     message_id: uuid.UUID
     organisation_id: uuid.UUID
     conversation_id: uuid.UUID
+    customer_id: uuid.UUID
     text: str | None
     type: str
     choice_id: str | None
@@ -197,6 +201,7 @@ class Pipeline:
                         context.organisation_id,
                         context.conversation_id,
                         "typing",
+                        customer_id=context.customer_id,
                         data={"on": False},
                     ),
                 )
@@ -223,6 +228,7 @@ class Pipeline:
                 message_id=message.id,
                 organisation_id=message.organisation_id,
                 conversation_id=conversation.id,
+                customer_id=conversation.customer_id,
                 text=(message.text or "").strip() or None,
                 type=message.type,
                 choice_id=choice if isinstance(choice, str) else None,
@@ -235,7 +241,13 @@ class Pipeline:
             # ends it; so does the typing-off event if no answer is written).
             await publish(
                 session,
-                Event(message.organisation_id, conversation.id, "typing", data={"on": True}),
+                Event(
+                    message.organisation_id,
+                    conversation.id,
+                    "typing",
+                    customer_id=conversation.customer_id,
+                    data={"on": True},
+                ),
             )
             return context, None
 
@@ -407,6 +419,9 @@ class Pipeline:
                 return verdict
 
             text = answer.text
+            if conversation.channel == Channel.WEBCHAT and answer.sources:
+                # The widget lists sources under the answer; WhatsApp needs them inline.
+                text = _SOURCES_FOOTER.sub("", text)
             if conversation.ai_disclosed_at is None:
                 text = f"{context.assistant.ai_disclosure.strip()}\n\n{text}"
                 conversation.ai_disclosed_at = datetime.now(UTC)

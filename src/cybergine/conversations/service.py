@@ -59,9 +59,12 @@ OPT_IN_CONFIRMATION = "Welcome back! You'll receive our replies again. Reply STO
 
 @dataclass(frozen=True)
 class CustomerIdentity:
-    external_id: str  # WhatsApp: the wa_id
+    external_id: str  # WhatsApp: the wa_id; web chat: the visitor id
     phone_number: str | None = None
     display_name: str | None = None
+    # Web chat knows a visitor's customer id before the row exists (it is derived from
+    # the visitor token), so the widget can subscribe to it at once.
+    id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,9 @@ async def record_inbound(
     customer_row = await _upsert_customer(session, account, customer, content.sent_at)
     conversation = await _open_conversation(session, account, customer_row.id)
 
-    message_id = await _insert_inbound(session, account, conversation.id, content)
+    message_id = await _insert_inbound(
+        session, account, conversation.id, next_message_id(conversation), content
+    )
     if message_id is None:
         return Recorded(None, conversation.id, reply_queued=False)
 
@@ -120,7 +125,16 @@ async def record_inbound(
         )
     )
 
-    await publish(session, Event(account.organisation_id, conversation.id, "message", message_id))
+    await publish(
+        session,
+        Event(
+            account.organisation_id,
+            conversation.id,
+            "message",
+            message_id,
+            customer_id=customer_row.id,
+        ),
+    )
     if content.media_id is not None:
         await _queue_media(session, account, message_id, content)
 
@@ -151,11 +165,28 @@ async def record_inbound(
     return Recorded(message_id, conversation.id, reply_queued=answerable)
 
 
+def next_message_id(conversation: Conversation) -> uuid.UUID:
+    """An id for a new message of ``conversation``, above every earlier one.
+
+    Callers hold the conversation's row lock until they commit, so ids follow commit
+    order within a conversation even when several processes write to it in the same
+    millisecond (UUIDv7 orders by time only to the millisecond across processes). A
+    client that has seen id X can then ask for "after X" and miss nothing.
+    """
+    candidate = uuid7()
+    last = conversation.last_message_id
+    if last is not None and candidate.int <= last.int:
+        candidate = uuid.UUID(int=last.int + 1)
+    conversation.last_message_id = candidate
+    return candidate
+
+
 def state_event(conversation: Conversation) -> Event:
     return Event(
         conversation.organisation_id,
         conversation.id,
         "state",
+        customer_id=conversation.customer_id,
         data={"state": conversation.state.value},
     )
 
@@ -169,7 +200,7 @@ async def _upsert_customer(
     session: AsyncSession, account: ChannelAccount, identity: CustomerIdentity, at: datetime
 ) -> Customer:
     values = insert(Customer).values(
-        id=uuid7(),
+        id=identity.id or uuid7(),
         organisation_id=account.organisation_id,
         channel=account.channel,
         external_id=identity.external_id,
@@ -236,12 +267,13 @@ async def _insert_inbound(
     session: AsyncSession,
     account: ChannelAccount,
     conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
     content: InboundContent,
 ) -> uuid.UUID | None:
     statement = (
         insert(Message)
         .values(
-            id=uuid7(),
+            id=message_id,
             organisation_id=account.organisation_id,
             conversation_id=conversation_id,
             direction=Direction.INBOUND,
@@ -326,7 +358,7 @@ async def _change_consent(
 
 async def queue_outbound(
     session: AsyncSession,
-    conversation: Conversation,
+    conversation: Conversation,  # locked (FOR UPDATE) by the caller
     *,
     sender: Sender,
     type: str,
@@ -343,6 +375,7 @@ async def queue_outbound(
 ) -> Message:
     """An outbound message, queued, with its delivery job deferred in this transaction."""
     message = Message(
+        id=next_message_id(conversation),
         organisation_id=conversation.organisation_id,
         conversation_id=conversation.id,
         direction=Direction.OUTBOUND,
@@ -373,7 +406,14 @@ async def queue_outbound(
         .values(last_message_at=func.now())
     )
     await publish(
-        session, Event(conversation.organisation_id, conversation.id, "message", message.id)
+        session,
+        Event(
+            conversation.organisation_id,
+            conversation.id,
+            "message",
+            message.id,
+            customer_id=conversation.customer_id,
+        ),
     )
     if conversation.channel == Channel.WHATSAPP:
         from cybergine.channels.whatsapp.tasks import send_message

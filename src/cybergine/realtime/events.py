@@ -28,6 +28,8 @@ class Event:
     conversation_id: uuid.UUID
     kind: Kind
     message_id: uuid.UUID | None = None
+    # Set for events a customer's own widget may see (it subscribes by customer).
+    customer_id: uuid.UUID | None = None
     # Small facts that need no database read: {"on": true} for typing, {"state": ...}.
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -38,6 +40,7 @@ class Event:
                 "c": str(self.conversation_id),
                 "k": self.kind,
                 "m": str(self.message_id) if self.message_id else None,
+                "u": str(self.customer_id) if self.customer_id else None,
                 "d": self.data,
             },
             separators=(",", ":"),
@@ -51,6 +54,7 @@ class Event:
             conversation_id=uuid.UUID(raw["c"]),
             kind=raw["k"],
             message_id=uuid.UUID(raw["m"]) if raw.get("m") else None,
+            customer_id=uuid.UUID(raw["u"]) if raw.get("u") else None,
             data=raw.get("d") or {},
         )
 

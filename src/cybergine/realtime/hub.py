@@ -37,11 +37,17 @@ class Subscription:
     dropped: the holder must re-read everything after its cursor."""
 
     def __init__(
-        self, hub: Hub, conversation_id: uuid.UUID | None, organisation_id: uuid.UUID | None
+        self,
+        hub: Hub,
+        *,
+        conversation_id: uuid.UUID | None = None,
+        organisation_id: uuid.UUID | None = None,
+        customer_id: uuid.UUID | None = None,
     ) -> None:
         self._hub = hub
         self.conversation_id = conversation_id
         self.organisation_id = organisation_id
+        self.customer_id = customer_id
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE_SIZE)
         self.overflowed = False
 
@@ -88,15 +94,17 @@ class Hub:
         self._conninfo = libpq_url(database_url)
         self._by_conversation: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_organisation: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._by_customer: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self.delivered = 0
 
     @property
     def subscribers(self) -> int:
-        return sum(len(s) for s in self._by_conversation.values()) + sum(
-            len(s) for s in self._by_organisation.values()
-        )
+        return sum(len(s) for index in self._indexes() for s in index.values())
+
+    def _indexes(self) -> tuple[dict[uuid.UUID, set[Subscription]], ...]:
+        return (self._by_conversation, self._by_organisation, self._by_customer)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="realtime-hub")
@@ -116,37 +124,54 @@ class Hub:
         *,
         conversation_id: uuid.UUID | None = None,
         organisation_id: uuid.UUID | None = None,
+        customer_id: uuid.UUID | None = None,
     ) -> Subscription:
-        if (conversation_id is None) == (organisation_id is None):
-            raise ValueError("subscribe to one conversation or one organisation")
-        subscription = Subscription(self, conversation_id, organisation_id)
-        if conversation_id is not None:
-            self._by_conversation[conversation_id].add(subscription)
-        else:
-            assert organisation_id is not None
-            self._by_organisation[organisation_id].add(subscription)
+        """One of: a conversation, an organisation (an inbox), a customer (a widget
+        visitor, whose conversation may not exist yet)."""
+        keys = [k for k in (conversation_id, organisation_id, customer_id) if k is not None]
+        if len(keys) != 1:
+            raise ValueError("subscribe to one conversation, organisation or customer")
+        subscription = Subscription(
+            self,
+            conversation_id=conversation_id,
+            organisation_id=organisation_id,
+            customer_id=customer_id,
+        )
+        for index, key in self._keys(subscription):
+            index[key].add(subscription)
         return subscription
 
-    def _remove(self, subscription: Subscription) -> None:
-        for index, key in (
+    def _keys(
+        self, subscription: Subscription
+    ) -> list[tuple[dict[uuid.UUID, set[Subscription]], uuid.UUID]]:
+        pairs = (
             (self._by_conversation, subscription.conversation_id),
             (self._by_organisation, subscription.organisation_id),
-        ):
-            if key is not None and key in index:
+            (self._by_customer, subscription.customer_id),
+        )
+        return [(index, key) for index, key in pairs if key is not None]
+
+    def _remove(self, subscription: Subscription) -> None:
+        for index, key in self._keys(subscription):
+            if key in index:
                 index[key].discard(subscription)
                 if not index[key]:
                     del index[key]
 
     def dispatch(self, event: Event) -> None:
+        customers = (
+            self._by_customer.get(event.customer_id, ()) if event.customer_id is not None else ()
+        )
         for subscription in (
             *self._by_conversation.get(event.conversation_id, ()),
             *self._by_organisation.get(event.organisation_id, ()),
+            *customers,
         ):
             subscription.deliver(event)
             self.delivered += 1
 
     def _wake_all(self) -> None:
-        for index in (self._by_conversation, self._by_organisation):
+        for index in self._indexes():
             for subscriptions in index.values():
                 for subscription in subscriptions:
                     subscription.deliver(None)

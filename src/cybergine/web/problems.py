@@ -66,7 +66,25 @@ def wants_html(request: Request) -> bool:
     """Dashboard pages answer errors as pages (and "sign in first" as a redirect to the
     sign-in page) whoever asks; the API, webhooks and probes answer problem+json."""
     path = request.url.path
-    return not path.startswith(("/api/", "/webhooks/", "/healthz", "/readyz", "/static/"))
+    return not path.startswith(
+        ("/api/", "/webhooks/", "/widget/", "/widget.js", "/healthz", "/readyz", "/static/")
+    )
+
+
+def _error_headers(request: Request, status: int, extra: Mapping[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if status == 401 and request.url.path.startswith("/api/"):
+        headers["www-authenticate"] = "Bearer"
+    if "retry_after" in extra:
+        headers["retry-after"] = str(extra["retry_after"])
+    # The widget runs on other sites: it must be able to read why a request failed
+    # (an error says nothing another site could misuse; successes stay origin-bound).
+    origin = request.headers.get("origin")
+    if origin and request.url.path.startswith("/widget/"):
+        headers["access-control-allow-origin"] = origin
+        headers["access-control-expose-headers"] = "Retry-After"
+        headers["vary"] = "Origin"
+    return headers
 
 
 def install(app: FastAPI, *, html: HtmlErrorRenderer | None = None) -> None:
@@ -74,13 +92,12 @@ def install(app: FastAPI, *, html: HtmlErrorRenderer | None = None) -> None:
         assert isinstance(exc, CybergineError)
         if html is not None and wants_html(request):
             return await html(request, exc.status, exc.title, exc.detail, exc)
-        headers = {"www-authenticate": "Bearer"} if exc.status == 401 else None
         return problem(
             exc.status,
             title=exc.title,
             detail=exc.detail,
             type_slug=exc.type_slug,
-            headers=headers,
+            headers=_error_headers(request, exc.status, exc.extra),
             **exc.extra,
         )
 
@@ -90,7 +107,8 @@ def install(app: FastAPI, *, html: HtmlErrorRenderer | None = None) -> None:
         if html is not None and wants_html(request):
             title = _TITLES.get(exc.status_code, "Error")
             return await html(request, exc.status_code, title, detail or title, exc)
-        return problem(exc.status_code, detail=detail, headers=exc.headers)
+        headers = {**_error_headers(request, exc.status_code, {}), **(exc.headers or {})}
+        return problem(exc.status_code, detail=detail, headers=headers)
 
     app.add_exception_handler(CybergineError, domain_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -111,5 +129,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         422,
         detail="The request did not match the expected shape.",
         type_slug="invalid-input",
+        headers=_error_headers(request, 422, {}),
         errors=errors,
     )

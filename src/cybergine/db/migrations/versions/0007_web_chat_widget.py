@@ -1,5 +1,6 @@
 """Web chat widget: each assistant's public widget key, the origins allowed to embed it
-and its appearance; internal notes as a message direction.
+and its appearance; internal notes as a message direction; each conversation's newest
+message id, which keeps message ids in commit order.
 
 Revision ID: 0007
 Revises: 0006
@@ -46,9 +47,15 @@ def upgrade() -> None:
     op.alter_column("assistants", "widget", server_default=None)
     op.create_unique_constraint(op.f("uq_assistants_widget_key"), "assistants", ["widget_key"])
     op.execute("ALTER TYPE message_direction ADD VALUE IF NOT EXISTS 'internal'")
+    op.add_column("conversations", sa.Column("last_message_id", sa.UUID(), nullable=True))
+    op.execute(
+        "UPDATE conversations c SET last_message_id = (SELECT m.id FROM messages m "
+        "WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1)"
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("conversations", "last_message_id")
     # PostgreSQL cannot drop an enum value: notes are removed and the type rebuilt.
     op.execute("DELETE FROM messages WHERE direction = 'internal'")
     op.execute("ALTER TYPE message_direction RENAME TO message_direction_old")

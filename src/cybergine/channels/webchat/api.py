@@ -1,0 +1,358 @@
+"""The web chat API the widget speaks (``/widget.js`` and ``/widget/v1/...``).
+
+Public routes: a widget has no credentials but its assistant's public key and, once a
+session has started, the visitor token. Browsers are held to the assistant's allowed
+origins twice: CORS headers are sent only to them, and any request from another origin
+is refused before it does anything (CORS alone would only hide the answer). Rate limits
+per visitor and per IP address, and a message size limit, keep a public endpoint cheap.
+
+Real time: a WebSocket that resumes after the last message the client saw, and a
+long-poll fallback for networks that block sockets. Both subscribe before reading, so
+nothing committed in between is missed, and both deliver by message id, so a client
+that reconnects never gets a message twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from cybergine.assistants.models import Assistant
+from cybergine.channels.webchat import service, visitors
+from cybergine.channels.webchat.ratelimit import SlidingWindow
+from cybergine.channels.webchat.visitors import Visitor
+from cybergine.errors import CybergineError, Forbidden, InvalidInput, TooManyRequests
+from cybergine.realtime.hub import Hub
+from cybergine.web.access import public
+from cybergine.web.deps import DatabaseDep
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["web chat"], include_in_schema=False)
+
+Widget = Annotated[None, public("the web chat widget: a public key and a visitor token")]
+
+WIDGET_JS = Path(__file__).parent / "widget" / "widget.js"
+LONG_POLL_SECONDS = 25.0
+SOCKET_IDLE_SECONDS = 60.0  # no ping for this long: the client is gone
+
+
+class Limits:
+    """Generous for a person typing, tight for a script (one set per app)."""
+
+    def __init__(self) -> None:
+        self.per_visitor = SlidingWindow(limit=20, seconds=60)
+        self.per_ip = SlidingWindow(limit=60, seconds=60)
+        self.sessions_per_ip = SlidingWindow(limit=30, seconds=60)
+
+
+def _limits(request: Request) -> Limits:
+    limits: Limits | None = getattr(request.app.state, "widget_limits", None)
+    if limits is None:
+        limits = request.app.state.widget_limits = Limits()
+    return limits
+
+
+class SessionIn(BaseModel):
+    widget_key: str = Field(min_length=1, max_length=40)
+    visitor_token: str | None = Field(default=None, max_length=200)
+    page_url: str | None = Field(default=None, max_length=2000)
+
+
+class MessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=service.MAX_TEXT)
+    client_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    button_id: str | None = Field(default=None, max_length=256)
+
+
+@cache
+def _widget_source() -> bytes:
+    return WIDGET_JS.read_bytes()
+
+
+@router.get("/widget.js")
+async def widget_js(_: Widget) -> Response:
+    return Response(
+        _widget_source(),
+        media_type="text/javascript; charset=utf-8",
+        headers={
+            "Cache-Control": "public, max-age=300",
+            # Loaded by <script> on other sites: they must be allowed to.
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        },
+    )
+
+
+def _own_origin(request: Request | WebSocket) -> str | None:
+    host = request.headers.get("host")
+    if not host:
+        return None
+    scheme = "https" if request.url.scheme in ("https", "wss") else "http"
+    return service.origin_of(f"{scheme}://{host}")
+
+
+def _cors(response: Response, origin: str) -> Response:
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Vary"] = "Origin"
+    response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+    return response
+
+
+def _check_origin(request: Request, assistant: Assistant, *, required: bool = True) -> str | None:
+    origin = service.origin_of(request.headers.get("origin"))
+    if origin is None and not required:
+        return None
+    if not service.origin_allowed(assistant, origin, _own_origin(request)):
+        raise Forbidden("This site may not use this chat widget.")
+    return origin
+
+
+def _client_ip(request: Request | WebSocket) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _limit(window: SlidingWindow, key: str) -> None:
+    wait = window.hit(key)
+    if wait is not None:
+        raise TooManyRequests(
+            "You're sending messages too quickly. Try again in a moment.",
+            retry_after=max(1, round(wait)),
+        )
+
+
+def _reply(request: Request, origin: str | None, body: Any, status: int = 200) -> Response:
+    response = JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    return _cors(response, origin) if origin else response
+
+
+@router.options("/widget/v1/{path:path}")
+async def preflight(_: Widget, request: Request, path: str) -> Response:
+    """The real request is checked against the assistant's origins; a preflight, which
+    names no assistant, only says which methods and headers the API takes."""
+    origin = service.origin_of(request.headers.get("origin"))
+    response = Response(status_code=204)
+    if origin is not None:
+        _cors(response, origin)
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "authorization, content-type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+@router.post("/widget/v1/session")
+async def start_session(
+    _: Widget, request: Request, body: SessionIn, database: DatabaseDep
+) -> Response:
+    _limit(_limits(request).sessions_per_ip, _client_ip(request))
+    async with database.transaction() as session:
+        assistant = await service.assistant_by_key(session, body.widget_key)
+        origin = _check_origin(request, assistant)
+        visitor: Visitor | None = None
+        parsed = visitors.parse(body.visitor_token)
+        if parsed is not None:
+            claimed, signature = parsed
+            if claimed.assistant_id == assistant.id and visitors.verify(
+                claimed, signature, assistant.widget_key
+            ):
+                visitor = claimed
+        if visitor is None:
+            visitor, token = visitors.issue(assistant.id, assistant.widget_key)
+        else:
+            token = body.visitor_token or ""
+        snapshot = await service.snapshot(session, assistant, visitor)
+        data = {
+            "visitor_token": token,
+            "config": service.config(assistant),
+            "conversation": service.state_of(snapshot.conversation),
+            "messages": [service.message_view(m) for m in snapshot.messages],
+            "cursor": str(snapshot.messages[-1].id) if snapshot.messages else None,
+        }
+    return _reply(request, origin, data)
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    return value[7:].strip() if value.lower().startswith("bearer ") else None
+
+
+@router.post("/widget/v1/messages")
+async def post_message(
+    _: Widget, request: Request, body: MessageIn, database: DatabaseDep
+) -> Response:
+    text = body.text.strip()
+    if not text:
+        raise InvalidInput("Write a message first.", field="text")
+    async with database.transaction() as session:
+        assistant, visitor = await service.authenticate(session, _bearer(request))
+        origin = _check_origin(request, assistant)
+        _limit(_limits(request).per_ip, _client_ip(request))
+        _limit(_limits(request).per_visitor, visitor.visitor_id)
+        message = await service.post_message(
+            session,
+            assistant,
+            visitor,
+            text=text,
+            client_id=body.client_id,
+            button_id=body.button_id,
+        )
+        view = service.message_view(message)
+    return _reply(request, origin, {"message": view}, status=202)
+
+
+@router.post("/widget/v1/handoff")
+async def request_person(_: Widget, request: Request, database: DatabaseDep) -> Response:
+    async with database.transaction() as session:
+        assistant, visitor = await service.authenticate(session, _bearer(request))
+        origin = _check_origin(request, assistant)
+        _limit(_limits(request).per_visitor, visitor.visitor_id)
+        message = await service.request_person(session, assistant, visitor)
+        view = service.message_view(message)
+    return _reply(request, origin, {"message": view}, status=202)
+
+
+def _after(value: str | None) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput("after is not a message id.", field="after") from None
+
+
+async def _frames(
+    database: Any, assistant: Assistant, visitor: Visitor, after: uuid.UUID | None
+) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
+    """Message frames after the cursor, and the new cursor."""
+    async with database.transaction() as session:
+        snapshot = await service.snapshot(session, assistant, visitor, after=after)
+    frames = [{"type": "message", "message": service.message_view(m)} for m in snapshot.messages]
+    return frames, snapshot.messages[-1].id if snapshot.messages else after
+
+
+def _event_frame(event: Any) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    if event.kind == "typing":
+        return {"type": "typing", "on": bool(event.data.get("on"))}
+    if event.kind == "state":
+        return {"type": "state", "state": str(event.data.get("state"))}
+    return None
+
+
+@router.get("/widget/v1/events")
+async def long_poll(
+    _: Widget,
+    request: Request,
+    database: DatabaseDep,
+    after: Annotated[str | None, Query(max_length=36)] = None,
+) -> Response:
+    """The fallback when sockets are blocked: answers at once when there is news, else
+    holds the request up to 25 s."""
+    cursor = _after(after)
+    async with database.transaction() as session:
+        assistant, visitor = await service.authenticate(session, _bearer(request))
+    origin = _check_origin(request, assistant, required=False)
+    hub: Hub = request.app.state.hub
+    with hub.subscribe(customer_id=visitor.customer_id) as subscription:
+        frames, cursor = await _frames(database, assistant, visitor, cursor)
+        if not frames:
+            event = await subscription.next(LONG_POLL_SECONDS)
+            frames, cursor = await _frames(database, assistant, visitor, cursor)
+            extra = _event_frame(event)
+            if extra is not None:
+                frames.append(extra)
+    return _reply(
+        request,
+        origin,
+        {"events": frames, "cursor": str(cursor) if cursor else None},
+    )
+
+
+@router.websocket("/widget/v1/socket")
+async def socket(
+    websocket: WebSocket,
+    _: Widget,
+    token: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[str | None, Query(max_length=36)] = None,
+) -> None:
+    database = websocket.app.state.database
+    try:
+        cursor = _after(after)
+        async with database.transaction() as session:
+            assistant, visitor = await service.authenticate(session, token)
+        origin = service.origin_of(websocket.headers.get("origin"))
+        if not service.origin_allowed(assistant, origin, _own_origin(websocket)):
+            raise Forbidden("This site may not use this chat widget.")
+    except CybergineError as error:
+        # Refused before the handshake completes: the browser sees a failed connection.
+        log.info("webchat.socket_refused", reason=error.detail)
+        await websocket.close(code=1008)
+        return
+
+    await websocket.accept()
+    hub: Hub = websocket.app.state.hub
+    with hub.subscribe(customer_id=visitor.customer_id) as subscription:
+        client = asyncio.create_task(_client_frames(websocket))
+        try:
+            frames, cursor = await _frames(database, assistant, visitor, cursor)
+            for frame in frames:
+                await websocket.send_text(json.dumps(frame))
+            # Where the conversation stands now: a change made while the client was
+            # away (a person joined) is shown even though its event was missed.
+            async with database.transaction() as session:
+                latest = (
+                    await service.snapshot(session, assistant, visitor, after=cursor)
+                ).conversation
+            if latest is not None:
+                await websocket.send_text(
+                    json.dumps({"type": "state", "state": latest.state.value})
+                )
+            while not client.done():
+                waiter = asyncio.create_task(subscription.next())
+                done, _pending = await asyncio.wait(
+                    {waiter, client}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if waiter not in done:  # the client left (or fell silent)
+                    waiter.cancel()
+                    break
+                events = [waiter.result(), *subscription.pending()]
+                # New messages first, then what they change (typing stops, a person
+                # joins), in the order the client should show them.
+                if any(e is None or e.kind in ("message", "state") for e in events):
+                    frames, cursor = await _frames(database, assistant, visitor, cursor)
+                    for frame in frames:
+                        await websocket.send_text(json.dumps(frame))
+                for event in events:
+                    extra = _event_frame(event)
+                    if extra is not None:
+                        await websocket.send_text(json.dumps(extra))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            client.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                await client
+            with contextlib.suppress(RuntimeError):
+                await websocket.close()
+
+
+async def _client_frames(websocket: WebSocket) -> None:
+    """Answers pings until the client goes; returns when it does (or stays silent)."""
+    while True:
+        try:
+            raw = await asyncio.wait_for(websocket.receive_text(), SOCKET_IDLE_SECONDS)
+        except (TimeoutError, WebSocketDisconnect):
+            return
+        with contextlib.suppress(ValueError):
+            if json.loads(raw).get("type") == "ping":
+                await websocket.send_text('{"type":"pong"}')
