@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 run: $(STAMP)
 	$(BIN)/cybergine demo
-	@echo "WhatsApp sandbox (chat as a customer): http://127.0.0.1:8000/dev/whatsapp"
+	@echo "Dashboard:        http://127.0.0.1:8000/  (demo@cybergine.example / demo-password)"
+	@echo "Demo storefront:  http://127.0.0.1:8000/demo/store  (the chat widget)"
+	@echo "WhatsApp sandbox: http://127.0.0.1:8000/dev/whatsapp  (write as a WhatsApp customer)"
 	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000 --whatsapp-simulator
 
 test: lint typecheck pytest

@@ -17,6 +17,7 @@ from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
 from cybergine.channels.whatsapp import webhooks as whatsapp_webhooks
 from cybergine.conversations import api as conversations_api
+from cybergine.dashboard import demo_pages
 from cybergine.dashboard.errors import render_error
 from cybergine.dashboard.routes import routers as dashboard_routers
 from cybergine.dashboard.templating import STATIC_DIR
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(conversations_api.router)
     app.include_router(privacy_api.router)
     app.include_router(webchat_api.router)
+    app.include_router(demo_pages.router)
     for router in dashboard_routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

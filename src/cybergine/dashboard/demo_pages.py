@@ -1,0 +1,45 @@
+"""``/demo/store``: a small online shop with the demo assistant's chat widget on it, to see
+the widget as a shop's customers do (``cybergine demo`` seeds what it needs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+
+from cybergine.accounts.models import Membership, User
+from cybergine.assistants.models import Assistant
+from cybergine.dashboard.templating import render
+from cybergine.demo import DEMO_ASSISTANT_NAME, DEMO_OWNER_EMAIL
+from cybergine.errors import NotFound
+from cybergine.web.access import public
+from cybergine.web.deps import SessionDep
+
+router = APIRouter(include_in_schema=False)
+
+PRODUCTS = (
+    ("Trail Runner", "Light, grippy and waterproof.", "89.00", "#2f855a"),
+    ("City Classic", "White leather, everyday comfort.", "79.00", "#2b6cb0"),
+    ("Cloud Knit", "Breathable knit for long walks.", "99.00", "#805ad5"),
+    ("Court Low", "A retro court shoe in suede.", "69.00", "#c05621"),
+)
+
+
+@router.get("/demo/store", response_class=HTMLResponse)
+async def demo_store(
+    request: Request,
+    _: Annotated[None, public("the demo storefront: a public shop page")],
+    session: SessionDep,
+) -> HTMLResponse:
+    widget_key = await session.scalar(
+        select(Assistant.widget_key)
+        .join(Membership, Membership.organisation_id == Assistant.organisation_id)
+        .join(User, User.id == Membership.user_id)
+        .where(User.email == DEMO_OWNER_EMAIL, Assistant.name == DEMO_ASSISTANT_NAME)
+        .limit(1)
+    )
+    if widget_key is None:
+        raise NotFound("The demo shop has not been set up: run `cybergine demo`.")
+    return render(request, "demo_store.html", {"widget_key": widget_key, "products": PRODUCTS})

@@ -1,0 +1,98 @@
+"""Browser tests: Debian's Chromium driven by Playwright (nothing is downloaded), against
+the real server with its in-process job worker, on the demo shop.
+
+Without a Chromium on the machine the tests are skipped locally; in CI (``CI`` set) a
+missing browser is an error, since `.ci/run` installs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import shutil
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from cybergine.db.engine import Database
+from cybergine.demo import seed_demo
+from cybergine.settings import Settings
+from tests.support.knowledge import run_jobs
+from tests.support.server import LiveServer
+
+T = TypeVar("T")
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if _chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: `.ci/run` installs Debian's chromium package")
+        pytest.skip("no Chromium on this machine (apt-get install chromium)")
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run async set-up code from a browser test: Playwright's sync API owns this
+    thread's event loop, so the coroutine gets a loop of its own in another thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture
+def demo(database_url: str, settings: Settings) -> str:
+    """The demo shop, seeded and indexed; returns its organisation id."""
+
+    async def seed() -> str:
+        database = Database(database_url, pool_size=2)
+        try:
+            async with database.transaction() as session:
+                seeded = await seed_demo(session)
+            await run_jobs(database, settings)
+            return seeded.organisation_id
+        finally:
+            await database.dispose()
+
+    return run_async(seed())
+
+
+@pytest.fixture
+def platform(settings: Settings, demo: str) -> Iterator[LiveServer]:
+    """The app as `cybergine serve` runs it: with its in-process worker."""
+    from cybergine.app import create_app
+
+    with LiveServer(create_app(settings, run_worker=True)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
