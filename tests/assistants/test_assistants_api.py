@@ -317,3 +317,53 @@ async def test_changes_are_audited_by_field_name_without_the_secret(
     everything = json.dumps([e.details for e in events])
     assert SECRET_KEY not in everything
     assert "sk-second-secret" not in everything
+
+
+async def test_the_widget_settings(api: httpx.Client) -> None:
+    created = _create(api)
+    assert created["widget_key"].startswith("wk_")
+    assert created["allowed_origins"] == []
+    assert created["widget"] == {}
+    other = _create(api, name="Alex")
+    assert other["widget_key"] != created["widget_key"]
+
+    patched = api.patch(
+        f"/api/v1/assistants/{created['id']}",
+        json={
+            "allowed_origins": [
+                "https://Shop.Example/",
+                "http://localhost:3000",
+                "https://shop.example",
+            ],
+            "widget": {
+                "colour": "#FF6600",
+                "position": "left",
+                "title": "Ask Mia",
+                "ask_consent": True,
+            },
+        },
+    )
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["allowed_origins"] == ["https://shop.example", "http://localhost:3000"]
+    assert body["widget"] == {
+        "colour": "#ff6600",
+        "position": "left",
+        "title": "Ask Mia",
+        "ask_consent": True,
+    }
+    assert body["widget_key"] == created["widget_key"]  # stable: it is in shops' pages
+
+    for bad in (
+        {"allowed_origins": ["https://*.example.com"]},
+        {"allowed_origins": ["https://shop.example/path"]},
+        {"allowed_origins": ["ftp://shop.example"]},
+        {"allowed_origins": ["shop.example"]},
+        {"widget": {"colour": "red"}},
+        {"widget": {"position": "top"}},
+        {"widget": {"avatar_url": "javascript:alert(1)"}},
+        {"widget": {"font": "Comic Sans"}},
+    ):
+        response = api.patch(f"/api/v1/assistants/{created['id']}", json=bad)
+        assert response.status_code == 422, bad
+        assert _names_field(response, next(iter(bad))), response.json()
