@@ -28,7 +28,8 @@ Usage: .venv/bin/python bench/whatsapp.py [--deliveries 2000] [--concurrency 64]
        [--replies 500] [--configs 1x16,2x16] [--embeddings local|none]
        [--send-rate 1000] [--paced 40] [--skip-ingest] [--skip-e2e]
 The defaults finish in about three minutes on a 2-core machine; the sizes of the brief
-are ``--deliveries 5000 --replies 2000`` (about eight minutes there).
+are ``--deliveries 5000 --replies 2000`` (seven to eight minutes there, with
+``--configs 1x16,1x32,2x16 --budget-seconds 900``).
 """
 
 from __future__ import annotations
@@ -508,7 +509,7 @@ def run_load(
     """Run the generator in its own process. Customers are ``from_base + k``: k < count
     measured, then the warm-up ones. CPU is measured from "go" to the last answer (or,
     with ``until``, to when ``until()`` turns true after that)."""
-    spec = {
+    spec: dict[str, Any] = {
         "targets": [["127.0.0.1", port] for port in targets],
         "path": WEBHOOK_PATH,
         "phone_number_id": phone_number_id,
@@ -629,7 +630,7 @@ class Platform:
         if info is None:
             raise SystemExit("the embedded PostgreSQL is not running")
         with psycopg.connect(info.get_uri(database="cybergine"), autocommit=True) as conn:
-            cursor = conn.execute(query, params)  # type: ignore[arg-type]
+            cursor = conn.execute(query, params)
             return list(cursor.fetchall()) if cursor.description else []
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -1152,12 +1153,12 @@ def main(args: argparse.Namespace) -> None:
                     )
                     try:
                         platform.wait_for_knowledge()
-                        row = replier.measure(f"e2e{tag}", args.replies, warmup=args.e2e_warmup)
-                        replies.append(row)
-                        cpu_rows.append((f"end-to-end, {row.label}", row.load.cpu))
+                        burst = replier.measure(f"e2e{tag}", args.replies, warmup=args.e2e_warmup)
+                        replies.append(burst)
+                        cpu_rows.append((f"end-to-end, {burst.label}", burst.load.cpu))
                         if tag == 1 and args.paced:
                             paced = replier.measure(f"paced{tag}", args.paced, rate=args.paced_rate)
-                            cpu_rows.append((f"end-to-end, {row.label}, paced", paced.load.cpu))
+                            cpu_rows.append((f"end-to-end, {burst.label}, paced", paced.load.cpu))
                     finally:
                         replier.stop()
             if platform.api is not None:
@@ -1224,7 +1225,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--budget-seconds",
         type=float,
-        default=150.0,
+        default=120.0,
         help="start no further e2e configuration after this many seconds",
     )
     parser.add_argument("--skip-ingest", action="store_true")

@@ -173,6 +173,9 @@ def _load_model(path: Path, expected_sha256: str | None, threads: int) -> _Model
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.log_severity_level = 3
+            # Idle pool threads spin by default, burning the CPU the web process and
+            # PostgreSQL share with us: same latency without it, half the CPU.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 session = ort.InferenceSession(
                     data, sess_options=options, providers=["CPUExecutionProvider"]
