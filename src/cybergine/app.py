@@ -16,6 +16,7 @@ from cybergine.assistants import api as assistants_api
 from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
 from cybergine.channels.whatsapp import webhooks as whatsapp_webhooks
+from cybergine.channels.whatsapp.batcher import IngestBatcher
 from cybergine.conversations import api as conversations_api
 from cybergine.dashboard import demo_pages
 from cybergine.dashboard.errors import render_error
@@ -69,6 +70,9 @@ def create_app(
         hub = Hub(url)
         await hub.start()
         app.state.hub = hub
+        batcher = IngestBatcher(url, statement_timeout_ms=settings.db_statement_timeout_ms)
+        await batcher.start()
+        app.state.whatsapp_batcher = batcher
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker = Worker(
@@ -88,6 +92,7 @@ def create_app(
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
+            await batcher.stop()
             await hub.stop()
             await database.dispose()
 

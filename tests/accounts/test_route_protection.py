@@ -95,6 +95,8 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/widget/v1/handoff",
             "/widget/v1/events",
             "/widget/v1/{path:path}",
+            # The demo storefront: a shop page anyone may visit.
+            "/demo/store",
         }
     )
 

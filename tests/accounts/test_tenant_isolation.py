@@ -16,7 +16,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.models import ApiKey, Invitation, Membership, Role
@@ -27,7 +27,7 @@ from cybergine.app import create_app
 from cybergine.assistants import service as assistants
 from cybergine.assistants.models import Assistant
 from cybergine.channels.whatsapp.models import WhatsAppNumber
-from cybergine.conversations.models import Customer
+from cybergine.conversations.models import Conversation, ConversationState, Customer, Message
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
@@ -63,7 +63,15 @@ API_BODIES = {
     ("PATCH", "/api/v1/channels/whatsapp/{number_id}"): {"display_phone_number": "+1 999 999"},
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"text": "from B"},
 }
-FORM_FIELDS = {"/team/members/{membership_id}/role": {"role": "viewer"}}
+FORM_FIELDS = {
+    "/team/members/{membership_id}/role": {"role": "viewer"},
+    "/inbox/{conversation_id}/reply": {"text": "from B"},
+    "/inbox/{conversation_id}/notes": {"text": "from B"},
+    "/inbox/{conversation_id}/assign": {"user_id": ""},
+}
+# Endless responses a list walk cannot read to the end; what they carry is checked where
+# they are tested (the inbox's event stream: tests/conversations/test_inbox.py).
+STREAMS = {"/inbox/events"}
 
 
 @dataclass
@@ -235,7 +243,12 @@ def cross_tenant_leaks(app: FastAPI, world: World) -> list[str]:
 def list_leaks(app: FastAPI, world: World) -> list[str]:
     leaks = []
     for route in api_routes(app.routes):
-        if "GET" not in route.methods or "{" in route.path or _is_public(route):
+        if (
+            "GET" not in route.methods
+            or "{" in route.path
+            or route.path in STREAMS
+            or _is_public(route)
+        ):
             continue
         response = _call(world, "GET", route.path, route.path)
         world.checked.append(f"GET {route.path}")
@@ -274,8 +287,18 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
     assert number.display_phone_number == "+1 555 777 0101"
     async with database.transaction() as session:
         customer = await session.get(Customer, world.a_ids["customer_id"])
+        conversation = await session.get(Conversation, world.a_ids["conversation_id"])
+        messages = await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == world.a_ids["conversation_id"])
+        )
     assert customer is not None
     assert customer.display_name == "Alpha Secret Customer"  # not erased by Beta
+    assert conversation is not None
+    assert conversation.state is ConversationState.BOT  # not taken over or closed by Beta
+    assert conversation.assigned_user_id is None
+    assert messages == 1  # no reply, no note from Beta
 
 
 async def test_no_route_reaches_another_organisations_objects(
@@ -309,6 +332,16 @@ async def test_no_route_reaches_another_organisations_objects(
                 "DELETE /api/v1/customers/{customer_id}",
                 "GET /team",
                 "GET /audit",
+                "GET /inbox",
+                "GET /inbox/list",
+                "GET /inbox/{conversation_id}",
+                "GET /inbox/{conversation_id}/thread",
+                "POST /inbox/{conversation_id}/take-over",
+                "POST /inbox/{conversation_id}/reply",
+                "POST /inbox/{conversation_id}/notes",
+                "POST /inbox/{conversation_id}/assign",
+                "POST /inbox/{conversation_id}/hand-back",
+                "POST /inbox/{conversation_id}/close",
             } <= set(world.checked)
         finally:
             world.b_api.close()

@@ -42,7 +42,9 @@ def _chromium() -> str | None:
     )
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API runs an event loop in this thread while it is
+# started, and the async tests that run after these (in the same worker) need it gone.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if _chromium() is None:
         if os.environ.get("CI"):
@@ -52,7 +54,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
     yield browser

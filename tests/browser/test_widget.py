@@ -118,3 +118,55 @@ def test_a_site_that_is_not_allowed_gets_no_widget(chromium: Browser, platform: 
         assert refused == [403]
         assert page.get_by_test_id("cg-launcher").count() == 0
         context.close()
+
+
+def test_a_person_takes_over_from_the_inbox_and_the_visitor_sees_the_reply(
+    chromium: Browser, platform: LiveServer, screenshots: Path
+) -> None:
+    from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
+
+    # The agent signs in and watches the inbox.
+    agent_context = chromium.new_context(viewport=DESKTOP)
+    agent = agent_context.new_page()
+    agent.goto(f"{platform.url}/login")
+    agent.get_by_label("E-mail").fill(DEMO_OWNER_EMAIL)
+    agent.get_by_label("Password").fill(DEMO_OWNER_PASSWORD)
+    agent.get_by_role("button", name="Sign in").click()
+    agent.wait_for_url(f"{platform.url}/")
+    agent.goto(f"{platform.url}/inbox")
+    expect(agent.get_by_test_id("inbox-row")).to_have_count(0)
+
+    # A visitor asks a question, then for a person.
+    visitor_context = chromium.new_context(viewport=DESKTOP)
+    visitor = visitor_context.new_page()
+    visitor.goto(f"{platform.url}/demo/store")
+    visitor.get_by_test_id("cg-launcher").click()
+    _ask(visitor, "Can I change the size of my order 1042?")
+    expect(_assistant_messages(visitor).first).to_be_visible(timeout=15_000)
+    visitor.get_by_test_id("cg-handoff").click()
+    expect(visitor.get_by_test_id("cg-notice").last).to_contain_text("person", timeout=15_000)
+
+    # The conversation appears in the inbox without a reload, waiting for a person.
+    row = agent.get_by_test_id("inbox-row").first
+    expect(row).to_have_attribute("data-state", "waiting_for_human", timeout=15_000)
+    agent.screenshot(path=str(screenshots / "inbox.png"))
+    row.locator("a").first.click()
+    agent.get_by_test_id("take-over").click()
+    expect(agent.get_by_test_id("conversation-state")).to_have_attribute("data-state", "human")
+    agent.get_by_test_id("reply-text").fill("Hi, this is Dana from the shop. Size 43 it is!")
+    agent.get_by_test_id("reply-send").click()
+    expect(
+        agent.locator('[data-testid="thread-message"][data-sender="agent"]').last
+    ).to_contain_text("Size 43 it is!")
+    agent.get_by_test_id("conversation-state").scroll_into_view_if_needed()
+    agent.screenshot(path=str(screenshots / "conversation.png"), full_page=True)
+
+    # The visitor is told a person joined, and gets the reply live.
+    expect(visitor.locator('[data-testid="cg-message"][data-sender="agent"]').last).to_contain_text(
+        "Size 43 it is!", timeout=15_000
+    )
+    expect(visitor.get_by_test_id("cg-notice").last).to_contain_text("joined")
+    visitor.screenshot(path=str(screenshots / "widget-agent-reply.png"))
+
+    agent_context.close()
+    visitor_context.close()

@@ -501,6 +501,8 @@ async def _history(
             Message.id < before,
             Message.text.is_not(None),
             Message.sender != Sender.SYSTEM,
+            # The team's notes are for the team: never in a prompt, never repeated.
+            Message.direction != Direction.INTERNAL,
         )
         .order_by(Message.id.desc())
         .limit(HISTORY_TURNS)

@@ -468,7 +468,7 @@ async def hand_off(
                 f"A customer on {conversation.channel.value} asked for {what}.\n"
                 "The assistant has stopped answering this conversation until someone on "
                 "your team takes it over.\n\n"
-                f"Open it: {public_url}/conversations/{conversation.id}\n"
+                f"Open it: {public_url}/inbox/{conversation.id}\n"
             ),
         )
     log.info(

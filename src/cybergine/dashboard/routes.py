@@ -2,6 +2,7 @@
 
 from cybergine.dashboard import (
     auth_pages,
+    inbox_pages,
     misc_pages,
     sandbox_pages,
     settings_pages,
@@ -11,6 +12,7 @@ from cybergine.dashboard import (
 routers = [
     auth_pages.router,
     misc_pages.router,
+    inbox_pages.router,
     team_pages.router,
     settings_pages.router,
     sandbox_pages.router,

@@ -37,6 +37,12 @@ NOTICES = {
     "deletion-cancelled": "Deletion cancelled.",
     "joined": "You joined the organisation.",
     "switched": "Switched organisation.",
+    "taken-over": "You took over: the assistant stays silent until you hand it back.",
+    "reply-sent": "Your reply is on its way to the customer.",
+    "note-added": "Note added. Only your team sees it.",
+    "assigned": "Assignment saved.",
+    "handed-back": "Handed back: the assistant answers the customer's next message.",
+    "closed": "Conversation closed. The customer's next message starts a new one.",
 }
 
 

@@ -30,12 +30,14 @@ from cybergine.channels.whatsapp.signature import verify_signature
 from cybergine.conversations import intents
 from cybergine.conversations.models import Channel, Direction, Message, MessageStatus
 from cybergine.conversations.service import (
+    SILENT_TYPES,
     ChannelAccount,
     CustomerIdentity,
     InboundContent,
     record_inbound,
 )
 from cybergine.db.engine import Database
+from cybergine.db.ids import uuid7
 from cybergine.realtime.events import Event, publish
 
 log = structlog.get_logger(__name__)
@@ -210,6 +212,92 @@ async def store_delivery(
     return result
 
 
+# What the SQL ingest understands; anything else (media to fetch, consent words to act
+# on) takes the Python path below, which handles every case.
+_LIFECYCLE = frozenset({"sent", "delivered", "read", "failed"})
+
+
+def fast_items(
+    body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
+) -> list[dict[str, Any]] | None:
+    """The delivery as items of ``cybergine_whatsapp_ingest`` (migration 0008), or None
+    when part of it needs the Python path."""
+    items: list[dict[str, Any]] = []
+    for field, value in _changes(body):
+        metadata = value.get("metadata")
+        phone_number_id = metadata.get("phone_number_id") if isinstance(metadata, Mapping) else None
+        route = routes.get(phone_number_id) if isinstance(phone_number_id, str) else None
+        if route is None:
+            continue
+        batch = parse_webhook(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"changes": [{"field": field, "value": value}]}],
+            }
+        )
+        messages = []
+        for message in batch.messages:
+            if message.media is not None:
+                return None
+            if (
+                message.text
+                and message.type in ("text", "button", "interactive")
+                and intents.detect_opt_change(message.text, route.opt_out_words, route.opt_in_words)
+            ):
+                return None
+            content, customer = _content(message), _customer(message)
+            messages.append(
+                {
+                    "id": str(uuid7()),
+                    "customer_id": str(uuid7()),
+                    "conversation_id": str(uuid7()),
+                    "wa_id": customer.external_id,
+                    "phone": customer.phone_number,
+                    "name": customer.display_name,
+                    "external_id": content.external_id,
+                    "type": content.type[:32],
+                    "text": content.text,
+                    "payload": dict(content.payload) if content.payload else None,
+                    "sent_at": content.sent_at.isoformat(),
+                    "context": content.context_external_id,
+                    "answerable": content.type not in SILENT_TYPES,
+                }
+            )
+        statuses = []
+        for status in batch.statuses:
+            if status.status not in _LIFECYCLE:
+                continue
+            callback = _uuid(status.raw.get("biz_opaque_callback_data"))
+            error = status.errors[0] if status.errors else None
+            statuses.append(
+                {
+                    "wamid": status.message_id,
+                    "status": status.status,
+                    "at": status.timestamp.isoformat(),
+                    "callback": str(callback) if callback else None,
+                    "error_code": error.code if error else None,
+                    "error_title": (error.title or error.message or "")[:300] if error else None,
+                    "error_detail": error.details if error else None,
+                }
+            )
+        items.append(
+            {
+                "lock_key": f"{route.id}:{messages[0]['wa_id'] if messages else ''}",
+                "event_id": str(uuid7()),
+                "org": str(route.organisation_id),
+                "number": str(route.id),
+                "assistant": str(route.assistant_id) if route.assistant_id else None,
+                "active": route.active,
+                "field": field[:64],
+                "value": dict(value),
+                "problems": "\n".join(batch.problems)[:4000] or None,
+                "messages": messages,
+                "statuses": statuses,
+            }
+        )
+    return items
+
+
 def _customer(message: InboundMessage) -> CustomerIdentity:
     return CustomerIdentity(
         external_id=message.from_wa_id,
@@ -308,6 +396,7 @@ __all__ = [
     "NumberDirectory",
     "NumberRoute",
     "apply_status",
+    "fast_items",
     "phone_number_ids",
     "store_delivery",
     "verified_routes",

@@ -18,8 +18,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
+from cybergine.channels.whatsapp.batcher import IngestBatcher
 from cybergine.channels.whatsapp.ingest import (
     NumberDirectory,
+    fast_items,
     phone_number_ids,
     store_delivery,
     verified_routes,
@@ -121,8 +123,13 @@ async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
             "whatsapp.webhook.signature_mismatch",
             numbers=sorted(set(routes) - set(accepted)),
         )
-    async with database.transaction() as session:
-        result = await store_delivery(session, body, accepted)
-    if result.duplicates:
-        log.info("whatsapp.webhook.duplicates", count=result.duplicates)
+    items = fast_items(body, accepted)
+    batcher: IngestBatcher | None = getattr(request.app.state, "whatsapp_batcher", None)
+    if items is not None and batcher is not None:
+        await batcher.submit(items)
+    else:
+        async with database.transaction() as session:
+            result = await store_delivery(session, body, accepted)
+        if result.duplicates:
+            log.info("whatsapp.webhook.duplicates", count=result.duplicates)
     return JSONResponse({"status": "received"})

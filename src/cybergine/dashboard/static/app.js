@@ -47,4 +47,85 @@
       event.target.form.requestSubmit();
     }
   });
+
+  // Keep the page's CSRF token current. A boosted navigation swaps the body but not the
+  // <head>, so after signing in (or switching organisation) the <meta name="csrf-token">
+  // would still hold the token of the page first loaded, and every later HTMX request
+  // would be refused. A full page in a response carries the current token: take it.
+  var csrfInResponse = /<meta name="csrf-token" content="([0-9a-f]+)">/;
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var xhr = event.detail.xhr;
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    var found = xhr && typeof xhr.responseText === "string" &&
+      csrfInResponse.exec(xhr.responseText);
+    if (meta && found) {
+      meta.setAttribute("content", found[1]);
+    }
+  });
+
+  // Live updates: a page holding <div data-live-events="/inbox/events"> listens to the
+  // server's events (Server-Sent Events; the browser reconnects by itself). Each one
+  // refreshes the page's parts marked data-live-refresh, through HTMX (their hx-trigger
+  // includes "live-refresh"); a part with data-live-conversation="<id>" refreshes only
+  // for its own conversation. Bursts are coalesced into one refresh.
+  var live = null;
+  var changed = {};
+  var refreshTimer = null;
+
+  function refreshParts() {
+    var ids = changed;
+    changed = {};
+    refreshTimer = null;
+    if (!window.htmx) return;
+    document.querySelectorAll("[data-live-refresh]").forEach(function (part) {
+      var own = part.getAttribute("data-live-conversation");
+      if (!own || ids["*"] || ids[own]) {
+        window.htmx.trigger(part, "live-refresh");
+      }
+    });
+  }
+
+  function scheduleRefresh(id) {
+    changed[id || "*"] = true;
+    if (refreshTimer === null) {
+      refreshTimer = window.setTimeout(refreshParts, 250);
+    }
+  }
+
+  function connectLive() {
+    var holder = document.querySelector("[data-live-events]");
+    var url = holder ? holder.getAttribute("data-live-events") : null;
+    if (live && live.url === url) return;
+    if (live) {
+      live.source.close();
+      live = null;
+    }
+    if (!url || !window.EventSource) return;
+    var source = new EventSource(url);
+    var opened = false;
+    live = { url: url, source: source };
+    source.addEventListener("open", function () {
+      // Back after a dropped connection: something may have changed meanwhile.
+      if (opened) scheduleRefresh(null);
+      opened = true;
+    });
+    source.addEventListener("conversation", function (event) {
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (error) {
+        return;
+      }
+      if (data.kind === "typing") return;
+      scheduleRefresh(data.id);
+    });
+    source.addEventListener("resync", function () {
+      scheduleRefresh(null);
+    });
+  }
+
+  // On the first page, and after each HTMX swap (a boosted navigation brings a page that
+  // may or may not want live updates; leaving the inbox closes the stream).
+  document.addEventListener("DOMContentLoaded", connectLive);
+  document.addEventListener("htmx:load", connectLive);
 })();
