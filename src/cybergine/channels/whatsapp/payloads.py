@@ -38,6 +38,7 @@ __all__ = [
     "PayloadError",
     "StatusUpdate",
     "WebhookBatch",
+    "check_envelope",
     "parse_webhook",
 ]
 
@@ -121,8 +122,8 @@ class WebhookBatch:
         return len(self.messages) + len(self.statuses) + len(self.errors) + len(self.other)
 
 
-def parse_webhook(body: Any) -> WebhookBatch:
-    """Every message, status, error and other change in a webhook body."""
+def check_envelope(body: Any) -> list[Any]:
+    """The body's entries, or PayloadError when it is not a WhatsApp webhook at all."""
     if not isinstance(body, Mapping):
         raise PayloadError(f"a webhook body is a JSON object, not {type(body).__name__}")
     if body.get("object") != WEBHOOK_OBJECT:
@@ -130,7 +131,12 @@ def parse_webhook(body: Any) -> WebhookBatch:
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise PayloadError("entry is not a list")
+    return entries
 
+
+def parse_webhook(body: Any) -> WebhookBatch:
+    """Every message, status, error and other change in a webhook body."""
+    entries = check_envelope(body)
     parser = _Parser()
     for e, entry in enumerate(entries):
         where = f"entry[{e}]"

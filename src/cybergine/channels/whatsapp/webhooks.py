@@ -27,7 +27,7 @@ from cybergine.channels.whatsapp.ingest import (
     verified_routes,
 )
 from cybergine.channels.whatsapp.models import WhatsAppNumber
-from cybergine.channels.whatsapp.payloads import PayloadError, parse_webhook
+from cybergine.channels.whatsapp.payloads import PayloadError, check_envelope
 from cybergine.channels.whatsapp.signature import HEADER, verify_signature
 from cybergine.errors import CybergineError, Forbidden, PayloadTooLarge, Unauthorized
 from cybergine.web.access import public
@@ -101,7 +101,7 @@ async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
         raise PayloadTooLarge("A WhatsApp webhook body is at most 3 MB.")
     try:
         body: Any = json.loads(raw)
-        parse_webhook(body)  # refuses what is not a WhatsApp Business Account webhook
+        check_envelope(body)  # refuses what is not a WhatsApp Business Account webhook
     except (ValueError, PayloadError) as error:
         raise MalformedWebhook(f"The body is not a WhatsApp webhook: {error}") from None
 
