@@ -27,6 +27,7 @@ from cybergine.db.urls import libpq_url
 log = structlog.get_logger(__name__)
 
 MAX_DELIVERIES = 256
+FLUSHES_IN_FLIGHT = 2
 
 Item = dict[str, Any]
 
@@ -36,7 +37,7 @@ class IngestBatcher:
         self._pool = psycopg_pool.AsyncConnectionPool(
             libpq_url(database_url),
             min_size=1,
-            max_size=2,
+            max_size=FLUSHES_IN_FLIGHT,
             open=False,
             kwargs={"options": f"-c statement_timeout={statement_timeout_ms}"},
         )
@@ -63,16 +64,34 @@ class IngestBatcher:
         await done
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_DELIVERIES and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._flush(batch)
-            except Exception as error:  # never let the loop die: fail this batch only
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(error)
+        # Two batches in flight: one is written while the other commits (and flushes to
+        # disk), so the database is never idle waiting for the web process.
+        slots = asyncio.Semaphore(FLUSHES_IN_FLIGHT)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                await slots.acquire()
+                while len(batch) < MAX_DELIVERIES and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                task = asyncio.create_task(self._flush_safely(batch, slots))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _flush_safely(
+        self, batch: list[tuple[list[Item], asyncio.Future[None]]], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self._flush(batch)
+        except Exception as error:  # never let the loop die: fail this batch only
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(error)
+        finally:
+            slots.release()
 
     async def _flush(self, batch: list[tuple[list[Item], asyncio.Future[None]]]) -> None:
         items = [item for delivery, _ in batch for item in delivery]
