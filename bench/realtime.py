@@ -12,7 +12,8 @@ sessions a minute per IP address. It prints:
    25 s: sockets established (by the clients, and as the server's TCP table sees them),
    connect failures, sockets dropped while held, and the server's RSS (the process and any
    children) fresh, with zero sockets after a warm-up (the baseline), with N sockets, and
-   after they closed; RSS per socket;
+   after they closed; RSS per socket; and how long the server keeps a client waiting, from
+   one more socket that pings every 50 ms (an event-loop stall shows there);
 2. fan-out: a second ``cybergine serve`` (B) on the same data directory; M visitors, each
    with a conversation; for each, one message committed through web process A (a visitor
    message, ``POST /widget/v1/messages``, then an agent message, ``POST
@@ -21,7 +22,7 @@ sessions a minute per IP address. It prints:
    socket held by B; the same with the socket held by A (the writer's own process) as the
    baseline. Every event goes through PostgreSQL NOTIFY either way;
 3. the CPU each party used in each phase (web processes, PostgreSQL, clients), to show what
-   limited the figures.
+   limited the figures, and the errors the web processes logged.
 
 Usage: .venv/bin/python bench/realtime.py [--sockets 5000] [--clients 2] [--hold 30]
        [--visitors 200] [--rate 50] [--no-deflate]
@@ -60,6 +61,7 @@ from whatsapp import Cpu, CpuMonitor, Latencies, Platform, Processes, tail
 
 ORIGIN = "https://shop.example"
 PING_SECONDS = 25.0  # what the widget does; the server drops a socket silent for 60 s
+PROBE_SECONDS = 0.05  # the responsiveness probe's ping interval
 
 GOAL_SOCKETS = 5000
 GOAL_RSS_MIB = 500.0
@@ -73,18 +75,32 @@ WEB_A, WEB_B, POSTGRES, CLIENTS, SELF = "web A", "web B", "postgres", "clients",
 
 async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
     """Open one widget socket per token, keep them alive with pings until told to close
-    (a line on stdin), then close them and report."""
+    (a line on stdin), then close them and report. With ``probe``, one more socket pings
+    every PROBE_SECONDS and times the pong: how long the server keeps a client waiting."""
     from websockets.asyncio.client import ClientConnection, connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(spec["concurrency"])
+    phase = {"name": "opening"}
     closing = asyncio.Event()
     sockets: list[ClientConnection] = []
     tasks: list[asyncio.Task[None]] = []
     failures: Counter[str] = Counter()
     connect_s: list[float] = []
     count = Counter[str]()
+    lag: dict[str, list[float]] = {"opening": [], "holding": []}
+
+    def open_socket(token: str) -> Any:
+        return connect(
+            f"{spec['url']}?token={token}",
+            origin=ORIGIN,  # type: ignore[arg-type]
+            compression="deflate" if spec["deflate"] else None,
+            ping_interval=None,  # the server pings; the widget sends its own pings
+            open_timeout=60,
+            close_timeout=10,
+            proxy=None,
+        )
 
     async def reader(ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -104,19 +120,25 @@ async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
                 count["pings"] += 1
                 await asyncio.sleep(spec["ping_seconds"])
 
+    async def probe(ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while not closing.is_set():
+                tick = time.perf_counter()
+                await ws.send('{"type":"ping"}')
+                try:
+                    async with asyncio.timeout(10):
+                        while '"pong"' not in str(await ws.recv()):
+                            pass
+                except TimeoutError:
+                    pass
+                lag[phase["name"]].append(time.perf_counter() - tick)
+                await asyncio.sleep(max(0.0, tick + PROBE_SECONDS - time.perf_counter()))
+
     async def open_one(token: str) -> None:
         async with gate:
             started = time.perf_counter()
             try:
-                ws = await connect(
-                    f"{spec['url']}?token={token}",
-                    origin=ORIGIN,  # type: ignore[arg-type]
-                    compression="deflate" if spec["deflate"] else None,
-                    ping_interval=None,  # the server pings; the widget sends its own pings
-                    open_timeout=60,
-                    close_timeout=10,
-                    proxy=None,
-                )
+                ws = await open_socket(token)
             except InvalidStatus as exc:
                 failures[f"HTTP {exc.response.status_code}"] += 1
                 return
@@ -128,15 +150,21 @@ async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
         tasks.append(asyncio.create_task(reader(ws)))
         tasks.append(asyncio.create_task(pinger(ws)))
 
+    probe_ws: ClientConnection | None = None
+    if spec.get("probe"):
+        probe_ws = await open_socket(spec["probe"])
+        tasks.append(asyncio.create_task(probe(probe_ws)))
     started = time.perf_counter()
     await asyncio.gather(*(open_one(token) for token in spec["tokens"]))
     opened = time.perf_counter() - started
+    phase["name"] = "holding"
     print(json.dumps({"established": len(sockets), "failed": sum(failures.values())}), flush=True)
 
     await loop.run_in_executor(None, sys.stdin.readline)  # "close"
     alive = sum(1 for ws in sockets if ws.state.name == "OPEN")
     closing.set()
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    everything = [*sockets, *([probe_ws] if probe_ws else [])]
+    await asyncio.gather(*(ws.close() for ws in everything), return_exceptions=True)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -146,6 +174,7 @@ async def client_run(spec: dict[str, Any]) -> dict[str, Any]:
         "failures": dict(failures),
         "connect_s": connect_s,
         "open_seconds": opened,
+        "lag": lag,
         **{k: count[k] for k in ("frames", "pongs", "pings", "dropped")},
     }
 
@@ -258,6 +287,9 @@ class Idle:
     rss_closed: float = 0.0
     pg_zero: float = 0.0
     pg_full: float = 0.0
+    lag: dict[str, Latencies] = field(default_factory=dict)  # the probe's pong times
+    settle_seconds: float = 0.0  # from "close" to the server idle again
+    close_cpu_seconds: float = 0.0
     cpu_connect: Cpu | None = None
     cpu_hold: Cpu | None = None
 
@@ -274,8 +306,10 @@ def run_clients(
     clients: int,
     args: argparse.Namespace,
     name: str,
+    probe: str | None = None,
 ) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
-    """Start the client processes; they begin connecting at once."""
+    """Start the client processes; they begin connecting at once. The first one also
+    opens the responsiveness probe's socket, with the ``probe`` token."""
     procs, outs = [], []
     for i in range(clients):
         out = platform.workdir / f"{name}-{i}.json"
@@ -285,6 +319,7 @@ def run_clients(
             "concurrency": args.connect_concurrency,
             "deflate": not args.no_deflate,
             "ping_seconds": PING_SECONDS,
+            "probe": probe if i == 0 else None,
             "out": str(out),
         }
         spec_path = platform.workdir / f"{name}-{i}.spec.json"
@@ -321,8 +356,29 @@ def wait_drained(pid: int, port: int, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def wait_idle(pids: list[int], timeout: float = 120) -> float:
+    """Until these processes use under 5% of a core over half a second; the seconds
+    waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(0.5)
+        if sum(cpu_seconds(pid) for pid in pids) - before < 0.025:
+            break
+    return time.perf_counter() - started
+
+
 def run_idle(
-    platform: Platform, tokens: list[str], warmup: list[str], args: argparse.Namespace
+    platform: Platform,
+    tokens: list[str],
+    warmup: list[str],
+    probe: str,
+    args: argparse.Namespace,
 ) -> Idle:
     process, port = platform.web[0]
     pid = process.pid
@@ -336,7 +392,8 @@ def run_idle(
         read_line(procs[0], 300, platform.processes.log_of(procs[0]))
         close_clients(platform, procs, outs)
         wait_drained(pid, port)
-        time.sleep(3)
+        wait_idle([pid])
+        time.sleep(1)
     result.rss_zero = tree_rss_mib(pid)
     result.pg_zero = pss_mib(platform.postgres_pids())
 
@@ -349,7 +406,9 @@ def run_idle(
     monitor = CpuMonitor(groups)
     monitor.start()
     started = time.perf_counter()
-    procs, outs = run_clients(platform, port, tokens, clients=args.clients, args=args, name="idle")
+    procs, outs = run_clients(
+        platform, port, tokens, clients=args.clients, args=args, name="idle", probe=probe
+    )
     client_pids += [p.pid for p in procs]
     for proc in procs:
         json.loads(read_line(proc, 600, platform.processes.log_of(proc)))
@@ -357,7 +416,7 @@ def run_idle(
     result.cpu_connect = monitor.stop()
 
     time.sleep(2)
-    result.server_seen = established(pid, port)
+    result.server_seen = established(pid, port) - 1  # not the probe's
     peak = tree_rss_mib(pid)
     monitor = CpuMonitor(groups)
     monitor.start()
@@ -367,13 +426,17 @@ def run_idle(
         peak = max(peak, tree_rss_mib(pid))
     result.held_seconds = time.perf_counter() - hold_started
     result.cpu_hold = monitor.stop()
-    result.server_seen = min(result.server_seen, established(pid, port))
+    result.server_seen = min(result.server_seen, established(pid, port) - 1)
     result.rss_full = max(peak, tree_rss_mib(pid))
     result.pg_full = pss_mib(platform.postgres_pids())
 
+    cpu_before = cpu_seconds(pid)
+    closing = time.perf_counter()
     reports = close_clients(platform, procs, outs)
     wait_drained(pid, port)
-    time.sleep(3)
+    wait_idle([pid])
+    result.settle_seconds = time.perf_counter() - closing
+    result.close_cpu_seconds = cpu_seconds(pid) - cpu_before
     result.rss_closed = tree_rss_mib(pid)
 
     failures: Counter[str] = Counter()
@@ -386,6 +449,9 @@ def run_idle(
         result.pongs += report["pongs"]
         failures.update(report["failures"])
         connect_s += report["connect_s"]
+        for name, seconds in report["lag"].items():
+            if seconds:
+                result.lag[name] = Latencies.of(seconds)
     result.failures = dict(failures)
     result.connect = Latencies.of(connect_s) if connect_s else None
     return result
@@ -652,6 +718,11 @@ async def run_fanout_async(
 
         await asyncio.gather(*(hello(g) for g in [*warmup, *guests]))
         await conversations_of(writer, [*warmup, *guests])
+        if not args.no_analyze:
+            # Statistics, as autovacuum would gather them on a live database: on tables it
+            # has not analysed yet, the widget's history query is planned as a nested loop
+            # over every message of the organisation (see the note printed with the table).
+            await asyncio.to_thread(platform.sql, "ANALYZE")
 
         cpu_groups = {
             WEB_A: lambda: [proc_a.pid],
@@ -662,6 +733,8 @@ async def run_fanout_async(
         rows = []
         for kind in ("visitor", "agent"):
             for label, port in (("A -> B", port_b), ("A -> A", port_a)):
+                # The previous row's sockets closing (and what the servers log) is over.
+                await asyncio.to_thread(wait_idle, [proc_a.pid, proc_b.pid])
                 rows.append(
                     await measure_row(
                         label=label,
@@ -767,6 +840,14 @@ def print_idle(idle: Idle, args: argparse.Namespace) -> None:
         ("pings sent / pongs received", f"{idle.pings} / {idle.pongs}", ""),
         ("time to open them all (s)", f"{idle.open_seconds:.1f}", f"{rate:.0f} sockets/s"),
     ]
+    for phase, lag in idle.lag.items():
+        rows.append(
+            (
+                f"probe pong time while {phase}, p50 / p99 / max (ms)",
+                f"{lag.p50:.0f} / {lag.p99:.0f} / {lag.max:.0f}",
+                "one more socket, a ping every 50 ms",
+            )
+        )
     if idle.connect is not None:
         rows.append(
             (
@@ -781,6 +862,11 @@ def print_idle(idle: Idle, args: argparse.Namespace) -> None:
         (f"server RSS with {idle.established} sockets", f"{idle.rss_full:.1f}", ""),
         ("  RSS per socket (KiB)", f"{idle.per_socket_kib:.1f}", ""),
         ("server RSS after they all closed", f"{idle.rss_closed:.1f}", ""),
+        (
+            "closing them all: server busy for (s)",
+            f"{idle.settle_seconds:.1f}",
+            f"{1000 * idle.close_cpu_seconds / max(1, idle.established):.2f} ms CPU per socket",
+        ),
         ("PostgreSQL PSS, 0 sockets / N sockets", f"{idle.pg_zero:.0f} / {idle.pg_full:.0f}", ""),
     ]
     print(f"{'measure':<50}{'value':>20}  goal / note")
@@ -797,7 +883,8 @@ def print_fanout(rows: list[FanOut], args: argparse.Namespace) -> None:
     print(
         f"\n2. fan-out: one message per visitor committed through web process A, {args.visitors}"
         f" visitors paced at {args.rate:g}/s (10 warm-up messages first); the frame on the"
-        " visitor's socket held by B (another process), or by A (the baseline)"
+        " visitor's socket held by B (another process), or by A (the baseline); tables"
+        + (" not analysed (--no-analyze)" if args.no_analyze else " analysed before measuring")
     )
     print(
         f"{'writer -> socket':<18}{'message':<9}{'n':>5}{'err':>4}{'miss':>5}{'dup':>4}"
@@ -819,6 +906,28 @@ def print_fanout(rows: list[FanOut], args: argparse.Namespace) -> None:
         " message echoed to its socket; agent: POST /api/v1/conversations/{id}/messages,"
         " which also sends a state frame)"
     )
+
+
+def log_errors(workdir: Path) -> Counter[str]:
+    """Errors the web processes logged so far (JSON lines), by event."""
+    events: Counter[str] = Counter()
+    for log in workdir.glob("serve-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"level": "error"' not in line and '"level": "critical"' not in line:
+                continue
+            try:
+                event = str(json.loads(line).get("event", "?")).strip()
+            except ValueError:
+                event = line[:80]
+            events[event] += 1
+    return events
+
+
+def print_log_errors(logged: dict[str, Counter[str]]) -> None:
+    print("\nerrors logged by the web processes (log level WARNING)")
+    for phase, events in logged.items():
+        listed = ", ".join(f"{n} x {event!r}" for event, n in events.most_common(4)) or "none"
+        print(f"  after {phase}: {sum(events.values())} ({listed})")
 
 
 def print_cpu(rows: list[tuple[str, Cpu]]) -> None:
@@ -852,6 +961,7 @@ def main(args: argparse.Namespace) -> None:
     fanout: list[FanOut] = []
     cpu_rows: list[tuple[str, Cpu]] = []
     settings: dict[str, str] = {}
+    logged: dict[str, Counter[str]] = {}
     try:
         data_dir = workdir / "data"
         platform = Platform(
@@ -866,13 +976,11 @@ def main(args: argparse.Namespace) -> None:
             )
         )
         if args.sockets:
-            tokens = mint_tokens(platform.assistant_id, widget_key, args.sockets + 100)
-            idle = run_idle(
-                platform,
-                [t for t, _ in tokens[100:]],
-                [t for t, _ in tokens[:100]],
-                args,
-            )
+            tokens = [
+                t for t, _ in mint_tokens(platform.assistant_id, widget_key, args.sockets + 101)
+            ]
+            idle = run_idle(platform, tokens[101:], tokens[1:101], tokens[0], args)
+            logged["1. idle sockets (web A)"] = log_errors(workdir)
             assert idle.cpu_connect is not None
             assert idle.cpu_hold is not None
             cpu_rows.append((f"1. opening {idle.asked} sockets", idle.cpu_connect))
@@ -880,6 +988,7 @@ def main(args: argparse.Namespace) -> None:
         if args.visitors:
             platform.start_web()
             fanout = run_fanout(platform, api_key, widget_key, args)
+            logged["whole run (web A and B)"] = log_errors(workdir)
             cpu_rows += [(f"2. {row.label}, {row.kind}", row.cpu) for row in fanout]
         if platform.api is not None:
             platform.api.close()
@@ -905,6 +1014,7 @@ def main(args: argparse.Namespace) -> None:
     if fanout:
         print_fanout(fanout, args)
     print_cpu(cpu_rows)
+    print_log_errors(logged)
     busy_elsewhere = [label for label, cpu in cpu_rows if cpu.others / cpu.elapsed > 0.25]
     if busy_elsewhere:
         print(
@@ -928,6 +1038,11 @@ if __name__ == "__main__":
     parser.add_argument("--frame-timeout", type=float, default=10.0)
     parser.add_argument(
         "--no-deflate", action="store_true", help="clients do not offer permessage-deflate"
+    )
+    parser.add_argument(
+        "--no-analyze",
+        action="store_true",
+        help="fan-out on tables PostgreSQL has not analysed yet (a fresh install)",
     )
     # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
