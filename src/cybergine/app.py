@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import structlog
@@ -84,6 +85,10 @@ def create_app(
                 name="serve-worker",
             )
             worker_task = asyncio.create_task(run_until_cancelled(worker))
+        # Everything loaded so far lives as long as the process: keep it out of the
+        # garbage collector's full passes, which otherwise pause every socket for
+        # hundreds of milliseconds once thousands of widgets are connected.
+        gc.freeze()
         log.info("cybergine started", version=__version__, in_process_worker=run_worker)
         try:
             yield

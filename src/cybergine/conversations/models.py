@@ -157,6 +157,8 @@ class Message(TenantMixin, Base):
     __retention__ = Retention.CONVERSATION
     __table_args__ = (
         Index(None, "conversation_id", "created_at"),
+        # "After message X" reads (widget sockets, long polls) walk this one.
+        Index(None, "conversation_id", "id"),
         # Idempotency of webhook deliveries, and the lookup of status updates.
         Index(
             "uq_messages_external_id",

@@ -26,6 +26,7 @@ import structlog
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketState
 
 from cybergine.assistants.models import Assistant
 from cybergine.channels.webchat import service, visitors
@@ -231,12 +232,14 @@ def _after(value: str | None) -> uuid.UUID | None:
 
 async def _frames(
     database: Any, assistant: Assistant, visitor: Visitor, after: uuid.UUID | None
-) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
-    """Message frames after the cursor, and the new cursor."""
+) -> tuple[list[dict[str, Any]], uuid.UUID | None, str | None]:
+    """Message frames after the cursor, the new cursor, and the conversation's state."""
     async with database.transaction() as session:
         snapshot = await service.snapshot(session, assistant, visitor, after=after)
     frames = [{"type": "message", "message": service.message_view(m)} for m in snapshot.messages]
-    return frames, snapshot.messages[-1].id if snapshot.messages else after
+    cursor = snapshot.messages[-1].id if snapshot.messages else after
+    state = snapshot.conversation.state.value if snapshot.conversation is not None else None
+    return frames, cursor, state
 
 
 def _event_frame(event: Any) -> dict[str, Any] | None:
@@ -264,10 +267,10 @@ async def long_poll(
     origin = _check_origin(request, assistant, required=False)
     hub: Hub = request.app.state.hub
     with hub.subscribe(customer_id=visitor.customer_id) as subscription:
-        frames, cursor = await _frames(database, assistant, visitor, cursor)
+        frames, cursor, _state = await _frames(database, assistant, visitor, cursor)
         if not frames:
             event = await subscription.next(LONG_POLL_SECONDS)
-            frames, cursor = await _frames(database, assistant, visitor, cursor)
+            frames, cursor, _state = await _frames(database, assistant, visitor, cursor)
             extra = _event_frame(event)
             if extra is not None:
                 frames.append(extra)
@@ -304,19 +307,13 @@ async def socket(
     with hub.subscribe(customer_id=visitor.customer_id) as subscription:
         client = asyncio.create_task(_client_frames(websocket))
         try:
-            frames, cursor = await _frames(database, assistant, visitor, cursor)
+            frames, cursor, state = await _frames(database, assistant, visitor, cursor)
             for frame in frames:
                 await websocket.send_text(json.dumps(frame))
             # Where the conversation stands now: a change made while the client was
             # away (a person joined) is shown even though its event was missed.
-            async with database.transaction() as session:
-                latest = (
-                    await service.snapshot(session, assistant, visitor, after=cursor)
-                ).conversation
-            if latest is not None:
-                await websocket.send_text(
-                    json.dumps({"type": "state", "state": latest.state.value})
-                )
+            if state is not None:
+                await websocket.send_text(json.dumps({"type": "state", "state": state}))
             while not client.done():
                 waiter = asyncio.create_task(subscription.next())
                 done, _pending = await asyncio.wait(
@@ -329,7 +326,7 @@ async def socket(
                 # New messages first, then what they change (typing stops, a person
                 # joins), in the order the client should show them.
                 if any(e is None or e.kind in ("message", "state") for e in events):
-                    frames, cursor = await _frames(database, assistant, visitor, cursor)
+                    frames, cursor, _state = await _frames(database, assistant, visitor, cursor)
                     for frame in frames:
                         await websocket.send_text(json.dumps(frame))
                 for event in events:
@@ -342,8 +339,10 @@ async def socket(
             client.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
                 await client
-            with contextlib.suppress(RuntimeError):
-                await websocket.close()
+            # A visitor who left has closed it already: closing again is not an error.
+            if websocket.client_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                    await websocket.close()
 
 
 async def _client_frames(websocket: WebSocket) -> None:

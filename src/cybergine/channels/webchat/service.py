@@ -122,24 +122,22 @@ async def snapshot(
     """The visitor's latest conversation and their messages (after ``after``, or the
     last ``HISTORY_LIMIT``), oldest first."""
     scope = TenantScope(session, assistant.organisation_id)
-    conversations = (
-        select(Conversation.id)
-        .where(
-            Conversation.organisation_id == assistant.organisation_id,
-            Conversation.customer_id == visitor.customer_id,
-        )
-        .scalar_subquery()
+    # The visitor's conversations first (indexed by customer), then their messages by
+    # (conversation, id): a plan that stays cheap before the tables are analysed.
+    conversations = list(
+        (
+            await session.execute(
+                scope.select(Conversation)
+                .where(Conversation.customer_id == visitor.customer_id)
+                .order_by(Conversation.id.desc())
+            )
+        ).scalars()
     )
-    latest = (
-        await session.execute(
-            scope.select(Conversation)
-            .where(Conversation.customer_id == visitor.customer_id)
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    latest = conversations[0] if conversations else None
+    if not conversations:
+        return Snapshot(None, [])
     statement = scope.select(Message).where(
-        Message.conversation_id.in_(conversations),
+        Message.conversation_id.in_([c.id for c in conversations]),
         Message.direction != Direction.INTERNAL,
     )
     if after is not None:
