@@ -192,19 +192,12 @@ class Pipeline:
             return outcome
         try:
             answer = await self._decide(context)
-            return await self._write(context, answer)
-        finally:
+        except BaseException:
             async with self.database.transaction() as session:
-                await publish(
-                    session,
-                    Event(
-                        context.organisation_id,
-                        context.conversation_id,
-                        "typing",
-                        customer_id=context.customer_id,
-                        data={"on": False},
-                    ),
-                )
+                await publish(session, _typing_off(context))
+            raise
+        # The write announces the end of "typing…" in its own transaction.
+        return await self._write(context, answer)
 
     # --- 1. read -------------------------------------------------------------------
 
@@ -409,6 +402,7 @@ class Pipeline:
 
     async def _write(self, context: _Context, answer: Answer) -> Outcome:
         async with self.database.transaction() as session:
+            await publish(session, _typing_off(context))
             scope = TenantScope(session, context.organisation_id)
             message = await session.get(Message, context.message_id)
             conversation = await scope.find(Conversation, context.conversation_id, for_update=True)
@@ -457,6 +451,16 @@ class Pipeline:
         if answer.grounded is None:
             return "greeted"
         return "answered"
+
+
+def _typing_off(context: _Context) -> Event:
+    return Event(
+        context.organisation_id,
+        context.conversation_id,
+        "typing",
+        customer_id=context.customer_id,
+        data={"on": False},
+    )
 
 
 async def _still_to_answer(

@@ -23,6 +23,7 @@ again, so the one way left to a duplicate is a crash in that instant *and* a los
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import uuid
@@ -97,6 +98,7 @@ class _Claim:
     bodies: list[dict[str, Any]]
     parts_sent: int
     mark_read: str | None  # the customer message this replies to, to mark read first
+    first_slot_wait: float | None  # seconds until the rate limit lets the first part go
 
 
 async def send(
@@ -119,7 +121,10 @@ async def send(
 
     wamid: str | None = None
     for index in range(claim.parts_sent, len(claim.bodies)):
-        await _wait_for_slot(database, claim.number_id, claim.send_rate)
+        if index == claim.parts_sent:
+            await _sleep(claim.first_slot_wait)  # the claim took the first slot
+        else:
+            await _wait_for_slot(database, claim.number_id, claim.send_rate)
         try:
             wamid = await graph.send(claim.phone_number_id, claim.access_token, claim.bodies[index])
         except GraphError as error:
@@ -201,11 +206,13 @@ async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) 
             mark_read=reply_to.external_id
             if reply_to is not None and message.send_attempts == 0
             else None,
+            first_slot_wait=None,
         )
         message.status = MessageStatus.SENDING
         message.send_started_at = now
         message.send_attempts += 1
-    return claim
+        wait = await session.scalar(_SLOT, {"step": 1.0 / claim.send_rate, "id": number.id})
+    return dataclasses.replace(claim, first_slot_wait=float(wait) if wait is not None else None)
 
 
 def _bodies(message: Message, to: str, *, use_template: bool) -> list[dict[str, Any]]:
@@ -296,8 +303,12 @@ async def _wait_for_slot(database: Database, number_id: uuid.UUID, rate: float) 
     the number's row, so all workers together stay within the rate."""
     async with database.transaction() as session:
         wait = await session.scalar(_SLOT, {"step": 1.0 / rate, "id": number_id})
-    if wait is not None and float(wait) > 0:
-        await asyncio.sleep(float(wait))
+    await _sleep(float(wait) if wait is not None else None)
+
+
+async def _sleep(seconds: float | None) -> None:
+    if seconds is not None and seconds > 0:
+        await asyncio.sleep(seconds)
 
 
 # --- Inbound media ----------------------------------------------------------------------
