@@ -35,6 +35,7 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
 from cybergine.knowledge.service import clean_collection_name
 from cybergine.privacy import audit
+from cybergine.web.clients import origin_of
 
 MAX_NAME_CHARS = 100
 MAX_LONG_TEXT_CHARS = 20_000  # persona, instructions
@@ -323,9 +324,8 @@ def clean_origins(origins: Sequence[str]) -> list[str]:
                 f"{raw!r} is not an origin: give scheme and host, like https://shop.example.",
                 field="allowed_origins",
             )
-        port = f":{parts.port}" if parts.port else ""
-        origin = f"{parts.scheme}://{parts.hostname.lower()}{port}"
-        if origin not in cleaned:
+        origin = origin_of(value)
+        if origin is not None and origin not in cleaned:
             cleaned.append(origin)
     return cleaned
 

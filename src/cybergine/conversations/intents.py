@@ -877,11 +877,18 @@ def detect_opt_change(
     message = _opt_form(text)
     if not message:
         return None
-    if any(message == _opt_form(word) for word in opt_out_words):
+    if message in _opt_forms(tuple(opt_out_words)):
         return "opt_out"
-    if any(message == _opt_form(word) for word in opt_in_words):
+    if message in _opt_forms(tuple(opt_in_words)):
         return "opt_in"
     return None
+
+
+@lru_cache(maxsize=256)
+def _opt_forms(words: tuple[str, ...]) -> frozenset[str]:
+    """The words' compared forms, worked out once per list (it is checked on every
+    inbound message)."""
+    return frozenset(_opt_form(word) for word in words)
 
 
 # --- Greetings ------------------------------------------------------------------------

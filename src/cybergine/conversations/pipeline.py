@@ -20,7 +20,6 @@ delivery job commit together or not at all.
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,7 +63,6 @@ from cybergine.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-_SOURCES_FOOTER = re.compile(r"\n\nSources?: [^\n]*\Z")
 HISTORY_TURNS = 10
 RETRIEVAL_K = 5
 MAX_TOOL_ROUNDS = 3
@@ -95,6 +93,8 @@ Outcome = Literal[
 @dataclass
 class Answer:
     text: str
+    # The sources as a line of text, for channels that cannot show them apart (WhatsApp).
+    footer: str = ""
     grounded: bool | None = None
     sources: list[dict[str, Any]] | None = None
     provider: str | None = None
@@ -365,7 +365,8 @@ class Pipeline:
             return Answer(text=assistant.fallback_message, grounded=False, offer_human=True)
         footer = prompts.sources_footer(sources, cited)
         return Answer(
-            text=f"{text}\n\n{footer}" if footer else text,
+            text=text,
+            footer=f"\n\n{footer}" if footer else "",
             grounded=bool(cited),
             sources=[_source_record(s, s.number in cited) for s in sources],
             provider=provider.name,
@@ -413,9 +414,9 @@ class Pipeline:
                 return verdict
 
             text = answer.text
-            if conversation.channel == Channel.WEBCHAT and answer.sources:
-                # The widget lists sources under the answer; WhatsApp needs them inline.
-                text = _SOURCES_FOOTER.sub("", text)
+            if conversation.channel != Channel.WEBCHAT:
+                # The widget lists sources under the answer; other channels need them inline.
+                text += answer.footer
             if conversation.ai_disclosed_at is None:
                 text = f"{context.assistant.ai_disclosure.strip()}\n\n{text}"
                 conversation.ai_disclosed_at = datetime.now(UTC)
@@ -561,7 +562,8 @@ def _extractive_answer(context: _Context) -> Answer:
         context.text, context.hits, fallback_message=context.assistant.fallback_message
     )
     return Answer(
-        text=result.text,
+        text=result.body,
+        footer=result.source_line,
         grounded=result.grounded,
         offer_human=not result.grounded,
         sources=[

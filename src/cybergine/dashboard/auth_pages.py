@@ -22,15 +22,12 @@ from cybergine.dashboard.forms import fields, safe_next
 from cybergine.dashboard.templating import redirect, render
 from cybergine.errors import CybergineError
 from cybergine.settings import Settings
+from cybergine.web.clients import client_ip
 from cybergine.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
 Public = Annotated[None, public("signing in needs no prior sign-in")]
-
-
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _sign_in_response(settings: Settings, user_session_token: str, target: str) -> Response:
@@ -70,7 +67,7 @@ async def login_submit(
     await check_anonymous_csrf(request)
     form = await fields(request, "email", "password", "next")
     outcome = await login.sign_in(
-        session, email=form["email"], password=form["password"], ip=_client_ip(request)
+        session, email=form["email"], password=form["password"], ip=client_ip(request)
     )
     if outcome.user is None:
         return render(

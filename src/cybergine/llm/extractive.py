@@ -84,9 +84,15 @@ class Citation:
 
 @dataclass(frozen=True)
 class ExtractiveAnswer:
-    text: str
+    body: str
     grounded: bool
     citations: tuple[Citation, ...]
+    # "\n\nSource: Title" for channels that show sources inline; empty when ungrounded.
+    source_line: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.body}{self.source_line}"
 
 
 def grounded(hit: Hit) -> bool:
@@ -126,7 +132,7 @@ def best_sentences(passage: str, question: str, *, limit: int = MAX_ANSWER_CHARS
 
 def answer(question: str, hits: Sequence[Hit], *, fallback_message: str) -> ExtractiveAnswer:
     if not hits or not grounded(hits[0]):
-        return ExtractiveAnswer(text=fallback_message, grounded=False, citations=())
+        return ExtractiveAnswer(body=fallback_message, grounded=False, citations=())
     best = hits[0]
     text = best.text.strip() if best.kind == "qa" else best_sentences(best.text, question)
     citation = Citation(
@@ -137,4 +143,4 @@ def answer(question: str, hits: Sequence[Hit], *, fallback_message: str) -> Extr
         external_id=best.external_id,
     )
     source = f"\n\nSource: {best.title}" if best.title else ""
-    return ExtractiveAnswer(text=f"{text}{source}", grounded=True, citations=(citation,))
+    return ExtractiveAnswer(body=text, grounded=True, citations=(citation,), source_line=source)

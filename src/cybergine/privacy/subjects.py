@@ -69,43 +69,51 @@ async def export_customer(scope: TenantScope, customer_id: uuid.UUID) -> dict[st
             )
         ).scalars()
     )
-    exported = []
-    for conversation in conversations:
-        messages = list(
-            (
-                await scope.session.execute(
-                    scope.select(Message)
-                    .where(Message.conversation_id == conversation.id)
-                    .order_by(Message.id)
+    # All their messages and attachments in two queries, then grouped per conversation.
+    messages = list(
+        (
+            await scope.session.execute(
+                scope.select(Message)
+                .where(Message.conversation_id.in_([c.id for c in conversations]))
+                .order_by(Message.id)
+            )
+        ).scalars()
+    )
+    attachments = {
+        a.message_id: a
+        for a in (
+            await scope.session.execute(
+                select(
+                    Attachment.message_id,
+                    Attachment.id,
+                    Attachment.mime_type,
+                    Attachment.filename,
+                    Attachment.size_bytes,
+                    Attachment.sha256,
+                ).where(
+                    Attachment.organisation_id == scope.organisation_id,
+                    Attachment.message_id.in_([m.id for m in messages]),
                 )
-            ).scalars()
+            )
+        ).all()
+    }
+    by_conversation: dict[uuid.UUID, list[dict[str, Any]]] = {c.id: [] for c in conversations}
+    for message in messages:
+        by_conversation[message.conversation_id].append(
+            _message(message, attachments.get(message.id))
         )
-        attachments = {
-            a.message_id: a
-            for a in (
-                await scope.session.execute(
-                    select(
-                        Attachment.message_id,
-                        Attachment.id,
-                        Attachment.mime_type,
-                        Attachment.filename,
-                        Attachment.size_bytes,
-                        Attachment.sha256,
-                    ).where(Attachment.message_id.in_([m.id for m in messages]))
-                )
-            ).all()
+    exported = [
+        {
+            "id": str(conversation.id),
+            "channel": conversation.channel.value,
+            "state": conversation.state.value,
+            "started_at": _iso(conversation.created_at),
+            "closed_at": _iso(conversation.closed_at),
+            "human_review_requested": conversation.human_review_requested,
+            "messages": by_conversation[conversation.id],
         }
-        exported.append(
-            {
-                "id": str(conversation.id),
-                "channel": conversation.channel.value,
-                "state": conversation.state.value,
-                "started_at": _iso(conversation.created_at),
-                "closed_at": _iso(conversation.closed_at),
-                "human_review_requested": conversation.human_review_requested,
-                "messages": [_message(m, attachments.get(m.id)) for m in messages],
-            }
-        )
+        for conversation in conversations
+    ]
     return {
         "format": EXPORT_FORMAT,
         "exported_at": datetime.now(UTC).isoformat(),

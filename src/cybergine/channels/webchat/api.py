@@ -35,6 +35,7 @@ from cybergine.channels.webchat.visitors import Visitor
 from cybergine.errors import CybergineError, Forbidden, InvalidInput, TooManyRequests
 from cybergine.realtime.hub import Hub
 from cybergine.web.access import public
+from cybergine.web.clients import client_ip, origin_of
 from cybergine.web.deps import DatabaseDep
 
 log = structlog.get_logger(__name__)
@@ -99,7 +100,7 @@ def _own_origin(request: Request | WebSocket) -> str | None:
     if not host:
         return None
     scheme = "https" if request.url.scheme in ("https", "wss") else "http"
-    return service.origin_of(f"{scheme}://{host}")
+    return origin_of(f"{scheme}://{host}")
 
 
 def _cors(response: Response, origin: str) -> Response:
@@ -110,16 +111,12 @@ def _cors(response: Response, origin: str) -> Response:
 
 
 def _check_origin(request: Request, assistant: Assistant, *, required: bool = True) -> str | None:
-    origin = service.origin_of(request.headers.get("origin"))
+    origin = origin_of(request.headers.get("origin"))
     if origin is None and not required:
         return None
     if not service.origin_allowed(assistant, origin, _own_origin(request)):
         raise Forbidden("This site may not use this chat widget.")
     return origin
-
-
-def _client_ip(request: Request | WebSocket) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _limit(window: SlidingWindow, key: str) -> None:
@@ -140,7 +137,7 @@ def _reply(request: Request, origin: str | None, body: Any, status: int = 200) -
 async def preflight(_: Widget, request: Request, path: str) -> Response:
     """The real request is checked against the assistant's origins; a preflight, which
     names no assistant, only says which methods and headers the API takes."""
-    origin = service.origin_of(request.headers.get("origin"))
+    origin = origin_of(request.headers.get("origin"))
     response = Response(status_code=204)
     if origin is not None:
         _cors(response, origin)
@@ -154,7 +151,7 @@ async def preflight(_: Widget, request: Request, path: str) -> Response:
 async def start_session(
     _: Widget, request: Request, body: SessionIn, database: DatabaseDep
 ) -> Response:
-    _limit(_limits(request).sessions_per_ip, _client_ip(request))
+    _limit(_limits(request).sessions_per_ip, client_ip(request))
     async with database.transaction() as session:
         assistant = await service.assistant_by_key(session, body.widget_key)
         origin = _check_origin(request, assistant)
@@ -196,7 +193,7 @@ async def post_message(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        _limit(_limits(request).per_ip, _client_ip(request))
+        _limit(_limits(request).per_ip, client_ip(request))
         _limit(_limits(request).per_visitor, visitor.visitor_id)
         message = await service.post_message(
             session,
@@ -293,7 +290,7 @@ async def socket(
         cursor = _after(after)
         async with database.transaction() as session:
             assistant, visitor = await service.authenticate(session, token)
-        origin = service.origin_of(websocket.headers.get("origin"))
+        origin = origin_of(websocket.headers.get("origin"))
         if not service.origin_allowed(assistant, origin, _own_origin(websocket)):
             raise Forbidden("This site may not use this chat widget.")
     except CybergineError as error:

@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,17 +43,6 @@ DEFAULT_COLOUR = "#0b5fff"
 HANDOFF_REQUEST_TEXT = "I'd like to talk to a person."
 
 
-def origin_of(url: str | None) -> str | None:
-    """``scheme://host[:port]`` of a URL or Origin header, lower-cased; None if not one."""
-    if not url:
-        return None
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
-
-
 def origin_allowed(assistant: Assistant, origin: str | None, own_origin: str | None) -> bool:
     """The page's origin is one the organisation listed, or the platform's own (the
     demo storefront)."""
@@ -62,7 +50,8 @@ def origin_allowed(assistant: Assistant, origin: str | None, own_origin: str | N
         return False
     if own_origin is not None and origin == own_origin:
         return True
-    return origin in {origin_of(o) for o in assistant.allowed_origins}
+    # Stored normalised (``assistants.service.clean_origins``): compared as they are.
+    return origin in assistant.allowed_origins
 
 
 async def assistant_by_key(session: AsyncSession, widget_key: str) -> Assistant:
@@ -254,7 +243,6 @@ __all__ = [
     "config",
     "message_view",
     "origin_allowed",
-    "origin_of",
     "post_message",
     "request_person",
     "snapshot",
