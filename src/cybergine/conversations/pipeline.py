@@ -19,18 +19,25 @@ delivery job commit together or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Row, and_, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from cybergine.assistants.models import Assistant, LlmProvider
+from cybergine.channels.whatsapp import delivery
+from cybergine.channels.whatsapp.delivery import Claim, take_slot
+from cybergine.channels.whatsapp.graph import GraphError
+from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.channels.whatsapp.tasks import SEND_RETRY
 from cybergine.conversations import intents
 from cybergine.conversations.models import (
     Channel,
@@ -39,9 +46,17 @@ from cybergine.conversations.models import (
     Customer,
     Direction,
     Message,
+    MessageStatus,
     Sender,
 )
-from cybergine.conversations.service import hand_off, queue_outbound
+from cybergine.conversations.service import (
+    SERVICE_WINDOW,
+    Reply,
+    defer_send,
+    hand_off,
+    id_after,
+    insert_reply,
+)
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import InvalidInput
@@ -58,6 +73,7 @@ from cybergine.llm.providers import (
     OpenAICompatibleChat,
 )
 from cybergine.llm.redaction import Redactor
+from cybergine.queue import RetryLater
 from cybergine.realtime.events import Event, publish
 from cybergine.settings import Settings
 
@@ -112,6 +128,7 @@ class _Context:
     organisation_id: uuid.UUID
     conversation_id: uuid.UUID
     customer_id: uuid.UUID
+    channel: Channel
     text: str | None
     type: str
     choice_id: str | None
@@ -120,6 +137,10 @@ class _Context:
         default_factory=list
     )
     hits: list[Hit] = field(default_factory=list)
+    # WhatsApp: the read receipt (with typing indicator) runs while the answer is made.
+    marking_read: asyncio.Task[bool] | None = None
+    marked_read: bool = False
+    reply_id: uuid.UUID | None = None  # once written
 
 
 @dataclass(frozen=True)
@@ -192,57 +213,86 @@ class Pipeline:
             return outcome
         try:
             answer = await self._decide(context)
+            if context.marking_read is not None:
+                context.marked_read = await context.marking_read
         except BaseException:
-            async with self.database.transaction() as session:
-                await publish(session, _typing_off(context))
+            if context.marking_read is not None:
+                context.marking_read.cancel()
+            if context.channel == Channel.WEBCHAT:
+                async with self.database.autocommit() as session:
+                    await publish(session, _typing_off(context))
             raise
-        # The write announces the end of "typing…" in its own transaction.
-        return await self._write(context, answer)
+        outcome, claim = await self._write(context, answer)
+        if claim is not None:
+            await self._send_now(context, claim)
+        return outcome
 
     # --- 1. read -------------------------------------------------------------------
 
     async def _read(self, message_id: uuid.UUID) -> tuple[_Context | None, Outcome | None]:
-        async with self.database.transaction() as session:
-            message = await session.get(Message, message_id)
-            if message is None:
+        # Reads only, each on its own: the write re-checks everything under a lock.
+        async with self.database.autocommit() as session:
+            state = (await session.execute(_STATE, {"message_id": message_id})).one_or_none()
+            if state is None:
                 return None, "gone"
-            scope = TenantScope(session, message.organisation_id)
-            conversation = await scope.get(Conversation, message.conversation_id)
-            verdict = await _still_to_answer(session, message, conversation)
+            verdict = _verdict(state)
+            if verdict == "already_answered":
+                await self._resume_delivery(state)
             if verdict is not None:
                 return None, verdict
-            assert conversation.assistant_id is not None
-            assistant = await scope.find(Assistant, conversation.assistant_id)
-            if assistant is None or not assistant.active:
+            scope = TenantScope(session, state.organisation_id)
+            assistant = await _assistant_view(scope, state)
+            if assistant is None:
                 return None, "not_for_the_assistant"
-            payload = message.payload or {}
-            choice = payload.get("choice_id")
+            choice = (state.payload or {}).get("choice_id")
             context = _Context(
-                message_id=message.id,
-                organisation_id=message.organisation_id,
-                conversation_id=conversation.id,
-                customer_id=conversation.customer_id,
-                text=(message.text or "").strip() or None,
-                type=message.type,
+                message_id=message_id,
+                organisation_id=state.organisation_id,
+                conversation_id=state.conversation_id,
+                customer_id=state.customer_id,
+                channel=state.channel,
+                text=(state.text or "").strip() or None,
+                type=state.type,
                 choice_id=choice if isinstance(choice, str) else None,
-                assistant=_AssistantView.of(assistant),
-                history=await _history(session, conversation.id, before=message.id),
+                assistant=assistant,
+                history=await _history(session, state.conversation_id, before=message_id),
             )
+            if state.channel == Channel.WHATSAPP:
+                # Blue ticks and "typing…" on the customer's phone while the answer is
+                # prepared (Meta: show it only when a reply will follow; one will).
+                context.marking_read = asyncio.create_task(self._mark_read(state))
+            elif state.channel == Channel.WEBCHAT:
+                # The widget shows "typing…" until the answer arrives (the answer's own
+                # event ends it; so does the typing-off event if no answer is written).
+                await publish(session, _typing_on(context))
             if context.text and not _quick_decision(context):
                 context.hits = await self._search(scope, context.assistant, context.text)
-            # Web chat shows "typing…" until the answer arrives (the answer's own event
-            # ends it; so does the typing-off event if no answer is written).
-            await publish(
-                session,
-                Event(
-                    message.organisation_id,
-                    conversation.id,
-                    "typing",
-                    customer_id=conversation.customer_id,
-                    data={"on": True},
-                ),
-            )
             return context, None
+
+    async def _mark_read(self, state: Row[Any]) -> bool:
+        if not state.number_active or not state.external_id:
+            return False
+        graph = delivery.graph_client(self.settings.whatsapp_graph_url)
+        try:
+            await graph.mark_read(
+                state.phone_number_id, state.access_token, state.external_id, typing_indicator=True
+            )
+        except GraphError as error:  # a missing blue tick is not worth a failed reply
+            log.info("whatsapp.mark_read_failed", error=str(error))
+            return False
+        return True
+
+    async def _resume_delivery(self, state: Row[Any]) -> None:
+        """A run that answered and then died before its answer went out (``kill -9``
+        mid-send) leaves the answer queued or sending; the delivery job takes it from
+        there, waiting for a status webhook first if Meta may already have it."""
+        if state.channel != Channel.WHATSAPP or state.answer_status not in (
+            MessageStatus.QUEUED,
+            MessageStatus.SENDING,
+        ):
+            return
+        async with self.database.transaction() as session:
+            await defer_send(session, state.conversation_id, state.answer_id)
 
     async def _search(self, scope: TenantScope, assistant: _AssistantView, query: str) -> list[Hit]:
         try:
@@ -401,36 +451,37 @@ class Pipeline:
 
     # --- 3. write ------------------------------------------------------------------
 
-    async def _write(self, context: _Context, answer: Answer) -> Outcome:
+    async def _write(self, context: _Context, answer: Answer) -> tuple[Outcome, Claim | None]:
+        """The answer, queued (or, on WhatsApp, claimed for sending at once) in one
+        transaction under the conversation's row lock, after checking again that it is
+        still wanted."""
         async with self.database.transaction() as session:
-            await publish(session, _typing_off(context))
-            scope = TenantScope(session, context.organisation_id)
-            message = await session.get(Message, context.message_id)
-            conversation = await scope.find(Conversation, context.conversation_id, for_update=True)
-            if message is None or conversation is None:
-                return "gone"
-            verdict = await _still_to_answer(session, message, conversation)
+            state = (
+                await session.execute(_STATE_LOCKED, {"message_id": context.message_id})
+            ).one_or_none()
+            verdict = "gone" if state is None else _verdict(state)
             if verdict is not None:
-                return verdict
+                if context.channel == Channel.WEBCHAT:
+                    await publish(session, _typing_off(context))
+                return verdict, None
+            assert state is not None
 
             text = answer.text
-            if conversation.channel != Channel.WEBCHAT:
+            if state.channel != Channel.WEBCHAT:
                 # The widget lists sources under the answer; other channels need them inline.
                 text += answer.footer
-            if conversation.ai_disclosed_at is None:
+            if state.ai_disclosed_at is None:
                 text = f"{context.assistant.ai_disclosure.strip()}\n\n{text}"
-                conversation.ai_disclosed_at = datetime.now(UTC)
             payload: dict[str, Any] | None = None
             if answer.offer_human:
                 payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
-            await queue_outbound(
-                session,
-                conversation,
+            reply = Reply(
+                id=id_after(state.last_message_id),
                 sender=answer.sender,
                 type="interactive" if payload else "text",
                 text=text,
                 payload=payload,
-                reply_to_id=message.id,
+                reply_to_id=context.message_id,
                 sources=answer.sources,
                 grounded=answer.grounded,
                 llm_provider=answer.provider,
@@ -438,7 +489,48 @@ class Pipeline:
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
             )
+            # Sent by this job when nothing stands in the way; else by a delivery job,
+            # which also waits its turn behind this conversation's earlier sends.
+            send_now = (
+                state.channel == Channel.WHATSAPP
+                and state.number_active
+                and not state.send_pending
+                and state.last_inbound_at is not None
+                and datetime.now(UTC) - state.last_inbound_at < SERVICE_WINDOW
+            )
+            await insert_reply(
+                session,
+                reply,
+                organisation_id=state.organisation_id,
+                conversation_id=state.conversation_id,
+                customer_id=state.customer_id,
+                channel=state.channel,
+                disclose=state.ai_disclosed_at is None,
+                sending=send_now,
+                marked_read=context.marked_read,
+            )
+            claim: Claim | None = None
+            if send_now:
+                rate = state.send_rate or self.settings.whatsapp_send_rate
+                claim = Claim(
+                    number_id=state.whatsapp_number_id,
+                    phone_number_id=state.phone_number_id,
+                    access_token=state.access_token,
+                    send_rate=rate,
+                    bodies=delivery.bodies_of(
+                        reply.id, reply.type, reply.text, reply.payload, to=state.customer_wa_id
+                    ),
+                    parts_sent=0,
+                    mark_read=None,
+                    first_slot_wait=await take_slot(session, state.whatsapp_number_id, rate),
+                )
+            elif state.channel == Channel.WHATSAPP:
+                await defer_send(session, state.conversation_id, reply.id)
+            context.reply_id = reply.id
+
             if answer.handoff is not None:
+                conversation = await session.get(Conversation, state.conversation_id)
+                assert conversation is not None
                 await hand_off(
                     session,
                     conversation,
@@ -446,12 +538,39 @@ class Pipeline:
                     human_review=answer.handoff.human_review,
                     public_url=self.settings.public_url,
                 )
-                return "handed_off"
+                return "handed_off", claim
         if answer.grounded is False:
-            return "fallback"
+            return "fallback", claim
         if answer.grounded is None:
-            return "greeted"
-        return "answered"
+            return "greeted", claim
+        return "answered", claim
+
+    async def _send_now(self, context: _Context, claim: Claim) -> None:
+        assert context.reply_id is not None
+        graph = delivery.graph_client(self.settings.whatsapp_graph_url)
+        try:
+            await delivery.deliver(
+                self.database, graph, context.reply_id, claim, last_attempt=False
+            )
+        except RetryLater as later:
+            # Meta is throttling: the delivery job retries from here, after the delay
+            # its own first retry would have waited.
+            delay = max(SEND_RETRY.delay_for(0), min(later.seconds or 0, SEND_RETRY.cap_seconds))
+            when = datetime.now(UTC) + timedelta(seconds=delay)
+            async with self.database.transaction() as session:
+                await defer_send(
+                    session, context.conversation_id, context.reply_id, schedule_at=when
+                )
+
+
+def _typing_on(context: _Context) -> Event:
+    return Event(
+        context.organisation_id,
+        context.conversation_id,
+        "typing",
+        customer_id=context.customer_id,
+        data={"on": True},
+    )
 
 
 def _typing_off(context: _Context) -> Event:
@@ -464,34 +583,119 @@ def _typing_off(context: _Context) -> Event:
     )
 
 
-async def _still_to_answer(
-    session: AsyncSession, message: Message, conversation: Conversation
-) -> Outcome | None:
-    """None when the assistant should answer ``message`` now, else why not."""
-    if message.direction != Direction.INBOUND:
+# What decides whether a message is still to be answered, in one statement: the message,
+# its conversation and customer, whether it was answered (and how far that answer got),
+# whether a newer message supersedes it, and the channel account the answer goes out by.
+_answer = aliased(Message, name="answer")
+_newer = aliased(Message, name="newer")
+_pending = aliased(Message, name="pending")
+_STATE = (
+    select(
+        Message.organisation_id,
+        Message.conversation_id,
+        Message.direction,
+        Message.type,
+        Message.text,
+        Message.payload,
+        Message.external_id,
+        Conversation.channel,
+        Conversation.state,
+        Conversation.assistant_id,
+        Conversation.customer_id,
+        Conversation.whatsapp_number_id,
+        Conversation.last_inbound_at,
+        Conversation.ai_disclosed_at,
+        Conversation.last_message_id,
+        Customer.opted_out_at,
+        Customer.external_id.label("customer_wa_id"),
+        _answer.id.label("answer_id"),
+        _answer.status.label("answer_status"),
+        exists()
+        .where(
+            _newer.conversation_id == Message.conversation_id,
+            _newer.direction == Direction.INBOUND,
+            _newer.id > Message.id,
+            _newer.type.not_in(("reaction", "system", "unsupported", "unknown")),
+        )
+        .label("superseded"),
+        exists()
+        .where(
+            _pending.conversation_id == Message.conversation_id,
+            _pending.direction == Direction.OUTBOUND,
+            _pending.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
+        )
+        .label("send_pending"),
+        Assistant.updated_at.label("assistant_updated_at"),
+        WhatsAppNumber.phone_number_id,
+        WhatsAppNumber.access_token,
+        WhatsAppNumber.send_rate,
+        func.coalesce(WhatsAppNumber.active, False).label("number_active"),
+    )
+    .join(
+        Conversation,
+        and_(
+            Conversation.id == Message.conversation_id,
+            Conversation.organisation_id == Message.organisation_id,
+        ),
+    )
+    .join(Customer, Customer.id == Conversation.customer_id)
+    .outerjoin(_answer, _answer.reply_to_id == Message.id)
+    .outerjoin(
+        Assistant,
+        and_(
+            Assistant.id == Conversation.assistant_id,
+            Assistant.organisation_id == Message.organisation_id,
+            Assistant.active,
+        ),
+    )
+    .outerjoin(
+        WhatsAppNumber,
+        and_(
+            WhatsAppNumber.id == Conversation.whatsapp_number_id,
+            WhatsAppNumber.organisation_id == Message.organisation_id,
+        ),
+    )
+    .where(Message.id == bindparam("message_id"))
+)
+_STATE_LOCKED = _STATE.with_for_update(of=Conversation)
+
+
+def _verdict(state: Row[Any]) -> Outcome | None:
+    """None when the assistant should answer the message now, else why not."""
+    if state.direction != Direction.INBOUND:
         return "not_for_the_assistant"
-    if conversation.state != ConversationState.BOT or conversation.assistant_id is None:
+    if state.state != ConversationState.BOT or state.assistant_id is None:
         return "not_for_the_assistant"
-    answered = await session.scalar(select(Message.id).where(Message.reply_to_id == message.id))
-    if answered is not None:
+    if state.answer_id is not None:
         return "already_answered"
-    customer = await session.get(Customer, conversation.customer_id)
-    if customer is None or customer.opted_out_at is not None:
+    if state.opted_out_at is not None:
         return "not_for_the_assistant"
     # A burst of messages is answered once, after its last one, with the others as context.
-    newer = await session.scalar(
-        select(Message.id)
-        .where(
-            Message.conversation_id == conversation.id,
-            Message.direction == Direction.INBOUND,
-            Message.id > message.id,
-            Message.type.not_in(("reaction", "system", "unsupported", "unknown")),
-        )
-        .limit(1)
-    )
-    if newer is not None:
+    if state.superseded:
         return "superseded"
     return None
+
+
+# Assistants change rarely and are read for every reply: the view is kept per version
+# (``updated_at``, which every change moves), so a change is seen by the next reply.
+_ASSISTANT_VIEWS: dict[tuple[uuid.UUID, datetime], _AssistantView] = {}
+_ASSISTANT_VIEWS_KEPT = 256
+
+
+async def _assistant_view(scope: TenantScope, state: Row[Any]) -> _AssistantView | None:
+    if state.assistant_updated_at is None:  # gone, or switched off
+        return None
+    key = (state.assistant_id, state.assistant_updated_at)
+    view = _ASSISTANT_VIEWS.get(key)
+    if view is None:
+        assistant = await scope.find(Assistant, state.assistant_id)
+        if assistant is None or not assistant.active:
+            return None
+        view = _AssistantView.of(assistant)
+        if len(_ASSISTANT_VIEWS) >= _ASSISTANT_VIEWS_KEPT:
+            _ASSISTANT_VIEWS.clear()
+        _ASSISTANT_VIEWS[(assistant.id, assistant.updated_at)] = view
+    return view
 
 
 async def _history(

@@ -39,7 +39,7 @@ from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict
 from cybergine.queue import defer
-from cybergine.realtime.events import Event, publish
+from cybergine.realtime.events import Event, notify, publish
 
 log = structlog.get_logger(__name__)
 
@@ -166,7 +166,14 @@ async def record_inbound(
 
 
 def next_message_id(conversation: Conversation) -> uuid.UUID:
-    """An id for a new message of ``conversation``, above every earlier one.
+    """An id for a new message of ``conversation``, above every earlier one (see
+    :func:`id_after`); the conversation remembers it."""
+    conversation.last_message_id = id_after(conversation.last_message_id)
+    return conversation.last_message_id
+
+
+def id_after(last: uuid.UUID | None) -> uuid.UUID:
+    """A new message id above ``last``, the conversation's newest.
 
     Callers hold the conversation's row lock until they commit, so ids follow commit
     order within a conversation even when several processes write to it in the same
@@ -174,10 +181,8 @@ def next_message_id(conversation: Conversation) -> uuid.UUID:
     client that has seen id X can then ask for "after X" and miss nothing.
     """
     candidate = uuid7()
-    last = conversation.last_message_id
     if last is not None and candidate.int <= last.int:
         candidate = uuid.UUID(int=last.int + 1)
-    conversation.last_message_id = candidate
     return candidate
 
 
@@ -416,18 +421,124 @@ async def queue_outbound(
         ),
     )
     if conversation.channel == Channel.WHATSAPP:
-        from cybergine.channels.whatsapp.tasks import send_message
-
-        # Sends of one conversation go one at a time, in order, under their own lock:
-        # under the conversation's lock a send deferred by a running reply job would wait
-        # for that job to end and then for the next poll.
-        await defer(
-            session,
-            send_message,
-            lock=f"send:{conversation.id}",
-            message_id=str(message.id),
-        )
+        await defer_send(session, conversation.id, message.id)
     return message
+
+
+async def defer_send(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    *,
+    schedule_at: datetime | None = None,
+) -> None:
+    """The delivery job of a queued WhatsApp message."""
+    from cybergine.channels.whatsapp.tasks import send_message
+
+    # Sends of one conversation go one at a time, in order, under their own lock: under
+    # the conversation's lock a send deferred by a running reply job would wait for that
+    # job to end and then for the next poll.
+    await defer(
+        session,
+        send_message,
+        lock=f"send:{conversation_id}",
+        schedule_at=schedule_at,
+        message_id=str(message_id),
+    )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An assistant's answer to one customer message."""
+
+    id: uuid.UUID  # from id_after(), under the conversation's lock
+    sender: Sender
+    type: str
+    text: str
+    payload: dict[str, Any] | None
+    reply_to_id: uuid.UUID
+    sources: list[dict[str, Any]] | None
+    grounded: bool | None
+    llm_provider: str | None
+    llm_model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+async def insert_reply(
+    session: AsyncSession,
+    reply: Reply,
+    *,
+    organisation_id: uuid.UUID,
+    conversation_id: uuid.UUID,  # locked (FOR UPDATE) by the caller
+    customer_id: uuid.UUID,
+    channel: Channel,
+    disclose: bool,
+    sending: bool,
+    marked_read: bool,
+) -> None:
+    """Store ``reply`` in one statement: the message, what it changes on its conversation
+    (and on the message it answers), and its event. The reply pipeline writes one per
+    answer, so this is :func:`queue_outbound` without an ORM object and its round trips.
+
+    ``disclose``: this reply carries the AI disclosure; ``sending``: claimed by the caller,
+    who sends it now; ``marked_read``: the answered message was marked read on its channel.
+    """
+    webchat = channel == Channel.WEBCHAT
+    status = (
+        MessageStatus.SENT
+        if webchat
+        else MessageStatus.SENDING
+        if sending
+        else MessageStatus.QUEUED
+    )
+    stored = (
+        insert(Message)
+        .values(
+            id=reply.id,
+            organisation_id=organisation_id,
+            conversation_id=conversation_id,
+            direction=Direction.OUTBOUND,
+            sender=reply.sender,
+            type=reply.type,
+            text=reply.text,
+            payload=reply.payload,
+            status=status,
+            sent_at=func.now() if webchat else None,
+            send_started_at=func.now() if sending else None,
+            send_attempts=1 if sending else 0,
+            reply_to_id=reply.reply_to_id,
+            sources=reply.sources,
+            grounded=reply.grounded,
+            llm_provider=reply.llm_provider,
+            llm_model=reply.llm_model,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+        )
+        .cte("stored")
+    )
+    touched = (
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(
+            last_message_at=func.now(),
+            last_message_id=reply.id,
+            ai_disclosed_at=func.coalesce(Conversation.ai_disclosed_at, func.now())
+            if disclose
+            else Conversation.ai_disclosed_at,
+        )
+        .cte("touched")
+    )
+    ctes = [stored, touched]
+    if marked_read:
+        ctes.append(
+            update(Message)
+            .where(Message.id == reply.reply_to_id, Message.status == MessageStatus.RECEIVED)
+            .values(status=MessageStatus.READ)
+            .cte("marked")
+        )
+    event = Event(organisation_id, conversation_id, "message", reply.id, customer_id=customer_id)
+    await session.execute(select(notify(event)).add_cte(*ctes))
 
 
 async def hand_off(

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 CHANNEL = "cybergine_events"
@@ -59,9 +59,12 @@ class Event:
         )
 
 
+def notify(event: Event) -> ColumnElement[Any]:
+    """The announcement of ``event`` as an SQL expression, to fold into a statement that
+    does something else as well (one round trip instead of two)."""
+    return func.pg_notify(CHANNEL, event.encode())
+
+
 async def publish(session: AsyncSession, event: Event) -> None:
     """Announce ``event`` when the session's transaction commits."""
-    await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": CHANNEL, "payload": event.encode()},
-    )
+    await session.execute(select(notify(event)))

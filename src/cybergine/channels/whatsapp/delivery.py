@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import cast, func, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.channels.whatsapp import messages as bodies
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
@@ -90,7 +91,9 @@ def graph_client(base_url: str) -> GraphClient:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claim:
+    """A message claimed for sending (``sending``), with all it takes to send it."""
+
     number_id: uuid.UUID
     phone_number_id: str
     access_token: str
@@ -113,6 +116,19 @@ async def send(
     claim = await _claim(database, settings, message_id)
     if isinstance(claim, str):
         return claim
+    return await deliver(database, graph, message_id, claim, last_attempt=last_attempt)
+
+
+async def deliver(
+    database: Database,
+    graph: GraphClient,
+    message_id: uuid.UUID,
+    claim: Claim,
+    *,
+    last_attempt: bool,
+) -> str:
+    """Steps 2 to 4 for a claimed message. Raises :class:`RetryLater` after putting the
+    message back to ``queued`` when Meta asks to try again later."""
     if claim.mark_read is not None:
         try:
             await graph.mark_read(claim.phone_number_id, claim.access_token, claim.mark_read)
@@ -133,7 +149,7 @@ async def send(
             await _record_part(database, message_id, index + 1, wamid)
 
     assert wamid is not None
-    async with database.transaction() as session:
+    async with database.autocommit() as session:  # one statement
         await session.execute(
             update(Message)
             .where(Message.id == message_id)
@@ -152,7 +168,7 @@ async def send(
     return "sent"
 
 
-async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) -> _Claim | str:
+async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) -> Claim | str:
     async with database.transaction() as session:
         message = await session.get(Message, message_id, with_for_update=True)
         if message is None:
@@ -196,31 +212,52 @@ async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) 
         assert number is not None
         parts_sent = int((message.payload or {}).get("parts_sent", 0))
         reply_to = await session.get(Message, message.reply_to_id) if message.reply_to_id else None
-        claim = _Claim(
+        # The reply pipeline marks the customer's message read (with a typing indicator)
+        # when it starts on it; what it has marked is not marked again.
+        unread = reply_to is not None and reply_to.status == MessageStatus.RECEIVED
+        if unread and message.send_attempts == 0:
+            assert reply_to is not None
+            reply_to.status = MessageStatus.READ
+        claim = Claim(
             number_id=number.id,
             phone_number_id=number.phone_number_id,
             access_token=number.access_token,
             send_rate=number.send_rate or settings.whatsapp_send_rate,
-            bodies=_bodies(message, customer.external_id, use_template=not window_open),
+            bodies=bodies_of(
+                message.id,
+                message.type,
+                message.text,
+                message.payload,
+                to=customer.external_id,
+                use_template=not window_open,
+            ),
             parts_sent=parts_sent,
             mark_read=reply_to.external_id
-            if reply_to is not None and message.send_attempts == 0
+            if reply_to is not None and unread and message.send_attempts == 0
             else None,
             first_slot_wait=None,
         )
         message.status = MessageStatus.SENDING
         message.send_started_at = now
         message.send_attempts += 1
-        wait = await session.scalar(_SLOT, {"step": 1.0 / claim.send_rate, "id": number.id})
-    return dataclasses.replace(claim, first_slot_wait=float(wait) if wait is not None else None)
+        wait = await take_slot(session, number.id, claim.send_rate)
+    return dataclasses.replace(claim, first_slot_wait=wait)
 
 
-def _bodies(message: Message, to: str, *, use_template: bool) -> list[dict[str, Any]]:
+def bodies_of(
+    message_id: uuid.UUID,
+    type: str,
+    text: str | None,
+    payload: dict[str, Any] | None,
+    *,
+    to: str,
+    use_template: bool = False,
+) -> list[dict[str, Any]]:
     """The Graph API request bodies of one message, in sending order."""
-    payload = message.payload or {}
-    callback = str(message.id)
+    payload = payload or {}
+    callback = str(message_id)
     template = payload.get("template")
-    if use_template or (message.type == "template" and template):
+    if use_template or (type == "template" and template):
         assert isinstance(template, dict)
         return [
             bodies.template_body(
@@ -231,7 +268,7 @@ def _bodies(message: Message, to: str, *, use_template: bool) -> list[dict[str, 
                 callback_data=callback,
             )
         ]
-    text = message.text or ""
+    text = text or ""
     buttons = payload.get("buttons")
     if buttons and len(text) <= bodies.BUTTON_BODY_LIMIT:
         return [
@@ -298,12 +335,18 @@ _SLOT = text(
 )
 
 
-async def _wait_for_slot(database: Database, number_id: uuid.UUID, rate: float) -> None:
+async def take_slot(session: AsyncSession, number_id: uuid.UUID, rate: float) -> float | None:
     """Per-number rate limit: each send takes the next ``1/rate`` s slot of a clock kept in
-    the number's row, so all workers together stay within the rate."""
-    async with database.transaction() as session:
-        wait = await session.scalar(_SLOT, {"step": 1.0 / rate, "id": number_id})
-    await _sleep(float(wait) if wait is not None else None)
+    the number's row, so all workers together stay within the rate. Returns the seconds
+    to wait for it."""
+    wait = await session.scalar(_SLOT, {"step": 1.0 / rate, "id": number_id})
+    return float(wait) if wait is not None else None
+
+
+async def _wait_for_slot(database: Database, number_id: uuid.UUID, rate: float) -> None:
+    async with database.autocommit() as session:
+        wait = await take_slot(session, number_id, rate)
+    await _sleep(wait)
 
 
 async def _sleep(seconds: float | None) -> None:
