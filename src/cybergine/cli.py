@@ -143,7 +143,7 @@ def worker(
     url = _database_url(settings, migrate=settings.embedded)
 
     async def main() -> None:
-        database = Database(url, pool_size=settings.db_pool_size)
+        database = Database(url, pool_size=settings.db_pool_size, pre_ping=False)
         try:
             await Worker(
                 database,

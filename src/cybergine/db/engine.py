@@ -32,7 +32,12 @@ class Database:
         pool_size: int = 10,
         statement_timeout_ms: int = 30_000,
         application_name: str = "cybergine",
+        pre_ping: bool = True,
     ) -> None:
+        """``pre_ping``: test each connection with a round trip before handing it out, so a
+        connection the server dropped (a restart, a failover) is replaced unseen. A worker
+        turns it off: its jobs are retried, and a job costs fewer round trips without it
+        (after a restart one attempt fails, and the pool reconnects)."""
         self.url = url
         options = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms else ""
         connect_args: dict[str, Any] = {"application_name": application_name}
@@ -42,7 +47,7 @@ class Database:
             sqlalchemy_url(url),
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            pool_pre_ping=pre_ping,
             connect_args=connect_args,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
