@@ -6,12 +6,14 @@ Recall@1, Recall@5, MRR@10 and nDCG@10 of:
 - LocalMiniLM on ~200-token chunks, a document scored by its best chunk (max-pool);
 - BM25 (bm25s, English stop words + PyStemmer "english"), the lexical baseline;
 plus documents (or chunks) per second and per-query latency p50/p99 (one query at a time,
-its embedding included; index build not timed).
+its embedding included; index build not timed). First, CPU and wall time per query of
+embedding the queries one call at a time, then --concurrency calls at once (as a worker's
+concurrent reply jobs do; such calls share inferences).
 
 Reference (rag-dev README, whole documents): MiniLM nDCG@10 0.948 main / 0.884
 answers-only; BM25 0.824 / 0.766.
 
-Usage: .venv/bin/python bench/embedding_quality.py [--data DIR] [--threads N]
+Usage: .venv/bin/python bench/embedding_quality.py [--data DIR] [--threads N] [--concurrency N]
 """
 
 from __future__ import annotations
@@ -163,6 +165,17 @@ async def dense_run(
     return Run(ranked, latencies), per_second
 
 
+async def query_cost(provider: LocalMiniLM, texts: list[str], concurrency: int) -> None:
+    for label, size in (("one call at a time", 1), (f"{concurrency} calls at once", concurrency)):
+        cpu, wall = time.process_time(), time.perf_counter()
+        for start in range(0, len(texts), size):
+            calls = (provider.embed([text], kind="query") for text in texts[start : start + size])
+            await asyncio.gather(*calls)
+        cpu_ms = (time.process_time() - cpu) * 1000 / len(texts)
+        wall_ms = (time.perf_counter() - wall) * 1000 / len(texts)
+        print(f"  queries, {label:<20} CPU {cpu_ms:5.2f} ms/query  wall {wall_ms:5.2f} ms/query")
+
+
 # --- lexical ------------------------------------------------------------------------------
 
 
@@ -190,6 +203,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--concurrency", type=int, default=16, help="queries embedded at once")
     parser.add_argument("--chunk-tokens", type=int, default=200)
     parser.add_argument("--overlap", type=int, default=50)
     args = parser.parse_args()
@@ -204,6 +218,7 @@ async def main() -> None:
     counter.no_truncation()
     counter.no_padding()
     print(f"{len(queries)} queries; intra-op threads {args.threads}")
+    await query_cost(provider, [text for _, text in queries], args.concurrency)
 
     for track, docs in tracks.items():
         doc_ids = [d.id for d in docs]
