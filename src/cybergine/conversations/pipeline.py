@@ -698,24 +698,27 @@ async def _assistant_view(scope: TenantScope, state: Row[Any]) -> _AssistantView
     return view
 
 
+# The conversation's last turns before a message: its own customer's words and the replies
+# they got, never anyone else's; never the team's notes (they are for the team: never in a
+# prompt, never repeated).
+_HISTORY = (
+    select(Message.sender, Message.text)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.id < bindparam("before"),
+        Message.text.is_not(None),
+        Message.sender != Sender.SYSTEM,
+        Message.direction != Direction.INTERNAL,
+    )
+    .order_by(Message.id.desc())
+    .limit(HISTORY_TURNS)
+)
+
+
 async def _history(
     session: AsyncSession, conversation_id: uuid.UUID, *, before: uuid.UUID
 ) -> list[tuple[Literal["customer", "assistant", "agent"], str]]:
-    """The conversation's last turns before this message: its own customer's words and
-    the replies they got, never anyone else's."""
-    rows = await session.execute(
-        select(Message.sender, Message.text)
-        .where(
-            Message.conversation_id == conversation_id,
-            Message.id < before,
-            Message.text.is_not(None),
-            Message.sender != Sender.SYSTEM,
-            # The team's notes are for the team: never in a prompt, never repeated.
-            Message.direction != Direction.INTERNAL,
-        )
-        .order_by(Message.id.desc())
-        .limit(HISTORY_TURNS)
-    )
+    rows = await session.execute(_HISTORY, {"conversation_id": conversation_id, "before": before})
     turns: list[tuple[Literal["customer", "assistant", "agent"], str]] = []
     for sender, text in reversed(rows.all()):
         role: Literal["customer", "assistant", "agent"] = (

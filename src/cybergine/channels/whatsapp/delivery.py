@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import cast, func, text, update
+from sqlalchemy import String, bindparam, cast, func, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.channels.whatsapp import messages as bodies
@@ -150,22 +150,25 @@ async def deliver(
 
     assert wamid is not None
     async with database.autocommit() as session:  # one statement
-        await session.execute(
-            update(Message)
-            .where(Message.id == message_id)
-            .values(
-                status=func.greatest(
-                    Message.status, cast(MessageStatus.SENT.value, Message.status.type)
-                ),
-                external_id=func.coalesce(Message.external_id, wamid),
-                sent_at=func.coalesce(Message.sent_at, func.now()),
-                error_code=None,
-                error_title=None,
-                error_detail=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_SENT, {"p_id": message_id, "p_wamid": wamid})
     return "sent"
+
+
+# Built once (one per send; see conversations.service._INSERT_REPLY on p_* names). A status
+# webhook may have moved the message on already: the status only goes forward.
+_SENT = (
+    update(Message)
+    .where(Message.id == bindparam("p_id"))
+    .values(
+        status=func.greatest(Message.status, cast(MessageStatus.SENT.value, Message.status.type)),
+        external_id=func.coalesce(Message.external_id, bindparam("p_wamid", type_=String)),
+        sent_at=func.coalesce(Message.sent_at, func.now()),
+        error_code=None,
+        error_title=None,
+        error_detail=None,
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) -> Claim | str:
