@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+import uvloop
 
 from cybergine.privacy.keys import ServerKeys
 from cybergine.settings import Settings, load_settings
@@ -155,7 +156,9 @@ def worker(
         finally:
             await database.dispose()
 
-    asyncio.run(main())
+    # The web server runs on uvloop (uvicorn's choice); so does the worker, whose jobs
+    # are many small database and HTTP round trips, each a few event-loop operations.
+    uvloop.run(main())
 
 
 @cli.command()
