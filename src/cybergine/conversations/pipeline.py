@@ -28,34 +28,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Row, and_, bindparam, exists, func, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from cybergine.assistants.models import Assistant, LlmProvider
 from cybergine.channels.whatsapp import delivery
-from cybergine.channels.whatsapp.delivery import Claim, take_slot
+from cybergine.channels.whatsapp.delivery import Claim
 from cybergine.channels.whatsapp.graph import GraphError
-from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.channels.whatsapp.tasks import SEND_RETRY
-from cybergine.conversations import intents
+from cybergine.conversations import intents, replies
 from cybergine.conversations.models import (
     Channel,
     Conversation,
-    ConversationState,
-    Customer,
     Direction,
     Message,
-    MessageStatus,
     Sender,
 )
 from cybergine.conversations.service import (
-    SERVICE_WINDOW,
-    Reply,
     defer_send,
     hand_off,
-    id_after,
-    insert_reply,
 )
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -140,7 +131,15 @@ class _Context:
     # WhatsApp: the read receipt (with typing indicator) runs while the answer is made.
     marking_read: asyncio.Task[bool] | None = None
     marked_read: bool = False
+    send_to: _SendTo | None = None  # WhatsApp: where the answer goes
     reply_id: uuid.UUID | None = None  # once written
+
+
+@dataclass(frozen=True)
+class _SendTo:
+    phone_number_id: str
+    access_token: str
+    wa_id: str
 
 
 @dataclass(frozen=True)
@@ -232,14 +231,13 @@ class Pipeline:
     async def _read(self, message_id: uuid.UUID) -> tuple[_Context | None, Outcome | None]:
         # Reads only, each on its own: the write re-checks everything under a lock.
         async with self.database.autocommit() as session:
-            state = (await session.execute(_STATE, {"message_id": message_id})).one_or_none()
+            state = await replies.read_state(session, message_id)
             if state is None:
                 return None, "gone"
-            verdict = _verdict(state)
-            if verdict == "already_answered":
+            if state.verdict == "already_answered":
                 await self._resume_delivery(state)
-            if verdict is not None:
-                return None, verdict
+            if state.verdict is not None:
+                return None, state.verdict
             scope = TenantScope(session, state.organisation_id)
             assistant = await _assistant_view(scope, state)
             if assistant is None:
@@ -257,7 +255,10 @@ class Pipeline:
                 assistant=assistant,
                 history=await _history(session, state.conversation_id, before=message_id),
             )
-            if state.channel == Channel.WHATSAPP:
+            if state.channel == Channel.WHATSAPP and state.number_active:
+                context.send_to = _SendTo(
+                    state.phone_number_id, state.access_token, state.customer_wa_id
+                )
                 # Blue ticks and "typing…" on the customer's phone while the answer is
                 # prepared (Meta: show it only when a reply will follow; one will).
                 context.marking_read = asyncio.create_task(self._mark_read(state))
@@ -270,7 +271,7 @@ class Pipeline:
             return context, None
 
     async def _mark_read(self, state: Row[Any]) -> bool:
-        if not state.number_active or not state.external_id:
+        if not state.external_id:
             return False
         graph = delivery.graph_client(self.settings.whatsapp_graph_url)
         try:
@@ -286,10 +287,7 @@ class Pipeline:
         """A run that answered and then died before its answer went out (``kill -9``
         mid-send) leaves the answer queued or sending; the delivery job takes it from
         there, waiting for a status webhook first if Meta may already have it."""
-        if state.channel != Channel.WHATSAPP or state.answer_status not in (
-            MessageStatus.QUEUED,
-            MessageStatus.SENDING,
-        ):
+        if state.channel != Channel.WHATSAPP or state.answer_status not in replies.ANSWER_PENDING:
             return
         async with self.database.transaction() as session:
             await defer_send(session, state.conversation_id, state.answer_id)
@@ -452,84 +450,43 @@ class Pipeline:
     # --- 3. write ------------------------------------------------------------------
 
     async def _write(self, context: _Context, answer: Answer) -> tuple[Outcome, Claim | None]:
-        """The answer, queued (or, on WhatsApp, claimed for sending at once) in one
-        transaction under the conversation's row lock, after checking again that it is
-        still wanted."""
-        async with self.database.transaction() as session:
-            state = (
-                await session.execute(_STATE_LOCKED, {"message_id": context.message_id})
-            ).one_or_none()
-            verdict = "gone" if state is None else _verdict(state)
-            if verdict is not None:
+        """The answer, in one statement that checks again that it is still wanted (see
+        ``conversations.replies``); a handoff goes in the same transaction."""
+        payload: dict[str, Any] | None = None
+        if answer.offer_human:
+            payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
+        stored = replies.Answer(
+            sender=answer.sender,
+            type="interactive" if payload else "text",
+            text=answer.text,
+            footer=answer.footer,
+            disclosure=f"{context.assistant.ai_disclosure.strip()}\n\n",
+            payload=payload,
+            sources=answer.sources,
+            grounded=answer.grounded,
+            llm_provider=answer.provider,
+            llm_model=answer.model,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+        )
+        session_of = (
+            self.database.autocommit if answer.handoff is None else self.database.transaction
+        )
+        async with session_of() as session:
+            written = await replies.write_answer(
+                session,
+                context.message_id,
+                stored,
+                marked_read=context.marked_read,
+                default_send_rate=self.settings.whatsapp_send_rate,
+            )
+            if written.verdict is not None:
                 if context.channel == Channel.WEBCHAT:
                     await publish(session, _typing_off(context))
-                return verdict, None
-            assert state is not None
-
-            text = answer.text
-            if state.channel != Channel.WEBCHAT:
-                # The widget lists sources under the answer; other channels need them inline.
-                text += answer.footer
-            if state.ai_disclosed_at is None:
-                text = f"{context.assistant.ai_disclosure.strip()}\n\n{text}"
-            payload: dict[str, Any] | None = None
-            if answer.offer_human:
-                payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
-            reply = Reply(
-                id=id_after(state.last_message_id),
-                sender=answer.sender,
-                type="interactive" if payload else "text",
-                text=text,
-                payload=payload,
-                reply_to_id=context.message_id,
-                sources=answer.sources,
-                grounded=answer.grounded,
-                llm_provider=answer.provider,
-                llm_model=answer.model,
-                prompt_tokens=answer.prompt_tokens,
-                completion_tokens=answer.completion_tokens,
-            )
-            # Sent by this job when nothing stands in the way; else by a delivery job,
-            # which also waits its turn behind this conversation's earlier sends.
-            send_now = (
-                state.channel == Channel.WHATSAPP
-                and state.number_active
-                and not state.send_pending
-                and state.last_inbound_at is not None
-                and datetime.now(UTC) - state.last_inbound_at < SERVICE_WINDOW
-            )
-            await insert_reply(
-                session,
-                reply,
-                organisation_id=state.organisation_id,
-                conversation_id=state.conversation_id,
-                customer_id=state.customer_id,
-                channel=state.channel,
-                disclose=state.ai_disclosed_at is None,
-                sending=send_now,
-                marked_read=context.marked_read,
-            )
-            claim: Claim | None = None
-            if send_now:
-                rate = state.send_rate or self.settings.whatsapp_send_rate
-                claim = Claim(
-                    number_id=state.whatsapp_number_id,
-                    phone_number_id=state.phone_number_id,
-                    access_token=state.access_token,
-                    send_rate=rate,
-                    bodies=delivery.bodies_of(
-                        reply.id, reply.type, reply.text, reply.payload, to=state.customer_wa_id
-                    ),
-                    parts_sent=0,
-                    mark_read=None,
-                    first_slot_wait=await take_slot(session, state.whatsapp_number_id, rate),
-                )
-            elif state.channel == Channel.WHATSAPP:
-                await defer_send(session, state.conversation_id, reply.id)
-            context.reply_id = reply.id
-
+                return written.verdict, None
             if answer.handoff is not None:
-                conversation = await session.get(Conversation, state.conversation_id)
+                # Locked by the write: the statement took the conversation's row lock.
+                conversation = await session.get(Conversation, context.conversation_id)
                 assert conversation is not None
                 await hand_off(
                     session,
@@ -538,7 +495,27 @@ class Pipeline:
                     human_review=answer.handoff.human_review,
                     public_url=self.settings.public_url,
                 )
-                return "handed_off", claim
+        assert written.id is not None
+        assert written.text is not None
+        context.reply_id = written.id
+        claim: Claim | None = None
+        if written.send_now:
+            assert context.send_to is not None
+            assert written.number_id is not None
+            claim = Claim(
+                number_id=written.number_id,
+                phone_number_id=context.send_to.phone_number_id,
+                access_token=context.send_to.access_token,
+                send_rate=written.send_rate or self.settings.whatsapp_send_rate,
+                bodies=delivery.bodies_of(
+                    written.id, stored.type, written.text, payload, to=context.send_to.wa_id
+                ),
+                parts_sent=0,
+                mark_read=None,
+                first_slot_wait=written.slot_wait,
+            )
+        if answer.handoff is not None:
+            return "handed_off", claim
         if answer.grounded is False:
             return "fallback", claim
         if answer.grounded is None:
@@ -581,99 +558,6 @@ def _typing_off(context: _Context) -> Event:
         customer_id=context.customer_id,
         data={"on": False},
     )
-
-
-# What decides whether a message is still to be answered, in one statement: the message,
-# its conversation and customer, whether it was answered (and how far that answer got),
-# whether a newer message supersedes it, and the channel account the answer goes out by.
-_answer = aliased(Message, name="answer")
-_newer = aliased(Message, name="newer")
-_pending = aliased(Message, name="pending")
-_STATE = (
-    select(
-        Message.organisation_id,
-        Message.conversation_id,
-        Message.direction,
-        Message.type,
-        Message.text,
-        Message.payload,
-        Message.external_id,
-        Conversation.channel,
-        Conversation.state,
-        Conversation.assistant_id,
-        Conversation.customer_id,
-        Conversation.whatsapp_number_id,
-        Conversation.last_inbound_at,
-        Conversation.ai_disclosed_at,
-        Conversation.last_message_id,
-        Customer.opted_out_at,
-        Customer.external_id.label("customer_wa_id"),
-        _answer.id.label("answer_id"),
-        _answer.status.label("answer_status"),
-        exists()
-        .where(
-            _newer.conversation_id == Message.conversation_id,
-            _newer.direction == Direction.INBOUND,
-            _newer.id > Message.id,
-            _newer.type.not_in(("reaction", "system", "unsupported", "unknown")),
-        )
-        .label("superseded"),
-        exists()
-        .where(
-            _pending.conversation_id == Message.conversation_id,
-            _pending.direction == Direction.OUTBOUND,
-            _pending.status.in_((MessageStatus.QUEUED, MessageStatus.SENDING)),
-        )
-        .label("send_pending"),
-        Assistant.updated_at.label("assistant_updated_at"),
-        WhatsAppNumber.phone_number_id,
-        WhatsAppNumber.access_token,
-        WhatsAppNumber.send_rate,
-        func.coalesce(WhatsAppNumber.active, False).label("number_active"),
-    )
-    .join(
-        Conversation,
-        and_(
-            Conversation.id == Message.conversation_id,
-            Conversation.organisation_id == Message.organisation_id,
-        ),
-    )
-    .join(Customer, Customer.id == Conversation.customer_id)
-    .outerjoin(_answer, _answer.reply_to_id == Message.id)
-    .outerjoin(
-        Assistant,
-        and_(
-            Assistant.id == Conversation.assistant_id,
-            Assistant.organisation_id == Message.organisation_id,
-            Assistant.active,
-        ),
-    )
-    .outerjoin(
-        WhatsAppNumber,
-        and_(
-            WhatsAppNumber.id == Conversation.whatsapp_number_id,
-            WhatsAppNumber.organisation_id == Message.organisation_id,
-        ),
-    )
-    .where(Message.id == bindparam("message_id"))
-)
-_STATE_LOCKED = _STATE.with_for_update(of=Conversation)
-
-
-def _verdict(state: Row[Any]) -> Outcome | None:
-    """None when the assistant should answer the message now, else why not."""
-    if state.direction != Direction.INBOUND:
-        return "not_for_the_assistant"
-    if state.state != ConversationState.BOT or state.assistant_id is None:
-        return "not_for_the_assistant"
-    if state.answer_id is not None:
-        return "already_answered"
-    if state.opted_out_at is not None:
-        return "not_for_the_assistant"
-    # A burst of messages is answered once, after its last one, with the others as context.
-    if state.superseded:
-        return "superseded"
-    return None
 
 
 # Assistants change rarely and are read for every reply: the view is kept per version

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Boolean, bindparam, case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,7 +39,7 @@ from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict
 from cybergine.queue import defer
-from cybergine.realtime.events import CHANNEL, Event, publish
+from cybergine.realtime.events import Event, publish
 
 log = structlog.get_logger(__name__)
 
@@ -444,147 +444,6 @@ async def defer_send(
         lock=f"send:{conversation_id}",
         schedule_at=schedule_at,
         message_id=str(message_id),
-    )
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An assistant's answer to one customer message."""
-
-    id: uuid.UUID  # from id_after(), under the conversation's lock
-    sender: Sender
-    type: str
-    text: str
-    payload: dict[str, Any] | None
-    reply_to_id: uuid.UUID
-    sources: list[dict[str, Any]] | None
-    grounded: bool | None
-    llm_provider: str | None
-    llm_model: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-
-
-# The reply pipeline's write, built once (a statement built per call costs its cache key
-# every time): the answer, what it changes on its conversation and on the message it
-# answers, and its event, in one round trip. Parameters are named p_*: SQLAlchemy would
-# take one named after a column as a value to set in every UPDATE of the statement.
-_REPLY_COLUMNS = (
-    "id",
-    "organisation_id",
-    "conversation_id",
-    "direction",
-    "sender",
-    "type",
-    "text",
-    "payload",
-    "status",
-    "reply_to_id",
-    "sources",
-    "grounded",
-    "llm_provider",
-    "llm_model",
-    "prompt_tokens",
-    "completion_tokens",
-    "send_attempts",
-)
-_INSERT_REPLY = (
-    select(func.pg_notify(bindparam("p_channel"), bindparam("p_event")))
-    .add_cte(
-        insert(Message)
-        .values(
-            {
-                **{
-                    name: bindparam(f"p_{name}", type_=Message.__table__.c[name].type)
-                    for name in _REPLY_COLUMNS
-                },
-                "sent_at": case((bindparam("p_webchat", type_=Boolean), func.now())),
-                "send_started_at": case((bindparam("p_sending", type_=Boolean), func.now())),
-            }
-        )
-        .cte("stored")
-    )
-    .add_cte(
-        update(Conversation)
-        .where(Conversation.id == bindparam("p_conversation_id"))
-        .values(
-            last_message_at=func.now(),
-            last_message_id=bindparam("p_id"),
-            ai_disclosed_at=case(
-                (
-                    bindparam("p_disclose", type_=Boolean),
-                    func.coalesce(Conversation.ai_disclosed_at, func.now()),
-                ),
-                else_=Conversation.ai_disclosed_at,
-            ),
-        )
-        .cte("touched")
-    )
-    .add_cte(
-        update(Message)
-        .where(
-            bindparam("p_marked_read", type_=Boolean),
-            Message.id == bindparam("p_reply_to_id"),
-            Message.status == MessageStatus.RECEIVED,
-        )
-        .values(status=MessageStatus.READ)
-        .cte("marked")
-    )
-)
-
-
-async def insert_reply(
-    session: AsyncSession,
-    reply: Reply,
-    *,
-    organisation_id: uuid.UUID,
-    conversation_id: uuid.UUID,  # locked (FOR UPDATE) by the caller
-    customer_id: uuid.UUID,
-    channel: Channel,
-    disclose: bool,
-    sending: bool,
-    marked_read: bool,
-) -> None:
-    """Store ``reply`` in one statement: the message, what it changes on its conversation
-    (and on the message it answers), and its event. The reply pipeline writes one per
-    answer, so this is :func:`queue_outbound` without an ORM object and its round trips.
-
-    ``disclose``: this reply carries the AI disclosure; ``sending``: claimed by the caller,
-    who sends it now; ``marked_read``: the answered message was marked read on its channel.
-    """
-    webchat = channel == Channel.WEBCHAT
-    event = Event(organisation_id, conversation_id, "message", reply.id, customer_id=customer_id)
-    await session.execute(
-        _INSERT_REPLY,
-        {
-            "p_channel": CHANNEL,
-            "p_event": event.encode(),
-            "p_id": reply.id,
-            "p_organisation_id": organisation_id,
-            "p_conversation_id": conversation_id,
-            "p_direction": Direction.OUTBOUND,
-            "p_sender": reply.sender,
-            "p_type": reply.type,
-            "p_text": reply.text,
-            "p_payload": reply.payload,
-            "p_status": MessageStatus.SENT
-            if webchat
-            else MessageStatus.SENDING
-            if sending
-            else MessageStatus.QUEUED,
-            "p_reply_to_id": reply.reply_to_id,
-            "p_sources": reply.sources,
-            "p_grounded": reply.grounded,
-            "p_llm_provider": reply.llm_provider,
-            "p_llm_model": reply.llm_model,
-            "p_prompt_tokens": reply.prompt_tokens,
-            "p_completion_tokens": reply.completion_tokens,
-            "p_send_attempts": 1 if sending else 0,
-            "p_webchat": webchat,
-            "p_sending": sending,
-            "p_disclose": disclose,
-            "p_marked_read": marked_read,
-        },
     )
 
 

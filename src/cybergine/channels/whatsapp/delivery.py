@@ -154,8 +154,9 @@ async def deliver(
     return "sent"
 
 
-# Built once (one per send; see conversations.service._INSERT_REPLY on p_* names). A status
-# webhook may have moved the message on already: the status only goes forward.
+# Built once: one per send. Parameters are named p_*: SQLAlchemy would take one named after
+# a column as a value to set. A status webhook may have moved the message on already: the
+# status only goes forward.
 _SENT = (
     update(Message)
     .where(Message.id == bindparam("p_id"))

@@ -1,0 +1,269 @@
+"""The reply pipeline's two statements: where a customer's message stands, and the
+answer written under its conversation's lock.
+
+A reply job makes one round trip to read and one to write; each costs the worker and the
+database more than the SQL inside it, and a busy assistant answers dozens of messages a
+second. So the write is one statement that checks again, under the conversation's row
+lock, that the answer is still wanted (the *verdict*, shared with the read), and then
+stores the answer, moves its conversation on, marks the answered message read, takes the
+WhatsApp number's next send slot or queues the delivery job, and announces the message.
+It commits on its own, or inside the caller's transaction when more must go with it (a
+handoff).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Row, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.conversations.models import MessageStatus, Sender
+from cybergine.conversations.service import SERVICE_WINDOW
+from cybergine.db.ids import uuid7
+from cybergine.privacy.crypto import EncryptedString
+from cybergine.realtime.events import CHANNEL
+
+Verdict = Literal["not_for_the_assistant", "already_answered", "superseded"]
+
+# A burst of messages is answered once, after its last: a newer message supersedes an
+# older one, unless it says nothing (a reaction, a system notice).
+_NOT_SUPERSEDING = ("reaction", "system", "unsupported", "unknown")
+
+# Only constants are spliced into these statements; every value is a bound parameter.
+_FROM = """
+      FROM messages m
+      JOIN conversations c ON c.id = m.conversation_id AND c.organisation_id = m.organisation_id
+      JOIN customers cu ON cu.id = c.customer_id
+      LEFT JOIN messages answer ON answer.reply_to_id = m.id
+      LEFT JOIN assistants a
+             ON a.id = c.assistant_id AND a.organisation_id = m.organisation_id AND a.active
+      LEFT JOIN whatsapp_numbers n
+             ON n.id = c.whatsapp_number_id AND n.organisation_id = m.organisation_id
+     WHERE m.id = :message_id
+"""
+
+# NULL when the assistant should answer the message now, else why not.
+_VERDICT = f"""
+    CASE
+        WHEN m.direction <> 'inbound' OR c.state <> 'bot' OR c.assistant_id IS NULL
+            THEN 'not_for_the_assistant'
+        WHEN answer.id IS NOT NULL THEN 'already_answered'
+        WHEN cu.opted_out_at IS NOT NULL THEN 'not_for_the_assistant'
+        WHEN EXISTS (
+            SELECT 1 FROM messages newer
+             WHERE newer.conversation_id = m.conversation_id AND newer.direction = 'inbound'
+               AND newer.id > m.id
+               AND newer.type NOT IN ({", ".join(f"'{t}'" for t in _NOT_SUPERSEDING)})
+        ) THEN 'superseded'
+    END
+"""  # noqa: S608
+
+# The answer goes out from the reply job itself when nothing stands in the way: the number
+# is connected, the customer wrote within the service window, and no earlier message of
+# the conversation is still waiting to be sent (it would be overtaken).
+_SEND_NOW = """
+    (c.channel = 'whatsapp' AND coalesce(n.active, false)
+     AND c.last_inbound_at > now() - make_interval(secs => CAST(:window AS float8))
+     AND NOT EXISTS (
+         SELECT 1 FROM messages pending
+          WHERE pending.conversation_id = m.conversation_id AND pending.direction = 'outbound'
+            AND pending.status IN ('queued', 'sending')))
+"""
+
+_READ = (
+    text(
+        f"""
+    SELECT m.organisation_id, m.conversation_id, m.type, m.text, m.payload, m.external_id,
+           c.channel, c.assistant_id, c.customer_id, cu.external_id AS customer_wa_id,
+           {_VERDICT} AS verdict,
+           answer.id AS answer_id, answer.status AS answer_status,
+           a.updated_at AS assistant_updated_at,
+           n.phone_number_id, n.access_token, coalesce(n.active, false) AS number_active
+    {_FROM}
+    """
+    )
+    .bindparams(bindparam("message_id"))
+    .columns(access_token=EncryptedString())
+)
+
+_WRITE = text(
+    f"""
+    WITH state AS MATERIALIZED (
+        SELECT c.id AS conversation_id, c.organisation_id, c.customer_id, c.channel,
+               c.whatsapp_number_id, c.ai_disclosed_at, n.send_rate,
+               -- above every earlier message of the conversation: ids follow commit order
+               CASE WHEN c.last_message_id IS NOT NULL AND CAST(:id AS uuid) <= c.last_message_id
+                    THEN cybergine_uuid_after(c.last_message_id) ELSE CAST(:id AS uuid) END AS id,
+               {_VERDICT} AS verdict,
+               {_SEND_NOW} AS send_now
+        {_FROM}
+           FOR UPDATE OF c
+    ),
+    reply AS MATERIALIZED (SELECT * FROM state WHERE verdict IS NULL),
+    stored AS (
+        INSERT INTO messages
+            (id, organisation_id, conversation_id, direction, sender, type, text, payload,
+             status, reply_to_id, sources, grounded, llm_provider, llm_model,
+             prompt_tokens, completion_tokens, send_attempts, send_started_at, sent_at,
+             created_at, updated_at)
+        SELECT r.id, r.organisation_id, r.conversation_id, 'outbound'::message_direction,
+               CAST(:sender AS message_sender), CAST(:type AS varchar),
+               -- policy §7: the first reply of a conversation says it comes from an AI
+               CASE WHEN r.ai_disclosed_at IS NULL THEN CAST(:disclosure AS text) ELSE '' END
+                   || CAST(:text AS text)
+                   -- the widget lists sources under the answer; other channels inline
+                   || CASE WHEN r.channel = 'webchat' THEN '' ELSE CAST(:footer AS text) END,
+               CAST(:payload AS jsonb),
+               CASE WHEN r.channel = 'webchat' THEN 'sent'
+                    WHEN r.send_now THEN 'sending' ELSE 'queued' END::message_status,
+               CAST(:message_id AS uuid), CAST(:sources AS jsonb), CAST(:grounded AS boolean),
+               CAST(:llm_provider AS varchar), CAST(:llm_model AS varchar),
+               CAST(:prompt_tokens AS integer), CAST(:completion_tokens AS integer),
+               CASE WHEN r.send_now THEN 1 ELSE 0 END,
+               CASE WHEN r.send_now THEN now() END,
+               CASE WHEN r.channel = 'webchat' THEN now() END,
+               now(), now()
+          FROM reply r
+        RETURNING text
+    ),
+    touched AS (
+        UPDATE conversations c
+           SET last_message_at = now(), last_message_id = r.id,
+               ai_disclosed_at = coalesce(c.ai_disclosed_at, now()), updated_at = now()
+          FROM reply r
+         WHERE c.id = r.conversation_id
+    ),
+    marked AS (
+        UPDATE messages SET status = 'read', updated_at = now()
+         WHERE CAST(:marked_read AS boolean) AND id = CAST(:message_id AS uuid)
+           AND status = 'received'
+           AND EXISTS (SELECT 1 FROM reply)
+    ),
+    slot AS (
+        -- the number's rate limit: the next 1/rate s of a clock kept in its row
+        UPDATE whatsapp_numbers n
+           SET next_send_at = greatest(n.next_send_at, clock_timestamp()) + r.step
+          FROM (SELECT *, make_interval(secs => 1.0 / coalesce(send_rate, CAST(:rate AS float8)))
+                       AS step
+                  FROM reply) r
+         WHERE n.id = r.whatsapp_number_id AND r.send_now
+        RETURNING extract(epoch FROM n.next_send_at - r.step - clock_timestamp()) AS wait
+    ),
+    delivery_job AS (
+        SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
+                   'default', CAST(:send_task AS text), 0, 'send:' || r.conversation_id, NULL,
+                   jsonb_build_object('message_id', r.id::text), NULL
+               )]::procrastinate_job_to_defer_v1[]) AS ids
+          FROM reply r
+         WHERE r.channel = 'whatsapp' AND NOT r.send_now
+    )
+    SELECT s.verdict, s.id, s.send_now, s.whatsapp_number_id, s.send_rate,
+           (SELECT text FROM stored) AS text,
+           (SELECT wait FROM slot) AS wait,
+           (SELECT count(*) FROM delivery_job) AS queued,
+           CASE WHEN s.verdict IS NULL THEN pg_notify(CAST(:channel AS text), json_build_object(
+               'o', s.organisation_id, 'c', s.conversation_id, 'k', 'message', 'm', s.id,
+               'u', s.customer_id, 'd', '{{}}'::json)::text) END AS announced
+      FROM state s
+    """  # noqa: S608
+).bindparams(
+    bindparam("payload", type_=JSONB(none_as_null=True)),
+    bindparam("sources", type_=JSONB(none_as_null=True)),
+)
+
+
+async def read_state(session: AsyncSession, message_id: uuid.UUID) -> Row[Any] | None:
+    """Where ``message_id`` stands: ``verdict`` (None: to be answered now), its
+    conversation, the answer it already has, its assistant's version and its number."""
+    return (await session.execute(_READ, {"message_id": message_id})).one_or_none()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An assistant's answer to one customer message, as stored."""
+
+    sender: Sender
+    type: str
+    text: str
+    footer: str  # appended on channels that cannot show sources apart
+    disclosure: str  # prepended when it is the conversation's first reply
+    payload: dict[str, Any] | None
+    sources: list[dict[str, Any]] | None
+    grounded: bool | None
+    llm_provider: str | None
+    llm_model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+@dataclass(frozen=True)
+class Written:
+    verdict: Verdict | Literal["gone"] | None  # None: written
+    id: uuid.UUID | None = None
+    text: str | None = None  # as stored (disclosure and sources included)
+    # Claimed for sending now (``sending``), with the wait for the number's send slot;
+    # otherwise queued with its delivery job, or (web chat) delivered by being stored.
+    send_now: bool = False
+    number_id: uuid.UUID | None = None
+    send_rate: float | None = None
+    slot_wait: float | None = None
+
+
+async def write_answer(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    answer: Answer,
+    *,
+    marked_read: bool,
+    default_send_rate: float,
+) -> Written:
+    """The answer to ``message_id``, if it is still wanted (see the module's docstring)."""
+    from cybergine.channels.whatsapp.tasks import send_message
+
+    row = (
+        await session.execute(
+            _WRITE,
+            {
+                "message_id": message_id,
+                "id": uuid7(),
+                "window": SERVICE_WINDOW.total_seconds(),
+                "sender": answer.sender.value,
+                "type": answer.type,
+                "text": answer.text,
+                "footer": answer.footer,
+                "disclosure": answer.disclosure,
+                "payload": answer.payload,
+                "sources": answer.sources,
+                "grounded": answer.grounded,
+                "llm_provider": answer.llm_provider,
+                "llm_model": answer.llm_model,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "marked_read": marked_read,
+                "rate": default_send_rate,
+                "send_task": send_message.name,
+                "channel": CHANNEL,
+            },
+        )
+    ).one_or_none()
+    if row is None:
+        return Written("gone")
+    if row.verdict is not None:
+        return Written(row.verdict)
+    return Written(
+        None,
+        id=row.id,
+        text=row.text,
+        send_now=row.send_now,
+        number_id=row.whatsapp_number_id,
+        send_rate=row.send_rate,
+        slot_wait=float(row.wait) if row.wait is not None else None,
+    )
+
+
+# An answer in these states has not reached the channel yet.
+ANSWER_PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
