@@ -63,6 +63,14 @@ class Settings(BaseSettings):
         default="text-embedding-3-small",
         description="Model asked for by the OpenAI-compatible embeddings endpoint.",
     )
+    embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="CPU threads per inference of the local model, per process. One is the "
+        "most work per CPU second (replies' questions come one or a few at a time); more "
+        "index a large document sooner on an otherwise idle machine.",
+    )
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",
         description="Base URL of the OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, …).",

@@ -315,7 +315,7 @@ class LocalMiniLM:
         model_sha256: str | None = MODEL_SHA256,
         tokenizer_path: Path | str | None = None,
         tokenizer_sha256: str | None = TOKENIZER_SHA256,
-        intra_op_num_threads: int = 2,
+        intra_op_num_threads: int = 1,
         batch_size: int = 64,
         max_batch_tokens: int = 2048,
     ) -> None:
