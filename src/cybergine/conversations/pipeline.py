@@ -28,8 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Row, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row
 
 from cybergine.assistants.models import Assistant, LlmProvider
 from cybergine.channels.whatsapp import delivery
@@ -40,8 +39,6 @@ from cybergine.conversations import intents, replies
 from cybergine.conversations.models import (
     Channel,
     Conversation,
-    Direction,
-    Message,
     Sender,
 )
 from cybergine.conversations.service import (
@@ -231,7 +228,7 @@ class Pipeline:
     async def _read(self, message_id: uuid.UUID) -> tuple[_Context | None, Outcome | None]:
         # Reads only, each on its own: the write re-checks everything under a lock.
         async with self.database.autocommit() as session:
-            state = await replies.read_state(session, message_id)
+            state = await replies.read_state(session, message_id, history_turns=HISTORY_TURNS)
             if state is None:
                 return None, "gone"
             if state.verdict == "already_answered":
@@ -253,7 +250,7 @@ class Pipeline:
                 type=state.type,
                 choice_id=choice if isinstance(choice, str) else None,
                 assistant=assistant,
-                history=await _history(session, state.conversation_id, before=message_id),
+                history=_turns(state.history),
             )
             if state.channel == Channel.WHATSAPP and state.number_active:
                 context.send_to = _SendTo(
@@ -582,29 +579,9 @@ async def _assistant_view(scope: TenantScope, state: Row[Any]) -> _AssistantView
     return view
 
 
-# The conversation's last turns before a message: its own customer's words and the replies
-# they got, never anyone else's; never the team's notes (they are for the team: never in a
-# prompt, never repeated).
-_HISTORY = (
-    select(Message.sender, Message.text)
-    .where(
-        Message.conversation_id == bindparam("conversation_id"),
-        Message.id < bindparam("before"),
-        Message.text.is_not(None),
-        Message.sender != Sender.SYSTEM,
-        Message.direction != Direction.INTERNAL,
-    )
-    .order_by(Message.id.desc())
-    .limit(HISTORY_TURNS)
-)
-
-
-async def _history(
-    session: AsyncSession, conversation_id: uuid.UUID, *, before: uuid.UUID
-) -> list[tuple[Literal["customer", "assistant", "agent"], str]]:
-    rows = await session.execute(_HISTORY, {"conversation_id": conversation_id, "before": before})
+def _turns(history: list[list[str]]) -> list[tuple[Literal["customer", "assistant", "agent"], str]]:
     turns: list[tuple[Literal["customer", "assistant", "agent"], str]] = []
-    for sender, text in reversed(rows.all()):
+    for sender, text in history:
         role: Literal["customer", "assistant", "agent"] = (
             "customer"
             if sender == Sender.CUSTOMER

@@ -82,9 +82,18 @@ _READ = (
            {_VERDICT} AS verdict,
            answer.id AS answer_id, answer.status AS answer_status,
            a.updated_at AS assistant_updated_at,
-           n.phone_number_id, n.access_token, coalesce(n.active, false) AS number_active
+           n.phone_number_id, n.access_token, coalesce(n.active, false) AS number_active,
+           -- the conversation's last turns before the message, oldest first: its own
+           -- customer's words and the replies they got, never anyone else's; never the
+           -- team's notes (they are for the team: never in a prompt, never repeated)
+           (SELECT coalesce(json_agg(json_build_array(h.sender, h.text) ORDER BY h.id), '[]')
+              FROM (SELECT t.id, t.sender, t.text FROM messages t
+                     WHERE t.conversation_id = m.conversation_id AND t.id < m.id
+                       AND t.text IS NOT NULL AND t.sender <> 'system'
+                       AND t.direction <> 'internal'
+                     ORDER BY t.id DESC LIMIT :history_turns) h) AS history
     {_FROM}
-    """
+    """  # noqa: S608
     )
     .bindparams(bindparam("message_id"))
     .columns(access_token=EncryptedString())
@@ -176,10 +185,15 @@ _WRITE = text(
 )
 
 
-async def read_state(session: AsyncSession, message_id: uuid.UUID) -> Row[Any] | None:
+async def read_state(
+    session: AsyncSession, message_id: uuid.UUID, *, history_turns: int
+) -> Row[Any] | None:
     """Where ``message_id`` stands: ``verdict`` (None: to be answered now), its
-    conversation, the answer it already has, its assistant's version and its number."""
-    return (await session.execute(_READ, {"message_id": message_id})).one_or_none()
+    conversation, the answer it already has, its assistant's version, its number, and
+    ``history``: up to ``history_turns`` earlier [sender, text] pairs, oldest first."""
+    return (
+        await session.execute(_READ, {"message_id": message_id, "history_turns": history_turns})
+    ).one_or_none()
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,12 @@ SELECT s.id, s.item_id, s.chunk_text, s.lexical, s.dense,
 FROM scored s JOIN kb_items i ON i.id = s.item_id
 """  # noqa: S608
 
+# Built once: every question of every reply runs it.
+_SEARCH = text(_SEARCH_SQL).bindparams(
+    bindparam("collection_ids", type_=ARRAY(UUID(as_uuid=True))),
+    bindparam("metadata", type_=JSONB(none_as_null=True)),
+)
+
 
 async def search(
     session: AsyncSession,
@@ -188,13 +194,9 @@ async def search(
     """
     filters = filters or Filters()
     use_dense = query_vector is not None
-    statement = text(_SEARCH_SQL).bindparams(
-        bindparam("collection_ids", type_=ARRAY(UUID(as_uuid=True))),
-        bindparam("metadata", type_=JSONB(none_as_null=True)),
-    )
     rows = (
         await session.execute(
-            statement,
+            _SEARCH,
             {
                 "organisation_id": organisation_id,
                 "collection_ids": list(filters.collection_ids) if filters.collection_ids else None,
