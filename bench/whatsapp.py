@@ -15,8 +15,9 @@ Meta's Graph API played by ``GraphSimulator`` in a thread of this process. It pr
 - end-to-end: the default (extractive) assistant, a few Q&A pairs, ``cybergine worker``
   processes in each configuration asked for, M questions delivered at once: replies/s
   from the first delivery to the M-th reply the simulator accepted, per-reply latency
-  (delivery sent -> simulator received), missing and duplicate replies; then, with the
-  first configuration, a few questions at a slow pace for the latency of an idle system;
+  (delivery sent -> simulator received), missing and duplicate replies, after a warm-up
+  that lets every worker connection prepare its statements; then, with the first
+  configuration, a few questions at a slow pace for the latency of an idle system;
 - the CPU each party used while measuring (web, PostgreSQL, workers, the generator, this
   process with the simulator, and whatever else runs on the machine), to show the
   bottleneck.
@@ -999,7 +1000,8 @@ def print_replies(rows: list[Replies], paced: Replies | None, args: argparse.Nam
     print(
         f"\nend-to-end replies: extractive assistant, {len(QA_PAIRS)} Q&A pairs, embeddings "
         f"{args.embeddings}; 1 web process; {args.replies} questions delivered at once"
-        f" (concurrency {args.concurrency}); the number's send rate set to {args.send_rate:g}/s"
+        f" (concurrency {args.concurrency}) after {args.e2e_warmup} warm-up replies; the"
+        f" number's send rate set to {args.send_rate:g}/s"
     )
     print(
         f"{'workers x concurrency':<22}{'replied':>8}{'reply/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
@@ -1206,7 +1208,10 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=64, help="C, deliveries in flight")
     parser.add_argument("--warmup", type=int, default=200, help="deliveries before measuring")
     parser.add_argument("--replies", type=int, default=500, help="M, questions per e2e run")
-    parser.add_argument("--e2e-warmup", type=int, default=64, help="answered before measuring")
+    # Each worker connection runs each statement of a reply about ten times before psycopg
+    # prepares it and PostgreSQL settles on its generic plan (planning the reply's write
+    # costs ~3 ms of PostgreSQL's CPU until then); two workers hold about 32 connections.
+    parser.add_argument("--e2e-warmup", type=int, default=320, help="answered before measuring")
     parser.add_argument(
         "--configs",
         default="1x16,2x16",

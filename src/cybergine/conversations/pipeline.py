@@ -1,20 +1,26 @@
-"""The reply pipeline: from a customer's message to the assistant's queued answer.
+"""The reply pipeline: from a customer's message to the assistant's answer on its way.
 
-1. Read (one short transaction): the message, its conversation and customer, the
-   assistant, the recent turns, and the knowledge base's best passages for the question.
+1. Read (one statement, see ``conversations.replies``): whether the message is still to be
+   answered, its conversation, the assistant, the recent turns; then the knowledge base's
+   best passages for the question. On WhatsApp the customer's message is marked read, with
+   a typing indicator, while the answer is made.
 2. Decide, outside any transaction (a language model may take seconds): a handoff request
    is honoured at once; a bare greeting gets the assistant's greeting; otherwise the
    answer comes from the assistant's provider, grounded in numbered sources. With no
    source above the grounding threshold the customer gets the fallback message and an
    offer of a person. A failing external model degrades to the offline extractive answer.
-3. Write (one transaction, re-checked): if the conversation is still the assistant's, the
-   message still unanswered and still the customer's latest, the answer is queued for
-   its channel together with its delivery job. The first reply of a conversation starts
-   with the AI disclosure (policy §7).
+3. Write (one statement, under the conversation's row lock): if the conversation is
+   still the assistant's, the message still unanswered and still the customer's latest,
+   the answer is stored. The first reply of a conversation starts with the AI disclosure
+   (policy §7).
+4. Send: on WhatsApp the job sends the answer itself when the write could claim it (no
+   earlier message of the conversation waiting, the service window open); otherwise, or
+   when Meta throttles, the delivery job sends it. Web chat delivers by storing.
 
 Exactly once: a reply row points at the message it answers through a unique column, so a
-job run again after a crash finds the earlier answer and stops; the reply and its
-delivery job commit together or not at all.
+job run again after a crash finds the earlier answer and stops, handing an answer it left
+unsent to the delivery job; an answer either is claimed by the job that wrote it or
+commits together with its delivery job.
 """
 
 from __future__ import annotations
@@ -41,10 +47,7 @@ from cybergine.conversations.models import (
     Conversation,
     Sender,
 )
-from cybergine.conversations.service import (
-    defer_send,
-    hand_off,
-)
+from cybergine.conversations.service import defer_send, hand_off
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import InvalidInput
@@ -252,13 +255,14 @@ class Pipeline:
                 assistant=assistant,
                 history=_turns(state.history),
             )
-            if state.channel == Channel.WHATSAPP and state.number_active:
+            if state.channel == Channel.WHATSAPP and state.phone_number_id is not None:
                 context.send_to = _SendTo(
                     state.phone_number_id, state.access_token, state.customer_wa_id
                 )
-                # Blue ticks and "typing…" on the customer's phone while the answer is
-                # prepared (Meta: show it only when a reply will follow; one will).
-                context.marking_read = asyncio.create_task(self._mark_read(state))
+                if state.number_active:
+                    # Blue ticks and "typing…" on the customer's phone while the answer is
+                    # prepared (Meta: show it only when a reply will follow; one will).
+                    context.marking_read = asyncio.create_task(self._mark_read(state))
             elif state.channel == Channel.WEBCHAT:
                 # The widget shows "typing…" until the answer arrives (the answer's own
                 # event ends it; so does the typing-off event if no answer is written).
