@@ -219,7 +219,7 @@ class Pipeline:
                 context.marking_read.cancel()
             if context.channel == Channel.WEBCHAT:
                 async with self.database.autocommit() as session:
-                    await publish(session, _typing_off(context))
+                    await publish(session, _typing(context, on=False))
             raise
         outcome, claim = await self._write(context, answer)
         if claim is not None:
@@ -266,7 +266,7 @@ class Pipeline:
             elif state.channel == Channel.WEBCHAT:
                 # The widget shows "typing…" until the answer arrives (the answer's own
                 # event ends it; so does the typing-off event if no answer is written).
-                await publish(session, _typing_on(context))
+                await publish(session, _typing(context, on=True))
             if context.text and not _quick_decision(context):
                 context.hits = await self._search(scope, context.assistant, context.text)
             return context, None
@@ -456,7 +456,7 @@ class Pipeline:
         payload: dict[str, Any] | None = None
         if answer.offer_human:
             payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
-        stored = replies.Answer(
+        stored = replies.Reply(
             sender=answer.sender,
             type="interactive" if payload else "text",
             text=answer.text,
@@ -483,7 +483,7 @@ class Pipeline:
             )
             if written.verdict is not None:
                 if context.channel == Channel.WEBCHAT:
-                    await publish(session, _typing_off(context))
+                    await publish(session, _typing(context, on=False))
                 return written.verdict, None
             if answer.handoff is not None:
                 # Locked by the write: the statement took the conversation's row lock.
@@ -541,23 +541,13 @@ class Pipeline:
                 )
 
 
-def _typing_on(context: _Context) -> Event:
+def _typing(context: _Context, *, on: bool) -> Event:
     return Event(
         context.organisation_id,
         context.conversation_id,
         "typing",
         customer_id=context.customer_id,
-        data={"on": True},
-    )
-
-
-def _typing_off(context: _Context) -> Event:
-    return Event(
-        context.organisation_id,
-        context.conversation_id,
-        "typing",
-        customer_id=context.customer_id,
-        data={"on": False},
+        data={"on": on},
     )
 
 

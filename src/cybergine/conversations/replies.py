@@ -197,7 +197,7 @@ async def read_state(
 
 
 @dataclass(frozen=True)
-class Answer:
+class Reply:
     """An assistant's answer to one customer message, as stored."""
 
     sender: Sender
@@ -230,12 +230,12 @@ class Written:
 async def write_answer(
     session: AsyncSession,
     message_id: uuid.UUID,
-    answer: Answer,
+    reply: Reply,
     *,
     marked_read: bool,
     default_send_rate: float,
 ) -> Written:
-    """The answer to ``message_id``, if it is still wanted (see the module's docstring)."""
+    """``reply`` to ``message_id``, if it is still wanted (see the module's docstring)."""
     from cybergine.channels.whatsapp.tasks import send_message
 
     row = (
@@ -245,18 +245,18 @@ async def write_answer(
                 "message_id": message_id,
                 "id": uuid7(),
                 "window": SERVICE_WINDOW.total_seconds(),
-                "sender": answer.sender.value,
-                "type": answer.type,
-                "text": answer.text,
-                "footer": answer.footer,
-                "disclosure": answer.disclosure,
-                "payload": answer.payload,
-                "sources": answer.sources,
-                "grounded": answer.grounded,
-                "llm_provider": answer.llm_provider,
-                "llm_model": answer.llm_model,
-                "prompt_tokens": answer.prompt_tokens,
-                "completion_tokens": answer.completion_tokens,
+                "sender": reply.sender.value,
+                "type": reply.type,
+                "text": reply.text,
+                "footer": reply.footer,
+                "disclosure": reply.disclosure,
+                "payload": reply.payload,
+                "sources": reply.sources,
+                "grounded": reply.grounded,
+                "llm_provider": reply.llm_provider,
+                "llm_model": reply.llm_model,
+                "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens,
                 "marked_read": marked_read,
                 "rate": default_send_rate,
                 "send_task": send_message.name,
