@@ -236,6 +236,9 @@ async def write_answer(
     default_send_rate: float,
 ) -> Written:
     """``reply`` to ``message_id``, if it is still wanted (see the module's docstring)."""
+    # The composition root names every task with its namespace ("whatsapp:send_message");
+    # imported here, as by ``queue.defer``, so that a process that only defers has it too.
+    import cybergine.jobs  # noqa: F401
     from cybergine.channels.whatsapp.tasks import send_message
 
     row = (
