@@ -153,7 +153,8 @@ _WRITE = text(
            AND EXISTS (SELECT 1 FROM reply)
     ),
     slot AS (
-        -- the number's rate limit: the next 1/rate s of a clock kept in its row
+        -- the number's rate limit: the next 1/rate s of the clock kept in its row, the
+        -- same clock as the delivery job's (channels.whatsapp.delivery._SLOT)
         UPDATE whatsapp_numbers n
            SET next_send_at = greatest(n.next_send_at, clock_timestamp()) + r.step
           FROM (SELECT *, make_interval(secs => 1.0 / coalesce(send_rate, CAST(:rate AS float8)))

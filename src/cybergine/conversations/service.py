@@ -166,14 +166,7 @@ async def record_inbound(
 
 
 def next_message_id(conversation: Conversation) -> uuid.UUID:
-    """An id for a new message of ``conversation``, above every earlier one (see
-    :func:`id_after`); the conversation remembers it."""
-    conversation.last_message_id = id_after(conversation.last_message_id)
-    return conversation.last_message_id
-
-
-def id_after(last: uuid.UUID | None) -> uuid.UUID:
-    """A new message id above ``last``, the conversation's newest.
+    """An id for a new message of ``conversation``, above every earlier one.
 
     Callers hold the conversation's row lock until they commit, so ids follow commit
     order within a conversation even when several processes write to it in the same
@@ -181,8 +174,10 @@ def id_after(last: uuid.UUID | None) -> uuid.UUID:
     client that has seen id X can then ask for "after X" and miss nothing.
     """
     candidate = uuid7()
+    last = conversation.last_message_id
     if last is not None and candidate.int <= last.int:
         candidate = uuid.UUID(int=last.int + 1)
+    conversation.last_message_id = candidate
     return candidate
 
 

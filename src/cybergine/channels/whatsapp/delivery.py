@@ -244,7 +244,7 @@ async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) 
         message.status = MessageStatus.SENDING
         message.send_started_at = now
         message.send_attempts += 1
-        wait = await take_slot(session, number.id, claim.send_rate)
+        wait = await _take_slot(session, number.id, claim.send_rate)
     return dataclasses.replace(claim, first_slot_wait=wait)
 
 
@@ -339,7 +339,7 @@ _SLOT = text(
 )
 
 
-async def take_slot(session: AsyncSession, number_id: uuid.UUID, rate: float) -> float | None:
+async def _take_slot(session: AsyncSession, number_id: uuid.UUID, rate: float) -> float | None:
     """Per-number rate limit: each send takes the next ``1/rate`` s slot of a clock kept in
     the number's row, so all workers together stay within the rate. Returns the seconds
     to wait for it."""
@@ -349,7 +349,7 @@ async def take_slot(session: AsyncSession, number_id: uuid.UUID, rate: float) ->
 
 async def _wait_for_slot(database: Database, number_id: uuid.UUID, rate: float) -> None:
     async with database.autocommit() as session:
-        wait = await take_slot(session, number_id, rate)
+        wait = await _take_slot(session, number_id, rate)
     await _sleep(wait)
 
 
