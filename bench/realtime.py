@@ -792,25 +792,10 @@ def server_env(data_dir: Path) -> dict[str, str]:
 def setup(platform: Platform) -> tuple[str, str]:
     """An organisation and an assistant whose widget may be used from ORIGIN: the
     organisation's API key and the widget key."""
-    owner = json.loads(
-        platform.cli(
-            "org",
-            "create",
-            "Bench",
-            "--owner-email",
-            "bench@example.com",
-            "--owner-password",
-            secrets.token_urlsafe(16),
-        ).splitlines()[0]
-    )
-    platform.api = httpx.Client(
-        base_url=f"http://127.0.0.1:{platform.web[0][1]}",
-        headers={"Authorization": f"Bearer {owner['api_key']}"},
-        timeout=30,
-    )
+    api_key = platform.create_organisation()
     assistant = platform.post("/api/v1/assistants", {"name": "Bench", "allowed_origins": [ORIGIN]})
     platform.assistant_id = assistant["id"]
-    return str(owner["api_key"]), str(assistant["widget_key"])
+    return api_key, str(assistant["widget_key"])
 
 
 # --- output -----------------------------------------------------------------------------

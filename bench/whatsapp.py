@@ -642,8 +642,9 @@ class Platform:
         result: dict[str, Any] = response.json()
         return result
 
-    def setup(self) -> None:
-        """An organisation, its API key, the default assistant, the knowledge base."""
+    def create_organisation(self) -> str:
+        """An organisation; ``api`` becomes a client of the first web process holding its
+        owner's API key, which is returned."""
         owner = json.loads(
             self.cli(
                 "org",
@@ -660,6 +661,11 @@ class Platform:
             headers={"Authorization": f"Bearer {owner['api_key']}"},
             timeout=30,
         )
+        return str(owner["api_key"])
+
+    def setup(self) -> None:
+        """An organisation, its API key, the default assistant, the knowledge base."""
+        self.create_organisation()
         self.assistant_id = self.post("/api/v1/assistants", {"name": "Bench"})["id"]
         for question, answer in QA_PAIRS:
             self.post("/api/v1/knowledge/qa", {"question": question, "answer": answer})

@@ -10,10 +10,11 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from cybergine.accounts.auth import Caller, authorize
@@ -110,45 +111,56 @@ def _filters(
     )
 
 
-async def _list_context(
-    caller: Caller, state: str, assignee: str, channel: str, cursor: str | None
-) -> dict[str, Any]:
-    filters, query = _filters(caller, state, assignee, channel)
-    page = await inbox.list_inbox(caller.scope, filters, cursor=cursor or None)
-    here = {**query, **({"cursor": cursor} if cursor else {})}
-    return {
-        "rows": page.rows,
-        "list_url": "/inbox/list" + (f"?{urlencode(here)}" if here else ""),
-        "next_url": f"/inbox?{urlencode({**query, 'cursor': page.next_cursor})}"
-        if page.next_cursor
-        else None,
-        "first_url": ("/inbox" + (f"?{urlencode(query)}" if query else "")) if cursor else None,
-        "filters": {"state": state, "assignee": assignee, "channel": channel},
-    }
-
-
 StateQuery = Annotated[str, Query(max_length=40)]
 AssigneeQuery = Annotated[str, Query(max_length=40)]
 ChannelQuery = Annotated[str, Query(max_length=40)]
 CursorQuery = Annotated[str | None, Query(max_length=500)]
 
 
-@router.get("/inbox", response_class=HTMLResponse)
-async def inbox_page(
-    request: Request,
+@dataclass(frozen=True)
+class _Listing:
+    caller: Caller
+    context: dict[str, Any]
+
+
+async def _listing(
     caller: Reader,
     state: StateQuery = "open",
     assignee: AssigneeQuery = "anyone",
     channel: ChannelQuery = "",
     cursor: CursorQuery = None,
-) -> HTMLResponse:
-    context = await _list_context(caller, state, assignee, channel, cursor)
+) -> _Listing:
+    """The inbox list for the filters in the query string (both pages below show it), and
+    who asks (this dependency is the routes' protection)."""
+    filters, query = _filters(caller, state, assignee, channel)
+    page = await inbox.list_inbox(caller.scope, filters, cursor=cursor or None)
+    here = {**query, **({"cursor": cursor} if cursor else {})}
+    return _Listing(
+        caller,
+        {
+            "rows": page.rows,
+            "list_url": "/inbox/list" + (f"?{urlencode(here)}" if here else ""),
+            "next_url": f"/inbox?{urlencode({**query, 'cursor': page.next_cursor})}"
+            if page.next_cursor
+            else None,
+            "first_url": ("/inbox" + (f"?{urlencode(query)}" if query else "")) if cursor else None,
+            "filters": {"state": state, "assignee": assignee, "channel": channel},
+        },
+    )
+
+
+Listing = Annotated[_Listing, Depends(_listing)]
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+async def inbox_page(request: Request, listing: Listing) -> HTMLResponse:
+    caller = listing.caller
     return await render_page(
         request,
         "inbox.html",
         caller,
         {
-            **context,
+            **listing.context,
             "state_labels": STATE_LABELS,
             "channel_labels": CHANNEL_LABELS,
             "repliers": await inbox.repliers(caller.scope),
@@ -157,17 +169,9 @@ async def inbox_page(
 
 
 @router.get("/inbox/list", response_class=HTMLResponse)
-async def inbox_list(
-    request: Request,
-    caller: Reader,
-    state: StateQuery = "open",
-    assignee: AssigneeQuery = "anyone",
-    channel: ChannelQuery = "",
-    cursor: CursorQuery = None,
-) -> HTMLResponse:
+async def inbox_list(request: Request, listing: Listing) -> HTMLResponse:
     """The list alone, for the page to refresh itself when something changes."""
-    context = await _list_context(caller, state, assignee, channel, cursor)
-    return render(request, "inbox_list.html", context, caller=caller)
+    return render(request, "inbox_list.html", listing.context, caller=listing.caller)
 
 
 # --- Live updates ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,12 @@ from sqlalchemy import cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.channels.whatsapp.models import WebhookEvent, WhatsAppNumber
-from cybergine.channels.whatsapp.payloads import InboundMessage, StatusUpdate, parse_webhook
+from cybergine.channels.whatsapp.payloads import (
+    InboundMessage,
+    StatusUpdate,
+    WebhookBatch,
+    parse_webhook,
+)
 from cybergine.channels.whatsapp.signature import verify_signature
 from cybergine.conversations import intents
 from cybergine.conversations.models import Channel, Direction, Message, MessageStatus
@@ -140,6 +145,25 @@ def _changes(body: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]
                 yield (field if isinstance(field, str) else "unknown"), change["value"]
 
 
+def _routed_changes(
+    body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
+) -> Iterator[tuple[str, Mapping[str, Any], NumberRoute, WebhookBatch]]:
+    """Each change addressed to one of ``routes``, with its number and what it holds;
+    changes for other numbers are left out."""
+    for field, value in _changes(body):
+        metadata = value.get("metadata")
+        phone_number_id = metadata.get("phone_number_id") if isinstance(metadata, Mapping) else None
+        route = routes.get(phone_number_id) if isinstance(phone_number_id, str) else None
+        if route is not None:
+            batch = parse_webhook(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [{"changes": [{"field": field, "value": value}]}],
+                }
+            )
+            yield field, value, route, batch
+
+
 def verified_routes(
     routes: Mapping[str, NumberRoute], raw_body: bytes, signature: str | None
 ) -> dict[str, NumberRoute]:
@@ -172,18 +196,7 @@ async def store_delivery(
     """Store what ``routes`` (verified, known numbers) received, in the caller's
     transaction: one event row per change, the messages, the status changes, the jobs."""
     result = IngestResult()
-    for field, value in _changes(body):
-        metadata = value.get("metadata")
-        phone_number_id = metadata.get("phone_number_id") if isinstance(metadata, Mapping) else None
-        route = routes.get(phone_number_id) if isinstance(phone_number_id, str) else None
-        if route is None:
-            continue
-        batch = parse_webhook(
-            {
-                "object": "whatsapp_business_account",
-                "entry": [{"changes": [{"field": field, "value": value}]}],
-            }
-        )
+    for field, value, route, batch in _routed_changes(body, routes):
         session.add(
             WebhookEvent(
                 organisation_id=route.organisation_id,
@@ -223,18 +236,7 @@ def fast_items(
     """The delivery as items of ``cybergine_whatsapp_ingest`` (migration 0008), or None
     when part of it needs the Python path."""
     items: list[dict[str, Any]] = []
-    for field, value in _changes(body):
-        metadata = value.get("metadata")
-        phone_number_id = metadata.get("phone_number_id") if isinstance(metadata, Mapping) else None
-        route = routes.get(phone_number_id) if isinstance(phone_number_id, str) else None
-        if route is None:
-            continue
-        batch = parse_webhook(
-            {
-                "object": "whatsapp_business_account",
-                "entry": [{"changes": [{"field": field, "value": value}]}],
-            }
-        )
+    for field, value, route, batch in _routed_changes(body, routes):
         messages = []
         for message in batch.messages:
             if message.media is not None:

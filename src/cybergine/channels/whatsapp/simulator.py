@@ -40,7 +40,6 @@ import hashlib
 import json
 import re
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -51,13 +50,12 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
-from starlette.types import ASGIApp
 
 from cybergine.channels.whatsapp.signature import HEADER, sign
+from cybergine.web.threaded import ThreadedServer
 
 __all__ = [
     "DEFAULT_VERSION",
@@ -421,7 +419,7 @@ class GraphSimulator:
         self._sent: list[SentMessage] = []
         self._read_receipts: list[ReadReceipt] = []
         self._deliveries: list[WebhookDelivery] = []
-        self._server: _ServerThread | None = None
+        self._server: ThreadedServer | None = None
         self.app = FastAPI(title="WhatsApp Graph API simulator", openapi_url=None, docs_url=None)
         self.app.add_api_route(
             f"/{version}/{{phone_number_id}}/messages", self._messages, methods=["POST"]
@@ -599,7 +597,9 @@ class GraphSimulator:
         return f"{self.url}/{self.version}"
 
     def __enter__(self) -> GraphSimulator:
-        server = _ServerThread(self.app)
+        server = ThreadedServer(
+            self.app, name="Graph API simulator", lifespan="off", graceful_seconds=3
+        )
         server.start()
         self._server = server
         return self
@@ -1072,46 +1072,3 @@ def _no_such_object(object_id: str, verb: str) -> JSONResponse:
         code=100,
         subcode=33,
     )
-
-
-# --- a server in a thread -------------------------------------------------------------
-
-
-class _ServerThread:
-    """uvicorn serving an ASGI app on 127.0.0.1 from a daemon thread. The socket is bound
-    here, on a port the OS picks, so parallel test workers never race for a port."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name=f"graph-simulator-{port}",
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the Graph API simulator did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=20)
-        self._socket.close()
