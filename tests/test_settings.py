@@ -32,3 +32,17 @@ def test_nonsense_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CYBERGINE_WORKER_CONCURRENCY", "0")
     with pytest.raises(ValidationError, match="worker_concurrency"):
         load_settings()
+
+
+def test_the_local_model_runs_on_the_threads_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cybergine.knowledge.embeddings import LocalMiniLM
+    from cybergine.knowledge.providers import embedding_provider
+
+    monkeypatch.setenv("CYBERGINE_EMBEDDING_THREADS", "3")
+    provider = embedding_provider(load_settings())
+    assert isinstance(provider, LocalMiniLM)
+    assert provider._threads == 3  # what the onnxruntime session is built with
+
+    monkeypatch.setenv("CYBERGINE_EMBEDDING_THREADS", "0")
+    with pytest.raises(ValidationError, match="embedding_threads"):
+        load_settings()
