@@ -94,7 +94,7 @@ async def test_batches_equal_one_by_one_in_input_order(batch_size: int) -> None:
     together = await provider.embed(MIXED, kind="document")
     alone = [(await provider.embed([text], kind="document"))[0] for text in MIXED]
     np.testing.assert_allclose(np.array(together), np.array(alone), atol=1e-5)
-    # Mixed lengths are run shortest first; each vector still lands at its text's place.
+    # A text's vector does not depend on its neighbours, nor on its place among them.
     reordered = await provider.embed(MIXED[::-1], kind="document")
     np.testing.assert_allclose(np.array(reordered), np.array(alone[::-1]), atol=1e-5)
 
@@ -159,21 +159,23 @@ async def test_the_event_loop_stays_free_while_embedding(minilm: LocalMiniLM) ->
     assert ticks >= 5
 
 
-# --- LocalMiniLM: concurrent small calls share inferences ---------------------------------
+# --- LocalMiniLM: concurrent small calls share thread hops --------------------------------
 
 
 class InferSpy:
-    """Stands in for a provider's ``_infer`` and delegates to the real one, recording the
-    texts of every inference (as sorted token ids). ``hold()`` makes the next inference
-    wait for ``release()`` (and then raise ``error``, if given) so calls can queue."""
+    """Stands in for a provider's ``_encode``, which each thread hop calls once with all
+    its texts before their inferences, and delegates to the real one, recording the texts
+    of every hop (as sorted token ids). ``hold()`` makes the next hop wait for
+    ``release()`` (and then raise ``error``, if given) so calls can queue."""
 
     def __init__(self, provider: LocalMiniLM, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._real = provider._infer
+        self._provider = provider
+        self._real = provider._encode
         self.batches: list[list[tuple[int, ...]]] = []
         self.started = threading.Event()
         self._gate: threading.Event | None = None
         self._error: Exception | None = None
-        monkeypatch.setattr(provider, "_infer", self)
+        monkeypatch.setattr(provider, "_encode", self)
 
     def hold(self, error: Exception | None = None) -> None:
         self._gate, self._error = threading.Event(), error
@@ -182,8 +184,8 @@ class InferSpy:
         assert self._gate is not None
         self._gate.set()
 
-    def __call__(self, batch: list[list[int]]) -> Any:
-        self.batches.append(sorted(tuple(ids) for ids in batch))
+    def __call__(self, texts: list[str]) -> Any:
+        self.batches.append(token_ids(self._provider, *texts))
         gate, error = self._gate, self._error
         self.started.set()
         if gate is not None:
@@ -191,11 +193,12 @@ class InferSpy:
             self._gate = self._error = None
             if error is not None:
                 raise error
-        return self._real(batch)
+        return self._real(texts)
 
 
 def token_ids(provider: LocalMiniLM, *texts: str) -> list[tuple[int, ...]]:
-    return sorted(tuple(ids) for ids in provider._encode(list(texts)))
+    encoded = provider._tokenizers().model.encode_batch(list(texts))
+    return sorted(tuple(encoding.ids) for encoding in encoded)
 
 
 def assert_same_vectors(got: list[list[float]], expected: list[list[float]]) -> None:
@@ -212,11 +215,11 @@ CONCURRENT_CALLS = [
     [""],
     [MIXED[3]],
     [MIXED[0]] * 3,
-    MIXED,  # over max_batch_tokens characters: an indexing-sized call, its own batches
+    MIXED,  # over max_batch_chars characters: an indexing-sized call, its own hops
 ]
 
 
-async def test_concurrent_calls_share_inferences_and_get_their_own_vectors(
+async def test_concurrent_calls_share_thread_hops_and_get_their_own_vectors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     provider = LocalMiniLM()
@@ -227,21 +230,11 @@ async def test_concurrent_calls_share_inferences_and_get_their_own_vectors(
     )
     for vectors, reference in zip(together, alone, strict=True):
         assert_same_vectors(vectors, reference)
-    # One inference per run of similar lengths (the eleven ~10-word-piece questions share
-    # one), not one per call.
-    assert len(spy.batches) < len(CONCURRENT_CALLS)
+    # The calls queued while the first ran shared hops (not one hop per call), and the
+    # indexing-sized call took a hop per text.
+    assert len(spy.batches) < len(CONCURRENT_CALLS) - 1 + len(MIXED)
     assert max(len(batch) for batch in spy.batches) >= 8
-    # Texts of different lengths shared an inference, so the shorter ones were padded.
-    # With the attention mask, padding changed nothing on onnxruntime 1.32 / x86-64 here:
-    # in 40 random mixed batches (1 and 2 threads) every row was bit-identical to its text
-    # run alone. Other kernels may round differently, hence a cosine bound, not equality.
-    assert any(len({len(ids) for ids in batch}) > 1 for batch in spy.batches)
-
-
-def test_a_batch_ends_where_padding_costs_more_than_another_inference() -> None:
-    lengths = [3, 3, 4, 9, 10, 12, 30, 31]  # word pieces, shortest first
-    batches = LocalMiniLM()._batches(list(range(len(lengths))), lengths)
-    assert batches == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert spy.batches.count(token_ids(provider, MIXED[5])) == 1
 
 
 async def test_a_lone_call_does_not_wait_for_company(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,22 +311,22 @@ def test_each_event_loop_gets_its_own_queue(monkeypatch: pytest.MonkeyPatch) -> 
     provider = LocalMiniLM()
     texts = [PASSWORD, PARAPHRASE, UNRELATED, "Hi"]
     alone = asyncio.run(provider.embed(texts, kind="query"))
-    real = provider._infer
-    # Two loops in two threads: the first inference of each waits for the other's, so
+    real = provider._encode
+    # Two loops in two threads: the first hop of each waits for the other's, so
     # this passes only if neither loop's calls queue behind the other loop's batch.
     both_running = threading.Barrier(2, timeout=10)
     first_two = iter(range(2))
     lock = threading.Lock()
 
-    def infer(batch: list[list[int]]) -> Any:
+    def encode(texts: list[str]) -> Any:
         with lock:
             first = next(first_two, None) is not None
         if first:
             with contextlib.suppress(threading.BrokenBarrierError):
                 both_running.wait()
-        return real(batch)
+        return real(texts)
 
-    monkeypatch.setattr(provider, "_infer", infer)
+    monkeypatch.setattr(provider, "_encode", encode)
     results: list[Any] = [None, None]
 
     async def calls() -> list[list[list[float]]]:

