@@ -18,6 +18,7 @@ import structlog
 from procrastinate import JobContext
 
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
+from cybergine.channels.whatsapp.delivery import close_graph_clients
 from cybergine.channels.whatsapp.tasks import blueprint as whatsapp_blueprint
 from cybergine.conversations.tasks import blueprint as conversations_blueprint
 from cybergine.db.engine import Database
@@ -111,6 +112,7 @@ class Worker:
                     watchdog.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await watchdog
+                    await close_graph_clients()
 
     async def _requeue_stalled_forever(self) -> None:
         while True:

@@ -1,6 +1,7 @@
-"""Shared pieces of our clients for external HTTP APIs (LLM and embedding endpoints, and
-later the WhatsApp Graph API): reading Retry-After, reading a server's error message,
-keeping input text out of our errors, and using a caller's transport without closing it."""
+"""Shared pieces of our clients for external HTTP APIs (LLM and embedding endpoints; the
+WhatsApp Graph API client, on aiohttp, reads its errors with them too): reading
+Retry-After, reading a server's error message, keeping input text out of our errors, and
+using a caller's transport without closing it."""
 
 from __future__ import annotations
 

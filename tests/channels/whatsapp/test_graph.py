@@ -4,9 +4,11 @@ media, the classification of every kind of failure, and the status webhooks."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import socket
 import threading
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -321,15 +323,6 @@ async def test_template_unknown_to_meta(client: GraphClient, simulator: GraphSim
     assert (caught.value.status, caught.value.code, caught.value.retryable) == (404, 132001, False)
 
 
-async def test_the_app_runs_in_the_callers_loop_through_asgi() -> None:
-    sim = GraphSimulator()
-    sim.add_number(PHONE_ID, TOKEN)
-    transport = httpx.ASGITransport(app=sim.app)
-    async with GraphClient(base_url="http://graph.test/v23.0", transport=transport) as graph:
-        wamid = await graph.send(PHONE_ID, TOKEN, text_body(CUSTOMER, "Hi"))
-    assert [s.wamid for s in sim.sent] == [wamid]
-
-
 # --- read receipts ----------------------------------------------------------------------
 
 
@@ -442,6 +435,46 @@ async def test_the_token_is_never_sent_to_a_foreign_media_host(client: GraphClie
         with pytest.raises(GraphError, match="refusing to send the access token") as caught:
             await client.download(url, TOKEN, max_bytes=100)
         assert not caught.value.retryable
+
+
+async def test_a_redirect_to_another_host_does_not_carry_the_token() -> None:
+    seen: list[str | None] = []
+    elsewhere = FastAPI()
+
+    @elsewhere.get("/file")
+    async def file(request: Request) -> Response:
+        seen.append(request.headers.get("authorization"))
+        return Response(b"the bytes", media_type="image/jpeg")
+
+    with LiveServer(elsewhere) as other:
+        graph_side = FastAPI()
+
+        @graph_side.get("/media/1")
+        async def redirect() -> Response:
+            return Response(status_code=302, headers={"Location": f"{other.url}/file"})
+
+        with LiveServer(graph_side) as server:
+            async with GraphClient(base_url=f"{server.url}/v23.0", timeout=5) as graph:
+                assert await graph.download(f"{server.url}/media/1", TOKEN, max_bytes=100) == (
+                    b"the bytes"
+                )
+    assert seen == [None]
+
+
+def test_one_client_serves_one_event_loop_after_another(simulator: GraphSimulator) -> None:
+    graph = GraphClient(base_url=simulator.base_url, timeout=5)
+
+    async def send(text: str) -> str:
+        return await graph.send(PHONE_ID, TOKEN, text_body(CUSTOMER, text))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        first = asyncio.run(send("first loop"))
+        second = asyncio.run(send("second loop"))  # the first loop's session is left
+        asyncio.run(graph.aclose())
+        gc.collect()
+    assert [s.wamid for s in simulator.sent] == [first, second]
+    assert not [w for w in caught if "Unclosed client session" in str(w.message)]
 
 
 # --- status webhooks --------------------------------------------------------------------

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -84,10 +83,21 @@ ACCEPTED_MEDIA: dict[str, frozenset[str]] = {
 }
 
 
-@functools.lru_cache(maxsize=8)
+_graph_clients: dict[str, GraphClient] = {}
+
+
 def graph_client(base_url: str) -> GraphClient:
     """One client per Graph URL in this process, for connection reuse."""
-    return GraphClient(base_url=base_url)
+    client = _graph_clients.get(base_url)
+    if client is None:
+        client = _graph_clients[base_url] = GraphClient(base_url=base_url)
+    return client
+
+
+async def close_graph_clients() -> None:
+    """Close the Graph API connections this process holds (a worker stopping)."""
+    for client in list(_graph_clients.values()):
+        await client.aclose()
 
 
 @dataclass(frozen=True)

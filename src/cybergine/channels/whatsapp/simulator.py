@@ -16,8 +16,7 @@ and the download itself, with Meta's error body
         sim.sent                            # what was accepted, in order
         sim.deliver(sim.inbound_webhook(...))  # a customer writes (signed, to webhook_url)
 
-``with`` serves it on 127.0.0.1 in a thread (a free port, chosen by the OS); the FastAPI
-``app`` also runs in the caller's own loop through ``httpx.ASGITransport``.
+``with`` serves it on 127.0.0.1 in a thread (a free port, chosen by the OS).
 
 Decisions:
 - Requests are checked as Meta checks them (required fields, types, Meta's length limits
