@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -48,6 +49,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -419,7 +421,15 @@ class GraphSimulator:
         self._read_receipts: list[ReadReceipt] = []
         self._deliveries: list[WebhookDelivery] = []
         self._server: ThreadedServer | None = None
-        self.app = FastAPI(title="WhatsApp Graph API simulator", openapi_url=None, docs_url=None)
+        # Status webhooks go out over kept-alive connections, as Meta's do; one session
+        # for the serving loop, closed when the app shuts down.
+        self._webhook_session: aiohttp.ClientSession | None = None
+        self.app = FastAPI(
+            title="WhatsApp Graph API simulator",
+            openapi_url=None,
+            docs_url=None,
+            lifespan=self._lifespan,
+        )
         self.app.add_api_route(
             f"/{version}/{{phone_number_id}}/messages", self._messages, methods=["POST"]
         )
@@ -597,7 +607,7 @@ class GraphSimulator:
 
     def __enter__(self) -> GraphSimulator:
         server = ThreadedServer(
-            self.app, name="Graph API simulator", lifespan="off", graceful_seconds=3
+            self.app, name="Graph API simulator", lifespan="on", graceful_seconds=3
         )
         server.start()
         self._server = server
@@ -612,6 +622,23 @@ class GraphSimulator:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            session, self._webhook_session = self._webhook_session, None
+            if session is not None:
+                await session.close()
+
+    def _webhook_client(self) -> aiohttp.ClientSession:
+        session = self._webhook_session
+        if session is None or session.closed:
+            session = self._webhook_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=5.0)
+            )
+        return session
 
     # -- endpoints ---------------------------------------------------------------------
 
@@ -893,25 +920,25 @@ class GraphSimulator:
             if self.auto_read:
                 states.append("read")
         category = "utility" if record.type == "template" else "service"
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            for state in states:
-                if self.status_delay_seconds:
-                    await asyncio.sleep(self.status_delay_seconds)
-                body = status_webhook(
-                    record.phone_number_id,
-                    record.wamid,
-                    re.sub(r"[^0-9]", "", record.to),
-                    state,
-                    display_phone_number=display_phone_number,
-                    waba_id=self.waba_id,
-                    callback_data=record.callback_data,
-                    errors=[failure] if state == "failed" and failure else (),
-                    pricing_category=category,
-                )
-                await self._post(client, url, body, app_secret)
+        client = self._webhook_client()
+        for state in states:
+            if self.status_delay_seconds:
+                await asyncio.sleep(self.status_delay_seconds)
+            body = status_webhook(
+                record.phone_number_id,
+                record.wamid,
+                re.sub(r"[^0-9]", "", record.to),
+                state,
+                display_phone_number=display_phone_number,
+                waba_id=self.waba_id,
+                callback_data=record.callback_data,
+                errors=[failure] if state == "failed" and failure else (),
+                pricing_category=category,
+            )
+            await self._post(client, url, body, app_secret)
 
     async def _post(
-        self, client: httpx.AsyncClient, url: str, body: Mapping[str, Any], app_secret: str
+        self, client: aiohttp.ClientSession, url: str, body: Mapping[str, Any], app_secret: str
     ) -> None:
         raw, headers = webhook_request(body, app_secret)
         status: int | None = None
@@ -920,13 +947,13 @@ class GraphSimulator:
         for attempt in range(WEBHOOK_ATTEMPTS):
             attempts = attempt + 1
             try:
-                response = await client.post(url, content=raw, headers=headers)
-            except httpx.HTTPError as exc:
+                async with client.post(url, data=raw, headers=headers) as response:
+                    status = response.status
+                    error = None if status < 300 else (await response.text())[:200]
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
             else:
-                status = response.status_code
-                error = None if response.is_success else response.text[:200]
-                if response.is_success:
+                if 200 <= status < 300:
                     break
             await asyncio.sleep(0.1 * 2**attempt)
         with self._lock:
