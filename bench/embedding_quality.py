@@ -8,7 +8,7 @@ Recall@1, Recall@5, MRR@10 and nDCG@10 of:
 plus documents (or chunks) per second and per-query latency p50/p99 (one query at a time,
 its embedding included; index build not timed). First, CPU and wall time per query of
 embedding the queries one call at a time, then --concurrency calls at once (as a worker's
-concurrent reply jobs do; such calls share inferences).
+concurrent reply jobs do; such calls share thread hops, one inference per text).
 
 Reference (rag-dev README, whole documents): MiniLM nDCG@10 0.948 main / 0.884
 answers-only; BM25 0.824 / 0.766.
