@@ -71,7 +71,25 @@ def redact_inputs(message: str, texts: Sequence[str]) -> str:
     return message
 
 
-class BearerClient:
+class AsyncClosable:
+    """``async with client:`` closes the client on the way out."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class BearerClient(AsyncClosable):
     """One httpx client per event loop for an API authenticated with a bearer key, with
     extra headers and query parameters (Azure's ``api-key`` and ``api-version``)."""
 
@@ -96,17 +114,6 @@ class BearerClient:
         client, self._client, self._client_loop = self._client, None, None
         if client is not None:
             await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _http(self) -> httpx.AsyncClient:
         # A client is bound to the loop it was made on; a provider shared by processes'

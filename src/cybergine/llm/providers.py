@@ -16,8 +16,7 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self, cast, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import httpx
 from openai import APIConnectionError, APIStatusError, AsyncOpenAI, Omit, omit
@@ -32,6 +31,7 @@ from openai.types.chat.chat_completion import Choice
 
 # One retry policy and one reading of servers' errors for every OpenAI-compatible client.
 from cybergine.outbound import (
+    AsyncClosable,
     BorrowedTransport,
     redact_inputs,
     retry_after_seconds,
@@ -251,7 +251,7 @@ def _int(value: Any) -> int:
 _NO_KEY = "not-needed"
 
 
-class OpenAICompatibleChat:
+class OpenAICompatibleChat(AsyncClosable):
     """``POST {base_url}/chat/completions`` through the ``openai`` SDK (``base_url`` ends in
     ``/v1`` for OpenAI, Ollama, vLLM and llama.cpp; Azure: the deployment's URL, with
     ``api_key=None, headers={"api-key": KEY}, params={"api-version": "..."}``).
@@ -309,17 +309,6 @@ class OpenAICompatibleChat:
         client, self._client, self._client_loop = self._client, None, None
         if client is not None:
             await client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def complete(
         self,

@@ -35,13 +35,12 @@ import json as json_module
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 
 import aiohttp
 import httpx
 
-from cybergine.outbound import redact_inputs, retry_after_seconds, server_message
+from cybergine.outbound import AsyncClosable, redact_inputs, retry_after_seconds, server_message
 
 __all__ = [
     "FINAL_CODES",
@@ -178,7 +177,7 @@ class MediaInfo:
     file_size: int | None
 
 
-class GraphClient:
+class GraphClient(AsyncClosable):
     """The Graph API over aiohttp: one session (a pool of keep-alive connections) per event
     loop; the token is per call.
 
@@ -203,17 +202,6 @@ class GraphClient:
             # Made on another loop, which has ended: it cannot be closed from here, and
             # its connections ended with their loop.
             session.detach()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def send(self, phone_number_id: str, access_token: str, body: dict[str, Any]) -> str:
         """Sends a message body (see ``messages.py``); returns its wamid."""
