@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
 from cybergine.channels.whatsapp.messages import (
@@ -459,6 +460,29 @@ async def test_a_redirect_to_another_host_does_not_carry_the_token() -> None:
                     b"the bytes"
                 )
     assert seen == [None]
+
+
+async def test_a_download_may_outlast_the_timeout_while_bytes_keep_coming() -> None:
+    async def trickle(gap: float) -> AsyncIterator[bytes]:
+        for _ in range(6):
+            await asyncio.sleep(gap)
+            yield b"x" * 1000
+
+    app = FastAPI()
+
+    @app.get("/media/{gap}")
+    async def media(gap: float) -> StreamingResponse:
+        return StreamingResponse(trickle(gap), media_type="video/mp4")
+
+    with LiveServer(app) as server:
+        async with GraphClient(base_url=f"{server.url}/v23.0", timeout=0.5) as graph:
+            # 6 x 0.15 s: longer than the timeout in all, never silent for that long
+            data = await graph.download(f"{server.url}/media/0.15", TOKEN, max_bytes=10_000)
+            assert data == b"x" * 6000
+            with pytest.raises(GraphError) as caught:
+                await graph.download(f"{server.url}/media/0.8", TOKEN, max_bytes=10_000)
+    assert caught.value.retryable
+    assert "no answer within 0.5 s" in str(caught.value)
 
 
 def test_one_client_serves_one_event_loop_after_another(simulator: GraphSimulator) -> None:

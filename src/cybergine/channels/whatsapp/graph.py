@@ -189,6 +189,9 @@ class GraphClient(AsyncClosable):
         self.base_url = base_url.rstrip("/")
         self._origin = httpx.URL(self.base_url)
         self._timeout = timeout
+        self._download_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout, sock_read=timeout
+        )
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
 
@@ -272,8 +275,11 @@ class GraphClient(AsyncClosable):
         self._check_media_url(url, operation)
         headers = {"Authorization": _bearer(access_token, operation), "Accept": "*/*"}
         try:
-            # aiohttp drops the Authorization header on a redirect to another origin.
-            async with self._http().get(url, headers=headers, max_redirects=5) as response:
+            # aiohttp drops the Authorization header on a redirect to another origin. A
+            # large file may take longer than the timeout: it bounds each wait instead.
+            async with self._http().get(
+                url, headers=headers, max_redirects=5, timeout=self._download_timeout
+            ) as response:
                 if not 200 <= response.status < 300:
                     body = await response.content.read(_ERROR_BODY_LIMIT)
                     raise _response_error(_answer(response, body), operation, access_token, (url,))
