@@ -99,6 +99,46 @@ def test_a_float32_model_is_left_as_it_is(tmp_path: Path) -> None:
     assert int8_kernels(data) == data
 
 
+def dequantizing_model(scales: npt.NDArray[np.float32]) -> bytes:
+    """``x @ (float(W) * scales)`` for an int8 ``W`` of 4 x 4, as the published file does."""
+    weights = np.arange(-8, 8, dtype=np.int8).reshape(4, 4) * 8
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["w_q"], ["w_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["w_f", "w_scale"], ["w"]),
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+        ],
+        "dequantizing",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [numpy_helper.from_array(weights, "w_q"), numpy_helper.from_array(scales, "w_scale")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def run(model: bytes, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"x": x})
+    return np.asarray(y)
+
+
+@pytest.mark.parametrize("unsigned_weights", [False, True])
+def test_a_scale_per_column_factors_out_of_the_product(unsigned_weights: bool) -> None:
+    x = np.array([[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, 1.0]], dtype=np.float32)
+    model = dequantizing_model(np.array([[0.01, 0.02, 0.03, 0.04]], dtype=np.float32))
+    rewritten = int8_kernels(model, unsigned_weights=unsigned_weights)
+    ops = [node.op_type for node in onnx.load_from_string(rewritten).graph.node]
+    assert "MatMulInteger" in ops
+    assert "MatMul" not in ops
+    # x is quantized to 8 bits over its range (-1..2): within a step of it, times |W|.
+    np.testing.assert_allclose(run(rewritten, x), run(model, x), atol=0.05)
+
+
+def test_a_scale_per_row_is_left_to_float32() -> None:
+    model = dequantizing_model(np.array([[0.01], [0.02], [0.03], [0.04]], dtype=np.float32))
+    assert int8_kernels(model) == model
+
+
 @pytest.mark.parametrize(
     ("machine", "cpuinfo", "saturating"),
     [

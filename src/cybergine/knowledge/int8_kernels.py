@@ -57,7 +57,12 @@ def int8_kernels(data: bytes, *, unsigned_weights: bool | None = None) -> bytes:
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in dequantized:
             weights, scales = dequantized[node.input[1]]
-            if len(weights.shape) == 2 and scales.size in (1, weights.shape[1]):
+            # One scale, or one per column (output feature): those factor out of the
+            # product. A scale per row would not, and is left to float32.
+            columns = weights.shape[-1]
+            if len(weights.shape) == 2 and (
+                scales.size == 1 or scales.shape in ((columns,), (1, columns))
+            ):
                 x = node.input[0]
                 if x not in quantized_inputs:  # one quantization of x for all its MatMuls
                     quantized_inputs[x] = (f"{x}__u8", f"{x}__u8_scale", f"{x}__u8_zero")
