@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from cybergine.accounts.models import Role
 from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.channels.whatsapp.simulator import status_webhook
 from cybergine.conversations.models import Attachment, Customer, Message
 from cybergine.privacy.audit import AuditEvent
 from tests.support.factories import make_api_key
@@ -114,6 +115,28 @@ async def test_erasure_deletes_content_and_anonymises_the_records(shop: Shop) ->
     assert again["webhook_events"] == 0
     shop.says("Hello again", wa_id=ADA)
     assert _customer_id(shop, ADA) != ada
+
+
+async def test_a_status_arriving_after_erasure_keeps_no_trace_of_them(shop: Shop) -> None:
+    await _chat(shop)
+    [reply, *_] = [m for m in shop.graph.sent if m.to == ADA]
+    assert shop.api.delete(f"/api/v1/customers/{_customer_id(shop, ADA)}").status_code == 200
+    # Meta reports the reply delivered, then read, a while later: alone (the SQL ingest),
+    # then beside another customer's photo (media take the Python ingest).
+    delivered = status_webhook(shop.phone_number_id, reply.wamid, ADA, "delivered")
+    read = status_webhook(shop.phone_number_id, reply.wamid, ADA, "read")
+    photo = readdress(fixture("image_01.json"), shop.phone_number_id)
+    read["entry"][0]["changes"] += photo["entry"][0]["changes"]
+    for late in (delivered, read):
+        assert shop.post(late).status_code == 200
+    async with shop.database.transaction() as session:
+        events = list((await session.execute(select(WebhookEvent.value))).scalars())
+        status = await session.scalar(
+            select(Message.status).where(Message.external_id == reply.wamid)
+        )
+    assert sum(1 for value in events if value.get("statuses")) >= 2
+    assert not any(ADA in str(value) for value in events)
+    assert status == "read"  # the lifecycle still moved on
 
 
 async def test_only_owners_and_admins_handle_customer_data(shop: Shop) -> None:

@@ -223,7 +223,8 @@ async def erase_customer(
     )
     events = 0
     if customer.channel == Channel.WHATSAPP and not external_id.startswith(ERASED_PREFIX):
-        # The raw deliveries that mention them: as sender, as contact, as recipient.
+        # The raw deliveries that mention them: as sender, as contact, or as recipient
+        # (statuses have been stored without recipients since; older events had them).
         mentions = [
             {"contacts": [{"wa_id": external_id}]},
             {"messages": [{"from": external_id}]},

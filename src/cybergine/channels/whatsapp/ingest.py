@@ -190,6 +190,23 @@ class IngestResult:
     problems: int = 0
 
 
+def kept_value(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A change as its event row keeps it: without the recipients of its statuses. The
+    message a status updates already says who received it; and a status can come after
+    its customer was erased (policy §14), or concern someone who is no customer here
+    (a message sent by another app on the same number)."""
+    kept = dict(value)
+    statuses = value.get("statuses")
+    if isinstance(statuses, list):
+        kept["statuses"] = [
+            {k: v for k, v in status.items() if not k.startswith("recipient")}
+            if isinstance(status, Mapping)
+            else status
+            for status in statuses
+        ]
+    return kept
+
+
 async def store_delivery(
     session: AsyncSession, body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
 ) -> IngestResult:
@@ -202,7 +219,7 @@ async def store_delivery(
                 organisation_id=route.organisation_id,
                 whatsapp_number_id=route.id,
                 field=field[:64],
-                value=dict(value),
+                value=kept_value(value),
                 messages=len(batch.messages),
                 statuses=len(batch.statuses),
                 problems="\n".join(batch.problems)[:4000] or None,
@@ -291,7 +308,7 @@ def fast_items(
                 "assistant": str(route.assistant_id) if route.assistant_id else None,
                 "active": route.active,
                 "field": field[:64],
-                "value": dict(value),
+                "value": kept_value(value),
                 "problems": "\n".join(batch.problems)[:4000] or None,
                 "messages": messages,
                 "statuses": statuses,
