@@ -49,7 +49,7 @@ accents stripped and punctuation removed at both ends, equals one of the words (
 
 **Business hours** (:func:`within_business_hours`, :func:`next_opening`): the assistant's
 ``{"timezone": ..., "days": {"mon": [["09:00", "18:00"]], ...}}``, read through
-:func:`cybergine.assistants.service.clean_business_hours` (a malformed value raises its
+:func:`cybergine.assistants.business_hours.clean_business_hours` (a malformed value raises its
 ``InvalidInput``). Times are wall-clock times in that timezone, so opening hours follow
 daylight saving time. A range is ``[start, end)`` within one day: it never crosses
 midnight (the service refuses ``end <= start``; ``24:00`` ends a day). Overnight opening
@@ -70,7 +70,7 @@ from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from cybergine.assistants.service import WEEKDAYS, clean_business_hours
+from cybergine.assistants.business_hours import WEEKDAYS, clean_business_hours
 
 __all__ = [
     "DEFAULT_OPT_IN_WORDS",
