@@ -949,11 +949,12 @@ class GraphSimulator:
             try:
                 async with client.post(url, data=raw, headers=headers) as response:
                     status = response.status
-                    error = None if status < 300 else (await response.text())[:200]
+                    ok = 200 <= status < 300
+                    error = None if ok else (await response.read()).decode("utf-8", "replace")[:200]
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
             else:
-                if 200 <= status < 300:
+                if ok:
                     break
             await asyncio.sleep(0.1 * 2**attempt)
         with self._lock:
