@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -28,8 +29,9 @@ class BorrowedTransport(httpx.AsyncBaseTransport):
         return None
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` of an answer's (case-insensitive) headers, in seconds from now."""
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -43,24 +45,25 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def server_message(response: httpx.Response) -> str:
-    """The error message a server gave: OpenAI's ``{"error": {"message"}}``, Ollama's
-    ``{"error": "..."}``, FastAPI's ``{"detail"}``, else the start of the body."""
+def server_message(body: bytes, reason: str) -> str:
+    """The error message a server gave in an answer's ``body``: OpenAI's
+    ``{"error": {"message"}}``, Ollama's ``{"error": "..."}``, FastAPI's ``{"detail"}``,
+    else the start of the body, else the status line's ``reason``."""
     try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300].strip() or response.reason_phrase
-    if isinstance(body, dict):
-        error = body.get("error")
+        data = json.loads(body)
+    except ValueError:  # not JSON, or not text at all
+        return body[:1200].decode("utf-8", "replace")[:300].strip() or reason
+    if isinstance(data, dict):
+        error = data.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
         if isinstance(error, str):
             return error
-        if isinstance(body.get("message"), str):
-            return str(body["message"])
-        if "detail" in body:
-            return str(body["detail"])[:300]
-    return str(body)[:300]
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+        if "detail" in data:
+            return str(data["detail"])[:300]
+    return str(data)[:300]
 
 
 def redact_inputs(message: str, texts: Sequence[str]) -> str:

@@ -530,9 +530,9 @@ class OpenAICompatibleEmbeddings(BearerClient):
             status = response.status_code
             if status < 400:
                 return response
-            message = redact_inputs(server_message(response), batch)
+            message = redact_inputs(server_message(response.content, response.reason_phrase), batch)
             if status == 429 or status >= 500:
-                retry_after = retry_after_seconds(response)
+                retry_after = retry_after_seconds(response.headers)
                 if retry_after is not None:
                     wait = retry_after
                 if not last and wait <= self._max_retry_after:

@@ -358,9 +358,11 @@ class OpenAICompatibleChat(AsyncClosable):
                 status = exc.status_code
                 # The SDK gives back responses of the client it was given: httpx's.
                 response = cast(httpx.Response, exc.response)
-                message = redact_inputs(server_message(response), texts)
+                message = redact_inputs(
+                    server_message(response.content, response.reason_phrase), texts
+                )
                 if status in (408, 429) or status >= 500:
-                    retry_after = retry_after_seconds(response)
+                    retry_after = retry_after_seconds(response.headers)
                     if retry_after is not None:
                         wait = retry_after
                     if not last and wait <= self._max_retry_after:

@@ -281,8 +281,13 @@ class GraphClient(AsyncClosable):
                 url, headers=headers, max_redirects=5, timeout=self._download_timeout
             ) as response:
                 if not 200 <= response.status < 300:
-                    body = await response.content.read(_ERROR_BODY_LIMIT)
-                    raise _response_error(_answer(response, body), operation, access_token, (url,))
+                    body = bytearray()  # at most 64 KiB of it; read() may give less at once
+                    while len(body) < _ERROR_BODY_LIMIT and (
+                        chunk := await response.content.read(_ERROR_BODY_LIMIT - len(body))
+                    ):
+                        body += chunk
+                    answer = _answer(response, bytes(body))
+                    raise _response_error(answer, operation, access_token, (url,))
                 declared = _int(response.headers.get("content-length"))
                 if declared is not None and declared > max_bytes:
                     raise MediaTooLarge(limit=max_bytes, size=declared, declared=True)
@@ -372,13 +377,6 @@ class _Answer:
     def json(self) -> Any:
         return json_module.loads(self.body)
 
-    def as_httpx(self) -> httpx.Response:
-        """For the shared error readers in ``outbound`` (an error path only)."""
-        kept = {
-            k: v for k, v in self.headers.items() if k.lower() in ("content-type", "retry-after")
-        }
-        return httpx.Response(self.status, headers=kept, content=self.body)
-
 
 def _answer(response: aiohttp.ClientResponse, body: bytes) -> _Answer:
     return _Answer(response.status, response.reason or "", response.headers, body)
@@ -391,11 +389,10 @@ def _response_error(
     answer: _Answer, operation: str, access_token: str, content: Iterable[str]
 ) -> GraphError:
     """The error a non-2xx answer means, with Meta's fields when the body has them."""
-    response = answer.as_httpx()
     status = answer.status
     code = subcode = None
     details = error_type = fbtrace_id = None
-    message = server_message(response)
+    message = server_message(answer.body, answer.reason)
     try:
         body: Any = answer.json()
     except ValueError:
@@ -422,7 +419,7 @@ def _response_error(
         error_type=error_type,
         fbtrace_id=fbtrace_id,
         retryable=_retryable(status, code),
-        retry_after=retry_after_seconds(response),
+        retry_after=retry_after_seconds(answer.headers),
     )
 
 
