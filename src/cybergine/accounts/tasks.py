@@ -6,8 +6,8 @@ import uuid
 
 import procrastinate
 
-from cybergine.accounts import service
-from cybergine.accounts.service import login, password_reset, sessions
+from cybergine.accounts import service, throttle
+from cybergine.accounts.service import password_reset, sessions
 from cybergine.queue import DEFAULT_RETRY, job_session
 
 blueprint = procrastinate.Blueprint()
@@ -22,9 +22,9 @@ async def erase_organisation(context: procrastinate.JobContext, organisation_id:
 @blueprint.periodic(cron="41 * * * *", periodic_id="prune_credentials")
 @blueprint.task(name="prune_credentials", pass_context=True, queueing_lock="prune_credentials")
 async def prune_credentials(context: procrastinate.JobContext, timestamp: int) -> None:
-    """Expired sessions, used or expired reset links, old sign-in attempts: operational
+    """Expired sessions, used or expired reset links, old throttled attempts: operational
     data with no reason to outlive its use."""
     async with job_session(context) as session:
         await sessions.prune_expired(session)
         await password_reset.prune_expired(session)
-        await login.prune_attempts(session)
+        await throttle.prune_attempts(session)

@@ -23,7 +23,7 @@ from cybergine.dashboard.templating import redirect, render
 from cybergine.errors import CybergineError
 from cybergine.settings import Settings
 from cybergine.web.clients import client_ip
-from cybergine.web.deps import SessionDep, SettingsDep
+from cybergine.web.deps import DatabaseDep, SessionDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,12 +62,16 @@ async def login_page(request: Request, _public: Public, next: str = "/") -> HTML
 
 @router.post("/login")
 async def login_submit(
-    request: Request, _public: Public, session: SessionDep, settings: SettingsDep
+    request: Request,
+    _public: Public,
+    session: SessionDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
 ) -> Response:
     await check_anonymous_csrf(request)
     form = await fields(request, "email", "password", "next")
     outcome = await login.sign_in(
-        session, email=form["email"], password=form["password"], ip=client_ip(request)
+        session, database, email=form["email"], password=form["password"], ip=client_ip(request)
     )
     if outcome.user is None:
         return render(
