@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from cybergine.accounts.models import PasswordResetToken, UserSession
+from cybergine.accounts.service import password_reset
 from cybergine.db.engine import Database
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_organisation, unique_email
@@ -114,3 +115,73 @@ async def test_change_password_needs_the_current_one(browser: Browser, database:
     assert "current password" in response.text
     browser.post("/logout", csrf=browser.csrf("/account"))
     assert browser.sign_in(owner.email, PASSWORD).status_code == 303
+
+
+async def test_reset_requests_are_limited_per_address(browser: Browser, database: Database) -> None:
+    _, owner = await make_organisation(database)
+    for _ in range(password_reset.PER_ADDRESS.maximum):
+        sent = browser.post(
+            "/password/forgot", {"email": owner.email}, csrf_from="/password/forgot"
+        )
+        assert sent.status_code == 303
+    refused = browser.post("/password/forgot", {"email": owner.email}, csrf_from="/password/forgot")
+    assert refused.status_code == 429
+    assert "Too many password reset requests" in refused.text
+    assert int(refused.headers["retry-after"]) > 0
+    assert len(await emails_to(database, owner.email)) == password_reset.PER_ADDRESS.maximum
+
+
+async def test_unknown_addresses_are_limited_the_same_way(browser: Browser) -> None:
+    unknown = unique_email()
+    statuses = [
+        browser.post(
+            "/password/forgot", {"email": unknown}, csrf_from="/password/forgot"
+        ).status_code
+        for _ in range(password_reset.PER_ADDRESS.maximum + 1)
+    ]
+    assert statuses == [303] * password_reset.PER_ADDRESS.maximum + [429]
+
+
+async def test_reset_requests_are_limited_per_ip_address(
+    browser: Browser, database: Database
+) -> None:
+    for _ in range(password_reset.PER_IP.maximum):
+        browser.post("/password/forgot", {"email": unique_email()}, csrf_from="/password/forgot")
+    _, owner = await make_organisation(database)
+    refused = browser.post("/password/forgot", {"email": owner.email}, csrf_from="/password/forgot")
+    assert refused.status_code == 429
+    assert await emails_to(database, owner.email) == []
+
+
+async def test_using_one_reset_link_voids_the_others(browser: Browser, database: Database) -> None:
+    _, owner = await make_organisation(database)
+    browser.post("/password/forgot", {"email": owner.email}, csrf_from="/password/forgot")
+    first = await link_in_last_email(database, owner.email)
+    browser.post("/password/forgot", {"email": owner.email}, csrf_from="/password/forgot")
+    second = await link_in_last_email(database, owner.email)
+    assert first != second
+    assert (
+        browser.post(second, {"password": NEW_PASSWORD}, csrf=browser.csrf(second)).status_code
+        == 303
+    )
+
+    stale = browser.get(first)
+    assert stale.status_code == 410
+    assert "password was changed" in stale.text
+    assert browser.sign_in(owner.email, NEW_PASSWORD).status_code == 303
+
+
+async def test_changing_the_password_voids_reset_links(
+    browser: Browser, database: Database
+) -> None:
+    _, owner = await make_organisation(database)
+    browser.post("/password/forgot", {"email": owner.email}, csrf_from="/password/forgot")
+    link = await link_in_last_email(database, owner.email)
+    browser.sign_in(owner.email, PASSWORD)
+    changed = browser.post(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        csrf_from="/account",
+    )
+    assert changed.status_code == 303
+    assert browser.get(link).status_code == 410

@@ -11,10 +11,11 @@ import re
 import httpx
 from sqlalchemy import func, select
 
-from cybergine.accounts.service import login
+from cybergine.accounts.service import login, password_reset
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
 from tests.support.factories import make_user
+from tests.support.mailbox import emails_to
 from tests.support.server import LiveServer
 
 _CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
@@ -65,3 +66,17 @@ async def test_concurrent_wrong_passwords_check_no_more_than_the_limit(
     assert 1 <= checked <= login.MAX_FAILURES_PER_ACCOUNT, statuses
     assert await _audited(database, "auth.login.failed") == checked
     assert await _audited(database, "auth.login.throttled") == CONCURRENT - checked
+
+
+async def test_concurrent_reset_requests_send_no_more_than_the_limit(
+    live_server: LiveServer, database: Database
+) -> None:
+    user = await make_user(database)
+    forms = [{"email": user.email}] * CONCURRENT
+    statuses = await post_all_at_once(
+        live_server, "/password/forgot", forms, csrf_from="/password/forgot"
+    )
+    sent = len(await emails_to(database, user.email))
+    assert 1 <= sent <= password_reset.PER_ADDRESS.maximum, statuses
+    assert statuses.count(303) == sent
+    assert statuses.count(429) == CONCURRENT - sent, statuses

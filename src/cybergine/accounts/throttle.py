@@ -45,11 +45,7 @@ class Limit:
 @dataclass(frozen=True)
 class Admission:
     attempt_ids: tuple[uuid.UUID, ...]
-    refused_by: Limit | None
-
-    @property
-    def admitted(self) -> bool:
-        return self.refused_by is None
+    refused_by: Limit | None  # None: the attempt may go on
 
 
 async def admit(database: Database, *checks: tuple[Limit, str]) -> Admission:

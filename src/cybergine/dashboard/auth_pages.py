@@ -20,7 +20,7 @@ from cybergine.accounts.models import User
 from cybergine.accounts.service import login, password_reset, sessions, team, users
 from cybergine.dashboard.forms import fields, safe_next
 from cybergine.dashboard.templating import redirect, render
-from cybergine.errors import CybergineError
+from cybergine.errors import CybergineError, TooManyRequests
 from cybergine.settings import Settings
 from cybergine.web.clients import client_ip
 from cybergine.web.deps import DatabaseDep, SessionDep, SettingsDep
@@ -43,6 +43,12 @@ def _sign_in_response(settings: Settings, user_session_token: str, target: str) 
         path="/",
     )
     return response
+
+
+def _too_many(page: HTMLResponse, exc: TooManyRequests) -> HTMLResponse:
+    page.status_code = exc.status
+    page.headers["retry-after"] = str(exc.extra["retry_after"])
+    return page
 
 
 def _outbox_available(request: Request) -> bool:
@@ -139,11 +145,24 @@ async def forgot_page(request: Request, _public: Public) -> HTMLResponse:
 
 @router.post("/password/forgot")
 async def forgot_submit(
-    request: Request, _public: Public, session: SessionDep, settings: SettingsDep
+    request: Request,
+    _public: Public,
+    session: SessionDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
 ) -> Response:
     await check_anonymous_csrf(request)
     form = await fields(request, "email")
-    await password_reset.request_reset(session, email=form["email"], public_url=settings.public_url)
+    try:
+        await password_reset.request_reset(
+            session,
+            database,
+            email=form["email"],
+            ip=client_ip(request),
+            public_url=settings.public_url,
+        )
+    except TooManyRequests as exc:
+        return _too_many(render(request, "forgot.html", {"error": exc.detail}), exc)
     return redirect("/login", notice="reset-sent")
 
 

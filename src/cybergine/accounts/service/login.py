@@ -53,7 +53,7 @@ async def sign_in(
     account_ref = keyed_hash(PER_ACCOUNT.purpose, email)[:16]
 
     admission = await throttle.admit(database, (PER_ACCOUNT, email), (PER_IP, ip))
-    if not admission.admitted:
+    if admission.refused_by is not None:
         await audit.record(
             session,
             action="auth.login.throttled",

@@ -1,5 +1,7 @@
 """Password reset by e-mailed single-use link. Asking for a reset answers the same
-whether or not the address has an account."""
+whether or not the address has an account, and is throttled per address and per IP
+address the same way either way. Setting a new password, by a link or otherwise, voids
+every reset link of the account (``users.set_password``)."""
 
 from __future__ import annotations
 
@@ -8,15 +10,20 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts import passwords
+from cybergine.accounts import passwords, throttle
 from cybergine.accounts.models import PasswordResetToken, User
 from cybergine.accounts.service.users import find_user_by_email, normalise_email, set_password
 from cybergine.accounts.tokens import new_token, token_hash
-from cybergine.errors import CybergineError, InvalidInput
+from cybergine.db.engine import Database
+from cybergine.errors import CybergineError, InvalidInput, TooManyRequests
 from cybergine.mail.service import queue_email
 from cybergine.privacy import audit
 
 RESET_LIFETIME = timedelta(hours=1)
+# Each request may send an e-mail: few per address (its owner needs one or two), more per
+# IP address (an office asks for several people).
+PER_ADDRESS = throttle.Limit("reset-account", 3, timedelta(hours=1))
+PER_IP = throttle.Limit("reset-ip", 20, timedelta(hours=1))
 
 
 class ResetLinkUnusable(CybergineError):
@@ -25,11 +32,21 @@ class ResetLinkUnusable(CybergineError):
     title = "Reset link no longer valid"
 
 
-async def request_reset(session: AsyncSession, *, email: str, public_url: str) -> None:
+async def request_reset(
+    session: AsyncSession, database: Database, *, email: str, ip: str, public_url: str
+) -> None:
+    """``database`` counts the request on a connection of its own before anything is
+    sent (``cybergine.accounts.throttle``)."""
     try:
         email = normalise_email(email)
     except InvalidInput:
         return
+    admission = await throttle.admit(database, (PER_ADDRESS, email), (PER_IP, ip))
+    if admission.refused_by is not None:
+        raise TooManyRequests(
+            "Too many password reset requests. Wait an hour, or look for the e-mails already sent.",
+            retry_after=int(admission.refused_by.window.total_seconds()),
+        )
     user = await find_user_by_email(session, email)
     if user is None:
         return
@@ -73,7 +90,10 @@ async def find_reset(session: AsyncSession, token: str) -> tuple[PasswordResetTo
         raise ResetLinkUnusable("This reset link is not valid. Ask for a new one.")
     reset, user = row
     if reset.used_at is not None:
-        raise ResetLinkUnusable("This reset link was already used. Ask for a new one.")
+        raise ResetLinkUnusable(
+            "This reset link was already used, or the password was changed since it was "
+            "sent. Ask for a new one."
+        )
     if reset.expires_at <= datetime.now(UTC):
         raise ResetLinkUnusable("This reset link has expired. Ask for a new one.")
     return reset, user

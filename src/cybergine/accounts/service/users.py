@@ -6,11 +6,18 @@ import uuid
 from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts import passwords
-from cybergine.accounts.models import Membership, Organisation, Role, User, UserSession
+from cybergine.accounts.models import (
+    Membership,
+    Organisation,
+    PasswordResetToken,
+    Role,
+    User,
+    UserSession,
+)
 from cybergine.accounts.service.organisations import create_organisation
 from cybergine.errors import Conflict, InvalidInput
 from cybergine.privacy import audit
@@ -101,8 +108,16 @@ async def change_password(
 async def set_password(
     session: AsyncSession, *, user: User, password: str, keep_session_id: uuid.UUID | None = None
 ) -> None:
+    """Signs out the user's other browsers and voids all their reset links: a link sent
+    before the change must not undo it."""
+    now = datetime.now(UTC)
     user.password_hash = await passwords.hash_password(password)
-    user.password_changed_at = datetime.now(UTC)
+    user.password_changed_at = now
+    await session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+        .values(used_at=now)
+    )
     statement = delete(UserSession).where(UserSession.user_id == user.id)
     if keep_session_id is not None:
         statement = statement.where(UserSession.id != keep_session_id)
