@@ -32,7 +32,7 @@ from cybergine.privacy import keys
 from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
-from cybergine.web import health, problems
+from cybergine.web import health, openapi, problems
 from cybergine.web.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -111,6 +111,7 @@ def create_app(
     )
     app.state.settings = settings
     problems.install(app, html=render_error)
+    openapi.install(app)
     app.include_router(health.router)
     app.include_router(accounts_api.router)
     app.include_router(knowledge_api.router)

@@ -24,8 +24,10 @@ from cybergine.accounts.schemas import (
     OrganisationUpdate,
 )
 from cybergine.accounts.service import api_keys, organisations, team
+from cybergine.errors import Conflict
 from cybergine.privacy import audit
 from cybergine.web.deps import SettingsDep
+from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1", tags=["organisation"])
 
@@ -63,7 +65,7 @@ async def list_members(
     return [_member_out(m) for m in await team.list_members(caller.scope)]
 
 
-@router.patch("/members/{membership_id}", response_model=MemberOut)
+@router.patch("/members/{membership_id}", response_model=MemberOut, responses=may_answer(Conflict))
 async def change_member_role(
     membership_id: uuid.UUID,
     body: MemberUpdate,
@@ -74,7 +76,11 @@ async def change_member_role(
     return _member_out(next(m for m in members if m.membership.id == membership_id))
 
 
-@router.delete("/members/{membership_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/members/{membership_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=may_answer(Conflict),
+)
 async def remove_member(
     membership_id: uuid.UUID,
     caller: Annotated[Caller, authorize(Permission.TEAM_MANAGE)],
@@ -90,7 +96,12 @@ async def list_invitations(
     return [InvitationOut.model_validate(i) for i in await team.list_invitations(caller.scope)]
 
 
-@router.post("/invitations", response_model=InvitationOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/invitations",
+    response_model=InvitationOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=may_answer(Conflict),
+)
 async def create_invitation(
     body: InvitationIn,
     caller: Annotated[Caller, authorize(Permission.TEAM_MANAGE)],

@@ -11,6 +11,8 @@ from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.assistants import service
 from cybergine.assistants.schemas import AssistantIn, AssistantOut, AssistantUpdate
+from cybergine.errors import Conflict
+from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/assistants", tags=["assistants"])
 
@@ -18,7 +20,12 @@ Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
 Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
 
 
-@router.post("", response_model=AssistantOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=AssistantOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=may_answer(Conflict),
+)
 async def create_assistant(body: AssistantIn, caller: Editor) -> AssistantOut:
     assistant = await service.create_assistant(caller.scope, caller.principal, body.changes())
     return AssistantOut.of(assistant)
@@ -34,7 +41,7 @@ async def get_assistant(assistant_id: uuid.UUID, caller: Reader) -> AssistantOut
     return AssistantOut.of(await service.get_assistant(caller.scope, assistant_id))
 
 
-@router.patch("/{assistant_id}", response_model=AssistantOut)
+@router.patch("/{assistant_id}", response_model=AssistantOut, responses=may_answer(Conflict))
 async def update_assistant(
     assistant_id: uuid.UUID, body: AssistantUpdate, caller: Editor
 ) -> AssistantOut:

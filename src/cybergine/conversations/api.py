@@ -21,6 +21,8 @@ from cybergine.conversations.schemas import (
     MessageOut,
     MessagePage,
 )
+from cybergine.errors import Conflict
+from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
 
@@ -103,7 +105,15 @@ def _content_disposition(kind: str, filename: str | None) -> str:
 @router.get(
     "/{conversation_id}/messages/{message_id}/attachment",
     summary="Download the file a customer sent with a message",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    # Images, sound and video are served as what they are; anything else as bytes.
+    responses={
+        200: {
+            "content": {
+                **{f"{kind}*": {} for kind in _INLINE_TYPES},
+                "application/octet-stream": {},
+            }
+        }
+    },
 )
 async def download_attachment(
     conversation_id: uuid.UUID, message_id: uuid.UUID, caller: Reader
@@ -128,6 +138,7 @@ async def download_attachment(
     response_model=MessageOut,
     status_code=202,
     summary="Send a message to the customer as an agent (takes the conversation over)",
+    responses=may_answer(Conflict),
 )
 async def send_message(conversation_id: uuid.UUID, body: MessageIn, caller: Replier) -> MessageOut:
     message = await service.send_agent_message(

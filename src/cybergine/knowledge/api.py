@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
-from cybergine.errors import CybergineError, InvalidInput
+from cybergine.errors import Conflict, CybergineError, InvalidInput
 from cybergine.knowledge import service
 from cybergine.knowledge.models import Item, ItemKind, ItemStatus
 from cybergine.knowledge.providers import embedding_provider
@@ -34,6 +34,7 @@ from cybergine.knowledge.schemas import (
     SearchResult,
 )
 from cybergine.web.deps import SettingsDep
+from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/knowledge", tags=["knowledge"])
 
@@ -87,6 +88,7 @@ _UPLOAD_DOC = {
     response_model=DocumentOut,
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_UPLOAD_DOC,
+    responses=may_answer(Conflict, UploadTooLarge),
     summary="Add a document from JSON text or an uploaded file (PDF, DOCX, HTML, Markdown, text)",
 )
 async def create_document(request: Request, caller: Editor, settings: SettingsDep) -> DocumentOut:
@@ -193,7 +195,11 @@ async def get_document(document_id: uuid.UUID, caller: Reader) -> DocumentOut:
     return DocumentOut.of(item, await _collection_name(caller, item))
 
 
-@router.get("/documents/{document_id}/file", summary="Download the original file")
+@router.get(
+    "/documents/{document_id}/file",
+    summary="Download the original file",
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
 async def download_document(document_id: uuid.UUID, caller: Reader) -> Response:
     stored = await service.get_file(caller.scope, document_id)
     safe_name = "".join(ch for ch in stored.filename if ch.isalnum() or ch in "._- ") or "file"
@@ -204,7 +210,9 @@ async def download_document(document_id: uuid.UUID, caller: Reader) -> Response:
     )
 
 
-@router.patch("/documents/{document_id}", response_model=DocumentOut)
+@router.patch(
+    "/documents/{document_id}", response_model=DocumentOut, responses=may_answer(Conflict)
+)
 async def update_document(
     document_id: uuid.UUID, body: DocumentUpdate, caller: Editor
 ) -> DocumentOut:
@@ -236,7 +244,12 @@ async def delete_document(document_id: uuid.UUID, caller: Editor) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/qa", response_model=QaOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/qa",
+    response_model=QaOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=may_answer(Conflict),
+)
 async def create_qa(body: QaIn, caller: Editor) -> QaOut:
     item = await service.create_qa(
         caller.scope,
@@ -265,7 +278,7 @@ async def get_qa(qa_id: uuid.UUID, caller: Reader) -> QaOut:
     return QaOut.of(item, await _collection_name(caller, item))
 
 
-@router.patch("/qa/{qa_id}", response_model=QaOut)
+@router.patch("/qa/{qa_id}", response_model=QaOut, responses=may_answer(Conflict))
 async def update_qa(qa_id: uuid.UUID, body: QaUpdate, caller: Editor) -> QaOut:
     changes = service.ItemChanges(
         question=body.question,

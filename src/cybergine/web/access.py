@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends
+from fastapi.dependencies.models import Dependant
 
 PERMISSION_ATTRIBUTE = "__cybergine_permission__"
+PUBLIC_MARK = "public: "
 
 
 def public(reason: str) -> Any:
@@ -20,5 +22,21 @@ def public(reason: str) -> Any:
     async def dependency() -> None:
         return None
 
-    setattr(dependency, PERMISSION_ATTRIBUTE, f"public: {reason}")
+    setattr(dependency, PERMISSION_ATTRIBUTE, PUBLIC_MARK + reason)
     return Depends(dependency)
+
+
+def marks(dependant: Dependant) -> list[Any]:
+    """The protection marks among a route's dependencies, however deeply nested (a
+    well-declared route has exactly one)."""
+    found = []
+    for dependency in dependant.dependencies:
+        mark = getattr(dependency.call, PERMISSION_ATTRIBUTE, None)
+        if mark is not None:
+            found.append(mark)
+        found.extend(marks(dependency))
+    return found
+
+
+def is_public(dependant: Dependant) -> bool:
+    return any(isinstance(mark, str) and mark.startswith(PUBLIC_MARK) for mark in marks(dependant))

@@ -30,6 +30,7 @@ async def healthz(_: Probe) -> dict[str, str]:
     "/readyz",
     summary="The database is reachable and migrated to the code's head revision",
     response_model=None,
+    responses={503: {"description": "The database is unreachable or not migrated."}},
 )
 async def readyz(_: Probe, database: DatabaseDep) -> Any:
     expected = head_revision()

@@ -12,7 +12,9 @@ from cybergine.accounts.permissions import Permission
 from cybergine.channels.whatsapp import service
 from cybergine.channels.whatsapp.ingest import NumberDirectory
 from cybergine.channels.whatsapp.schemas import NumberIn, NumberOut, NumberUpdate
+from cybergine.errors import Conflict
 from cybergine.web.deps import SettingsDep
+from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/channels/whatsapp", tags=["whatsapp"])
 
@@ -28,7 +30,12 @@ def _forget(request: Request, phone_number_id: str) -> None:
         directory.forget(phone_number_id)
 
 
-@router.post("", response_model=NumberOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=NumberOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=may_answer(Conflict),
+)
 async def create_number(
     body: NumberIn, caller: Editor, settings: SettingsDep, request: Request
 ) -> NumberOut:

@@ -32,6 +32,7 @@ from cybergine.channels.whatsapp.signature import HEADER, verify_signature
 from cybergine.errors import CybergineError, Forbidden, PayloadTooLarge, Unauthorized
 from cybergine.web.access import public
 from cybergine.web.deps import DatabaseDep, SettingsDep
+from cybergine.web.openapi import may_answer
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +62,7 @@ def directory(request: Request) -> NumberDirectory:
     return found
 
 
-@router.get("", response_class=PlainTextResponse)
+@router.get("", response_class=PlainTextResponse, responses=may_answer(Forbidden))
 async def verify_subscription(
     _: Meta,
     database: DatabaseDep,
@@ -91,7 +92,17 @@ async def verify_subscription(
     return PlainTextResponse(challenge)
 
 
-@router.post("")
+@router.post(
+    "",
+    responses=may_answer(MalformedWebhook, Unauthorized, PayloadTooLarge),
+    # Read raw (the signature covers the exact bytes), so FastAPI cannot infer it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:

@@ -1,0 +1,182 @@
+"""schemathesis over every operation of the API, against a real `cybergine serve`.
+
+The demo organisation (an assistant, its FAQ, a WhatsApp number) plus a conversation with
+messages and an attachment give the fuzzer something to find; it works with an owner key
+of that organisation which it cannot revoke (``schemathesis_hooks.py`` says how and why).
+It runs for a fixed time budget (``FUZZ_SECONDS``), every phase (examples, coverage,
+fuzzing, stateful), and must find no server error (counted from the server's own access
+log, so the requests of every check count), no status or content type the OpenAPI
+document does not promise, and no answer that breaks its schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cybergine.accounts.models import Role
+from cybergine.accounts.service import api_keys
+from cybergine.conversations.models import Channel, Direction
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.demo import seed_demo
+from tests.support.conversations import (
+    make_attachment,
+    make_conversation,
+    make_customer,
+    make_message,
+)
+from tests.support.processes import VENV_BIN, clean_env, start_serve
+from tests.support.server import free_port
+from tests.web.schemathesis_hooks import HARNESS_KEY_ID_ENV
+
+# Wall-clock budget of the fuzzer itself; CI runs the whole suite on two cores.
+FUZZ_SECONDS = int(os.environ.get("CYBERGINE_TEST_FUZZ_SECONDS", "150"))
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Harness:
+    organisation_id: str
+    key: str
+    key_id: str
+
+
+async def _seed(database: Database) -> Harness:
+    async with database.transaction() as session:
+        demo = await seed_demo(session)
+        scope = TenantScope(session, demo.organisation_id)
+        created = await api_keys.create_api_key(
+            scope, None, name="schemathesis harness", role=Role.OWNER
+        )
+        for channel in (Channel.WHATSAPP, Channel.WEBCHAT):
+            customer = await make_customer(session, demo.organisation_id, channel=channel)
+            conversation = await make_conversation(session, demo.organisation_id, customer=customer)
+            await make_message(session, conversation, text="Where is my order?")
+            reply = await make_message(session, conversation, direction=Direction.OUTBOUND)
+            await make_attachment(session, reply)
+        return Harness(str(demo.organisation_id), created.secret, str(created.api_key.id))
+
+
+def _server_statuses(log: Path) -> tuple[collections.Counter[int], list[str]]:
+    """Every request the server answered, by status, and the errors it logged."""
+    statuses: collections.Counter[int] = collections.Counter()
+    errors: list[str] = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") == "request" and isinstance(entry.get("status"), int):
+            statuses[entry["status"]] += 1
+        elif entry.get("level") in {"error", "critical"}:
+            exception = str(entry.get("exception", "")).strip().splitlines()
+            errors.append(f"{entry.get('event')} {entry.get('path', '')}: {exception[-1:]}")
+    return statuses, errors
+
+
+def _fuzz(url: str, harness: Harness, workdir: Path) -> dict[str, object]:
+    report = workdir / "report.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SCHEMATHESIS_HOOKS": "tests.web.schemathesis_hooks",
+        HARNESS_KEY_ID_ENV: harness.key_id,
+    }
+    command = [
+        str(VENV_BIN / "schemathesis"),
+        "run",
+        f"{url}/api/v1/openapi.json",
+        "--header",
+        f"Authorization: Bearer {harness.key}",
+        "--checks",
+        ",".join(CHECKS),
+        "--max-time",
+        str(FUZZ_SECONDS),
+        "--workers",
+        "2",
+        "--request-timeout",
+        "30",
+        "--generation-database",
+        "none",
+        "--continue-on-failure",
+        "--no-color",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+    ]
+    # Its own working directory: schemathesis reads a schemathesis.toml found there.
+    result = subprocess.run(
+        command,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=FUZZ_SECONDS + 180,
+        check=False,
+    )
+    (workdir / "schemathesis.out").write_text(result.stdout + result.stderr)
+    sys.stdout.write(result.stdout[-20000:])
+    assert report.exists(), f"schemathesis wrote no report:\n{result.stderr[-4000:]}"
+    document: dict[str, object] = json.loads(report.read_text())
+    return document
+
+
+@pytest.mark.timeout(FUZZ_SECONDS + 300)
+async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
+    database: Database, database_url: str, key_env: dict[str, str], tmp_path: Path
+) -> None:
+    harness = await _seed(database)
+    env = clean_env(
+        CYBERGINE_DATABASE_URL=database_url,
+        CYBERGINE_DATA_DIR=str(tmp_path / "data"),
+        CYBERGINE_LOG_LEVEL="INFO",
+        **key_env,
+    )
+    port, log = free_port(), tmp_path / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    server = await asyncio.to_thread(start_serve, port, env, log)
+    started = time.monotonic()
+    try:
+        report = await asyncio.to_thread(_fuzz, url, harness, tmp_path)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            still = await client.get(
+                "/api/v1/organisation", headers={"authorization": f"Bearer {harness.key}"}
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.wait, 30)
+    elapsed = time.monotonic() - started
+
+    statuses, errors = _server_statuses(log)
+    server_errors = sum(count for status, count in statuses.items() if status >= 500)
+    print(
+        f"\nschemathesis: {sum(statuses.values())} requests in {elapsed:.0f} s, "
+        f"{report['test_cases']} , {server_errors} answered 5xx; "
+        f"by status: {dict(sorted(statuses.items()))}"
+    )
+    assert still.status_code == 200, "the harness key stopped working during the run"
+    assert report["complete"], report
+    assert report["operations"]["tested"] == report["operations"]["total"], report  # type: ignore[index]
+    assert report["failures"] == [], json.dumps(report["failures"], indent=2)
+    assert report["errors"] == [], report["errors"]
+    assert server_errors == 0, "\n".join(errors[:20])
+    assert errors == []
