@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
@@ -14,28 +11,18 @@ from cybergine.accounts.models import Role
 from cybergine.accounts.permissions import ROLE_PERMISSIONS, Permission
 from cybergine.app import create_app
 from cybergine.settings import Settings
-from cybergine.web.access import PERMISSION_ATTRIBUTE
+from cybergine.web.access import is_public, marks
 from cybergine.web.routing import api_routes, iter_routes
 
 # Framework routes that are not ours to protect: the OpenAPI document and static files.
 FRAMEWORK_PATHS = {"/api/v1/openapi.json", "/static"}
 
 
-def _markers(dependant: Dependant) -> list[Any]:
-    found = []
-    for dependency in dependant.dependencies:
-        marker = getattr(dependency.call, PERMISSION_ATTRIBUTE, None)
-        if marker is not None:
-            found.append(marker)
-        found.extend(_markers(dependency))
-    return found
-
-
 def unprotected_routes(app: FastAPI) -> list[str]:
     problems = []
     for route in iter_routes(app.routes):
         if isinstance(route, APIRoute):
-            markers = _markers(route.dependant)
+            markers = marks(route.dependant)
             if len(markers) != 1:
                 problems.append(f"{sorted(route.methods)} {route.path}: {len(markers)} markers")
         elif isinstance(route, Mount | Route) and route.path not in FRAMEWORK_PATHS:
@@ -61,13 +48,7 @@ def test_a_route_without_protection_is_caught(settings: Settings) -> None:
 
 def test_public_routes_are_the_expected_few(settings: Settings) -> None:
     app = create_app(settings, run_worker=False)
-    public = sorted(
-        {
-            route.path
-            for route in api_routes(app.routes)
-            if any(str(m).startswith("public:") for m in _markers(route.dependant))
-        }
-    )
+    public = sorted({route.path for route in api_routes(app.routes) if is_public(route.dependant)})
     assert public == sorted(
         {
             "/healthz",
