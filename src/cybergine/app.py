@@ -38,6 +38,11 @@ from cybergine.web.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from cybergine.web.proxies import (
+    ForwardedHeadersMiddleware,
+    TrustedProxies,
+    parse_trusted_proxies,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -130,4 +135,6 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.behind_https)
+    trusted = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
+    app.add_middleware(ForwardedHeadersMiddleware, trusted=trusted)
     return app

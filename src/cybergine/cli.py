@@ -116,7 +116,9 @@ def serve(
             port=port,
             log_config=None,
             access_log=False,
-            proxy_headers=True,
+            # Forwarded headers are the app's to judge (CYBERGINE_TRUSTED_PROXIES,
+            # cybergine.web.proxies), not uvicorn's, which believes any local peer.
+            proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=10,
             # Widget frames are small JSON: compression would buy nothing and costs

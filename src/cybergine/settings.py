@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cybergine.web.proxies import parse_trusted_proxies
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -43,6 +45,13 @@ class Settings(BaseSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         description="The address people reach the dashboard at; used in links in e-mails.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated IP addresses or networks (CIDR) of the reverse proxies "
+        "in front of the app. Only from these are X-Forwarded-For and X-Forwarded-Proto "
+        "believed (the client is the right-most address not itself a trusted proxy). "
+        "Empty: forwarded headers are ignored, and every client is its TCP peer.",
     )
 
     # --- E-mail ---------------------------------------------------------------------
@@ -153,6 +162,12 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_trusted_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)  # a typo stops the start, with the entry named
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -156,3 +156,66 @@ async def test_outbox_in_embedded_mode_shows_mail_to_this_machine_only(
     assert "dev@example.com" in local.text
     assert '<a href="http://127.0.0.1:8000/password/reset/abc"' in local.text
     assert remote.status_code == 404
+
+
+def _embedded_outbox(
+    database_url: str, tmp_path: Path, key_env: dict[str, str], **overrides: object
+) -> LiveServer:
+    embedded = load_settings(
+        data_dir=tmp_path,
+        secret_key=key_env["CYBERGINE_SECRET_KEY"],
+        encryption_keys=key_env["CYBERGINE_ENCRYPTION_KEYS"],
+        **overrides,
+    )
+    assert embedded.embedded
+    return LiveServer(create_app(embedded, database_url=database_url, run_worker=False))
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("x-forwarded-for", "127.0.0.1"),
+        ("x-real-ip", "127.0.0.1"),
+        ("forwarded", "for=127.0.0.1"),
+        ("x-forwarded-host", "localhost"),
+    ],
+)
+async def test_outbox_is_refused_to_a_request_through_a_proxy(
+    database: Database,
+    database_url: str,
+    tmp_path: Path,
+    key_env: dict[str, str],
+    header: str,
+    value: str,
+) -> None:
+    # A proxy on this machine makes every visitor's peer local: any forwarded header
+    # means the request may come from anywhere.
+    await _queue(database, "dev@example.com")
+    with _embedded_outbox(database_url, tmp_path, key_env) as server, server.client() as client:
+        assert client.get("/dev/outbox").status_code == 200
+        proxied = client.get("/dev/outbox", headers={header: value})
+    assert proxied.status_code == 404
+    assert "dev@example.com" not in proxied.text
+
+
+async def test_outbox_is_refused_when_the_peer_is_a_trusted_proxy(
+    database: Database, database_url: str, tmp_path: Path, key_env: dict[str, str]
+) -> None:
+    await _queue(database, "dev@example.com")
+    with (
+        _embedded_outbox(database_url, tmp_path, key_env, trusted_proxies="127.0.0.1") as server,
+        server.client() as client,
+    ):
+        assert client.get("/dev/outbox").status_code == 404
+
+
+async def test_outbox_is_refused_once_smtp_is_configured(
+    database: Database, database_url: str, tmp_path: Path, key_env: dict[str, str]
+) -> None:
+    await _queue(database, "dev@example.com")
+    smtp = f"smtp+insecure://127.0.0.1:{free_port()}"
+    with (
+        _embedded_outbox(database_url, tmp_path, key_env, smtp_url=smtp) as server,
+        server.client() as client,
+    ):
+        assert client.get("/dev/outbox").status_code == 404

@@ -19,6 +19,7 @@ from cybergine.errors import NotFound
 from cybergine.mail.service import list_outbox
 from cybergine.privacy import audit
 from cybergine.web.deps import SessionDep
+from cybergine.web.proxies import came_through_proxy
 
 router = APIRouter(include_in_schema=False)
 AUDIT_PAGE = 50
@@ -64,10 +65,12 @@ async def switch_organisation(
     return redirect("/", notice="switched")
 
 
-def outbox_allowed(request: Request) -> bool:
-    """The outbox shows e-mails with sign-in links: only in embedded (local) mode, and
-    only to a browser on this machine."""
+def local_developer(request: Request) -> bool:
+    """A browser on this machine, talking to an embedded (local) platform directly. Not
+    through a proxy, even one on this machine: behind it, every visitor would look local."""
     if not request.app.state.settings.embedded or request.client is None:
+        return False
+    if came_through_proxy(request):
         return False
     try:
         return ipaddress.ip_address(request.client.host).is_loopback
@@ -75,10 +78,16 @@ def outbox_allowed(request: Request) -> bool:
         return False
 
 
+def outbox_allowed(request: Request) -> bool:
+    """The outbox shows e-mails with sign-in and reset links: only to a local developer,
+    and only while e-mail goes nowhere else (no CYBERGINE_SMTP_URL)."""
+    return request.app.state.settings.smtp_url is None and local_developer(request)
+
+
 @router.get("/dev/outbox", response_class=HTMLResponse)
 async def outbox(
     request: Request,
-    _: Annotated[None, public("developer outbox: embedded mode, loopback clients only")],
+    _: Annotated[None, public("developer outbox: embedded, no SMTP, local browser, no proxy")],
     session: SessionDep,
 ) -> HTMLResponse:
     if not outbox_allowed(request):

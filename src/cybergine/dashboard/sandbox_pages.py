@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from cybergine.accounts.auth import check_anonymous_csrf, public
 from cybergine.channels.whatsapp.sandbox import MAX_TEXT, Sandbox
 from cybergine.dashboard.forms import fields
-from cybergine.dashboard.misc_pages import outbox_allowed
+from cybergine.dashboard.misc_pages import local_developer
 from cybergine.dashboard.templating import render
 from cybergine.demo import DEMO_DISPLAY_PHONE_NUMBER
 from cybergine.errors import InvalidInput, NotFound
@@ -25,7 +25,7 @@ Local = Annotated[
 
 def _sandbox(request: Request) -> Sandbox:
     sandbox: Sandbox | None = getattr(request.app.state, "whatsapp_sandbox", None)
-    if sandbox is None or not outbox_allowed(request):
+    if sandbox is None or not local_developer(request):
         raise NotFound("Not found.")
     return sandbox
 

@@ -8,6 +8,8 @@ from starlette.requests import HTTPConnection
 
 
 def client_ip(connection: HTTPConnection) -> str:
+    """The client's address, as ``web.proxies`` decided it (forwarded headers count only
+    from a trusted proxy)."""
     return connection.client.host if connection.client else "unknown"
 
 

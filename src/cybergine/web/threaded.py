@@ -35,6 +35,7 @@ class ThreadedServer:
             log_config=None,
             access_log=False,
             lifespan=lifespan,
+            proxy_headers=False,  # as `cybergine serve`: the app judges forwarded headers
             # Open sockets (widgets, event streams) must not hold a shutdown for long.
             timeout_graceful_shutdown=graceful_seconds,
         )
