@@ -58,12 +58,25 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = message.get("headers", [])
+                present = {name.lower() for name, _ in headers}
                 extra = [(n, v) for n, v in self.headers if n not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
+                if b"cache-control" not in present and _is_json(headers):
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    """JSON answers are a caller's own data (API, widget, errors), never shared: no copy
+    may be kept by a browser or a cache between it and us, unless the route says so."""
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            media_type = value.split(b";", 1)[0].strip().lower()
+            return media_type == b"application/json" or media_type.endswith(b"+json")
+    return False
 
 
 class RequestContextMiddleware:
