@@ -123,6 +123,17 @@ async def delete_collection(
     scope: TenantScope, caller: Principal, collection_id: uuid.UUID
 ) -> None:
     """Removes the collection, its items, files, chunks and vectors in this transaction."""
+    # Locks in the indexing job's order (``index_item``: the item, then the index
+    # statistics, then the collection's key for the new chunks): the items first, in id
+    # order, and only then the collection. Locking the collection first and waiting for
+    # an item a job holds was a deadlock (the job waits for the collection's key).
+    await scope.session.execute(
+        scope.select(Item)
+        .where(Item.collection_id == collection_id)
+        .order_by(Item.id)
+        .with_for_update()
+        .with_only_columns(Item.id)
+    )
     collection = await scope.get(Collection, collection_id, for_update=True, what="collection")
     await scope.delete(collection)
     await audit.record(
