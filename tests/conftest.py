@@ -30,6 +30,15 @@ TEMPLATE = "cybergine_template"
 os.environ.setdefault("CYBERGINE_LOG_FORMAT", "console")
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures a test recorded with ``record_property("figures", ...)``, printed at the end
+    of the run (xdist brings them back from its workers), so the log shows them on success."""
+    for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed"):
+        for name, value in report.user_properties:
+            if name == "figures":
+                terminalreporter.write_line(f"{report.nodeid}: {value}")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def server_keys() -> keys.ServerKeys:
     """Keys for the whole run, as `load` would install them at start-up."""

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,8 @@ from tests.web.schemathesis_hooks import HARNESS_KEY_ID_ENV
 
 # Wall-clock budget of the fuzzer itself; CI runs the whole suite on two cores.
 FUZZ_SECONDS = int(os.environ.get("CYBERGINE_TEST_FUZZ_SECONDS", "150"))
+# Each run explores anew; a failing run prints its seed, and this replays it.
+FUZZ_SEED = os.environ.get("CYBERGINE_TEST_FUZZ_SEED")
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -123,6 +126,8 @@ def _fuzz(url: str, harness: Harness, workdir: Path) -> dict[str, object]:
         "--report-json-path",
         str(report),
     ]
+    if FUZZ_SEED:
+        command += ["--seed", FUZZ_SEED]
     # Its own working directory: schemathesis reads a schemathesis.toml found there.
     result = subprocess.run(
         command,
@@ -142,7 +147,11 @@ def _fuzz(url: str, harness: Harness, workdir: Path) -> dict[str, object]:
 
 @pytest.mark.timeout(FUZZ_SECONDS + 300)
 async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
-    database: Database, database_url: str, key_env: dict[str, str], tmp_path: Path
+    database: Database,
+    database_url: str,
+    key_env: dict[str, str],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     harness = await _seed(database)
     env = clean_env(
@@ -168,11 +177,13 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
 
     statuses, errors = _server_statuses(log)
     server_errors = sum(count for status, count in statuses.items() if status >= 500)
-    print(
-        f"\nschemathesis: {sum(statuses.values())} requests in {elapsed:.0f} s, "
-        f"{report['test_cases']} , {server_errors} answered 5xx; "
-        f"by status: {dict(sorted(statuses.items()))}"
+    figures = (
+        f"schemathesis sent {sum(statuses.values())} requests in {elapsed:.0f} s "
+        f"(seed {report['seed']}), {server_errors} answered 5xx; "
+        f"by status {dict(sorted(statuses.items()))}"
     )
+    record_property("figures", figures)
+    print(f"\n{figures}")
     assert still.status_code == 200, "the harness key stopped working during the run"
     assert report["complete"], report
     assert report["operations"]["tested"] == report["operations"]["total"], report  # type: ignore[index]
