@@ -26,6 +26,7 @@ from cybergine.dashboard.templating import STATIC_DIR
 from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
 from cybergine.knowledge import api as knowledge_api
+from cybergine.knowledge.providers import extraction_processes, stop_extractions
 from cybergine.logging import configure_logging
 from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
@@ -79,6 +80,7 @@ def create_app(
         batcher = IngestBatcher(url, statement_timeout_ms=settings.db_statement_timeout_ms)
         await batcher.start()
         app.state.whatsapp_batcher = batcher
+        extraction_processes(settings).start_server()
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker = Worker(
@@ -98,6 +100,8 @@ def create_app(
         try:
             yield
         finally:
+            # A child reading a file neither outlives the server nor holds up its exit.
+            stop_extractions()
             if worker_task is not None:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

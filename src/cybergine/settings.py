@@ -90,6 +90,28 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest knowledge-base file accepted.",
     )
+    extraction_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest an uploaded file's text may take to read (each file is read in "
+        "a process of its own, killed at this limit); also the longest a file waits for a "
+        "free reader before the upload is refused as busy.",
+    )
+    extraction_memory_mb: int = Field(
+        default=256,
+        ge=16,
+        le=65536,
+        description="Memory the process reading one uploaded file may take beyond what it "
+        "starts with (an address-space limit); a file that needs more is refused.",
+    )
+    extraction_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Uploaded files read at once per web process; more wait their turn. "
+        "Each reader takes up to one CPU core (at a lower priority than the web process).",
+    )
 
     # --- WhatsApp Cloud API ----------------------------------------------------------
     whatsapp_graph_url: str = Field(

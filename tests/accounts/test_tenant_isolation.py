@@ -31,6 +31,7 @@ from cybergine.conversations.models import Conversation, ConversationState, Cust
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
+from cybergine.knowledge.extract import extract
 from cybergine.knowledge.models import Collection, Item
 from cybergine.settings import Settings
 from cybergine.web.access import PERMISSION_ATTRIBUTE
@@ -101,11 +102,13 @@ async def _build(database: Database, server: LiveServer) -> World:
             await session.execute(select(ApiKey).where(ApiKey.organisation_id == alpha.id))
         ).scalar_one()
         alpha_scope = TenantScope(session, alpha.id)
+        alpha_file = b"Alpha Secret Shop returns: thirty days."
         document = await knowledge.upload_document(
             alpha_scope,
-            data=b"Alpha Secret Shop returns: thirty days.",
+            data=alpha_file,
             filename="alpha.txt",
             declared_type="text/plain",
+            extracted=extract(alpha_file, filename="alpha.txt", declared_type="text/plain"),
             collection="alpha-collection",
         )
         qa = await knowledge.create_qa(

@@ -8,6 +8,8 @@ checks the permission against the role, audits a denial, and hands the route a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,22 +185,62 @@ async def _audit_denial(
         log.exception("could not audit a permission denial")
 
 
+async def _caller(
+    request: Request, session: AsyncSession, database: Database, permission: Permission
+) -> Caller:
+    principal, signed_in = await _authenticate(request, session)
+    if not principal.can(permission):
+        await _audit_denial(database, principal, permission, request)
+        raise Forbidden(f"Your role ({principal.role.value}) does not allow this.")
+    return Caller(
+        principal=principal,
+        scope=TenantScope(session, principal.organisation_id),
+        signed_in=signed_in,
+    )
+
+
 def authorize(permission: Permission) -> Any:
     """``Annotated[Caller, authorize(Permission.X)]`` on every route that is not public."""
 
     async def dependency(request: Request, session: SessionDep, database: DatabaseDep) -> Caller:
-        principal, signed_in = await _authenticate(request, session)
-        if not principal.can(permission):
-            await _audit_denial(database, principal, permission, request)
-            raise Forbidden(f"Your role ({principal.role.value}) does not allow this.")
-        return Caller(
-            principal=principal,
-            scope=TenantScope(session, principal.organisation_id),
-            signed_in=signed_in,
-        )
+        return await _caller(request, session, database, permission)
 
     setattr(dependency, PERMISSION_ATTRIBUTE, permission)
     dependency.__name__ = f"authorize_{permission.name.lower()}"
+    return Depends(dependency)
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A caller checked in a transaction that is already over: the route holds no
+    database connection until it opens its own with ``transaction()``."""
+
+    principal: Principal
+    database: Database
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Caller]:
+        """The route's transaction, committed when the block ends (the edge commits)."""
+        async with self.database.transaction() as session:
+            yield Caller(
+                principal=self.principal,
+                scope=TenantScope(session, self.principal.organisation_id),
+            )
+
+
+def authorize_outside_transaction(permission: Permission) -> Any:
+    """``Annotated[Authorized, authorize_outside_transaction(Permission.X)]`` for a route
+    with slow work before its writes (reading an uploaded file's text): the caller is
+    resolved and checked in a short transaction of its own, so no connection sits idle in
+    a transaction while the work runs."""
+
+    async def dependency(request: Request, database: DatabaseDep) -> Authorized:
+        async with database.transaction() as session:
+            caller = await _caller(request, session, database, permission)
+        return Authorized(principal=caller.principal, database=database)
+
+    setattr(dependency, PERMISSION_ATTRIBUTE, permission)
+    dependency.__name__ = f"authorize_{permission.name.lower()}_outside_transaction"
     return Depends(dependency)
 
 
@@ -207,4 +249,11 @@ def role_choices(caller_role: Role) -> list[Role]:
     return [role for role in Role if at_least(caller_role, role)]
 
 
-__all__ = ["Caller", "authorize", "public", "role_choices"]
+__all__ = [
+    "Authorized",
+    "Caller",
+    "authorize",
+    "authorize_outside_transaction",
+    "public",
+    "role_choices",
+]

@@ -11,12 +11,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import ValidationError
 
-from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.auth import (
+    Authorized,
+    Caller,
+    authorize,
+    authorize_outside_transaction,
+)
 from cybergine.accounts.permissions import Permission
 from cybergine.errors import Conflict, CybergineError, InvalidInput
 from cybergine.knowledge import service
 from cybergine.knowledge.models import Item, ItemKind, ItemStatus
-from cybergine.knowledge.providers import embedding_provider
+from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.knowledge.schemas import (
     CollectionOut,
     ComponentOut,
@@ -33,13 +38,19 @@ from cybergine.knowledge.schemas import (
     SearchOut,
     SearchResult,
 )
+from cybergine.settings import Settings
 from cybergine.web.deps import SettingsDep
+from cybergine.web.downloads import content_disposition
 from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/knowledge", tags=["knowledge"])
 
 Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
 Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
+# For routes that extract a file's text: no connection is held while that runs.
+EditorOutsideTransaction = Annotated[
+    Authorized, authorize_outside_transaction(Permission.CONFIGURATION_MANAGE)
+]
 
 
 class UploadTooLarge(CybergineError):
@@ -91,15 +102,19 @@ _UPLOAD_DOC = {
     responses=may_answer(Conflict, UploadTooLarge),
     summary="Add a document from JSON text or an uploaded file (PDF, DOCX, HTML, Markdown, text)",
 )
-async def create_document(request: Request, caller: Editor, settings: SettingsDep) -> DocumentOut:
+async def create_document(
+    request: Request, editor: EditorOutsideTransaction, settings: SettingsDep
+) -> DocumentOut:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        item = await _upload(request, caller, settings.max_upload_bytes)
-    elif content_type.startswith("application/json"):
-        try:
-            body = DocumentIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise _validation_problem(exc) from exc
+        return await _upload(request, editor, settings)
+    if not content_type.startswith("application/json"):
+        raise InvalidInput("Send JSON (application/json) or a file (multipart/form-data).")
+    try:
+        body = DocumentIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise _validation_problem(exc) from exc
+    async with editor.transaction() as caller:
         item = await service.create_document(
             caller.scope,
             title=body.title,
@@ -108,12 +123,13 @@ async def create_document(request: Request, caller: Editor, settings: SettingsDe
             collection=body.collection,
             metadata=body.metadata,
         )
-    else:
-        raise InvalidInput("Send JSON (application/json) or a file (multipart/form-data).")
-    return DocumentOut.of(item, await _collection_name(caller, item))
+        return DocumentOut.of(item, await _collection_name(caller, item))
 
 
-async def _upload(request: Request, caller: Caller, max_bytes: int) -> Item:
+async def _upload(request: Request, editor: Authorized, settings: Settings) -> DocumentOut:
+    """The body is received and its text extracted with no database connection held;
+    then one transaction writes the document."""
+    max_bytes = settings.max_upload_bytes
     form = await request.form(max_files=1, max_fields=10)
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
@@ -134,16 +150,23 @@ async def _upload(request: Request, caller: Caller, max_bytes: int) -> Item:
             raise InvalidInput("`metadata` must be a JSON object.", field="metadata") from exc
         if not isinstance(metadata, dict):
             raise InvalidInput("`metadata` must be a JSON object.", field="metadata")
-    return await service.upload_document(
-        caller.scope,
-        data=data,
-        filename=upload.filename or "upload",
-        declared_type=upload.content_type,
-        title=text_field("title"),
-        external_id=text_field("external_id"),
-        collection=text_field("collection"),
-        metadata=metadata,
+    filename = upload.filename or "upload"
+    extracted = await extraction_processes(settings).extract(
+        data, filename=filename, declared_type=upload.content_type
     )
+    async with editor.transaction() as caller:
+        item = await service.upload_document(
+            caller.scope,
+            data=data,
+            filename=filename,
+            declared_type=upload.content_type,
+            extracted=extracted,
+            title=text_field("title"),
+            external_id=text_field("external_id"),
+            collection=text_field("collection"),
+            metadata=metadata,
+        )
+        return DocumentOut.of(item, await _collection_name(caller, item))
 
 
 @dataclass(frozen=True)
@@ -202,11 +225,10 @@ async def get_document(document_id: uuid.UUID, caller: Reader) -> DocumentOut:
 )
 async def download_document(document_id: uuid.UUID, caller: Reader) -> Response:
     stored = await service.get_file(caller.scope, document_id)
-    safe_name = "".join(ch for ch in stored.filename if ch.isalnum() or ch in "._- ") or "file"
     return Response(
         content=stored.data,
         media_type="application/octet-stream",
-        headers={"content-disposition": f'attachment; filename="{safe_name}"'},
+        headers={"content-disposition": content_disposition("attachment", stored.filename)},
     )
 
 
@@ -233,9 +255,20 @@ async def update_document(
     response_model=DocumentOut,
     status_code=status.HTTP_202_ACCEPTED,
 )
-async def reindex_document(document_id: uuid.UUID, caller: Editor) -> DocumentOut:
-    item = await service.reprocess(caller.scope, document_id)
-    return DocumentOut.of(item, await _collection_name(caller, item))
+async def reindex_document(
+    document_id: uuid.UUID, editor: EditorOutsideTransaction, settings: SettingsDep
+) -> DocumentOut:
+    # Read the original, extract its text with no transaction open, then write.
+    async with editor.transaction() as caller:
+        stored = await service.original_file(caller.scope, document_id)
+    extracted = None
+    if stored is not None:
+        extracted = await extraction_processes(settings).extract(
+            stored.data, filename=stored.filename, declared_type=stored.declared_type
+        )
+    async with editor.transaction() as caller:
+        item = await service.reprocess(caller.scope, document_id, extracted)
+        return DocumentOut.of(item, await _collection_name(caller, item))
 
 
 @router.delete("/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)

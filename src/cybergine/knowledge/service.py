@@ -223,16 +223,15 @@ async def upload_document(
     data: bytes,
     filename: str,
     declared_type: str | None,
+    extracted: extract.ExtractedDocument,
     title: str | None = None,
     external_id: str | None = None,
     collection: str | None = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Item:
-    """Extracts the text now, so a bad file gets a clear answer at once; the original is
-    kept for re-processing and download."""
-    extracted = await asyncio.to_thread(
-        extract.extract, data, filename=filename, declared_type=declared_type
-    )
+    """A file whose text was extracted before this transaction began (the extraction
+    process takes seconds; a connection must not wait in a transaction for it), so a bad
+    file got a clear answer at once. The original is kept for re-processing and download."""
     item = Item(
         kind=ItemKind.DOCUMENT,
         title=(title or extracted.title or filename)[:500],
@@ -353,19 +352,13 @@ async def mark_for_reindex(session: AsyncSession, item: Item) -> None:
     await _schedule_indexing(session, item)
 
 
-async def reprocess(scope: TenantScope, item_id: uuid.UUID) -> Item:
-    """Extract an uploaded document's text again from its original file, and re-index."""
+async def reprocess(
+    scope: TenantScope, item_id: uuid.UUID, extracted: extract.ExtractedDocument | None
+) -> Item:
+    """Re-index a document, with the text extracted again from its original file (by the
+    caller, outside this transaction: see `original_file`) if it was uploaded as one."""
     item = await _get(scope, item_id, ItemKind.DOCUMENT, for_update=True)
-    stored = (
-        await scope.session.execute(scope.select(ItemFile).where(ItemFile.item_id == item.id))
-    ).scalar_one_or_none()
-    if stored is not None:
-        extracted = await asyncio.to_thread(
-            extract.extract,
-            stored.data,
-            filename=stored.filename,
-            declared_type=stored.declared_type,
-        )
+    if extracted is not None:
         item.body = as_markdown(extracted.sections)
         item.content_type = extracted.type.value
         item.page_count = extracted.page_count
@@ -384,11 +377,16 @@ async def get_item(scope: TenantScope, item_id: uuid.UUID, kind: ItemKind) -> It
     return await _get(scope, item_id, kind)
 
 
-async def get_file(scope: TenantScope, item_id: uuid.UUID) -> ItemFile:
+async def original_file(scope: TenantScope, item_id: uuid.UUID) -> ItemFile | None:
+    """The file a document was uploaded as; None for a document given as text."""
     item = await _get(scope, item_id, ItemKind.DOCUMENT)
-    stored = (
+    return (
         await scope.session.execute(scope.select(ItemFile).where(ItemFile.item_id == item.id))
     ).scalar_one_or_none()
+
+
+async def get_file(scope: TenantScope, item_id: uuid.UUID) -> ItemFile:
+    stored = await original_file(scope, item_id)
     if stored is None:
         raise NotFound("This document was not uploaded as a file.")
     return stored
@@ -533,8 +531,12 @@ async def index_item(
         snapshot = _Snapshot.of(item)
 
     try:
-        prepared = prepare_chunks(
-            snapshot.as_item(), count_tokens=provider.count_tokens if provider else None
+        # A document's text is parsed again for its headings and counted in tokens: CPU
+        # work on up to MAX_TEXT_CHARS of a tenant's text, kept off the event loop.
+        prepared = await asyncio.to_thread(
+            prepare_chunks,
+            snapshot.as_item(),
+            count_tokens=provider.count_tokens if provider else None,
         )
         vectors = (
             await provider.embed([p.text for p in prepared], kind="document")
