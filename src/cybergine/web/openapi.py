@@ -92,16 +92,9 @@ def install(app: FastAPI) -> None:
 def document_errors(document: dict[str, Any], routes: Iterable[APIRoute]) -> None:
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    schemas.update(
-        ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")["$defs"]
-    )
-    schemas["ProblemDetails"] = {
-        key: value
-        for key, value in ProblemDetails.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        ).items()
-        if key != "$defs"
-    }
+    problem = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs"))
+    schemas["ProblemDetails"] = problem
     components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
         "type": "http",
         "scheme": "bearer",
@@ -126,8 +119,9 @@ def document_errors(document: dict[str, Any], routes: Iterable[APIRoute]) -> Non
                 if declared.get("description") == FASTAPI_VALIDATION_DESCRIPTION:
                     declared["description"] = description
             for status, response in responses.items():
-                if int(status) >= 400:
+                if status[0] in "45":  # 4XX and 5XX ranges included
                     response["content"] = problem_content
+            operation["responses"] = dict(sorted(responses.items()))
     # FastAPI's own 422 shape, replaced above wherever it was used.
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
