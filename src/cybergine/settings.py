@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cybergine.egress import parse_allowed
 from cybergine.web.proxies import parse_trusted_proxies
 
 
@@ -84,7 +85,19 @@ class Settings(BaseSettings):
         default="https://api.openai.com/v1",
         description="Base URL of the OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, …).",
     )
-    openai_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        description="Key sent to CYBERGINE_OPENAI_BASE_URL only; an assistant with a base URL "
+        "of its own must have a key of its own.",
+    )
+    outbound_allowed_hosts: str = Field(
+        default="",
+        description="Destinations a tenant may point the platform at beyond public https "
+        "hosts on port 443 (assistants' model base URLs; later shop and webhook URLs): "
+        "comma-separated host names, addresses or CIDR networks, each with an optional "
+        ":port, e.g. `ollama.lan:11434,10.0.0.0/8,[fd00::/8]`. Listed destinations may "
+        "use plain http and, unless a port is given, any port. Empty: public https only.",
+    )
     max_upload_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,
@@ -184,6 +197,12 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("outbound_allowed_hosts")
+    @classmethod
+    def _valid_allow_list(cls, value: str) -> str:
+        parse_allowed(value)  # a typo stops the start, with the entry named
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

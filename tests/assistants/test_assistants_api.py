@@ -14,10 +14,17 @@ from sqlalchemy import select, text
 from cybergine.accounts.models import Role
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
+from cybergine.settings import Settings
 from tests.support.factories import make_api_key, make_organisation_with_key
 from tests.support.server import LiveServer
 
 SECRET_KEY = "sk-test-very-secret-0123456789"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The operator runs a model server on this machine (Ollama's port) and allows it.
+    return settings.model_copy(update={"outbound_allowed_hosts": "127.0.0.1:11434"})
 
 
 @pytest.fixture
@@ -153,7 +160,10 @@ async def test_the_llm_key_is_stored_encrypted_and_never_returned(
         again = (await session.execute(text("SELECT llm_api_key FROM assistants"))).scalar_one()
     assert again != raw
     assert "sk-other" not in again
-    removed = api.patch(f"/api/v1/assistants/{assistant_id}", json={"llm_api_key": None})
+    # (With the base URL: a URL of the assistant's own needs a key of its own.)
+    removed = api.patch(
+        f"/api/v1/assistants/{assistant_id}", json={"llm_api_key": None, "llm_base_url": None}
+    )
     assert removed.status_code == 200
     assert removed.json()["has_llm_api_key"] is False
     async with database.transaction() as session:

@@ -22,6 +22,12 @@ CHAT = "/v1/chat/completions"
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The model server the assistants use runs on this machine: the operator allows it.
+    return settings.model_copy(update={"outbound_allowed_hosts": "127.0.0.1"})
+
+
+@pytest.fixture
 def llm() -> Iterator[OpenAISimulator]:
     with OpenAISimulator() as simulator:
         yield simulator

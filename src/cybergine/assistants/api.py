@@ -12,6 +12,8 @@ from cybergine.accounts.permissions import Permission
 from cybergine.assistants import service
 from cybergine.assistants.schemas import AssistantIn, AssistantOut, AssistantUpdate
 from cybergine.errors import Conflict
+from cybergine.llm.endpoints import ChatEndpoints
+from cybergine.web.deps import SettingsDep
 from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/assistants", tags=["assistants"])
@@ -26,8 +28,12 @@ Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
     status_code=status.HTTP_201_CREATED,
     responses=may_answer(Conflict),
 )
-async def create_assistant(body: AssistantIn, caller: Editor) -> AssistantOut:
-    assistant = await service.create_assistant(caller.scope, caller.principal, body.changes())
+async def create_assistant(
+    body: AssistantIn, caller: Editor, settings: SettingsDep
+) -> AssistantOut:
+    assistant = await service.create_assistant(
+        caller.scope, caller.principal, body.changes(), endpoints=ChatEndpoints.of(settings)
+    )
     return AssistantOut.of(assistant)
 
 
@@ -43,10 +49,14 @@ async def get_assistant(assistant_id: uuid.UUID, caller: Reader) -> AssistantOut
 
 @router.patch("/{assistant_id}", response_model=AssistantOut, responses=may_answer(Conflict))
 async def update_assistant(
-    assistant_id: uuid.UUID, body: AssistantUpdate, caller: Editor
+    assistant_id: uuid.UUID, body: AssistantUpdate, caller: Editor, settings: SettingsDep
 ) -> AssistantOut:
     assistant = await service.update_assistant(
-        caller.scope, caller.principal, assistant_id, body.changes()
+        caller.scope,
+        caller.principal,
+        assistant_id,
+        body.changes(),
+        endpoints=ChatEndpoints.of(settings),
     )
     return AssistantOut.of(assistant)
 

@@ -34,7 +34,9 @@ class _Settings(BaseModel):
     llm_provider: LlmProvider | None = None
     llm_model: str | None = None
     llm_base_url: str | None = Field(
-        default=None, description="null: the server's CYBERGINE_OPENAI_BASE_URL"
+        default=None,
+        description="null: the server's CYBERGINE_OPENAI_BASE_URL. Another URL needs "
+        "llm_api_key, https and a public host (or one the operator allows)",
     )
     llm_api_key: str | None = Field(
         default=None, description="Write-only; stored encrypted; null removes it"

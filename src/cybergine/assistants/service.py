@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cybergine import egress
 from cybergine.accounts.principal import Principal
 from cybergine.assistants.business_hours import clean_business_hours
 from cybergine.assistants.models import (
@@ -33,6 +34,7 @@ from cybergine.assistants.models import (
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
 from cybergine.knowledge.service import clean_collection_name
+from cybergine.llm.endpoints import ChatEndpoints
 from cybergine.privacy import audit
 from cybergine.web.clients import origin_of
 
@@ -44,6 +46,7 @@ MAX_COLLECTIONS = 50
 MAX_KEYWORDS = 100
 MAX_KEYWORD_CHARS = 100
 MAX_API_KEY_CHARS = 500
+MAX_BASE_URL_CHARS = 500  # the column's width
 
 
 # language[-Script][-REGION], e.g. "en", "fr", "pt-BR", "zh-Hant-TW", "es-419".
@@ -51,6 +54,8 @@ _LANGUAGE_TAG = re.compile(r"([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|[0-9]{3})
 
 # Settings that may be null (cleared); null for any other is refused.
 NULLABLE = frozenset({"llm_base_url", "llm_api_key", "business_hours"})
+# Settings that decide where completions go and with which key (:class:`ChatEndpoints`).
+ENDPOINT_SETTINGS = frozenset({"llm_provider", "llm_base_url", "llm_api_key"})
 
 
 @dataclass
@@ -210,15 +215,16 @@ def clean_max_tokens(value: int) -> int:
 
 
 def clean_base_url(value: str) -> str:
+    """Its form only; where it leads is checked by :class:`ChatEndpoints` (it resolves)."""
     value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(value) > 500:
+    if len(value) > MAX_BASE_URL_CHARS:
         raise InvalidInput(
-            "The LLM base URL is an http(s) URL such as https://api.openai.com/v1.",
-            field="llm_base_url",
+            f"The LLM base URL is at most {MAX_BASE_URL_CHARS} characters.", field="llm_base_url"
         )
-    if parts.username or parts.password:
-        raise InvalidInput("Put the key in llm_api_key, not in the URL.", field="llm_base_url")
+    try:
+        egress.parse_url(value)
+    except egress.DestinationRefused as refused:
+        raise InvalidInput(str(refused), field="llm_base_url") from None
     return value
 
 
@@ -364,6 +370,30 @@ def _validated(changes: AssistantChanges) -> dict[str, Any]:
     }
 
 
+def _endpoints_for(
+    values: Mapping[str, Any], endpoints: ChatEndpoints | None
+) -> ChatEndpoints | None:
+    """The rules to check ``values`` with: None when they change no endpoint setting."""
+    if ENDPOINT_SETTINGS.isdisjoint(values):
+        return None
+    if endpoints is None:
+        raise TypeError("changing where an assistant's completions go needs its ChatEndpoints")
+    return endpoints
+
+
+async def _check_url(values: Mapping[str, Any], endpoints: ChatEndpoints | None) -> None:
+    """The outbound policy on a new base URL, before any row is locked (it resolves)."""
+    if endpoints is not None and "llm_base_url" in values:
+        await endpoints.check_url(values["llm_base_url"])
+
+
+def _check_key(assistant: Assistant, endpoints: ChatEndpoints | None) -> None:
+    """After writing: the settings saved send the platform's key nowhere but its endpoint.
+    Checked only when one of them changes, so an old row stays editable otherwise."""
+    if endpoints is not None:
+        endpoints.check_key(assistant.llm_base_url, assistant.llm_api_key)
+
+
 def _write(assistant: Assistant, values: Mapping[str, Any]) -> list[str]:
     """Sets the values; returns the names of the fields that changed (never the values)."""
     changed = []
@@ -415,14 +445,23 @@ def _new_assistant() -> Assistant:
 
 
 async def create_assistant(
-    scope: TenantScope, caller: Principal, changes: AssistantChanges
+    scope: TenantScope,
+    caller: Principal,
+    changes: AssistantChanges,
+    *,
+    endpoints: ChatEndpoints | None = None,
 ) -> Assistant:
+    """``endpoints``: the platform's model endpoint and outbound policy, needed when the
+    changes say where completions go (``llm_provider``, ``llm_base_url``, ``llm_api_key``)."""
     if "name" not in changes.fields_set or changes.name is None:
         raise InvalidInput("Give the assistant a name.", field="name")
     values = _validated(changes)
+    checking = _endpoints_for(values, endpoints)
+    await _check_url(values, checking)
     await _assert_name_free(scope, values["name"])
     assistant = _new_assistant()
     _write(assistant, values)
+    _check_key(assistant, checking)
     scope.add(assistant)
     await scope.session.flush()
     await audit.record(
@@ -452,14 +491,23 @@ async def list_assistants(scope: TenantScope) -> list[Assistant]:
 
 
 async def update_assistant(
-    scope: TenantScope, caller: Principal, assistant_id: uuid.UUID, changes: AssistantChanges
+    scope: TenantScope,
+    caller: Principal,
+    assistant_id: uuid.UUID,
+    changes: AssistantChanges,
+    *,
+    endpoints: ChatEndpoints | None = None,
 ) -> Assistant:
-    assistant = await scope.get(Assistant, assistant_id, for_update=True, what="assistant")
+    """``endpoints``: as for :func:`create_assistant`."""
     values = _validated(changes)
+    checking = _endpoints_for(values, endpoints)
+    await _check_url(values, checking)
+    assistant = await scope.get(Assistant, assistant_id, for_update=True, what="assistant")
     # Before writing: the query would otherwise flush a duplicate name into the table.
     if "name" in values and values["name"] != assistant.name:
         await _assert_name_free(scope, values["name"], except_id=assistant.id)
     changed = _write(assistant, values)
+    _check_key(assistant, checking)
     if changed:
         await scope.session.flush()
         await audit.record(

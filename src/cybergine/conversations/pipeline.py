@@ -50,11 +50,13 @@ from cybergine.conversations.models import (
 from cybergine.conversations.service import defer_send, hand_off
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
+from cybergine.egress import OutboundPolicy
 from cybergine.errors import InvalidInput
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
 from cybergine.knowledge.service import search_knowledge
 from cybergine.llm import extractive, prompts
+from cybergine.llm.endpoints import ChatEndpoints
 from cybergine.llm.providers import (
     HANDOFF_TOOL,
     SEARCH_KNOWLEDGE_TOOL,
@@ -342,15 +344,13 @@ class Pipeline:
 
     async def _generate(self, context: _Context) -> Answer:
         assistant = context.assistant
+        # The platform's key only to the platform's URL, even for a row saved before
+        # that rule was checked on save.
+        endpoint = ChatEndpoints.of(self.settings).choose(
+            assistant.llm_base_url, assistant.llm_api_key
+        )
         provider = self._chat_override or _chat_provider(
-            assistant.llm_base_url or self.settings.openai_base_url,
-            assistant.llm_api_key
-            or (
-                self.settings.openai_api_key.get_secret_value()
-                if self.settings.openai_api_key
-                else None
-            ),
-            assistant.llm_model,
+            endpoint.base_url, endpoint.api_key, assistant.llm_model, endpoint.policy
         )
         redactor = Redactor() if assistant.redact_personal_data else None
         assert context.text is not None
@@ -654,9 +654,11 @@ def _source_record(source: prompts.Source, cited: bool) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=64)
-def _chat_provider(base_url: str, api_key: str | None, model: str) -> OpenAICompatibleChat:
-    """One client per endpoint, key and model in this process, for connection reuse."""
-    return OpenAICompatibleChat(base_url=base_url, api_key=api_key, model=model)
+def _chat_provider(
+    base_url: str, api_key: str | None, model: str, policy: OutboundPolicy | None
+) -> OpenAICompatibleChat:
+    """One client per endpoint, key, model and policy in this process, for connection reuse."""
+    return OpenAICompatibleChat(base_url=base_url, api_key=api_key, model=model, policy=policy)
 
 
 __all__: Sequence[str] = ("Answer", "Outcome", "Pipeline")

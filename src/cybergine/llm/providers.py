@@ -29,6 +29,8 @@ from openai.types.chat import (
 )
 from openai.types.chat.chat_completion import Choice
 
+from cybergine.egress import DestinationRefused, OutboundPolicy
+
 # One retry policy and one reading of servers' errors for every OpenAI-compatible client.
 from cybergine.outbound import (
     AsyncClosable,
@@ -265,7 +267,8 @@ class OpenAICompatibleChat(AsyncClosable):
 
     One SDK client per provider (re-made if used from another event loop) for connection
     reuse; ``aclose()`` (or ``async with``) releases it. A ``transport`` passed in is used
-    but never closed.
+    but never closed. With a ``policy`` (a base URL a tenant chose), every request and
+    connection is held to it (:mod:`cybergine.egress`), and a refusal is not retried.
     """
 
     def __init__(
@@ -281,7 +284,10 @@ class OpenAICompatibleChat(AsyncClosable):
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
+        if transport is not None and policy is not None:
+            raise ValueError("a policy brings its own transport: give one or the other")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if timeout <= 0:
@@ -299,6 +305,7 @@ class OpenAICompatibleChat(AsyncClosable):
         )
         self._params = dict(params or {})
         self._transport = BorrowedTransport(transport) if transport is not None else None
+        self._policy = policy
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._max_retry_after = max_retry_after
@@ -345,6 +352,13 @@ class OpenAICompatibleChat(AsyncClosable):
                         extra_headers=headers,
                     )
             except (APIConnectionError, TimeoutError) as exc:
+                if isinstance(exc.__cause__, DestinationRefused):
+                    raise LLMError(
+                        f"chat completion request to {self.url} refused by the outbound "
+                        f"policy: {exc.__cause__}",
+                        retryable=False,
+                        attempts=attempt,
+                    ) from None
                 if last:
                     raise LLMError(
                         f"chat completion request to {self.url} failed after {attempt} "
@@ -391,8 +405,12 @@ class OpenAICompatibleChat(AsyncClosable):
         # several loops (tests, the CLI) gets one per loop.
         loop = asyncio.get_running_loop()
         if self._client is None or self._client.is_closed() or self._client_loop is not loop:
-            http_client = httpx.AsyncClient(
-                transport=self._transport, timeout=httpx.Timeout(self._timeout)
+            http_client = (
+                self._policy.client(timeout=self._timeout)
+                if self._policy is not None
+                else httpx.AsyncClient(
+                    transport=self._transport, timeout=httpx.Timeout(self._timeout)
+                )
             )
             client = AsyncOpenAI(
                 base_url=self._base_url,
