@@ -38,6 +38,7 @@ from tests.support.conversations import (
     make_customer,
     make_message,
 )
+from tests.support.factories import add_member
 from tests.support.processes import VENV_BIN, clean_env, start_serve
 from tests.support.server import free_port
 from tests.web.schemathesis_hooks import HARNESS_KEY_ID_ENV
@@ -74,8 +75,61 @@ async def _seed(database: Database) -> Harness:
             conversation = await make_conversation(session, demo.organisation_id, customer=customer)
             await make_message(session, conversation, text="Where is my order?")
             reply = await make_message(session, conversation, direction=Direction.OUTBOUND)
-            await make_attachment(session, reply)
-        return Harness(str(demo.organisation_id), created.secret, str(created.api_key.id))
+            await make_attachment(session, reply, filename="фото.png")
+        harness = Harness(str(demo.organisation_id), created.secret, str(created.api_key.id))
+    # Someone the fuzzer may demote or remove (the demo owner is the last owner).
+    await add_member(database, demo.organisation_id, Role.ADMIN)
+    return harness
+
+
+# Path parameters the fuzzer is handed real ids for, half of the time (random ids find
+# only 404s), and the list that shows them: (parameter, list path, key of its items).
+KNOWN_IDS = (
+    ("membership_id", "/api/v1/members", None),
+    ("invitation_id", "/api/v1/invitations", None),
+    ("assistant_id", "/api/v1/assistants", None),
+    ("number_id", "/api/v1/channels/whatsapp", None),
+    ("document_id", "/api/v1/knowledge/documents", "items"),
+    ("qa_id", "/api/v1/knowledge/qa", "items"),
+    ("collection_id", "/api/v1/knowledge/collections", None),
+    ("conversation_id", "/api/v1/conversations", "items"),
+    ("customer_id", "/api/v1/customers", None),
+)
+
+
+def _hand_over_ids(url: str, harness: Harness, workdir: Path) -> None:
+    """Make what only the API makes (an uploaded file, an invitation), then write the ids
+    of everything the organisation has into the fuzzer's configuration."""
+    headers = {"authorization": f"Bearer {harness.key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        client.post(
+            "/api/v1/knowledge/documents",
+            # A name beyond Latin-1: it has to survive the download's headers.
+            files={"file": ("Größentabelle 尺码.txt", b"Sizes run true.", "text/plain")},
+        ).raise_for_status()
+        client.post(
+            "/api/v1/invitations", json={"email": "new@example.com", "role": "agent"}
+        ).raise_for_status()
+        known: dict[str, list[str]] = {}
+        for parameter, path, key in KNOWN_IDS:
+            answer = client.get(path).raise_for_status().json()
+            known[parameter] = [str(item["id"]) for item in (answer[key] if key else answer)]
+        known["message_id"] = [
+            str(message["id"])
+            for conversation in known["conversation_id"]
+            for message in client.get(f"/api/v1/conversations/{conversation}/messages")
+            .raise_for_status()
+            .json()["items"]
+        ]
+    lines = ["[parameters]"]
+    lines += [
+        f'"path.{parameter}" = {{ dictionary = "{parameter}", probability = 0.5 }}'
+        for parameter in known
+    ]
+    for parameter, ids in known.items():
+        assert ids, f"the organisation has no {parameter} to hand over"
+        lines += [f"[dictionaries.{parameter}]", f"values = {json.dumps(ids)}"]
+    (workdir / "schemathesis.toml").write_text("\n".join(lines) + "\n")
 
 
 def _server_statuses(log: Path) -> tuple[collections.Counter[int], list[str]]:
@@ -128,7 +182,7 @@ def _fuzz(url: str, harness: Harness, workdir: Path) -> dict[str, object]:
     ]
     if FUZZ_SEED:
         command += ["--seed", FUZZ_SEED]
-    # Its own working directory: schemathesis reads a schemathesis.toml found there.
+    # Its own working directory, where _hand_over_ids wrote its schemathesis.toml.
     result = subprocess.run(
         command,
         cwd=workdir,
@@ -165,6 +219,7 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
     server = await asyncio.to_thread(start_serve, port, env, log)
     started = time.monotonic()
     try:
+        await asyncio.to_thread(_hand_over_ids, url, harness, tmp_path)
         report = await asyncio.to_thread(_fuzz, url, harness, tmp_path)
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             still = await client.get(
