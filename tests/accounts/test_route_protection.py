@@ -56,6 +56,7 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/login",
             "/logout",
             "/signup",
+            "/signup/confirm/{token}",
             "/password/forgot",
             "/password/reset/{token}",
             "/invitations/{token}",

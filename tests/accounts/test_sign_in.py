@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from cybergine.accounts.models import LoginAttempt, Membership, Organisation, User, UserSession
+from cybergine.accounts.service import signup
 from cybergine.accounts.service.login import (
     MAX_FAILURES_PER_ACCOUNT,
     MAX_FAILURES_PER_IP,
     THROTTLED,
     WRONG_CREDENTIALS,
 )
+from cybergine.app import create_app
 from cybergine.db.engine import Database
+from cybergine.settings import load_settings
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_organisation, make_user, unique_email
+from tests.support.mailbox import emails_to, link_in_last_email
 from tests.support.server import LiveServer
 
 
@@ -35,8 +41,20 @@ async def test_sign_up_creates_an_organisation_with_its_owner(
     browser: Browser, database: Database
 ) -> None:
     email = unique_email()
-    response = browser.sign_up(email=email, password=PASSWORD, organisation="Bloom & Co")
-    assert response.status_code == 303
+    asked = browser.sign_up(email=email, organisation="Bloom & Co")
+    assert asked.status_code == 200
+    assert "Check your e-mail" in asked.text
+    assert email in asked.text
+    assert "/dev/outbox" not in asked.text  # not embedded: e-mail really leaves
+    assert browser.session_cookie is None
+    assert await _count(database, User) == 0  # nothing exists before the link is used
+
+    link = await link_in_last_email(database, email)
+    assert link.startswith("/signup/confirm/")
+    page = browser.get(link)
+    assert page.status_code == 200
+    assert "Bloom &amp; Co" in page.text
+    assert browser.finish_sign_up(link, PASSWORD).status_code == 303
     assert browser.session_cookie
     home = browser.get("/")
     assert home.status_code == 200
@@ -52,18 +70,22 @@ async def test_sign_up_creates_an_organisation_with_its_owner(
         assert user.password_hash.startswith("$argon2id$")
 
 
-async def test_duplicate_sign_up_changes_nothing(browser: Browser, database: Database) -> None:
-    email = unique_email()
-    assert browser.sign_up(email=email, password=PASSWORD).status_code == 303
-    other = Browser(browser.http.base_url.__str__())
-    try:
-        response = other.sign_up(
-            email=email.upper(), password="another password 1", organisation="Second"
-        )
-    finally:
-        other.close()
-    assert response.status_code == 409
-    assert "already exists" in response.text
+async def test_sign_up_answers_the_same_whether_or_not_the_address_has_an_account(
+    browser: Browser, database: Database
+) -> None:
+    _, owner = await make_organisation(database)
+    new_address = unique_email()
+    registered = browser.sign_up(email=owner.email.upper(), organisation="Second")
+    unregistered = browser.sign_up(email=new_address, organisation="Second")
+    assert registered.status_code == unregistered.status_code == 200
+    assert registered.text.replace(owner.email, "@") == unregistered.text.replace(new_address, "@")
+
+    [notice] = await emails_to(database, owner.email)
+    assert notice.subject == "You already have a Cybergine account"
+    assert "/login" in (notice.body_text or "")
+    assert "/password/forgot" in (notice.body_text or "")
+    assert "/signup/confirm/" not in (notice.body_text or "")
+    assert (await link_in_last_email(database, new_address)).startswith("/signup/confirm/")
     assert await _count(database, User) == 1
     assert await _count(database, Organisation) == 1
 
@@ -72,21 +94,124 @@ async def test_duplicate_sign_up_changes_nothing(browser: Browser, database: Dat
     ("field", "value", "message"),
     [
         ("email", "not-an-email", "valid e-mail"),
-        ("password", "short", "at least 10"),
+        ("name", "   ", "your name"),
         ("organisation", "   ", "organisation"),
     ],
 )
 async def test_sign_up_rejects_bad_input_clearly(
     browser: Browser, database: Database, field: str, value: str, message: str
 ) -> None:
-    data = {"email": unique_email(), "password": PASSWORD, "organisation": "Shop"}
+    data = {"email": unique_email(), "name": "Sam", "organisation": "Shop"}
     data[field] = value
     response = browser.sign_up(
-        email=data["email"], password=data["password"], organisation=data["organisation"]
+        email=data["email"], name=data["name"], organisation=data["organisation"]
     )
     assert response.status_code == 422
     assert message in response.text
+    assert await emails_to(database, data["email"]) == []
+
+
+async def test_finishing_sign_up_needs_a_good_password(
+    browser: Browser, database: Database
+) -> None:
+    email = unique_email()
+    browser.sign_up(email=email)
+    link = await link_in_last_email(database, email)
+    weak = browser.finish_sign_up(link, "short")
+    assert weak.status_code == 422
+    assert "at least 10" in weak.text
     assert await _count(database, User) == 0
+    assert browser.finish_sign_up(link, PASSWORD).status_code == 303
+
+
+async def test_a_sign_up_link_creates_one_account_only(
+    browser: Browser, second_browser: Browser, database: Database
+) -> None:
+    email = unique_email()
+    browser.sign_up(email=email)
+    link = await link_in_last_email(database, email)
+    assert browser.finish_sign_up(link, PASSWORD).status_code == 303
+
+    again = second_browser.get(link)
+    assert again.status_code == 200
+    assert "already exists" in again.text
+    replay = second_browser.post(
+        link, {"password": "another password 1"}, csrf=second_browser.csrf()
+    )
+    assert replay.status_code == 409
+    assert second_browser.session_cookie is None
+    assert await _count(database, User) == 1
+    assert await _count(database, Organisation) == 1
+
+
+async def test_a_forged_or_expired_sign_up_link_is_refused(
+    browser: Browser, database: Database
+) -> None:
+    email = unique_email()
+    browser.sign_up(email=email)
+    token = (await link_in_last_email(database, email)).rsplit("/", 1)[1]
+    body, seal = token.split(".")
+    forged_body = signup.seal_link(
+        signup.PendingSignUp(
+            email="victim@example.com",
+            name="Mallory",
+            organisation_name="Evil",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+    ).split(".")[0]
+    expired = signup.seal_link(
+        signup.PendingSignUp(
+            email=email,
+            name="Sam",
+            organisation_name="Shop",
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+        )
+    )
+    for bad in (f"{forged_body}.{seal}", f"{body}.{'0' * 64}", body, "garbage", expired):
+        page = browser.get(f"/signup/confirm/{bad}")
+        assert page.status_code == 410, bad
+        assert browser.finish_sign_up(f"/signup/confirm/{bad}", PASSWORD).status_code in {
+            403,  # the error page carries no form, hence no CSRF token for the post
+            410,
+        }
+    assert "expired" in browser.get(f"/signup/confirm/{expired}").text
+    assert await _count(database, User) == 0
+
+
+async def test_sign_up_is_limited_per_address_and_per_ip_address(
+    browser: Browser, database: Database
+) -> None:
+    email = unique_email()
+    for _ in range(signup.PER_ADDRESS.maximum):
+        assert browser.sign_up(email=email).status_code == 200
+    refused = browser.sign_up(email=email)
+    assert refused.status_code == 429
+    assert "Too many sign-up requests" in refused.text
+    assert len(await emails_to(database, email)) == signup.PER_ADDRESS.maximum
+
+    for _ in range(signup.PER_IP.maximum - signup.PER_ADDRESS.maximum):
+        assert browser.sign_up(email=unique_email()).status_code == 200
+    other = unique_email()
+    assert browser.sign_up(email=other).status_code == 429
+    assert await emails_to(database, other) == []
+
+
+async def test_in_development_the_check_your_email_page_links_to_the_outbox(
+    database: Database, database_url: str, tmp_path: Path, key_env: dict[str, str]
+) -> None:
+    embedded = load_settings(
+        data_dir=tmp_path,
+        secret_key=key_env["CYBERGINE_SECRET_KEY"],
+        encryption_keys=key_env["CYBERGINE_ENCRYPTION_KEYS"],
+    )
+    with LiveServer(create_app(embedded, database_url=database_url, run_worker=False)) as server:
+        developer = Browser(server.url)
+        try:
+            asked = developer.sign_up(email=unique_email())
+        finally:
+            developer.close()
+    assert asked.status_code == 200
+    assert '<a href="/dev/outbox">outbox</a>' in asked.text
 
 
 async def test_session_cookie_is_httponly_and_samesite_lax(

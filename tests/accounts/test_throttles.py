@@ -11,10 +11,10 @@ import re
 import httpx
 from sqlalchemy import func, select
 
-from cybergine.accounts.service import login, password_reset
+from cybergine.accounts.service import login, password_reset, signup
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
-from tests.support.factories import make_user
+from tests.support.factories import make_user, unique_email
 from tests.support.mailbox import emails_to
 from tests.support.server import LiveServer
 
@@ -79,4 +79,16 @@ async def test_concurrent_reset_requests_send_no_more_than_the_limit(
     sent = len(await emails_to(database, user.email))
     assert 1 <= sent <= password_reset.PER_ADDRESS.maximum, statuses
     assert statuses.count(303) == sent
+    assert statuses.count(429) == CONCURRENT - sent, statuses
+
+
+async def test_concurrent_sign_ups_send_no_more_than_the_limit(
+    live_server: LiveServer, database: Database
+) -> None:
+    email = unique_email()
+    forms = [{"name": "Sam", "email": email, "organisation_name": "Shop"}] * CONCURRENT
+    statuses = await post_all_at_once(live_server, "/signup", forms, csrf_from="/signup")
+    sent = len(await emails_to(database, email))
+    assert 1 <= sent <= signup.PER_ADDRESS.maximum, statuses
+    assert statuses.count(200) == sent
     assert statuses.count(429) == CONCURRENT - sent, statuses

@@ -54,13 +54,17 @@ class Browser:
         return self.last
 
     def sign_up(
-        self, *, email: str, password: str, name: str = "Sam Signup", organisation: str = "Shop"
+        self, *, email: str, name: str = "Sam Signup", organisation: str = "Shop"
     ) -> httpx.Response:
+        """Asks for an account; the link to finish it comes by e-mail (``finish_sign_up``)."""
         return self.post(
             "/signup",
-            {"name": name, "email": email, "password": password, "organisation_name": organisation},
+            {"name": name, "email": email, "organisation_name": organisation},
             csrf_from="/signup",
         )
+
+    def finish_sign_up(self, link: str, password: str) -> httpx.Response:
+        return self.post(link, {"password": password}, csrf_from=link)
 
     def sign_in(self, email: str, password: str, *, next: str = "/") -> httpx.Response:
         return self.post(

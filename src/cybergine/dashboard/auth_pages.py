@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import IntegrityError
 
 from cybergine.accounts.auth import (
     SESSION_COOKIE,
@@ -17,10 +18,10 @@ from cybergine.accounts.auth import (
     public,
 )
 from cybergine.accounts.models import User
-from cybergine.accounts.service import login, password_reset, sessions, team, users
+from cybergine.accounts.service import login, password_reset, sessions, signup, team, users
 from cybergine.dashboard.forms import fields, safe_next
 from cybergine.dashboard.templating import redirect, render
-from cybergine.errors import CybergineError, TooManyRequests
+from cybergine.errors import Conflict, CybergineError, TooManyRequests
 from cybergine.settings import Settings
 from cybergine.web.clients import client_ip
 from cybergine.web.deps import DatabaseDep, SessionDep, SettingsDep
@@ -116,26 +117,82 @@ async def signup_page(request: Request, _public: Public) -> HTMLResponse:
 
 @router.post("/signup")
 async def signup_submit(
-    request: Request, _public: Public, session: SessionDep, settings: SettingsDep
+    request: Request,
+    _public: Public,
+    session: SessionDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """Answers "check your e-mail" whether or not the address has an account."""
+    await check_anonymous_csrf(request)
+    form = await fields(request, "name", "email", "organisation_name")
+    try:
+        email = await signup.request_sign_up(
+            session,
+            database,
+            email=form["email"],
+            name=form["name"],
+            organisation_name=form["organisation_name"],
+            ip=client_ip(request),
+            public_url=settings.public_url,
+        )
+    except TooManyRequests as exc:
+        return _too_many(render(request, "signup.html", {"form": form, "error": exc.detail}), exc)
+    except CybergineError as exc:
+        return render(
+            request, "signup.html", {"form": form, "error": exc.detail}, status_code=exc.status
+        )
+    return render(
+        request,
+        "signup_sent.html",
+        {"email": email, "outbox_available": _outbox_available(request)},
+    )
+
+
+@router.get("/signup/confirm/{token}", response_class=HTMLResponse)
+async def signup_confirm_page(
+    request: Request, _public: Public, token: str, session: SessionDep
+) -> HTMLResponse:
+    # A page, not the sign-up itself: mail scanners open links, people press buttons.
+    pending = signup.open_link(token)
+    exists = await users.find_user_by_email(session, pending.email) is not None
+    return render(
+        request, "signup_confirm.html", {"token": token, "pending": pending, "exists": exists}
+    )
+
+
+@router.post("/signup/confirm/{token}")
+async def signup_confirm(
+    request: Request, _public: Public, token: str, session: SessionDep, settings: SettingsDep
 ) -> Response:
     await check_anonymous_csrf(request)
-    form = await fields(request, "name", "email", "password", "organisation_name")
+    form = await fields(request, "password")
+    pending = signup.open_link(token)
     try:
-        async with session.begin_nested():
-            user, organisation = await users.sign_up(
-                session,
-                email=form["email"],
-                name=form["name"],
-                password=form["password"],
-                organisation_name=form["organisation_name"],
-            )
+        try:
+            async with session.begin_nested():
+                user, organisation = await signup.finish_sign_up(
+                    session, token=token, password=form["password"]
+                )
+        except IntegrityError as exc:  # the same link, finished twice at once
+            raise Conflict("Your account already exists: sign in.") from exc
     except CybergineError as exc:
-        kept = {k: v for k, v in form.items() if k != "password"}
         return render(
-            request, "signup.html", {"form": kept, "error": exc.detail}, status_code=exc.status
+            request,
+            "signup_confirm.html",
+            {
+                "token": token,
+                "pending": pending,
+                "exists": isinstance(exc, Conflict),
+                "error": exc.detail,
+            },
+            status_code=exc.status,
         )
-    _, token = await sessions.create_session(session, user=user, organisation_id=organisation.id)
-    return _sign_in_response(settings, token, "/")
+    user.last_login_at = datetime.now(UTC)
+    _, session_token = await sessions.create_session(
+        session, user=user, organisation_id=organisation.id
+    )
+    return _sign_in_response(settings, session_token, "/")
 
 
 @router.get("/password/forgot", response_class=HTMLResponse)
