@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Response
 
@@ -22,6 +21,7 @@ from cybergine.conversations.schemas import (
     MessagePage,
 )
 from cybergine.errors import Conflict
+from cybergine.web.downloads import content_disposition
 from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
@@ -93,15 +93,6 @@ def _media_type(declared: str | None) -> str | None:
     return value if value.startswith(_INLINE_TYPES) else None
 
 
-def _content_disposition(kind: str, filename: str | None) -> str:
-    name = (filename or "").strip() or "attachment"
-    ascii_name = "".join(ch for ch in name if ch.isascii() and (ch.isalnum() or ch in "._- "))
-    value = f'{kind}; filename="{ascii_name.strip() or "attachment"}"'
-    if ascii_name != name:
-        value += f"; filename*=UTF-8''{quote(name, safe='')}"
-    return value
-
-
 @router.get(
     "/{conversation_id}/messages/{message_id}/attachment",
     summary="Download the file a customer sent with a message",
@@ -124,8 +115,8 @@ async def download_attachment(
         content=stored.data,
         media_type=media_type or "application/octet-stream",
         headers={
-            "content-disposition": _content_disposition(
-                "inline" if media_type else "attachment", stored.filename
+            "content-disposition": content_disposition(
+                "inline" if media_type else "attachment", stored.filename, unnamed="attachment"
             ),
             # Customers' files are personal data: no shared or browser cache keeps them.
             "cache-control": "private, no-store",
