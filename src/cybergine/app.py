@@ -34,6 +34,7 @@ from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
 from cybergine.web import health, openapi, problems
+from cybergine.web.hygiene import InputHygieneMiddleware
 from cybergine.web.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -136,6 +137,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     # Added innermost first: Starlette wraps each new middleware around the previous.
+    app.add_middleware(InputHygieneMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.behind_https)

@@ -24,6 +24,7 @@ from cybergine.accounts.schemas import (
     OrganisationUpdate,
 )
 from cybergine.accounts.service import api_keys, organisations, team
+from cybergine.db.base import BIGINT_MAX
 from cybergine.errors import Conflict
 from cybergine.privacy import audit
 from cybergine.web.deps import SettingsDep
@@ -160,7 +161,7 @@ async def revoke_api_key(
 async def list_audit_events(
     caller: Annotated[Caller, authorize(Permission.AUDIT_READ)],
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> list[AuditEventOut]:
     events = await audit.list_events(
         caller.session,

@@ -41,6 +41,7 @@ DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 500
 MAX_TEMPERATURE = 2.0
 MAX_MAX_TOKENS = 4096
+MAX_ORIGIN_LENGTH = 255
 
 
 def new_widget_key() -> str:
@@ -112,7 +113,9 @@ class Assistant(TenantMixin, Base):
     # The web chat widget: its public key (in the page's <script data-assistant=…>), the
     # sites that may embed it, and how it looks.
     widget_key: Mapped[str] = mapped_column(String(40), unique=True, default=new_widget_key)
-    allowed_origins: Mapped[list[str]] = mapped_column(ARRAY(String(255)), default=list)
+    allowed_origins: Mapped[list[str]] = mapped_column(
+        ARRAY(String(MAX_ORIGIN_LENGTH)), default=list
+    )
     # {"colour": "#0b5fff", "position": "right", "title": ..., "avatar_url": ...,
     #  "language": "en", "ask_consent": false}
     widget: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

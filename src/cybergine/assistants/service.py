@@ -25,6 +25,7 @@ from cybergine.assistants.models import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TEMPERATURE,
     MAX_MAX_TOKENS,
+    MAX_ORIGIN_LENGTH,
     MAX_TEMPERATURE,
     Assistant,
     LlmProvider,
@@ -252,10 +253,12 @@ def clean_origins(origins: Sequence[str]) -> list[str]:
     cleaned: list[str] = []
     for raw in origins:
         value = str(raw).strip().rstrip("/")
-        parts = urlsplit(value)
+        origin = origin_of(value)  # None too for what does not parse (``http://[::1``)
+        parts = urlsplit(value) if origin is not None else None
         if (
-            parts.scheme not in ("http", "https")
-            or not parts.hostname
+            origin is None
+            or parts is None
+            or len(origin) > MAX_ORIGIN_LENGTH
             or parts.path
             or parts.query
             or parts.fragment
@@ -263,11 +266,11 @@ def clean_origins(origins: Sequence[str]) -> list[str]:
             or "*" in value
         ):
             raise InvalidInput(
-                f"{raw!r} is not an origin: give scheme and host, like https://shop.example.",
+                f"{str(raw)[:100]!r} is not an origin: give scheme and host, like "
+                "https://shop.example.",
                 field="allowed_origins",
             )
-        origin = origin_of(value)
-        if origin is not None and origin not in cleaned:
+        if origin not in cleaned:
             cleaned.append(origin)
     return cleaned
 

@@ -15,6 +15,7 @@ from cybergine.accounts.permissions import Permission
 from cybergine.accounts.service import sessions
 from cybergine.dashboard.forms import fields
 from cybergine.dashboard.templating import redirect, render, render_page
+from cybergine.db.base import BIGINT_MAX
 from cybergine.errors import NotFound
 from cybergine.mail.service import list_outbox
 from cybergine.privacy import audit
@@ -37,7 +38,7 @@ async def home(
 async def audit_page(
     request: Request,
     caller: Annotated[Caller, authorize(Permission.AUDIT_READ)],
-    before_seq: Annotated[int | None, Query(ge=1)] = None,
+    before_seq: Annotated[int | None, Query(ge=1, le=BIGINT_MAX)] = None,
 ) -> HTMLResponse:
     events = await audit.list_events(
         caller.session,

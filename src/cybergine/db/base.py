@@ -20,6 +20,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from cybergine.db.ids import uuid7
 from cybergine.privacy.retention import Retention
 
+# PostgreSQL's bigint: an integer from a request compared with such a column must fit,
+# or the database refuses the statement (a 500) instead of the API refusing the input.
+BIGINT_MAX = 2**63 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

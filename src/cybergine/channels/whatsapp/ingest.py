@@ -9,22 +9,30 @@ verify the signature gets nothing from the delivery.
 secret) of recently seen numbers for a few seconds: at a thousand deliveries a second the
 lookup would otherwise be the hottest query of the platform. A number changed through the
 API is dropped from the directory of the process that changed it at once, and from the
-others within ``ttl_seconds``.
+others within ``ttl_seconds``. The body is read before its signature can be checked (the
+number it names says which secret signs it), so the directory keeps only numbers that
+exist and whose signature verified, at most ``capacity`` of them: ids sent by anyone else
+cost a query, never memory.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import cast, func, select, update
+from sqlalchemy import String, any_, bindparam, cast, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.channels.whatsapp.models import WebhookEvent, WhatsAppNumber
+from cybergine.bounded_cache import BoundedCache
+from cybergine.channels.whatsapp.models import (
+    PHONE_NUMBER_ID_LENGTH,
+    WebhookEvent,
+    WhatsAppNumber,
+)
 from cybergine.channels.whatsapp.payloads import (
     InboundMessage,
     StatusUpdate,
@@ -72,45 +80,63 @@ class NumberRoute:
         )
 
 
+DIRECTORY_CAPACITY = 4096
+
+
 class NumberDirectory:
     def __init__(
-        self, database: Database, *, default_app_secret: str | None, ttl_seconds: float = 5.0
+        self,
+        database: Database,
+        *,
+        default_app_secret: str | None,
+        ttl_seconds: float = 5.0,
+        capacity: int = DIRECTORY_CAPACITY,
     ) -> None:
         self._database = database
         self._default_app_secret = default_app_secret
-        self._ttl = ttl_seconds
-        self._entries: dict[str, tuple[float, NumberRoute | None]] = {}
+        # Only numbers that exist and whose signature verified (see ``remember``).
+        self._routes: BoundedCache[str, NumberRoute] = BoundedCache(
+            capacity=capacity, ttl_seconds=ttl_seconds
+        )
 
     @property
     def default_app_secret(self) -> str | None:
         return self._default_app_secret
 
+    def __len__(self) -> int:
+        return len(self._routes)
+
     def forget(self, phone_number_id: str) -> None:
-        self._entries.pop(phone_number_id, None)
+        self._routes.pop(phone_number_id)
 
     async def lookup(self, phone_number_ids: Iterable[str]) -> dict[str, NumberRoute]:
-        now = time.monotonic()
+        """The numbers among ``phone_number_ids`` that exist; caches nothing (see
+        :meth:`remember`)."""
         found: dict[str, NumberRoute] = {}
         missing: list[str] = []
         for phone_number_id in set(phone_number_ids):
-            entry = self._entries.get(phone_number_id)
-            if entry is not None and entry[0] > now:
-                if entry[1] is not None:
-                    found[phone_number_id] = entry[1]
+            if len(phone_number_id) > PHONE_NUMBER_ID_LENGTH:
+                continue  # longer than the column: no number has it
+            route = self._routes.get(phone_number_id)
+            if route is not None:
+                found[phone_number_id] = route
             else:
                 missing.append(phone_number_id)
         if missing:
+            # One array parameter, not one parameter per id: a body may name thousands.
+            ids = bindparam("ids", missing, type_=ARRAY(String()))
             async with self._database.transaction() as session:
                 rows = await session.execute(
-                    select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id.in_(missing))
+                    select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id == any_(ids))
                 )
-                loaded = {number.phone_number_id: self._route(number) for number in rows.scalars()}
-            for phone_number_id in missing:
-                route = loaded.get(phone_number_id)
-                self._entries[phone_number_id] = (now + self._ttl, route)
-                if route is not None:
-                    found[phone_number_id] = route
+                for number in rows.scalars():
+                    found[number.phone_number_id] = self._route(number)
         return found
+
+    def remember(self, routes: Mapping[str, NumberRoute]) -> None:
+        """Keep the numbers a delivery's signature verified for, for a few seconds."""
+        for phone_number_id, route in routes.items():
+            self._routes.put(phone_number_id, route)
 
     def _route(self, number: WhatsAppNumber) -> NumberRoute:
         return NumberRoute(

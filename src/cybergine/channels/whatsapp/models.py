@@ -19,6 +19,8 @@ from cybergine.db.base import Base, TenantMixin
 from cybergine.privacy.crypto import EncryptedString
 from cybergine.privacy.retention import Retention
 
+PHONE_NUMBER_ID_LENGTH = 64
+
 
 class WhatsAppNumber(TenantMixin, Base):
     __tablename__ = "whatsapp_numbers"
@@ -29,7 +31,7 @@ class WhatsAppNumber(TenantMixin, Base):
         ForeignKey("assistants.id", ondelete="SET NULL"), index=True, default=None
     )
     # Meta's id of the number: webhooks are routed by it, so it is unique platform-wide.
-    phone_number_id: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_number_id: Mapped[str] = mapped_column(String(PHONE_NUMBER_ID_LENGTH), unique=True)
     waba_id: Mapped[str] = mapped_column(String(64))
     display_phone_number: Mapped[str] = mapped_column(String(32))
     access_token: Mapped[str] = mapped_column(EncryptedString)

@@ -26,7 +26,7 @@ from cybergine.channels.whatsapp.ingest import (
     store_delivery,
     verified_routes,
 )
-from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.channels.whatsapp.models import PHONE_NUMBER_ID_LENGTH, WhatsAppNumber
 from cybergine.channels.whatsapp.payloads import PayloadError, check_envelope
 from cybergine.channels.whatsapp.signature import HEADER, verify_signature
 from cybergine.errors import CybergineError, Forbidden, PayloadTooLarge, Unauthorized
@@ -118,17 +118,24 @@ async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
 
     signature = request.headers.get(HEADER)
     numbers = directory(request)
-    routes = await numbers.lookup(phone_number_ids(body))
+    named = phone_number_ids(body)
+    routes = await numbers.lookup(named)
     if not routes:
         default = numbers.default_app_secret
         if default is not None and not verify_signature(raw, signature, default):
             raise Unauthorized("The X-Hub-Signature-256 signature does not match.")
-        log.warning("whatsapp.webhook.unknown_numbers", numbers=sorted(phone_number_ids(body)))
+        # Possibly unsigned (no default secret): a few, cut short, never the whole body.
+        log.warning(
+            "whatsapp.webhook.unknown_numbers",
+            count=len(named),
+            numbers=[n[:PHONE_NUMBER_ID_LENGTH] for n in sorted(named)[:5]],
+        )
         return JSONResponse({"status": "ignored"})
 
     accepted = verified_routes(routes, raw, signature)
     if not accepted:
         raise Unauthorized("The X-Hub-Signature-256 signature does not match.")
+    numbers.remember(accepted)
     if len(accepted) < len(routes):
         log.warning(
             "whatsapp.webhook.signature_mismatch",
