@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cybergine.errors import CybergineError
+from cybergine.web.clients import granted_origin
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Domain problem types are URNs: stable identifiers that need no server behind them.
@@ -77,10 +78,10 @@ def _error_headers(request: Request, status: int, extra: Mapping[str, Any]) -> d
         headers["www-authenticate"] = "Bearer"
     if "retry_after" in extra:
         headers["retry-after"] = str(extra["retry_after"])
-    # The widget runs on other sites: it must be able to read why a request failed
-    # (an error says nothing another site could misuse; successes stay origin-bound).
-    origin = request.headers.get("origin")
-    if origin and request.url.path.startswith("/widget/"):
+    # The widget runs on other sites: it must be able to read why a request failed,
+    # when it runs on a site allowed to embed it (``web.clients.grant_origin``).
+    origin = granted_origin(request)
+    if origin:
         headers["access-control-allow-origin"] = origin
         headers["access-control-expose-headers"] = "Retry-After"
         headers["vary"] = "Origin"

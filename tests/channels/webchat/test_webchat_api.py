@@ -138,7 +138,7 @@ async def test_a_session_is_only_for_the_allowed_sites(widget: Widget) -> None:
     refused = widget.session(origin="https://evil.example")
     assert refused.status_code == 403
     assert refused.json()["detail"] == "This site may not use this chat widget."
-    assert refused.headers["access-control-allow-origin"] == "https://evil.example"  # readable
+    assert "access-control-allow-origin" not in refused.headers  # not for that site to read
     no_origin = widget.http.post("/widget/v1/session", json={"widget_key": widget.key})
     assert no_origin.status_code == 403
     unknown = widget.http.post(
@@ -286,3 +286,85 @@ async def test_asking_for_a_person_hands_off_and_the_widget_is_told(widget: Widg
     assert any("person from our team" in m["text"] for m in _messages(frames))
     conversations = widget.api.get("/api/v1/conversations", params={"channel": "webchat"})
     assert conversations.json()["items"][0]["state"] == "waiting_for_human"
+
+
+# --- Hostile input from anywhere: a clear answer, never a 500 -------------------------
+
+
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        ("https://x:99999", None),
+        ("http://[::1", None),
+        ("127.0.0.1:abc", None),
+        (SHOP, "127.0.0.1:abc"),
+        (SHOP, "[::1"),
+        (SHOP, "x:99999"),
+    ],
+)
+async def test_malformed_origin_and_host_headers_are_no_origin(
+    widget: Widget, origin: str, host: str | None
+) -> None:
+    token = widget.start()["visitor_token"]
+    headers = {"Origin": origin, "Authorization": f"Bearer {token}"}
+    if host is not None:
+        headers["Host"] = host
+    answers = [
+        widget.http.post("/widget/v1/session", json={"widget_key": widget.key}, headers=headers),
+        widget.http.post(
+            "/widget/v1/messages", json={"text": "hi", "client_id": "c" * 10}, headers=headers
+        ),
+        widget.http.post("/widget/v1/handoff", headers=headers),
+        widget.http.options("/widget/v1/messages", headers=headers),
+    ]
+    statuses = [a.status_code for a in answers]
+    assert all(s < 500 for s in statuses), statuses  # was: 500 (ValueError from urllib)
+    if origin != SHOP:
+        assert statuses[:3] == [403, 403, 403]
+
+
+async def test_a_nul_character_in_a_message_is_refused(widget: Widget) -> None:
+    token = widget.start()["visitor_token"]
+    response = widget.say(token, "hello\u0000")
+    assert response.status_code == 422  # was: 500 from PostgreSQL
+    assert response.json()["field"] == "text"
+
+
+async def test_frames_that_are_not_json_objects_get_an_error_frame(widget: Widget) -> None:
+    token = widget.start()["visitor_token"]
+    with widget.socket(token) as socket:
+        for frame in ("[1]", "null", "not json", '"ping"', "[" * 1000, "{}" * 1000, b"\x00\x01"):
+            socket.send(frame)
+            [answer] = _frames(socket, lambda fs: any(f["type"] == "error" for f in fs))
+            assert "JSON objects" in answer["detail"]
+        socket.send('{"type": "ping"}')  # still open, still answering (was: closed)
+        assert _frames(socket, lambda fs: {"type": "pong"} in fs)
+
+
+async def test_only_listed_origins_may_read_preflights_and_errors(widget: Widget) -> None:
+    def preflight(origin: str) -> httpx.Response:
+        return widget.http.options(
+            "/widget/v1/session",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        )
+
+    assert preflight(SHOP).headers["access-control-allow-origin"] == SHOP
+    foreign = preflight("https://evil.example")
+    assert foreign.status_code == 204
+    assert "access-control-allow-origin" not in foreign.headers  # was: echoed
+
+    # An ended session names no assistant: its 401 is readable by listed sites only.
+    ended = {"Authorization": "Bearer v1.nope"}
+    shop = widget.http.post("/widget/v1/handoff", headers={**ended, "Origin": SHOP})
+    evil = widget.http.post(
+        "/widget/v1/handoff", headers={**ended, "Origin": "https://evil.example"}
+    )
+    assert (shop.status_code, evil.status_code) == (401, 401)
+    assert shop.headers["access-control-allow-origin"] == SHOP
+    assert "access-control-allow-origin" not in evil.headers  # was: echoed
+
+
+async def test_another_site_cannot_use_up_the_shops_sessions(widget: Widget) -> None:
+    for _ in range(40):  # past the limit of 30 a minute per address
+        assert widget.session(origin="https://evil.example").status_code == 403
+    assert widget.session().status_code == 200  # was: 429

@@ -23,19 +23,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketState
 
 from cybergine.assistants.models import Assistant
+from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
 from cybergine.channels.webchat.ratelimit import SlidingWindow
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.errors import CybergineError, Forbidden, InvalidInput, TooManyRequests
 from cybergine.realtime.hub import Hub
+from cybergine.web import hygiene
 from cybergine.web.access import public
-from cybergine.web.clients import client_ip, origin_of
+from cybergine.web.clients import client_ip, grant_origin, granted_origin, origin_of
 from cybergine.web.deps import DatabaseDep
 
 log = structlog.get_logger(__name__)
@@ -63,6 +65,42 @@ def _limits(request: Request) -> Limits:
     if limits is None:
         limits = request.app.state.widget_limits = Limits()
     return limits
+
+
+def _listed_origins(request: Request) -> BoundedCache[str, bool]:
+    """Whether an origin is listed by some assistant, remembered for a while: a browser
+    sends a preflight before most widget requests, and anyone can send new origins."""
+    listed: BoundedCache[str, bool] | None = getattr(
+        request.app.state, "widget_listed_origins", None
+    )
+    if listed is None:
+        listed = request.app.state.widget_listed_origins = BoundedCache(
+            capacity=4096, ttl_seconds=30
+        )
+    return listed
+
+
+async def _grant_listed_origin(request: Request, database: DatabaseDep) -> None:
+    """Lets the page read this request's answer (errors included) when it comes from the
+    platform's own origin or one some active assistant lists: a request that does not
+    reach its assistant (a preflight, an ended session, a malformed body) can say no
+    more. A route that finds its assistant narrows this to that assistant's origins."""
+    origin = origin_of(request.headers.get("origin"))
+    if origin is None:
+        return
+    if origin != _own_origin(request):
+        cache = _listed_origins(request)
+        listed = cache.get(origin)
+        if listed is None:
+            async with database.transaction() as session:
+                listed = await service.origin_listed(session, origin)
+            cache.put(origin, listed)
+        if not listed:
+            return
+    grant_origin(request, origin)
+
+
+ListedOrigin = Annotated[None, Depends(_grant_listed_origin)]
 
 
 class SessionIn(BaseModel):
@@ -115,7 +153,9 @@ def _check_origin(request: Request, assistant: Assistant, *, required: bool = Tr
     if origin is None and not required:
         return None
     if not service.origin_allowed(assistant, origin, _own_origin(request)):
+        grant_origin(request, None)  # the refusal is not for that site to read
         raise Forbidden("This site may not use this chat widget.")
+    grant_origin(request, origin)
     return origin
 
 
@@ -134,10 +174,11 @@ def _reply(request: Request, origin: str | None, body: Any, status: int = 200) -
 
 
 @router.options("/widget/v1/{path:path}")
-async def preflight(_: Widget, request: Request, path: str) -> Response:
-    """The real request is checked against the assistant's origins; a preflight, which
-    names no assistant, only says which methods and headers the API takes."""
-    origin = origin_of(request.headers.get("origin"))
+async def preflight(_: Widget, __: ListedOrigin, request: Request, path: str) -> Response:
+    """The real request is checked against its assistant's origins; a preflight, which
+    names no assistant, lets through the origins some assistant lists and says which
+    methods and headers the API takes."""
+    origin = granted_origin(request)
     response = Response(status_code=204)
     if origin is not None:
         _cors(response, origin)
@@ -149,12 +190,14 @@ async def preflight(_: Widget, request: Request, path: str) -> Response:
 
 @router.post("/widget/v1/session")
 async def start_session(
-    _: Widget, request: Request, body: SessionIn, database: DatabaseDep
+    _: Widget, __: ListedOrigin, request: Request, body: SessionIn, database: DatabaseDep
 ) -> Response:
-    _limit(_limits(request).sessions_per_ip, client_ip(request))
     async with database.transaction() as session:
         assistant = await service.assistant_by_key(session, body.widget_key)
         origin = _check_origin(request, assistant)
+        # Counted once the site is known to be the shop's: another site cannot use up
+        # the sessions of the shop's visitors behind a shared address.
+        _limit(_limits(request).sessions_per_ip, client_ip(request))
         visitor: Visitor | None = None
         parsed = visitors.parse(body.visitor_token)
         if parsed is not None:
@@ -185,7 +228,7 @@ def _bearer(request: Request) -> str | None:
 
 @router.post("/widget/v1/messages")
 async def post_message(
-    _: Widget, request: Request, body: MessageIn, database: DatabaseDep
+    _: Widget, __: ListedOrigin, request: Request, body: MessageIn, database: DatabaseDep
 ) -> Response:
     text = body.text.strip()
     if not text:
@@ -208,7 +251,9 @@ async def post_message(
 
 
 @router.post("/widget/v1/handoff")
-async def request_person(_: Widget, request: Request, database: DatabaseDep) -> Response:
+async def request_person(
+    _: Widget, __: ListedOrigin, request: Request, database: DatabaseDep
+) -> Response:
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
@@ -252,6 +297,7 @@ def _event_frame(event: Any) -> dict[str, Any] | None:
 @router.get("/widget/v1/events")
 async def long_poll(
     _: Widget,
+    __: ListedOrigin,
     request: Request,
     database: DatabaseDep,
     after: Annotated[str | None, Query(max_length=36)] = None,
@@ -343,12 +389,31 @@ async def socket(
 
 
 async def _client_frames(websocket: WebSocket) -> None:
-    """Answers pings until the client goes; returns when it does (or stays silent)."""
+    """Answers pings until the client goes; returns when it does (or stays silent). A
+    frame that is not a small JSON object is answered with an error frame."""
     while True:
         try:
-            raw = await asyncio.wait_for(websocket.receive_text(), SOCKET_IDLE_SECONDS)
+            message = await asyncio.wait_for(websocket.receive(), SOCKET_IDLE_SECONDS)
         except (TimeoutError, WebSocketDisconnect):
             return
-        with contextlib.suppress(ValueError):
-            if json.loads(raw).get("type") == "ping":
-                await websocket.send_text('{"type":"pong"}')
+        if message["type"] == "websocket.disconnect":
+            return
+        frame = _client_frame(message.get("text"))
+        if frame is None:
+            await websocket.send_text(json.dumps(BAD_FRAME))
+        elif frame.get("type") == "ping":
+            await websocket.send_text('{"type":"pong"}')
+
+
+MAX_CLIENT_FRAME_CHARS = 1024  # a ping is 15
+BAD_FRAME = {"type": "error", "detail": 'Frames are JSON objects, like {"type": "ping"}.'}
+
+
+def _client_frame(text: str | None) -> dict[str, Any] | None:
+    if text is None or len(text) > MAX_CLIENT_FRAME_CHARS:
+        return None  # a binary frame, or more than the widget ever sends
+    try:
+        frame = hygiene.loads(text, what="The frame")
+    except hygiene.InputRefused:
+        return None
+    return frame if isinstance(frame, dict) else None

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import any_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.assistants.models import Assistant
+from cybergine.assistants.models import MAX_ORIGIN_LENGTH, Assistant
 from cybergine.channels.webchat import visitors
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.conversations.models import (
@@ -52,6 +52,19 @@ def origin_allowed(assistant: Assistant, origin: str | None, own_origin: str | N
         return True
     # Stored normalised (``assistants.service.clean_origins``): compared as they are.
     return origin in assistant.allowed_origins
+
+
+async def origin_listed(session: AsyncSession, origin: str) -> bool:
+    """Whether any active assistant lists ``origin``: what a request that names no
+    assistant yet (a CORS preflight, a session that has ended) can be told."""
+    if len(origin) > MAX_ORIGIN_LENGTH:
+        return False  # no assistant can list it
+    listed = await session.scalar(
+        select(Assistant.id)
+        .where(Assistant.active, literal(origin) == any_(Assistant.allowed_origins))
+        .limit(1)
+    )
+    return listed is not None
 
 
 async def assistant_by_key(session: AsyncSession, widget_key: str) -> Assistant:
