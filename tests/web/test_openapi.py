@@ -92,6 +92,8 @@ def test_routes_add_the_errors_their_rules_give(app: FastAPI) -> None:
     assert 409 not in _statuses(operations["GET", "/api/v1/assistants"])
     assert {400, 401, 413} <= _statuses(operations["POST", "/webhooks/whatsapp"])
     assert 503 in _statuses(operations["GET", "/readyz"])
+    reindex = operations["POST", "/api/v1/knowledge/documents/{document_id}/reindex"]
+    assert {413, 503} <= _statuses(reindex)
 
 
 async def test_real_error_answers_conform_to_the_document(

@@ -20,6 +20,8 @@ from cybergine.accounts.auth import (
 from cybergine.accounts.permissions import Permission
 from cybergine.errors import Conflict, CybergineError, InvalidInput
 from cybergine.knowledge import service
+from cybergine.knowledge.extract.errors import DocumentTooLarge
+from cybergine.knowledge.extraction_process import ExtractionBusy
 from cybergine.knowledge.models import Item, ItemKind, ItemStatus
 from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.knowledge.schemas import (
@@ -99,7 +101,7 @@ _UPLOAD_DOC = {
     response_model=DocumentOut,
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_UPLOAD_DOC,
-    responses=may_answer(Conflict, UploadTooLarge),
+    responses=may_answer(Conflict, UploadTooLarge, ExtractionBusy),
     summary="Add a document from JSON text or an uploaded file (PDF, DOCX, HTML, Markdown, text)",
 )
 async def create_document(
@@ -254,6 +256,7 @@ async def update_document(
     "/documents/{document_id}/reindex",
     response_model=DocumentOut,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=may_answer(DocumentTooLarge, ExtractionBusy),
 )
 async def reindex_document(
     document_id: uuid.UUID, editor: EditorOutsideTransaction, settings: SettingsDep
