@@ -567,3 +567,19 @@ async def test_openai_unreachable_server_is_an_error() -> None:
     async with provider:
         with pytest.raises(EmbeddingError, match="failed after 3 attempts: ConnectError"):
             await provider.embed(["a"], kind="query")
+
+
+async def test_embedding_does_not_wait_for_the_shared_thread_pool(minilm: LocalMiniLM) -> None:
+    # Every thread of the default pool is busy: a reply's question and an indexing call
+    # (one hop per text) still get their vectors.
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    blockers = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        (vector,) = await asyncio.wait_for(minilm.embed([PASSWORD], kind="query"), timeout=10)
+        assert len(vector) == 384
+        long_texts = [MIXED[5]] * 70  # more than a batch: the per-text path
+        assert len(await asyncio.wait_for(minilm.embed(long_texts, kind="document"), 30)) == 70
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import os
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -210,6 +212,18 @@ def _describe(session: Any, path: Path) -> _Model:
     return _Model(session, input_names, name, pooled=rank == 2)
 
 
+# The local model's inferences run on threads of their own: a burst of indexing cannot
+# take the shared pool's threads from other blocking work (nor the other way round), and
+# no more inferences run at once than there are cores to run them.
+_INFERENCE = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="cybergine-embedding")
+
+
+async def _infer_in_pool(
+    run: Callable[[list[str]], list[list[float]]], texts: list[str]
+) -> list[list[float]]:
+    return await asyncio.get_running_loop().run_in_executor(_INFERENCE, run, texts)
+
+
 @dataclass(frozen=True)
 class _Waiter:
     texts: list[str]
@@ -252,7 +266,7 @@ class _Coalescer:
             while batch := self._next_batch():
                 texts = [text for waiter in batch for text in waiter.texts]
                 try:
-                    rows = await asyncio.to_thread(self._run, texts)
+                    rows = await _infer_in_pool(self._run, texts)
                 except Exception as exc:
                     # Every caller of this batch gets the error; nothing is remembered, so
                     # the next batch is tried afresh.
@@ -380,7 +394,7 @@ class LocalMiniLM:
             return await self._coalescer().embed(texts, chars)
         rows: list[list[float]] = []
         for text in texts:
-            rows += await asyncio.to_thread(self._embed_now, [text])
+            rows += await _infer_in_pool(self._embed_now, [text])
         return rows
 
     def _coalescer(self) -> _Coalescer:
