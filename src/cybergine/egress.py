@@ -7,7 +7,8 @@ name a host whose every address is public. The operator lists the exceptions (a 
 Ollama on the LAN) in ``CYBERGINE_OUTBOUND_ALLOWED_HOSTS``: host names, addresses or
 networks, each optionally with a port; listed destinations may use plain http and any port.
 
-The rule is checked twice. :meth:`OutboundPolicy.validate` refuses a URL when it is set
+The rule is checked when a URL is set and again whenever it is used.
+:meth:`OutboundPolicy.validate` refuses a URL when it is set
 (:class:`~cybergine.errors.InvalidInput` naming the field). :meth:`OutboundPolicy.transport`
 checks every request again (so a redirect, if a client follows one, is checked as well),
 and its connections resolve the host themselves, check the addresses and connect to the
@@ -282,7 +283,7 @@ class OutboundPolicy:
             try:
                 async with asyncio.timeout(self._resolve_timeout):
                     addresses = list(await self._resolver(host, port))
-            except (OSError, TimeoutError, UnicodeError):
+            except (OSError, TimeoutError, UnicodeError, ValueError):
                 addresses = []
             if not addresses:
                 raise DestinationRefused(
@@ -400,7 +401,8 @@ class _PolicyTransport(httpx.AsyncHTTPTransport):
     ) -> None:
         super().__init__(verify=verify, limits=limits)
         self._policy = policy
-        # httpx 0.28 takes no network backend: its pool is made again, with ours.
+        # httpx 0.28 takes no network backend: its pool is made again, with ours (if
+        # httpx stops using ``_pool``, tests/test_egress.py's listed-name test fails).
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(verify=verify),
             max_connections=limits.max_connections,
