@@ -395,6 +395,13 @@ def _markdown_documents() -> list[HostileDocument]:
             "memory",
         ),
         HostileDocument(
+            "markdown-nested-list-lines",
+            "nested-list-lines.md",
+            MARKDOWN,
+            _fill(b"- 1. " * 4 + b"x\n", 3 * 1024 * 1024, prefix=b"# Lists\n\n"),
+            "memory",
+        ),
+        HostileDocument(
             "markdown-nested-blockquotes",
             "blockquotes.md",
             MARKDOWN,
