@@ -9,8 +9,10 @@ import html
 import re
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
+from cybergine.accounts import throttle
 from cybergine.accounts.service import login, password_reset, signup
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
@@ -92,3 +94,17 @@ async def test_concurrent_sign_ups_send_no_more_than_the_limit(
     assert 1 <= sent <= signup.PER_ADDRESS.maximum, statuses
     assert statuses.count(200) == sent
     assert statuses.count(429) == CONCURRENT - sent, statuses
+
+
+@pytest.mark.parametrize(
+    ("ip", "block"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),  # the same home: the same count
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_ipv6_clients_are_counted_per_64_block(ip: str, block: str) -> None:
+    assert throttle.address_block(ip) == block

@@ -14,6 +14,7 @@ This module commits on its own, unlike the services: that is the point of it.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,20 @@ class Limit:
 class Admission:
     attempt_ids: tuple[uuid.UUID, ...]
     refused_by: Limit | None  # None: the attempt may go on
+
+
+def address_block(ip: str) -> str:
+    """What a per-IP limit counts: the address, or for IPv6 its /64, which one home or
+    server is given whole (counting single IPv6 addresses, anyone could take turns)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 async def admit(database: Database, *checks: tuple[Limit, str]) -> Admission:

@@ -52,7 +52,9 @@ async def sign_in(
     # typed may not be anyone's address, and the trail is kept for years.
     account_ref = keyed_hash(PER_ACCOUNT.purpose, email)[:16]
 
-    admission = await throttle.admit(database, (PER_ACCOUNT, email), (PER_IP, ip))
+    admission = await throttle.admit(
+        database, (PER_ACCOUNT, email), (PER_IP, throttle.address_block(ip))
+    )
     if admission.refused_by is not None:
         await audit.record(
             session,

@@ -41,7 +41,9 @@ async def request_reset(
         email = normalise_email(email)
     except InvalidInput:
         return
-    admission = await throttle.admit(database, (PER_ADDRESS, email), (PER_IP, ip))
+    admission = await throttle.admit(
+        database, (PER_ADDRESS, email), (PER_IP, throttle.address_block(ip))
+    )
     if admission.refused_by is not None:
         raise TooManyRequests(
             "Too many password reset requests. Wait an hour, or look for the e-mails already sent.",

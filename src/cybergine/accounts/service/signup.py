@@ -107,7 +107,9 @@ async def request_sign_up(
     name = clean_name(name)
     organisation_name = clean_name(organisation_name, what="your organisation's name")
     email = normalise_email(email)
-    admission = await throttle.admit(database, (PER_ADDRESS, email), (PER_IP, ip))
+    admission = await throttle.admit(
+        database, (PER_ADDRESS, email), (PER_IP, throttle.address_block(ip))
+    )
     if admission.refused_by is not None:
         raise TooManyRequests(
             "Too many sign-up requests. Wait an hour, or look for the e-mails already sent.",
