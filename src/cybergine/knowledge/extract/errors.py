@@ -52,7 +52,10 @@ class CorruptDocument(_DocumentRejected):
 
 
 class DocumentTooLarge(CybergineError):
-    """``extra`` says which limit (``limit``: bytes, pages or chars) and its ``maximum``."""
+    """``extra`` says which limit and its ``maximum``. ``limit`` is bytes, pages or chars,
+    or one of the work limits: markup_chars, markdown_lines, nodes, xml_elements, depth,
+    unpacked_bytes, zip_entries, pdf_stream_bytes, pdf_content_bytes, pdf_operators or
+    pdf_structure (pypdf's own limits, maximum 0)."""
 
     status = 413
     type_slug = "document-too-large"
