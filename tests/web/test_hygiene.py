@@ -5,6 +5,7 @@ route byte for byte. Then the hostile inputs the fuzzing of main turned into 500
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -19,8 +20,8 @@ from cybergine.web.hygiene import (
     InputRefused,
     json_depth_exceeds,
     loads,
-    nul_in,
     nul_in_form,
+    unstorable_in,
 )
 from tests.support.factories import make_organisation_with_key
 from tests.support.server import LiveServer
@@ -47,11 +48,12 @@ def test_loads_never_raises_anything_but_a_refusal() -> None:
             loads(hostile)
 
 
-def test_nul_characters_are_found_with_their_path() -> None:
-    assert nul_in({"a": [{"b": "x"}, {"c": "y\x00"}]}) == "a[1].c"
-    assert nul_in({"k\x00": 1}) == "k\x00"
-    assert nul_in("\x00") == "body"
-    assert nul_in({"a": ["fine", 1, None, 2.5]}) is None
+def test_what_no_text_column_takes_is_found_with_its_path() -> None:
+    assert unstorable_in({"a": [{"b": "x"}, {"c": "y\x00"}]}) == ("a[1].c", "\x00")
+    assert unstorable_in({"k\x00": 1}) == ("k\x00", "\x00")
+    assert unstorable_in("\x00") == ("body", "\x00")
+    assert unstorable_in({"a": "\ud800"}) == ("a", "\ud800")
+    assert unstorable_in({"a": ["fine", 1, None, 2.5, "\U0001f600"]}) is None
     assert nul_in_form(b"q=a%00b&x=1") == "q"
     assert nul_in_form(b"q=ab&x=%2500") is None  # an escaped percent sign
 
@@ -89,6 +91,8 @@ def test_what_passes_reaches_the_route_unchanged(server: LiveServer) -> None:
         (b'{"a": {"b": ["x", "y\\u0000"]}}', "application/json", 422, "a.b[1]"),
         (b'{"a": "\\u0000"}', "application/merge-patch+json; charset=utf-8", 422, "a"),
         (b"name=a%00b", "application/x-www-form-urlencoded", 422, "name"),
+        (b'{"a": ["\\udc00"]}', "application/json", 422, "a[0]"),
+        (b'{"a": "\xed\xa0\x80"}', "application/json", 422, "a"),
     ],
 )
 def test_deep_json_and_nul_characters_are_refused_clearly(
@@ -133,12 +137,14 @@ async def api(live_server: LiveServer, database: Database) -> Iterator[httpx.Cli
         ("/api/v1/knowledge/documents", {"text": "Hi\u0000there"}, "text"),
         ("/api/v1/knowledge/qa", {"question": "Why?", "answer": "A\u0000"}, "answer"),
         ("/api/v1/assistants", {"name": "Mia\u0000"}, "name"),
+        ("/api/v1/assistants", {"name": "Mia\ud800"}, "name"),
     ],
 )
-def test_nul_in_text_and_jsonb_fields_is_a_422_naming_the_field(
+def test_nul_and_lone_surrogates_in_text_and_jsonb_fields_are_a_422_naming_the_field(
     api: httpx.Client, path: str, body: dict[str, object], field: str
 ) -> None:
-    response = api.post(path, json=body)
+    content = json.dumps(body).encode()  # as escapes: \u0000, \ud800
+    response = api.post(path, content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text  # was: 500 from PostgreSQL
     assert response.json()["field"] == field
 

@@ -4,9 +4,10 @@
   a thousand ``[`` raises RecursionError (a 500) wherever it is parsed, and what is
   parsed is later serialised again (JSONB, answers). Measured before parsing, by a scan
   that costs two ``bytes.count`` calls for the bodies the platform really receives.
-- NUL characters (``\\u0000`` in JSON, ``%00`` in a query or form): PostgreSQL stores no
-  NUL in text or jsonb, so they would fail at the database with a 500. Refused with a
-  422 that names the field.
+- Characters PostgreSQL cannot store in text or jsonb, which would fail at the database
+  with a 500: NUL (``\\u0000`` in JSON, ``%00`` in a query or form), and in JSON
+  surrogates that pair with nothing (``\\ud800``: no UTF-8 can encode them). Refused
+  with a 422 that names the field.
 
 Pure functions first (no settings, no I/O), then the ASGI middleware that applies them to
 every HTTP request's path, query string and JSON or form body.
@@ -31,6 +32,12 @@ from cybergine.web.problems import problem
 MAX_JSON_DEPTH = 64
 
 NUL = "\x00"
+# What no text column takes: NUL, and lone surrogates (a pair is one character once parsed).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Their traces in a JSON text: a NUL escape, a surrogate escape, a surrogate written as
+# UTF-8 bytes (Python's parser lets those through). Only a body with one is parsed here
+# to see; emoji, escaped as surrogate pairs by Meta, are the common case of a false alarm.
+_TRACES = (b"\\u0000", b"\\ud", b"\\uD", b"\xed")
 
 # A JSON string, unrolled so the regex engine never backtracks per character.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -78,12 +85,14 @@ def loads(raw: bytes | str, *, what: str = "The body") -> Any:
         raise InputRefused(400, f"{what} is not valid JSON: {error}") from None
 
 
-def nul_in(value: Any, path: str = "") -> str | None:
-    """The path (``metadata.note``, ``items[2]``) of the first string, key or value,
-    holding a NUL character in parsed JSON; ``"body"`` for the whole; None if none."""
+def unstorable_in(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The path (``metadata.note``, ``items[2]``; ``"body"`` for the whole) of the first
+    string, key or value, in parsed JSON holding a character no text column takes, and
+    that character; None if there is none."""
     for where, text in _strings(value, path):
-        if NUL in text:
-            return where or "body"
+        found = _UNSTORABLE.search(text)
+        if found is not None:
+            return where or "body", found.group()
     return None
 
 
@@ -111,30 +120,32 @@ def nul_in_form(raw: bytes) -> str | None:
 
 
 def check_json_body(raw: bytes) -> None:
-    """Refuse a JSON body nested too deep or holding a NUL character; syntax errors are
-    left to the parser of the route, which reports them in its own words."""
+    """Refuse a JSON body nested too deep or holding what no text column takes; syntax
+    errors are left to the parser of the route, which reports them in its own words."""
     if json_depth_exceeds(raw):
         raise InputRefused(
             400, f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.", field="body"
         )
-    if b"\\u0000" not in raw and b"\\u0000" not in _utf8(raw):
+    if not any(trace in raw for trace in _TRACES) and _utf8(raw) is raw:
         return
     try:
         parsed = json.loads(raw)
     except ValueError:
         return
-    field = nul_in(parsed)
-    if field is not None:
-        raise _nul_refused(field)
+    found = unstorable_in(parsed)
+    if found is not None:
+        raise _unstorable_refused(*found)
 
 
-def _nul_refused(field: str, *, what: str = "The field") -> InputRefused:
-    field = field.replace(NUL, "\\u0000")
-    return InputRefused(
-        422,
-        f"{what} {field} contains a NUL character (\\u0000), which is not accepted.",
-        field=field,
-    )
+def _unstorable_refused(
+    field: str, character: str = NUL, *, what: str = "The field"
+) -> InputRefused:
+    field = _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", field)
+    if character == NUL:
+        problem = "a NUL character (\\u0000), which is not accepted"
+    else:
+        problem = f"a lone surrogate (\\u{ord(character):04x}), which is not text"
+    return InputRefused(422, f"{what} {field} contains {problem}.", field=field)
 
 
 def _media_type(scope: Scope) -> str:
@@ -163,10 +174,10 @@ class InputHygieneMiddleware:
             return
         try:
             if NUL in scope.get("path", ""):
-                raise _nul_refused("path", what="The URL's")
+                raise _unstorable_refused("path", what="The URL's")
             query = nul_in_form(scope.get("query_string", b""))
             if query is not None:
-                raise _nul_refused(query, what="The query parameter")
+                raise _unstorable_refused(query, what="The query parameter")
             media_type = _media_type(scope)
             form = media_type == "application/x-www-form-urlencoded"
             if not (form or _is_json(media_type)):
@@ -178,7 +189,7 @@ class InputHygieneMiddleware:
             if form:
                 field = nul_in_form(body)
                 if field is not None:
-                    raise _nul_refused(field)
+                    raise _unstorable_refused(field)
             else:
                 check_json_body(body)
         except InputRefused as refused:
