@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/whatsapp.py
 	$(BIN)/python bench/realtime.py
+	$(BIN)/python bench/hostile.py
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
