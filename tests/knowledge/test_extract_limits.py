@@ -26,6 +26,10 @@ import pytest
 
 from tests.support.hostile_files import HostileDocument, hostile_documents
 
+# The corpus runs once for the module, in the first test (some 40 s of CPU when the
+# extractor holds; several minutes on a busy machine when it does not).
+pytestmark = pytest.mark.timeout(600)
+
 CPU_BUDGET_SECONDS = 4.0  # the goal is "well under 5 s"
 RSS_BUDGET_MIB = 256
 MAX_CHARS = 2_000_000  # the default text limit: success must stay within it
