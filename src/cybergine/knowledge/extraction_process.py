@@ -91,6 +91,13 @@ class _Run:
                 _kill(self.pid)
 
 
+def _stopped() -> ExtractionBusy:
+    return ExtractionBusy(
+        "The server stopped while reading this document. Try again in a minute.",
+        retry_after=60,
+    )
+
+
 def _kill(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
@@ -163,10 +170,6 @@ class ExtractionProcesses:
         for run in runs:
             run.kill()
 
-    def shutdown(self) -> None:
-        self.kill_running()
-        self._threads.shutdown(wait=True, cancel_futures=True)
-
     # -- in a pool thread --
 
     def _supervise(self, run: _Run) -> ExtractedDocument:
@@ -175,6 +178,8 @@ class ExtractionProcesses:
                 "The server is busy reading other documents. Try again in a minute.",
                 retry_after=60,
             )
+        if run.cancelled:
+            raise _stopped()
         receiver, sender = _CONTEXT.Pipe(duplex=False)
         process = _CONTEXT.Process(
             target=_child,
@@ -190,12 +195,16 @@ class ExtractionProcesses:
             name="cybergine-extraction",
             daemon=True,
         )
-        with run.lock:
-            if run.cancelled:
-                raise asyncio.CancelledError
+        # Not under the lock: starting may take a moment (the fork server's first start,
+        # a large document to hand over), and a cancelling event loop must not wait.
+        try:
             process.start()
+        finally:
+            sender.close()  # the child has its own copy (or there is no child)
+        with run.lock:
             run.pid = process.pid
-        sender.close()
+            if run.cancelled:
+                _kill(run.pid)
         started = time.monotonic()
         try:
             ready = connection.wait([receiver, process.sentinel], timeout=self.timeout_seconds)
@@ -206,10 +215,7 @@ class ExtractionProcesses:
                 except (EOFError, OSError):
                     answer = None  # died without answering, or answered too much
             if answer is None and run.cancelled:
-                raise ExtractionBusy(
-                    "The server stopped while reading this document. Try again in a minute.",
-                    retry_after=60,
-                )
+                raise _stopped()
             timed_out = not ready or time.monotonic() - started >= self.timeout_seconds
             return self._outcome(answer, timed_out=timed_out)
         finally:
