@@ -213,11 +213,12 @@ def _pdf_deep_outline() -> HostileDocument:
 
 
 def _pdf_deep_array() -> HostileDocument:
-    """An array nested 200,000 deep inside the page: recursive object parsers overflow."""
+    """An array nested 200,000 deep inside the pages' resources: recursive object
+    parsers overflow."""
     depth = 200_000
     nested = b"[" * depth + b"]" * depth
     content = stream_object(b"BT /F1 12 Tf 72 720 Td (Text) Tj ET")
-    data = pages_pdf([4], [content, b"<< /Junk %s >>" % nested])
+    data = pages_pdf([4], [content], xobjects=b" /Junk %s" % nested)
     return HostileDocument("pdf-deep-array", "deep-array.pdf", PDF, data, "malformed")
 
 

@@ -197,7 +197,7 @@ def _read(data: bytes, limits: Limits) -> ExtractedDocument:
     outline = _pdf_outline(reader)
     sections = Sections(limits.max_chars)
     work = _ContentWork(limits)
-    read: dict[tuple[Any, Any], str] = {}  # page text by (content, resources) identity
+    read: dict[tuple[Any, Any, int], str] = {}  # page text by what the page is made of
     failures = 0
     next_entry = 0
     headings: tuple[str, ...] = ()
@@ -241,9 +241,10 @@ def _page_text(page: pypdf.PageObject, work: _ContentWork) -> str:
     return text
 
 
-def _content_key(page: pypdf.PageObject) -> tuple[Any, Any] | None:
+def _content_key(page: pypdf.PageObject) -> tuple[Any, Any, int] | None:
     """What makes two pages read the same: the same content streams with the same
-    resources (the same objects in the file). None when they are not shared objects."""
+    resources (the same objects in the file) and rotation. None when they are not shared
+    objects."""
     contents = page.raw_get("/Contents") if "/Contents" in page else None
     if isinstance(contents, IndirectObject):
         content_id: Any = (contents.idnum, contents.generation)
@@ -255,10 +256,12 @@ def _content_key(page: pypdf.PageObject) -> tuple[Any, Any] | None:
         return None
     resources = page.raw_get("/Resources") if "/Resources" in page else None
     if isinstance(resources, IndirectObject):
-        return content_id, (resources.idnum, resources.generation)
-    if isinstance(resources, DictionaryObject):
-        return content_id, id(resources)  # inherited: the same object on every page
-    return None
+        resources_id: Any = (resources.idnum, resources.generation)
+    elif isinstance(resources, DictionaryObject):
+        resources_id = id(resources)  # inherited: the same object on every page
+    else:
+        return None
+    return content_id, resources_id, page.rotation
 
 
 def _pdf_title(reader: pypdf.PdfReader) -> str | None:
