@@ -34,6 +34,7 @@ MAX_JSON_DEPTH = 64
 NUL = "\x00"
 # What no text column takes: NUL, and lone surrogates (a pair is one character once parsed).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Their traces in a JSON text: a NUL escape, a surrogate escape, a surrogate written as
 # UTF-8 bytes (Python's parser lets those through). Only a body with one is parsed here
 # to see; emoji, escaped as surrogate pairs by Meta, are the common case of a false alarm.
@@ -131,6 +132,11 @@ def check_json_body(raw: bytes) -> None:
     try:
         parsed = json.loads(raw)
     except ValueError:
+        return
+    # In C, before walking in Python: written back out, a NUL is an escape again and a
+    # lone surrogate stays as it is; emoji, now single characters, are neither.
+    written = json.dumps(parsed, ensure_ascii=False)
+    if "\\u0000" not in written and _SURROGATE.search(written) is None:
         return
     found = unstorable_in(parsed)
     if found is not None:
