@@ -52,6 +52,10 @@ CHECKS = (
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
+    # The same requests without the key, and with a key that is not one: refused (401)?
+    "ignored_auth",
+    # A deleted object is gone for every later request?
+    "use_after_free",
 )
 REPO = Path(__file__).resolve().parents[2]
 
