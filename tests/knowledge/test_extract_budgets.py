@@ -310,3 +310,13 @@ def test_html_text_beyond_the_limit_outside_the_main_content_is_no_refusal() -> 
     assert extract(data, limits=Limits(max_chars=1_000)).text == "Main text"
     empty_main = html_page(b"<main></main><p>" + b"word " * 2_000 + b"</p>")
     assert refused(empty_main, Limits(max_chars=1_000)).extra["limit"] == "chars"
+
+
+@pytest.mark.parametrize("construct", [b"<!--", b"<!", b"</", b"<?", b"<a"])
+def test_a_page_ending_in_a_long_unterminated_construct_is_damaged(construct: bytes) -> None:
+    """Closing the standard parser on one rescans the rest of the page for each "<"."""
+    data = html_page(b"<p>Text</p>") + construct * (200_000 // len(construct))
+    started = time.process_time()
+    with pytest.raises(CorruptDocument):
+        extract(data)
+    assert time.process_time() - started < 1

@@ -451,6 +451,14 @@ def _html_documents() -> list[HostileDocument]:
             "memory",
         ),
         HostileDocument(
+            "html-unterminated-declarations",
+            "unterminated.html",
+            HTML,
+            # The standard parser rescans the rest of the page for each one: quadratic.
+            _fill(b"<!", 4 * 1024 * 1024, prefix=prefix + b"<p>Text</p>"),
+            "cpu",
+        ),
+        HostileDocument(
             "html-many-attributes",
             "attributes.html",
             HTML,

@@ -11,6 +11,7 @@ void elements close at once."""
 from __future__ import annotations
 
 import html.parser
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -20,7 +21,12 @@ from cybergine.knowledge.extract.document import (
     Limits,
     Section,
 )
-from cybergine.knowledge.extract.errors import Budget, DocumentTooLarge, too_much_work
+from cybergine.knowledge.extract.errors import (
+    Budget,
+    CorruptDocument,
+    DocumentTooLarge,
+    too_much_work,
+)
 from cybergine.knowledge.extract.sections import Sections, clean_line, title_of
 
 _HTML_DROP: Final = frozenset(
@@ -56,7 +62,16 @@ _ANNOTATION: Final = frozenset({"rt", "rp"})
 # Past this length a start tag's attributes are counted before the standard parser
 # builds their list (one 20 MB tag of "a=b" pairs would be five million of them).
 _LONG_TAG: Final = 64 * 1024
-_SEPARATORS: Final = (" ", "\n", "\t", "=")
+# What the standard parser takes for a tag name and for one attribute (html.parser's
+# tagfind_tolerant and attrfind_tolerant), to count attributes without its regex.
+_TAG_NAME: Final = re.compile(r"([a-zA-Z][^\t\n\r\f />\x00]*)(?:\s|/(?!>))*")
+_ATTRIBUTE: Final = re.compile(
+    r"((?<=[\'\"\s/])[^\s/>][^\s/=>]*)(\s*=+\s*(\'[^\']*\'|\"[^\"]*\"|(?![\'\"])[^>\s]*))?(?:\s|/(?!>))*"
+)
+# What the standard parser holds back after reading the whole page: an unterminated tag,
+# comment or declaration. Closing the parser handles it piece by piece, rescanning the
+# rest each time (quadratic: 2 MB of "<!" took 27 s), so a long one is refused.
+_MAX_UNTERMINATED: Final = 64 * 1024
 
 Attributes = Sequence[tuple[str, str | None]]
 
@@ -271,10 +286,15 @@ class _Page(html.parser.HTMLParser):
         rawdata = self.rawdata
         if rawdata.find(">", i, i + _LONG_TAG) < 0:
             # The standard parser's regular expressions take some 800 bytes per attribute
-            # of one tag: count (generously) what may be attributes before they run.
-            end = rawdata.find(">", i)
-            end = len(rawdata) if end < 0 else end
-            self._nodes.spend(sum(rawdata.count(sign, i, end) for sign in _SEPARATORS))
+            # of one tag before any handler sees it: count them first, one by one (each
+            # match is short, so this costs no more than the attributes allowed).
+            tag = _TAG_NAME.match(rawdata, i + 1)
+            position = tag.end() if tag else i + 1
+            while attribute := _ATTRIBUTE.match(rawdata, position):
+                if attribute.end() == position:
+                    break
+                self._nodes.spend()
+                position = attribute.end()
         return super().parse_starttag(i)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -395,6 +415,11 @@ def _last_index(names: list[str], name: str) -> int:
 def extract_html(text: str, limits: Limits) -> ExtractedDocument:
     page = _Page(limits)
     page.feed(text)
+    if len(page.rawdata) > _MAX_UNTERMINATED and not page.cdata_elem:
+        raise CorruptDocument(
+            "This page ends inside a tag, comment or declaration that is never closed, "
+            "so it could not be read. Save it again and upload the new copy."
+        )
     page.finish()
     found: list[Section] = []
     # The main content when marked, else the body (else the whole page).
