@@ -320,3 +320,27 @@ def test_a_page_ending_in_a_long_unterminated_construct_is_damaged(construct: by
     with pytest.raises(CorruptDocument):
         extract(data)
     assert time.process_time() - started < 1
+
+
+def test_markdown_parser_steps_are_counted() -> None:
+    """A "[" makes markdown-it look ahead for a whole link: a megabyte of them took 17 s
+    while making one token. Link reference definitions cost as much at block level."""
+    links = b"# Links\n\n" + b"![" * 50_000
+    error = refused(links, Limits(max_markdown_steps=100_000))
+    assert error.extra == {"limit": "markdown_steps", "maximum": 100_000}
+    definitions = b"# Refs\n\n" + b"".join(b"[l%d]: /u\n" % n for n in range(10_000))
+    assert refused(definitions, Limits(max_markdown_steps=100_000)).extra["limit"] == (
+        "markdown_steps"
+    )
+
+
+def test_a_large_markdown_manual_passes_the_default_limits() -> None:
+    section = (
+        "## Section {n}\n\nOpening hours and [refunds](https://example.com/{n}) with `code` "
+        "and *emphasis*: the shop answers every day.\nSecond line - still the paragraph.\n\n"
+        "- one\n- two\n- [ ] three\n\n| a | b |\n|---|---|\n| {n} | x |\n\n"
+    )
+    text = "# Manual\n\n" + "".join(section.format(n=n) for n in range(5_000))
+    assert len(text) > 1_000_000  # 330,000 tokens
+    document = extract(text.encode(), filename="manual.md")
+    assert len(document.sections) == 5_000

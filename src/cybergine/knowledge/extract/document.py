@@ -71,11 +71,15 @@ class Limits:
     # Markdown's parser keeps five numbers per line before it reads the first one (some
     # 180 bytes a line: 4 MiB of "-" lines made 360 MB of them).
     max_markdown_lines: int = 400_000
+    # Positions Markdown's parser stops at to try its rules (each block, each special
+    # character of the text; a "[" counts twenty, for the link it looks ahead for):
+    # about 2 µs each.
+    max_markdown_steps: int = 1_000_000
     # HTML elements and attributes, Markdown tokens, counted while parsing (each costs
-    # some 10 µs and, for Markdown, 400 bytes); XML elements of a Word document, counted
-    # by a streaming pass before python-docx builds its tree; and how deep any of them
-    # (or PDF bookmarks) may nest.
-    max_nodes: int = 200_000
+    # some 7 µs and, for Markdown, 350 bytes: a dense 1.7 MB Markdown manual has 500,000
+    # tokens); XML elements of a Word document, counted by a streaming pass before
+    # python-docx builds its tree; and how deep any of them (or PDF bookmarks) may nest.
+    max_nodes: int = 400_000
     max_xml_elements: int = 1_000_000
     max_depth: int = 256
     # A Word document's XML parts, counted while they inflate (the zip directory's sizes

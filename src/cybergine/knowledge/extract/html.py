@@ -58,6 +58,10 @@ _VOID: Final = frozenset(
 )  # fmt: skip
 # Strings inside these are code or annotations, not text of the element around them.
 _NOT_TEXT: Final = frozenset({"script", "style", "template"})
+# Elements that may start a part the walkers read, or whose text is the page's title.
+_ROOTS: Final = frozenset({"body", "main"})
+_FIRST_TEXTS: Final = frozenset({"title", "h1"})
+_NO_ATTRIBUTES: Final[dict[str, str | None]] = {}
 _ANNOTATION: Final = frozenset({"rt", "rp"})
 # Past this length a start tag's attributes are counted before the standard parser
 # builds their list (one 20 MB tag of "a=b" pairs would be five million of them).
@@ -311,16 +315,18 @@ class _Page(html.parser.HTMLParser):
                 limit="depth",
                 maximum=self._limits.max_depth,
             )
-        attributes = dict(attrs)
-        self._open_roots(tag, attributes, depth)
+        attributes = dict(attrs) if attrs else _NO_ATTRIBUTES
+        if tag in _ROOTS or attributes:
+            self._open_roots(tag, attributes, depth)
         for walker, root in self._reading:
             if depth >= root and walker.refusal is None:
                 try:
                     walker.start(tag, attributes)
                 except DocumentTooLarge as refusal:
                     walker.refusal = refusal
-        self.title.start(tag, depth)
-        self.first_h1.start(tag, depth)
+        if tag in _FIRST_TEXTS:
+            self.title.start(tag, depth)
+            self.first_h1.start(tag, depth)
         if tag in _VOID:
             self._close(1)
 
@@ -382,9 +388,10 @@ class _Page(html.parser.HTMLParser):
                         walker.refusal = refusal
             if any(root == depth for _, root in self._reading):
                 self._reading = [(w, root) for w, root in self._reading if root != depth]
-            self.title.end(depth)
-            self.first_h1.end(depth)
             tag = self._open.pop()
+            if tag in _FIRST_TEXTS:
+                self.title.end(depth)
+                self.first_h1.end(depth)
             if tag in _NOT_TEXT or tag in _ANNOTATION:
                 self._not_text -= 1
 

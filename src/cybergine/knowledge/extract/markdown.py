@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, SupportsIndex
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
@@ -31,7 +32,10 @@ _FRONT_MATTER_KEY = re.compile(r"[A-Za-z0-9_-]+[ \t]*:")
 _FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 
 
-_BUDGET: Final = "cybergine_token_budget"
+_COUNT: Final = "cybergine_inline_count"
+# A "[" costs the inline parser a look-ahead for the rest of a link: some twenty times an
+# ordinary stop.
+_LINK_STEPS: Final = 20
 
 
 class _CountedTokens(list[Token]):
@@ -51,28 +55,44 @@ class _CountedTokens(list[Token]):
 
 
 class _InlineCount:
-    """How many inline tokens the inline parser has made so far, across inline blocks."""
+    """The parser's work so far: the inline tokens it has made, across inline blocks
+    (memory), and the positions it has stopped at to try its rules (time: markdown-it
+    stops at every special character, and at a "[" it looks ahead for a whole link, so
+    a megabyte of "![" took 17 s while making one token)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: Budget, steps: Budget) -> None:
+        self.tokens = tokens
+        self.steps = steps
         self.state: StateInline | None = None
         self.seen = 0
 
 
 def _count_inline(state: StateInline, silent: bool) -> bool:
     """An inline rule that consumes nothing: it runs before every other rule at every
-    position, and charges the tokens made since its last run."""
-    budget, count = state.env[_BUDGET]
+    position the inline parser stops at, and charges the work since its last run."""
+    count: _InlineCount = state.env[_COUNT]
+    count.steps.spend(_LINK_STEPS if state.src[state.pos] == "[" else 1)
     if state is not count.state:
         count.state, count.seen = state, 0
     made = len(state.tokens) - count.seen
     if made > 0:
         count.seen += made
-        budget.spend(made)
+        count.tokens.spend(made)
+    return False
+
+
+def _count_block(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """A block rule that consumes nothing: it runs first wherever a block may start and
+    charges a step, twenty for a "[" (a link reference definition to look through)."""
+    count: _InlineCount = state.env[_COUNT]
+    position = state.bMarks[start_line] + state.tShift[start_line]
+    count.steps.spend(_LINK_STEPS if state.src[position : position + 1] == "[" else 1)
     return False
 
 
 def _markdown_parser() -> MarkdownIt:
     parser = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    parser.block.ruler.before("table", "cybergine_count", _count_block)
     parser.inline.ruler.before("text", "cybergine_count", _count_inline)
     return parser
 
@@ -81,12 +101,16 @@ _PARSER: Final = _markdown_parser()
 
 
 def _parse(text: str, limits: Limits) -> list[Token]:
-    budget = Budget(
+    tokens = Budget(
         limits.max_nodes, lambda limit: too_much_work("Markdown elements", limit, limit="nodes")
     )
-    env: dict[str, Any] = {_BUDGET: (budget, _InlineCount())}
+    steps = Budget(
+        limits.max_markdown_steps,
+        lambda limit: too_much_work("links and markup", limit, limit="markdown_steps"),
+    )
+    env: dict[str, Any] = {_COUNT: _InlineCount(tokens, steps)}
     state = StateCore(text, _PARSER, env)
-    state.tokens = _CountedTokens(budget)
+    state.tokens = _CountedTokens(tokens)
     _PARSER.core.process(state)
     return state.tokens
 
