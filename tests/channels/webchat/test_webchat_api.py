@@ -368,3 +368,14 @@ async def test_another_site_cannot_use_up_the_shops_sessions(widget: Widget) -> 
     for _ in range(40):  # past the limit of 30 a minute per address
         assert widget.session(origin="https://evil.example").status_code == 403
     assert widget.session().status_code == 200  # was: 429
+
+
+async def test_origins_too_long_to_be_listed_are_not_remembered(widget: Widget) -> None:
+    widget.http.options("/widget/v1/session", headers={"Origin": "https://evil.example"})
+    for n in range(20):
+        origin = f"https://{'a' * 4000}{n}.example"
+        answer = widget.http.options("/widget/v1/session", headers={"Origin": origin})
+        assert answer.status_code == 204
+        assert "access-control-allow-origin" not in answer.headers
+    remembered = widget.server.server.config.app.state.widget_listed_origins
+    assert len(remembered) == 1  # https://evil.example: not listed

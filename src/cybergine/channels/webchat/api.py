@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketState
 
-from cybergine.assistants.models import Assistant
+from cybergine.assistants.models import MAX_ORIGIN_LENGTH, Assistant
 from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
 from cybergine.channels.webchat.ratelimit import SlidingWindow
@@ -86,8 +86,8 @@ async def _grant_listed_origin(request: Request, database: DatabaseDep) -> None:
     reach its assistant (a preflight, an ended session, a malformed body) can say no
     more. A route that finds its assistant narrows this to that assistant's origins."""
     origin = origin_of(request.headers.get("origin"))
-    if origin is None:
-        return
+    if origin is None or len(origin) > MAX_ORIGIN_LENGTH:
+        return  # too long for any assistant to list: neither looked up nor remembered
     if origin != _own_origin(request):
         cache = _listed_origins(request)
         listed = cache.get(origin)

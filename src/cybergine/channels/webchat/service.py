@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import any_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.assistants.models import MAX_ORIGIN_LENGTH, Assistant
+from cybergine.assistants.models import Assistant
 from cybergine.channels.webchat import visitors
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.conversations.models import (
@@ -57,8 +57,6 @@ def origin_allowed(assistant: Assistant, origin: str | None, own_origin: str | N
 async def origin_listed(session: AsyncSession, origin: str) -> bool:
     """Whether any active assistant lists ``origin``: what a request that names no
     assistant yet (a CORS preflight, a session that has ended) can be told."""
-    if len(origin) > MAX_ORIGIN_LENGTH:
-        return False  # no assistant can list it
     listed = await session.scalar(
         select(Assistant.id)
         .where(Assistant.active, literal(origin) == any_(Assistant.allowed_origins))
