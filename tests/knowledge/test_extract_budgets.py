@@ -193,6 +193,18 @@ def test_word_elements_are_counted_before_python_docx_builds_its_tree() -> None:
     assert error.extra == {"limit": "xml_elements", "maximum": 5_000}
 
 
+def test_word_paragraphs_and_cells_are_counted_before_python_docx_walks_them() -> None:
+    data = docx_of(paragraphs(3_000, b"Hello"))
+    assert refused(data, Limits(max_word_paragraphs=2_000)).extra == {
+        "limit": "paragraphs",
+        "maximum": 2_000,
+    }
+    cells = b"<w:tbl><w:tr>" + b"<w:tc><w:p/></w:tc>" * 1_500 + b"</w:tr></w:tbl>"
+    table = docx_of(_BODY_OPEN + cells + paragraphs(1, b"x")[len(_BODY_OPEN) :])
+    assert extract(table).sections
+    assert refused(table, Limits(max_word_paragraphs=2_000)).extra["limit"] == "paragraphs"
+
+
 def test_word_nesting_is_measured() -> None:
     nested = b"<w:tbl><w:tr><w:tc>" * 10 + b"<w:p/>" + b"</w:tc></w:tr></w:tbl>" * 10
     data = docx_of(_BODY_OPEN + nested + b"<w:p><w:r><w:t>x</w:t></w:r></w:p>" + _BODY_CLOSE)

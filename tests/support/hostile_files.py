@@ -359,6 +359,24 @@ def _docx_nested_tables() -> HostileDocument:
     )
 
 
+def _docx_many_short_paragraphs() -> HostileDocument:
+    """A million one-letter paragraphs: few elements each, but python-docx walks every
+    one (some 20 µs apiece)."""
+    paragraph = b"<w:p><w:r><w:t>x</w:t></w:r></w:p>"
+    body = _BODY_OPEN + paragraph * 1_000_000 + _BODY_CLOSE
+    return HostileDocument(
+        "docx-short-paragraphs", "short-paragraphs.docx", DOCX, docx_of(body), "cpu"
+    )
+
+
+def _docx_wide_row() -> HostileDocument:
+    """One table row of 150,000 cells: the old walk compared each cell with every cell
+    before it in the row."""
+    cell = b"<w:tc><w:p><w:r><w:t>c</w:t></w:r></w:p></w:tc>"
+    body = _BODY_OPEN + b"<w:tbl><w:tr>" + cell * 150_000 + b"</w:tr></w:tbl>" + _BODY_CLOSE
+    return HostileDocument("docx-wide-row", "wide-row.docx", DOCX, docx_of(body), "cpu")
+
+
 def _docx_deep_xml() -> HostileDocument:
     """Tables nested 100,000 deep: far past any XML parser's depth limit."""
     depth = 100_000
@@ -496,6 +514,8 @@ _BUILDERS: tuple[Callable[[], HostileDocument | list[HostileDocument]], ...] = (
     _docx_many_entries,
     _docx_many_parts,
     _docx_nested_tables,
+    _docx_many_short_paragraphs,
+    _docx_wide_row,
     _docx_deep_xml,
     _markdown_documents,
     _html_documents,

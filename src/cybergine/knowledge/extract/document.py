@@ -81,6 +81,9 @@ class Limits:
     # python-docx builds its tree; and how deep any of them (or PDF bookmarks) may nest.
     max_nodes: int = 400_000
     max_xml_elements: int = 1_000_000
+    # Paragraphs and table cells of a Word document, counted in the same pass: python-docx
+    # walks each in 17 to 70 µs (a 500-page manual has 15,000 to 30,000).
+    max_word_paragraphs: int = 60_000
     max_depth: int = 256
     # A Word document's XML parts, counted while they inflate (the zip directory's sizes
     # are never trusted), and its number of zip entries.
