@@ -5,6 +5,7 @@ and SIGTERM stops `cybergine serve` within its grace period while a file is bein
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -16,6 +17,10 @@ import psycopg
 import pytest
 
 from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge import service
+from cybergine.knowledge.models import Item, ItemStatus
+from cybergine.knowledge.providers import extraction_processes
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
 from tests.support.hostile_files import HostileDocument, cpu_bomb_pdf, hostile_documents
@@ -107,6 +112,47 @@ async def test_no_connection_waits_in_a_transaction_while_a_file_is_read(
     response = outcome.get("response")
     assert isinstance(response, httpx.Response), outcome
     assert response.status_code in (202, 413), response.text
+
+
+async def test_a_costly_text_given_as_json_is_indexed_without_stalling_the_server(
+    database: Database, settings: Settings
+) -> None:
+    # Markdown built to be costly to parse, sent as text (no file): indexing parses it
+    # again for its headings, and must do so outside the process serving everyone.
+    organisation, _ = await make_organisation_with_key(database)
+    async with database.transaction() as session:
+        item = await service.create_document(
+            TenantScope(session, organisation.id),
+            title="Emphasis",
+            body="# Emphasis\n\n" + "*a **b " * 20_000,
+        )
+    extraction = extraction_processes(settings)
+    extraction.start_server()  # as serve does before it serves: a one-off fork of this process
+    longest_pause = 0.0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal longest_pause
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest_pause, last = max(longest_pause, now - last), now
+
+    ticking = asyncio.create_task(ticker())
+    started = time.monotonic()
+    indexed = await service.index_item(database, item.id, item.version, None, extraction)
+    took = time.monotonic() - started
+    done.set()
+    await ticking
+    assert indexed
+    assert took > 0.5  # the parse really was costly
+    # Parsed here, it would stall the loop for the whole parse (about a second).
+    assert longest_pause < 0.5, f"the event loop stalled for {longest_pause:.2f} s"
+    async with database.transaction() as session:
+        stored = await session.get(Item, item.id)
+        assert stored is not None
+        assert stored.status is ItemStatus.READY
 
 
 async def test_sigterm_stops_serve_in_its_grace_period_while_a_file_is_read(

@@ -31,6 +31,7 @@ from cybergine.errors import Conflict, InvalidInput, NotFound
 from cybergine.knowledge import chunking, extract
 from cybergine.knowledge import search as retrieval
 from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.extraction_process import ExtractionProcesses
 from cybergine.knowledge.models import (
     Chunk,
     ChunkKind,
@@ -466,16 +467,19 @@ def as_markdown(sections: Sequence[extract.Section]) -> str:
     return "\n\n".join(lines)
 
 
-def sections_of(body: str, *, title: str | None) -> list[extract.Section]:
+def sections_of(
+    body: str, *, title: str | None, parsed: list[extract.Section] | None = None
+) -> list[extract.Section]:
     """The sections of a stored text (Markdown, HTML or plain), with the item's title at
-    the top of every heading path: each chunk then says what it belongs to."""
-    try:
-        # Sniffed, not declared: plain text skips the Markdown parser (a large share of
-        # bulk-import time), while text with Markdown headings or HTML is still parsed.
-        parsed = extract.extract(body.encode("utf-8")).sections
-    except (InvalidInput, extract.DocumentTooLarge):
-        # Text we accepted must stay indexable even if it does not parse as a document.
-        parsed = [extract.Section(headings=(), text=body)]
+    the top of every heading path: each chunk then says what it belongs to. ``parsed``:
+    the text's sections, already read in an extraction process (see `index_item`)."""
+    if parsed is None:
+        try:
+            # Sniffed, not declared: plain text skips the Markdown parser (a large share
+            # of bulk-import time), while text with Markdown headings or HTML is parsed.
+            parsed = extract.extract(body.encode("utf-8")).sections
+        except (InvalidInput, extract.DocumentTooLarge):
+            parsed = _unparsed(body)
     if not title:
         return parsed
     return [
@@ -489,6 +493,23 @@ def sections_of(body: str, *, title: str | None) -> list[extract.Section]:
     ]
 
 
+def _unparsed(body: str) -> list[extract.Section]:
+    # Text we accepted must stay indexable even if it does not parse as a document.
+    return [extract.Section(headings=(), text=body)]
+
+
+async def _parse_confined(extraction: ExtractionProcesses, body: str) -> list[extract.Section]:
+    """A tenant's stored text parsed in an extraction process, as an upload is: up to
+    MAX_TEXT_CHARS of Markdown or HTML built to be costly must not take the CPU, memory
+    or interpreter lock of the process serving everyone. `ExtractionBusy` is raised (the
+    job is tried again later)."""
+    try:
+        document = await extraction.extract(body.encode("utf-8"), filename=None, declared_type=None)
+    except (InvalidInput, extract.DocumentTooLarge):
+        return _unparsed(body)
+    return document.sections
+
+
 @dataclass(frozen=True)
 class PreparedChunk:
     kind: ChunkKind
@@ -497,11 +518,16 @@ class PreparedChunk:
 
 
 def prepare_chunks(
-    item: Item, *, count_tokens: Any, policy: chunking.ChunkingPolicy | None = None
+    item: Item,
+    *,
+    count_tokens: Any,
+    policy: chunking.ChunkingPolicy | None = None,
+    parsed: list[extract.Section] | None = None,
 ) -> list[PreparedChunk]:
     """What gets indexed: a document's heading-aware chunks, each led by the document's
     title; a Q&A pair's question and each alternative as matchable chunks, and its answer
-    as passages (so a question worded like the answer still finds it)."""
+    as passages (so a question worded like the answer still finds it). ``parsed``: a
+    document's sections if already read (else its text is parsed here)."""
     policy = policy or chunking.ChunkingPolicy()
     prepared: list[PreparedChunk] = []
     if item.kind is ItemKind.QA:
@@ -510,7 +536,7 @@ def prepare_chunks(
                 prepared.append(PreparedChunk(ChunkKind.QUESTION, len(prepared), phrasing))
         sections = [extract.Section(headings=(item.question or "",), text=item.body)]
     else:
-        sections = sections_of(item.body, title=item.title or None)
+        sections = sections_of(item.body, title=item.title or None, parsed=parsed)
     for piece in chunking.chunk_sections(sections, policy, count_tokens=count_tokens):
         prepared.append(PreparedChunk(ChunkKind.PASSAGE, len(prepared), piece.text))
     return prepared
@@ -521,8 +547,10 @@ async def index_item(
     item_id: uuid.UUID,
     version: int,
     provider: EmbeddingProvider | None,
+    extraction: ExtractionProcesses | None = None,
 ) -> bool:
-    """Index one item; False when there was nothing to do (deleted, or superseded)."""
+    """Index one item; False when there was nothing to do (deleted, or superseded).
+    With ``extraction``, a document's text is parsed in an extraction process."""
     async with database.transaction() as session:
         item = await session.get(Item, item_id, with_for_update=True)
         if item is None or item.version != version:
@@ -531,12 +559,15 @@ async def index_item(
         snapshot = _Snapshot.of(item)
 
     try:
-        # A document's text is parsed again for its headings and counted in tokens: CPU
-        # work on up to MAX_TEXT_CHARS of a tenant's text, kept off the event loop.
+        parsed = None
+        if extraction is not None and snapshot.kind is ItemKind.DOCUMENT:
+            parsed = await _parse_confined(extraction, snapshot.body)
+        # Counting up to MAX_TEXT_CHARS of text in tokens is CPU work too: off the loop.
         prepared = await asyncio.to_thread(
             prepare_chunks,
             snapshot.as_item(),
             count_tokens=provider.count_tokens if provider else None,
+            parsed=parsed,
         )
         vectors = (
             await provider.embed([p.text for p in prepared], kind="document")

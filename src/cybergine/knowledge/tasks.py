@@ -7,7 +7,7 @@ import uuid
 import procrastinate
 
 from cybergine.knowledge import service
-from cybergine.knowledge.providers import embedding_provider
+from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.queue import DATABASE_CONTEXT_KEY, DEFAULT_RETRY, job_settings
 
 blueprint = procrastinate.Blueprint()
@@ -17,5 +17,11 @@ blueprint = procrastinate.Blueprint()
 async def index_item(context: procrastinate.JobContext, item_id: str, version: int) -> bool:
     """Chunk and embed one document or Q&A pair. Superseded versions are skipped."""
     database = context.additional_context[DATABASE_CONTEXT_KEY]
-    provider = embedding_provider(job_settings(context))
-    return await service.index_item(database, uuid.UUID(item_id), version, provider)
+    settings = job_settings(context)
+    return await service.index_item(
+        database,
+        uuid.UUID(item_id),
+        version,
+        embedding_provider(settings),
+        extraction_processes(settings),
+    )
