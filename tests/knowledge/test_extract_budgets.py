@@ -25,6 +25,7 @@ from tests.support.hostile_files import (
     _BODY_CLOSE,
     _BODY_OPEN,
     docx_of,
+    hostile_documents,
     pages_pdf,
     raw_zip,
     repeated_deflate,
@@ -148,6 +149,15 @@ def test_a_stream_that_inflates_past_the_stream_limit_stops_decompressing() -> N
     started = time.process_time()
     assert refused(data, Limits()).extra["limit"] == "pdf_structure"
     assert time.process_time() - started < 1
+
+
+def test_fonts_are_charged_for_every_page_that_reads_them() -> None:
+    """pypdf reads a page's fonts afresh for every page: a large shared character map
+    is charged to each."""
+    document = next(d for d in hostile_documents() if d.name == "pdf-shared-cmap")
+    started = time.process_time()
+    assert refused(document.data, Limits()).extra["limit"] == "pdf_content_bytes"
+    assert time.process_time() - started < 3
 
 
 def test_forms_nested_past_the_limit_are_damage() -> None:

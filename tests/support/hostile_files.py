@@ -156,6 +156,34 @@ def _pdf_shared_form() -> HostileDocument:
     return HostileDocument("pdf-shared-form", "shared-form.pdf", PDF, data, "cpu")
 
 
+def _pdf_shared_cmap() -> HostileDocument:
+    """500 pages of one character each, sharing a font whose character map has 100,000
+    entries (1.4 MB, compressed to a few KB): pypdf reads a page's fonts afresh for
+    every page, half a second each."""
+    entries = b"".join(b"<%04x> <%04x>\n" % (code, code) for code in range(100))
+    cmap = repeated_deflate(
+        b"100 beginbfchar\n" + entries + b"endbfchar\n",
+        1_000,
+        prefix=b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap "
+        b"1 begincodespacerange <0000> <FFFF> endcodespacerange\n",
+        suffix=b"endcmap CMapName currentdict /CMap defineresource pop end end",
+    )
+    pages = 500
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 3 0 R >> >> >>"
+        % (b" ".join(b"%d 0 R" % (5 + 2 * page) for page in range(pages)), pages),
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /X /Encoding /Identity-H "
+        b"/DescendantFonts [] /ToUnicode 4 0 R >>",
+        stream_object(zlib_wrap(cmap), flate=True),
+    ]
+    for page in range(pages):
+        objects.append(b"<< /Type /Page /Parent 2 0 R /Contents %d 0 R >>" % (6 + 2 * page))
+        objects.append(stream_object(b"BT /F1 12 Tf <00%02x> Tj ET" % (page % 100)))
+    return HostileDocument("pdf-shared-cmap", "shared-cmap.pdf", PDF, build_pdf(objects), "cpu")
+
+
 def _pdf_flate_bomb() -> HostileDocument:
     """One page whose content stream inflates from about 1 MB to 1 GiB of blanks."""
     content = zlib_wrap(repeated_deflate(b" ", 1 << 30))
@@ -505,6 +533,7 @@ _BUILDERS: tuple[Callable[[], HostileDocument | list[HostileDocument]], ...] = (
     cpu_bomb_pdf,
     _pdf_shared_form,
     _pdf_many_operators,
+    _pdf_shared_cmap,
     _pdf_flate_bomb,
     _pdf_nested_forms,
     _pdf_deep_outline,

@@ -41,6 +41,10 @@ _MAX_FORM_NESTING: Final = 16
 # Tokens (operators and operands) pypdf may hold for one parsed content stream: about
 # 150 bytes each, so this bounds one page's parse at roughly 150 MB.
 _MAX_TOKENS_PER_STREAM: Final = 1_000_000
+# Fonts, charged as content bytes (see _font_cost): a character map parses some four
+# times faster than content; a width or encoding entry costs about as much as 8 bytes.
+_CMAP_DISCOUNT: Final = 4
+_TABLE_ENTRY_COST: Final = 8
 _MAX_OUTLINE_ENTRIES: Final = 10_000
 _MAX_OUTLINE_DEPTH: Final = 6
 # What pypdf itself looks for before parsing a stream for text: text-showing operators,
@@ -235,10 +239,47 @@ def _page_text(page: pypdf.PageObject, work: _ContentWork) -> str:
     if not any(_TEXT_OPERATOR.search(part) for part in data):
         return ""  # a figure or a blank page: pypdf would find no text either
     resources = page.get("/Resources")
-    work.start_page(resources.get_object() if resources is not None else None, sum(map(len, data)))
+    resources = resources.get_object() if resources is not None else None
+    work.start_page(resources, sum(map(len, data)) + _font_cost(resources, work))
     text = page.extract_text(visitor_operand_before=work.before, visitor_operand_after=work.after)
     work.check()
     return text
+
+
+def _font_cost(resources: Any, work: _ContentWork) -> int:
+    """What reading the page's fonts costs, in content bytes: pypdf reads every font of
+    a page afresh for each page, its character map (a few times faster than content) and
+    its width and encoding tables. One 1.4 MB character map shared by the pages of a
+    10 KB file took half a second a page."""
+    try:
+        fonts = resources["/Font"].get_object() if resources is not None else {}
+        font_objects = [font.get_object() for font in fonts.values()]
+    except Exception:  # no usable fonts: pypdf reads none either
+        return 0
+    cost = 0
+    for font in font_objects:
+        if not isinstance(font, DictionaryObject):
+            continue
+        to_unicode = font.get("/ToUnicode")
+        if to_unicode is not None:
+            cost += len(work.stream_data(to_unicode.get_object())) // _CMAP_DISCOUNT
+        tables = [font.get("/Widths"), _get(font.get("/Encoding"), "/Differences")]
+        descendants = _resolved(font.get("/DescendantFonts"))
+        if isinstance(descendants, ArrayObject) and descendants:
+            tables.append(_get(descendants[0], "/W"))
+        for table in map(_resolved, tables):
+            if isinstance(table, ArrayObject):
+                cost += len(table) * _TABLE_ENTRY_COST
+    return cost
+
+
+def _resolved(value: Any) -> Any:
+    return value.get_object() if value is not None else None
+
+
+def _get(holder: Any, key: str) -> Any:
+    holder = _resolved(holder)
+    return holder.get(key) if isinstance(holder, DictionaryObject) else None
 
 
 def _content_key(page: pypdf.PageObject) -> tuple[Any, Any, int] | None:
