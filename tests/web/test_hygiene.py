@@ -18,9 +18,11 @@ from cybergine.settings import Settings
 from cybergine.web.hygiene import (
     MAX_JSON_DEPTH,
     InputRefused,
+    Unstorable,
     json_depth_exceeds,
     loads,
     nul_in_form,
+    refuse_unstorable,
     unstorable_in,
 )
 from tests.support.factories import make_organisation_with_key
@@ -54,6 +56,9 @@ def test_what_no_text_column_takes_is_found_with_its_path() -> None:
     assert unstorable_in("\x00") == ("body", "\x00")
     assert unstorable_in({"a": "\ud800"}) == ("a", "\ud800")
     assert unstorable_in({"a": ["fine", 1, None, 2.5, "\U0001f600"]}) is None
+    with pytest.raises(Unstorable) as refused:
+        refuse_unstorable({"title": "ok", "collection": "a\x00"})
+    assert (refused.value.status, refused.value.extra) == (422, {"field": "collection"})
     assert nul_in_form(b"q=a%00b&x=1") == "q"
     assert nul_in_form(b"q=ab&x=%2500") is None  # an escaped percent sign
 

@@ -19,12 +19,13 @@ import itertools
 import json
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cybergine.errors import CybergineError
 from cybergine.web.problems import problem
 
 # Deeper than any payload the platform takes (a WhatsApp webhook is 7 levels deep, an
@@ -47,14 +48,25 @@ _BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
 
 
-class InputRefused(ValueError):
-    """What a request carried that the platform does not accept, with its HTTP status."""
+class InputRefused(CybergineError):
+    """What the edge does not accept; routes may raise these too (see ``loads``,
+    ``refuse_unstorable``)."""
 
-    def __init__(self, status: int, detail: str, *, field: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.field = field
+
+class NestedTooDeep(InputRefused):
+    type_slug = "json-too-deep"
+    title = "JSON nested too deep"
+
+
+class MalformedJson(InputRefused):
+    type_slug = "malformed-json"
+    title = "Malformed JSON"
+
+
+class Unstorable(InputRefused):
+    status = 422
+    type_slug = "invalid-input"
+    title = "Invalid input"
 
 
 def _utf8(raw: bytes) -> bytes:
@@ -76,14 +88,15 @@ def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def loads(raw: bytes | str, *, what: str = "The body") -> Any:
-    """``json.loads`` that refuses deep nesting first and raises only :class:`InputRefused`."""
-    data = raw.encode() if isinstance(raw, str) else raw
+    """``json.loads`` that refuses deep nesting first and raises only :class:`InputRefused`
+    (for JSON that does not arrive as a request body: a WebSocket frame, a form field)."""
+    data = raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw
     if json_depth_exceeds(data):
-        raise InputRefused(400, f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        raise NestedTooDeep(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels.")
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as error:
-        raise InputRefused(400, f"{what} is not valid JSON: {error}") from None
+        raise MalformedJson(f"{what} is not valid JSON: {error}") from None
 
 
 def unstorable_in(value: Any, path: str = "") -> tuple[str, str] | None:
@@ -124,8 +137,8 @@ def check_json_body(raw: bytes) -> None:
     """Refuse a JSON body nested too deep or holding what no text column takes; syntax
     errors are left to the parser of the route, which reports them in its own words."""
     if json_depth_exceeds(raw):
-        raise InputRefused(
-            400, f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.", field="body"
+        raise NestedTooDeep(
+            f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.", field="body"
         )
     if not any(trace in raw for trace in _TRACES) and _utf8(raw) is raw:
         return
@@ -143,15 +156,22 @@ def check_json_body(raw: bytes) -> None:
         raise _unstorable_refused(*found)
 
 
-def _unstorable_refused(
-    field: str, character: str = NUL, *, what: str = "The field"
-) -> InputRefused:
+def refuse_unstorable(fields: Mapping[str, Any]) -> None:
+    """For text the edge does not see (the fields of a multipart upload): raise
+    :class:`Unstorable` naming the first field, key or value, that holds NUL or a lone
+    surrogate."""
+    found = unstorable_in(dict(fields))
+    if found is not None:
+        raise _unstorable_refused(*found)
+
+
+def _unstorable_refused(field: str, character: str = NUL, *, what: str = "The field") -> Unstorable:
     field = _UNSTORABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", field)
     if character == NUL:
         problem = "a NUL character (\\u0000), which is not accepted"
     else:
         problem = f"a lone surrogate (\\u{ord(character):04x}), which is not text"
-    return InputRefused(422, f"{what} {field} contains {problem}.", field=field)
+    return Unstorable(f"{what} {field} contains {problem}.", field=field)
 
 
 def _media_type(scope: Scope) -> str:
@@ -199,12 +219,12 @@ class InputHygieneMiddleware:
             else:
                 check_json_body(body)
         except InputRefused as refused:
-            extra: dict[str, Any] = {"field": refused.field} if refused.field else {}
             response = problem(
                 refused.status,
+                title=refused.title,
                 detail=refused.detail,
-                type_slug="invalid-input" if refused.status == 422 else "bad-request",
-                **extra,
+                type_slug=refused.type_slug,
+                **refused.extra,
             )
             await response(scope, receive, send)
             return
