@@ -362,7 +362,7 @@ def test_a_large_markdown_manual_passes_the_default_limits() -> None:
         "and *emphasis*: the shop answers every day.\nSecond line - still the paragraph.\n\n"
         "- one\n- two\n- [ ] three\n\n| a | b |\n|---|---|\n| {n} | x |\n\n"
     )
-    text = "# Manual\n\n" + "".join(section.format(n=n) for n in range(5_000))
-    assert len(text) > 1_000_000  # 330,000 tokens
+    text = "# Manual\n\n" + "".join(section.format(n=n) for n in range(4_000))
+    assert len(text) > 800_000  # 265,000 tokens
     document = extract(text.encode(), filename="manual.md")
-    assert len(document.sections) == 5_000
+    assert len(document.sections) == 4_000

@@ -60,6 +60,8 @@ class Limits:
 
     The defaults let a normal 500-page manual or a 20 MB real document through; the work
     they allow a file that yields no text is a few seconds of CPU and well under 256 MiB.
+    A PDF that does yield text earns more (up to the character limit), so extraction
+    also runs in a process with its own CPU and memory limits.
     """
 
     max_bytes: int = 20 * _MIB  # the uploaded file
@@ -76,10 +78,10 @@ class Limits:
     # about 2 µs each.
     max_markdown_steps: int = 1_000_000
     # HTML elements and attributes, Markdown tokens, counted while parsing (each costs
-    # some 7 µs and, for Markdown, 350 bytes: a dense 1.7 MB Markdown manual has 500,000
+    # some 7 µs and, for Markdown, 350 bytes: a dense 800 KB Markdown manual has 265,000
     # tokens); XML elements of a Word document, counted by a streaming pass before
     # python-docx builds its tree; and how deep any of them (or PDF bookmarks) may nest.
-    max_nodes: int = 400_000
+    max_nodes: int = 300_000
     max_xml_elements: int = 1_000_000
     # Paragraphs and table cells of a Word document, counted in the same pass: python-docx
     # walks each in 17 to 70 µs (a 500-page manual has 15,000 to 30,000).
@@ -90,7 +92,8 @@ class Limits:
     max_unpacked_bytes: int = 64 * _MIB
     max_zip_entries: int = 10_000
     # PDF: one decoded stream; the content-stream bytes parsed for the whole document
-    # (a stream counts each time a page or form uses it) as an allowance that every
+    # (a stream counts each time a page or form uses it, a page's fonts each time a page
+    # reads them) as an allowance that every
     # character of text found raises by ``pdf_content_bytes_per_char``, since real pages
     # pay for their drawing instructions with text; and content-stream operators.
     max_pdf_stream_bytes: int = 4 * _MIB
