@@ -21,7 +21,8 @@ It prints:
     longest in (a). Goal: loaded p99 within 2x of unloaded p99.
 
 Usage: .venv/bin/python bench/hostile.py [--seconds 30] [--uploaders 6]
-       [--embeddings local|none] [--extraction-timeout 60] [--skip-corpus] [--skip-load]
+       [--embeddings local|none] [--extraction-timeout 60] [--extraction-concurrency N]
+       [--skip-corpus] [--skip-load]
 The defaults finish in about five minutes on a 2-core machine.
 """
 
@@ -131,6 +132,8 @@ def start_server(processes: Processes, workdir: Path, args: argparse.Namespace) 
         CYBERGINE_EMBEDDINGS=args.embeddings,
         CYBERGINE_EXTRACTION_TIMEOUT_SECONDS=str(args.extraction_timeout),
     )
+    if args.extraction_concurrency:
+        env["CYBERGINE_EXTRACTION_CONCURRENCY"] = str(args.extraction_concurrency)
     port = free_port()
     process = processes.start(
         "serve", [str(BIN / "cybergine"), "serve", "--host", "127.0.0.1", "--port", str(port)], env
@@ -503,7 +506,8 @@ def main(args: argparse.Namespace) -> None:
         f" {memory:.1f} GiB; Python {host.python_version()}; load average before the run"
         f" {load_before[0]:.1f}; one `cybergine serve` (embedded PostgreSQL, in-process"
         f" worker), embeddings {args.embeddings}, extraction limit"
-        f" {args.extraction_timeout:g} s, other extraction settings at their defaults"
+        f" {args.extraction_timeout:g} s, concurrency"
+        f" {args.extraction_concurrency or 'default'}, memory limit default"
     )
     if corpus:
         print_corpus(corpus, args)
@@ -521,6 +525,9 @@ if __name__ == "__main__":
     parser.add_argument("--uploaders", type=int, default=6, help="hostile uploads in flight")
     parser.add_argument("--embeddings", choices=("local", "none"), default="local")
     parser.add_argument("--extraction-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--extraction-concurrency", type=int, default=0, help="0: the setting's default"
+    )
     parser.add_argument("--skip-corpus", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
