@@ -269,6 +269,57 @@ async def test_bad_files_get_a_clear_error_and_leave_nothing(
     assert await _count(database, ItemFile) == 0
 
 
+@pytest.mark.parametrize(
+    ("fields", "filename", "status", "field"),
+    [
+        ({"title": "Care\x00guide"}, "care.txt", 422, "title"),
+        ({"metadata": '{"note": "a\\u0000b"}'}, "care.txt", 422, "metadata.note"),
+        ({"metadata": "[" * 5000 + "]" * 5000}, "care.txt", 400, None),
+        ({"metadata": "{not json"}, "care.txt", 422, "metadata"),
+    ],
+)
+async def test_an_uploads_form_fields_are_checked_like_any_other_input(
+    api: httpx.Client,
+    database: Database,
+    fields: dict[str, str],
+    filename: str,
+    status: int,
+    field: str | None,
+) -> None:
+    # The edge checks JSON and urlencoded bodies; a multipart upload's text fields and
+    # file name reach the route unchecked, and NUL in them once made PostgreSQL fail (500).
+    response = api.post(
+        "/api/v1/knowledge/documents",
+        data=fields,
+        files={"file": (filename, b"Wash at 30 degrees.", "text/plain")},
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json().get("field") == field
+    assert await _count(database, Item) == 0
+
+
+async def test_an_uploads_file_name_is_checked_like_any_other_input(
+    api: httpx.Client, database: Database
+) -> None:
+    # Written out by hand: clients percent-encode a NUL in a file name, a hostile one need not.
+    body = (
+        b"--b\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="care\x00.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n"
+        b"Wash at 30 degrees.\r\n"
+        b"--b--\r\n"
+    )
+    response = api.post(
+        "/api/v1/knowledge/documents",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "filename"
+    assert await _count(database, Item) == 0
+
+
 async def test_files_over_the_upload_limit_are_refused(
     live_server: LiveServer, database: Database, settings: Settings
 ) -> None:

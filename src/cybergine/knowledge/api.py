@@ -3,7 +3,6 @@ and search."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -41,6 +40,7 @@ from cybergine.knowledge.schemas import (
     SearchResult,
 )
 from cybergine.settings import Settings
+from cybergine.web import hygiene
 from cybergine.web.deps import SettingsDep
 from cybergine.web.downloads import content_disposition
 from cybergine.web.openapi import may_answer
@@ -140,6 +140,13 @@ async def _upload(request: Request, editor: Authorized, settings: Settings) -> D
     if len(data) > max_bytes:
         raise UploadTooLarge(f"Files are limited to {max_bytes} bytes.")
 
+    # The edge checks JSON and urlencoded bodies; a multipart form's text is checked here.
+    filename = upload.filename or "upload"
+    hygiene.refuse_unstorable(
+        {"filename": filename}
+        | {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    )
+
     def text_field(name: str) -> str | None:
         value = form.get(name)
         return value if isinstance(value, str) and value.strip() else None
@@ -147,12 +154,12 @@ async def _upload(request: Request, editor: Authorized, settings: Settings) -> D
     metadata: dict[str, Any] | None = None
     if raw := text_field("metadata"):
         try:
-            metadata = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            metadata = hygiene.loads(raw, what="`metadata`")
+        except hygiene.MalformedJson as exc:
             raise InvalidInput("`metadata` must be a JSON object.", field="metadata") from exc
         if not isinstance(metadata, dict):
             raise InvalidInput("`metadata` must be a JSON object.", field="metadata")
-    filename = upload.filename or "upload"
+        hygiene.refuse_unstorable({"metadata": metadata})
     extracted = await extraction_processes(settings).extract(
         data, filename=filename, declared_type=upload.content_type
     )
