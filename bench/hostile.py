@@ -56,7 +56,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the corpus is built by the tests' own module
 
 from tests.support.hostile_files import HostileDocument, cpu_bomb_pdf, hostile_documents  # noqa: E402
-from tests.support.process_memory import MIB, MemoryWatch, extraction_children  # noqa: E402
+from tests.support.process_memory import (  # noqa: E402
+    MIB,
+    MemoryWatch,
+    children_of,
+    fork_servers,
+)
 from tests.support.slow_documents import long_pdf  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -216,8 +221,9 @@ def measure_file(server: Server, api: httpx.Client, document: HostileDocument) -
         sender = threading.Thread(target=lambda: response_box.append(upload(api, document)))
         sender.start()
         seen = False
-        while sender.is_alive() or extraction_children(pid):
-            running = bool(extraction_children(pid))
+        servers = fork_servers(pid)
+        while sender.is_alive() or children_of(servers):
+            running = bool(children_of(servers))
             seen = seen or running
             if seen and not running and not ended:
                 ended.append(time.monotonic())

@@ -32,10 +32,23 @@ def fork_servers(root: int) -> list[psutil.Process]:
 
 def extraction_children(root: int) -> list[psutil.Process]:
     """The children the fork servers of ``root`` are running (one per extraction)."""
+    return children_of(fork_servers(root))
+
+
+def children_of(servers: list[psutil.Process]) -> list[psutil.Process]:
+    """The children of known fork servers, read from /proc/PID/task/PID/children: the
+    watchers poll every few milliseconds, and a scan of every process (psutil's way) would
+    take CPU from the niced extraction they measure, slowing it several times over."""
     found: list[psutil.Process] = []
-    for server in fork_servers(root):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            found.extend(server.children())
+    for server in servers:
+        try:
+            with open(f"/proc/{server.pid}/task/{server.pid}/children") as listing:
+                pids = [int(pid) for pid in listing.read().split()]
+        except OSError:
+            continue
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                found.append(psutil.Process(pid))
     return found
 
 
@@ -87,10 +100,13 @@ class MemoryWatch:
 
     def _run(self) -> None:
         root = psutil.Process(self.root)
+        servers = fork_servers(self.root)
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
                 self.root_peak = max(self.root_peak, root.memory_info().rss)
-            for child in extraction_children(self.root):
+            if not servers:
+                servers = fork_servers(self.root)
+            for child in children_of(servers):
                 peak = peak_rss(child)
                 if peak is not None:
                     self.child_peaks[child.pid] = max(self.child_peaks.get(child.pid, 0), peak)
