@@ -95,6 +95,11 @@ def platform(settings: Settings, demo: str) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def screenshots() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests save the pages they show: the README's screenshots when
+    CYBERGINE_TEST_SCREENSHOTS=update, a scratch folder otherwise (a test run changes no
+    tracked file)."""
+    if os.environ.get("CYBERGINE_TEST_SCREENSHOTS") == "update":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
