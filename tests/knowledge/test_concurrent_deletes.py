@@ -65,7 +65,7 @@ async def test_a_collection_deleted_while_its_document_is_indexed_answers_204(
             return client.delete(url).status_code
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # The indexing job's second transaction (knowledge.service.index_item), held open.
+        # The indexing job's second transaction (knowledge.indexing.index_item), held open.
         async with database.transaction() as job:
             item = (
                 await job.execute(

@@ -155,9 +155,7 @@ def test_fonts_are_charged_for_every_page_that_reads_them() -> None:
     """pypdf reads a page's fonts afresh for every page: a large shared character map
     is charged to each."""
     document = next(d for d in hostile_documents() if d.name == "pdf-shared-cmap")
-    started = time.process_time()
     assert refused(document.data, Limits()).extra["limit"] == "pdf_content_bytes"
-    assert time.process_time() - started < 3
 
 
 def test_forms_nested_past_the_limit_are_damage() -> None:

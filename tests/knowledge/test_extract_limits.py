@@ -30,7 +30,7 @@ from tests.support.hostile_files import HostileDocument, hostile_documents
 # extractor holds; several minutes on a busy machine when it does not).
 pytestmark = pytest.mark.timeout(600)
 
-CPU_BUDGET_SECONDS = 4.0  # the goal is "well under 5 s"
+CPU_BUDGET_SECONDS = 5.0  # issue 12: each hostile file answered within 5 s (bench/hostile.py)
 RSS_BUDGET_MIB = 256
 MAX_CHARS = 2_000_000  # the default text limit: success must stay within it
 

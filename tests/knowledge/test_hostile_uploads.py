@@ -18,7 +18,7 @@ import pytest
 
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
-from cybergine.knowledge import service
+from cybergine.knowledge import indexing, service
 from cybergine.knowledge.models import Item, ItemStatus
 from cybergine.knowledge.providers import extraction_processes
 from cybergine.settings import Settings
@@ -141,7 +141,7 @@ async def test_a_costly_text_given_as_json_is_indexed_without_stalling_the_serve
 
     ticking = asyncio.create_task(ticker())
     started = time.monotonic()
-    indexed = await service.index_item(database, item.id, item.version, None, extraction)
+    indexed = await indexing.index_item(database, item.id, item.version, None, extraction)
     took = time.monotonic() - started
     done.set()
     await ticking

@@ -12,8 +12,8 @@ from sqlalchemy import text
 from cybergine.accounts.service.organisations import create_organisation
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge import indexing, service
 from cybergine.knowledge import search as retrieval
-from cybergine.knowledge import service
 from cybergine.knowledge.models import ItemKind
 
 DOCUMENTS = [
@@ -35,7 +35,7 @@ async def _index(database: Database) -> uuid.UUID:
             for body in DOCUMENTS
         ]
     for item in items:
-        await service.index_item(database, item.id, item.version, None)
+        await indexing.index_item(database, item.id, item.version, None)
     return organisation.id
 
 
@@ -151,7 +151,7 @@ async def test_corpus_statistics_stay_exact_through_inserts_edits_and_deletes(
             ItemKind.DOCUMENT,
             service.ItemChanges(body="A much longer text about parcels, lockers and couriers."),
         )
-    await service.index_item(database, second.id, second.version + 1, None)
+    await indexing.index_item(database, second.id, second.version + 1, None)
     kept, actual = await stats()
     assert kept == actual
     assert actual[0] == len(DOCUMENTS) - 1
@@ -168,7 +168,7 @@ async def test_concurrent_indexing_keeps_statistics_exact(database: Database) ->
             for n in range(12)
         ]
     results = await asyncio.gather(
-        *(service.index_item(database, item.id, item.version, None) for item in items)
+        *(indexing.index_item(database, item.id, item.version, None) for item in items)
     )
     assert all(results)
     async with database.transaction() as session:

@@ -25,7 +25,7 @@ from cybergine.db.engine import Database, raw_connection
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError
-from cybergine.knowledge import service
+from cybergine.knowledge import indexing, service
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.models import Chunk, Item, ItemKind, ItemStatus
 
@@ -116,7 +116,7 @@ async def import_records(
         unique = list({record.external_id: record for record in batch}.values())
         prepared = await asyncio.to_thread(
             lambda: [
-                service.prepare_chunks(
+                indexing.prepare_chunks(
                     Item(kind=ItemKind.DOCUMENT, title=r.title, body=r.text, alternatives=[]),
                     count_tokens=provider.count_tokens if provider else None,
                 )
@@ -145,7 +145,7 @@ async def import_records(
 class _Prepared:
     size: int
     unique: list[Record]
-    prepared: list[list[service.PreparedChunk]]
+    prepared: list[list[indexing.PreparedChunk]]
     vectors: list[list[float]] | None
 
 

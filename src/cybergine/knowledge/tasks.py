@@ -6,7 +6,7 @@ import uuid
 
 import procrastinate
 
-from cybergine.knowledge import service
+from cybergine.knowledge import indexing
 from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.queue import DATABASE_CONTEXT_KEY, DEFAULT_RETRY, job_settings
 
@@ -18,7 +18,7 @@ async def index_item(context: procrastinate.JobContext, item_id: str, version: i
     """Chunk and embed one document or Q&A pair. Superseded versions are skipped."""
     database = context.additional_context[DATABASE_CONTEXT_KEY]
     settings = job_settings(context)
-    return await service.index_item(
+    return await indexing.index_item(
         database,
         uuid.UUID(item_id),
         version,
