@@ -35,10 +35,13 @@ MAX_GROWTH = 256 * MIB
 # `cybergine serve` waits this long for requests in flight (uvicorn's graceful shutdown).
 SERVE_GRACE_SECONDS = 10
 
+# Sat idle in a transaction for half a second: a short transaction (the caller's check,
+# the write) is caught between two statements now and then; a transaction held open
+# while a file is read sits there for the whole read, as it did before.
 IDLE_IN_TRANSACTION = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND state LIKE 'idle in transaction%'
-  AND pid <> pg_backend_pid()
+  AND pid <> pg_backend_pid() AND clock_timestamp() - state_change > interval '0.5 seconds'
 """
 
 
