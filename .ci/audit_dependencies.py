@@ -8,14 +8,18 @@ serve per-release documents (some mirrors and proxies answer them 404), the proj
 document is used instead when the pin *is* the project's latest release: PyPI lists that
 release's vulnerabilities there. A pin that neither can vouch for is "unaudited".
 
-The audit fails (exit 1) on a vulnerability, or an unaudited pin, that no entry of the
-exceptions file (``.ci/audit-exceptions.toml``) accepts, and on an exception whose expiry
-date has passed. It fails with exit 2 when PyPI cannot be reached after retries: an audit
+The audit fails (exit 1) on a vulnerability that no entry of the exceptions file
+(``.ci/audit-exceptions.toml``) accepts, and on an exception whose expiry date has passed.
+An unaudited pin is listed as a warning; with ``--require-audited`` it fails too unless an
+exception accepts it. (Where per-release documents are not served, every upstream release
+would otherwise turn a pin that was audited yesterday into a failure today, with nothing
+known against it.) It fails with exit 2 when PyPI cannot be reached after retries: an audit
 that could not look must not pass. Standard library only, so it runs before anything is
 installed.
 
     python .ci/audit_dependencies.py [--constraints constraints.txt]
         [--exceptions .ci/audit-exceptions.toml] [--index-url https://pypi.org/pypi]
+        [--require-audited]
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class ExceptionEntry:
 @dataclass
 class Outcome:
     failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     used: set[ExceptionEntry] = field(default_factory=set)
 
@@ -188,7 +193,13 @@ def audit_pin(package: str, version: str, index: str, *, retry_delay: float) -> 
     return Audit(package, version, "unaudited")
 
 
-def judge(audits: list[Audit], exceptions: list[ExceptionEntry], today: datetime.date) -> Outcome:
+def judge(
+    audits: list[Audit],
+    exceptions: list[ExceptionEntry],
+    today: datetime.date,
+    *,
+    require_audited: bool = False,
+) -> Outcome:
     outcome = Outcome()
     for audit in audits:
         pin = f"{audit.package}=={audit.version}"
@@ -205,6 +216,7 @@ def judge(audits: list[Audit], exceptions: list[ExceptionEntry], today: datetime
                 accepting,
                 f"{pin}: unaudited (PyPI did not answer for this release, and it is not the "
                 "latest)",
+                warn_only=not require_audited,
             )
         for vulnerability in audit.vulnerabilities:
             accepting = [
@@ -231,10 +243,14 @@ def judge(audits: list[Audit], exceptions: list[ExceptionEntry], today: datetime
     return outcome
 
 
-def _decide(outcome: Outcome, accepting: list[ExceptionEntry], finding: str) -> None:
+def _decide(
+    outcome: Outcome, accepting: list[ExceptionEntry], finding: str, *, warn_only: bool = False
+) -> None:
     if accepting:
         outcome.used.update(accepting)
         outcome.accepted.append(f"{finding} — accepted until {accepting[0].expires}")
+    elif warn_only:
+        outcome.warnings.append(finding)
     else:
         outcome.failures.append(finding)
 
@@ -245,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exceptions", type=Path, default=ROOT / ".ci" / "audit-exceptions.toml")
     parser.add_argument("--index-url", default=DEFAULT_INDEX)
     parser.add_argument("--retry-delay", type=float, default=2.0, help="seconds, doubled per retry")
+    parser.add_argument(
+        "--require-audited",
+        action="store_true",
+        help="fail on a pin PyPI's data cannot vouch for, unless an exception accepts it",
+    )
     args = parser.parse_args(argv)
 
     pins = read_pins(args.constraints)
@@ -275,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     today = datetime.date.today()
-    outcome = judge(audits, exceptions, today)
+    outcome = judge(audits, exceptions, today, require_audited=args.require_audited)
     sources = collections.Counter(audit.source for audit in audits)
     print(
         f"dependency audit: {len(pins)} pins of {args.constraints.name} in "
@@ -286,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in outcome.accepted:
         print(f"  accepted: {line}")
+    for line in outcome.warnings:
+        print(f"  warning: {line}")
     for exception in exceptions:
         if exception not in outcome.used and exception.expires >= today:
             print(f"  unused exception (remove it): {exception.label()}")

@@ -81,7 +81,12 @@ def pypi() -> Iterator[FakePyPI]:
 
 
 def run_audit(
-    tmp_path: Path, index_url: str, pins: str, exceptions: str = ""
+    tmp_path: Path,
+    index_url: str,
+    pins: str,
+    exceptions: str = "",
+    *,
+    extra: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "constraints.txt").write_text(pins)
     (tmp_path / "exceptions.toml").write_text(exceptions)
@@ -97,6 +102,7 @@ def run_audit(
             index_url,
             "--retry-delay",
             "0",
+            *(extra or []),
         ],
         capture_output=True,
         text=True,
@@ -164,16 +170,26 @@ def test_without_release_documents_the_latest_release_is_audited_from_its_projec
     assert "2 as their project's latest release" in result.stdout
 
 
-def test_an_older_pin_that_cannot_be_audited_fails_unless_accepted(
+def test_an_older_pin_that_cannot_be_audited_is_a_warning_or_with_require_audited_a_failure(
     pypi: FakePyPI, tmp_path: Path
 ) -> None:
     pypi.per_release = False
     pypi.projects = {"web-lib": {"1.0.0": [], "1.1.0": []}, "other": {"2.0": []}}
-    unaudited = run_audit(tmp_path, pypi.url, PINS)
-    assert unaudited.returncode == 1
-    assert "web-lib==1.0.0: unaudited" in unaudited.stderr
+    warned = run_audit(tmp_path, pypi.url, PINS)
+    assert warned.returncode == 0, warned.stderr
+    assert "warning: web-lib==1.0.0: unaudited" in warned.stdout
 
-    accepted = run_audit(tmp_path, pypi.url, PINS, exception("unaudited", "1.0.0", TOMORROW))
+    strict = run_audit(tmp_path, pypi.url, PINS, extra=["--require-audited"])
+    assert strict.returncode == 1
+    assert "web-lib==1.0.0: unaudited" in strict.stderr
+
+    accepted = run_audit(
+        tmp_path,
+        pypi.url,
+        PINS,
+        exception("unaudited", "1.0.0", TOMORROW),
+        extra=["--require-audited"],
+    )
     assert accepted.returncode == 0, accepted.stderr
 
 
