@@ -50,7 +50,7 @@ import httpx
 import psutil
 
 from startup import free_port, wait_ready
-from whatsapp import Latencies, Processes, tail
+from whatsapp import Latencies, Processes, run_cli, tail
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the corpus is built by the tests' own module
@@ -105,17 +105,7 @@ class Server:
     env: dict[str, str]
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(BIN / "cybergine"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"cybergine {args[0]} failed: {done.stderr[-2000:]}")
-        return done.stdout
+        return run_cli(self.env, *args)
 
     def tenant(self, name: str) -> Tenant:
         import json

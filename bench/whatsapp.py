@@ -139,6 +139,21 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered), max(1, int(rank))) - 1]
 
 
+def run_cli(env: dict[str, str], *args: str) -> str:
+    """``cybergine ARGS`` with ``env``; its output, or the bench stops with its error."""
+    done = subprocess.run(
+        [str(BIN / "cybergine"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"cybergine {args[0]} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
 @dataclass
 class Latencies:
     """Milliseconds."""
@@ -610,17 +625,7 @@ class Platform:
         self.processes.stop(process)
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [str(BIN / "cybergine"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"cybergine {args[0]} failed: {done.stderr[-2000:]}")
-        return done.stdout
+        return run_cli(self.env, *args)
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """A query on the embedded server, without attaching to it (no handle kept)."""

@@ -29,6 +29,7 @@ from cybergine.knowledge.extract import (
     extract,
     sniff,
 )
+from tests.support.hostile_files import build_pdf
 
 # --- Generated files ----------------------------------------------------------------------
 
@@ -53,22 +54,11 @@ def make_pdf(pages: list[str], *, title: str | None = None) -> bytes:
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * index)
         )
         objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
-    info = b""
+    info = None
     if title is not None:
         objects.append(b"<< /Title (" + title.encode("latin-1") + b") >>")
-        info = b" /Info %d 0 R" % len(objects)
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\n" % (len(objects) + 1, info)
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+        info = len(objects)
+    return build_pdf(objects, info=info)
 
 
 def rewrite_pdf(data: bytes, change: Callable[[pypdf.PdfWriter], None]) -> bytes:

@@ -75,9 +75,9 @@ def zlib_wrap(raw_deflate: bytes, checksum: int = 1) -> bytes:
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
 
 
-def build_pdf(objects: Sequence[bytes], *, root: int = 1) -> bytes:
+def build_pdf(objects: Sequence[bytes], *, root: int = 1, info: int | None = None) -> bytes:
     """A PDF of the given object bodies (object n is ``objects[n - 1]``) with a correct
-    cross-reference table."""
+    cross-reference table; ``info``: the number of its document-information object."""
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, 1):
@@ -87,7 +87,8 @@ def build_pdf(objects: Sequence[bytes], *, root: int = 1) -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     for offset in offsets:
         out += b"%010d 00000 n \n" % offset
-    out += b"trailer\n<< /Size %d /Root %d 0 R >>\n" % (len(objects) + 1, root)
+    trailer_info = b" /Info %d 0 R" % info if info is not None else b""
+    out += b"trailer\n<< /Size %d /Root %d 0 R%s >>\n" % (len(objects) + 1, root, trailer_info)
     out += b"startxref\n%d\n%%%%EOF\n" % xref
     return bytes(out)
 
