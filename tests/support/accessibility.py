@@ -1,0 +1,101 @@
+"""Accessibility checks for the browser tests: axe-core (vendored from npm, see
+``tests/support/vendor/README.md``) run inside a Playwright page, plus what axe cannot
+judge from one snapshot: a page that scrolls sideways at phone width, and errors in the
+browser's console.
+
+axe is evaluated through the DevTools protocol (``page.evaluate``), which the page's
+Content-Security-Policy does not govern: the page under test keeps its real CSP, so a
+script the policy refuses still shows up as a console error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import ConsoleMessage, Page
+
+AXE_CORE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+# The impacts a page must not have; "moderate" and "minor" are reported by axe too, and
+# left to review rather than failing the build.
+BLOCKING_IMPACTS = frozenset({"serious", "critical"})
+# WCAG 2.1 A and AA, and axe's best practices (landmarks, one h1, headings in order).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+
+
+@cache
+def _axe_source() -> str:
+    return AXE_CORE.read_text(encoding="utf-8")
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe's violations on the page as it is now, of every impact."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(_axe_source())
+    result: dict[str, Any] = page.evaluate(
+        """async (tags) => {
+            const result = await window.axe.run(document, {
+                runOnly: { type: "tag", values: tags },
+                resultTypes: ["violations"],
+            });
+            return { violations: result.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map((n) => ({
+                    target: n.target.join(" "), summary: n.failureSummary })),
+            })) };
+        }""",
+        AXE_TAGS,
+    )
+    violations: list[dict[str, Any]] = result["violations"]
+    return violations
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"[{violation['impact']}] {violation['id']}: {violation['help']}")
+        for node in violation["nodes"][:5]:
+            summary = " ".join((node["summary"] or "").split())
+            lines.append(f"    {node['target']}: {summary}")
+    return "\n".join(lines)
+
+
+def assert_accessible(page: Page, *, where: str = "") -> None:
+    """No serious or critical axe violation on the page as it is now."""
+    blocking = [v for v in axe_violations(page) if v["impact"] in BLOCKING_IMPACTS]
+    label = where or page.url
+    assert not blocking, f"axe finds on {label}:\n{describe(blocking)}"
+
+
+def horizontal_overflow(page: Page) -> int:
+    """How many CSS pixels the page is wider than its viewport (0: nothing to scroll
+    sideways to)."""
+    overflow: int = page.evaluate(
+        "() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth)"
+    )
+    return overflow
+
+
+@contextmanager
+def console_errors(page: Page) -> Iterator[list[str]]:
+    """Collects the console's errors (CSP refusals and uncaught exceptions among them)
+    while the block runs."""
+    errors: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    def on_page_error(error: Exception) -> None:
+        errors.append(f"uncaught: {error}")
+
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+    try:
+        yield errors
+    finally:
+        page.remove_listener("console", on_console)
+        page.remove_listener("pageerror", on_page_error)
