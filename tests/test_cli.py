@@ -95,3 +95,71 @@ def test_server_refuses_to_start_without_keys_outside_embedded_mode(database_url
     )
     assert result.exit_code == 2
     assert "CYBERGINE_SECRET_KEY" in result.output
+
+
+def _rows_per_organisation(database_url: str) -> dict[str, tuple[int, int, int]]:
+    """Organisation name → (assistants, knowledge items, WhatsApp numbers)."""
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        rows = conn.execute(
+            """
+            SELECT o.name,
+                   (SELECT count(*) FROM assistants a WHERE a.organisation_id = o.id),
+                   (SELECT count(*) FROM kb_items i WHERE i.organisation_id = o.id),
+                   (SELECT count(*) FROM whatsapp_numbers n WHERE n.organisation_id = o.id)
+              FROM organisations o
+            """
+        ).fetchall()
+    return {name: (assistants, items, numbers) for name, assistants, items, numbers in rows}
+
+
+def _demo_account_creates(name: str, env: dict[str, str]) -> None:
+    """The demo account starts another organisation (named to sort before "Demo Shop")."""
+    result = runner.invoke(
+        cli,
+        [
+            "org",
+            "create",
+            name,
+            "--owner-email",
+            "demo@cybergine.example",
+            "--owner-password",
+            "demo-password",
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_demo_writes_only_into_the_demo_organisation(
+    database_url: str, key_env: dict[str, str]
+) -> None:
+    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING", **key_env}
+    first = runner.invoke(cli, ["demo"], env=env)
+    assert first.exit_code == 0, first.output
+    demo_id = first.output.split(": ")[1].split()[0]
+    _demo_account_creates("Acme Outlet", env)
+
+    again = runner.invoke(cli, ["demo"], env=env)
+
+    assert again.exit_code == 0, again.output
+    assert f"already present: {demo_id}" in again.output
+    assert _rows_per_organisation(database_url) == {
+        "Demo Shop": (1, 8, 1),
+        "Acme Outlet": (0, 0, 0),
+    }
+
+
+def test_demo_leaves_an_organisation_the_demo_account_joined_first_untouched(
+    database_url: str, key_env: dict[str, str]
+) -> None:
+    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING", **key_env}
+    _demo_account_creates("Acme Outlet", env)
+
+    result = runner.invoke(cli, ["demo"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "Demo organisation created" in result.output
+    assert _rows_per_organisation(database_url) == {
+        "Demo Shop": (1, 8, 1),
+        "Acme Outlet": (0, 0, 0),
+    }

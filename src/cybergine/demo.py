@@ -6,14 +6,16 @@ it is missing, so running it again changes nothing.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts.models import Role
+from cybergine.accounts.models import Membership, Organisation, Role
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import users
+from cybergine.accounts.service.organisations import create_organisation
 from cybergine.assistants.models import Assistant
 from cybergine.assistants.service import AssistantChanges, create_assistant
 from cybergine.channels.whatsapp.models import WhatsAppNumber
@@ -76,6 +78,40 @@ DEMO_FAQ = (
 )
 
 
+async def find_demo_organisation(
+    session: AsyncSession, owner_id: uuid.UUID | None = None
+) -> Organisation | None:
+    """The demo organisation, by its own identity: the one the demo owner owns that holds
+    the demo WhatsApp number, else the first the demo owner owns under the demo's name.
+    Never the demo account's first membership: that account may have joined other
+    organisations since (invited to a real shop), and the demo must not write into them.
+    """
+    if owner_id is None:
+        owner = await users.find_user_by_email(session, DEMO_OWNER_EMAIL)
+        if owner is None:
+            return None
+        owner_id = owner.id
+    demo_number = (
+        select(WhatsAppNumber.id)
+        .where(
+            WhatsAppNumber.organisation_id == Organisation.id,
+            WhatsAppNumber.phone_number_id == DEMO_PHONE_NUMBER_ID,
+        )
+        .exists()
+    )
+    return await session.scalar(
+        select(Organisation)
+        .join(Membership, Membership.organisation_id == Organisation.id)
+        .where(
+            Membership.user_id == owner_id,
+            Membership.role == Role.OWNER,
+            or_(demo_number, Organisation.name == DEMO_ORGANISATION_NAME),
+        )
+        .order_by(demo_number.desc(), Organisation.created_at, Organisation.id)
+        .limit(1)
+    )
+
+
 @dataclass(frozen=True)
 class DemoSeed:
     organisation_id: str
@@ -94,7 +130,16 @@ async def seed_demo(session: AsyncSession) -> DemoSeed:
             organisation_name=DEMO_ORGANISATION_NAME,
         )
     else:
-        (_membership, organisation), *_ = await users.memberships_of(session, owner.id)
+        found = await find_demo_organisation(session, owner.id)
+        if found is None:
+            created = True
+            organisation = await create_organisation(session, name=DEMO_ORGANISATION_NAME)
+            session.add(
+                Membership(organisation_id=organisation.id, user_id=owner.id, role=Role.OWNER)
+            )
+            await session.flush()
+        else:
+            organisation = found
     scope = TenantScope(session, organisation.id)
     caller = Principal(organisation.id, Role.OWNER, user_id=owner.id, email=owner.email)
 

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
-from cybergine.accounts.models import Membership, User
 from cybergine.assistants.models import Assistant
 from cybergine.dashboard.templating import render
-from cybergine.demo import DEMO_ASSISTANT_NAME, DEMO_OWNER_EMAIL
+from cybergine.demo import DEMO_ASSISTANT_NAME, find_demo_organisation
 from cybergine.errors import NotFound
 from cybergine.web.access import public
 from cybergine.web.deps import SessionDep
@@ -33,12 +32,15 @@ async def demo_store(
     _: Annotated[None, public("the demo storefront: a public shop page")],
     session: SessionDep,
 ) -> HTMLResponse:
-    widget_key = await session.scalar(
-        select(Assistant.widget_key)
-        .join(Membership, Membership.organisation_id == Assistant.organisation_id)
-        .join(User, User.id == Membership.user_id)
-        .where(User.email == DEMO_OWNER_EMAIL, Assistant.name == DEMO_ASSISTANT_NAME)
-        .limit(1)
+    demo = await find_demo_organisation(session)
+    widget_key = (
+        await session.scalar(
+            select(Assistant.widget_key)
+            .where(Assistant.organisation_id == demo.id, Assistant.name == DEMO_ASSISTANT_NAME)
+            .limit(1)
+        )
+        if demo is not None
+        else None
     )
     if widget_key is None:
         raise NotFound("The demo shop has not been set up: run `cybergine demo`.")
