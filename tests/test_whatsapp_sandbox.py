@@ -35,6 +35,9 @@ def test_the_demo_shop_answers_in_the_sandbox(tmp_path: Path) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             page = client.get("/dev/whatsapp")
             assert page.status_code == 200
+            # The team answers from the inbox, not through the API.
+            assert 'href="/inbox"' in page.text
+            assert "/api/v1" not in page.text
             match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
             assert match
             token = match.group(1)
