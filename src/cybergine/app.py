@@ -129,6 +129,7 @@ def create_app(
     app.include_router(whatsapp_api.router)
     app.include_router(whatsapp_webhooks.router)
     app.include_router(conversations_api.router)
+    app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)
     app.include_router(webchat_api.router)
     app.include_router(demo_pages.router)

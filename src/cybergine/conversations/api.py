@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
-from cybergine.conversations import queries, service
+from cybergine.conversations import preview, queries, service
 from cybergine.conversations.models import Channel, ConversationState
 from cybergine.conversations.schemas import (
     ConversationOut,
@@ -19,15 +19,26 @@ from cybergine.conversations.schemas import (
     MessageIn,
     MessageOut,
     MessagePage,
+    PreviewIn,
+    PreviewOut,
 )
 from cybergine.errors import Conflict
+from cybergine.knowledge.providers import embedding_provider
+from cybergine.web.deps import SettingsDep
 from cybergine.web.downloads import content_disposition
 from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"])
+# The assistant's test chat is a conversation that is never stored: it lives here, with
+# the reply pipeline it runs, under the assistant's path.
+preview_router = APIRouter(prefix="/api/v1/assistants", tags=["assistants"])
 
 Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 Replier = Annotated[Caller, authorize(Permission.CONVERSATIONS_REPLY)]
+# Configuring, not reading: a test question may spend the organisation's model tokens
+# and sends its knowledge to the model's provider, as a customer's would. The caller is
+# checked in a short transaction; the model is asked with no connection held.
+Tester = Annotated[Authorized, authorize_outside_transaction(Permission.CONFIGURATION_MANAGE)]
 
 
 # Served with their own type (so a browser can show them); anything else is a download.
@@ -140,3 +151,23 @@ async def send_message(conversation_id: uuid.UUID, body: MessageIn, caller: Repl
         template=body.template.model_dump(exclude_none=True) if body.template else None,
     )
     return MessageOut.of(message, None)
+
+
+@preview_router.post(
+    "/{assistant_id}/preview",
+    response_model=PreviewOut,
+    summary="Ask the assistant a test question: the real answer and why, nothing stored",
+)
+async def preview_assistant(
+    assistant_id: uuid.UUID, body: PreviewIn, tester: Tester, settings: SettingsDep
+) -> PreviewOut:
+    result = await preview.preview_reply(
+        tester.database,
+        tester.principal.organisation_id,
+        assistant_id,
+        text=body.text,
+        history=[(turn.role, turn.text) for turn in body.history],
+        settings=settings,
+        embeddings=embedding_provider(settings),
+    )
+    return PreviewOut.of(result)

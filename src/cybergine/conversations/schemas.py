@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from cybergine.conversations import preview
 from cybergine.conversations.models import (
     Attachment,
     AttachmentStatus,
@@ -206,3 +207,100 @@ class MessageIn(BaseModel):
         if self.text is not None and not self.text.strip():
             raise ValueError("The text is empty.")
         return self
+
+
+# --- The assistant's test chat (conversations.preview) ---------------------------------
+
+
+class PreviewTurn(BaseModel):
+    role: Literal["customer", "assistant", "agent"]
+    text: str = Field(max_length=preview.MAX_TURN_CHARS)
+
+
+class PreviewIn(BaseModel):
+    text: str = Field(
+        min_length=1,
+        max_length=preview.MAX_QUESTION_CHARS,
+        description="The question, as a customer would write it.",
+    )
+    history: list[PreviewTurn] = Field(
+        default_factory=list,
+        max_length=preview.MAX_PREVIEW_TURNS,
+        description=(
+            "The test chat's earlier turns, oldest first (kept by the client, never stored); "
+            "the last ten are used, as in a real conversation."
+        ),
+    )
+
+
+class PreviewSourceOut(BaseModel):
+    document_id: uuid.UUID
+    title: str
+    kind: Literal["document", "qa"] | None = Field(
+        description="None for a passage the model found with a search of its own"
+    )
+    score: float = Field(description="The fused score retrieval ranked by")
+    lexical: float | None = Field(description="BM25")
+    dense: float | None = Field(description="Cosine similarity; None without an embedding model")
+    above_threshold: bool = Field(description="Close enough to the question to answer from")
+    cited: bool
+    number: int | None = Field(description="As cited in the answer: [1]")
+
+
+class PreviewOut(BaseModel):
+    text: str
+    disclosure: str | None = Field(description="The AI disclosure shown before a first reply")
+    outcome: Literal["answered", "fallback", "greeted", "handed_off"]
+    reason: str = Field(description="Why, in plain words")
+    handed_off_by: str | None
+    within_business_hours: bool
+    offers_person: bool
+    system: bool = Field(description="A notice from the platform (a handoff), not the assistant")
+    threshold: str
+    sources: list[PreviewSourceOut]
+    responder: Literal["extractive", "model"]
+    provider: str | None
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    model_error: str | None = Field(
+        description="The model failed and the offline answer stood in: what the server said"
+    )
+    redacted: bool = Field(description="Personal data was masked before reaching the model")
+    assistant_active: bool
+
+    @classmethod
+    def of(cls, result: preview.Preview) -> PreviewOut:
+        return cls(
+            text=result.text,
+            disclosure=result.disclosure,
+            outcome=result.outcome,
+            reason=result.reason,
+            handed_off_by=result.handed_off_by,
+            within_business_hours=result.within_business_hours,
+            offers_person=result.offers_person,
+            system=result.system,
+            threshold=result.threshold,
+            sources=[
+                PreviewSourceOut(
+                    document_id=s.item_id,
+                    title=s.title,
+                    kind=s.kind,
+                    score=s.score,
+                    lexical=s.lexical,
+                    dense=s.dense,
+                    above_threshold=s.above_threshold,
+                    cited=s.cited,
+                    number=s.number,
+                )
+                for s in result.sources
+            ],
+            responder=result.responder,
+            provider=result.provider,
+            model=result.model,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            model_error=result.model_error,
+            redacted=result.redacted,
+            assistant_active=result.assistant_active,
+        )
