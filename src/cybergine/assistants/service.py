@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import func
+
 from cybergine import egress
 from cybergine.accounts.principal import Principal
 from cybergine.assistants.business_hours import clean_business_hours
@@ -32,6 +34,7 @@ from cybergine.assistants.models import (
     Tone,
     new_widget_key,
 )
+from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
 from cybergine.knowledge.service import clean_collection_name
@@ -211,7 +214,9 @@ def clean_temperature(value: float) -> float:
 
 def clean_max_tokens(value: int) -> int:
     if not 1 <= value <= MAX_MAX_TOKENS:
-        raise InvalidInput(f"max_tokens is between 1 and {MAX_MAX_TOKENS}.", field="max_tokens")
+        raise InvalidInput(
+            f"The longest answer (max_tokens) is 1 to {MAX_MAX_TOKENS} tokens.", field="max_tokens"
+        )
     return value
 
 
@@ -420,8 +425,9 @@ async def _assert_name_free(
         raise Conflict(f"An assistant named {name!r} already exists.", field="name")
 
 
-def _new_assistant() -> Assistant:
-    """An assistant with every default spelled out (ORM defaults apply only at flush)."""
+def new_assistant() -> Assistant:
+    """An assistant with every default spelled out (ORM defaults apply only at flush);
+    also what the dashboard's form for a new assistant starts from. Not added to a session."""
     return Assistant(
         persona="",
         instructions="",
@@ -462,7 +468,7 @@ async def create_assistant(
     checking = _endpoints_for(values, endpoints)
     await _check_url(values, checking)
     await _assert_name_free(scope, values["name"])
-    assistant = _new_assistant()
+    assistant = new_assistant()
     _write(assistant, values)
     _check_key(assistant, checking)
     scope.add(assistant)
@@ -491,6 +497,19 @@ async def list_assistants(scope: TenantScope) -> list[Assistant]:
         scope.select(Assistant).order_by(Assistant.name, Assistant.id)
     )
     return list(result.scalars())
+
+
+async def whatsapp_numbers_per_assistant(scope: TenantScope) -> dict[uuid.UUID, int]:
+    """How many WhatsApp numbers each assistant answers on (assistants with none left
+    out), in one query for a list of assistants."""
+    statement = (
+        scope.select(WhatsAppNumber)
+        .with_only_columns(WhatsAppNumber.assistant_id, func.count())
+        .where(WhatsAppNumber.assistant_id.is_not(None))
+        .group_by(WhatsAppNumber.assistant_id)
+    )
+    rows = (await scope.session.execute(statement)).all()
+    return {assistant_id: count for assistant_id, count in rows if assistant_id is not None}
 
 
 async def update_assistant(

@@ -1,6 +1,7 @@
 """Every dashboard router, in one list for the app factory."""
 
 from cybergine.dashboard import (
+    assistant_pages,
     auth_pages,
     inbox_pages,
     misc_pages,
@@ -16,4 +17,5 @@ routers = [
     team_pages.router,
     settings_pages.router,
     sandbox_pages.router,
+    assistant_pages.router,
 ]

@@ -43,6 +43,9 @@ NOTICES = {
     "assigned": "Assignment saved.",
     "handed-back": "Handed back: the assistant answers the customer's next message.",
     "closed": "Conversation closed. The customer's next message starts a new one.",
+    "assistant-created": "Assistant created. Give it knowledge to answer from, then try it.",
+    "assistant-saved": "Assistant saved.",
+    "assistant-deleted": "Assistant deleted.",
 }
 
 
