@@ -63,12 +63,14 @@ API_BODIES = {
     ("PATCH", "/api/v1/assistants/{assistant_id}"): {"name": "overwritten"},
     ("PATCH", "/api/v1/channels/whatsapp/{number_id}"): {"display_phone_number": "+1 999 999"},
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"text": "from B"},
+    ("POST", "/api/v1/assistants/{assistant_id}/preview"): {"text": "What is your secret?"},
 }
 FORM_FIELDS = {
     "/team/members/{membership_id}/role": {"role": "viewer"},
     "/inbox/{conversation_id}/reply": {"text": "from B"},
     "/inbox/{conversation_id}/notes": {"text": "from B"},
     "/inbox/{conversation_id}/assign": {"user_id": ""},
+    "/assistants/{assistant_id}/try": {"text": "What is your secret?"},
 }
 # Endless responses a list walk cannot read to the end; what they carry is checked where
 # they are tested (the inbox's event stream: tests/conversations/test_inbox.py).

@@ -27,6 +27,7 @@ from cybergine.conversations.answering import (
     Answer,
     AssistantView,
     Question,
+    Reason,
     Responder,
     Turn,
     needs_search,
@@ -73,6 +74,7 @@ class Preview:
     disclosure: str | None
     outcome: Outcome
     reason: str  # in plain words, for the person trying the assistant
+    reason_code: Reason
     handed_off_by: str | None  # what asked for a person: a phrase, a keyword, the model
     within_business_hours: bool
     offers_person: bool  # a "Talk to a person" button goes with the answer
@@ -143,6 +145,7 @@ async def preview_reply(
         disclosure=disclosure if first_reply and disclosure else None,
         outcome=answer.outcome,
         reason=_reason(answer, assistant, hits, embeddings is not None, now, active=active),
+        reason_code=answer.reason,
         handed_off_by=answer.handoff.matched if answer.handoff else None,
         within_business_hours=intents.within_business_hours(assistant.business_hours, now),
         offers_person=answer.offer_human,

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from cybergine.conversations import preview
+from cybergine.conversations.answering import Reason
 from cybergine.conversations.models import (
     Attachment,
     AttachmentStatus,
@@ -252,6 +253,7 @@ class PreviewOut(BaseModel):
     disclosure: str | None = Field(description="The AI disclosure shown before a first reply")
     outcome: Literal["answered", "fallback", "greeted", "handed_off"]
     reason: str = Field(description="Why, in plain words")
+    reason_code: Reason = Field(description="Why, as a code")
     handed_off_by: str | None
     within_business_hours: bool
     offers_person: bool
@@ -276,6 +278,7 @@ class PreviewOut(BaseModel):
             disclosure=result.disclosure,
             outcome=result.outcome,
             reason=result.reason,
+            reason_code=result.reason_code,
             handed_off_by=result.handed_off_by,
             within_business_hours=result.within_business_hours,
             offers_person=result.offers_person,

@@ -2,6 +2,7 @@
 
 from cybergine.dashboard import (
     assistant_pages,
+    assistant_try_pages,
     auth_pages,
     inbox_pages,
     misc_pages,
@@ -18,4 +19,5 @@ routers = [
     settings_pages.router,
     sandbox_pages.router,
     assistant_pages.router,
+    assistant_try_pages.router,
 ]
