@@ -26,6 +26,7 @@ from cybergine.dashboard.templating import STATIC_DIR
 from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
 from cybergine.knowledge import api as knowledge_api
+from cybergine.knowledge.extraction_share import ExtractionShares
 from cybergine.knowledge.providers import extraction_processes, stop_extractions
 from cybergine.logging import configure_logging
 from cybergine.privacy import api as privacy_api
@@ -120,6 +121,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.extraction_shares = ExtractionShares(
+        seconds_per_minute=settings.extraction_share_seconds_per_minute,
+        wait_seconds=settings.extraction_timeout_seconds,
+    )
     problems.install(app, html=render_error)
     openapi.install(app)
     app.include_router(health.router)

@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         description="Uploaded files read at once per web process; more wait their turn. "
         "Each reader takes up to one CPU core (at a lower priority than the web process).",
     )
+    extraction_share_seconds_per_minute: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Reading time one organisation may use per minute, per web process (also "
+        "its largest burst); each file costs at least one second. Past it, uploads are "
+        "refused with 429 and a Retry-After, so one tenant cannot keep the readers from "
+        "the rest. An organisation's files are read one at a time.",
+    )
 
     # --- WhatsApp Cloud API ----------------------------------------------------------
     whatsapp_graph_url: str = Field(

@@ -19,8 +19,10 @@ from cybergine.accounts.auth import (
 from cybergine.accounts.permissions import Permission
 from cybergine.errors import Conflict, CybergineError, InvalidInput
 from cybergine.knowledge import service
+from cybergine.knowledge.extract import ExtractedDocument
 from cybergine.knowledge.extract.errors import DocumentTooLarge
 from cybergine.knowledge.extraction_process import ExtractionBusy
+from cybergine.knowledge.extraction_share import ExtractionShares, ExtractionShareUsed
 from cybergine.knowledge.models import Item, ItemKind, ItemStatus
 from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.knowledge.schemas import (
@@ -101,7 +103,7 @@ _UPLOAD_DOC = {
     response_model=DocumentOut,
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_UPLOAD_DOC,
-    responses=may_answer(Conflict, UploadTooLarge, ExtractionBusy),
+    responses=may_answer(Conflict, UploadTooLarge, ExtractionBusy, ExtractionShareUsed),
     summary="Add a document from JSON text or an uploaded file (PDF, DOCX, HTML, Markdown, text)",
 )
 async def create_document(
@@ -128,9 +130,21 @@ async def create_document(
         return DocumentOut.of(item, await _collection_name(caller, item))
 
 
-async def _upload(request: Request, editor: Authorized, settings: Settings) -> DocumentOut:
-    """The body is received and its text extracted with no database connection held;
-    then one transaction writes the document."""
+@dataclass(frozen=True)
+class _ReadUpload:
+    data: bytes
+    filename: str
+    declared_type: str | None
+    extracted: ExtractedDocument
+    title: str | None
+    external_id: str | None
+    collection: str | None
+    metadata: dict[str, Any] | None
+
+
+async def read_upload(request: Request, settings: Settings) -> _ReadUpload:
+    """The uploaded file, its form fields checked and its text extracted in a reader
+    process; no database connection is held while this runs."""
     max_bytes = settings.max_upload_bytes
     form = await request.form(max_files=1, max_fields=10)
     upload = form.get("file")
@@ -163,17 +177,35 @@ async def _upload(request: Request, editor: Authorized, settings: Settings) -> D
     extracted = await extraction_processes(settings).extract(
         data, filename=filename, declared_type=upload.content_type
     )
+    return _ReadUpload(
+        data=data,
+        filename=filename,
+        declared_type=upload.content_type,
+        extracted=extracted,
+        title=text_field("title"),
+        external_id=text_field("external_id"),
+        collection=text_field("collection"),
+        metadata=metadata,
+    )
+
+
+async def _upload(request: Request, editor: Authorized, settings: Settings) -> DocumentOut:
+    """The organisation's turn with the readers comes before its body is read
+    (``extraction_share``); then one transaction writes the document."""
+    shares: ExtractionShares = request.app.state.extraction_shares
+    async with shares.admitted(editor.principal.organisation_id):
+        read = await read_upload(request, settings)
     async with editor.transaction() as caller:
         item = await service.upload_document(
             caller.scope,
-            data=data,
-            filename=filename,
-            declared_type=upload.content_type,
-            extracted=extracted,
-            title=text_field("title"),
-            external_id=text_field("external_id"),
-            collection=text_field("collection"),
-            metadata=metadata,
+            data=read.data,
+            filename=read.filename,
+            declared_type=read.declared_type,
+            extracted=read.extracted,
+            title=read.title,
+            external_id=read.external_id,
+            collection=read.collection,
+            metadata=read.metadata,
         )
         return DocumentOut.of(item, await _collection_name(caller, item))
 
