@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
@@ -22,7 +21,7 @@ from cybergine.conversations import api as conversations_api
 from cybergine.dashboard import demo_pages
 from cybergine.dashboard.errors import render_error
 from cybergine.dashboard.routes import routers as dashboard_routers
-from cybergine.dashboard.templating import STATIC_DIR
+from cybergine.dashboard.templating import static_assets
 from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
 from cybergine.knowledge import api as knowledge_api
@@ -35,6 +34,7 @@ from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
 from cybergine.web import health, openapi, problems
+from cybergine.web.head import HeadAsGetMiddleware
 from cybergine.web.hygiene import InputHygieneMiddleware
 from cybergine.web.middleware import (
     BodySizeLimitMiddleware,
@@ -140,9 +140,10 @@ def create_app(
     app.include_router(demo_pages.router)
     for router in dashboard_routers:
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", static_assets, name="static")
 
     # Added innermost first: Starlette wraps each new middleware around the previous.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(InputHygieneMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -79,6 +79,8 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/widget/v1/{path:path}",
             # The demo storefront: a shop page anyone may visit.
             "/demo/store",
+            # The browser tab's icon, a static file browsers fetch before signing in.
+            "/favicon.ico",
         }
     )
 

@@ -1,6 +1,7 @@
 """Every dashboard router, in one list for the app factory."""
 
 from cybergine.dashboard import (
+    asset_routes,
     assistant_pages,
     assistant_try_pages,
     auth_pages,
@@ -12,6 +13,7 @@ from cybergine.dashboard import (
 )
 
 routers = [
+    asset_routes.router,
     auth_pages.router,
     misc_pages.router,
     inbox_pages.router,

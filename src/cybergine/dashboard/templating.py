@@ -14,12 +14,17 @@ from cybergine.accounts.auth import ANONYMOUS_CSRF_COOKIE, Caller, csrf_token
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.service.sessions import SignedIn
 from cybergine.accounts.tokens import new_token
+from cybergine.web.assets import AssetDirectory
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["Permission"] = Permission
+# Templates link static files as {{ static_url("app.css") }}: the URL carries the
+# content's hash, so browsers keep the file a year and fetch a new one when it changes.
+static_assets = AssetDirectory(STATIC_DIR, mount_path="/static")
+templates.env.globals["static_url"] = static_assets.url_for
 
 # Messages shown after a redirect, chosen by code: a link cannot inject its own text.
 NOTICES = {

@@ -2,7 +2,8 @@
 (no per-request task switching, and streaming bodies stay streaming).
 
 Order, outermost first: security headers → request context (id, access log, last-resort
-error) → body size limit → input hygiene (``web/hygiene.py``) → the app.
+error) → body size limit → input hygiene (``web/hygiene.py``) → HEAD as GET (``web/head.py``)
+→ the app.
 """
 
 from __future__ import annotations

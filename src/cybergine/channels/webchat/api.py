@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import uuid
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,6 +36,7 @@ from cybergine.errors import CybergineError, Forbidden, InvalidInput, TooManyReq
 from cybergine.realtime.hub import Hub
 from cybergine.web import hygiene
 from cybergine.web.access import public
+from cybergine.web.assets import SingleAsset, asset_response
 from cybergine.web.clients import client_ip, grant_origin, granted_origin, origin_of
 from cybergine.web.deps import DatabaseDep
 
@@ -115,21 +115,19 @@ class MessageIn(BaseModel):
     button_id: str | None = Field(default=None, max_length=256)
 
 
-@cache
-def _widget_source() -> bytes:
-    return WIDGET_JS.read_bytes()
+WIDGET_ASSET = SingleAsset(WIDGET_JS)
 
 
 @router.get("/widget.js")
-async def widget_js(_: Widget) -> Response:
-    return Response(
-        _widget_source(),
-        media_type="text/javascript; charset=utf-8",
-        headers={
-            "Cache-Control": "public, max-age=300",
-            # Loaded by <script> on other sites: they must be allowed to.
-            "Cross-Origin-Resource-Policy": "cross-origin",
-        },
+async def widget_js(request: Request, _: Widget) -> Response:
+    # Shops embed it at this fixed URL: five minutes, so a fix reaches their visitors
+    # soon, then a revalidation that an unchanged script answers with an empty 304.
+    return asset_response(
+        WIDGET_ASSET.get(),
+        request.headers,
+        cache_control="public, max-age=300",
+        # Loaded by <script> on other sites: they must be allowed to.
+        extra_headers={"Cross-Origin-Resource-Policy": "cross-origin"},
     )
 
 
