@@ -221,7 +221,7 @@ async def test_uploads_are_extracted_kept_and_downloadable(
     assert created.status_code == 202, created.text
     document = created.json()
     assert document["content_type"] == "html"
-    assert document["title"] == "Care guide"
+    assert document["title"] == "care.html"  # the file's name, not its <title>
     assert "alert(1)" not in document["text"]
     assert document["metadata"] == {"lang": "en"}
     download = api.get(f"/api/v1/knowledge/documents/{document['id']}/file")

@@ -17,7 +17,8 @@ from cybergine.accounts.auth import (
     authorize_outside_transaction,
 )
 from cybergine.accounts.permissions import Permission
-from cybergine.errors import Conflict, CybergineError, InvalidInput
+from cybergine.errors import Conflict, CybergineError, InvalidInput, NotFound
+from cybergine.knowledge import search as retrieval
 from cybergine.knowledge import service
 from cybergine.knowledge.extract import ExtractedDocument
 from cybergine.knowledge.extract.errors import DocumentTooLarge
@@ -33,13 +34,16 @@ from cybergine.knowledge.schemas import (
     DocumentPage,
     DocumentUpdate,
     ExplainOut,
+    GroundingOut,
     QaIn,
     QaOut,
     QaPage,
     QaUpdate,
+    SearchExplainOut,
     SearchIn,
     SearchOut,
     SearchResult,
+    WeightsOut,
 )
 from cybergine.settings import Settings
 from cybergine.web import hygiene
@@ -387,15 +391,17 @@ async def delete_collection(collection_id: uuid.UUID, caller: Editor) -> Respons
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/search", response_model=SearchOut)
+@router.post("/search", response_model=SearchOut, responses=may_answer(NotFound))
 async def search(body: SearchIn, caller: Reader, settings: SettingsDep) -> SearchOut:
+    provider = embedding_provider(settings)
     hits = await service.search_knowledge(
         caller.scope,
         query=body.query,
         k=body.k,
         collections=[body.collection] if body.collection else None,
+        assistant_id=body.assistant_id,
         metadata=body.metadata,
-        provider=embedding_provider(settings),
+        provider=provider,
     )
     return SearchOut(
         results=[
@@ -407,17 +413,33 @@ async def search(body: SearchIn, caller: Reader, settings: SettingsDep) -> Searc
                 text=hit.text,
                 score=hit.score,
                 kind="qa" if hit.kind == "qa" else "document",
-                explain=ExplainOut(
-                    lexical=ComponentOut(rank=hit.lexical.rank, score=hit.lexical.score),
-                    dense=(
-                        ComponentOut(rank=hit.dense.rank, score=hit.dense.score)
-                        if hit.dense
-                        else None
-                    ),
-                )
-                if body.explain
-                else None,
+                explain=_explained(hit) if body.explain else None,
             )
             for hit in hits
-        ]
+        ],
+        explain=SearchExplainOut(
+            dense_search=provider is not None,
+            weights=WeightsOut(
+                dense=retrieval.DEFAULT_WEIGHTS.dense, lexical=retrieval.DEFAULT_WEIGHTS.lexical
+            ),
+            grounding=GroundingOut(
+                min_similarity=retrieval.MIN_SIMILARITY, min_bm25=retrieval.MIN_BM25
+            ),
+        )
+        if body.explain
+        else None,
+    )
+
+
+def _component(component: retrieval.Component) -> ComponentOut:
+    return ComponentOut(
+        rank=component.rank, score=component.score, contribution=component.contribution
+    )
+
+
+def _explained(hit: retrieval.Hit) -> ExplainOut:
+    return ExplainOut(
+        lexical=_component(hit.lexical),
+        dense=_component(hit.dense) if hit.dense else None,
+        grounded=hit.grounded,
     )

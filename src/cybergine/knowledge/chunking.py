@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from cybergine.knowledge.extract import Section
 
-__all__ = ["Chunk", "ChunkingPolicy", "approximate_token_count", "chunk_sections"]
+__all__ = [
+    "Chunk",
+    "ChunkingPolicy",
+    "approximate_token_count",
+    "chunk_sections",
+    "without_context_line",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,29 @@ def chunk_sections(
     to every text ([CLS] and [SEP]) is measured once, as ``count_tokens("")``, so it is
     not charged per sentence."""
     return _Chunker(policy, count_tokens).run(sections)
+
+
+def without_context_line(text: str, title: str) -> str:
+    """A document chunk's own words, without the context line at its top (retrieval wants
+    it; a customer reading a quote does not).
+
+    Indexing leads every heading path of a titled document with its title, so each of its
+    chunks starts with a context line that starts with the title, or, cut down to fit, with
+    the title's first word and an ellipsis at its end. An untitled document's chunk has one
+    only under a heading, which the text alone cannot tell from a short first line: a path
+    of several headings is taken for one."""
+    first, newline, rest = text.partition("\n")
+    if not newline:
+        return text
+    if title:
+        if text.startswith(title):
+            end = text.find("\n", len(title))
+            return text[end + 1 :] if end >= 0 else text
+        title_words = title.split()
+        if first.endswith(" \u2026") and first.split()[:1] == title_words[:1]:
+            return rest
+        return text  # indexed under another title: an edit not re-indexed yet
+    return rest if " > " in first else text
 
 
 # --- Internals ------------------------------------------------------------------------------

@@ -136,18 +136,36 @@ class SearchIn(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
     k: int = Field(default=5, ge=1, le=50)
     collection: str | None = Field(default=None, max_length=100)
+    assistant_id: uuid.UUID | None = Field(
+        default=None,
+        description="Search what this assistant answers from (its collections), as its "
+        "replies do; not together with `collection`",
+    )
     metadata: dict[str, Any] | None = None
     explain: bool = False
 
 
 class ComponentOut(BaseModel):
-    rank: int | None
-    score: float
+    rank: int | None = Field(description="Rank among the candidates by this signal alone")
+    score: float = Field(description="Cosine similarity (dense), or the raw BM25 score (lexical)")
+    contribution: float = Field(
+        default=0.0,
+        description="What this signal adds to the result's fused `score`; a result's "
+        "contributions add up to its score",
+    )
 
 
 class ExplainOut(BaseModel):
     lexical: ComponentOut
-    dense: ComponentOut | None
+    dense: ComponentOut | None = Field(
+        description="None when dense search is off, or the item has no vector of the "
+        "current embedding model yet"
+    )
+    grounded: bool = Field(
+        default=False,
+        description="Whether the result clears the grounding threshold: assistants "
+        "answer only from results that do",
+    )
 
 
 class SearchResult(BaseModel):
@@ -161,5 +179,26 @@ class SearchResult(BaseModel):
     explain: ExplainOut | None = None
 
 
+class WeightsOut(BaseModel):
+    dense: float
+    lexical: float
+
+
+class GroundingOut(BaseModel):
+    min_similarity: float = Field(description="For a result with a dense score")
+    min_bm25: float = Field(description="For a result without one")
+
+
+class SearchExplainOut(BaseModel):
+    """How the results were ranked: ``score = weights.dense * dense.score +
+    weights.lexical * lexical BM25 / best BM25`` (lexical alone, normalised, for a
+    result without a dense score)."""
+
+    dense_search: bool = Field(description="False when no embedding model is configured")
+    weights: WeightsOut
+    grounding: GroundingOut
+
+
 class SearchOut(BaseModel):
     results: list[SearchResult]
+    explain: SearchExplainOut | None = None

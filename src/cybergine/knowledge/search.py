@@ -15,7 +15,10 @@ comparable scale across queries; BM25 is normalised by the best candidate's scor
 weights were chosen on the rag-dev split (`bench/retrieval.py`).
 
 Results are one per item (the best chunk of each document or Q&A pair), best first; for a
-Q&A pair the text returned is its answer.
+Q&A pair the text returned is its answer. Each result says how it was scored (both
+signals, their ranks and their shares of the fused score) and whether it clears the
+grounding threshold, under which the assistant does not answer from it: the dashboard's
+retrieval tester and the API's ``explain`` show exactly this.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.knowledge.chunking import without_context_line
 from cybergine.knowledge.models import TEXT_SEARCH_CONFIG
 
 BM25_K1 = 1.2
@@ -48,6 +52,13 @@ class FusionWeights:
 
 DEFAULT_WEIGHTS = FusionWeights()
 
+# The grounding threshold: cosine similarity (all-MiniLM-L6-v2) above which a passage is
+# taken to answer the question, and the BM25 score that stands in for it when the passage
+# has no vector comparable with the query's (search is lexical only, or the item is not yet
+# re-indexed with the current model). Below it the assistant does not answer from it.
+MIN_SIMILARITY = 0.45
+MIN_BM25 = 3.0
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -58,7 +69,11 @@ class Filters:
 @dataclass(frozen=True)
 class Component:
     rank: int | None  # 1-based rank among the candidates by this signal alone
-    score: float
+    score: float  # cosine similarity, or the raw BM25 score
+    # What this signal adds to the hit's fused score: the dense weight times the cosine;
+    # the lexical weight times BM25 over the best candidate's (all of it when the hit has
+    # no dense score). The shares of a hit add up to its score.
+    contribution: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,27 @@ class Hit:
     score: float
     lexical: Component
     dense: Component | None
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the hit clears the grounding threshold (see `grounded`)."""
+        return grounded(self)
+
+    @property
+    def quote(self) -> str:
+        """The words a customer may be shown: a Q&A pair's answer, or a document's chunk
+        without the heading-path line indexing put at its top for retrieval."""
+        if self.kind == "qa":
+            return self.text.strip()
+        return without_context_line(self.text, self.title).strip()
+
+
+def grounded(hit: Hit) -> bool:
+    """Whether an answer may be grounded in ``hit``: its similarity to the question when
+    it has one, else its BM25 score."""
+    if hit.dense is not None:
+        return hit.dense.score >= MIN_SIMILARITY
+    return hit.lexical.score >= MIN_BM25
 
 
 _SCOPE = """
@@ -225,15 +261,16 @@ def fuse(rows: Sequence[Any], *, k: int, weights: FusionWeights, use_dense: bool
     for row in rows:
         lexical = row.lexical / best_lexical
         if use_dense and row.dense is not None:
-            score = weights.dense * row.dense + weights.lexical * lexical
+            dense_share = weights.dense * row.dense
+            lexical_share = weights.lexical * lexical
         else:
-            score = lexical
-        scored.append((score, row))
-    scored.sort(key=lambda pair: (-pair[0], str(pair[1].id)))
+            dense_share, lexical_share = 0.0, lexical
+        scored.append((dense_share + lexical_share, dense_share, lexical_share, row))
+    scored.sort(key=lambda entry: (-entry[0], str(entry[3].id)))
 
     hits: list[Hit] = []
     seen: set[uuid.UUID] = set()
-    for score, row in scored:
+    for score, dense_share, lexical_share, row in scored:
         if row.item_id in seen:
             continue
         seen.add(row.item_id)
@@ -247,9 +284,17 @@ def fuse(rows: Sequence[Any], *, k: int, weights: FusionWeights, use_dense: bool
                 text=row.body if is_qa else row.chunk_text,
                 kind="qa" if is_qa else "document",
                 score=round(score, 6),
-                lexical=Component(rank=lexical_rank.get(row.id), score=round(row.lexical, 6)),
+                lexical=Component(
+                    rank=lexical_rank.get(row.id),
+                    score=round(row.lexical, 6),
+                    contribution=round(lexical_share, 6),
+                ),
                 dense=(
-                    Component(rank=dense_rank.get(row.id), score=round(row.dense, 6))
+                    Component(
+                        rank=dense_rank.get(row.id),
+                        score=round(row.dense, 6),
+                        contribution=round(dense_share, 6),
+                    )
                     if row.dense is not None
                     else None
                 ),

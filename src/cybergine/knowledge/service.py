@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.principal import Principal
+from cybergine.assistants.models import Assistant
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput, NotFound
@@ -224,10 +225,14 @@ async def upload_document(
 ) -> Item:
     """A file whose text was extracted before this transaction began (the extraction
     process takes seconds; a connection must not wait in a transaction for it), so a bad
-    file got a clear answer at once. The original is kept for re-processing and download."""
+    file got a clear answer at once. The original is kept for re-processing and download.
+
+    Its title, which customers see as the source of an answer, is the one the merchant
+    gave, else the file's name: never the file's own metadata (a PDF's Info title is as
+    often "about:blank" or "Microsoft Word - Document1" as anything meant for readers)."""
     item = Item(
         kind=ItemKind.DOCUMENT,
-        title=(title or extracted.title or filename)[:500],
+        title=(title or filename)[:500],
         body=as_markdown(extracted.sections),
         content_type=extracted.type.value,
         page_count=extracted.page_count,
@@ -468,13 +473,23 @@ async def search_knowledge(
     query: str,
     k: int = 5,
     collections: Sequence[str] | None = None,
+    assistant_id: uuid.UUID | None = None,
     metadata: Mapping[str, Any] | None = None,
     provider: EmbeddingProvider | None,
 ) -> list[retrieval.Hit]:
-    """Hybrid search of the caller's knowledge base (lexical only without a provider)."""
+    """Hybrid search of the caller's knowledge base (lexical only without a provider), in
+    the named ``collections`` or in those the assistant ``assistant_id`` answers from
+    (all of them when it names none), as its replies search."""
     query = query.strip()
     if not query:
         raise InvalidInput("Say what to search for.", field="query")
+    if assistant_id is not None:
+        if collections:
+            raise InvalidInput(
+                "Search a collection or an assistant's knowledge, not both.", field="assistant_id"
+            )
+        assistant = await scope.get(Assistant, assistant_id, what="assistant")
+        collections = list(assistant.knowledge_collections) or None
     collection_ids: list[uuid.UUID] | None = None
     if collections:
         found = [await collection_by_name(scope, name, create=False) for name in collections]

@@ -12,12 +12,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cybergine.knowledge.search import Hit
+from cybergine.knowledge.search import MIN_BM25, MIN_SIMILARITY, Hit, grounded
 
-# Cosine similarity (all-MiniLM-L6-v2) above which a passage is taken to answer the
-# question, and the BM25 score that stands in for it when search is lexical only.
-MIN_SIMILARITY = 0.45
-MIN_BM25 = 3.0
+# The grounding threshold is retrieval's (`knowledge.search`), so the dashboard's retrieval
+# tester draws the very line the responders apply.
+__all__ = [
+    "MIN_BM25",
+    "MIN_SIMILARITY",
+    "Citation",
+    "ExtractiveAnswer",
+    "answer",
+    "best_sentences",
+    "grounded",
+]
+
 MAX_ANSWER_CHARS = 700
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -95,24 +103,16 @@ class ExtractiveAnswer:
         return f"{self.body}{self.source_line}"
 
 
-def grounded(hit: Hit) -> bool:
-    if hit.dense is not None:
-        return hit.dense.score >= MIN_SIMILARITY
-    return hit.lexical.score >= MIN_BM25
-
-
 def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
 def best_sentences(passage: str, question: str, *, limit: int = MAX_ANSWER_CHARS) -> str:
-    """The passage's sentences that overlap the question most, in their original order."""
-    lines = passage.split("\n")
-    # Chunks start with their "Title > Heading" context line: not part of the answer.
-    body = "\n".join(lines[1:]) if len(lines) > 1 and ">" in lines[0] else passage
-    sentences = [s.strip() for s in _SENTENCE.split(body) if s.strip()]
+    """The passage's sentences that overlap the question most, in their original order.
+    ``passage`` is what a customer may read (`Hit.quote`: no context line)."""
+    sentences = [s.strip() for s in _SENTENCE.split(passage) if s.strip()]
     if not sentences:
-        return body.strip()[:limit]
+        return passage.strip()[:limit]
     wanted = _words(question)
     ranked = sorted(
         range(len(sentences)),
@@ -134,7 +134,8 @@ def answer(question: str, hits: Sequence[Hit], *, fallback_message: str) -> Extr
     if not hits or not grounded(hits[0]):
         return ExtractiveAnswer(body=fallback_message, grounded=False, citations=())
     best = hits[0]
-    text = best.text.strip() if best.kind == "qa" else best_sentences(best.text, question)
+    # The quote alone: the title is the source line's, never glued onto the answer.
+    text = best.quote if best.kind == "qa" else best_sentences(best.quote, question)
     citation = Citation(
         number=1,
         item_id=str(best.item_id),
