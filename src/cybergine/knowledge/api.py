@@ -18,8 +18,8 @@ from cybergine.accounts.auth import (
 )
 from cybergine.accounts.permissions import Permission
 from cybergine.errors import Conflict, CybergineError, InvalidInput, NotFound
+from cybergine.knowledge import imports, service
 from cybergine.knowledge import search as retrieval
-from cybergine.knowledge import service
 from cybergine.knowledge.extract import ExtractedDocument
 from cybergine.knowledge.extract.errors import DocumentTooLarge
 from cybergine.knowledge.extraction_process import ExtractionBusy
@@ -27,6 +27,7 @@ from cybergine.knowledge.extraction_share import ExtractionShares, ExtractionSha
 from cybergine.knowledge.models import Item, ItemKind, ItemStatus
 from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.knowledge.schemas import (
+    CollectionIn,
     CollectionOut,
     ComponentOut,
     DocumentIn,
@@ -35,6 +36,8 @@ from cybergine.knowledge.schemas import (
     DocumentUpdate,
     ExplainOut,
     GroundingOut,
+    ImportOut,
+    ImportRowError,
     QaIn,
     QaOut,
     QaPage,
@@ -383,6 +386,79 @@ async def list_collections(caller: Reader) -> list[CollectionOut]:
     return [
         CollectionOut(id=c.id, name=c.name) for c in await service.list_collections(caller.scope)
     ]
+
+
+@router.post(
+    "/collections",
+    response_model=CollectionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=may_answer(Conflict),
+)
+async def create_collection(body: CollectionIn, caller: Editor) -> CollectionOut:
+    created = await service.create_collection(caller.scope, body.name)
+    return CollectionOut(id=created.id, name=created.name)
+
+
+_IMPORT_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string"},
+                "example": '{"question": "Do you ship abroad?", "answer": "Yes, to the EU."}',
+            },
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "question,answer,alternatives\nDo you ship abroad?,Yes.,Ship to Spain?",
+            },
+        },
+    }
+}
+
+
+async def read_limited(request: Request, max_bytes: int) -> bytes:
+    """The body, refused as soon as it passes ``max_bytes``."""
+    received = bytearray()
+    async for piece in request.stream():
+        received += piece
+        if len(received) > max_bytes:
+            raise UploadTooLarge(f"Files are limited to {max_bytes} bytes.")
+    return bytes(received)
+
+
+@router.post(
+    "/import",
+    response_model=ImportOut,
+    openapi_extra=_IMPORT_DOC,
+    responses=may_answer(UploadTooLarge),
+    summary="Import Q&A pairs and text documents from JSON Lines or CSV",
+    description="One item a row: `question`, `answer`, `alternatives` (a Q&A pair) or "
+    "`title`, `text` (a document), with optional `collection` and `external_id` (a row "
+    "whose external_id exists updates that item). Bad rows are reported by line; the "
+    "others are written.",
+)
+async def import_items(
+    request: Request,
+    caller: Editor,
+    settings: SettingsDep,
+    collection: Annotated[str | None, Query(max_length=100)] = None,
+) -> ImportOut:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("text/csv", "application/x-ndjson", "application/jsonl")):
+        raise InvalidInput("Send the rows as text/csv or application/x-ndjson.")
+    data = await read_limited(request, settings.max_upload_bytes)
+    report = await imports.import_items(
+        caller.scope,
+        data,
+        file_format=imports.format_of(None, content_type),
+        collection=collection or None,
+    )
+    return ImportOut(
+        created=report.created,
+        updated=report.updated,
+        error_count=report.error_count,
+        errors=[ImportRowError(line=e.line, message=e.message) for e in report.errors],
+    )
 
 
 @router.delete("/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -202,3 +202,19 @@ class SearchExplainOut(BaseModel):
 class SearchOut(BaseModel):
     results: list[SearchResult]
     explain: SearchExplainOut | None = None
+
+
+class CollectionIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class ImportRowError(BaseModel):
+    line: int
+    message: str
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
+    error_count: int
+    errors: list[ImportRowError] = Field(description="The first 200 refused rows, by line")

@@ -113,6 +113,15 @@ async def list_collections(scope: TenantScope) -> list[Collection]:
     return list(result.scalars())
 
 
+async def create_collection(scope: TenantScope, name: str) -> Collection:
+    """A collection made ahead of its first item (items also create theirs on first use)."""
+    if await collection_by_name(scope, name, create=False) is not None:
+        raise Conflict("A collection of that name already exists.", field="collection")
+    created = await collection_by_name(scope, name, create=True)
+    assert created is not None
+    return created
+
+
 async def delete_collection(
     scope: TenantScope, caller: Principal, collection_id: uuid.UUID
 ) -> None:
