@@ -9,13 +9,14 @@ never personal data: the job table is operational data pruned on a short schedul
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import procrastinate
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.db.engine import Database, raw_connection
@@ -71,17 +72,21 @@ SETTINGS_CONTEXT_KEY = "settings"
 
 async def defer(
     session: AsyncSession,
-    task: procrastinate.tasks.Task[Any, Any, Any],
+    task: procrastinate.tasks.Task[Any, Any, Any] | str,
     *,
     schedule_at: datetime | None = None,
     queueing_lock: str | None = None,
     lock: str | None = None,
     **task_kwargs: Any,
 ) -> int:
-    """Insert a job in ``session``'s transaction: it exists only if the caller commits."""
+    """Insert a job in ``session``'s transaction: it exists only if the caller commits.
+
+    ``task`` may be given by its name (``"conversations:reply"``), so that a module the
+    task's own module imports can defer it without importing it back; an unknown name
+    raises rather than queueing a job no worker runs."""
     # Importing the composition root binds every blueprint's tasks to the one App; a
     # process that only defers (the web server without a worker) needs it as well.
-    import cybergine.jobs  # noqa: F401
+    import cybergine.jobs
 
     connection = await raw_connection(session)
     options: dict[str, Any] = {"connection": connection}
@@ -91,8 +96,28 @@ async def defer(
         options["queueing_lock"] = queueing_lock
     if lock is not None:
         options["lock"] = lock
-    job_id: int = await task.configure(**options).defer_async(**task_kwargs)
+    deferrer = (
+        cybergine.jobs.APP.configure_task(task, allow_unknown=False, **options)
+        if isinstance(task, str)
+        else task.configure(**options)
+    )
+    job_id: int = await deferrer.defer_async(**task_kwargs)
     return job_id
+
+
+async def cancel_waiting_jobs(session: AsyncSession, locks: Sequence[str]) -> int:
+    """Cancel, in ``session``'s transaction, the jobs not started yet that hold one of
+    ``locks`` (``conversation:…``, ``send:…``): Procrastinate's own cancel, for each job
+    found through the lock index of migration 0010. A job already running is left to
+    finish; tasks re-check the state they act on anyway."""
+    cancelled = await session.execute(
+        text(
+            "SELECT procrastinate_cancel_job_v1(id, false, false) FROM procrastinate_jobs "
+            "WHERE status = 'todo' AND lock = ANY(CAST(:locks AS varchar[]))"
+        ),
+        {"locks": list(locks)},
+    )
+    return sum(1 for (job_id,) in cancelled.all() if job_id is not None)
 
 
 @asynccontextmanager

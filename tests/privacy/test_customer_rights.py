@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from cybergine.accounts.models import Role
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.simulator import status_webhook
-from cybergine.conversations.models import Attachment, Customer, Message
+from cybergine.conversations.models import Attachment, Customer, Message, MessageStatus
 from cybergine.privacy.audit import AuditEvent
 from tests.support.factories import make_api_key
 from tests.support.whatsapp import Shop, fixture, readdress
@@ -146,3 +146,44 @@ async def test_only_owners_and_admins_handle_customer_data(shop: Shop) -> None:
     headers = {"authorization": f"Bearer {agent}"}
     assert shop.api.get(f"/api/v1/customers/{ada}/export", headers=headers).status_code == 403
     assert shop.api.delete(f"/api/v1/customers/{ada}", headers=headers).status_code == 403
+
+
+async def test_erasure_closes_their_conversations_and_stops_what_was_waiting(shop: Shop) -> None:
+    shop.says("Where is my parcel? I'm Ada", wa_id=ADA)  # its reply job waits
+    [conversation] = shop.conversations()
+    queued = shop.api.post(
+        f"/api/v1/conversations/{conversation['id']}/messages", json={"text": "On its way!"}
+    )
+    assert queued.status_code == 202, queued.text  # its delivery job waits
+
+    erased = shop.api.delete(f"/api/v1/customers/{_customer_id(shop, ADA)}")
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["conversations_closed"] == 1
+
+    async with shop.database.transaction() as session:
+        jobs = (
+            await session.execute(
+                text(
+                    "SELECT task_name, status FROM procrastinate_jobs "
+                    "WHERE lock LIKE 'conversation:%' OR lock LIKE 'send:%'"
+                )
+            )
+        ).all()
+        agent_message = await session.get(Message, queued.json()["id"])
+    assert {(task.rsplit(":", 1)[-1], status) for task, status in jobs} == {
+        ("reply", "cancelled"),
+        ("send_message", "cancelled"),
+    }
+    assert agent_message is not None
+    assert (agent_message.status, agent_message.text) == (MessageStatus.FAILED, None)
+    assert agent_message.error_title == "Not sent: the customer's data was erased."
+    [closed] = shop.conversations(state="closed")
+    assert closed["customer"]["erased"] is True
+    await shop.work()
+    assert shop.sent_to(ADA) == []
+    # Nothing more can be sent there.
+    again = shop.api.post(
+        f"/api/v1/conversations/{conversation['id']}/messages", json={"text": "Hello?"}
+    )
+    assert again.status_code == 409
+    assert "data was erased" in again.json()["detail"]

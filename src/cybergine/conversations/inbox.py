@@ -30,6 +30,11 @@ from cybergine.accounts.permissions import Permission, allows
 from cybergine.accounts.principal import Principal
 from cybergine.assistants.models import Assistant
 from cybergine.conversations import intents
+from cybergine.conversations.handback import (
+    ASSISTANT_BACK_NOTICE,
+    WaitingMessage,
+    settle_waiting_message,
+)
 from cybergine.conversations.models import (
     Attachment,
     Channel,
@@ -42,6 +47,7 @@ from cybergine.conversations.models import (
     Sender,
 )
 from cybergine.conversations.service import (
+    ERASED_CONFLICT,
     SERVICE_WINDOW,
     next_message_id,
     queue_outbound,
@@ -58,6 +64,7 @@ INBOX_PAGE = 50
 # The newest messages of a conversation shown at once; the API pages through the rest.
 THREAD_LIMIT = 500
 CLOSED_CONFLICT = "This conversation is closed. The customer's next message starts a new one."
+ERASED_LABEL = "Erased customer"
 
 
 # --- Writes ---------------------------------------------------------------------------
@@ -70,8 +77,7 @@ async def take_over(
     assigned to the caller if nobody has it, and the customer is told (when the channel
     still lets us write to them)."""
     conversation = await _locked(scope, conversation_id)
-    if conversation.state == ConversationState.CLOSED:
-        raise Conflict(CLOSED_CONFLICT)
+    await _refuse_closed(scope, conversation)
     previous = conversation.state
     assign_caller = conversation.assigned_user_id is None and principal.user_id is not None
     if previous == ConversationState.HUMAN and not assign_caller:
@@ -107,20 +113,46 @@ async def take_over(
 
 
 async def hand_back(
-    scope: TenantScope, principal: Principal, conversation_id: uuid.UUID
+    scope: TenantScope,
+    principal: Principal,
+    conversation_id: uuid.UUID,
+    waiting: WaitingMessage = WaitingMessage.ASSISTANT_ANSWERS,
 ) -> Conversation:
-    """The assistant answers the customer's next message again."""
+    """The assistant answers the customer again: the message they wrote while a person
+    had the conversation, unless ``waiting`` says the person dealt with it (see
+    ``conversations.handback``), and the next ones. The customer is told (when the
+    channel still lets us write to them)."""
     conversation = await _locked(scope, conversation_id)
-    if conversation.state == ConversationState.CLOSED:
-        raise Conflict(CLOSED_CONFLICT)
+    await _refuse_closed(scope, conversation)
     if conversation.state == ConversationState.BOT:
         return conversation
     previous = conversation.state
     conversation.state = ConversationState.BOT
     await scope.session.flush()
     await publish(scope.session, state_event(conversation))
+
+    # The notice first, so that an answer to the waiting message comes after it.
+    notified = await _may_write_to(scope, conversation)
+    if notified:
+        await queue_outbound(
+            scope.session,
+            conversation,
+            sender=Sender.SYSTEM,
+            type="text",
+            text=ASSISTANT_BACK_NOTICE,
+            payload={"notice": "assistant_back"},
+        )
+    settled = await settle_waiting_message(scope, principal, conversation, waiting)
     await _audit(
-        scope, principal, "conversation.handed_back", conversation, {"from": previous.value}
+        scope,
+        principal,
+        "conversation.handed_back",
+        conversation,
+        {
+            "from": previous.value,
+            "waiting_message": waiting.value if settled else None,
+            "customer_notified": notified,
+        },
     )
     return conversation
 
@@ -242,6 +274,13 @@ def window_open(conversation: Conversation, *, now: datetime | None = None) -> b
     return conversation.last_inbound_at is not None and (
         (now or datetime.now(UTC)) - conversation.last_inbound_at < SERVICE_WINDOW
     )
+
+
+async def _refuse_closed(scope: TenantScope, conversation: Conversation) -> None:
+    if conversation.state != ConversationState.CLOSED:
+        return
+    customer = await scope.get(Customer, conversation.customer_id, what="conversation")
+    raise Conflict(ERASED_CONFLICT if customer.erased else CLOSED_CONFLICT)
 
 
 async def _may_write_to(scope: TenantScope, conversation: Conversation) -> bool:
@@ -416,6 +455,8 @@ async def _rows(scope: TenantScope, conversations: list[Conversation]) -> list[I
 
 def customer_label(customer: Customer) -> str:
     """How the team calls a customer: their name, else their number, else a visitor id."""
+    if customer.erased:
+        return ERASED_LABEL
     if customer.display_name and customer.phone_number:
         return f"{customer.display_name} ({customer.phone_number})"
     if customer.display_name or customer.phone_number:

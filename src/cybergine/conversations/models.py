@@ -79,6 +79,11 @@ class AttachmentStatus(enum.StrEnum):
     FAILED = "failed"  # could not be fetched
 
 
+# An erased customer's external id: the customer's own id behind this prefix, so the row
+# names nobody and the same person writing again starts afresh (policy §14).
+ERASED_PREFIX = "erased:"
+
+
 class Customer(TenantMixin, Base):
     """A person writing to the organisation on one channel."""
 
@@ -101,6 +106,11 @@ class Customer(TenantMixin, Base):
     @property
     def opted_out(self) -> bool:
         return self.opted_out_at is not None
+
+    @property
+    def erased(self) -> bool:
+        """Their personal data was erased: their conversations are closed for good."""
+        return self.external_id.startswith(ERASED_PREFIX)
 
 
 class Conversation(TenantMixin, Base):

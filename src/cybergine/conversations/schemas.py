@@ -33,6 +33,11 @@ class CustomerOut(BaseModel):
     opted_out: bool
     opted_in_at: datetime | None
     opted_out_at: datetime | None
+    # Where consent was given or withdrawn: "customer_message", "keyword:STOP", "api".
+    opt_in_source: str | None
+    opt_out_source: str | None
+    # Their personal data was erased (policy §14): the record stays, naming nobody.
+    erased: bool
 
     @classmethod
     def of(cls, customer: Customer) -> CustomerOut:
@@ -44,6 +49,9 @@ class CustomerOut(BaseModel):
             opted_out=customer.opted_out,
             opted_in_at=customer.opted_in_at,
             opted_out_at=customer.opted_out_at,
+            opt_in_source=customer.opt_in_source,
+            opt_out_source=customer.opt_out_source,
+            erased=customer.erased,
         )
 
 

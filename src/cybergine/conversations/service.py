@@ -154,15 +154,24 @@ async def record_inbound(
         and content.type not in SILENT_TYPES
     )
     if answerable:
-        from cybergine.conversations.tasks import reply
-
-        await defer(
-            session,
-            reply,
-            lock=conversation_lock(conversation.id),
-            message_id=str(message_id),
-        )
+        await defer_reply(session, conversation.id, message_id)
     return Recorded(message_id, conversation.id, reply_queued=answerable)
+
+
+# The reply job (``conversations/tasks.py``), by the name the composition root gives it:
+# its module imports the pipeline, which imports this one.
+REPLY_TASK = "conversations:reply"
+
+
+async def defer_reply(
+    session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> None:
+    """The job that answers one customer message, in the caller's transaction; it asks
+    the verdict (``conversations.replies``) before answering, so deferring it for a
+    message that needs no answer costs one read."""
+    await defer(
+        session, REPLY_TASK, lock=conversation_lock(conversation_id), message_id=str(message_id)
+    )
 
 
 def next_message_id(conversation: Conversation) -> uuid.UUID:
@@ -194,6 +203,11 @@ def state_event(conversation: Conversation) -> Event:
 def conversation_lock(conversation_id: uuid.UUID) -> str:
     """Jobs of one conversation run one at a time, in the order they were deferred."""
     return f"conversation:{conversation_id}"
+
+
+def send_lock(conversation_id: uuid.UUID) -> str:
+    """The delivery jobs of one conversation's messages, one at a time, in order."""
+    return f"send:{conversation_id}"
 
 
 async def _upsert_customer(
@@ -436,7 +450,7 @@ async def defer_send(
     await defer(
         session,
         send_message,
-        lock=f"send:{conversation_id}",
+        lock=send_lock(conversation_id),
         schedule_at=schedule_at,
         message_id=str(message_id),
     )
@@ -491,6 +505,10 @@ async def hand_off(
     )
 
 
+ERASED_CONFLICT = (
+    "This customer's data was erased, so their conversations are closed for good: "
+    "nothing can be sent to them here."
+)
 WINDOW_CLOSED_NEEDS_TEMPLATE = (
     "The customer last wrote more than 24 hours ago: WhatsApp only lets an approved "
     "template through now. Send one with `template`."
@@ -508,9 +526,9 @@ async def send_agent_message(
     """A person on the team writes to the customer. Writing takes the conversation over:
     the assistant stops answering it (policy §7, human oversight)."""
     conversation = await scope.get(Conversation, conversation_id, for_update=True)
-    if conversation.state == ConversationState.CLOSED:
-        raise Conflict("This conversation is closed.")
     customer = await scope.get(Customer, conversation.customer_id)
+    if conversation.state == ConversationState.CLOSED:
+        raise Conflict(ERASED_CONFLICT if customer.erased else "This conversation is closed.")
     if customer.opted_out_at is not None:
         raise Conflict("The customer opted out (STOP); nothing can be sent until they write START.")
     window_open = conversation.last_inbound_at is not None and (

@@ -14,6 +14,7 @@ from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.conversations.schemas import CustomerOut
 from cybergine.privacy import subjects
+from cybergine.web.downloads import content_disposition
 
 router = APIRouter(prefix="/api/v1/customers", tags=["privacy"])
 
@@ -26,28 +27,53 @@ class ErasureOut(BaseModel):
     messages: int
     attachments: int
     webhook_events: int
+    conversations_closed: int
 
 
 @router.get("", response_model=list[CustomerOut])
 async def find_customers(
     caller: Officer,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="A part of the name, a phone number in any format, or a channel id",
+        ),
+    ] = None,
+    before: Annotated[
+        uuid.UUID | None, Query(description="The last id of the previous page (newest first)")
+    ] = None,
     phone_number: Annotated[str | None, Query(max_length=40)] = None,
     external_id: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[CustomerOut]:
     found = await subjects.find_customers(
-        caller.scope, phone_number=phone_number, external_id=external_id, limit=limit
+        caller.scope,
+        query=q or "",
+        before=before,
+        phone_number=phone_number,
+        external_id=external_id,
+        limit=limit,
     )
     return [CustomerOut.of(customer) for customer in found]
 
 
 @router.get("/{customer_id}/export", summary="Everything held about one customer (JSON)")
 async def export_customer(customer_id: uuid.UUID, caller: Officer) -> JSONResponse:
-    exported: dict[str, Any] = await subjects.export_customer(caller.scope, customer_id)
+    exported: dict[str, Any] = await subjects.export_customer(
+        caller.scope, caller.principal, customer_id
+    )
+    return export_response(exported, customer_id)
+
+
+def export_response(exported: dict[str, Any], customer_id: uuid.UUID) -> JSONResponse:
+    """A customer's export as a JSON download (the API's and the dashboard's)."""
     return JSONResponse(
         exported,
         headers={
-            "Content-Disposition": f'attachment; filename="customer-{customer_id}.json"',
+            "Content-Disposition": content_disposition(
+                "attachment", f"customer-{customer_id}.json"
+            ),
             "Cache-Control": "no-store",
         },
     )
