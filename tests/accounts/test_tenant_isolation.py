@@ -71,6 +71,8 @@ FORM_FIELDS = {
     "/inbox/{conversation_id}/notes": {"text": "from B"},
     "/inbox/{conversation_id}/assign": {"user_id": ""},
     "/assistants/{assistant_id}/try": {"text": "What is your secret?"},
+    # The confirmation Alpha's customer would need: a leak would really erase them.
+    "/customers/{customer_id}/erase": {"confirmation": "Alpha Secret Customer"},
 }
 # Endless responses a list walk cannot read to the end; what they carry is checked where
 # they are tested (the inbox's event stream: tests/conversations/test_inbox.py).
