@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 
 from cybergine.accounts.models import Role
 from cybergine.channels.whatsapp.ingest import NumberDirectory
+from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
 from cybergine.settings import Settings
@@ -26,6 +27,18 @@ ACCESS_TOKEN = "EAAGtestAccessTokenVerySecret0123456789"
 APP_SECRET = "app-secret-0123456789abcdef"
 VERIFY_TOKEN = "verify-me-0123456789"
 BASE = "/api/v1/channels/whatsapp"
+
+
+# Meta's side: every number a test here connects is registered with its token, so the
+# credential check passes (tests/channels/whatsapp/test_credential_check.py refuses some).
+_META: list[GraphSimulator] = []
+
+
+@pytest.fixture(autouse=True)
+def meta(graph: GraphSimulator) -> Iterator[GraphSimulator]:
+    _META.append(graph)
+    yield graph
+    _META.remove(graph)
 
 
 @pytest.fixture
@@ -43,7 +56,7 @@ def _assistant(api: httpx.Client, name: str = "Mia") -> str:
 
 
 def _body(assistant: str, **overrides: Any) -> dict[str, Any]:
-    return {
+    body = {
         "assistant_id": assistant,
         "phone_number_id": digits(),
         "waba_id": digits(),
@@ -51,6 +64,10 @@ def _body(assistant: str, **overrides: Any) -> dict[str, Any]:
         "access_token": ACCESS_TOKEN,
         **overrides,
     }
+    phone_number_id, token = body["phone_number_id"], body["access_token"]
+    if isinstance(phone_number_id, str) and isinstance(token, str):
+        _META[-1].add_number(phone_number_id.strip(), token.strip())
+    return body
 
 
 def _create(api: httpx.Client, assistant_id: str, **overrides: Any) -> dict[str, Any]:
@@ -171,7 +188,8 @@ async def test_secrets_are_write_only(api: httpx.Client, database: Database) -> 
     for secret in (ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN):
         assert secret not in dump
 
-    # The access token can be replaced, never removed.
+    # The access token can be replaced (by one Meta accepts for the number), never removed.
+    _META[-1].add_number(number["phone_number_id"], "EAAGanotherToken")
     replaced = api.patch(url, json={"access_token": "EAAGanotherToken"})
     assert replaced.status_code == 200
     assert "EAAGanotherToken" not in replaced.text
@@ -391,6 +409,7 @@ async def test_changes_are_audited_by_field_name_without_secrets(
 ) -> None:
     number = _create(api, _assistant(api), app_secret=APP_SECRET, verify_token=VERIFY_TOKEN)
     url = f"{BASE}/{number['id']}"
+    _META[-1].add_number(number["phone_number_id"], "EAAGsecondToken")
     api.patch(url, json={"access_token": "EAAGsecondToken", "verify_token": "second-verify"})
     api.patch(url, json={"display_phone_number": number["display_phone_number"]})  # no change
     api.delete(url)

@@ -1,4 +1,8 @@
-"""/api/v1/channels/whatsapp: an organisation's WhatsApp business numbers."""
+"""/api/v1/channels/whatsapp: an organisation's WhatsApp business numbers.
+
+Connecting a number (or giving it a new access token) asks Meta whether the token can use
+it before anything is saved; that call is made with no transaction open, between a short
+one that checks what the database can and the one that writes."""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
 
-from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
 from cybergine.channels.whatsapp import service
 from cybergine.channels.whatsapp.ingest import NumberDirectory
 from cybergine.channels.whatsapp.schemas import NumberIn, NumberOut, NumberUpdate
+from cybergine.channels.whatsapp.service import WhatsAppUnreachable
 from cybergine.errors import Conflict
 from cybergine.web.deps import SettingsDep
 from cybergine.web.openapi import may_answer
@@ -20,6 +25,9 @@ router = APIRouter(prefix="/api/v1/channels/whatsapp", tags=["whatsapp"])
 
 Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
 Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
+EditorOutsideTransaction = Annotated[
+    Authorized, authorize_outside_transaction(Permission.CONFIGURATION_MANAGE)
+]
 
 
 def _forget(request: Request, phone_number_id: str) -> None:
@@ -34,14 +42,22 @@ def _forget(request: Request, phone_number_id: str) -> None:
     "",
     response_model=NumberOut,
     status_code=status.HTTP_201_CREATED,
-    responses=may_answer(Conflict),
+    responses=may_answer(Conflict, WhatsAppUnreachable),
 )
 async def create_number(
-    body: NumberIn, caller: Editor, settings: SettingsDep, request: Request
+    body: NumberIn, editor: EditorOutsideTransaction, settings: SettingsDep, request: Request
 ) -> NumberOut:
-    number = await service.create_number(caller.scope, caller.principal, body.changes())
-    _forget(request, number.phone_number_id)  # it may be cached as unknown
-    return NumberOut.of(number, public_url=settings.public_url)
+    changes = body.changes()
+    async with editor.transaction() as caller:
+        await service.check_new_number(caller.scope, changes)
+    await service.check_credentials(
+        settings.whatsapp_graph_url, body.phone_number_id, body.access_token
+    )
+    async with editor.transaction() as caller:
+        number = await service.create_number(caller.scope, caller.principal, changes)
+        created = NumberOut.of(number, public_url=settings.public_url)
+    _forget(request, created.phone_number_id)  # it may be cached as unknown
+    return created
 
 
 @router.get("", response_model=list[NumberOut])
@@ -58,17 +74,27 @@ async def get_number(number_id: uuid.UUID, caller: Reader, settings: SettingsDep
     return NumberOut.of(number, public_url=settings.public_url)
 
 
-@router.patch("/{number_id}", response_model=NumberOut)
+@router.patch("/{number_id}", response_model=NumberOut, responses=may_answer(WhatsAppUnreachable))
 async def update_number(
     number_id: uuid.UUID,
     body: NumberUpdate,
-    caller: Editor,
+    editor: EditorOutsideTransaction,
     settings: SettingsDep,
     request: Request,
 ) -> NumberOut:
-    number = await service.update_number(caller.scope, caller.principal, number_id, body.changes())
-    _forget(request, number.phone_number_id)
-    return NumberOut.of(number, public_url=settings.public_url)
+    if body.access_token is not None:  # a new token is checked with Meta, like a new number
+        async with editor.transaction() as caller:
+            phone_number_id = (await service.get_number(caller.scope, number_id)).phone_number_id
+        await service.check_credentials(
+            settings.whatsapp_graph_url, phone_number_id, body.access_token
+        )
+    async with editor.transaction() as caller:
+        number = await service.update_number(
+            caller.scope, caller.principal, number_id, body.changes()
+        )
+        updated = NumberOut.of(number, public_url=settings.public_url)
+    _forget(request, updated.phone_number_id)
+    return updated
 
 
 @router.delete("/{number_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.channels.whatsapp import messages as bodies
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
+from cybergine.channels.whatsapp.health import record_error
 from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.conversations.models import (
     Attachment,
@@ -321,10 +322,24 @@ async def _failed_send(
         else:
             reason = WINDOW_CLOSED if error.window_closed else error.title
             _fail(message, reason, code=error.code, detail=error.details)
+            if not error.window_closed:  # a closed window is the customer's silence
+                conversation = await session.get(Conversation, message.conversation_id)
+                if conversation is not None and conversation.whatsapp_number_id is not None:
+                    await record_error(
+                        session,
+                        [conversation.whatsapp_number_id],
+                        f"A message could not be sent: {_number_error(error)}",
+                    )
     if error.retryable and not last_attempt:
         raise RetryLater(str(error), seconds=error.retry_after)
     log.warning("whatsapp.send_failed", message_id=str(message_id), error=str(error))
     return "failed"
+
+
+def _number_error(error: GraphError) -> str:
+    """Meta's words for a failed send, as the number's page shows them: the message is
+    redacted of what we sent (``graph.py``); the code helps a search of Meta's docs."""
+    return error.title + (f" (code {error.code})" if error.code is not None else "")
 
 
 async def _record_part(

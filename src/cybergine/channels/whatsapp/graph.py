@@ -50,6 +50,7 @@ __all__ = [
     "GraphError",
     "MediaInfo",
     "MediaTooLarge",
+    "PhoneNumberInfo",
 ]
 
 # Meta error codes a later attempt can succeed on.
@@ -177,6 +178,18 @@ class MediaInfo:
     file_size: int | None
 
 
+@dataclass(frozen=True)
+class PhoneNumberInfo:
+    """What Meta says of a business number its token can see."""
+
+    id: str
+    display_phone_number: str | None
+    verified_name: str | None
+
+
+PHONE_NUMBER_FIELDS = "id,display_phone_number,verified_name"
+
+
 class GraphClient(AsyncClosable):
     """The Graph API over aiohttp: one session (a pool of keep-alive connections) per event
     loop; the token is per call.
@@ -245,6 +258,25 @@ class GraphClient(AsyncClosable):
         )
         if _json_object(answer, operation).get("success") is not True:
             _unexpected(operation, answer, "the answer is not success: true")
+
+    async def phone_number(self, phone_number_id: str, access_token: str) -> PhoneNumberInfo:
+        """The number as Meta shows it (``GET /{phone-number-id}``): answers only when the
+        token may use the number, so it checks a pair of credentials before they are
+        saved. A bad token is code 190; a number the token cannot see, code 100."""
+        operation = "phone number lookup"
+        path = _path_id(phone_number_id, "phone number id", operation)
+        url = f"{self.base_url}/{path}?fields={PHONE_NUMBER_FIELDS}"
+        answer = await self._call(operation, "GET", url, access_token)
+        data = _json_object(answer, operation)
+        answered_id = data.get("id")
+        if not isinstance(answered_id, str | int) or str(answered_id) != phone_number_id:
+            _unexpected(operation, answer, "the answer is not about this number")
+        display, name = data.get("display_phone_number"), data.get("verified_name")
+        return PhoneNumberInfo(
+            id=phone_number_id,
+            display_phone_number=display if isinstance(display, str) and display else None,
+            verified_name=name if isinstance(name, str) and name else None,
+        )
 
     async def media_info(self, media_id: str, access_token: str) -> MediaInfo:
         """Where an inbound media file can be downloaded from, and what it is."""

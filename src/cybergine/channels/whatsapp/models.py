@@ -20,6 +20,7 @@ from cybergine.privacy.crypto import EncryptedString
 from cybergine.privacy.retention import Retention
 
 PHONE_NUMBER_ID_LENGTH = 64
+LAST_ERROR_LENGTH = 500
 
 
 class WhatsAppNumber(TenantMixin, Base):
@@ -45,6 +46,14 @@ class WhatsAppNumber(TenantMixin, Base):
     send_rate: Mapped[float | None] = mapped_column(Float, default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     next_send_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What the number page shows a shop setting it up. The time of the last webhook
+    # Meta delivered for it, to the minute (a process stamps a number at most once a
+    # minute, so a busy number's row is not written on every delivery). The last thing
+    # that went wrong: a send Meta refused, or a webhook whose signature did not match.
+    # No personal data: Meta's error title (redacted of the text sent), never a customer.
+    last_webhook_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_LENGTH), default=None)
+    last_error_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class WebhookEvent(TenantMixin, Base):

@@ -82,6 +82,14 @@ class NumberOut(BaseModel):
     send_rate: float | None
     active: bool
     webhook_url: str = Field(description="The callback URL to configure in Meta's app")
+    last_webhook_at: datetime | None = Field(
+        description="When Meta last delivered a webhook for this number (to the minute)"
+    )
+    last_error: str | None = Field(
+        description="The last thing that went wrong: a send Meta refused, or a webhook "
+        "whose signature did not match"
+    )
+    last_error_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -101,6 +109,9 @@ class NumberOut(BaseModel):
             send_rate=number.send_rate,
             active=number.active,
             webhook_url=public_url + WEBHOOK_PATH,
+            last_webhook_at=number.last_webhook_at,
+            last_error=number.last_error,
+            last_error_at=number.last_error_at,
             created_at=number.created_at,
             updated_at=number.updated_at,
         )

@@ -4,6 +4,12 @@ Takes the caller's ``TenantScope`` and ``Principal``; never commits. The access 
 app secret are stored encrypted and the webhook verify token only as its SHA-256, so none
 of them can leave through the API. Creates, changes and deletions are audited with the
 names of the fields involved, never their values.
+
+Credentials are checked with Meta before they are saved (:func:`check_credentials`, which
+asks the Graph API for the number with the token): a bad token, or a number the token
+cannot see, is refused with Meta's own message. That call runs outside any transaction,
+between :func:`check_new_number` (the rules the database can check, so Meta is not asked
+about a number that could not be saved anyway) and :func:`create_number`.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from sqlalchemy.exc import IntegrityError
 
 from cybergine.accounts.principal import Principal
 from cybergine.assistants.models import Assistant
+from cybergine.channels.whatsapp.graph import GraphClient, GraphError, PhoneNumberInfo
 from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.db.tenancy import TenantScope
-from cybergine.errors import Conflict, InvalidInput
+from cybergine.errors import Conflict, CybergineError, InvalidInput
 from cybergine.privacy import audit
 
 MAX_META_ID_CHARS = 64  # phone_number_id, waba_id
@@ -36,6 +43,21 @@ MAX_KEYWORD_CHARS = 50
 MAX_SEND_RATE = 1000.0
 
 ALREADY_CONNECTED = "This WhatsApp number is already connected."
+CHECK_TIMEOUT_SECONDS = 10.0
+
+# Meta's codes for "this token cannot use that object": it does not exist for the token
+# (100), or the token lacks the permission (10, 200) or the capability (3).
+_NOT_VISIBLE_CODES = frozenset({3, 10, 100, 200})
+
+
+class WhatsAppUnreachable(CybergineError):
+    """Meta could not be asked (network, timeout, Meta's own server error): the
+    credentials are neither accepted nor refused."""
+
+    status = 502
+    type_slug = "whatsapp-unreachable"
+    title = "WhatsApp could not be reached"
+
 
 _META_ID = re.compile(r"[0-9]+")
 _DISPLAY_NUMBER = re.compile(r"[0-9 +()\-]+")
@@ -226,6 +248,56 @@ async def _assert_unconnected(scope: TenantScope, phone_number_id: str) -> None:
     statement = select(WhatsAppNumber.id).where(WhatsAppNumber.phone_number_id == phone_number_id)
     if (await scope.session.execute(statement)).first() is not None:
         raise Conflict(ALREADY_CONNECTED, field="phone_number_id")
+
+
+async def check_new_number(scope: TenantScope, changes: NumberChanges) -> None:
+    """Every rule :func:`create_number` applies, without writing: run before asking Meta,
+    so a number that could not be saved costs no call to the Graph API."""
+    for name in REQUIRED_ON_CREATE:
+        if name not in changes.fields_set or getattr(changes, name) is None:
+            raise InvalidInput(f"{_label(name)} is required.", field=name)
+    values = await _validated(scope, changes)
+    await _assert_unconnected(scope, values["phone_number_id"])
+
+
+async def check_credentials(
+    graph_url: str, phone_number_id: str, access_token: str
+) -> PhoneNumberInfo:
+    """Asks Meta for the number with the token (``GET /{phone-number-id}``); never call it
+    inside a transaction. A bad token is refused naming ``access_token``, a number the
+    token cannot see naming ``phone_number_id``, each with Meta's message."""
+    phone_number_id = clean_meta_id(phone_number_id, field_name="phone_number_id")
+    access_token = _secret(
+        access_token, field_name="access_token", limit=MAX_ACCESS_TOKEN_CHARS, hint=""
+    )
+    client = GraphClient(base_url=graph_url, timeout=CHECK_TIMEOUT_SECONDS)
+    try:
+        return await client.phone_number(phone_number_id, access_token)
+    except GraphError as error:
+        raise _refusal(error) from None
+    finally:
+        await client.aclose()
+
+
+def _refusal(error: GraphError) -> CybergineError:
+    meta_says = f"WhatsApp says: {error.message}"
+    if error.token_invalid:
+        return InvalidInput(
+            f"{meta_says} Copy the access token again from your Meta app.",
+            field="access_token",
+        )
+    if error.code in _NOT_VISIBLE_CODES:
+        return InvalidInput(
+            f"{meta_says} Check the phone number id, and that the token belongs to the "
+            "app this number is added to.",
+            field="phone_number_id",
+        )
+    if error.retryable:
+        return WhatsAppUnreachable(
+            f"We could not reach WhatsApp to check these details ({error.message}). "
+            "Nothing was saved; try again in a moment."
+        )
+    return InvalidInput(f"{meta_says} Nothing was saved.", field="access_token")
 
 
 def _new_number() -> WhatsAppNumber:

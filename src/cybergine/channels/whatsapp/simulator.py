@@ -2,7 +2,8 @@
 
 Written from Meta's documented formats: ``POST /{version}/{phone-number-id}/messages``
 (messages and read receipts), ``GET /{version}/{media-id}`` (a short-lived download URL)
-and the download itself, with Meta's error body
+and the download itself, ``GET /{version}/{phone-number-id}`` (the number's fields, which
+the platform asks for to check credentials before saving them), with Meta's error body
 ``{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"},
 "fbtrace_id"}}``. After accepting a message it sends the status webhooks Meta would
 ("sent", "delivered", and "read" with ``auto_read``), signed with the app secret::
@@ -147,7 +148,18 @@ _KNOWN_ERRORS: dict[int, tuple[int, str, str | None]] = {
     ),
     133004: (503, "(#133004) Server temporarily unavailable", None),
 }
-_FAULT_ENDPOINTS = frozenset({"send", "read", "media", "download", "any"})
+_FAULT_ENDPOINTS = frozenset({"send", "read", "media", "download", "number", "any"})
+# The fields of a WhatsAppBusinessPhoneNumber node this simulator knows; without
+# ``fields``, Meta answers these.
+_NUMBER_FIELDS = (
+    "verified_name",
+    "code_verification_status",
+    "display_phone_number",
+    "quality_rating",
+    "platform_type",
+    "throughput",
+    "id",
+)
 _STATUS_CODES = {400: 100, 401: 190, 403: 10, 404: 100, 429: 4}
 
 
@@ -214,7 +226,7 @@ class Fault:
     message: str
     details: str | None
     retry_after: float | None
-    endpoint: str  # "send", "read", "media", "download" or "any"
+    endpoint: str  # "send", "read", "media", "download", "number" or "any"
     raw_body: str | None = None
 
 
@@ -222,6 +234,7 @@ class Fault:
 class _Number:
     access_token: str
     display_phone_number: str
+    verified_name: str = "Test Business"
 
 
 @dataclass
@@ -433,18 +446,23 @@ class GraphSimulator:
         self.app.add_api_route(
             f"/{version}/{{phone_number_id}}/messages", self._messages, methods=["POST"]
         )
-        self.app.add_api_route(f"/{version}/{{media_id}}", self._media_info, methods=["GET"])
+        self.app.add_api_route(f"/{version}/{{object_id}}", self._object, methods=["GET"])
         self.app.add_api_route("/download/{token}", self._download, methods=["GET"])
 
     # -- set-up ------------------------------------------------------------------------
 
     def add_number(
-        self, phone_number_id: str, access_token: str, *, display_phone_number: str | None = None
+        self,
+        phone_number_id: str,
+        access_token: str,
+        *,
+        display_phone_number: str | None = None,
+        verified_name: str = "Test Business",
     ) -> None:
-        """A business number, and the token that may send from it."""
+        """A business number, and the token that may send from it (and read its fields)."""
         with self._lock:
             self._numbers[phone_number_id] = _Number(
-                access_token, display_phone_number or phone_number_id
+                access_token, display_phone_number or phone_number_id, verified_name
             )
 
     def add_media(
@@ -479,8 +497,9 @@ class GraphSimulator:
     ) -> None:
         """The next ``times`` requests to ``endpoint`` fail: "send" (messages, the
         default), "read" (read receipts, which share the messages endpoint), "media" (media
-        lookups), "download" or "any". Missing fields are Meta's for the code, or for the
-        status; ``raw_body`` replaces the JSON error (e.g. a proxy's HTML page)."""
+        lookups), "download", "number" (a number's fields) or "any". Missing fields are
+        Meta's for the code, or for the status; ``raw_body`` replaces the JSON error (e.g. a
+        proxy's HTML page)."""
         if endpoint not in _FAULT_ENDPOINTS:
             raise ValueError(f"endpoint must be one of {sorted(_FAULT_ENDPOINTS)}")
         if code is None:
@@ -728,6 +747,48 @@ class GraphSimulator:
                 ReadReceipt(phone_number_id, message_id, typing is not None, datetime.now(UTC))
             )
         return JSONResponse({"success": True})
+
+    async def _object(self, request: Request, object_id: str) -> Response:
+        """``GET /{id}``: Meta's graph has one namespace of ids; a business number's id
+        answers its fields, anything else is looked up as media."""
+        with self._lock:
+            is_number = object_id in self._numbers and object_id not in self._media
+        if is_number:
+            return await self._phone_number(request, object_id)
+        return await self._media_info(request, object_id)
+
+    async def _phone_number(self, request: Request, phone_number_id: str) -> Response:
+        early = await self._intercept(request, "number")
+        if early is not None:
+            return early
+        token = _bearer(request)
+        with self._lock:
+            number = self._numbers.get(phone_number_id)
+            registered = self._tokens_for(None)
+        if token is None or token not in registered:
+            return _invalid_token()
+        if number is None or number.access_token != token:
+            return _no_such_object(phone_number_id, "get")
+        wanted = [f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()]
+        for name in wanted:
+            if name not in _NUMBER_FIELDS:
+                return _error(
+                    400,
+                    f"(#100) Tried accessing nonexisting field ({name}) on node type "
+                    "(WhatsAppBusinessPhoneNumber)",
+                    code=100,
+                )
+        every = {
+            "verified_name": number.verified_name,
+            "code_verification_status": "VERIFIED",
+            "display_phone_number": number.display_phone_number,
+            "quality_rating": "GREEN",
+            "platform_type": "CLOUD_API",
+            "throughput": {"level": "STANDARD"},
+            "id": phone_number_id,
+        }
+        chosen = [*wanted, "id"] if wanted else list(_NUMBER_FIELDS)
+        return JSONResponse({name: every[name] for name in _NUMBER_FIELDS if name in chosen})
 
     async def _media_info(self, request: Request, media_id: str) -> Response:
         early = await self._intercept(request, "media")

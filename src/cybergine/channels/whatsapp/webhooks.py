@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
 from cybergine.channels.whatsapp.batcher import IngestBatcher
+from cybergine.channels.whatsapp.health import HealthStamps
 from cybergine.channels.whatsapp.ingest import (
     NumberDirectory,
     fast_items,
@@ -59,6 +60,13 @@ def directory(request: Request) -> NumberDirectory:
             default_app_secret=secret.get_secret_value() if secret else None,
         )
         request.app.state.whatsapp_numbers = found
+    return found
+
+
+def health_stamps(request: Request) -> HealthStamps:
+    found: HealthStamps | None = getattr(request.app.state, "whatsapp_health", None)
+    if found is None:
+        found = request.app.state.whatsapp_health = HealthStamps(request.app.state.database)
     return found
 
 
@@ -133,9 +141,14 @@ async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
         return JSONResponse({"status": "ignored"})
 
     accepted = verified_routes(routes, raw, signature)
+    stamps = health_stamps(request)
+    refused = [route.id for key, route in routes.items() if key not in accepted]
+    if refused:
+        await stamps.refused(refused)  # shown on the number's page: a wrong app secret
     if not accepted:
         raise Unauthorized("The X-Hub-Signature-256 signature does not match.")
     numbers.remember(accepted)
+    await stamps.received(route.id for route in accepted.values())
     if len(accepted) < len(routes):
         log.warning(
             "whatsapp.webhook.signature_mismatch",
