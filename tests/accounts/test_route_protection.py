@@ -77,6 +77,7 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/widget/v1/handoff",
             "/widget/v1/events",
             "/widget/v1/{path:path}",
+            "/widget/v1/openapi.json",
             # The demo storefront: a shop page anyone may visit.
             "/demo/store",
             # The browser tab's icon, a static file browsers fetch before signing in.

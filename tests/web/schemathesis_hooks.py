@@ -15,6 +15,7 @@ revoked. The test checks afterwards that the key still works.
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from typing import Any
 
@@ -22,10 +23,19 @@ import schemathesis
 
 HARNESS_KEY_ID_ENV = "FUZZ_HARNESS_KEY_ID"
 REVOKE_KEY_PATH = "/api/v1/api-keys/{api_key_id}"
+# The web chat run: a real widget key for half of the sessions it starts (random keys
+# find only 404s).
+WIDGET_KEY_ENV = "FUZZ_WIDGET_KEY"
+SESSION_PATH = "/widget/v1/session"
 
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+    widget_key = os.environ.get(WIDGET_KEY_ENV)
+    if widget_key and case.operation.path == SESSION_PATH and isinstance(case.body, dict):
+        if random.random() < 0.5:
+            case.body["widget_key"] = widget_key
+        return
     if case.operation.method.upper() != "DELETE" or case.operation.path != REVOKE_KEY_PATH:
         return
     if _names_harness_key((case.path_parameters or {}).get("api_key_id")):

@@ -42,10 +42,12 @@ from tests.support.conversations import (
 from tests.support.factories import add_member
 from tests.support.processes import VENV_BIN, clean_env, start_serve
 from tests.support.server import free_port
-from tests.web.schemathesis_hooks import HARNESS_KEY_ID_ENV
+from tests.web.schemathesis_hooks import HARNESS_KEY_ID_ENV, WIDGET_KEY_ENV
 
 # Wall-clock budget of the fuzzer itself; CI runs the whole suite on two cores.
 FUZZ_SECONDS = int(os.environ.get("CYBERGINE_TEST_FUZZ_SECONDS", "150"))
+# The web chat API has four operations, and its long poll holds a request up to 25 s.
+WIDGET_FUZZ_SECONDS = int(os.environ.get("CYBERGINE_TEST_WIDGET_FUZZ_SECONDS", "45"))
 # Each run explores anew; a failing run prints its seed, and this replays it.
 FUZZ_SEED = os.environ.get("CYBERGINE_TEST_FUZZ_SEED")
 CHECKS = (
@@ -154,24 +156,29 @@ def _server_statuses(log: Path) -> tuple[collections.Counter[int], list[str]]:
     return statuses, errors
 
 
-def _fuzz(url: str, harness: Harness, workdir: Path) -> dict[str, object]:
+def _fuzz(
+    document_url: str,
+    headers: dict[str, str],
+    workdir: Path,
+    *,
+    seconds: int,
+    hook_env: dict[str, str],
+) -> dict[str, object]:
     report = workdir / "report.json"
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "SCHEMATHESIS_HOOKS": "tests.web.schemathesis_hooks",
-        HARNESS_KEY_ID_ENV: harness.key_id,
+        **hook_env,
     }
-    command = [
-        str(VENV_BIN / "schemathesis"),
-        "run",
-        f"{url}/api/v1/openapi.json",
-        "--header",
-        f"Authorization: Bearer {harness.key}",
+    command = [str(VENV_BIN / "schemathesis"), "run", document_url]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    command += [
         "--checks",
         ",".join(CHECKS),
         "--max-time",
-        str(FUZZ_SECONDS),
+        str(seconds),
         "--workers",
         "2",
         "--request-timeout",
@@ -194,7 +201,7 @@ def _fuzz(url: str, harness: Harness, workdir: Path) -> dict[str, object]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=FUZZ_SECONDS + 180,
+        timeout=seconds + 180,
         check=False,
     )
     (workdir / "schemathesis.out").write_text(result.stdout + result.stderr)
@@ -225,7 +232,14 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
     started = time.monotonic()
     try:
         await asyncio.to_thread(_hand_over_ids, url, harness, tmp_path)
-        report = await asyncio.to_thread(_fuzz, url, harness, tmp_path)
+        report = await asyncio.to_thread(
+            _fuzz,
+            f"{url}/api/v1/openapi.json",
+            {"Authorization": f"Bearer {harness.key}"},
+            tmp_path,
+            seconds=FUZZ_SECONDS,
+            hook_env={HARNESS_KEY_ID_ENV: harness.key_id},
+        )
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
             still = await client.get(
                 "/api/v1/organisation", headers={"authorization": f"Bearer {harness.key}"}
@@ -247,6 +261,72 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
     assert still.status_code == 200, "the harness key stopped working during the run"
     assert report["complete"], report
     assert report["operations"]["tested"] == report["operations"]["total"], report
+    assert report["failures"] == [], json.dumps(report["failures"], indent=2)
+    assert report["errors"] == [], report["errors"]
+    assert server_errors == 0, "\n".join(errors[:20])
+    assert errors == []
+
+
+@pytest.mark.timeout(WIDGET_FUZZ_SECONDS + 300)
+async def test_schemathesis_finds_no_server_error_in_the_web_chat_api(
+    database: Database,
+    database_url: str,
+    key_env: dict[str, str],
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """The widget's API (``/widget/v1/openapi.json``), as a browser on the shop's site
+    would call it: from an allowed origin (the platform's own, which shows the demo
+    store), with a real visitor's token, and the demo assistant's widget key in half of
+    the sessions it starts."""
+    harness = await _seed(database)
+    env = clean_env(
+        CYBERGINE_DATABASE_URL=database_url,
+        CYBERGINE_DATA_DIR=str(tmp_path / "data"),
+        CYBERGINE_LOG_LEVEL="INFO",
+        **key_env,
+    )
+    port, log = free_port(), tmp_path / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    server = await asyncio.to_thread(start_serve, port, env, log)
+    started = time.monotonic()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            assistant = (
+                await client.get(
+                    "/api/v1/assistants", headers={"authorization": f"Bearer {harness.key}"}
+                )
+            ).json()[0]
+            session = await client.post(
+                "/widget/v1/session",
+                json={"widget_key": assistant["widget_key"]},
+                headers={"origin": url},
+            )
+            session.raise_for_status()
+        report = await asyncio.to_thread(
+            _fuzz,
+            f"{url}/widget/v1/openapi.json",
+            {"Origin": url, "Authorization": f"Bearer {session.json()['visitor_token']}"},
+            tmp_path,
+            seconds=WIDGET_FUZZ_SECONDS,
+            hook_env={WIDGET_KEY_ENV: assistant["widget_key"]},
+        )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.wait, 30)
+    elapsed = time.monotonic() - started
+
+    statuses, errors = _server_statuses(log)
+    server_errors = sum(count for status, count in statuses.items() if status >= 500)
+    figures = (
+        f"schemathesis (web chat): the server answered {sum(statuses.values())} requests in "
+        f"{elapsed:.0f} s (seed {report['seed']}), {server_errors} answered 5xx; "
+        f"by status {dict(sorted(statuses.items()))}"
+    )
+    record_property("figures", figures)
+    print(f"\n{figures}")
+    assert report["complete"], report
+    assert report["operations"]["tested"] == report["operations"]["total"] == 4, report
     assert report["failures"] == [], json.dumps(report["failures"], indent=2)
     assert report["errors"] == [], report["errors"]
     assert server_errors == 0, "\n".join(errors[:20])

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -161,3 +162,29 @@ async def test_real_error_answers_conform_to_the_document(
     for operation, path_parameters, response in results:
         assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
         operation.Case(path_parameters=path_parameters).validate_response(response, checks=CHECKS)
+
+
+def test_the_web_chat_api_has_a_document_of_its_own(settings: Settings) -> None:
+    """The widget's operations, each with the errors it can give, the visitor token where
+    one is needed, and none of them in /api/v1's document."""
+    app = create_app(settings, run_worker=False)
+    with TestClient(app) as client:
+        document = client.get("/widget/v1/openapi.json").json()
+        api = client.get("/api/v1/openapi.json").json()
+    operations = {
+        (method.upper(), path): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert set(operations) == {
+        ("POST", "/widget/v1/session"),
+        ("POST", "/widget/v1/messages"),
+        ("POST", "/widget/v1/handoff"),
+        ("GET", "/widget/v1/events"),
+    }
+    assert "security" not in operations["POST", "/widget/v1/session"]
+    for key in [("POST", "/widget/v1/messages"), ("GET", "/widget/v1/events")]:
+        assert operations[key]["security"] == [{"VisitorToken": []}]
+        assert {"401", "403"} <= set(operations[key]["responses"])
+    assert "202" in operations["POST", "/widget/v1/messages"]["responses"]
+    assert not [path for path in api["paths"] if path.startswith("/widget")]

@@ -12,6 +12,7 @@ schema under ``application/problem+json``.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -139,3 +140,46 @@ def _shape_errors(operation: dict[str, Any], *, protected: bool) -> dict[int, st
     if protected:
         errors |= PROTECTED_ERRORS
     return dict(sorted(errors.items()))
+
+
+WIDGET_PATH_PREFIX = "/widget/v1/"
+VISITOR_SCHEME = "VisitorToken"
+
+
+def widget_document(app: FastAPI) -> dict[str, Any]:
+    """The web chat API the widget speaks, as a document of its own: for whoever builds
+    their own chat front end, and for the fuzzer. It is not part of ``/api/v1``'s
+    document (another audience, another credential): its routes are public, and those
+    that act for a visitor take the visitor token from the session as a bearer token."""
+    from fastapi.openapi.utils import get_openapi
+
+    routes = []
+    for route in api_routes(app.routes):
+        if (
+            route.path.startswith(WIDGET_PATH_PREFIX)
+            and route.methods & {"GET", "POST"}
+            and not route.path.endswith("/openapi.json")
+        ):
+            shown = copy.copy(route)
+            shown.include_in_schema = True
+            routes.append(shown)
+    document = get_openapi(
+        title="Cybergine web chat",
+        version=app.version,
+        description="What the chat widget (`/widget.js`) speaks. Requests from a browser "
+        "must come from one of the assistant's allowed origins.",
+        routes=routes,
+    )
+    document_errors(document, routes)
+    document["components"]["securitySchemes"] = {
+        VISITOR_SCHEME: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The visitor token `POST /widget/v1/session` answers.",
+        }
+    }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "401" in operation.get("responses", {}):
+                operation["security"] = [{VISITOR_SCHEME: []}]
+    return document

@@ -32,13 +32,21 @@ from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
 from cybergine.channels.webchat.ratelimit import SlidingWindow
 from cybergine.channels.webchat.visitors import Visitor
-from cybergine.errors import CybergineError, Forbidden, InvalidInput, TooManyRequests
+from cybergine.errors import (
+    CybergineError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from cybergine.realtime.hub import Hub
 from cybergine.web import hygiene
 from cybergine.web.access import public
 from cybergine.web.assets import SingleAsset, asset_response
 from cybergine.web.clients import client_ip, grant_origin, granted_origin, origin_of
 from cybergine.web.deps import DatabaseDep
+from cybergine.web.openapi import may_answer, widget_document
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +179,15 @@ def _reply(request: Request, origin: str | None, body: Any, status: int = 200) -
     return _cors(response, origin) if origin else response
 
 
+@router.get("/widget/v1/openapi.json")
+async def widget_openapi(request: Request, _: Widget) -> JSONResponse:
+    """The web chat API's own OpenAPI document (``web.openapi.widget_document``)."""
+    document = getattr(request.app.state, "widget_openapi", None)
+    if document is None:
+        document = request.app.state.widget_openapi = widget_document(request.app)
+    return JSONResponse(document)
+
+
 @router.options("/widget/v1/{path:path}")
 async def preflight(_: Widget, __: ListedOrigin, request: Request, path: str) -> Response:
     """The real request is checked against its assistant's origins; a preflight, which
@@ -186,7 +203,11 @@ async def preflight(_: Widget, __: ListedOrigin, request: Request, path: str) ->
     return response
 
 
-@router.post("/widget/v1/session")
+@router.post(
+    "/widget/v1/session",
+    responses=may_answer(NotFound, Forbidden, TooManyRequests),
+    summary="Start or resume a visitor's chat with an assistant's widget key",
+)
 async def start_session(
     _: Widget, __: ListedOrigin, request: Request, body: SessionIn, database: DatabaseDep
 ) -> Response:
@@ -224,7 +245,12 @@ def _bearer(request: Request) -> str | None:
     return value[7:].strip() if value.lower().startswith("bearer ") else None
 
 
-@router.post("/widget/v1/messages")
+@router.post(
+    "/widget/v1/messages",
+    status_code=202,
+    responses=may_answer(Unauthorized, Forbidden, TooManyRequests),
+    summary="Send the visitor's message (the answer arrives by socket or long poll)",
+)
 async def post_message(
     _: Widget, __: ListedOrigin, request: Request, body: MessageIn, database: DatabaseDep
 ) -> Response:
@@ -248,7 +274,12 @@ async def post_message(
     return _reply(request, origin, {"message": view}, status=202)
 
 
-@router.post("/widget/v1/handoff")
+@router.post(
+    "/widget/v1/handoff",
+    status_code=202,
+    responses=may_answer(Unauthorized, Forbidden, TooManyRequests),
+    summary="Ask for a person",
+)
 async def request_person(
     _: Widget, __: ListedOrigin, request: Request, database: DatabaseDep
 ) -> Response:
@@ -292,7 +323,11 @@ def _event_frame(event: Any) -> dict[str, Any] | None:
     return None
 
 
-@router.get("/widget/v1/events")
+@router.get(
+    "/widget/v1/events",
+    responses=may_answer(Unauthorized, Forbidden),
+    summary="Long poll: messages after a cursor, held up to 25 s while there are none",
+)
 async def long_poll(
     _: Widget,
     __: ListedOrigin,
