@@ -28,6 +28,7 @@ from cybergine.knowledge import api as knowledge_api
 from cybergine.knowledge.extraction_share import ExtractionShares
 from cybergine.knowledge.providers import extraction_processes, stop_extractions
 from cybergine.logging import configure_logging
+from cybergine.onboarding import api as onboarding_api
 from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
 from cybergine.realtime.hub import Hub
@@ -136,6 +137,7 @@ def create_app(
     app.include_router(conversations_api.router)
     app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)
+    app.include_router(onboarding_api.router)
     app.include_router(webchat_api.router)
     app.include_router(demo_pages.router)
     for router in dashboard_routers:

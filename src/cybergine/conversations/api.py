@@ -24,6 +24,7 @@ from cybergine.conversations.schemas import (
 )
 from cybergine.errors import Conflict
 from cybergine.knowledge.providers import embedding_provider
+from cybergine.onboarding.service import record_tried
 from cybergine.web.deps import SettingsDep
 from cybergine.web.downloads import content_disposition
 from cybergine.web.openapi import may_answer
@@ -170,4 +171,5 @@ async def preview_assistant(
         settings=settings,
         embeddings=embedding_provider(settings),
     )
+    await record_tried(tester.database, tester.principal, assistant_id)  # the checklist's step
     return PreviewOut.of(result)

@@ -23,6 +23,7 @@ from cybergine.dashboard.templating import templates
 from cybergine.errors import InvalidInput
 from cybergine.knowledge.providers import embedding_provider
 from cybergine.llm.prompts import Speaker
+from cybergine.onboarding.service import record_tried
 from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -71,6 +72,7 @@ async def try_assistant(
         response.headers["HX-Retarget"] = "#try-compose"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
+    await record_tried(tester.database, tester.principal, assistant_id)  # the checklist's step
     return templates.TemplateResponse(
         request,
         "assistant_try_turn.html",

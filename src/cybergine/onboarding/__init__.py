@@ -1,0 +1,1 @@
+"""Getting an organisation started: the overview's checklist, read from real state."""
