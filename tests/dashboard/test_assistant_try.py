@@ -147,8 +147,7 @@ async def test_nothing_of_the_test_chat_is_stored(shop: Shop, database: Database
     async def counts() -> list[int]:
         async with database.transaction() as session:
             return [
-                int(await session.scalar(text(f"SELECT count(*) FROM {t}")) or 0)  # noqa: S608
-                for t in tables
+                int(await session.scalar(text(f"SELECT count(*) FROM {t}")) or 0) for t in tables
             ]
 
     before = await counts()
