@@ -73,6 +73,9 @@ FORM_FIELDS = {
     "/assistants/{assistant_id}/try": {"text": "What is your secret?"},
     # The confirmation Alpha's customer would need: a leak would really erase them.
     "/customers/{customer_id}/erase": {"confirmation": "Alpha Secret Customer"},
+    "/channels/widget/{assistant_id}/origins": {"add": "https://b.example"},
+    "/channels/widget/{assistant_id}/appearance": {"colour": "#ff0000"},
+    "/channels/whatsapp/{number_id}": {"display_phone_number": "+1 999 999"},
 }
 # Endless responses a list walk cannot read to the end; what they carry is checked where
 # they are tested (the inbox's event stream: tests/conversations/test_inbox.py).

@@ -217,6 +217,8 @@ class Authorized:
 
     principal: Principal
     database: Database
+    # The browser's session, for a dashboard page rendered in ``transaction()``.
+    signed_in: sessions.SignedIn | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Caller]:
@@ -225,6 +227,7 @@ class Authorized:
             yield Caller(
                 principal=self.principal,
                 scope=TenantScope(session, self.principal.organisation_id),
+                signed_in=self.signed_in,
             )
 
 
@@ -237,7 +240,7 @@ def authorize_outside_transaction(permission: Permission) -> Any:
     async def dependency(request: Request, database: DatabaseDep) -> Authorized:
         async with database.transaction() as session:
             caller = await _caller(request, session, database, permission)
-        return Authorized(principal=caller.principal, database=database)
+        return Authorized(principal=caller.principal, database=database, signed_in=caller.signed_in)
 
     setattr(dependency, PERMISSION_ATTRIBUTE, permission)
     dependency.__name__ = f"authorize_{permission.name.lower()}_outside_transaction"

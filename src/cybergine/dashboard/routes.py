@@ -5,6 +5,7 @@ from cybergine.dashboard import (
     assistant_pages,
     assistant_try_pages,
     auth_pages,
+    channel_pages,
     customer_pages,
     inbox_pages,
     knowledge_pages,
@@ -13,6 +14,7 @@ from cybergine.dashboard import (
     sandbox_pages,
     settings_pages,
     team_pages,
+    whatsapp_pages,
 )
 
 routers = [
@@ -28,4 +30,6 @@ routers = [
     assistant_try_pages.router,
     knowledge_qa_pages.router,
     knowledge_pages.router,
+    channel_pages.router,
+    whatsapp_pages.router,
 ]

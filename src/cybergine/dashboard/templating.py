@@ -61,6 +61,12 @@ NOTICES = {
     "assistant-created": "Assistant created. Give it knowledge to answer from, then try it.",
     "assistant-saved": "Assistant saved.",
     "assistant-deleted": "Assistant deleted.",
+    "origin-added": "Website added: the chat bubble can appear there now.",
+    "origin-removed": "Website removed: the chat bubble no longer appears there.",
+    "appearance-saved": "Appearance saved. Your website shows it on the next page a visitor opens.",
+    "number-connected": "Number connected. Now set up the webhook in Meta's dashboard.",
+    "number-saved": "Number saved.",
+    "number-disconnected": "Number disconnected.",
 }
 
 

@@ -30,7 +30,7 @@ EditorOutsideTransaction = Annotated[
 ]
 
 
-def _forget(request: Request, phone_number_id: str) -> None:
+def forget_number(request: Request, phone_number_id: str) -> None:
     """Drops the number from this process's webhook routing cache, so a change applies to
     the next delivery (other processes pick it up within the cache's few seconds)."""
     directory: NumberDirectory | None = getattr(request.app.state, "whatsapp_numbers", None)
@@ -56,7 +56,7 @@ async def create_number(
     async with editor.transaction() as caller:
         number = await service.create_number(caller.scope, caller.principal, changes)
         created = NumberOut.of(number, public_url=settings.public_url)
-    _forget(request, created.phone_number_id)  # it may be cached as unknown
+    forget_number(request, created.phone_number_id)  # it may be cached as unknown
     return created
 
 
@@ -93,12 +93,12 @@ async def update_number(
             caller.scope, caller.principal, number_id, body.changes()
         )
         updated = NumberOut.of(number, public_url=settings.public_url)
-    _forget(request, updated.phone_number_id)
+    forget_number(request, updated.phone_number_id)
     return updated
 
 
 @router.delete("/{number_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_number(number_id: uuid.UUID, caller: Editor, request: Request) -> Response:
     phone_number_id = await service.delete_number(caller.scope, caller.principal, number_id)
-    _forget(request, phone_number_id)
+    forget_number(request, phone_number_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from cybergine.accounts.principal import Principal
+from cybergine.accounts.tokens import keyed_hash
 from cybergine.assistants.models import Assistant
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, PhoneNumberInfo
 from cybergine.channels.whatsapp.models import WhatsAppNumber
@@ -100,6 +101,23 @@ def verify_token_digest(token: str) -> str:
     """What is stored of a webhook verify token (hex SHA-256), and what a presented token
     is compared against."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issued_verify_token(phone_number_id: str) -> str:
+    """The verify token the dashboard gives a number it connects: derived from the server
+    key and Meta's id, so its page can show it again while only its SHA-256 is stored,
+    like any verify token."""
+    return keyed_hash("whatsapp.verify-token", phone_number_id)[:32]
+
+
+def shown_verify_token(number: WhatsAppNumber, platform_default: str | None) -> str | None:
+    """The verify token to paste into Meta's dashboard for ``number``, when we can say it:
+    the one the dashboard issued, or the platform's default. None: the number has its own,
+    set through the API, which is not kept."""
+    if number.verify_token_sha256 is None:
+        return platform_default
+    issued = issued_verify_token(number.phone_number_id)
+    return issued if verify_token_digest(issued) == number.verify_token_sha256 else None
 
 
 # --- Validation ---------------------------------------------------------------------

@@ -6,6 +6,11 @@
  * ({HOST} being the Cybergine server's origin; optional data-lang="fr" and
  * data-position="left" override the assistant's settings.)
  *
+ * The dashboard's preview loads it on the server's own pages with data-preview='{...}':
+ * the appearance being edited (title, colour, position, avatar_url, language,
+ * ask_consent) replaces the saved one, the panel opens, and nothing is stored in the
+ * browser. Honoured only on the server's own origin: a shop's page cannot use it.
+ *
  * It runs on pages we do not control, so it is written to be a polite guest:
  *  - it never throws into the page (every entry point is guarded) and defines one
  *    global, the frozen `window.CybergineWidget` (open / close / toggle);
@@ -315,6 +320,8 @@
   var KEY = null;
   var LANG_OVERRIDE = null;
   var POSITION_OVERRIDE = null;
+  var PREVIEW = null; // the dashboard's preview: appearance not saved yet
+  var PREVIEW_KEYS = ["title", "colour", "position", "avatar_url", "language", "ask_consent"];
   try {
     if (script && script.src) {
       HOST = new URL(script.src, location.href).origin;
@@ -322,6 +329,11 @@
       LANG_OVERRIDE = language(script.getAttribute("data-lang"));
       var position = str(script.getAttribute("data-position")).toLowerCase();
       POSITION_OVERRIDE = position === "left" || position === "right" ? position : null;
+      var preview = script.getAttribute("data-preview");
+      if (preview && HOST === location.origin) {
+        var parsed = JSON.parse(preview);
+        if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) PREVIEW = parsed;
+      }
     }
   } catch (error) {
     report(error);
@@ -343,8 +355,9 @@
     }
   }
 
-  var local = storageOf("localStorage");
-  var perTab = storageOf("sessionStorage");
+  // A preview keeps nothing: each reload shows the widget as a first-time visitor sees it.
+  var local = PREVIEW ? null : storageOf("localStorage");
+  var perTab = PREVIEW ? null : storageOf("sessionStorage");
   var PREFIX = "cybergine." + KEY + ".";
 
   function load(storage, name) {
@@ -629,6 +642,13 @@
 
   function build(data) {
     var config = data.config || {};
+    if (PREVIEW) {
+      config = Object.assign({}, config);
+      PREVIEW_KEYS.forEach(function (name) {
+        config[name] = Object.prototype.hasOwnProperty.call(PREVIEW, name) ? PREVIEW[name] : null;
+      });
+      if (wantOpen === null) wantOpen = true;
+    }
     state.config = config;
     lang = LANG_OVERRIDE || language(config.language) || "en";
     t = STRINGS[lang];
