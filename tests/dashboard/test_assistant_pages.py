@@ -269,6 +269,27 @@ async def test_an_error_is_shown_next_to_its_field_and_nothing_is_saved(
     assert shop.api.get(f"/api/v1/assistants/{assistant_id}").json() == before
 
 
+async def test_every_mistake_is_shown_at_once(shop: Shop) -> None:
+    assistant_id = create(shop)
+    form = full_form(
+        languages="english!",
+        temperature="warm",
+        hours_mode="scheduled",
+        hours_mon="9-5",
+        hours_fri="noon to late",
+    )
+    path = f"/assistants/{assistant_id}"
+    response = post_form(shop.owner, path, form, path)
+    assert response.status_code == 422
+    for field in ("languages", "temperature", "hours_mon", "hours_fri"):
+        assert_error_next_to(response.text, field)
+    assert "hours_tue-error" not in response.text
+    summary = re.search(r'data-testid="form-errors">(.+?)</div>', response.text, re.S)
+    assert summary
+    assert "4 things to correct" in summary.group(1)
+    assert 'href="#f-temperature"' in summary.group(1)
+
+
 async def test_a_new_assistant_with_an_error_is_not_created(shop: Shop) -> None:
     create(shop, name="Mia")
     response = post_form(

@@ -316,8 +316,9 @@ def clean_widget(widget: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def _cleaned(name: str, value: Any) -> Any:
-    """The value to store for setting ``name``, or InvalidInput naming it."""
+def clean_setting(name: str, value: Any) -> Any:
+    """The value to store for setting ``name``, or InvalidInput naming it. Saving checks
+    every setting again; a form calls this to point at every mistake at once."""
     if value is None:
         if name in NULLABLE:
             return None
@@ -372,7 +373,7 @@ SETTINGS = tuple(f for f in AssistantChanges.__dataclass_fields__ if f != "field
 def _validated(changes: AssistantChanges) -> dict[str, Any]:
     """Every setting in ``fields_set``, cleaned; InvalidInput names the first bad one."""
     return {
-        name: _cleaned(name, getattr(changes, name))
+        name: clean_setting(name, getattr(changes, name))
         for name in SETTINGS
         if name in changes.fields_set
     }

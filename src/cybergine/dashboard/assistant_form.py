@@ -7,7 +7,7 @@ number, opening hours written in a way that does not read as hours, a choice not
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
@@ -17,7 +17,12 @@ from fastapi import Request
 
 from cybergine.assistants.business_hours import WEEKDAYS
 from cybergine.assistants.models import Assistant, LlmProvider, Tone
-from cybergine.assistants.service import MAX_COLLECTIONS, MAX_LONG_TEXT_CHARS, AssistantChanges
+from cybergine.assistants.service import (
+    MAX_COLLECTIONS,
+    MAX_LONG_TEXT_CHARS,
+    AssistantChanges,
+    clean_setting,
+)
 from cybergine.errors import CybergineError, InvalidInput
 
 # One more than the longest text the service takes, so an overlong value reaches it and is
@@ -187,52 +192,86 @@ class AssistantForm:
         )
 
     def changes(self) -> AssistantChanges:
-        """Every setting the form holds (the widget's are on the Channels page), parsed;
-        :class:`InvalidInput` naming the form's field for what does not parse."""
+        """Every setting the form holds (the widget's are on the Channels page), parsed
+        and checked by the service's rules; :class:`FormInvalid` lists every mistake."""
+        # A value, or how to read it from the form's text (which may find a mistake).
         values: dict[str, Any] = {
             "name": self.name,
             "active": self.active,
             "persona": self.persona,
             "instructions": self.instructions,
-            "tone": _choice(Tone, self.tone, "tone", "Choose one of the tones offered."),
-            "languages": [tag for tag in re.split(r"[,\s]+", self.languages) if tag],
+            "tone": lambda: _choice(Tone, self.tone, "tone", "Choose one of the tones offered."),
+            "languages": lambda: [tag for tag in re.split(r"[,\s]+", self.languages) if tag],
             "greeting": self.greeting,
             "fallback_message": self.fallback_message,
             "ai_disclosure": self.ai_disclosure,
             "knowledge_collections": self.knowledge_collections,
-            "llm_provider": _choice(
+            "llm_provider": lambda: _choice(
                 LlmProvider, self.llm_provider, "llm_provider", "Choose how it answers."
             ),
             "llm_model": self.llm_model,
             "llm_base_url": self.llm_base_url.strip() or None,
-            "temperature": _number(
+            "temperature": lambda: _number(
                 self.temperature, float, "temperature", "The temperature is a number such as 0.2."
             ),
-            "max_tokens": _number(
-                self.max_tokens,
-                int,
-                "max_tokens",
-                "The longest answer is a whole number.",
+            "max_tokens": lambda: _number(
+                self.max_tokens, int, "max_tokens", "The longest answer is a whole number."
             ),
             "redact_personal_data": self.redact_personal_data,
-            "business_hours": self._business_hours(),
+            "business_hours": self._business_hours,
             "handoff_keywords": self.handoff_keywords.splitlines(),
         }
         if self.remove_api_key and self.new_api_key.strip():
-            raise InvalidInput(
-                "Either type a new key or remove the saved one, not both.", field="llm_api_key"
+            values["llm_api_key"] = _refuse(
+                "Either type a new key or remove the saved one, not both.", "llm_api_key"
             )
-        if self.remove_api_key:
+        elif self.remove_api_key:
             values["llm_api_key"] = None
         elif self.new_api_key.strip():
             values["llm_api_key"] = self.new_api_key
-        return AssistantChanges(**values, fields_set=set(values))
+        checked: dict[str, Any] = {}
+        problems: list[InvalidInput] = []
+        for name, value in values.items():
+            try:
+                checked[name] = value() if callable(value) else value
+                clean_setting(name, checked[name])
+            except FormInvalid as several:
+                problems.extend(several.problems)
+            except InvalidInput as problem:
+                problems.append(problem)
+        if problems:
+            raise FormInvalid(problems)
+        return AssistantChanges(**checked, fields_set=set(checked))
 
     def _business_hours(self) -> dict[str, Any] | None:
         if self.hours_mode != "scheduled":
             return None
-        days = {day: parse_day(day, self.hours.get(day, "")) for day in WEEKDAYS}
+        days: dict[str, list[list[str]]] = {}
+        problems: list[InvalidInput] = []
+        for day in WEEKDAYS:
+            try:
+                days[day] = parse_day(day, self.hours.get(day, ""))
+            except InvalidInput as problem:
+                problems.append(problem)
+        if problems:
+            raise FormInvalid(problems)
         return {"timezone": self.timezone, "days": {d: spans for d, spans in days.items() if spans}}
+
+
+class FormInvalid(InvalidInput):
+    """Every mistake in a submitted form, each naming its field; the first one is the
+    error's own detail and field (what the API would have answered)."""
+
+    def __init__(self, problems: list[InvalidInput]) -> None:
+        super().__init__(problems[0].detail, **problems[0].extra)
+        self.problems = problems
+
+
+def _refuse(message: str, name: str) -> Callable[[], Any]:
+    def refuse() -> Any:
+        raise InvalidInput(message, field=name)
+
+    return refuse
 
 
 def _choice(kind: type[_Choice], value: str, name: str, message: str) -> _Choice:
@@ -250,8 +289,21 @@ def _number(value: str, kind: type[_Number], name: str, message: str) -> _Number
 
 
 def field_errors(error: CybergineError) -> tuple[dict[str, str], str | None]:
-    """Where an error is shown: ``({form field: message}, None)`` next to the field it
-    names, or ``({}, message)`` at the top of the page when it names none the form has."""
+    """Where errors are shown: ``{form field: message}`` next to the field each names, and
+    a message for the top of the page when one names no field the form has."""
+    errors: dict[str, str] = {}
+    elsewhere: list[str] = []
+    for problem in error.problems if isinstance(error, FormInvalid) else [error]:
+        name = _field_of(problem)
+        if name is None:
+            elsewhere.append(problem.detail)
+        else:
+            errors.setdefault(name, problem.detail)
+    return errors, " ".join(elsewhere) or None
+
+
+def _field_of(error: CybergineError) -> str | None:
+    """The form's field an error is about, if the form has it."""
     name = error.extra.get("field")
     if name == "business_hours":
         # The hours' rules name the day a problem is on ("Business hours: tue: ...").
@@ -260,9 +312,7 @@ def field_errors(error: CybergineError) -> tuple[dict[str, str], str | None]:
             name = f"hours_{day.group(1)}"
         elif "timezone" in error.detail:
             name = "timezone"
-    if isinstance(name, str) and name in FORM_FIELDS:
-        return {name: error.detail}, None
-    return {}, error.detail
+    return name if isinstance(name, str) and name in FORM_FIELDS else None
 
 
 FORM_FIELDS = frozenset(
