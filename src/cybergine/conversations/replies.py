@@ -29,6 +29,10 @@ from cybergine.realtime.events import CHANNEL
 
 Verdict = Literal["not_for_the_assistant", "already_answered", "superseded"]
 
+# The team's record, kept with the conversation (an internal message), that a person dealt
+# with the customer's waiting message when handing the conversation back.
+DEALT_WITH_TYPE = "dealt_with"
+
 # A burst of messages is answered once, after its last: a newer message supersedes an
 # older one, unless it says nothing (a reaction, a system notice).
 _NOT_SUPERSEDING = ("reaction", "system", "unsupported", "unknown")
@@ -52,6 +56,15 @@ _VERDICT = f"""
         WHEN m.direction <> 'inbound' OR c.state <> 'bot' OR c.assistant_id IS NULL
             THEN 'not_for_the_assistant'
         WHEN answer.id IS NOT NULL THEN 'already_answered'
+        -- a person answered it (a reply from the team after it), or said on handing the
+        -- conversation back that they had dealt with it: the assistant must not answer
+        -- again, even from a reply job queued before the person took over
+        WHEN EXISTS (
+            SELECT 1 FROM messages person
+             WHERE person.conversation_id = m.conversation_id AND person.id > m.id
+               AND person.sender = 'agent'
+               AND (person.direction = 'outbound' OR person.type = '{DEALT_WITH_TYPE}')
+        ) THEN 'already_answered'
         WHEN cu.opted_out_at IS NOT NULL THEN 'not_for_the_assistant'
         WHEN EXISTS (
             SELECT 1 FROM messages newer

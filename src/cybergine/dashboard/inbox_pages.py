@@ -21,6 +21,7 @@ from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.principal import Principal
 from cybergine.conversations import inbox, service
+from cybergine.conversations.handback import WaitingMessage, has_waiting_message
 from cybergine.conversations.models import Channel, Conversation, ConversationState
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.db.tenancy import TenantScope
@@ -247,6 +248,7 @@ async def _conversation_page(
             "conversation": view.conversation,
             "can_reply": can_reply,
             "repliers": await inbox.repliers(caller.scope) if can_reply else [],
+            "waiting_message": has_waiting_message(view.messages),
             "max_reply": MAX_REPLY,
             "max_note": inbox.MAX_NOTE,
             "reply_text": "",
@@ -397,7 +399,22 @@ async def take_over(request: Request, conversation_id: uuid.UUID, caller: Replie
 
 @router.post("/inbox/{conversation_id}/hand-back")
 async def hand_back(request: Request, conversation_id: uuid.UUID, caller: Replier) -> Response:
-    return await _act(request, caller, conversation_id, inbox.hand_back, "handed-back")
+    form = await request.form()
+    raw = form.get("waiting_message")
+    chosen = raw if isinstance(raw, str) and raw else WaitingMessage.ASSISTANT_ANSWERS.value
+
+    async def hand_back_as_chosen(
+        scope: TenantScope, principal: Principal, conversation_id: uuid.UUID
+    ) -> Conversation:
+        try:
+            waiting = WaitingMessage(chosen)
+        except ValueError as exc:
+            raise InvalidInput(
+                "Choose who answers the customer's waiting message.", field="waiting_message"
+            ) from exc
+        return await inbox.hand_back(scope, principal, conversation_id, waiting)
+
+    return await _act(request, caller, conversation_id, hand_back_as_chosen, "handed-back")
 
 
 @router.post("/inbox/{conversation_id}/close")

@@ -46,7 +46,7 @@ NOTICES = {
     "reply-sent": "Your reply is on its way to the customer.",
     "note-added": "Note added. Only your team sees it.",
     "assigned": "Assignment saved.",
-    "handed-back": "Handed back: the assistant answers the customer's next message.",
+    "handed-back": "Handed back: the assistant answers the customer again.",
     "closed": "Conversation closed. The customer's next message starts a new one.",
     "uploaded": "Uploaded. Each file is read and indexed in a few seconds.",
     "collection-created": "Collection created.",

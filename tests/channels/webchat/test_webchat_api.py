@@ -15,9 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from websockets.sync.client import ClientConnection, connect
 
+from cybergine.accounts.models import Membership, Role
+from cybergine.accounts.principal import Principal
+from cybergine.conversations import inbox
+from cybergine.conversations.handback import ASSISTANT_BACK_NOTICE
+from cybergine.conversations.models import Conversation
 from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
 from tests.support.knowledge import run_jobs
@@ -286,6 +293,48 @@ async def test_asking_for_a_person_hands_off_and_the_widget_is_told(widget: Widg
     assert any("person from our team" in m["text"] for m in _messages(frames))
     conversations = widget.api.get("/api/v1/conversations", params={"channel": "webchat"})
     assert conversations.json()["items"][0]["state"] == "waiting_for_human"
+
+
+async def test_handing_back_tells_the_visitor_and_answers_what_waited(widget: Widget) -> None:
+    token = widget.start()["visitor_token"]
+    asked = widget.http.post(
+        "/widget/v1/handoff", headers={"Origin": SHOP, "Authorization": f"Bearer {token}"}
+    )
+    assert asked.status_code == 202
+    await widget.work()
+    # Written while the conversation waits for a person: nobody answers it yet.
+    widget.say(token, RETURNS["question"])
+    await widget.work()
+    [listed] = widget.api.get("/api/v1/conversations").json()["items"]
+    async with widget.database.transaction() as session:
+        conversation = await session.get(Conversation, uuid.UUID(listed["id"]))
+        assert conversation is not None
+        organisation_id = conversation.organisation_id
+    polled = widget.poll(token)
+    seen = [e["message"] for e in polled["events"] if e["type"] == "message"]
+    assert seen[-1]["sender"] == "customer"
+
+    async with widget.database.transaction() as session:
+        owner = (
+            await session.execute(
+                select(Membership).where(Membership.organisation_id == organisation_id)
+            )
+        ).scalar_one()
+        await inbox.hand_back(
+            TenantScope(session, organisation_id),
+            Principal(organisation_id, Role.OWNER, user_id=owner.user_id),
+            conversation.id,
+        )
+    await widget.work()
+
+    after = [
+        e["message"]
+        for e in widget.poll(token, after=polled["cursor"])["events"]
+        if e["type"] == "message"
+    ]
+    assert [(m["sender"], m["text"]) for m in after][:1] == [("system", ASSISTANT_BACK_NOTICE)]
+    assert after[-1]["sender"] == "assistant"
+    assert RETURNS["answer"] in after[-1]["text"]
 
 
 # --- Hostile input from anywhere: a clear answer, never a 500 -------------------------
