@@ -208,3 +208,33 @@ async def test_viewer_sees_the_team_but_cannot_change_it(
     assert denial is not None
     assert denial.details["permission"] == "team:manage"
     assert denial.organisation_id == organisation.id
+
+
+async def test_a_role_changes_only_when_the_change_is_submitted(
+    browser: Browser, database: Database
+) -> None:
+    organisation, owner = await make_organisation(database)
+    agent, membership = await add_member(database, organisation.id, Role.AGENT)
+    browser.sign_in(owner.email, PASSWORD)
+
+    page = browser.get("/team").text
+    form_start = page.index(f'action="/team/members/{membership.id}/role"')
+    form = page[form_start : page.index("</form>", form_start)]
+    # Choosing in the select submits nothing: an explicit button does, after a
+    # confirmation naming the person.
+    assert "data-autosubmit" not in form
+    assert 'data-testid="role-change"' in form
+    assert f"Change the role of {agent.name} to {{role}}?" in form
+
+    async def role() -> Role:
+        async with database.transaction() as session:
+            found = await session.get(Membership, membership.id)
+            assert found is not None
+            return found.role
+
+    assert await role() is Role.AGENT
+    changed = browser.post(
+        f"/team/members/{membership.id}/role", {"role": "viewer"}, csrf_from="/team"
+    )
+    assert changed.status_code == 303
+    assert await role() is Role.VIEWER
