@@ -41,6 +41,33 @@
     }
   });
 
+  // A success notice comes as ?notice=… on the page a form redirects to. Once shown, it
+  // leaves the address bar, so reloading (or bookmarking) the page does not show it again;
+  // after a boosted navigation too, where htmx has just pushed that address. A page kept
+  // for the Back button is kept without its notice.
+  function forgetNotice() {
+    if (!window.history || !window.history.replaceState || !window.URLSearchParams) return;
+    var query = new URLSearchParams(window.location.search);
+    if (!query.has("notice")) return;
+    query.delete("notice");
+    var rest = query.toString();
+    window.history.replaceState(
+      window.history.state,
+      "",
+      window.location.pathname + (rest ? "?" + rest : "") + window.location.hash
+    );
+  }
+  document.addEventListener("DOMContentLoaded", forgetNotice);
+  document.addEventListener("htmx:load", forgetNotice);
+  document.addEventListener("htmx:pushedIntoHistory", forgetNotice);
+  document.addEventListener("htmx:beforeHistorySave", function (event) {
+    var saved = event.detail && event.detail.historyElt;
+    if (!saved) return;
+    saved.querySelectorAll('.notice[role="status"]').forEach(function (notice) {
+      notice.remove();
+    });
+  });
+
   // Selects that submit their form when changed: <select data-autosubmit>.
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-autosubmit]")) {

@@ -1,0 +1,120 @@
+"""Small fixes a shop owner meets in the dashboard, in a real browser: a success notice is
+shown once (a reload does not bring it back), and a team member's role changes only when
+the change is confirmed."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.sync_api import Browser, Dialog, Page, expect
+
+from cybergine.accounts.models import Membership, Role
+from cybergine.db.engine import Database
+from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
+from tests.browser.conftest import run_async
+from tests.support.accessibility import assert_accessible, console_errors
+from tests.support.factories import add_member
+from tests.support.server import LiveServer
+
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def _sign_in(page: Page, platform: LiveServer) -> None:
+    page.goto(f"{platform.url}/login")
+    page.get_by_label("E-mail").fill(DEMO_OWNER_EMAIL)
+    page.get_by_label("Password").fill(DEMO_OWNER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{platform.url}/")
+
+
+def test_a_success_notice_is_shown_once(chromium: Browser, platform: LiveServer) -> None:
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    with console_errors(page) as errors:
+        _sign_in(page, platform)
+        page.goto(f"{platform.url}/settings")
+        page.get_by_role("button", name="Save").first.click()
+
+        expect(page.locator(".notice")).to_have_text("Settings saved.")
+        # Gone from the address bar once shown (htmx pushed it after the boosted form).
+        page.wait_for_function("() => !window.location.search.includes('notice')")
+        page.reload()
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        assert page.locator(".notice").count() == 0
+
+        # A page opened with a notice in its address (no boosted navigation) loses it too.
+        page.goto(f"{platform.url}/settings?notice=settings-saved")
+        expect(page.locator(".notice")).to_have_text("Settings saved.")
+        page.wait_for_function("() => !window.location.search.includes('notice')")
+        # The page kept for the Back button is kept without its notice.
+        page.get_by_role("link", name="Team").first.click()
+        page.wait_for_url(f"{platform.url}/team")
+        page.go_back()
+        expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+        assert page.locator(".notice").count() == 0
+    assert errors == []
+    context.close()
+
+
+def _membership_role(database_url: str, membership_id: uuid.UUID) -> Role:
+    async def read() -> Role:
+        database = Database(database_url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                membership = await session.get(Membership, membership_id)
+                assert membership is not None
+                return membership.role
+        finally:
+            await database.dispose()
+
+    return run_async(read())
+
+
+def test_a_role_changes_only_once_the_change_is_confirmed(
+    chromium: Browser, platform: LiveServer, demo: str, database_url: str
+) -> None:
+    async def add_agent() -> tuple[str, uuid.UUID]:
+        database = Database(database_url, pool_size=1)
+        try:
+            user, membership = await add_member(database, uuid.UUID(demo), Role.AGENT)
+            return user.name, membership.id
+        finally:
+            await database.dispose()
+
+    name, membership_id = run_async(add_agent())
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    with console_errors(page) as errors:
+        _sign_in(page, platform)
+        page.goto(f"{platform.url}/team")
+        assert_accessible(page, where="the team page with a member")
+        select = page.get_by_label(f"Role of {name}", exact=True)
+
+        # Choosing another role, by keyboard as by mouse, sends nothing.
+        select.focus()
+        select.select_option("viewer")
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("button", name=f"Change role of {name}")).to_be_focused()
+        assert _membership_role(database_url, membership_id) is Role.AGENT
+
+        # The button asks first, naming the person and the new role; "Cancel" keeps all.
+        asked: list[str] = []
+
+        def dismiss(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", dismiss)
+        page.keyboard.press("Enter")
+        expect(select).to_have_value("viewer")
+        assert page.locator(".notice").count() == 0
+        assert asked == [f"Change the role of {name} to viewer?"]
+        assert _membership_role(database_url, membership_id) is Role.AGENT
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name=f"Change role of {name}").click()
+        expect(page.locator(".notice")).to_have_text("Role changed.")
+        assert _membership_role(database_url, membership_id) is Role.VIEWER
+        expect(page.get_by_label(f"Role of {name}", exact=True)).to_have_value("viewer")
+    assert errors == []
+    context.close()
