@@ -29,14 +29,14 @@ MAX_QUERY = 200
 # Fewer digits than this is not a phone number (E.164 numbers have at least 7 or so).
 MIN_PHONE_DIGITS = 6
 # What people type around the digits of a number: "+49 151 2345-678", "(1) 555.000.1111".
-_PHONE = re.compile(r"\+?[\d\s().\-/]+")
+_PHONE = re.compile(r"\+?[0-9\s().\-/]+")
 
 
 def phone_digits(text: str) -> str | None:
     """The digits of ``text`` when it reads as a phone number, else None."""
     if not _PHONE.fullmatch(text):
         return None
-    digits = "".join(ch for ch in text if ch.isdigit())
+    digits = "".join(ch for ch in text if ch in "0123456789")
     return digits if len(digits) >= MIN_PHONE_DIGITS else None
 
 
