@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.assistants.service import list_assistants
+from cybergine.conversations.answering import RETRIEVAL_K
 from cybergine.dashboard.templating import render_page
 from cybergine.errors import CybergineError, NotFound
 from cybergine.knowledge import search as retrieval
@@ -32,8 +33,8 @@ router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
 
-# As many passages as an assistant reads for a question (conversations.answering).
-RESULTS = 5
+# As many passages as an assistant reads for a question.
+RESULTS = RETRIEVAL_K
 MAX_QUESTION = 2000  # as the API's search allows
 
 QuestionQuery = Annotated[str, Query(max_length=MAX_QUESTION)]
