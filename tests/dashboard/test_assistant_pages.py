@@ -141,6 +141,7 @@ async def test_create_then_edit_every_field_and_read_it_back(
     page = shop.owner.get(f"/assistants/{assistant_id}?notice=assistant-created")
     assert "Assistant created." in page.text
     assert 'value="Mia"' in page.text
+    assert f'href="/channels/widget/{assistant_id}"' in page.text
 
     form = full_form(
         name="Mia the stylist",
