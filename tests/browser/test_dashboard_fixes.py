@@ -118,3 +118,35 @@ def test_a_role_changes_only_once_the_change_is_confirmed(
         expect(page.get_by_label(f"Role of {name}", exact=True)).to_have_value("viewer")
     assert errors == []
     context.close()
+
+
+def test_the_widget_says_a_blank_message_is_not_sent(
+    chromium: Browser, platform: LiveServer
+) -> None:
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    posted: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            posted.append(request.url) if "/widget/v1/messages" in request.url else None
+        ),
+    )
+    with console_errors(page) as errors:
+        page.goto(f"{platform.url}/demo/store")
+        page.get_by_test_id("cg-launcher").click()
+        box = page.get_by_test_id("cg-input")
+        box.fill("  \n \u200b ")
+        box.press("Enter")
+
+        expect(page.get_by_test_id("cg-error")).to_have_text("Write a message first.")
+        expect(box).to_be_focused()
+        assert page.get_by_test_id("cg-message").count() == 0
+        # Typing clears the warning; a real message goes out.
+        box.fill("What is your return policy?")
+        expect(page.get_by_test_id("cg-error")).to_be_hidden()
+        page.get_by_test_id("cg-send").click()
+        expect(page.locator('[data-testid="cg-message"][data-sender="customer"]')).to_have_count(1)
+    assert len(posted) == 1
+    assert errors == []
+    context.close()

@@ -71,10 +71,19 @@ async def test_bad_messages_are_refused_clearly(shop: Shop) -> None:
     shop.says("What is your return policy?")
     await shop.work()
     path = f"/api/v1/conversations/{_conversation(shop)}/messages"
-    for body in ({}, {"text": "   "}, {"template": {"name": "Not A Name"}}, {"text": "x" * 20_001}):
+    for body in ({}, {"template": {"name": "Not A Name"}}, {"text": "x" * 20_001}):
         response = shop.api.post(path, json=body)
         assert response.status_code == 422, body
         assert response.headers["content-type"].startswith("application/problem+json")
+    # Nothing to read: spaces, line breaks, zero-width characters; with a template too.
+    for blank in ("   ", "\n\t \u00a0", "\u200b\u2060 \ufeff"):
+        for body in ({"text": blank}, {"text": blank, "template": {"name": "follow_up"}}):
+            response = shop.api.post(path, json=body)
+            assert response.status_code == 422, body
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["field"] == "text"
+            assert response.json()["detail"] == "Write your reply first."
+    assert [m["sender"] for m in shop.messages(_conversation(shop))] == ["customer", "assistant"]
 
     shop.says("STOP")
     await shop.work()

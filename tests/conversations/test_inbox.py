@@ -298,9 +298,16 @@ async def test_an_agent_reply_reaches_the_customer(shop: Shop) -> None:
         assert reply.status in {"sent", "delivered", "read"}
         assert "Agent Person (team)" in reply.body
 
-        empty = act(browser, ada["id"], "reply", {"text": "   "})
-        assert empty.status_code == 422
-        assert "Write your reply first." in empty.text
+        before = len(await _messages(shop, ada["id"]))
+        for blank in ("   ", "\u200b\u200b", "\n\u00a0\ufeff"):
+            empty = act(browser, ada["id"], "reply", {"text": blank})
+            assert empty.status_code == 422
+            # Said next to the field, which keeps what was typed.
+            assert '<p class="error" role="alert" id="reply-error">Write your reply first.' in (
+                empty.text
+            )
+            assert 'aria-invalid="true" aria-describedby="reply-error"' in empty.text
+        assert len(await _messages(shop, ada["id"])) == before
 
 
 async def test_a_reply_refused_by_the_closed_window_keeps_the_text(shop: Shop) -> None:
@@ -350,7 +357,11 @@ async def test_a_note_stays_inside_the_team(shop: Shop) -> None:
         assert note.text == "Customer is a VIP: be generous."
         assert "Note — only your team sees this" in note.body
 
-        assert act(browser, ada["id"], "notes", {"text": "  "}).status_code == 422
+        for blank in ("  ", "\u200b\u2060"):
+            refused = act(browser, ada["id"], "notes", {"text": blank})
+            assert refused.status_code == 422
+            assert 'id="note-error">Write the note first.' in refused.text
+            assert 'aria-invalid="true" aria-describedby="note-error"' in refused.text
         too_long = act(browser, ada["id"], "notes", {"text": "x" * 5001})
         assert too_long.status_code == 422
         assert "at most 5,000 characters" in too_long.text

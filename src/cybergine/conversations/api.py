@@ -148,7 +148,7 @@ async def send_message(conversation_id: uuid.UUID, body: MessageIn, caller: Repl
         caller.scope,
         caller.principal,
         conversation_id,
-        text=body.text.strip() if body.text is not None else None,
+        text=body.text,
         template=body.template.model_dump(exclude_none=True) if body.template else None,
     )
     return MessageOut.of(message, None)

@@ -49,6 +49,7 @@ from cybergine.conversations.models import (
 from cybergine.conversations.service import (
     ERASED_CONFLICT,
     SERVICE_WINDOW,
+    message_text,
     next_message_id,
     queue_outbound,
     state_event,
@@ -216,12 +217,8 @@ async def add_note(
 ) -> Message:
     """A note for the team, kept with the conversation and never sent to the customer.
     Written under the conversation's lock, like every message, so ids follow commit order."""
+    text = message_text(text, limit=MAX_NOTE, what="A note", empty="Write the note first.")
     conversation = await _locked(scope, conversation_id)
-    text = text.strip()
-    if not text:
-        raise InvalidInput("Write the note first.", field="text")
-    if len(text) > MAX_NOTE:
-        raise InvalidInput(f"A note is at most {MAX_NOTE:,} characters.", field="text")
     note = scope.add(
         Message(
             id=next_message_id(conversation),

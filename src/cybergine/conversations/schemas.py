@@ -213,8 +213,7 @@ class MessageIn(BaseModel):
     def _something_to_send(self) -> MessageIn:
         if self.text is None and self.template is None:
             raise ValueError("Give the text of the message, or a template.")
-        if self.text is not None and not self.text.strip():
-            raise ValueError("The text is empty.")
+        # Whether the text says anything is the service's rule (``message_text``).
         return self
 
 

@@ -37,7 +37,7 @@ from cybergine.conversations.models import (
 )
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
-from cybergine.errors import Conflict
+from cybergine.errors import Conflict, InvalidInput
 from cybergine.queue import defer
 from cybergine.realtime.events import Event, publish
 
@@ -50,6 +50,12 @@ SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "unsupported"
 # WhatsApp's customer-service window: free-form messages only this long after the
 # customer's last message.
 SERVICE_WINDOW = timedelta(hours=24)
+
+# An agent's message (the API's limit too; WhatsApp splits a long text into several).
+MAX_AGENT_TEXT = 20_000
+# Characters that show nothing and are not whitespace to ``str.strip``: a message of only
+# these and spaces looks empty on every screen.
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 
 OPT_OUT_CONFIRMATION = (
     "You won't receive any more messages from us. Reply START at any time to hear from us again."
@@ -172,6 +178,22 @@ async def defer_reply(
     await defer(
         session, REPLY_TASK, lock=conversation_lock(conversation_id), message_id=str(message_id)
     )
+
+
+def message_text(text: str, *, limit: int, what: str, empty: str) -> str:
+    """The text of a message someone writes (a visitor, or a person on the team: a reply
+    or a note), as stored: without the whitespace around it. The one rule for every way
+    in (API, dashboard, widget), since a schema's ``min_length`` lets "   " through:
+    refused on the field ``text`` (422) when nothing visible is left, saying ``empty``,
+    or when it is longer than ``limit`` characters."""
+    if all(character.isspace() or character in _INVISIBLE for character in text):
+        raise InvalidInput(empty, field="text")
+    text = text.strip()
+    if len(text) > limit:
+        raise InvalidInput(
+            f"{what} is at most {limit:,} characters; this one has {len(text):,}.", field="text"
+        )
+    return text
 
 
 def next_message_id(conversation: Conversation) -> uuid.UUID:
@@ -525,6 +547,10 @@ async def send_agent_message(
 ) -> Message:
     """A person on the team writes to the customer. Writing takes the conversation over:
     the assistant stops answering it (policy §7, human oversight)."""
+    if text is not None:
+        text = message_text(
+            text, limit=MAX_AGENT_TEXT, what="A reply", empty="Write your reply first."
+        )
     conversation = await scope.get(Conversation, conversation_id, for_update=True)
     customer = await scope.get(Customer, conversation.customer_id)
     if conversation.state == ConversationState.CLOSED:

@@ -33,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 Replier = Annotated[Caller, authorize(Permission.CONVERSATIONS_REPLY)]
 
-MAX_REPLY = 20_000  # as the API allows; WhatsApp splits a long text into several messages
+MAX_REPLY = service.MAX_AGENT_TEXT
 
 STATE_FILTERS: dict[str, frozenset[ConversationState] | None] = {
     "open": frozenset(
@@ -305,15 +305,8 @@ async def reply(request: Request, conversation_id: uuid.UUID, caller: Replier) -
             form = await request.form()
             raw = form.get("text")
             text = raw if isinstance(raw, str) else ""
-            if not text.strip():
-                raise InvalidInput("Write your reply first.", field="text")
-            if len(text) > MAX_REPLY:
-                raise InvalidInput(
-                    f"A reply is at most {MAX_REPLY:,} characters; this one has {len(text):,}.",
-                    field="text",
-                )
             await service.send_agent_message(
-                caller.scope, caller.principal, conversation_id, text=text.strip(), template=None
+                caller.scope, caller.principal, conversation_id, text=text, template=None
             )
     except CybergineError as exc:
         if exc.status == 404:

@@ -372,6 +372,18 @@ async def test_malformed_origin_and_host_headers_are_no_origin(
         assert statuses[:3] == [403, 403, 403]
 
 
+async def test_a_message_with_nothing_to_read_is_refused_clearly(widget: Widget) -> None:
+    token = widget.start()["visitor_token"]
+    for blank in ("   ", "\n\t", "\u200b\ufeff "):
+        response = widget.say(token, blank)
+        assert response.status_code == 422, blank
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.headers["access-control-allow-origin"] == SHOP  # the widget reads it
+        assert response.json()["field"] == "text"
+        assert response.json()["detail"] == "Write a message first."
+    assert widget.api.get("/api/v1/conversations").json()["items"] == []
+
+
 async def test_a_nul_character_in_a_message_is_refused(widget: Widget) -> None:
     token = widget.start()["visitor_token"]
     response = widget.say(token, "hello\u0000")

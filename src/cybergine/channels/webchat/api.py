@@ -254,9 +254,6 @@ def _bearer(request: Request) -> str | None:
 async def post_message(
     _: Widget, __: ListedOrigin, request: Request, body: MessageIn, database: DatabaseDep
 ) -> Response:
-    text = body.text.strip()
-    if not text:
-        raise InvalidInput("Write a message first.", field="text")
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
@@ -266,7 +263,7 @@ async def post_message(
             session,
             assistant,
             visitor,
-            text=text,
+            text=body.text,
             client_id=body.client_id,
             button_id=body.button_id,
         )

@@ -32,6 +32,7 @@ from cybergine.conversations.service import (
     ChannelAccount,
     CustomerIdentity,
     InboundContent,
+    message_text,
     record_inbound,
 )
 from cybergine.db.tenancy import TenantScope
@@ -195,6 +196,7 @@ async def post_message(
     page_origin: str | None = None,
 ) -> Message:
     """The visitor writes; stored with its reply job, once per ``client_id``."""
+    text = message_text(text, limit=MAX_TEXT, what="A message", empty="Write a message first.")
     external_id = f"web:{visitor.visitor_id}:{client_id}"
     payload: dict[str, Any] | None = {"choice_id": button_id} if button_id else None
     account = ChannelAccount(

@@ -65,6 +65,7 @@
       sources: "Sources",
       tooFast: "You're sending messages too quickly. Trying again in a moment\u2026",
       tooLong: "Your message is too long: 2,000 characters at most.",
+      empty: "Write a message first.",
       network: "Connection problem. Please try again.",
       failed: "Something went wrong. Please try again.",
       consent: "Remember this chat on this device?",
@@ -90,6 +91,7 @@
       tooFast:
         "Vous envoyez des messages trop rapidement. Nouvel essai dans un instant\u2026",
       tooLong: "Votre message est trop long\u00a0: 2\u00a0000 caract\u00e8res au maximum.",
+      empty: "\u00c9crivez d'abord votre message.",
       network: "Probl\u00e8me de connexion. Veuillez r\u00e9essayer.",
       failed: "Une erreur est survenue. Veuillez r\u00e9essayer.",
       consent: "Se souvenir de cette discussion sur cet appareil\u00a0?",
@@ -114,6 +116,7 @@
       sources: "Quellen",
       tooFast: "Sie senden Nachrichten zu schnell. Gleich erneuter Versuch\u2026",
       tooLong: "Ihre Nachricht ist zu lang: h\u00f6chstens 2.000 Zeichen.",
+      empty: "Schreiben Sie zuerst eine Nachricht.",
       network: "Verbindungsproblem. Bitte versuchen Sie es erneut.",
       failed: "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut.",
       consent: "Diesen Chat auf diesem Ger\u00e4t speichern?",
@@ -139,6 +142,7 @@
       tooFast:
         "Est\u00e1s enviando mensajes demasiado r\u00e1pido. Lo intentaremos de nuevo en un momento\u2026",
       tooLong: "Tu mensaje es demasiado largo: 2000 caracteres como m\u00e1ximo.",
+      empty: "Escribe primero tu mensaje.",
       network: "Problema de conexi\u00f3n. Int\u00e9ntalo de nuevo.",
       failed: "Algo sali\u00f3 mal. Int\u00e9ntalo de nuevo.",
       consent: "\u00bfRecordar este chat en este dispositivo?",
@@ -870,6 +874,7 @@
     on(input, "input", function () {
       autosize();
       updateCounter();
+      if (ui.error.textContent === t.empty) showError("");
     });
     on(sendButton, "click", submit);
     on(handoffButton, "click", handoff);
@@ -1227,9 +1232,16 @@
     ui.input.focus();
   }
 
+  // Nothing to read (spaces, line breaks, zero-width characters): the server refuses it
+  // too, so say so here rather than send it.
+  var BLANK = /^[\s\u200b\u200c\u200d\u2060\ufeff]*$/;
+
   function send(raw, buttonId) {
     var text = str(raw).trim();
-    if (!text) return false;
+    if (BLANK.test(text)) {
+      showError(t.empty);
+      return false;
+    }
     if (charCount(text) > MAX_CHARS) {
       showError(t.tooLong);
       return false;
