@@ -26,7 +26,6 @@ STORED_TABLES = (
     "messages",
     "procrastinate_jobs",
     "whatsapp_webhook_events",
-    "audit_events",
 )
 
 
@@ -41,10 +40,29 @@ def _preview(shop: Shop, question: str, **body: Any) -> dict[str, Any]:
 
 async def _counts(database: Database) -> dict[str, int]:
     async with database.transaction() as session:
-        return {
+        counts = {
             table: int(await session.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
             for table in STORED_TABLES
         }
+        # The audit log keeps one mark that the organisation tried an assistant (for the
+        # getting-started checklist), never the chat itself.
+        counts["audit_events"] = int(
+            await session.scalar(
+                text("SELECT count(*) FROM audit_events WHERE action <> 'assistant.tried'")
+            )
+            or 0
+        )
+        return counts
+
+
+async def _tried_marks(database: Database) -> int:
+    async with database.transaction() as session:
+        return int(
+            await session.scalar(
+                text("SELECT count(*) FROM audit_events WHERE action = 'assistant.tried'")
+            )
+            or 0
+        )
 
 
 async def test_the_preview_answers_as_the_pipeline_does(shop: Shop) -> None:
@@ -141,6 +159,7 @@ async def test_nothing_of_a_test_chat_is_stored(shop: Shop, database: Database) 
         history=[{"role": "customer", "text": "hi"}, {"role": "assistant", "text": "Hello!"}],
     )
     assert await _counts(database) == before
+    assert await _tried_marks(database) == 1
 
 
 def test_an_empty_or_oversized_question_is_refused(shop: Shop) -> None:
