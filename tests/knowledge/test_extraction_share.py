@@ -18,7 +18,8 @@ from cybergine.knowledge.extraction_share import (
     ExtractionShareUsed,
 )
 from cybergine.settings import Settings
-from tests.support.factories import make_organisation_with_key
+from tests.support.browser import Browser
+from tests.support.factories import PASSWORD, make_organisation, make_organisation_with_key
 from tests.support.server import LiveServer
 
 
@@ -156,3 +157,30 @@ async def test_past_its_share_an_organisations_upload_is_refused_before_it_is_re
             files={"file": ("theirs.txt", b"Delivery takes two days.", "text/plain")},
         )
         assert theirs.status_code == 202, theirs.text
+
+
+async def test_the_dashboards_upload_takes_the_same_share(
+    browser: Browser, database: Database
+) -> None:
+    """The dashboard's upload (the page's script asks for JSON) is held to the same share
+    as the API: past it, a 429 with a Retry-After that the script waits for."""
+    _, owner = await make_organisation(database, name="Linen Shop")
+    assert browser.sign_in(owner.email, PASSWORD).status_code == 303
+    answers = []
+    for n in range(5):
+        token = browser.csrf("/knowledge")
+        answers.append(
+            browser.http.post(
+                "/knowledge/upload",
+                data={"csrf_token": token, "collection": "default"},
+                files=[("file", (f"note-{n}.txt", b"Open nine to five.", "text/plain"))],
+                headers={"accept": "application/json"},
+            )
+        )
+        if answers[-1].status_code == 429:
+            break
+    assert [a.status_code for a in answers[:-1]] == [200] * (len(answers) - 1)
+    refused = answers[-1]
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "try again" in refused.json()["error"]

@@ -23,6 +23,8 @@ from cybergine.dashboard.forms import fields
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.knowledge import listing, service
+from cybergine.knowledge.extraction_process import ExtractionBusy
+from cybergine.knowledge.extraction_share import ExtractionShares, ExtractionShareUsed
 from cybergine.knowledge.models import ItemKind, ItemStatus
 from cybergine.knowledge.providers import extraction_processes
 from cybergine.settings import Settings
@@ -257,7 +259,34 @@ async def upload(
     request: Request, editor: EditorOutsideTransaction, settings: SettingsDep
 ) -> Response:
     """A plain form sends every file at once; the page's script sends them one by one
-    (for a progress bar each) and asks for JSON."""
+    (for a progress bar each) and asks for JSON. Either way the organisation's turn with
+    the file readers comes first, before the body is read (``extraction_share``)."""
+    shares: ExtractionShares = request.app.state.extraction_shares
+    try:
+        async with shares.admitted(editor.principal.organisation_id):
+            return await _upload(request, editor, settings)
+    except (ExtractionShareUsed, ExtractionBusy) as refused:
+        # Said on the page (and to the script, which waits and sends the file again).
+        wait = str(refused.extra.get("retry_after", 5))
+        if _wants_json(request):
+            return JSONResponse(
+                {"error": refused.detail, "results": []},
+                status_code=refused.status,
+                headers={"retry-after": wait},
+            )
+        async with editor.transaction() as caller:
+            page = await _knowledge_page(
+                request,
+                _with_browser(request, caller),
+                upload_results=[],
+                upload_error=refused.detail,
+                status_code=refused.status,
+            )
+        page.headers["retry-after"] = wait
+        return page
+
+
+async def _upload(request: Request, editor: Authorized, settings: Settings) -> Response:
     form = await request.form(max_files=MAX_FILES, max_fields=10)
     uploads = [value for value in form.getlist("file") if isinstance(value, UploadFile)]
     raw_collection = form.get("collection")
@@ -392,9 +421,11 @@ async def reindex_document(
         extracted = None
         if original is not None:
             data, filename, declared_type = original
-            extracted = await extraction_processes(settings).extract(
-                data, filename=filename, declared_type=declared_type
-            )
+            shares: ExtractionShares = request.app.state.extraction_shares
+            async with shares.admitted(editor.principal.organisation_id):
+                extracted = await extraction_processes(settings).extract(
+                    data, filename=filename, declared_type=declared_type
+                )
         async with editor.transaction() as caller:
             await service.reprocess(caller.scope, document_id, extracted)
     except CybergineError as exc:

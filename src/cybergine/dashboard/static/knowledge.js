@@ -57,6 +57,14 @@
       outcome.textContent = "Reading the file…";
     });
     xhr.addEventListener("load", function () {
+      var wait = parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
+      if ((xhr.status === 429 || xhr.status === 503) && wait > 0) {
+        // The organisation's share of file reading is used up for now: wait as told,
+        // then send the same file again.
+        outcome.textContent = "Waiting " + wait + " s: many files are being read. It goes on by itself.";
+        window.setTimeout(function () { uploadOne(form, file, row, done); }, wait * 1000);
+        return;
+      }
       var result = outcomeOf(xhr);
       row.classList.add(result.accepted ? "upload-accepted" : "upload-refused");
       row.setAttribute("data-outcome", result.accepted ? "accepted" : "refused");
@@ -117,6 +125,13 @@
     }
     for (var i = 0; i < PARALLEL_UPLOADS; i += 1) next();
   }
+
+  // A form marked data-upload-on-choose sends the files as soon as they are chosen.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches('form[data-upload-on-choose] input[type="file"]')) return;
+    if (input.files && input.files.length && input.form.requestSubmit) input.form.requestSubmit();
+  });
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
