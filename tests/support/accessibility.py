@@ -50,6 +50,12 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
         AXE_TAGS,
     )
     violations: list[dict[str, Any]] = result["violations"]
+    # axe leaves an empty style attribute on elements it measured; HTMX's next swap would
+    # copy it into the page, and the CSP would then refuse it (a console error the page
+    # itself never causes).
+    page.evaluate(
+        "() => document.querySelectorAll('[style=\"\"]').forEach((e) => e.removeAttribute('style'))"
+    )
     return violations
 
 
