@@ -82,6 +82,8 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/demo/store",
             # The browser tab's icon, a static file browsers fetch before signing in.
             "/favicon.ico",
+            # The API reference: the public OpenAPI document, rendered.
+            "/api/docs",
         }
     )
 

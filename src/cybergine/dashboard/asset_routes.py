@@ -20,4 +20,6 @@ async def favicon(
     request: Request, _: Annotated[None, public("the browser tab's icon, a static file")]
 ) -> Response:
     # A fixed URL (browsers ask for it without a link): a day, then a revalidation.
-    return asset_response(FAVICON.get(), request.headers, cache_control="public, max-age=86400")
+    return asset_response(
+        await FAVICON.get(), request.headers, cache_control="public, max-age=86400"
+    )

@@ -1,6 +1,7 @@
 """Every dashboard router, in one list for the app factory."""
 
 from cybergine.dashboard import (
+    api_reference_pages,
     asset_routes,
     assistant_pages,
     assistant_try_pages,
@@ -19,6 +20,7 @@ from cybergine.dashboard import (
 )
 
 routers = [
+    api_reference_pages.router,
     asset_routes.router,
     auth_pages.router,
     misc_pages.router,

@@ -1,10 +1,10 @@
 """Serving files that every page (or every shop's page) loads: compressed once, validated
 by a strong ETag, cached by browsers for as long as their URL allows.
 
-A file is read, hashed and gzipped the first time it is asked for and kept in memory
-until it changes on disk (its size and modification time are checked on each request,
-a ``stat`` costing microseconds): a change while the server runs, in development, is
-served at once. Standard-library gzip only: brotli would need a dependency for a few
+A file is read and hashed the first time it is linked or asked for, gzipped (in a
+thread) the first time it is served, and kept in memory until it changes on disk (its
+size and modification time are checked on each request, a ``stat`` costing
+microseconds): a change while the server runs, in development, is served at once. Standard-library gzip only: brotli would need a dependency for a few
 percent on text this size.
 
 URLs built by ``url_for`` carry the content's hash (``/static/app.css?v=1a2b3c4d5e6f``):
@@ -21,9 +21,9 @@ import hashlib
 import mimetypes
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import structlog
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -54,15 +54,25 @@ _TYPES = {
 }
 
 
-@dataclass(frozen=True)
 class Asset:
-    """One file's bytes as served: identity, and gzip when that is smaller."""
+    """One file's bytes as served: identity, and gzip when that is smaller.
 
-    stamp: tuple[int, int]  # (size, mtime_ns) of the file it was read from
-    media_type: str
-    body: bytes
-    gzipped: bytes | None
-    digest: str  # sha256 of ``body``, hex
+    Compressing waits for the first answer that needs it (``prepare``, in a thread: the
+    largest vendored file takes a good part of a second at level 9), so linking a file
+    from a template costs only reading and hashing it."""
+
+    def __init__(self, path: Path, stamp: tuple[int, int]) -> None:
+        self.stamp = stamp  # (size, mtime_ns) of the file it was read from
+        self.body = path.read_bytes()
+        self.media_type = _TYPES.get(path.suffix.lower()) or (
+            mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        )
+        self.digest = hashlib.sha256(self.body).hexdigest()
+        self.compressible = (
+            self.media_type.startswith(_COMPRESSIBLE) and len(self.body) >= _MIN_COMPRESSIBLE_BYTES
+        )
+        self.gzipped: bytes | None = None
+        self.prepared = not self.compressible
 
     @property
     def version(self) -> str:
@@ -72,25 +82,19 @@ class Asset:
         # Strong ETags name one representation: the gzipped bytes are another one.
         return f'"{self.digest[:32]}{"-gz" if gzipped else ""}"'
 
-
-def load_asset(path: Path, stamp: tuple[int, int]) -> Asset:
-    body = path.read_bytes()
-    media_type = _TYPES.get(path.suffix.lower()) or (
-        mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    )
-    gzipped = None
-    if media_type.startswith(_COMPRESSIBLE) and len(body) >= _MIN_COMPRESSIBLE_BYTES:
+    def compress(self) -> None:
         # mtime=0: the same bytes every time, so the gzipped ETag is stable across restarts.
-        candidate = gzip.compress(body, compresslevel=9, mtime=0)
-        if len(candidate) < len(body):
-            gzipped = candidate
-    return Asset(
-        stamp=stamp,
-        media_type=media_type,
-        body=body,
-        gzipped=gzipped,
-        digest=hashlib.sha256(body).hexdigest(),
-    )
+        candidate = gzip.compress(self.body, compresslevel=9, mtime=0)
+        if len(candidate) < len(self.body):
+            self.gzipped = candidate
+        self.prepared = True
+
+    async def prepare(self) -> Asset:
+        """Compressed once, off the event loop; concurrent first requests may both
+        compress, and get the same bytes."""
+        if not self.prepared:
+            await anyio.to_thread.run_sync(self.compress)
+        return self
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
@@ -132,7 +136,8 @@ def asset_response(
     extra_headers: dict[str, str] | None = None,
 ) -> Response:
     """The asset as this request should get it: gzipped if asked, 304 if the browser's
-    copy is current."""
+    copy is current. The asset was prepared (compressed) already."""
+    assert asset.prepared
     use_gzip = asset.gzipped is not None and accepts_gzip(request_headers.get("accept-encoding"))
     etag = asset.etag(gzipped=use_gzip)
     headers = {"ETag": etag, "Cache-Control": cache_control, **(extra_headers or {})}
@@ -189,7 +194,7 @@ class AssetDirectory:
         with self._lock:
             cached = self._assets.get(name)
             if cached is None or cached.stamp != stamp:
-                cached = self._assets[name] = load_asset(path, stamp)
+                cached = self._assets[name] = Asset(path, stamp)
         return cached
 
     def url_for(self, name: str) -> str:
@@ -210,7 +215,7 @@ class AssetDirectory:
             await response(scope, receive, send)
             return
         name = _path_below_mount(scope).lstrip("/")
-        asset = self.get(name)
+        asset = await anyio.to_thread.run_sync(self.get, name)
         if asset is None:
             await Response("Not found.", status_code=404, media_type="text/plain")(
                 scope, receive, send
@@ -219,7 +224,9 @@ class AssetDirectory:
         query = scope.get("query_string", b"").decode("latin-1")
         versioned = f"{VERSION_PARAMETER}={asset.version}" in query.split("&")
         response = asset_response(
-            asset, Headers(scope=scope), cache_control=IMMUTABLE if versioned else REVALIDATE
+            await asset.prepare(),
+            Headers(scope=scope),
+            cache_control=IMMUTABLE if versioned else REVALIDATE,
         )
         await response(scope, receive, send)
 
@@ -241,9 +248,13 @@ class SingleAsset:
         self.path = path
         self._asset: Asset | None = None
 
-    def get(self) -> Asset:
+    def _get(self) -> Asset:
         info = os.stat(self.path)
         stamp = (info.st_size, info.st_mtime_ns)
         if self._asset is None or self._asset.stamp != stamp:
-            self._asset = load_asset(self.path, stamp)
+            self._asset = Asset(self.path, stamp)
         return self._asset
+
+    async def get(self) -> Asset:
+        """The file as it is now on disk, compressed, read off the event loop."""
+        return await (await anyio.to_thread.run_sync(self._get)).prepare()

@@ -131,7 +131,7 @@ async def widget_js(request: Request, _: Widget) -> Response:
     # Shops embed it at this fixed URL: five minutes, so a fix reaches their visitors
     # soon, then a revalidation that an unchanged script answers with an empty 304.
     return asset_response(
-        WIDGET_ASSET.get(),
+        await WIDGET_ASSET.get(),
         request.headers,
         cache_control="public, max-age=300",
         # Loaded by <script> on other sites: they must be allowed to.
