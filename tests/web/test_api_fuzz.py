@@ -29,6 +29,7 @@ import pytest
 
 from cybergine.accounts.models import Role
 from cybergine.accounts.service import api_keys
+from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.conversations.models import Channel, Direction
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -216,6 +217,7 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
     database: Database,
     database_url: str,
     key_env: dict[str, str],
+    graph: GraphSimulator,
     tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -224,6 +226,9 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
         CYBERGINE_DATABASE_URL=database_url,
         CYBERGINE_DATA_DIR=str(tmp_path / "data"),
         CYBERGINE_LOG_LEVEL="INFO",
+        # Connecting a WhatsApp number asks Meta first: the simulator answers (an
+        # unreachable Meta would be a 502 the fuzzer cannot tell from a server error).
+        CYBERGINE_WHATSAPP_GRAPH_URL=graph.base_url,
         **key_env,
     )
     port, log = free_port(), tmp_path / "serve.log"
