@@ -150,3 +150,49 @@ def test_the_widget_says_a_blank_message_is_not_sent(
     assert len(posted) == 1
     assert errors == []
     context.close()
+
+
+def test_handing_back_asks_about_the_waiting_message_and_tells_the_visitor(
+    chromium: Browser, platform: LiveServer
+) -> None:
+    # A visitor asks for a person, then writes again while waiting for one.
+    visitor_context = chromium.new_context(viewport=DESKTOP)
+    visitor = visitor_context.new_page()
+    visitor.goto(f"{platform.url}/demo/store")
+    visitor.get_by_test_id("cg-launcher").click()
+    visitor.get_by_test_id("cg-handoff").click()
+    expect(visitor.get_by_test_id("cg-notice").last).to_contain_text("person", timeout=15_000)
+    visitor.get_by_test_id("cg-input").fill("I called you about my order instead.")
+    visitor.get_by_test_id("cg-send").click()
+
+    agent_context = chromium.new_context(viewport={"width": 390, "height": 844})
+    agent = agent_context.new_page()
+    with console_errors(agent) as errors:
+        _sign_in(agent, platform)
+        agent.goto(f"{platform.url}/inbox")
+        agent.get_by_test_id("inbox-row").first.locator("a").first.click()
+        agent.get_by_test_id("take-over").click()
+        choice = agent.get_by_test_id("waiting-message")
+        expect(choice).to_be_visible()
+        expect(agent.get_by_label("Let the assistant answer the waiting message")).to_be_checked()
+        assert_accessible(agent, where="a conversation with a message waiting, at phone width")
+
+        # By keyboard: the person dealt with it themselves.
+        agent.get_by_label("Let the assistant answer the waiting message").focus()
+        agent.keyboard.press("ArrowDown")
+        expect(agent.get_by_label("I've dealt with it")).to_be_checked()
+        agent.get_by_test_id("hand-back").focus()
+        agent.keyboard.press("Enter")
+        expect(agent.get_by_test_id("conversation-state")).to_have_attribute("data-state", "bot")
+        expect(
+            agent.locator('[data-testid="thread-message"][data-direction="internal"]').last
+        ).to_contain_text("dealt with")
+    assert errors == []
+
+    # The visitor is told the assistant is back; the assistant leaves their message be.
+    expect(
+        visitor.locator('[data-sender="system"], [data-testid="cg-notice"]').last
+    ).to_contain_text("You're chatting with the assistant again.", timeout=15_000)
+    assert visitor.locator('[data-testid="cg-message"][data-sender="assistant"]').count() == 0
+    agent_context.close()
+    visitor_context.close()
