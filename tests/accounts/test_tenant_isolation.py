@@ -75,6 +75,7 @@ FORM_FIELDS = {
     "/customers/{customer_id}/erase": {"confirmation": "Alpha Secret Customer"},
     "/channels/widget/{assistant_id}/origins": {"add": "https://b.example"},
     "/channels/widget/{assistant_id}/appearance": {"colour": "#ff0000"},
+    "/getting-started/{assistant_id}/website": {"add": "https://b.example"},
     "/channels/whatsapp/{number_id}": {"display_phone_number": "+1 999 999"},
 }
 # Endless responses a list walk cannot read to the end; what they carry is checked where

@@ -12,13 +12,12 @@ from fastapi.responses import HTMLResponse
 from cybergine.accounts.auth import Caller, authorize, public
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.service import sessions
-from cybergine.conversations.activity import today_numbers
 from cybergine.dashboard.forms import fields
+from cybergine.dashboard.onboarding_pages import overview_page
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.db.base import BIGINT_MAX
 from cybergine.errors import NotFound
 from cybergine.mail.service import list_outbox
-from cybergine.onboarding.service import checklist
 from cybergine.privacy import audit
 from cybergine.web.deps import SessionDep
 from cybergine.web.proxies import came_through_proxy
@@ -31,15 +30,8 @@ AUDIT_PAGE = 50
 async def home(
     request: Request, caller: Annotated[Caller, authorize(Permission.ORGANISATION_READ)]
 ) -> HTMLResponse:
-    getting_started = await checklist(caller.scope)
-    numbers = (
-        await today_numbers(caller.scope)
-        if caller.principal.can(Permission.CONVERSATIONS_READ)
-        else None
-    )
-    return await render_page(
-        request, "home.html", caller, {"checklist": getting_started, "today": numbers}
-    )
+    # The getting-started checklist with its inline steps (onboarding_pages).
+    return await overview_page(request, caller)
 
 
 @router.get("/audit", response_class=HTMLResponse)

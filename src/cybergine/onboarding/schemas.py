@@ -38,6 +38,9 @@ class TodayOut(BaseModel):
 class OverviewOut(BaseModel):
     steps: list[StepOut]
     complete: bool
+    documents_being_read: int = Field(
+        description="Documents and Q&A still queued or being indexed: not answered from yet."
+    )
     today: TodayOut
 
     @classmethod
@@ -47,5 +50,6 @@ class OverviewOut(BaseModel):
                 StepOut(key=s.key, title=s.title, url=s.url, done=s.done) for s in checklist.steps
             ],
             complete=checklist.complete,
+            documents_being_read=checklist.being_read,
             today=TodayOut.of(numbers),
         )

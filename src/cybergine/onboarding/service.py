@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 
@@ -46,6 +47,9 @@ class Step:
 class Checklist:
     steps: list[Step]
     first_assistant_id: uuid.UUID | None
+    # Documents and Q&A still queued or being indexed: the Overview says they are being
+    # read and refreshes itself until they are ready.
+    being_read: int = 0
 
     @property
     def done(self) -> int:
@@ -84,6 +88,15 @@ async def checklist(scope: TenantScope, *, now: datetime | None = None) -> Check
     knowledge_ready = exists().where(
         Item.organisation_id == organisation_id, Item.status == ItemStatus.READY
     )
+    being_read = (
+        select(func.count())
+        .select_from(Item)
+        .where(
+            Item.organisation_id == organisation_id,
+            Item.status.in_((ItemStatus.PENDING, ItemStatus.PROCESSING)),
+        )
+        .scalar_subquery()
+    )
     on_a_site = exists().where(
         Assistant.organisation_id == organisation_id,
         Assistant.active.is_(True),
@@ -107,10 +120,14 @@ async def checklist(scope: TenantScope, *, now: datetime | None = None) -> Check
                 _tried_condition(organisation_id),
                 or_(on_a_site, on_whatsapp),
                 or_(second_member, pending_invitation),
+                being_read,
             )
         )
     ).one()
-    assistant_id, has_knowledge, tried, live, team = row
+    # Six columns are past SQLAlchemy's typed overloads: the row's types are said here.
+    assistant_id = cast("uuid.UUID | None", row[0])
+    has_knowledge, tried, live, team = (bool(value) for value in row[1:5])
+    reading = cast(int, row[5])
     try_url = f"/assistants/{assistant_id}#try-it" if assistant_id else "/assistants"
     steps = [
         Step(
@@ -150,7 +167,7 @@ async def checklist(scope: TenantScope, *, now: datetime | None = None) -> Check
             bool(team),
         ),
     ]
-    return Checklist(steps=steps, first_assistant_id=assistant_id)
+    return Checklist(steps=steps, first_assistant_id=assistant_id, being_read=reading)
 
 
 async def record_tried(database: Database, principal: Principal, assistant_id: uuid.UUID) -> None:
