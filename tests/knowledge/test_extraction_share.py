@@ -5,11 +5,15 @@ anything is read, while other organisations' uploads go on."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import uuid
 
 import httpx
 import pytest
+from sqlalchemy import func, select, update
 
+from cybergine.accounts.models import ApiKey
 from cybergine.db.engine import Database
 from cybergine.knowledge.extraction_process import ExtractionBusy
 from cybergine.knowledge.extraction_share import (
@@ -17,10 +21,14 @@ from cybergine.knowledge.extraction_share import (
     ExtractionShares,
     ExtractionShareUsed,
 )
+from cybergine.knowledge.models import Item
 from cybergine.settings import Settings
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_organisation, make_organisation_with_key
+from tests.support.process_memory import extraction_children
+from tests.support.processes import wait_until
 from tests.support.server import LiveServer
+from tests.support.slow_documents import long_pdf
 
 
 class Clock:
@@ -184,3 +192,44 @@ async def test_the_dashboards_upload_takes_the_same_share(
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert "try again" in refused.json()["error"]
+
+
+async def test_a_key_revoked_while_its_file_is_read_writes_nothing(
+    live_server: LiveServer, database: Database
+) -> None:
+    """The caller is checked again in the transaction that writes: a key revoked while
+    its upload was being read gets a 401, and no document is stored."""
+    organisation, key = await make_organisation_with_key(database)
+    document = long_pdf()  # a few seconds of reading
+    answer: list[httpx.Response] = []
+
+    def send() -> None:
+        with httpx.Client(
+            base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as client:
+            answer.append(
+                client.post(
+                    "/api/v1/knowledge/documents",
+                    files={"file": (document.filename, document.data, document.content_type)},
+                )
+            )
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    await asyncio.to_thread(
+        wait_until, lambda: extraction_children(os.getpid()), 20, "no extraction started"
+    )
+    async with database.transaction() as session:
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.organisation_id == organisation.id)
+            .values(revoked_at=func.now())
+        )
+    await asyncio.to_thread(sender.join, 60)
+    assert answer, "the upload got no answer"
+    assert answer[0].status_code == 401, answer[0].text
+    async with database.transaction() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Item).where(Item.organisation_id == organisation.id)
+        )
+    assert stored == 0

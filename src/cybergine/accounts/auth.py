@@ -219,11 +219,20 @@ class Authorized:
     database: Database
     # The browser's session, for a dashboard page rendered in ``transaction()``.
     signed_in: sessions.SignedIn | None = None
+    # What ``transaction()`` checks again: a key revoked (or a role lowered) while the
+    # slow work ran must not write.
+    request: Request | None = None
+    permission: Permission | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Caller]:
-        """The route's transaction, committed when the block ends (the edge commits)."""
+        """The route's transaction, committed when the block ends (the edge commits);
+        the caller is checked again in it, so the write sees the credential as it is
+        now."""
         async with self.database.transaction() as session:
+            if self.request is not None and self.permission is not None:
+                yield await _caller(self.request, session, self.database, self.permission)
+                return
             yield Caller(
                 principal=self.principal,
                 scope=TenantScope(session, self.principal.organisation_id),
@@ -240,7 +249,13 @@ def authorize_outside_transaction(permission: Permission) -> Any:
     async def dependency(request: Request, database: DatabaseDep) -> Authorized:
         async with database.transaction() as session:
             caller = await _caller(request, session, database, permission)
-        return Authorized(principal=caller.principal, database=database, signed_in=caller.signed_in)
+        return Authorized(
+            principal=caller.principal,
+            database=database,
+            signed_in=caller.signed_in,
+            request=request,
+            permission=permission,
+        )
 
     setattr(dependency, PERMISSION_ATTRIBUTE, permission)
     dependency.__name__ = f"authorize_{permission.name.lower()}_outside_transaction"
