@@ -137,6 +137,9 @@ async def test_a_conversation_as_the_api_shows_it(org: Org, database: Database) 
         "opted_out": True,
         "opted_in_at": item["customer"]["opted_in_at"],
         "opted_out_at": item["customer"]["opted_out_at"],
+        "opt_in_source": "customer_message",
+        "opt_out_source": "keyword:STOP",
+        "erased": False,
     }
     assert datetime.fromisoformat(item["customer"]["opted_in_at"]) == at(0)
     assert datetime.fromisoformat(item["customer"]["opted_out_at"]) == at(30)

@@ -157,7 +157,7 @@ def widget_document(app: FastAPI) -> dict[str, Any]:
     for route in api_routes(app.routes):
         if (
             route.path.startswith(WIDGET_PATH_PREFIX)
-            and route.methods & {"GET", "POST"}
+            and (route.methods or set()) & {"GET", "POST"}
             and not route.path.endswith("/openapi.json")
         ):
             shown = copy.copy(route)

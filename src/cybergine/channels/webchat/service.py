@@ -27,7 +27,7 @@ from cybergine.conversations.models import (
     Message,
     Sender,
 )
-from cybergine.conversations.pipeline import HANDOFF_BUTTON_ID, HANDOFF_BUTTON_TITLE
+from cybergine.conversations.answering import HANDOFF_BUTTON_ID, HANDOFF_BUTTON_TITLE
 from cybergine.conversations.service import (
     ChannelAccount,
     CustomerIdentity,
