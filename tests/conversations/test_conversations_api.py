@@ -144,7 +144,7 @@ async def test_a_conversation_as_the_api_shows_it(org: Org, database: Database) 
     assert datetime.fromisoformat(item["customer"]["opted_in_at"]) == at(0)
     assert datetime.fromisoformat(item["customer"]["opted_out_at"]) == at(30)
     # Internals stay inside.
-    for hidden in ("organisation_id", "ai_disclosed_at", "external_id", "opt_out_source"):
+    for hidden in ("organisation_id", "ai_disclosed_at", "external_id"):
         assert hidden not in item
         assert hidden not in item["customer"]
 
