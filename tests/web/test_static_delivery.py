@@ -177,7 +177,7 @@ def _get_paths(settings: Settings) -> list[str]:
     app = create_app(settings, run_worker=False)
     paths = []
     for route in iter_routes(app.routes):
-        if isinstance(route, APIRoute) and "GET" in route.methods:
+        if isinstance(route, APIRoute) and "GET" in (route.methods or set()):
             path = re.sub(r"\{[^}]*:path\}", "anything", route.path)
             paths.append(re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path))
     paths += ["/static/app.css"]
