@@ -50,7 +50,12 @@ from tests.support.server import LiveServer, free_port
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 # Parts of pages that HTMX fetches and swaps in: not documents of their own.
-FRAGMENTS = {"/inbox/list", "/inbox/{conversation_id}/thread", "/dev/whatsapp/thread"}
+FRAGMENTS = {
+    "/inbox/list",
+    "/inbox/{conversation_id}/thread",
+    "/dev/whatsapp/thread",
+    "/getting-started/checklist",
+}
 # Endless responses (Server-Sent Events).
 STREAMS = {"/inbox/events"}
 # Pages opened from an e-mailed link: walked signed out, with a token that is no longer

@@ -23,13 +23,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from tests.support.accessibility import assert_accessible, console_errors
+from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
 from tests.support.hostile_files import pages_pdf, stream_object
 from tests.support.processes import clean_env, start_serve
 from tests.support.server import LiveServer, free_port
 
 MAX_ACTIONS = 25
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 POLICY_LINES = [
     "Corner Bikes customer policies",
     "Shipping: orders leave our workshop within two working days.",
@@ -41,6 +42,16 @@ POLICY_LINES = [
 ]
 QUESTION = "Can I return a bike for a refund?"
 PASSAGE = "return any bike within 30 days of delivery"
+
+
+def check_the_overview(page: Page, where: str) -> None:
+    """No serious accessibility violation on a desktop or a phone, nothing to scroll
+    sideways on the phone."""
+    assert_accessible(page, where=f"{where}, desktop")
+    page.set_viewport_size(PHONE)
+    assert_accessible(page, where=f"{where}, 390 px")
+    assert horizontal_overflow(page) == 0, f"{where}: scrolls sideways at 390 px"
+    page.set_viewport_size(DESKTOP)
 
 
 def policy_pdf() -> bytes:
@@ -150,7 +161,7 @@ def test_a_new_shop_goes_from_nothing_to_an_answer_on_its_own_site(
         person.click(page.get_by_role("button", name="Create assistant"), "Create assistant")
         step = page.locator('[data-step="assistant"]')
         expect(step).to_have_class("checklist-step done")
-        assert_accessible(page, where="the Overview with its inline steps")
+        check_the_overview(page, "the Overview with its inline steps")
 
         # A PDF, sent as soon as it is chosen; the step says it is being read, then ticks.
         person.set_input_files(page.get_by_label("Upload files"), [policies], "Upload files")
@@ -186,7 +197,7 @@ def test_a_new_shop_goes_from_nothing_to_an_answer_on_its_own_site(
         person.fill(website, shop.url, "Website address")
         person.click(page.get_by_role("button", name="Add website"), "Add website")
         expect(page.locator('[data-step="live"]')).to_have_class("checklist-step done")
-        assert_accessible(page, where="the Overview with the snippet")
+        check_the_overview(page, "the Overview with the snippet")
         copy = page.get_by_role("button", name="Copy embed code")
         person.click(copy, "Copy")
         expect(copy).to_have_text("Copied")
