@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, func, or_, select
 
-from cybergine.conversations.inbox import assistant_names, customer_label
+from cybergine.conversations.inbox_views import assistant_names, customer_label
 from cybergine.conversations.models import Conversation, Customer
 from cybergine.db.tenancy import TenantScope
 

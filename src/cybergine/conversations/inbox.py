@@ -6,37 +6,27 @@ Every write takes the caller's ``TenantScope`` and ``Principal``, changes rows i
 caller's transaction (never commits), publishes the realtime event the change calls for
 (delivered on commit) and audits what a person decided, without any message text.
 
-The read side of the inbox lives here too: the list, ordered so that what needs a person
-comes first (requests for human review, then conversations waiting for someone), and one
-conversation with its history.
+What people read in the inbox (the list, one conversation) is
+:mod:`cybergine.conversations.inbox_views`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, true, update
-from sqlalchemy.orm import defer
+from sqlalchemy import update
 
-from cybergine.accounts.models import Membership, User
+from cybergine.accounts.models import Membership
 from cybergine.accounts.permissions import Permission, allows
 from cybergine.accounts.principal import Principal
-from cybergine.assistants.models import Assistant
-from cybergine.conversations import intents
 from cybergine.conversations.handback import (
     ASSISTANT_BACK_NOTICE,
     WaitingMessage,
     settle_waiting_message,
 )
 from cybergine.conversations.models import (
-    Attachment,
     Channel,
     Conversation,
     ConversationState,
@@ -61,9 +51,6 @@ from cybergine.realtime.events import Event, publish
 
 JOIN_NOTICE = "A person from our team has joined the conversation."
 MAX_NOTE = 5000
-INBOX_PAGE = 50
-# The newest messages of a conversation shown at once; the API pages through the rest.
-THREAD_LIMIT = 500
 CLOSED_CONFLICT = "This conversation is closed. The customer's next message starts a new one."
 ERASED_LABEL = "Erased customer"
 
@@ -311,341 +298,15 @@ def _str(value: uuid.UUID | None) -> str | None:
     return str(value) if value is not None else None
 
 
-# --- The list -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InboxFilter:
-    # None: every state.
-    states: frozenset[ConversationState] | None = frozenset(
-        {ConversationState.BOT, ConversationState.WAITING_FOR_HUMAN, ConversationState.HUMAN}
-    )
-    unassigned: bool = False
-    assigned_user_id: uuid.UUID | None = None
-    channel: Channel | None = None
-
-
-@dataclass(frozen=True)
-class InboxRow:
-    conversation: Conversation
-    customer: Customer
-    customer_label: str
-    assistant_name: str | None
-    assignee_name: str | None
-    # The last message the customer could see (notes are not part of it).
-    last_sender: Sender | None
-    last_type: str | None
-    last_text: str | None
-
-
-@dataclass(frozen=True)
-class InboxPage:
-    rows: list[InboxRow]
-    next_cursor: str | None
-
-
-# Requests for human review a person has yet to finish come first, then conversations
-# waiting for someone, then the rest by last activity.
-_PRIORITY = case(
-    (
-        and_(
-            Conversation.human_review_requested.is_(True),
-            Conversation.state.in_((ConversationState.WAITING_FOR_HUMAN, ConversationState.HUMAN)),
-        ),
-        0,
-    ),
-    (Conversation.state == ConversationState.WAITING_FOR_HUMAN, 1),
-    else_=2,
-)
-
-
-async def list_inbox(
-    scope: TenantScope,
-    filters: InboxFilter = InboxFilter(),
-    *,
-    limit: int = INBOX_PAGE,
-    cursor: str | None = None,
-) -> InboxPage:
-    statement = scope.select(Conversation).add_columns(_PRIORITY.label("priority"))
-    if filters.states is not None:
-        statement = statement.where(Conversation.state.in_(filters.states))
-    if filters.unassigned:
-        statement = statement.where(Conversation.assigned_user_id.is_(None))
-    elif filters.assigned_user_id is not None:
-        statement = statement.where(Conversation.assigned_user_id == filters.assigned_user_id)
-    if filters.channel is not None:
-        statement = statement.where(Conversation.channel == filters.channel)
-    if cursor:
-        statement = statement.where(_after(_decode_cursor(cursor)))
-    statement = statement.order_by(
-        _PRIORITY, Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc()
-    ).limit(limit + 1)
-    found = [(row[0], int(row[1])) for row in (await scope.session.execute(statement)).all()]
-    page = found[:limit]
-    next_cursor = None
-    if len(found) > limit:
-        last, priority = page[-1]
-        next_cursor = _encode_cursor(priority, last.last_message_at, last.id)
-    conversations = [conversation for conversation, _ in page]
-    return InboxPage(rows=await _rows(scope, conversations), next_cursor=next_cursor)
-
-
-async def _rows(scope: TenantScope, conversations: list[Conversation]) -> list[InboxRow]:
-    if not conversations:
-        return []
-    ids = [c.id for c in conversations]
-    customers = {
-        c.id: c
-        for c in (
-            await scope.session.execute(
-                scope.select(Customer).where(
-                    Customer.id.in_({c.customer_id for c in conversations})
-                )
-            )
-        ).scalars()
-    }
-    assistants = await assistant_names(scope, (c.assistant_id for c in conversations))
-    people = await member_names(scope, (c.assigned_user_id for c in conversations))
-    last = (
-        select(Message.sender, Message.type, Message.text)
-        .where(
-            Message.organisation_id == scope.organisation_id,
-            Message.conversation_id == Conversation.id,
-            Message.direction != Direction.INTERNAL,
-        )
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .limit(1)
-        .lateral("last_message")
-    )
-    previews = {
-        row.id: row
-        for row in (
-            await scope.session.execute(
-                select(Conversation.id, last.c.sender, last.c.type, last.c.text)
-                .select_from(Conversation)
-                .join(last, true())
-                .where(
-                    Conversation.organisation_id == scope.organisation_id,
-                    Conversation.id.in_(ids),
-                )
-            )
-        ).all()
-    }
-    rows = []
-    for conversation in conversations:
-        customer = customers[conversation.customer_id]
-        preview = previews.get(conversation.id)
-        rows.append(
-            InboxRow(
-                conversation=conversation,
-                customer=customer,
-                customer_label=customer_label(customer),
-                assistant_name=assistants.get(conversation.assistant_id),
-                assignee_name=_person(people, conversation.assigned_user_id),
-                last_sender=preview.sender if preview else None,
-                last_type=preview.type if preview else None,
-                last_text=preview.text if preview else None,
-            )
-        )
-    return rows
-
-
-def customer_label(customer: Customer) -> str:
-    """How the team calls a customer: their name, else their number, else a visitor id."""
-    if customer.erased:
-        return ERASED_LABEL
-    if customer.display_name and customer.phone_number:
-        return f"{customer.display_name} ({customer.phone_number})"
-    if customer.display_name or customer.phone_number:
-        return customer.display_name or customer.phone_number or ""
-    if customer.channel == Channel.WEBCHAT:
-        return f"Web visitor {customer.external_id[:8]}"
-    return customer.external_id
-
-
-async def assistant_names(
-    scope: TenantScope, ids: Iterable[uuid.UUID | None]
-) -> dict[uuid.UUID | None, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    result = await scope.session.execute(scope.select(Assistant).where(Assistant.id.in_(wanted)))
-    return {assistant.id: assistant.name for assistant in result.scalars()}
-
-
-async def member_names(scope: TenantScope, ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, str]:
-    """Names of the given users who are members of the organisation (a former member's
-    name is not shown)."""
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    result = await scope.session.execute(
-        select(User.id, User.name)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organisation_id == scope.organisation_id, User.id.in_(wanted))
-    )
-    return {row.id: row.name for row in result.all()}
-
-
-def _person(names: dict[uuid.UUID, str], user_id: uuid.UUID | None) -> str | None:
-    if user_id is None:
-        return None
-    return names.get(user_id, "a former team member")
-
-
-async def repliers(scope: TenantScope) -> list[tuple[uuid.UUID, str]]:
-    """The members a conversation may be assigned to (those who may reply), by name."""
-    result = await scope.session.execute(
-        select(User.id, User.name, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.organisation_id == scope.organisation_id)
-        .order_by(User.name, User.id)
-    )
-    return [
-        (row.id, row.name)
-        for row in result.all()
-        if allows(row.role, Permission.CONVERSATIONS_REPLY)
-    ]
-
-
-def _encode_cursor(priority: int, at: datetime | None, id: uuid.UUID) -> str:
-    raw = json.dumps([priority, at.isoformat() if at is not None else None, str(id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, datetime | None, uuid.UUID]:
-    invalid = InvalidInput("That link to the next page is not valid.", field="cursor")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True))
-        if not (
-            isinstance(data, list)
-            and len(data) == 3
-            and isinstance(data[0], int)
-            and (data[1] is None or isinstance(data[1], str))
-            and isinstance(data[2], str)
-        ):
-            raise invalid
-        at = None if data[1] is None else datetime.fromisoformat(data[1])
-        found = (data[0], at, uuid.UUID(data[2]))
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise invalid from exc
-    if at is not None and at.tzinfo is None:
-        raise invalid
-    return found
-
-
-def _after(cursor: tuple[int, datetime | None, uuid.UUID]) -> ColumnElement[bool]:
-    """Rows after the cursor in ``priority, last_message_at DESC NULLS LAST, id DESC``."""
-    priority, at, id = cursor
-    if at is None:
-        same = and_(Conversation.last_message_at.is_(None), Conversation.id < id)
-    else:
-        same = or_(
-            Conversation.last_message_at < at,
-            and_(Conversation.last_message_at == at, Conversation.id < id),
-            Conversation.last_message_at.is_(None),
-        )
-    rank = _PRIORITY
-    return or_(rank > priority, and_(rank == priority, same))
-
-
-# --- One conversation -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConversationView:
-    conversation: Conversation
-    customer: Customer
-    customer_label: str
-    assistant_name: str | None
-    assignee_name: str | None
-    # Oldest first; the newest THREAD_LIMIT of them.
-    messages: list[Message]
-    earlier: int  # older messages not shown
-    attachments: dict[uuid.UUID, Attachment]
-    authors: dict[uuid.UUID, str]
-    window_open: bool
-    handoff_reason: str | None  # readable
-
-
-# What the intent rules record as a handoff's reason, as a person reads it; the
-# assistant's own reasons (a sentence) are shown as written.
-HANDOFF_REASONS = {
-    intents.REASON_CUSTOMER_REQUEST: "The customer asked for a person.",
-    intents.REASON_HUMAN_REVIEW: (
-        "The customer asked for a person to review an automated decision."
-    ),
-    intents.REASON_KEYWORD: "The customer used one of your handoff keywords.",
-}
-
-
-async def view_conversation(
-    scope: TenantScope, conversation_id: uuid.UUID, *, limit: int = THREAD_LIMIT
-) -> ConversationView:
-    conversation = await scope.get(Conversation, conversation_id, what="conversation")
-    customer = await scope.get(Customer, conversation.customer_id, what="conversation")
-    newest = list(
-        (
-            await scope.session.execute(
-                scope.select(Message)
-                .where(Message.conversation_id == conversation.id)
-                .order_by(Message.created_at.desc(), Message.id.desc())
-                .limit(limit + 1)
-            )
-        ).scalars()
-    )
-    earlier = 0
-    if len(newest) > limit:
-        newest = newest[:limit]
-        total = await scope.count(
-            scope.select(Message).where(Message.conversation_id == conversation.id)
-        )
-        earlier = total - limit
-    messages = list(reversed(newest))
-    attachments: dict[uuid.UUID, Attachment] = {}
-    if messages:
-        result = await scope.session.execute(
-            scope.select(Attachment)
-            .where(Attachment.message_id.in_([m.id for m in messages]))
-            .options(defer(Attachment.data, raiseload=True))
-        )
-        attachments = {a.message_id: a for a in result.scalars()}
-    people = await member_names(
-        scope, [conversation.assigned_user_id, *(m.author_user_id for m in messages)]
-    )
-    assistants = await assistant_names(scope, [conversation.assistant_id])
-    return ConversationView(
-        conversation=conversation,
-        customer=customer,
-        customer_label=customer_label(customer),
-        assistant_name=assistants.get(conversation.assistant_id),
-        assignee_name=_person(people, conversation.assigned_user_id),
-        messages=messages,
-        earlier=earlier,
-        attachments=attachments,
-        authors=people,
-        window_open=window_open(conversation),
-        handoff_reason=HANDOFF_REASONS.get(
-            conversation.handoff_reason or "", conversation.handoff_reason
-        ),
-    )
-
-
 __all__ = [
+    "CLOSED_CONFLICT",
+    "ERASED_LABEL",
     "JOIN_NOTICE",
-    "ConversationView",
-    "InboxFilter",
-    "InboxPage",
-    "InboxRow",
     "add_note",
     "assign",
     "close",
     "hand_back",
-    "list_inbox",
     "mark_read",
-    "repliers",
     "take_over",
-    "view_conversation",
     "window_open",
 ]

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.principal import Principal
-from cybergine.conversations import inbox, service
+from cybergine.conversations import inbox, inbox_views, service
 from cybergine.conversations.handback import WaitingMessage, has_waiting_message
 from cybergine.conversations.models import Channel, Conversation, ConversationState
 from cybergine.dashboard.templating import redirect, render, render_page
@@ -73,7 +73,7 @@ RETRY_MILLISECONDS = 3000
 
 def _filters(
     caller: Caller, state: str, assignee: str, channel: str
-) -> tuple[inbox.InboxFilter, dict[str, str]]:
+) -> tuple[inbox_views.InboxFilter, dict[str, str]]:
     """The filter the query asks for, and the query's parameters that differ from the
     defaults (for links that keep them)."""
     if state not in STATE_FILTERS:
@@ -102,7 +102,7 @@ def _filters(
         if value != default
     }
     return (
-        inbox.InboxFilter(
+        inbox_views.InboxFilter(
             states=STATE_FILTERS[state],
             unassigned=unassigned,
             assigned_user_id=assigned_user_id,
@@ -134,7 +134,7 @@ async def _listing(
     """The inbox list for the filters in the query string (both pages below show it), and
     who asks (this dependency is the routes' protection)."""
     filters, query = _filters(caller, state, assignee, channel)
-    page = await inbox.list_inbox(caller.scope, filters, cursor=cursor or None)
+    page = await inbox_views.list_inbox(caller.scope, filters, cursor=cursor or None)
     here = {**query, **({"cursor": cursor} if cursor else {})}
     return _Listing(
         caller,
@@ -164,7 +164,7 @@ async def inbox_page(request: Request, listing: Listing) -> HTMLResponse:
             **listing.context,
             "state_labels": STATE_LABELS,
             "channel_labels": CHANNEL_LABELS,
-            "repliers": await inbox.repliers(caller.scope),
+            "repliers": await inbox_views.repliers(caller.scope),
         },
     )
 
@@ -238,7 +238,7 @@ async def _conversation_page(
     **extra: Any,
 ) -> HTMLResponse:
     can_reply = caller.principal.can(Permission.CONVERSATIONS_REPLY)
-    view = await inbox.view_conversation(caller.scope, conversation_id)
+    view = await inbox_views.view_conversation(caller.scope, conversation_id)
     return await render_page(
         request,
         "conversation.html",
@@ -247,7 +247,7 @@ async def _conversation_page(
             "view": view,
             "conversation": view.conversation,
             "can_reply": can_reply,
-            "repliers": await inbox.repliers(caller.scope) if can_reply else [],
+            "repliers": await inbox_views.repliers(caller.scope) if can_reply else [],
             "waiting_message": has_waiting_message(view.messages),
             "max_reply": MAX_REPLY,
             "max_note": inbox.MAX_NOTE,
@@ -278,7 +278,7 @@ async def conversation_thread(
     is open, so what arrives is read)."""
     if caller.principal.can(Permission.CONVERSATIONS_REPLY):
         await inbox.mark_read(caller.scope, conversation_id)
-    view = await inbox.view_conversation(caller.scope, conversation_id)
+    view = await inbox_views.view_conversation(caller.scope, conversation_id)
     return render(
         request,
         "conversation_thread.html",
