@@ -19,7 +19,8 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.models import Collection, Item, ItemKind, ItemStatus
 from cybergine.privacy.audit import AuditEvent
 from tests.support.browser import Browser
-from tests.support.factories import PASSWORD, add_member, make_organisation
+from tests.support.factories import PASSWORD, add_member, make_api_key, make_organisation
+from tests.support.server import LiveServer
 
 
 async def _assistants(database: Database, organisation_id: uuid.UUID) -> list[Assistant]:
@@ -67,12 +68,12 @@ async def test_an_assistant_is_created_from_the_overview_by_its_name(
     assert audited == "assistant.created"
 
     # The step is done: no form for it any more; the next steps carry theirs.
-    page = browser.get("/").text
-    assert 'action="/getting-started/assistant"' not in page
-    assert 'action="/knowledge/upload"' in page
-    assert f'action="/assistants/{assistant.id}/try"' in page
-    assert f'href="/assistants/{assistant.id}#model"' in page  # the offline note's link
-    assert f'action="/getting-started/{assistant.id}/website"' in page
+    after = browser.get("/").text
+    assert 'action="/getting-started/assistant"' not in after
+    assert 'action="/knowledge/upload"' in after
+    assert f'action="/assistants/{assistant.id}/try"' in after
+    assert f'href="/assistants/{assistant.id}#model"' in after  # the offline note's link
+    assert f'action="/getting-started/{assistant.id}/website"' in after
 
 
 async def test_a_missing_or_taken_name_is_shown_next_to_the_field(
@@ -135,15 +136,15 @@ async def test_the_website_is_added_from_the_overview_and_the_snippet_shown(
 
 
 async def test_the_checklist_alone_refreshes_while_a_document_is_read(
-    browser: Browser, database: Database
+    browser: Browser, live_server: LiveServer, database: Database
 ) -> None:
     organisation, owner = await make_organisation(database)
     browser.sign_in(owner.email, PASSWORD)
-    part = browser.get("/getting-started/checklist")
-    assert part.status_code == 200
-    assert "<main" not in part.text
-    assert 'id="getting-started-block"' in part.text
-    assert "every 2s" not in part.text
+    first = browser.get("/getting-started/checklist")
+    assert first.status_code == 200
+    assert "<main" not in first.text
+    assert 'id="getting-started-block"' in first.text
+    assert "every 2s" not in first.text
 
     async with database.transaction() as session:
         scope = TenantScope(session, organisation.id)
@@ -161,6 +162,10 @@ async def test_the_checklist_alone_refreshes_while_a_document_is_read(
     part = browser.get("/getting-started/checklist").text
     assert "every 2s" in part
     assert "Reading 1 document…" in part
+    key = await make_api_key(database, organisation.id, Role.VIEWER)
+    with live_server.client(headers={"authorization": f"Bearer {key}"}) as api:
+        overview = api.get("/api/v1/overview").json()
+    assert overview["documents_being_read"] == 1
 
     async with database.transaction() as session:
         item.status = ItemStatus.READY
