@@ -55,9 +55,15 @@ FRAGMENTS = {
     "/inbox/{conversation_id}/thread",
     "/dev/whatsapp/thread",
     "/getting-started/checklist",
+    "/knowledge/documents",
+    "/knowledge/documents/{document_id}/status",
+    "/knowledge/qa/rows",
 }
 # Endless responses (Server-Sent Events).
 STREAMS = {"/inbox/events"}
+# Files, not pages: fetched with the browser's session and checked to arrive as what they
+# are (a download to save, the tab's icon).
+FILES = {"/knowledge/documents/{document_id}/file": "attachment", "/favicon.ico": "image/"}
 # Pages opened from an e-mailed link: walked signed out, with a token that is no longer
 # valid, so what is scanned is the page that says so.
 EMAILED_LINKS = {"token"}
@@ -73,6 +79,7 @@ class Walk:
     ids: dict[str, str]
     pages: list[str] = field(default_factory=list)
     fragments: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
 
 
@@ -148,6 +155,13 @@ def _check(page: Page, base: str, path: str, walk: Walk, *, token_page: bool) ->
     if url is None:
         walk.problems.append(f"{path}: no id for {_PARAMETER.findall(path)} in this test")
         return
+    if path in FILES:
+        answer = page.request.get(base + url)
+        kind = answer.headers.get("content-disposition", answer.headers.get("content-type", ""))
+        if answer.status != 200 or not kind.startswith(FILES[path]):
+            walk.problems.append(f"{path}: {answer.status}, {kind!r}: not {FILES[path]}")
+        walk.files.add(path)
+        return
     page.set_viewport_size(DESKTOP)
     with console_errors(page) as errors:
         response = page.goto(base + url)
@@ -218,6 +232,7 @@ def test_every_dashboard_page_passes_the_accessibility_scan(
 
     assert not walk.problems, "\n".join(walk.problems)
     assert walk.fragments == FRAGMENTS - {"/dev/whatsapp/thread"}
+    assert walk.files == set(FILES)
     # The walk reached the pages people use every day, not only the sign-in page.
     assert {"/", "/inbox", "/inbox/{conversation_id}", "/team", "/settings"} <= set(walk.pages)
 
