@@ -111,8 +111,7 @@ class ExtractionShares:
                 await asyncio.wait_for(share.turn.acquire(), timeout=self.wait_seconds)
             except TimeoutError as exc:
                 raise ExtractionBusy(
-                    "This organisation's previous files are still being read; try again "
-                    "shortly."
+                    "This organisation's previous files are still being read; try again shortly."
                 ) from exc
         finally:
             share.waiting -= 1

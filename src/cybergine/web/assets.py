@@ -4,8 +4,9 @@ by a strong ETag, cached by browsers for as long as their URL allows.
 A file is read and hashed the first time it is linked or asked for, gzipped (in a
 thread) the first time it is served, and kept in memory until it changes on disk (its
 size and modification time are checked on each request, a ``stat`` costing
-microseconds): a change while the server runs, in development, is served at once. Standard-library gzip only: brotli would need a dependency for a few
-percent on text this size.
+microseconds): a change while the server runs, in development, is served at once.
+Standard-library gzip only: brotli would need a dependency for a few percent on text
+this size.
 
 URLs built by ``url_for`` carry the content's hash (``/static/app.css?v=1a2b3c4d5e6f``):
 such an answer can be kept a year and never revalidated (``immutable``), since a new

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.assistants.models import Assistant
 from cybergine.channels.webchat import visitors
 from cybergine.channels.webchat.visitors import Visitor
+from cybergine.conversations.answering import HANDOFF_BUTTON_ID, HANDOFF_BUTTON_TITLE
 from cybergine.conversations.models import (
     Channel,
     Conversation,
@@ -27,7 +28,6 @@ from cybergine.conversations.models import (
     Message,
     Sender,
 )
-from cybergine.conversations.answering import HANDOFF_BUTTON_ID, HANDOFF_BUTTON_TITLE
 from cybergine.conversations.service import (
     ChannelAccount,
     CustomerIdentity,
