@@ -11,9 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import profiles
 from filelock import FileLock
 from psycopg import sql
 
+from cybergine.accounts import passwords
 from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.db import migrate
 from cybergine.db.engine import Database
@@ -28,6 +30,11 @@ from tests.support.server import LiveServer
 TEMPLATE = "cybergine_template"
 
 os.environ.setdefault("CYBERGINE_LOG_FORMAT", "console")
+
+# Production-strength argon2 costs ~0.2 s of CPU per hash, and tests seed accounts by the
+# hundred: the cheapest parameters here. The servers tests start as processes of their own
+# keep production strength, and tests/accounts/test_password_hashing.py checks it.
+passwords.use_parameters(profiles.CHEAPEST)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
