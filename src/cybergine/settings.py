@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         "believed (the client is the right-most address not itself a trusted proxy). "
         "Empty: forwarded headers are ignored, and every client is its TCP peer.",
     )
+    widget_long_poll_seconds: float = Field(
+        default=25.0,
+        gt=0,
+        le=300,
+        description="Longest the web chat widget's long poll (its fallback where sockets are "
+        "blocked) is held open while there is nothing new.",
+    )
 
     # --- E-mail ---------------------------------------------------------------------
     smtp_url: SecretStr | None = Field(

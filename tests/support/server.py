@@ -21,6 +21,7 @@ def free_port() -> int:
 class LiveServer(ThreadedServer):
     def __init__(self, app: ASGIApp) -> None:
         super().__init__(app, name="test server")
+        self.app = app  # for tests that wait on its state (its hub's subscribers)
 
     def __enter__(self) -> LiveServer:
         self.start()

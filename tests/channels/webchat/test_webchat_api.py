@@ -92,6 +92,13 @@ class Widget:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A long poll with nothing new answers after a second here, not 25 s: tests wait
+    such polls out."""
+    return settings.model_copy(update={"widget_long_poll_seconds": 1.0})
+
+
+@pytest.fixture
 async def widget(
     live_server: LiveServer, database: Database, settings: Settings
 ) -> AsyncIterator[Widget]:
@@ -223,7 +230,11 @@ async def test_long_polling_delivers_when_sockets_are_blocked(widget: Widget) ->
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    await asyncio.sleep(0.5)  # the poll is waiting when the reply commits
+    hub = widget.server.app.state.hub  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not hub.subscribers:  # the poll is held open, waiting, when the reply commits
+        assert time.monotonic() < deadline, "the poll was never held open"
+        await asyncio.sleep(0.01)
     await widget.work()
     waiter.join(timeout=40)
     assert senders == ["assistant"]

@@ -55,7 +55,6 @@ router = APIRouter(tags=["web chat"], include_in_schema=False)
 Widget = Annotated[None, public("the web chat widget: a public key and a visitor token")]
 
 WIDGET_JS = Path(__file__).parent / "widget" / "widget.js"
-LONG_POLL_SECONDS = 25.0
 SOCKET_IDLE_SECONDS = 60.0  # no ping for this long: the client is gone
 
 
@@ -333,7 +332,7 @@ async def long_poll(
     after: Annotated[str | None, Query(max_length=36)] = None,
 ) -> Response:
     """The fallback when sockets are blocked: answers at once when there is news, else
-    holds the request up to 25 s."""
+    holds the request up to CYBERGINE_WIDGET_LONG_POLL_SECONDS (25 s by default)."""
     cursor = _after(after)
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
@@ -342,7 +341,7 @@ async def long_poll(
     with hub.subscribe(customer_id=visitor.customer_id) as subscription:
         frames, cursor, _state = await _frames(database, assistant, visitor, cursor)
         if not frames:
-            event = await subscription.next(LONG_POLL_SECONDS)
+            event = await subscription.next(request.app.state.settings.widget_long_poll_seconds)
             frames, cursor, _state = await _frames(database, assistant, visitor, cursor)
             extra = _event_frame(event)
             if extra is not None:
