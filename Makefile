@@ -6,13 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest migrate demo worker bench lock clean help
+.PHONY: run test lint typecheck pytest pytest-fast migrate demo worker bench lock clean help
 
 help:
 	@echo "make run        start the platform on the embedded database with a demo organisation"
 	@echo "make test       lint, type-check and run every test"
 	@echo "make lint       ruff (format check + lint)"
 	@echo "make typecheck  mypy --strict on src/"
+	@echo "make pytest-fast the tests not marked slow: the inner loop (make test runs them all)"
 	@echo "make migrate    apply database migrations"
 	@echo "make worker     run a job worker"
 	@echo "make bench      run the benchmarks under bench/"
@@ -42,6 +43,9 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+pytest-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	$(BIN)/cybergine migrate

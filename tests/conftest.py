@@ -40,6 +40,15 @@ os.environ.setdefault("CYBERGINE_LOG_FORMAT", "console")
 passwords.use_parameters(profiles.CHEAPEST)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test is slow (Chromium, a live server, often a screenshot): marked here
+    so a new browser test file is left out of `make pytest-fast` without having to say so."""
+    browser = Path(__file__).parent / "browser"
+    for item in items:
+        if browser in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Figures a test recorded with ``record_property("figures", ...)``, printed at the end
     of the run (xdist brings them back from its workers), so the log shows them on success."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from cybergine.db import migrate
 from cybergine.db.embedded import pid_file_owner
@@ -22,6 +23,9 @@ from tests.support.processes import (
     wait_until,
 )
 from tests.support.server import free_port
+
+# `cybergine serve` and its PostgreSQL as processes, killed and restarted.
+pytestmark = pytest.mark.slow
 
 ORG_ID = re.compile(r"Demo organisation (created|already present): ([0-9a-f-]{36})")
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cybergine.app import create_app
 from cybergine.settings import Settings
@@ -26,6 +27,7 @@ def _wait_for_thread(client: httpx.Client, needle: str, seconds: float = 30) -> 
         time.sleep(0.1)
 
 
+@pytest.mark.slow  # `cybergine demo` and `cybergine serve` as processes
 def test_the_demo_shop_answers_in_the_sandbox(tmp_path: Path) -> None:
     env = clean_env(CYBERGINE_DATA_DIR=str(tmp_path / "data"))
     run_cli("demo", env=env)

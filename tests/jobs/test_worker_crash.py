@@ -9,12 +9,15 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 import tests.support.tasks as test_tasks
 from cybergine.db.engine import Database
 from cybergine.db.urls import libpq_url
 from cybergine.queue import defer
+
+pytestmark = pytest.mark.slow  # workers as processes, one killed mid-job
 
 ROOT = Path(__file__).resolve().parents[2]
 

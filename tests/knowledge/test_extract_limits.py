@@ -28,7 +28,7 @@ from tests.support.hostile_files import HostileDocument, hostile_documents
 
 # The corpus runs once for the module, in the first test (some 40 s of CPU when the
 # extractor holds; several minutes on a busy machine when it does not).
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # the hostile corpus
 
 CPU_BUDGET_SECONDS = 5.0  # issue 12: each hostile file answered within 5 s (bench/hostile.py)
 RSS_BUDGET_MIB = 256

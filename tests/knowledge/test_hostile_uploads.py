@@ -29,6 +29,8 @@ from tests.support.processes import clean_env, start_serve, wait_until
 from tests.support.server import LiveServer, free_port
 from tests.support.slow_documents import long_pdf
 
+pytestmark = pytest.mark.slow  # the hostile corpus, some of it through `cybergine serve`
+
 EXTRACTION_SECONDS = 2
 ANSWER_SECONDS = 5
 MAX_GROWTH = 256 * MIB

@@ -45,6 +45,8 @@ from tests.support.processes import VENV_BIN, clean_env, start_serve
 from tests.support.server import free_port
 from tests.web.schemathesis_hooks import HARNESS_KEY_ID_ENV, WIDGET_KEY_ENV
 
+pytestmark = pytest.mark.slow  # the API fuzzed for minutes, against `cybergine serve`
+
 # Wall-clock budget of the fuzzer itself; CI runs the whole suite on two cores.
 FUZZ_SECONDS = int(os.environ.get("CYBERGINE_TEST_FUZZ_SECONDS", "150"))
 # The web chat API has four operations, and its long poll holds a request up to 25 s.

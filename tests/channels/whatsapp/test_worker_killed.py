@@ -9,12 +9,15 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from cybergine.conversations.models import Direction, Message, MessageStatus
 from cybergine.settings import Settings
 from tests.support.processes import CYBERGINE, clean_env, wait_until
 from tests.support.whatsapp import Shop
+
+pytestmark = pytest.mark.slow  # workers as processes, one killed mid-run
 
 CUSTOMERS = [f"4477009{n:05d}" for n in range(40)]
 
