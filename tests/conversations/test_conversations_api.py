@@ -258,6 +258,9 @@ def _b64(raw: bytes) -> str:
         "not a cursor!",
         "%%%",
         _b64(b"hello"),
+        # The format before cybergine.pagination (no version): refused, not misread.
+        _b64(b'["2026-03-01T09:00:00+00:00", "0190c0de-0000-7000-8000-000000000000"]'),
+        _b64(b'[2, "2026-03-01T09:00:00+00:00", "0190c0de-0000-7000-8000-000000000000"]'),
         _b64(b'["2026-03-01T09:00:00+00:00"]'),
         _b64(b'["2026-03-01T09:00:00+00:00", "not-a-uuid"]'),
         _b64(b'["yesterday", "0190c0de-0000-7000-8000-000000000000"]'),
@@ -405,7 +408,7 @@ async def test_message_pages_walk_every_message_once(org: Org, database: Databas
     for limit in (0, 201):
         assert org.api.get(url, params={"limit": limit}).status_code == 422
     # A cursor of a conversation list (NULL activity) is no message cursor.
-    null_cursor = _b64(b'[null, "0190c0de-0000-7000-8000-000000000000"]')
+    null_cursor = _b64(b'[1, null, "0190c0de-0000-7000-8000-000000000000"]')
     assert org.api.get(url, params={"cursor": null_cursor}).status_code == 422
 
 

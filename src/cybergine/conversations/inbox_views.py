@@ -6,9 +6,6 @@ make from it are in :mod:`cybergine.conversations.inbox`.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, case, or_, select, true
 from sqlalchemy.orm import defer
 
+from cybergine import pagination
 from cybergine.accounts.models import Membership, User
 from cybergine.accounts.permissions import Permission, allows
 from cybergine.assistants.models import Assistant
@@ -33,7 +31,6 @@ from cybergine.conversations.models import (
     Sender,
 )
 from cybergine.db.tenancy import TenantScope
-from cybergine.errors import InvalidInput
 
 INBOX_PAGE = 50
 # The newest messages of a conversation shown at once; the API pages through the rest.
@@ -105,7 +102,16 @@ async def list_inbox(
     if filters.channel is not None:
         statement = statement.where(Conversation.channel == filters.channel)
     if cursor:
-        statement = statement.where(_after(_decode_cursor(cursor)))
+        statement = statement.where(
+            _after(
+                pagination.decode(
+                    cursor,
+                    pagination.INT,
+                    pagination.optional(pagination.TIMESTAMP),
+                    pagination.UUID,
+                )
+            )
+        )
     statement = statement.order_by(
         _PRIORITY, Conversation.last_message_at.desc().nulls_last(), Conversation.id.desc()
     ).limit(limit + 1)
@@ -114,7 +120,7 @@ async def list_inbox(
     next_cursor = None
     if len(found) > limit:
         last, priority = page[-1]
-        next_cursor = _encode_cursor(priority, last.last_message_at, last.id)
+        next_cursor = pagination.encode(priority, last.last_message_at, last.id)
     conversations = [conversation for conversation, _ in page]
     return InboxPage(rows=await _rows(scope, conversations), next_cursor=next_cursor)
 
@@ -235,33 +241,6 @@ async def repliers(scope: TenantScope) -> list[tuple[uuid.UUID, str]]:
         for row in result.all()
         if allows(row.role, Permission.CONVERSATIONS_REPLY)
     ]
-
-
-def _encode_cursor(priority: int, at: datetime | None, id: uuid.UUID) -> str:
-    raw = json.dumps([priority, at.isoformat() if at is not None else None, str(id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, datetime | None, uuid.UUID]:
-    invalid = InvalidInput("That link to the next page is not valid.", field="cursor")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True))
-        if not (
-            isinstance(data, list)
-            and len(data) == 3
-            and isinstance(data[0], int)
-            and (data[1] is None or isinstance(data[1], str))
-            and isinstance(data[2], str)
-        ):
-            raise invalid
-        at = None if data[1] is None else datetime.fromisoformat(data[1])
-        found = (data[0], at, uuid.UUID(data[2]))
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise invalid from exc
-    if at is not None and at.tzinfo is None:
-        raise invalid
-    return found
 
 
 def _after(cursor: tuple[int, datetime | None, uuid.UUID]) -> ColumnElement[bool]:

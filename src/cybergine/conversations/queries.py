@@ -2,22 +2,19 @@
 
 Everything goes through the caller's ``TenantScope``, so another organisation's
 conversation or message is ``NotFound`` exactly like a missing one. Lists use keyset
-pagination with an opaque cursor (base64url of the last row's sort key and id), so a
-page is stable while new messages arrive.
+pagination with the opaque cursor of ``cybergine.pagination`` (the last row's sort key
+and id), so a page is stable while new messages arrive.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import and_, or_
 from sqlalchemy.orm import defer
 
+from cybergine import pagination
 from cybergine.conversations.models import (
     Attachment,
     AttachmentStatus,
@@ -33,47 +30,6 @@ from cybergine.errors import InvalidInput, NotFound
 DEFAULT_CONVERSATION_LIMIT = 50
 DEFAULT_MESSAGE_LIMIT = 100
 MAX_LIMIT = 200
-
-
-# --- Cursors --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """The sort key and id of the last row of a page; the next page starts after it."""
-
-    at: datetime | None
-    id: uuid.UUID
-
-
-def encode_cursor(at: datetime | None, id: uuid.UUID) -> str:
-    raw = json.dumps([at.isoformat() if at is not None else None, str(id)])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> Cursor:
-    """The cursor a page handed out, or InvalidInput (field "cursor") for anything else."""
-    invalid = InvalidInput(
-        "That cursor is not valid: use the next_cursor of a page.", field="cursor"
-    )
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
-        data = json.loads(raw)
-        if not (
-            isinstance(data, list)
-            and len(data) == 2
-            and (data[0] is None or isinstance(data[0], str))
-            and isinstance(data[1], str)
-        ):
-            raise invalid
-        at = None if data[0] is None else datetime.fromisoformat(data[0])
-        found = Cursor(at=at, id=uuid.UUID(data[1]))
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise invalid from exc
-    if found.at is not None and found.at.tzinfo is None:
-        raise invalid
-    return found
 
 
 # --- Conversations --------------------------------------------------------------------
@@ -119,17 +75,19 @@ async def list_conversations(
     if human_review is not None:
         statement = statement.where(Conversation.human_review_requested == human_review)
     if cursor:
-        after = decode_cursor(cursor)
-        if after.at is None:
+        after_at, after_id = pagination.decode(
+            cursor, pagination.optional(pagination.TIMESTAMP), pagination.UUID
+        )
+        if after_at is None:
             # Already among the never-active conversations, which come last.
             statement = statement.where(
-                Conversation.last_message_at.is_(None), Conversation.id < after.id
+                Conversation.last_message_at.is_(None), Conversation.id < after_id
             )
         else:
             statement = statement.where(
                 or_(
-                    Conversation.last_message_at < after.at,
-                    and_(Conversation.last_message_at == after.at, Conversation.id < after.id),
+                    Conversation.last_message_at < after_at,
+                    and_(Conversation.last_message_at == after_at, Conversation.id < after_id),
                     Conversation.last_message_at.is_(None),
                 )
             )
@@ -141,7 +99,7 @@ async def list_conversations(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor(last.last_message_at, last.id)
+        next_cursor = pagination.encode(last.last_message_at, last.id)
     return ConversationPage(
         items=items, customers=await _customers(scope, items), next_cursor=next_cursor
     )
@@ -191,15 +149,11 @@ async def list_messages(
     conversation = await scope.get(Conversation, conversation_id, what="conversation")
     statement = scope.select(Message).where(Message.conversation_id == conversation.id)
     if cursor:
-        after = decode_cursor(cursor)
-        if after.at is None:
-            raise InvalidInput(
-                "That cursor is not valid: use the next_cursor of a page.", field="cursor"
-            )
+        after_at, after_id = pagination.decode(cursor, pagination.TIMESTAMP, pagination.UUID)
         statement = statement.where(
             or_(
-                Message.created_at > after.at,
-                and_(Message.created_at == after.at, Message.id > after.id),
+                Message.created_at > after_at,
+                and_(Message.created_at == after_at, Message.id > after_id),
             )
         )
     statement = statement.order_by(Message.created_at, Message.id).limit(limit + 1)
@@ -208,7 +162,7 @@ async def list_messages(
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        next_cursor = encode_cursor(last.created_at, last.id)
+        next_cursor = pagination.encode(last.created_at, last.id)
     return MessagePage(
         items=items, attachments=await _attachments(scope, items), next_cursor=next_cursor
     )

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
+from cybergine import pagination
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
 from cybergine.dashboard.forms import fields
@@ -57,7 +58,7 @@ TYPE_LABELS = {
 }
 
 CollectionQuery = Annotated[str, Query(max_length=40)]
-CursorQuery = Annotated[str, Query(max_length=40)]
+CursorQuery = Annotated[str, Query(max_length=pagination.MAX_LENGTH)]
 
 
 def readable_error(error: str | None) -> str | None:

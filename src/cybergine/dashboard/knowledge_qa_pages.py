@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import UploadFile
 
+from cybergine import pagination
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.dashboard.knowledge_pages import HELPERS, collection_filter, human_size
@@ -29,7 +30,7 @@ Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
 FORM_FIELDS = ("question", "alternatives", "answer", "collection")
 MAX_ANSWER = 20_000  # a form field; the API takes longer answers
 CollectionQuery = Annotated[str, Query(max_length=40)]
-CursorQuery = Annotated[str, Query(max_length=40)]
+CursorQuery = Annotated[str, Query(max_length=pagination.MAX_LENGTH)]
 
 
 def _empty_form() -> dict[str, str]:

@@ -15,8 +15,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import func
 
+from cybergine import pagination
 from cybergine.db.tenancy import TenantScope
-from cybergine.errors import InvalidInput, NotFound
+from cybergine.errors import NotFound
 from cybergine.knowledge.models import Chunk, Collection, Item, ItemFile, ItemKind, ItemStatus
 
 PAGE_SIZE = 25
@@ -69,12 +70,11 @@ class Listing(Generic[RowT]):
 
 
 def parse_cursor(cursor: str | None) -> uuid.UUID | None:
+    """The id a page of newest-first items continues below (``pagination`` cursor)."""
     if not cursor:
         return None
-    try:
-        return uuid.UUID(cursor)
-    except ValueError as exc:
-        raise InvalidInput("That page link is not valid.", field="cursor") from exc
+    (after,) = pagination.decode(cursor, pagination.UUID)
+    return after
 
 
 async def collections(scope: TenantScope) -> list[CollectionRow]:
@@ -151,7 +151,7 @@ async def documents(
     rows = [DocumentRow._make(row) for row in (await scope.session.execute(statement)).all()]
     return Listing(
         rows=rows[:limit],
-        next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None,
+        next_cursor=pagination.encode(rows[limit - 1].id) if len(rows) > limit else None,
         unsettled=await _unsettled(scope, ItemKind.DOCUMENT, collection_id),
     )
 
@@ -187,7 +187,7 @@ async def qa_pairs(
     rows = [QaRow._make(row) for row in (await scope.session.execute(statement)).all()]
     return Listing(
         rows=rows[:limit],
-        next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None,
+        next_cursor=pagination.encode(rows[limit - 1].id) if len(rows) > limit else None,
         unsettled=await _unsettled(scope, ItemKind.QA, collection_id),
     )
 

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine import pagination
 from cybergine.accounts.principal import Principal
 from cybergine.assistants.models import Assistant
 from cybergine.db.ids import uuid7
@@ -437,15 +438,13 @@ async def list_items(
     if status is not None:
         statement = statement.where(Item.status == status)
     if cursor:
-        try:
-            statement = statement.where(Item.id < uuid.UUID(cursor))
-        except ValueError as exc:
-            raise InvalidInput("That cursor is not valid.", field="cursor") from exc
+        (after,) = pagination.decode(cursor, pagination.UUID)
+        statement = statement.where(Item.id < after)
     rows = list(
         (await scope.session.execute(statement.order_by(Item.id.desc()).limit(limit + 1))).scalars()
     )
     names = {c.id: c.name for c in await list_collections(scope)}
-    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = pagination.encode(rows[limit - 1].id) if len(rows) > limit else None
     return Page(items=rows[:limit], collections=names, next_cursor=next_cursor)
 
 
