@@ -5,7 +5,6 @@ threshold; the API's ``explain`` says the same."""
 from __future__ import annotations
 
 import uuid
-from types import SimpleNamespace
 
 import pytest
 
@@ -32,9 +31,9 @@ QUESTION = "how many days do I have to return something?"
 
 def _row(
     item: int, *, lexical: float, dense: float | None, chunk: int | None = None
-) -> SimpleNamespace:
+) -> retrieval.Candidate:
     """A candidate as the search statement returns it."""
-    return SimpleNamespace(
+    return retrieval.Candidate(
         id=uuid.UUID(int=chunk if chunk is not None else item),
         item_id=uuid.UUID(int=1000 + item),
         chunk_text=f"Doc {item}\nText {item}.",

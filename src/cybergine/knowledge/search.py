@@ -24,9 +24,9 @@ retrieval tester and the API's ``explain`` show exactly this.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -204,6 +204,21 @@ SELECT s.id, s.item_id, s.chunk_text, s.lexical, s.dense,
 FROM scored s JOIN kb_items i ON i.id = s.item_id
 """  # noqa: S608
 
+
+class Candidate(NamedTuple):
+    """One row of the search statement, in its SELECT order: a scored chunk and its item."""
+
+    id: uuid.UUID  # the chunk's
+    item_id: uuid.UUID
+    chunk_text: str
+    lexical: float  # BM25, 0 without a word in common
+    dense: float | None  # cosine similarity; None when not compared
+    kind: str  # the item's: "document" | "qa"
+    external_id: str | None
+    title: str
+    body: str
+
+
 # Built once: every question of every reply runs it.
 _SEARCH = text(_SEARCH_SQL).bindparams(
     bindparam("collection_ids", type_=ARRAY(UUID(as_uuid=True))),
@@ -230,7 +245,7 @@ async def search(
     """
     filters = filters or Filters()
     use_dense = query_vector is not None
-    rows = (
+    result = (
         await session.execute(
             _SEARCH,
             {
@@ -246,10 +261,13 @@ async def search(
             },
         )
     ).all()
+    rows = [Candidate._make(row) for row in result]
     return fuse(rows, k=k, weights=weights, use_dense=use_dense)
 
 
-def fuse(rows: Sequence[Any], *, k: int, weights: FusionWeights, use_dense: bool) -> list[Hit]:
+def fuse(
+    rows: Sequence[Candidate], *, k: int, weights: FusionWeights, use_dense: bool
+) -> list[Hit]:
     """Weighted fusion of the exact scores, ranks for ``explain``, best chunk per item."""
     if not rows:
         return []
@@ -305,8 +323,11 @@ def fuse(rows: Sequence[Any], *, k: int, weights: FusionWeights, use_dense: bool
     return hits
 
 
-def _ranks(rows: Sequence[Any], key: Any) -> dict[uuid.UUID, int]:
-    present = [(key(row), row.id) for row in rows if key(row) is not None]
+def _ranks(
+    rows: Sequence[Candidate], key: Callable[[Candidate], float | None]
+) -> dict[uuid.UUID, int]:
+    keyed = ((key(row), row.id) for row in rows)
+    present = [(value, chunk_id) for value, chunk_id in keyed if value is not None]
     present.sort(key=lambda pair: (-pair[0], str(pair[1])))
     return {chunk_id: rank for rank, (_, chunk_id) in enumerate(present, start=1)}
 
