@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -230,6 +231,25 @@ async def test_uploads_are_extracted_kept_and_downloadable(
     await run_jobs(database, settings)
     assert search(api, "what temperature for linen")[0]["document_id"] == document["id"]
     assert api.post(f"/api/v1/knowledge/documents/{document['id']}/reindex").status_code == 202
+
+
+async def test_a_file_with_a_chinese_name_downloads_under_that_name(api: httpx.Client) -> None:
+    # Was a 500: the header was built by hand and a header must be Latin-1.
+    policy = "30天内无理由退货。".encode()
+    created = api.post(
+        "/api/v1/knowledge/documents",
+        files={"file": ("退货政策.txt", io.BytesIO(policy), "text/plain")},
+    )
+    assert created.status_code == 202, created.text
+    download = api.get(f"/api/v1/knowledge/documents/{created.json()['id']}/file")
+    assert download.status_code == 200, download.text
+    assert download.content == policy
+    disposition = download.headers["content-disposition"]
+    assert disposition == (
+        "attachment; filename=\".txt\"; filename*=UTF-8''%E9%80%80%E8%B4%A7%E6%94%BF%E7%AD%96.txt"
+    )
+    encoded = disposition.split("filename*=UTF-8''", 1)[1]
+    assert unquote(encoded) == "退货政策.txt"
 
 
 def _encrypted_pdf() -> bytes:
