@@ -1,5 +1,6 @@
-"""The job queue: one Procrastinate App assembled from every domain's blueprint,
-and the worker that runs it (``cybergine worker``, or inside ``serve`` in embedded mode).
+"""The job queue's composition root: every domain's blueprint added to the one App
+(``cybergine.queue.APP``), and the worker that runs it (``cybergine worker``, or inside
+``serve`` in embedded mode).
 
 Crash safety: a worker sends a heartbeat; when it dies (``kill -9``, a lost host) its
 running jobs stay in ``doing``. Every worker looks for jobs of workers silent for longer
@@ -26,6 +27,7 @@ from cybergine.db.urls import libpq_url
 from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
 from cybergine.mail.tasks import blueprint as mail_blueprint
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
+from cybergine.queue import APP as APP  # the App with every task: re-exported
 from cybergine.queue import DATABASE_CONTEXT_KEY, SETTINGS_CONTEXT_KEY
 from cybergine.settings import Settings, load_settings
 
@@ -64,8 +66,9 @@ async def requeue_stalled(app: procrastinate.App, seconds_since_heartbeat: float
     return len(stalled)
 
 
-def build_app() -> procrastinate.App:
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+def add_every_blueprint(app: procrastinate.App) -> None:
+    """Give ``app`` every domain's tasks, under the namespaces ``cybergine.job_names``
+    spells the job names with."""
     app.add_tasks_from(accounts_blueprint, namespace="accounts")
     app.add_tasks_from(conversations_blueprint, namespace="conversations")
     app.add_tasks_from(knowledge_blueprint, namespace="knowledge")
@@ -73,7 +76,6 @@ def build_app() -> procrastinate.App:
     app.add_tasks_from(privacy_blueprint, namespace="privacy")
     app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")
     app.add_tasks_from(maintenance, namespace="maintenance")
-    return app
 
 
 class Worker:
@@ -149,4 +151,4 @@ async def run_until_cancelled(worker: Worker) -> None:
         raise
 
 
-APP = build_app()
+add_every_blueprint(APP)

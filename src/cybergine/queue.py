@@ -2,8 +2,10 @@
 a session per job run, and the default retry policy.
 
 Domain packages declare tasks on their own ``procrastinate.Blueprint`` in ``tasks.py``;
-``cybergine.jobs`` assembles them into the one App. Job arguments carry ids only,
-never personal data: the job table is operational data pruned on a short schedule.
+``cybergine.jobs`` adds them to the one App, defined here. A service defers a job by its
+name (``cybergine.job_names``), never by importing a task module: task modules import
+the services they run, so that would be a cycle. Job arguments carry ids only, never
+personal data: the job table is operational data pruned on a short schedule.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.db.engine import Database, raw_connection
+from cybergine.job_names import JobName
 from cybergine.settings import Settings
 
 
@@ -69,10 +72,20 @@ DEFAULT_RETRY = Backoff()
 DATABASE_CONTEXT_KEY = "database"
 SETTINGS_CONTEXT_KEY = "settings"
 
+# The composition root that adds every domain's tasks to the App. Procrastinate imports
+# it by this name the first time a job is deferred by name or a worker starts
+# (``import_paths``), so a process that only defers (the web server without a worker)
+# knows every task too, while this module, which every service imports, imports no domain.
+COMPOSITION_ROOT = "cybergine.jobs"
+
+# The one App. Its connector is replaced by the worker's pool (``jobs.Worker``); a defer
+# runs on the caller's own connection (``defer``), so the App's is never opened.
+APP = procrastinate.App(connector=procrastinate.PsycopgConnector(), import_paths=[COMPOSITION_ROOT])
+
 
 async def defer(
     session: AsyncSession,
-    task: procrastinate.tasks.Task[Any, Any, Any] | str,
+    job: JobName | procrastinate.tasks.Task[Any, Any, Any],
     *,
     schedule_at: datetime | None = None,
     queueing_lock: str | None = None,
@@ -81,13 +94,9 @@ async def defer(
 ) -> int:
     """Insert a job in ``session``'s transaction: it exists only if the caller commits.
 
-    ``task`` may be given by its name (``"conversations:reply"``), so that a module the
-    task's own module imports can defer it without importing it back; an unknown name
-    raises rather than queueing a job no worker runs."""
-    # Importing the composition root binds every blueprint's tasks to the one App; a
-    # process that only defers (the web server without a worker) needs it as well.
-    import cybergine.jobs
-
+    Services name the job (``JobName.REPLY``); a name the App does not know raises
+    rather than queueing a job no worker runs. A task object is accepted for tasks whose
+    module the caller owns anyway (tests)."""
     connection = await raw_connection(session)
     options: dict[str, Any] = {"connection": connection}
     if schedule_at is not None:
@@ -97,9 +106,9 @@ async def defer(
     if lock is not None:
         options["lock"] = lock
     deferrer = (
-        cybergine.jobs.APP.configure_task(task, allow_unknown=False, **options)
-        if isinstance(task, str)
-        else task.configure(**options)
+        APP.configure_task(job.value, allow_unknown=False, **options)
+        if isinstance(job, JobName)
+        else job.configure(**options)
     )
     job_id: int = await deferrer.defer_async(**task_kwargs)
     return job_id

@@ -8,12 +8,13 @@ import procrastinate
 
 from cybergine.accounts import service, throttle
 from cybergine.accounts.service import password_reset, sessions
+from cybergine.job_names import JobName
 from cybergine.queue import DEFAULT_RETRY, job_session
 
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.task(name="erase_organisation", pass_context=True, retry=DEFAULT_RETRY)
+@blueprint.task(name=JobName.ERASE_ORGANISATION.task, pass_context=True, retry=DEFAULT_RETRY)
 async def erase_organisation(context: procrastinate.JobContext, organisation_id: str) -> None:
     async with job_session(context) as session:
         await service.erase_if_due(session, uuid.UUID(organisation_id))

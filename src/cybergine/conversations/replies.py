@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.conversations.models import MessageStatus, Sender
 from cybergine.conversations.service import SERVICE_WINDOW
 from cybergine.db.ids import uuid7
+from cybergine.job_names import JobName
 from cybergine.privacy.crypto import EncryptedString
 from cybergine.realtime.events import CHANNEL
 
@@ -250,11 +251,6 @@ async def write_answer(
     default_send_rate: float,
 ) -> Written:
     """``reply`` to ``message_id``, if it is still wanted (see the module's docstring)."""
-    # The composition root names every task with its namespace ("whatsapp:send_message");
-    # imported here, as by ``queue.defer``, so that a process that only defers has it too.
-    import cybergine.jobs  # noqa: F401
-    from cybergine.channels.whatsapp.tasks import send_message
-
     row = (
         await session.execute(
             _WRITE,
@@ -276,7 +272,7 @@ async def write_answer(
                 "completion_tokens": reply.completion_tokens,
                 "marked_read": marked_read,
                 "rate": default_send_rate,
-                "send_task": send_message.name,
+                "send_task": JobName.SEND_WHATSAPP_MESSAGE.value,
                 "channel": CHANNEL,
             },
         )

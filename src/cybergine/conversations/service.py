@@ -38,6 +38,7 @@ from cybergine.conversations.models import (
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
+from cybergine.job_names import JobName
 from cybergine.queue import defer
 from cybergine.realtime.events import Event, publish
 
@@ -164,11 +165,6 @@ async def record_inbound(
     return Recorded(message_id, conversation.id, reply_queued=answerable)
 
 
-# The reply job (``conversations/tasks.py``), by the name the composition root gives it:
-# its module imports the pipeline, which imports this one.
-REPLY_TASK = "conversations:reply"
-
-
 async def defer_reply(
     session: AsyncSession, conversation_id: uuid.UUID, message_id: uuid.UUID
 ) -> None:
@@ -176,7 +172,7 @@ async def defer_reply(
     the verdict (``conversations.replies``) before answering, so deferring it for a
     message that needs no answer costs one read."""
     await defer(
-        session, REPLY_TASK, lock=conversation_lock(conversation_id), message_id=str(message_id)
+        session, JobName.REPLY, lock=conversation_lock(conversation_id), message_id=str(message_id)
     )
 
 
@@ -335,8 +331,6 @@ async def _insert_inbound(
 async def _queue_media(
     session: AsyncSession, account: ChannelAccount, message_id: uuid.UUID, content: InboundContent
 ) -> None:
-    from cybergine.channels.whatsapp.tasks import fetch_media
-
     assert content.media_id is not None
     attachment = Attachment(
         organisation_id=account.organisation_id,
@@ -347,7 +341,7 @@ async def _queue_media(
     )
     session.add(attachment)
     await session.flush()
-    await defer(session, fetch_media, attachment_id=str(attachment.id))
+    await defer(session, JobName.FETCH_WHATSAPP_MEDIA, attachment_id=str(attachment.id))
 
 
 async def _change_consent(
@@ -464,14 +458,12 @@ async def defer_send(
     schedule_at: datetime | None = None,
 ) -> None:
     """The delivery job of a queued WhatsApp message."""
-    from cybergine.channels.whatsapp.tasks import send_message
-
     # Sends of one conversation go one at a time, in order, under their own lock: under
     # the conversation's lock a send deferred by a running reply job would wait for that
     # job to end and then for the next poll.
     await defer(
         session,
-        send_message,
+        JobName.SEND_WHATSAPP_MESSAGE,
         lock=send_lock(conversation_id),
         schedule_at=schedule_at,
         message_id=str(message_id),

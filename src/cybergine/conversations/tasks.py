@@ -8,6 +8,7 @@ import procrastinate
 import structlog
 
 from cybergine.conversations.pipeline import Pipeline
+from cybergine.job_names import JobName
 from cybergine.knowledge.providers import embedding_provider
 from cybergine.queue import DATABASE_CONTEXT_KEY, Backoff, job_settings
 
@@ -20,7 +21,7 @@ blueprint = procrastinate.Blueprint()
 REPLY_RETRY = Backoff(max_attempts=6, base_seconds=1.0, cap_seconds=60.0)
 
 
-@blueprint.task(name="reply", pass_context=True, retry=REPLY_RETRY)
+@blueprint.task(name=JobName.REPLY.task, pass_context=True, retry=REPLY_RETRY)
 async def reply(context: procrastinate.JobContext, message_id: str) -> str:
     """Answer one inbound message (exactly once; see ``conversations.pipeline``)."""
     settings = job_settings(context)

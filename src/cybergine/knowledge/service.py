@@ -24,6 +24,7 @@ from cybergine.assistants.models import Assistant
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput, NotFound
+from cybergine.job_names import JobName
 from cybergine.knowledge import extract
 from cybergine.knowledge import search as retrieval
 from cybergine.knowledge.embeddings import EmbeddingProvider
@@ -169,9 +170,7 @@ async def _assert_external_id_free(
 
 
 async def _schedule_indexing(session: AsyncSession, item: Item) -> None:
-    from cybergine.knowledge.tasks import index_item
-
-    await defer(session, index_item, item_id=str(item.id), version=item.version)
+    await defer(session, JobName.INDEX_KNOWLEDGE_ITEM, item_id=str(item.id), version=item.version)
 
 
 async def _add_item(

@@ -6,6 +6,7 @@ import uuid
 
 import procrastinate
 
+from cybergine.job_names import JobName
 from cybergine.knowledge import indexing
 from cybergine.knowledge.providers import embedding_provider, extraction_processes
 from cybergine.queue import DATABASE_CONTEXT_KEY, DEFAULT_RETRY, job_settings
@@ -13,7 +14,7 @@ from cybergine.queue import DATABASE_CONTEXT_KEY, DEFAULT_RETRY, job_settings
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.task(name="index_item", pass_context=True, retry=DEFAULT_RETRY)
+@blueprint.task(name=JobName.INDEX_KNOWLEDGE_ITEM.task, pass_context=True, retry=DEFAULT_RETRY)
 async def index_item(context: procrastinate.JobContext, item_id: str, version: int) -> bool:
     """Chunk and embed one document or Q&A pair. Superseded versions are skipped."""
     database = context.additional_context[DATABASE_CONTEXT_KEY]

@@ -6,17 +6,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.job_names import JobName
 from cybergine.mail.models import OutboundEmail
 from cybergine.queue import defer
 
 
 async def queue_email(session: AsyncSession, *, to: str, subject: str, body: str) -> OutboundEmail:
-    from cybergine.mail.tasks import deliver_email
-
     email = OutboundEmail(to_address=to, subject=subject, body_text=body)
     session.add(email)
     await session.flush()
-    await defer(session, deliver_email, email_id=str(email.id))
+    await defer(session, JobName.DELIVER_EMAIL, email_id=str(email.id))
     return email
 
 

@@ -11,6 +11,7 @@ import procrastinate
 import structlog
 from sqlalchemy import delete, or_
 
+from cybergine.job_names import JobName
 from cybergine.mail import smtp
 from cybergine.mail.models import EmailStatus, OutboundEmail
 from cybergine.queue import DEFAULT_RETRY, job_session, job_settings
@@ -22,7 +23,7 @@ OUTBOX_KEPT = timedelta(days=7)
 SENT_RECORD_KEPT = timedelta(days=30)
 
 
-@blueprint.task(name="deliver_email", pass_context=True, retry=DEFAULT_RETRY)
+@blueprint.task(name=JobName.DELIVER_EMAIL.task, pass_context=True, retry=DEFAULT_RETRY)
 async def deliver_email(context: procrastinate.JobContext, email_id: str) -> None:
     settings = job_settings(context)
     async with job_session(context) as session:

@@ -13,6 +13,7 @@ from cybergine.accounts.models import Organisation, OrganisationStatus
 from cybergine.accounts.principal import Principal
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput, NotFound
+from cybergine.job_names import JobName
 from cybergine.privacy import audit
 from cybergine.queue import defer
 
@@ -56,9 +57,6 @@ async def schedule_deletion(
     """Policy §11: a deleted organisation may export its data during the grace period;
     then it is erased. The erasure job is deferred in the same transaction, so a
     deletion is never recorded without the job that completes it."""
-    # Imported here to keep the task module (which imports this one) acyclic.
-    from cybergine.accounts.tasks import erase_organisation
-
     organisation = await _lock(session, organisation_id)
     if organisation.status is OrganisationStatus.PENDING_DELETION:
         raise Conflict("This organisation is already scheduled for deletion.")
@@ -68,7 +66,7 @@ async def schedule_deletion(
     await session.flush()
     await defer(
         session,
-        erase_organisation,
+        JobName.ERASE_ORGANISATION,
         schedule_at=erase_after,
         organisation_id=str(organisation_id),
     )

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func
 
 from cybergine.channels.whatsapp import delivery
 from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.job_names import JobName
 from cybergine.queue import DATABASE_CONTEXT_KEY, Backoff, job_session, job_settings
 
 blueprint = procrastinate.Blueprint()
@@ -20,7 +21,7 @@ MEDIA_RETRY = Backoff(max_attempts=8, base_seconds=2.0, cap_seconds=600.0)
 WEBHOOK_EVENTS_KEPT_DAYS = 7
 
 
-@blueprint.task(name="send_message", pass_context=True, retry=SEND_RETRY)
+@blueprint.task(name=JobName.SEND_WHATSAPP_MESSAGE.task, pass_context=True, retry=SEND_RETRY)
 async def send_message(context: procrastinate.JobContext, message_id: str) -> str:
     assert context.job is not None
     return await delivery.send(
@@ -31,7 +32,7 @@ async def send_message(context: procrastinate.JobContext, message_id: str) -> st
     )
 
 
-@blueprint.task(name="fetch_media", pass_context=True, retry=MEDIA_RETRY)
+@blueprint.task(name=JobName.FETCH_WHATSAPP_MEDIA.task, pass_context=True, retry=MEDIA_RETRY)
 async def fetch_media(context: procrastinate.JobContext, attachment_id: str) -> str:
     assert context.job is not None
     return await delivery.fetch_media(
