@@ -21,6 +21,7 @@ from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import MessageStatus, Sender
 from cybergine.conversations.service import SERVICE_WINDOW
 from cybergine.db.ids import uuid7
@@ -36,7 +37,7 @@ DEALT_WITH_TYPE = "dealt_with"
 
 # A burst of messages is answered once, after its last: a newer message supersedes an
 # older one, unless it says nothing (a reaction, a system notice).
-_NOT_SUPERSEDING = ("reaction", "system", "unsupported", "unknown")
+_NOT_SUPERSEDING = sorted(SILENT_TYPES)
 
 # Only constants are spliced into these statements; every value is a bound parameter.
 _FROM = """

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.principal import Principal
 from cybergine.conversations import intents
+from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import (
     Attachment,
     Channel,
@@ -44,9 +45,6 @@ from cybergine.realtime.events import Event, publish
 
 log = structlog.get_logger(__name__)
 
-# Inbound types the assistant does not answer: a reaction or a system notice is not a
-# question, and answering one would only add noise to the customer's chat.
-SILENT_TYPES = frozenset({"reaction", "system", "request_welcome", "unsupported", "unknown"})
 
 # WhatsApp's customer-service window: free-form messages only this long after the
 # customer's last message.
