@@ -139,7 +139,7 @@ async def test_the_list_pages_by_keyset_without_repeating_anyone(
     rest = _found(second.text)
     assert 'data-testid="customers-more"' not in second.text
     assert shown + rest == [str(i) for i in reversed(made)]
-    assert browser.get("/customers?before=not-an-id").status_code == 422
+    assert browser.get("/customers?cursor=not-a-cursor").status_code == 422
 
 
 async def test_a_customers_page_shows_their_consent_and_conversations(

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, func, or_, select
 
+from cybergine import pagination
 from cybergine.conversations.inbox_views import assistant_names, customer_label
 from cybergine.conversations.models import Conversation, Customer
 from cybergine.db.tenancy import TenantScope
@@ -80,17 +81,19 @@ class CustomerRow:
 @dataclass(frozen=True)
 class CustomerPage:
     rows: list[CustomerRow]
-    # The ``before`` of the next page; None on the last one.
-    next_before: uuid.UUID | None
+    # Where the next page starts (a ``cybergine.pagination`` cursor); None on the last one.
+    next_cursor: str | None
 
 
 async def search_customers(
     scope: TenantScope,
     query: str = "",
     *,
-    before: uuid.UUID | None = None,
+    cursor: str | None = None,
     limit: int = CUSTOMER_PAGE,
 ) -> CustomerPage:
+    """Newest first (by id), a page at a time: ``cursor`` is the last page's next_cursor."""
+    before = pagination.decode(cursor, pagination.UUID)[0] if cursor else None
     statement = search_statement(scope, query, before=before).limit(limit + 1)
     found = list((await scope.session.execute(statement)).scalars())
     shown = found[:limit]
@@ -100,7 +103,7 @@ async def search_customers(
             CustomerRow(customer, customer_label(customer), seen.get(customer.id))
             for customer in shown
         ],
-        next_before=shown[-1].id if len(found) > limit else None,
+        next_cursor=pagination.encode(shown[-1].id) if len(found) > limit else None,
     )
 
 

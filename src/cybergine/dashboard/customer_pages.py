@@ -15,12 +15,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from cybergine import pagination
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.conversations import customers
 from cybergine.dashboard.forms import fields
 from cybergine.dashboard.templating import redirect, render_page
-from cybergine.errors import CybergineError, InvalidInput
+from cybergine.errors import CybergineError
 from cybergine.privacy import subjects
 from cybergine.privacy.api import export_response
 
@@ -38,23 +39,14 @@ CONSENT_SOURCES = {
 }
 
 
-def _parse_before(before: str | None) -> uuid.UUID | None:
-    if not before:
-        return None
-    try:
-        return uuid.UUID(before)
-    except ValueError as exc:
-        raise InvalidInput("That link to the next page is not valid.", field="before") from exc
-
-
 @router.get("/customers", response_class=HTMLResponse)
 async def customers_page(
     request: Request,
     caller: Reader,
     q: Annotated[str, Query(max_length=customers.MAX_QUERY)] = "",
-    before: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=pagination.MAX_LENGTH)] = None,
 ) -> HTMLResponse:
-    page = await customers.search_customers(caller.scope, q, before=_parse_before(before))
+    page = await customers.search_customers(caller.scope, q, cursor=cursor or None)
     query = {"q": q} if q else {}
     return await render_page(
         request,
@@ -64,11 +56,11 @@ async def customers_page(
             "q": q,
             "page": page,
             "channel_names": CHANNEL_NAMES,
-            "next_url": f"/customers?{urlencode({**query, 'before': page.next_before})}"
-            if page.next_before
+            "next_url": f"/customers?{urlencode({**query, 'cursor': page.next_cursor})}"
+            if page.next_cursor
             else None,
             "first_url": ("/customers" + (f"?{urlencode(query)}" if query else ""))
-            if before
+            if cursor
             else None,
         },
     )
