@@ -244,6 +244,7 @@ def keys_rotate(
     """
     from cybergine.db.engine import Database
     from cybergine.db.migrate import current_revision, head_revision
+    from cybergine.db.models import metadata
     from cybergine.privacy import keys
     from cybergine.privacy.crypto import SecretDecryptionError, rotate_all
 
@@ -295,7 +296,7 @@ def keys_rotate(
         database = Database(url, pool_size=1)
         try:
             async with database.transaction() as session:
-                report = await rotate_all(session)
+                report = await rotate_all(session, metadatas=[metadata])
         finally:
             await database.dispose()
         for column, counts in report.columns.items():

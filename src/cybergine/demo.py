@@ -19,6 +19,11 @@ from cybergine.accounts.service.organisations import create_organisation
 from cybergine.assistants.models import Assistant
 from cybergine.assistants.service import AssistantChanges, create_assistant
 from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.channels.whatsapp.sandbox import (
+    SANDBOX_ACCESS_TOKEN,
+    SANDBOX_DISPLAY_PHONE_NUMBER,
+    SANDBOX_PHONE_NUMBER_ID,
+)
 from cybergine.channels.whatsapp.service import NumberChanges, create_number
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.models import Item
@@ -29,11 +34,12 @@ DEMO_OWNER_EMAIL = "demo@cybergine.example"
 # Printed by `make run`: the demo is for a local machine, never for a public server.
 DEMO_OWNER_PASSWORD = "demo-password"  # noqa: S105
 DEMO_ASSISTANT_NAME = "Mia"
-# Meta's ids are digits; these are reserved for the demo and the simulator knows them.
-DEMO_PHONE_NUMBER_ID = "100000000000001"
+# The demo shop's WhatsApp number is the one the sandbox's simulator plays
+# (``cybergine serve --whatsapp-simulator``). Meta's ids are digits; reserved for the demo.
+DEMO_PHONE_NUMBER_ID = SANDBOX_PHONE_NUMBER_ID
 DEMO_WABA_ID = "100000000000002"
-DEMO_DISPLAY_PHONE_NUMBER = "+1 555 010 0100"
-DEMO_ACCESS_TOKEN = "demo-whatsapp-access-token"  # noqa: S105 (the simulator's)
+DEMO_DISPLAY_PHONE_NUMBER = SANDBOX_DISPLAY_PHONE_NUMBER
+DEMO_ACCESS_TOKEN = SANDBOX_ACCESS_TOKEN
 
 DEMO_FAQ = (
     (

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from cybergine.db.engine import Database
+from cybergine.db.models import metadata as cybergine_schema
 from cybergine.privacy import keys
 from cybergine.privacy.crypto import (
     ColumnRotation,
@@ -348,7 +349,7 @@ async def test_rotation_stops_at_a_secret_no_key_fits(
 
 async def test_rotation_of_cybergine_schema_runs(database: Database) -> None:
     async with database.transaction() as session:
-        report = await rotate_all(session)
+        report = await rotate_all(session, metadatas=[cybergine_schema])
     assert report.rotated == 0
 
 

@@ -39,8 +39,8 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
 from cybergine.knowledge.service import clean_collection_name
 from cybergine.llm.endpoints import ChatEndpoints
+from cybergine.origins import origin_of
 from cybergine.privacy import audit
-from cybergine.web.clients import origin_of
 
 MAX_NAME_CHARS = 100
 MAX_LONG_TEXT_CHARS = 20_000  # persona, instructions

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from cybergine.db.ids import uuid7
-from cybergine.privacy.retention import Retention
+from cybergine.db.retention import Retention
 
 # PostgreSQL's bigint: an integer from a request compared with such a column must fit,
 # or the database refuses the statement (a 500) instead of the API refusing the input.

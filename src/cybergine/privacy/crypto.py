@@ -150,21 +150,19 @@ class RotationReport:
 async def rotate_all(
     session: AsyncSession,
     *,
-    metadatas: Sequence[sa.MetaData] | None = None,
+    metadatas: Sequence[sa.MetaData],
     batch_size: int = 500,
 ) -> RotationReport:
-    """Re-encrypt every stored secret under the first key, in the session's transaction.
+    """Re-encrypt every stored secret of ``metadatas``' encrypted columns under the
+    first key, in the session's transaction (``cybergine keys rotate`` passes the whole
+    schema, ``cybergine.db.models.metadata``: this module cannot import it, the model
+    modules import this one for ``EncryptedString``).
 
-    Default: every encrypted column of cybergine's schema. Rows already under the first
-    key are left alone, so a second run changes nothing. Does not commit.
+    Rows already under the first key are left alone, so a second run changes nothing.
+    Does not commit.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    if metadatas is None:
-        # Imported here: model modules import this one for EncryptedString.
-        from cybergine.db.models import metadata
-
-        metadatas = [metadata]
     box = secret_box()
     columns: dict[str, ColumnRotation] = {}
     for metadata in metadatas:

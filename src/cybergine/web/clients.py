@@ -3,31 +3,17 @@ and whether that origin may read the answer (CORS)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from starlette.requests import HTTPConnection
+
+from cybergine.origins import origin_of
+
+__all__ = ["client_ip", "grant_origin", "granted_origin", "origin_of"]
 
 
 def client_ip(connection: HTTPConnection) -> str:
     """The client's address, as ``web.proxies`` decided it (forwarded headers count only
     from a trusted proxy)."""
     return connection.client.host if connection.client else "unknown"
-
-
-def origin_of(url: str | None) -> str | None:
-    """``scheme://host[:port]`` of a URL or Origin header, lower-cased; None if not one."""
-    if not url:
-        return None
-    try:
-        # Headers are the client's to write: ``http://[::1``, ``https://x:99999`` or
-        # ``h:abc`` make these raise, and such an origin is simply not one.
-        parts = urlsplit(url.strip())
-        hostname, port = parts.hostname, parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not hostname:
-        return None
-    return f"{parts.scheme}://{hostname.lower()}{f':{port}' if port else ''}"
 
 
 def grant_origin(connection: HTTPConnection, origin: str | None) -> None:

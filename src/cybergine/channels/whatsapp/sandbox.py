@@ -19,9 +19,13 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from cybergine.channels.whatsapp.simulator import GraphSimulator, new_wamid
-from cybergine.demo import DEMO_ACCESS_TOKEN, DEMO_DISPLAY_PHONE_NUMBER, DEMO_PHONE_NUMBER_ID
 from cybergine.settings import Settings
 
+# The business number the simulator plays. Meta's ids are digits; these are reserved for
+# the sandbox, and ``cybergine demo`` registers this number for the demo shop.
+SANDBOX_PHONE_NUMBER_ID = "100000000000001"
+SANDBOX_DISPLAY_PHONE_NUMBER = "+1 555 010 0100"
+SANDBOX_ACCESS_TOKEN = "demo-whatsapp-access-token"  # noqa: S105 (the simulator's)
 SANDBOX_CUSTOMER = "15550100200"
 SANDBOX_CUSTOMER_NAME = "Sandbox Customer"
 MAX_TEXT = 4096
@@ -46,7 +50,9 @@ class Sandbox:
         )
         self.simulator.auto_read = True
         self.simulator.add_number(
-            DEMO_PHONE_NUMBER_ID, DEMO_ACCESS_TOKEN, display_phone_number=DEMO_DISPLAY_PHONE_NUMBER
+            SANDBOX_PHONE_NUMBER_ID,
+            SANDBOX_ACCESS_TOKEN,
+            display_phone_number=SANDBOX_DISPLAY_PHONE_NUMBER,
         )
         self._lock = threading.Lock()
         self._said: list[Bubble] = []
@@ -67,7 +73,7 @@ class Sandbox:
     async def customer_says(self, text: str) -> int:
         text = text.strip()[:MAX_TEXT]
         body = self.simulator.inbound_webhook(
-            DEMO_PHONE_NUMBER_ID, SANDBOX_CUSTOMER, text, name=SANDBOX_CUSTOMER_NAME
+            SANDBOX_PHONE_NUMBER_ID, SANDBOX_CUSTOMER, text, name=SANDBOX_CUSTOMER_NAME
         )
         with self._lock:
             self._said.append(Bubble("customer", text, datetime.now(UTC)))
@@ -76,7 +82,7 @@ class Sandbox:
     async def customer_taps(self, button_id: str, title: str) -> int:
         """The customer taps a reply button: WhatsApp sends an interactive button_reply."""
         body: dict[str, Any] = self.simulator.inbound_webhook(
-            DEMO_PHONE_NUMBER_ID, SANDBOX_CUSTOMER, title, name=SANDBOX_CUSTOMER_NAME
+            SANDBOX_PHONE_NUMBER_ID, SANDBOX_CUSTOMER, title, name=SANDBOX_CUSTOMER_NAME
         )
         message = body["entry"][0]["changes"][0]["value"]["messages"][0]
         message.pop("text")
