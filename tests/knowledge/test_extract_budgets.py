@@ -151,6 +151,7 @@ def test_a_stream_that_inflates_past_the_stream_limit_stops_decompressing() -> N
     assert time.process_time() - started < 1
 
 
+@pytest.mark.slow  # builds and reads a large document
 def test_fonts_are_charged_for_every_page_that_reads_them() -> None:
     """pypdf reads a page's fonts afresh for every page: a large shared character map
     is charged to each."""
@@ -173,6 +174,7 @@ def test_forms_nested_past_the_limit_are_damage() -> None:
         extract(data)
 
 
+@pytest.mark.slow  # builds and reads a large document
 def test_a_500_page_manual_passes_the_default_limits() -> None:
     """Some 45 lines of text a page, each line its own text object, as word processors
     write them: 2.8 MB of content streams, more than the allowance for content without
@@ -354,6 +356,7 @@ def test_markdown_parser_steps_are_counted() -> None:
     )
 
 
+@pytest.mark.slow  # builds and reads a large document
 def test_a_large_markdown_manual_passes_the_default_limits() -> None:
     section = (
         "## Section {n}\n\nOpening hours and [refunds](https://example.com/{n}) with `code` "
