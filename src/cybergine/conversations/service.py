@@ -225,9 +225,13 @@ def state_event(conversation: Conversation) -> Event:
     )
 
 
+# The lock of a conversation's jobs, also given to the SQL ingest (``whatsapp.ingest``).
+CONVERSATION_LOCK_PREFIX = "conversation:"
+
+
 def conversation_lock(conversation_id: uuid.UUID) -> str:
     """Jobs of one conversation run one at a time, in the order they were deferred."""
-    return f"conversation:{conversation_id}"
+    return f"{CONVERSATION_LOCK_PREFIX}{conversation_id}"
 
 
 def send_lock(conversation_id: uuid.UUID) -> str:

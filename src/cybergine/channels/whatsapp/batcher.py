@@ -22,6 +22,7 @@ import psycopg_pool
 import structlog
 from psycopg.types.json import Jsonb
 
+from cybergine.channels.whatsapp.ingest import INGEST_NAMES
 from cybergine.db.urls import libpq_url
 
 log = structlog.get_logger(__name__)
@@ -120,4 +121,6 @@ class IngestBatcher:
 
     async def _write(self, items: list[Item]) -> None:
         async with self._pool.connection() as connection, connection.transaction():
-            await connection.execute("SELECT cybergine_whatsapp_ingest(%s)", [Jsonb(items)])
+            await connection.execute(
+                "SELECT cybergine_whatsapp_ingest(%s, %s)", [Jsonb(items), Jsonb(INGEST_NAMES)]
+            )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from procrastinate.jobs import DEFAULT_QUEUE
 from sqlalchemy import String, any_, bindparam, cast, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,9 +42,10 @@ from cybergine.channels.whatsapp.payloads import (
 )
 from cybergine.channels.whatsapp.signature import verify_signature
 from cybergine.conversations import intents
+from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import Channel, Direction, Message, MessageStatus
 from cybergine.conversations.service import (
-    SILENT_TYPES,
+    CONVERSATION_LOCK_PREFIX,
     ChannelAccount,
     CustomerIdentity,
     InboundContent,
@@ -51,7 +53,8 @@ from cybergine.conversations.service import (
 )
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
-from cybergine.realtime.events import Event, publish
+from cybergine.job_names import JobName
+from cybergine.realtime.events import CHANNEL, Event, publish
 
 log = structlog.get_logger(__name__)
 
@@ -272,12 +275,21 @@ async def store_delivery(
 # on) takes the Python path below, which handles every case.
 _LIFECYCLE = frozenset({"sent", "delivered", "read", "failed"})
 
+# What ``cybergine_whatsapp_ingest`` writes by name, given to it by the names Python uses,
+# so that renaming one is a change here and never a new version of the function.
+INGEST_NAMES: dict[str, str] = {
+    "channel": CHANNEL,
+    "reply_task": JobName.REPLY.value,
+    "reply_queue": DEFAULT_QUEUE,
+    "reply_lock_prefix": CONVERSATION_LOCK_PREFIX,
+}
+
 
 def fast_items(
     body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
 ) -> list[dict[str, Any]] | None:
-    """The delivery as items of ``cybergine_whatsapp_ingest`` (migration 0008), or None
-    when part of it needs the Python path."""
+    """The delivery as items of ``cybergine_whatsapp_ingest`` (``db/sql``, called with
+    :data:`INGEST_NAMES`), or None when part of it needs the Python path."""
     items: list[dict[str, Any]] = []
     for field, value, route, batch in _routed_changes(body, routes):
         messages = []
@@ -338,6 +350,9 @@ def fast_items(
                 "problems": "\n".join(batch.problems)[:4000] or None,
                 "messages": messages,
                 "statuses": statuses,
+                # Counted on the event row as the Python path counts: every status Meta
+                # sent, a voice message's "played" too, though only lifecycle ones apply.
+                "statuses_received": len(batch.statuses),
             }
         )
     return items
@@ -437,6 +452,7 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 __all__ = [
+    "INGEST_NAMES",
     "IngestResult",
     "NumberDirectory",
     "NumberRoute",
