@@ -774,9 +774,19 @@ class Ingest:
     check: str = ""
 
 
-def run_ingest(platform: Platform, args: argparse.Namespace, *, secret: str, tag: int) -> Ingest:
+def run_ingest(
+    platform: Platform,
+    sim: Any,
+    args: argparse.Namespace,
+    *,
+    secret: str,
+    tag: int,
+) -> Ingest:
     phone_number_id = f"10000{tag:02d}"
-    platform.add_number(phone_number_id, "EAAG" + secrets.token_urlsafe(24), secret, 1000.0)
+    token = "EAAG" + secrets.token_urlsafe(24)
+    # Known to Meta's side: the platform checks a number's credentials before saving it.
+    sim.add_number(phone_number_id, token, display_phone_number=display_number(phone_number_id))
+    platform.add_number(phone_number_id, token, secret, 1000.0)
     from_base = 440_000_000_000 + tag * 10_000_000
     prefix = str(from_base)[:5]
     load = run_load(
@@ -1135,7 +1145,7 @@ def main(args: argparse.Namespace) -> None:
                 for tag in (1, 2):
                     if tag == 2:
                         platform.start_web()
-                    row = run_ingest(platform, args, secret=secret, tag=tag)
+                    row = run_ingest(platform, sim, args, secret=secret, tag=tag)
                     row.ceiling = ceilings[tag]
                     ingest.append(row)
                     cpu_rows.append((row.label, row.load.cpu))
