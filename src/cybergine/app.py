@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
 from cybergine.assistants import api as assistants_api
+from cybergine.channels.adapters import register_channel_adapters
 from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
 from cybergine.channels.whatsapp import webhooks as whatsapp_webhooks
@@ -65,6 +66,7 @@ def create_app(
     """
     configure_logging(settings.log_level, settings.log_format)
     keys.load(settings)
+    register_channel_adapters()
     if run_worker is None:
         run_worker = settings.embedded and settings.embedded_worker
 

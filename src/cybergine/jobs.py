@@ -19,6 +19,7 @@ import structlog
 from procrastinate import JobContext
 
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
+from cybergine.channels.adapters import register_channel_adapters
 from cybergine.channels.whatsapp.delivery import close_graph_clients
 from cybergine.channels.whatsapp.tasks import blueprint as whatsapp_blueprint
 from cybergine.conversations.tasks import blueprint as conversations_blueprint
@@ -152,3 +153,5 @@ async def run_until_cancelled(worker: Worker) -> None:
 
 
 add_every_blueprint(APP)
+# The channels the conversation core reaches through ``conversations.channel``.
+register_channel_adapters()

@@ -21,13 +21,13 @@ from sqlalchemy import update
 from cybergine.accounts.models import Membership
 from cybergine.accounts.permissions import Permission, allows
 from cybergine.accounts.principal import Principal
+from cybergine.conversations.channel import may_send_free_form
 from cybergine.conversations.handback import (
     ASSISTANT_BACK_NOTICE,
     WaitingMessage,
     settle_waiting_message,
 )
 from cybergine.conversations.models import (
-    Channel,
     Conversation,
     ConversationState,
     Customer,
@@ -38,7 +38,6 @@ from cybergine.conversations.models import (
 )
 from cybergine.conversations.service import (
     ERASED_CONFLICT,
-    SERVICE_WINDOW,
     message_text,
     next_message_id,
     queue_outbound,
@@ -251,13 +250,9 @@ async def mark_read(scope: TenantScope, conversation_id: uuid.UUID) -> bool:
 
 
 def window_open(conversation: Conversation, *, now: datetime | None = None) -> bool:
-    """Whether the channel lets a free-form message through now: web chat always,
-    WhatsApp within 24 hours of the customer's last message."""
-    if conversation.channel != Channel.WHATSAPP:
-        return True
-    return conversation.last_inbound_at is not None and (
-        (now or datetime.now(UTC)) - conversation.last_inbound_at < SERVICE_WINDOW
-    )
+    """Whether the channel lets a free-form message through now (its adapter decides:
+    web chat always, WhatsApp within 24 hours of the customer's last message)."""
+    return may_send_free_form(conversation.channel, conversation.last_inbound_at, now=now)
 
 
 async def _refuse_closed(scope: TenantScope, conversation: Conversation) -> None:

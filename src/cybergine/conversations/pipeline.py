@@ -2,8 +2,9 @@
 
 1. Read (one statement, see ``conversations.replies``): whether the message is still to be
    answered, its conversation, the assistant, the recent turns; then the knowledge base's
-   best passages for the question. On WhatsApp the customer's message is marked read, with
-   a typing indicator, while the answer is made.
+   best passages for the question. The channel acknowledges the customer's message while
+   the answer is made (WhatsApp: a read receipt with a typing indicator; web chat: a
+   typing event).
 2. Decide, outside any transaction (a language model may take seconds), with
    ``conversations.answering`` (the dashboard's test chat decides with it too): a handoff
    request is honoured at once; a bare greeting gets the assistant's greeting; otherwise
@@ -16,7 +17,8 @@
    (policy §7).
 4. Send: on WhatsApp the job sends the answer itself when the write could claim it (no
    earlier message of the conversation waiting, the service window open); otherwise, or
-   when Meta throttles, the delivery job sends it. Web chat delivers by storing.
+   when Meta throttles, the delivery job sends it. Web chat delivers by storing. Each is
+   the channel's adapter (``conversations.channel``): this module imports no channel.
 
 Exactly once: a reply row points at the message it answers through a unique column, so a
 job run again after a crash finds the earlier answer and stops, handing an answer it left
@@ -31,17 +33,13 @@ import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import structlog
 from sqlalchemy import Row
 
 from cybergine.assistants.models import Assistant
-from cybergine.channels.whatsapp import delivery
-from cybergine.channels.whatsapp.delivery import Claim
-from cybergine.channels.whatsapp.graph import GraphError
-from cybergine.channels.whatsapp.tasks import SEND_RETRY
 from cybergine.conversations import replies
 from cybergine.conversations.answering import (
     HANDOFF_BUTTON_ID,
@@ -55,19 +53,26 @@ from cybergine.conversations.answering import (
     needs_search,
     retrieve,
 )
+from cybergine.conversations.channel import (
+    Address,
+    ChannelAdapter,
+    Claimed,
+    Inbound,
+    RichContent,
+    adapter_for,
+)
 from cybergine.conversations.models import (
     Channel,
     Conversation,
     Sender,
 )
-from cybergine.conversations.service import defer_send, hand_off
+from cybergine.conversations.service import hand_off
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
 from cybergine.llm.providers import LLMProvider
-from cybergine.queue import RetryLater
-from cybergine.realtime.events import Event, publish
+from cybergine.realtime.events import publish
 from cybergine.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -91,22 +96,15 @@ class _Context:
     conversation_id: uuid.UUID
     customer_id: uuid.UUID
     channel: Channel
+    adapter: ChannelAdapter
+    inbound: Inbound
     question: Question
     type: str
     assistant: AssistantView
     hits: list[Hit] = field(default_factory=list)
-    # WhatsApp: the read receipt (with typing indicator) runs while the answer is made.
+    # A read receipt (WhatsApp, with typing indicator) runs while the answer is made.
     marking_read: asyncio.Task[bool] | None = None
     marked_read: bool = False
-    send_to: _SendTo | None = None  # WhatsApp: where the answer goes
-    reply_id: uuid.UUID | None = None  # once written
-
-
-@dataclass(frozen=True)
-class _SendTo:
-    phone_number_id: str
-    access_token: str
-    wa_id: str
 
 
 class Pipeline:
@@ -141,13 +139,14 @@ class Pipeline:
         except BaseException:
             if context.marking_read is not None:
                 context.marking_read.cancel()
-            if context.channel == Channel.WEBCHAT:
+            typing_ended = context.adapter.typing_ended(context.inbound)
+            if typing_ended is not None:
                 async with self.database.autocommit() as session:
-                    await publish(session, _typing(context, on=False))
+                    await publish(session, typing_ended)
             raise
-        outcome, claim = await self._write(context, answer)
-        if claim is not None:
-            await self._send_now(context, claim)
+        outcome, claimed = await self._write(context, answer)
+        if claimed is not None:
+            await context.adapter.send_claimed(self.database, self.settings, claimed)
         return outcome
 
     # --- 1. read -------------------------------------------------------------------
@@ -167,12 +166,30 @@ class Pipeline:
             if assistant is None:
                 return None, "not_for_the_assistant"
             choice = (state.payload or {}).get("choice_id")
+            adapter = adapter_for(state.channel)
+            inbound = Inbound(
+                organisation_id=state.organisation_id,
+                conversation_id=state.conversation_id,
+                customer_id=state.customer_id,
+                external_id=state.external_id,
+                # Only a conversation on an account (a WhatsApp number) has an address.
+                address=Address(
+                    state.phone_number_id,
+                    state.access_token,
+                    state.customer_wa_id,
+                    active=state.number_active,
+                )
+                if state.phone_number_id is not None
+                else None,
+            )
             context = _Context(
                 message_id=message_id,
                 organisation_id=state.organisation_id,
                 conversation_id=state.conversation_id,
                 customer_id=state.customer_id,
                 channel=state.channel,
+                adapter=adapter,
+                inbound=inbound,
                 question=Question(
                     text=(state.text or "").strip() or None,
                     choice_id=choice if isinstance(choice, str) else None,
@@ -181,18 +198,9 @@ class Pipeline:
                 type=state.type,
                 assistant=assistant,
             )
-            if state.channel == Channel.WHATSAPP and state.phone_number_id is not None:
-                context.send_to = _SendTo(
-                    state.phone_number_id, state.access_token, state.customer_wa_id
-                )
-                if state.number_active:
-                    # Blue ticks and "typing…" on the customer's phone while the answer is
-                    # prepared (Meta: show it only when a reply will follow; one will).
-                    context.marking_read = asyncio.create_task(self._mark_read(state))
-            elif state.channel == Channel.WEBCHAT:
-                # The widget shows "typing…" until the answer arrives (the answer's own
-                # event ends it; so does the typing-off event if no answer is written).
-                await publish(session, _typing(context, on=True))
+            # Blue ticks and "typing…" on the customer's phone, or "typing…" in the
+            # widget, while the answer is prepared (one will follow).
+            context.marking_read = await adapter.acknowledge(session, inbound, self.settings)
             if needs_search(assistant, context.question):
                 assert context.question.text is not None
                 context.hits = await retrieve(
@@ -200,27 +208,17 @@ class Pipeline:
                 )
             return context, None
 
-    async def _mark_read(self, state: Row[Any]) -> bool:
-        if not state.external_id:
-            return False
-        graph = delivery.graph_client(self.settings.whatsapp_graph_url)
-        try:
-            await graph.mark_read(
-                state.phone_number_id, state.access_token, state.external_id, typing_indicator=True
-            )
-        except GraphError as error:  # a missing blue tick is not worth a failed reply
-            log.info("whatsapp.mark_read_failed", error=str(error))
-            return False
-        return True
-
     async def _resume_delivery(self, state: Row[Any]) -> None:
         """A run that answered and then died before its answer went out (``kill -9``
         mid-send) leaves the answer queued or sending; the delivery job takes it from
-        there, waiting for a status webhook first if Meta may already have it."""
-        if state.channel != Channel.WHATSAPP or state.answer_status not in replies.ANSWER_PENDING:
+        there, waiting for a status webhook first if Meta may already have it. (An answer
+        on a channel that delivers by storing is never pending.)"""
+        if state.answer_status not in replies.ANSWER_PENDING:
             return
         async with self.database.transaction() as session:
-            await defer_send(session, state.conversation_id, state.answer_id)
+            await adapter_for(state.channel).deliver(
+                session, state.conversation_id, state.answer_id
+            )
 
     # --- 2. decide (conversations.answering) ----------------------------------------
 
@@ -236,7 +234,7 @@ class Pipeline:
 
     # --- 3. write ------------------------------------------------------------------
 
-    async def _write(self, context: _Context, answer: Answer) -> tuple[Outcome, Claim | None]:
+    async def _write(self, context: _Context, answer: Answer) -> tuple[Outcome, Claimed | None]:
         """The answer, in one statement that checks again that it is still wanted (see
         ``conversations.replies``); a handoff goes in the same transaction."""
         payload: dict[str, Any] | None = None
@@ -268,8 +266,9 @@ class Pipeline:
                 default_send_rate=self.settings.whatsapp_send_rate,
             )
             if written.verdict is not None:
-                if context.channel == Channel.WEBCHAT:
-                    await publish(session, _typing(context, on=False))
+                typing_ended = context.adapter.typing_ended(context.inbound)
+                if typing_ended is not None:
+                    await publish(session, typing_ended)
                 return written.verdict, None
             if answer.handoff is not None:
                 # Locked by the write: the statement took the conversation's row lock.
@@ -284,51 +283,23 @@ class Pipeline:
                 )
         assert written.id is not None
         assert written.text is not None
-        context.reply_id = written.id
-        claim: Claim | None = None
+        claimed: Claimed | None = None
         if written.send_now:
-            assert context.send_to is not None
+            address = context.inbound.address
+            assert address is not None
             assert written.number_id is not None
-            claim = Claim(
-                number_id=written.number_id,
-                phone_number_id=context.send_to.phone_number_id,
-                access_token=context.send_to.access_token,
+            claimed = Claimed(
+                message_id=written.id,
+                conversation_id=context.conversation_id,
+                account_row_id=written.number_id,
+                address=address,
                 send_rate=written.send_rate or self.settings.whatsapp_send_rate,
-                bodies=delivery.bodies_of(
-                    written.id, stored.type, written.text, payload, to=context.send_to.wa_id
+                slot_wait=written.slot_wait,
+                content=RichContent(
+                    written.id, stored.type, written.text, payload, to=address.customer_external_id
                 ),
-                parts_sent=0,
-                mark_read=None,
-                first_slot_wait=written.slot_wait,
             )
-        return answer.outcome, claim
-
-    async def _send_now(self, context: _Context, claim: Claim) -> None:
-        assert context.reply_id is not None
-        graph = delivery.graph_client(self.settings.whatsapp_graph_url)
-        try:
-            await delivery.deliver(
-                self.database, graph, context.reply_id, claim, last_attempt=False
-            )
-        except RetryLater as later:
-            # Meta is throttling: the delivery job retries from here, after the delay
-            # its own first retry would have waited.
-            delay = max(SEND_RETRY.delay_for(0), min(later.seconds or 0, SEND_RETRY.cap_seconds))
-            when = datetime.now(UTC) + timedelta(seconds=delay)
-            async with self.database.transaction() as session:
-                await defer_send(
-                    session, context.conversation_id, context.reply_id, schedule_at=when
-                )
-
-
-def _typing(context: _Context, *, on: bool) -> Event:
-    return Event(
-        context.organisation_id,
-        context.conversation_id,
-        "typing",
-        customer_id=context.customer_id,
-        data={"on": on},
-    )
+        return answer.outcome, claimed
 
 
 # Assistants change rarely and are read for every reply: the view is kept per version

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.conversations.channel import adapter_for
 from cybergine.conversations.message_types import SILENT_TYPES
-from cybergine.conversations.models import MessageStatus, Sender
-from cybergine.conversations.service import SERVICE_WINDOW
+from cybergine.conversations.models import Channel, MessageStatus, Sender
 from cybergine.db.ids import uuid7
 from cybergine.job_names import JobName
 from cybergine.privacy.crypto import EncryptedString
@@ -258,7 +259,7 @@ async def write_answer(
             {
                 "message_id": message_id,
                 "id": uuid7(),
-                "window": SERVICE_WINDOW.total_seconds(),
+                "window": _send_now_window().total_seconds(),
                 "sender": reply.sender.value,
                 "type": reply.type,
                 "text": reply.text,
@@ -291,6 +292,15 @@ async def write_answer(
         send_rate=row.send_rate,
         slot_wait=float(row.wait) if row.wait is not None else None,
     )
+
+
+def _send_now_window() -> timedelta:
+    """How recent the customer's last message must be for an answer to go at once: the
+    statement claims only WhatsApp answers (the one channel with an account's send
+    slot), so its window is the WhatsApp adapter's."""
+    window = adapter_for(Channel.WHATSAPP).free_form_window
+    assert window is not None
+    return window
 
 
 # An answer in these states has not reached the channel yet.

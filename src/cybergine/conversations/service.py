@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.principal import Principal
 from cybergine.conversations import intents
+from cybergine.conversations.channel import adapter_for, may_send_free_form
 from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import (
     Attachment,
@@ -45,10 +46,6 @@ from cybergine.realtime.events import Event, publish
 
 log = structlog.get_logger(__name__)
 
-
-# WhatsApp's customer-service window: free-form messages only this long after the
-# customer's last message.
-SERVICE_WINDOW = timedelta(hours=24)
 
 # An agent's message (the API's limit too; WhatsApp splits a long text into several).
 MAX_AGENT_TEXT = 20_000
@@ -114,14 +111,11 @@ async def record_inbound(
     customer_row = await _upsert_customer(session, account, customer, content.sent_at)
     conversation = await _open_conversation(session, account, customer_row.id)
 
-    # The id is the conversation's newest only once the message is stored: a duplicate
-    # delivery inserts nothing and must leave ``last_message_id`` where it was.
     message_id = await _insert_inbound(
-        session, account, conversation.id, message_id_after(conversation.last_message_id), content
+        session, account, conversation.id, next_message_id(conversation), content
     )
     if message_id is None:
         return Recorded(None, conversation.id, reply_queued=False)
-    conversation.last_message_id = message_id
 
     await session.execute(
         update(Conversation)
@@ -201,17 +195,11 @@ def next_message_id(conversation: Conversation) -> uuid.UUID:
     millisecond (UUIDv7 orders by time only to the millisecond across processes). A
     client that has seen id X can then ask for "after X" and miss nothing.
     """
-    candidate = message_id_after(conversation.last_message_id)
-    conversation.last_message_id = candidate
-    return candidate
-
-
-def message_id_after(last: uuid.UUID | None) -> uuid.UUID:
-    """A new message id above ``last`` (the conversation's newest), which it does not
-    move: the caller does once the message is stored (``next_message_id``)."""
     candidate = uuid7()
+    last = conversation.last_message_id
     if last is not None and candidate.int <= last.int:
         candidate = uuid.UUID(int=last.int + 1)
+    conversation.last_message_id = candidate
     return candidate
 
 
@@ -225,13 +213,9 @@ def state_event(conversation: Conversation) -> Event:
     )
 
 
-# The lock of a conversation's jobs, also given to the SQL ingest (``whatsapp.ingest``).
-CONVERSATION_LOCK_PREFIX = "conversation:"
-
-
 def conversation_lock(conversation_id: uuid.UUID) -> str:
     """Jobs of one conversation run one at a time, in the order they were deferred."""
-    return f"{CONVERSATION_LOCK_PREFIX}{conversation_id}"
+    return f"conversation:{conversation_id}"
 
 
 def send_lock(conversation_id: uuid.UUID) -> str:
@@ -352,7 +336,7 @@ async def _queue_media(
     )
     session.add(attachment)
     await session.flush()
-    await defer(session, JobName.FETCH_WHATSAPP_MEDIA, attachment_id=str(attachment.id))
+    await adapter_for(account.channel).fetch_media(session, attachment.id)
 
 
 async def _change_consent(
@@ -414,7 +398,9 @@ async def queue_outbound(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
 ) -> Message:
-    """An outbound message, queued, with its delivery job deferred in this transaction."""
+    """An outbound message, queued, with its delivery job deferred in this transaction
+    (or, on a channel that delivers by storing, sent)."""
+    adapter = adapter_for(conversation.channel)
     message = Message(
         id=next_message_id(conversation),
         organisation_id=conversation.organisation_id,
@@ -426,10 +412,8 @@ async def queue_outbound(
         text=text,
         payload=dict(payload) if payload else None,
         # Web chat delivers by storing: the visitor's socket reads it from here.
-        status=MessageStatus.SENT
-        if conversation.channel == Channel.WEBCHAT
-        else MessageStatus.QUEUED,
-        sent_at=datetime.now(UTC) if conversation.channel == Channel.WEBCHAT else None,
+        status=MessageStatus.SENT if adapter.delivers_by_storing else MessageStatus.QUEUED,
+        sent_at=datetime.now(UTC) if adapter.delivers_by_storing else None,
         reply_to_id=reply_to_id,
         sources=sources,
         grounded=grounded,
@@ -456,29 +440,8 @@ async def queue_outbound(
             customer_id=conversation.customer_id,
         ),
     )
-    if conversation.channel == Channel.WHATSAPP:
-        await defer_send(session, conversation.id, message.id)
+    await adapter.deliver(session, conversation.id, message.id)
     return message
-
-
-async def defer_send(
-    session: AsyncSession,
-    conversation_id: uuid.UUID,
-    message_id: uuid.UUID,
-    *,
-    schedule_at: datetime | None = None,
-) -> None:
-    """The delivery job of a queued WhatsApp message."""
-    # Sends of one conversation go one at a time, in order, under their own lock: under
-    # the conversation's lock a send deferred by a running reply job would wait for that
-    # job to end and then for the next poll.
-    await defer(
-        session,
-        JobName.SEND_WHATSAPP_MESSAGE,
-        lock=send_lock(conversation_id),
-        schedule_at=schedule_at,
-        message_id=str(message_id),
-    )
 
 
 async def hand_off(
@@ -560,10 +523,8 @@ async def send_agent_message(
         raise Conflict(ERASED_CONFLICT if customer.erased else "This conversation is closed.")
     if customer.opted_out_at is not None:
         raise Conflict("The customer opted out (STOP); nothing can be sent until they write START.")
-    window_open = conversation.last_inbound_at is not None and (
-        datetime.now(UTC) - conversation.last_inbound_at < SERVICE_WINDOW
-    )
-    if conversation.channel == Channel.WHATSAPP and not window_open and template is None:
+    window_open = may_send_free_form(conversation.channel, conversation.last_inbound_at)
+    if not window_open and template is None:
         raise Conflict(WINDOW_CLOSED_NEEDS_TEMPLATE)
 
     if conversation.state in (ConversationState.BOT, ConversationState.WAITING_FOR_HUMAN):

@@ -38,6 +38,7 @@ from cybergine.channels.whatsapp import messages as bodies
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
 from cybergine.channels.whatsapp.health import record_error
 from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.channels.whatsapp.window import window_open as service_window_open
 from cybergine.conversations.models import (
     Attachment,
     AttachmentStatus,
@@ -47,7 +48,6 @@ from cybergine.conversations.models import (
     MessageStatus,
     Sender,
 )
-from cybergine.conversations.service import SERVICE_WINDOW
 from cybergine.db.engine import Database
 from cybergine.queue import RetryLater
 from cybergine.settings import Settings
@@ -215,10 +215,7 @@ async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) 
         elif customer.opted_out_at is not None and message.sender != Sender.SYSTEM:
             refusal = OPTED_OUT
         template = (message.payload or {}).get("template")
-        window_open = (
-            conversation.last_inbound_at is not None
-            and now - conversation.last_inbound_at < SERVICE_WINDOW
-        )
+        window_open = service_window_open(conversation.last_inbound_at, now=now)
         if refusal is None and not window_open and not template:
             refusal = WINDOW_CLOSED
         if refusal is not None:
