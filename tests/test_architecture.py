@@ -90,10 +90,6 @@ ALLOWED: Mapping[tuple[str, str], str] = {
         "the Graph API simulator is a development tool that serves HTTP from a thread, "
         "with the server helper the test servers use"
     ),
-    ("cybergine.channels.whatsapp.adapter", "cybergine.channels.whatsapp.tasks"): (
-        "the WhatsApp adapter reads the send job's retry policy (SEND_RETRY) to schedule a "
-        "send Meta throttled; the policy can move to a module both import"
-    ),
     ("cybergine.knowledge.imports", "cybergine.web.hygiene"): (
         "a bulk import checks each line with the edge's pure input checks (JSON depth, "
         "unstorable characters); they can move to a leaf module beside the middleware"

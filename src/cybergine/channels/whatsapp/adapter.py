@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.channels.whatsapp import delivery
 from cybergine.channels.whatsapp.graph import GraphError
-from cybergine.channels.whatsapp.tasks import SEND_RETRY
+from cybergine.channels.whatsapp.retries import SEND_RETRY
 from cybergine.channels.whatsapp.window import SERVICE_WINDOW, window_open
 from cybergine.conversations.channel import Claimed, Inbound, RichContent
 from cybergine.conversations.models import Channel

@@ -9,15 +9,12 @@ from sqlalchemy import delete, func
 
 from cybergine.channels.whatsapp import delivery
 from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.channels.whatsapp.retries import MEDIA_RETRY, SEND_RETRY
 from cybergine.job_names import JobName
-from cybergine.queue import DATABASE_CONTEXT_KEY, Backoff, job_session, job_settings
+from cybergine.queue import DATABASE_CONTEXT_KEY, job_session, job_settings
 
 blueprint = procrastinate.Blueprint()
 
-# Meta's throttling clears within seconds to minutes; a reply older than about an hour
-# is no longer worth sending, and the message is marked failed for an agent to see.
-SEND_RETRY = Backoff(max_attempts=12, base_seconds=1.0, cap_seconds=300.0)
-MEDIA_RETRY = Backoff(max_attempts=8, base_seconds=2.0, cap_seconds=600.0)
 WEBHOOK_EVENTS_KEPT_DAYS = 7
 
 
