@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.assistants.models import Assistant
 from cybergine.channels.webchat import visitors
+from cybergine.channels.webchat.adapter import buttons_of
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.conversations.answering import HANDOFF_BUTTON_ID, HANDOFF_BUTTON_TITLE
 from cybergine.conversations.models import (
@@ -152,12 +153,6 @@ async def snapshot(
 
 def message_view(message: Message) -> dict[str, Any]:
     """A message as the widget shows it: nothing the visitor was not told."""
-    payload = message.payload or {}
-    buttons = [
-        {"id": str(b.get("id")), "title": str(b.get("title"))}
-        for b in payload.get("buttons", [])
-        if isinstance(b, dict)
-    ]
     sources = [
         {
             "title": str(s.get("title") or ""),
@@ -172,7 +167,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "text": message.text or "",
         "created_at": message.created_at.isoformat(),
         "sources": sources,
-        "buttons": buttons,
+        "buttons": buttons_of(message.payload),
     }
     external = message.external_id or ""
     if message.sender == Sender.CUSTOMER and external.startswith("web:"):
