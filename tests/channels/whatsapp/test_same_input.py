@@ -276,7 +276,7 @@ async def _normalised_rows(
 
     def label(value: Any) -> Any:
         if isinstance(value, uuid.UUID):
-            return names.get(str(value), str(value) if value == CALLBACK_ONLY else value)
+            return names.get(str(value), value)
         if isinstance(value, str):
             return _UUID.sub(lambda m: names.get(m.group(0), m.group(0)), value)
         if isinstance(value, dict):
@@ -285,9 +285,9 @@ async def _normalised_rows(
             return [label(v) for v in value]
         return value
 
-    def normalised(table: list[dict[str, Any]], *unordered: str) -> list[Any]:
+    def normalised(table: list[dict[str, Any]], *left_out: str) -> list[Any]:
         kept = [
-            {k: label(v) for k, v in row.items() if k not in _WRITTEN_AT and k not in unordered}
+            {k: label(v) for k, v in row.items() if k not in _WRITTEN_AT and k not in left_out}
             for row in table
         ]
         return _sorted(kept)
