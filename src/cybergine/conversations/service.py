@@ -111,11 +111,14 @@ async def record_inbound(
     customer_row = await _upsert_customer(session, account, customer, content.sent_at)
     conversation = await _open_conversation(session, account, customer_row.id)
 
+    # The id is the conversation's newest only once the message is stored: a duplicate
+    # delivery inserts nothing and must leave ``last_message_id`` where it was.
     message_id = await _insert_inbound(
-        session, account, conversation.id, next_message_id(conversation), content
+        session, account, conversation.id, message_id_after(conversation.last_message_id), content
     )
     if message_id is None:
         return Recorded(None, conversation.id, reply_queued=False)
+    conversation.last_message_id = message_id
 
     await session.execute(
         update(Conversation)
@@ -195,11 +198,17 @@ def next_message_id(conversation: Conversation) -> uuid.UUID:
     millisecond (UUIDv7 orders by time only to the millisecond across processes). A
     client that has seen id X can then ask for "after X" and miss nothing.
     """
+    candidate = message_id_after(conversation.last_message_id)
+    conversation.last_message_id = candidate
+    return candidate
+
+
+def message_id_after(last: uuid.UUID | None) -> uuid.UUID:
+    """A new message id above ``last`` (the conversation's newest), which it does not
+    move: the caller does once the message is stored (``next_message_id``)."""
     candidate = uuid7()
-    last = conversation.last_message_id
     if last is not None and candidate.int <= last.int:
         candidate = uuid.UUID(int=last.int + 1)
-    conversation.last_message_id = candidate
     return candidate
 
 
@@ -213,9 +222,13 @@ def state_event(conversation: Conversation) -> Event:
     )
 
 
+# The lock of a conversation's jobs, also given to the SQL ingest (``whatsapp.ingest``).
+CONVERSATION_LOCK_PREFIX = "conversation:"
+
+
 def conversation_lock(conversation_id: uuid.UUID) -> str:
     """Jobs of one conversation run one at a time, in the order they were deferred."""
-    return f"conversation:{conversation_id}"
+    return f"{CONVERSATION_LOCK_PREFIX}{conversation_id}"
 
 
 def send_lock(conversation_id: uuid.UUID) -> str:
