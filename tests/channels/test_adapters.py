@@ -103,3 +103,46 @@ def test_the_composition_root_registers_an_adapter_for_every_channel() -> None:
     for channel in Channel:
         adapter: ChannelAdapter = adapter_for(channel)
         assert adapter.channel is channel
+
+
+LIST = {
+    "list": {
+        "button": "Choose a size",
+        "sections": [
+            {
+                "title": "",
+                "rows": [
+                    {"id": "size_42", "title": "42"},
+                    {"id": "size_43", "title": "43", "description": "Runs large"},
+                ],
+            }
+        ],
+    }
+}
+
+
+def test_whatsapp_renders_a_list_as_an_interactive_list() -> None:
+    [body] = WhatsAppAdapter().render(_content(LIST))
+
+    interactive = body["interactive"]
+    assert interactive["type"] == "list"
+    assert interactive["action"] == {
+        "button": "Choose a size",
+        "sections": [
+            {
+                "rows": [
+                    {"id": "size_42", "title": "42"},
+                    {"id": "size_43", "title": "43", "description": "Runs large"},
+                ]
+            }
+        ],
+    }
+
+
+def test_web_chat_shows_a_lists_rows_as_buttons() -> None:
+    [view] = WebChatAdapter().render(_content(LIST))
+
+    assert view["buttons"] == [
+        {"id": "size_42", "title": "42"},
+        {"id": "size_43", "title": "43"},
+    ]

@@ -65,10 +65,19 @@ class WebChatAdapter:
 
 
 def buttons_of(payload: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    """A message's reply buttons as the widget shows them (it shows up to ten)."""
+    """A message's reply buttons as the widget shows them (it shows up to ten). A list's
+    rows (at most ten, as on WhatsApp) are buttons too: a tap answers with the row's id,
+    as a WhatsApp customer's choice from the list does."""
+    payload = payload or {}
+    choices = payload.get("list")
+    rows = (
+        [row for section in choices.get("sections", []) for row in section.get("rows", [])]
+        if isinstance(choices, dict)
+        else []
+    )
     return [
         {"id": str(b.get("id")), "title": str(b.get("title"))}
-        for b in (payload or {}).get("buttons", [])
+        for b in [*payload.get("buttons", []), *rows]
         if isinstance(b, dict)
     ]
 

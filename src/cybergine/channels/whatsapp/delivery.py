@@ -291,6 +291,26 @@ def bodies_of(
                 callback_data=callback,
             )
         ]
+    choices = payload.get("list")
+    if isinstance(choices, dict) and len(text) <= bodies.LIST_BODY_LIMIT:
+        return [
+            bodies.list_body(
+                to,
+                text,
+                str(choices["button"]),
+                [
+                    (
+                        str(section.get("title") or ""),
+                        [
+                            (str(row["id"]), str(row["title"]), row.get("description"))
+                            for row in section["rows"]
+                        ],
+                    )
+                    for section in choices["sections"]
+                ],
+                callback_data=callback,
+            )
+        ]
     return [bodies.text_body(to, part, callback_data=callback) for part in bodies.split_text(text)]
 
 
