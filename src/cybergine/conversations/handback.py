@@ -18,6 +18,7 @@ from sqlalchemy import desc
 
 from cybergine.accounts.principal import Principal
 from cybergine.conversations import replies
+from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import (
     Conversation,
     ConversationState,
@@ -26,7 +27,7 @@ from cybergine.conversations.models import (
     MessageStatus,
     Sender,
 )
-from cybergine.conversations.service import SILENT_TYPES, defer_reply, next_message_id
+from cybergine.conversations.service import defer_reply, next_message_id
 from cybergine.db.tenancy import TenantScope
 from cybergine.realtime.events import Event, publish
 
