@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from cybergine.db.engine import Database
 from cybergine.demo import seed_demo
 from cybergine.settings import Settings
+from tests.support.factories import PASSWORD
 from tests.support.knowledge import run_jobs
 from tests.support.server import LiveServer
 
@@ -59,6 +60,15 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
     yield browser
     browser.close()
+
+
+def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
+    """Signs in through the sign-in page, as a person does, and waits for the dashboard."""
+    page.goto(f"{base_url}/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:

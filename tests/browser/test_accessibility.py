@@ -33,7 +33,7 @@ from cybergine.knowledge import service as knowledge
 from cybergine.knowledge.extract import extract
 from cybergine.knowledge.models import Collection, Item, ItemKind
 from cybergine.settings import Settings
-from tests.browser.conftest import run_async
+from tests.browser.conftest import run_async, sign_in
 from tests.support.accessibility import (
     BLOCKING_IMPACTS,
     assert_accessible,
@@ -190,11 +190,7 @@ def _check(page: Page, base: str, path: str, walk: Walk, *, token_page: bool) ->
 
 
 def _sign_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("E-mail").fill(DEMO_OWNER_EMAIL)
-    page.get_by_label("Password").fill(DEMO_OWNER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD)
 
 
 def test_every_dashboard_page_passes_the_accessibility_scan(

@@ -11,9 +11,12 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
-from tests.browser.conftest import run_async
-from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
-from tests.support.factories import PASSWORD, make_organisation
+from tests.browser.conftest import run_async, sign_in
+from tests.support.accessibility import (
+    assert_fits_and_accessible,
+    console_errors,
+)
+from tests.support.factories import make_organisation
 from tests.support.server import LiveServer
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
@@ -41,14 +44,6 @@ def _shop_owner(database_url: str) -> str:
     return run_async(make())
 
 
-def _sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
 def _tidy(page: Page) -> None:
     """Takes off the empty style="" that axe and full-page screenshots leave on elements:
     HTMX's next swap copies the attributes of same-id elements onto the new page, and the
@@ -59,8 +54,7 @@ def _tidy(page: Page) -> None:
 
 
 def _check(page: Page, where: str) -> None:
-    assert_accessible(page, where=where)
-    assert horizontal_overflow(page) == 0, f"{where} scrolls sideways"
+    assert_fits_and_accessible(page, where)
     _tidy(page)
 
 
@@ -81,7 +75,7 @@ def test_a_shop_owner_creates_an_assistant_and_corrects_a_mistake(
     context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()
     with console_errors(page) as errors:
-        _sign_in(page, live_server.url, email)
+        sign_in(page, live_server.url, email)
         main_nav = page.get_by_role("navigation", name="Main")
         main_nav.get_by_role("link", name="Assistants").click()
         expect(page.get_by_role("heading", name="No assistant yet")).to_be_visible()
@@ -153,7 +147,7 @@ def test_the_assistant_page_on_a_phone(
     context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
     with console_errors(page) as errors:
-        _sign_in(page, live_server.url, email)
+        sign_in(page, live_server.url, email)
         page.goto(f"{live_server.url}/assistants/new")
         page.get_by_label("Name", exact=True).fill("Mia")
         page.get_by_role("button", name="Create assistant").click()

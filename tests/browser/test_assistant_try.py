@@ -16,9 +16,12 @@ from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
 from cybergine.settings import Settings
-from tests.browser.conftest import run_async
-from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
-from tests.support.factories import PASSWORD, make_organisation
+from tests.browser.conftest import run_async, sign_in
+from tests.support.accessibility import (
+    assert_fits_and_accessible,
+    console_errors,
+)
+from tests.support.factories import make_organisation
 from tests.support.knowledge import run_jobs
 from tests.support.server import LiveServer
 
@@ -54,25 +57,12 @@ def _shop(database_url: str, settings: Settings) -> tuple[str, str]:
     return run_async(make())
 
 
-def _sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
 def _ask(page: Page, question: str) -> None:
     """Types the question and sends it with the Enter key."""
     box = page.get_by_label("Your question")
     box.focus()
     box.fill(question)
     page.keyboard.press("Enter")
-
-
-def _check(page: Page, where: str) -> None:
-    assert_accessible(page, where=where)
-    assert horizontal_overflow(page) == 0, f"{where} scrolls sideways"
 
 
 def test_a_shop_owner_tries_the_assistant(
@@ -86,13 +76,13 @@ def test_a_shop_owner_tries_the_assistant(
     context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()
     with console_errors(page) as errors:
-        _sign_in(page, live_server.url, email)
+        sign_in(page, live_server.url, email)
         page.goto(f"{live_server.url}/assistants/{assistant_id}")
         panel = page.locator("[data-try-panel]")
         expect(panel.get_by_role("heading", name="Try it")).to_be_visible()
         expect(page.get_by_test_id("try-offline-note")).to_contain_text("ignores the persona")
         log = page.get_by_role("log")
-        _check(page, "the assistant's page with its panel")
+        assert_fits_and_accessible(page, "the assistant's page with its panel")
 
         # A blank question is refused where it was typed.
         _ask(page, "   ")
@@ -100,7 +90,7 @@ def test_a_shop_owner_tries_the_assistant(
         expect(box).to_have_attribute("aria-invalid", "true")
         expect(page.locator("#try-text-error")).to_contain_text("empty")
         expect(box).to_be_focused()
-        _check(page, "a refused question")
+        assert_fits_and_accessible(page, "a refused question")
 
         _ask(page, "What is your return policy?")
         turn = log.locator("[data-try-turn]").first
@@ -128,7 +118,7 @@ def test_a_shop_owner_tries_the_assistant(
         # Both questions and the assistant's one answer go with the next question.
         history = page.locator('input[form="try-form"][name="history_role"]')
         expect(history).to_have_count(3)
-        _check(page, "the panel with answers")
+        assert_fits_and_accessible(page, "the panel with answers")
         # caret="initial": hiding the caret would leave style="" on the inputs, which htmx
         # would then copy onto the swapped text box (refused by the CSP).
         page.screenshot(
@@ -146,7 +136,7 @@ def test_a_shop_owner_tries_the_assistant(
         _ask(page, "What is your return policy?")
         expect(log.locator("[data-try-turn]")).to_have_count(1)
         log.locator("summary").first.click()
-        _check(page, "the panel on a phone")
+        assert_fits_and_accessible(page, "the panel on a phone")
     # The blank question's refusal is an HTTP 422, which Chromium reports in the console
     # as a failed request; anything else there is a fault.
     refusal = "Failed to load resource: the server responded with a status of 422"

@@ -7,9 +7,12 @@ from __future__ import annotations
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from cybergine.db.engine import Database
-from tests.browser.conftest import run_async
-from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
-from tests.support.factories import PASSWORD, make_organisation
+from tests.browser.conftest import run_async, sign_in
+from tests.support.accessibility import (
+    assert_fits_and_accessible,
+    console_errors,
+)
+from tests.support.factories import make_organisation
 from tests.support.server import LiveServer
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
@@ -30,19 +33,6 @@ def _shop(database_url: str) -> str:
     return run_async(make())
 
 
-def _sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
-def _check(page: Page, where: str) -> None:
-    assert_accessible(page, where=where)
-    assert horizontal_overflow(page) == 0, f"{where} scrolls sideways"
-
-
 def _create_assistant(page: Page, base_url: str) -> None:
     page.goto(f"{base_url}/assistants/new")
     page.get_by_label("Name", exact=True).fill("Mia")
@@ -58,11 +48,11 @@ def test_the_preview_follows_an_unsaved_colour_and_the_snippet_copies(
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     page = context.new_page()
     with console_errors(page) as errors:
-        _sign_in(page, live_server.url, email)
+        sign_in(page, live_server.url, email)
         _create_assistant(page, live_server.url)
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Channels").click()
         expect(page.get_by_role("heading", name="Channels", level=1)).to_be_visible()
-        _check(page, "the channels overview")
+        assert_fits_and_accessible(page, "the channels overview")
         page.get_by_role("link", name="Set up the chat bubble of Mia").click()
         expect(page.get_by_role("heading", name="Chat bubble of Mia")).to_be_visible()
         expect(page.get_by_test_id("origins-empty")).to_be_visible()
@@ -70,7 +60,7 @@ def test_the_preview_follows_an_unsaved_colour_and_the_snippet_copies(
         # The preview is the real widget, open, in the saved (default) colour.
         launcher = page.frame_locator("[data-testid=widget-preview]").get_by_test_id("cg-launcher")
         expect(launcher).to_have_css("background-color", "rgb(11, 95, 255)")
-        _check(page, "the chat bubble's page")
+        assert_fits_and_accessible(page, "the chat bubble's page")
 
         # An unsaved colour reaches the preview.
         page.get_by_label("Colour").fill("#aa3300")
@@ -98,11 +88,11 @@ def test_the_preview_follows_an_unsaved_colour_and_the_snippet_copies(
         page.get_by_role("button", name="Add website").click()
         expect(page.get_by_test_id("error-origin")).to_contain_text("is not an origin")
         expect(page.get_by_label("Website address")).to_have_attribute("aria-invalid", "true")
-        _check(page, "a refused website")
+        assert_fits_and_accessible(page, "a refused website")
 
         page.set_viewport_size(PHONE)
         page.goto(f"{live_server.url}/channels/whatsapp")
         expect(page.get_by_role("heading", name="Connect a number")).to_be_visible()
-        _check(page, "the WhatsApp page on a phone")
+        assert_fits_and_accessible(page, "the WhatsApp page on a phone")
     assert [e for e in errors if "status of 422" not in e] == []
     context.close()

@@ -10,13 +10,16 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, ViewportSize, expect
 
 from cybergine.db.engine import Database
-from tests.browser.conftest import run_async
-from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
+from tests.browser.conftest import run_async, sign_in
+from tests.support.accessibility import (
+    assert_fits_and_accessible,
+    console_errors,
+)
 from tests.support.conversations import make_conversation, make_customer, make_message
-from tests.support.factories import PASSWORD, make_organisation
+from tests.support.factories import make_organisation
 from tests.support.server import LiveServer
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
@@ -62,19 +65,6 @@ def _shop_with_customers(database_url: str) -> str:
     return run_async(make())
 
 
-def _sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
-def _check(page: Page, where: str) -> None:
-    assert_accessible(page, where=where)
-    assert horizontal_overflow(page) == 0, f"{where} scrolls sideways"
-
-
 def test_a_shop_owner_finds_a_customer_exports_and_erases_their_data(
     chromium: Browser, live_server: LiveServer, database_url: str, screenshots: Path
 ) -> None:
@@ -82,11 +72,11 @@ def test_a_shop_owner_finds_a_customer_exports_and_erases_their_data(
     context = chromium.new_context(viewport=DESKTOP, accept_downloads=True)
     page = context.new_page()
     with console_errors(page) as errors:
-        _sign_in(page, live_server.url, email)
+        sign_in(page, live_server.url, email)
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Customers").click()
         expect(page.get_by_role("heading", name="Customers", level=1)).to_be_visible()
         expect(page.get_by_test_id("customer-row")).to_have_count(2)
-        _check(page, "the customer list")
+        assert_fits_and_accessible(page, "the customer list")
 
         # Typing searches as they go: the number as people write it finds her.
         search = page.get_by_label("Name, phone number or visitor id")
@@ -98,7 +88,7 @@ def test_a_shop_owner_finds_a_customer_exports_and_erases_their_data(
 
         expect(page.get_by_role("heading", name="Ada Lovelace", level=1)).to_be_visible()
         expect(page.get_by_test_id("consent-state")).to_have_text("Opted in")
-        _check(page, "the customer's page")
+        assert_fits_and_accessible(page, "the customer's page")
 
         with page.expect_download() as waiting:
             page.get_by_role("button", name="Download their data (JSON)").click()
@@ -115,14 +105,14 @@ def test_a_shop_owner_finds_a_customer_exports_and_erases_their_data(
             "aria-invalid", "true"
         )
         expect(page.locator("#erase-confirmation-error")).to_contain_text("exactly as shown")
-        _check(page, "the refused erasure")
+        assert_fits_and_accessible(page, "the refused erasure")
 
         page.get_by_label("Type Ada Lovelace to confirm").fill("Ada Lovelace")
         page.get_by_role("button", name="Erase their data").click()
         expect(page.get_by_role("status")).to_contain_text("Their data is erased")
         expect(page.get_by_role("heading", name="Erased customer", level=1)).to_be_visible()
         expect(page.get_by_role("button", name="Erase their data")).to_have_count(0)
-        _check(page, "the erased customer's page")
+        assert_fits_and_accessible(page, "the erased customer's page")
 
         # Their conversation: closed, labelled, and nothing to answer with.
         page.get_by_test_id("customer-conversation").get_by_role("link").click()
@@ -130,13 +120,13 @@ def test_a_shop_owner_finds_a_customer_exports_and_erases_their_data(
         expect(page.get_by_test_id("conversation-state")).to_have_text("Closed")
         expect(page.get_by_test_id("erased-customer")).to_be_visible()
         expect(page.get_by_test_id("reply-text")).to_have_count(0)
-        _check(page, "the erased customer's conversation")
+        assert_fits_and_accessible(page, "the erased customer's conversation")
 
         # At phone width the pages still fit.
         page.set_viewport_size(PHONE)
         page.goto(f"{live_server.url}/customers")
         expect(page.get_by_test_id("customer-row")).to_have_count(2)
-        _check(page, "the customer list on a phone")
+        assert_fits_and_accessible(page, "the customer list on a phone")
     # The refused erasure answers 422 (the house rule for a form sent back with an error),
     # which Chromium logs as a failed load; nothing else may appear.
     refused = "Failed to load resource: the server responded with a status of 422"

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Dialog, Page, expect
 from cybergine.accounts.models import Membership, Role
 from cybergine.db.engine import Database
 from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
-from tests.browser.conftest import run_async
+from tests.browser.conftest import run_async, sign_in
 from tests.support.accessibility import assert_accessible, console_errors
 from tests.support.factories import add_member
 from tests.support.server import LiveServer
@@ -20,11 +20,7 @@ DESKTOP = {"width": 1280, "height": 800}
 
 
 def _sign_in(page: Page, platform: LiveServer) -> None:
-    page.goto(f"{platform.url}/login")
-    page.get_by_label("E-mail").fill(DEMO_OWNER_EMAIL)
-    page.get_by_label("Password").fill(DEMO_OWNER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{platform.url}/")
+    sign_in(page, platform.url, DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD)
 
 
 def test_a_success_notice_is_shown_once(chromium: Browser, platform: LiveServer) -> None:

@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect
+from playwright.sync_api import Browser, ViewportSize, expect
 
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
-from tests.browser.conftest import run_async
-from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
-from tests.support.factories import PASSWORD, make_organisation
+from tests.browser.conftest import run_async, sign_in
+from tests.support.accessibility import (
+    assert_fits_and_accessible,
+    console_errors,
+)
+from tests.support.factories import make_organisation
 from tests.support.server import LiveServer
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
@@ -44,29 +47,16 @@ def _shop_owner(database_url: str) -> str:
     return run_async(make())
 
 
-def _sign_in(page: Page, base_url: str, email: str) -> None:
-    page.goto(f"{base_url}/login")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
-def _check(page: Page, where: str) -> None:
-    assert_accessible(page, where=where)
-    assert horizontal_overflow(page) == 0, f"{where} scrolls sideways"
-
-
 def test_the_knowledge_page_on_a_phone(
     chromium: Browser, working_server: LiveServer, database_url: str
 ) -> None:
     email = _shop_owner(database_url)
     context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
-    _sign_in(page, working_server.url, email)
+    sign_in(page, working_server.url, email)
     for path in ("/knowledge", "/knowledge/qa"):
         page.goto(f"{working_server.url}{path}")
-        _check(page, f"{path} on a phone")
+        assert_fits_and_accessible(page, f"{path} on a phone")
     context.close()
 
 
@@ -86,13 +76,13 @@ def test_two_files_upload_with_progress_and_turn_ready_without_a_reload(
     context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()
     with console_errors(page) as errors:
-        _sign_in(page, working_server.url, email)
+        sign_in(page, working_server.url, email)
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Knowledge").click()
         expect(page.get_by_role("heading", name="Knowledge", level=1)).to_be_visible()
         expect(page.get_by_role("link", name="Test retrieval")).to_have_attribute(
             "href", "/knowledge/tester"
         )
-        _check(page, "/knowledge (empty)")
+        assert_fits_and_accessible(page, "/knowledge (empty)")
 
         # A page marker that a reload would lose: the statuses must change under it.
         page.evaluate("window.__sameDocument = true")
@@ -114,14 +104,14 @@ def test_two_files_upload_with_progress_and_turn_ready_without_a_reload(
         for row in (rows.nth(0), rows.nth(1)):
             expect(row.get_by_test_id("kb-status")).to_have_text("Ready", timeout=30_000)
         assert page.evaluate("window.__sameDocument") is True
-        _check(page, "/knowledge (two documents)")
+        assert_fits_and_accessible(page, "/knowledge (two documents)")
         page.screenshot(path=str(screenshots / "knowledge.png"))
 
         # The document's own page.
         rows.filter(has_text="returns.txt").get_by_role("link").click()
         expect(page.get_by_test_id("document-status")).to_contain_text("Ready")
         expect(page.get_by_test_id("download")).to_be_visible()
-        _check(page, "a document's page")
+        assert_fits_and_accessible(page, "a document's page")
 
         # A Q&A pair, by keyboard.
         page.goto(f"{working_server.url}/knowledge/qa")
@@ -147,6 +137,6 @@ def test_two_files_upload_with_progress_and_turn_ready_without_a_reload(
         expect(report).to_contain_text("Imported 2 new and updated 0; 1 row refused.")
         expect(report.get_by_test_id("import-error")).to_contain_text("Answer cannot be empty.")
         expect(page.get_by_test_id("qa-row")).to_have_count(3)
-        _check(page, "/knowledge/qa after an import")
+        assert_fits_and_accessible(page, "/knowledge/qa after an import")
     assert errors == []
     context.close()

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 from playwright.sync_api import Browser, Page, expect
 
 from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
+from tests.browser.conftest import sign_in
 from tests.support.accessibility import assert_accessible, console_errors, horizontal_overflow
 from tests.support.server import LiveServer
 
@@ -20,11 +21,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 def _sign_in(page: Page, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("E-mail").fill(DEMO_OWNER_EMAIL)
-    page.get_by_label("Password").fill(DEMO_OWNER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD)
 
 
 def test_a_question_shows_the_ranked_passages_and_the_threshold(

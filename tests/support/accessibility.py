@@ -76,6 +76,13 @@ def assert_accessible(page: Page, *, where: str = "") -> None:
     assert not blocking, f"axe finds on {label}:\n{describe(blocking)}"
 
 
+def assert_fits_and_accessible(page: Page, where: str) -> None:
+    """The page as a person sees it now: no serious axe finding, nothing to scroll
+    sideways."""
+    assert_accessible(page, where=where)
+    assert horizontal_overflow(page) == 0, f"{where} scrolls sideways"
+
+
 def horizontal_overflow(page: Page) -> int:
     """How many CSS pixels the page is wider than its viewport (0: nothing to scroll
     sideways to)."""
