@@ -115,6 +115,23 @@ async def _unsettled(scope: TenantScope, kind: ItemKind, collection_id: uuid.UUI
     return (await scope.session.execute(statement)).first() is not None
 
 
+# A document as its lists show it (the columns of DocumentRow, in its order).
+_DOCUMENT_COLUMNS = (
+    Item.id,
+    Item.title,
+    Item.collection_id,
+    Item.status,
+    Item.error,
+    Item.content_type,
+    Item.page_count,
+    ItemFile.filename,
+    ItemFile.size_bytes,
+    Item.created_at,
+    Item.updated_at,
+    Item.indexed_at,
+)
+
+
 async def documents(
     scope: TenantScope,
     *,
@@ -125,20 +142,7 @@ async def documents(
     after = parse_cursor(cursor)
     statement = (
         scope.select(Item)
-        .with_only_columns(
-            Item.id,
-            Item.title,
-            Item.collection_id,
-            Item.status,
-            Item.error,
-            Item.content_type,
-            Item.page_count,
-            ItemFile.filename,
-            ItemFile.size_bytes,
-            Item.created_at,
-            Item.updated_at,
-            Item.indexed_at,
-        )
+        .with_only_columns(*_DOCUMENT_COLUMNS)
         .outerjoin(ItemFile, ItemFile.item_id == Item.id)
         .where(Item.kind == ItemKind.DOCUMENT)
         .order_by(Item.id.desc())
@@ -205,22 +209,7 @@ async def document_detail(scope: TenantScope, document_id: uuid.UUID) -> Documen
     found = (
         await scope.session.execute(
             scope.select(Item)
-            .with_only_columns(
-                Item.id,
-                Item.title,
-                Item.collection_id,
-                Item.status,
-                Item.error,
-                Item.content_type,
-                Item.page_count,
-                ItemFile.filename,
-                ItemFile.size_bytes,
-                Item.created_at,
-                Item.updated_at,
-                Item.indexed_at,
-                Collection.name,
-                Item.external_id,
-            )
+            .with_only_columns(*_DOCUMENT_COLUMNS, Collection.name, Item.external_id)
             .join(Collection, Collection.id == Item.collection_id)
             .outerjoin(ItemFile, ItemFile.item_id == Item.id)
             .where(Item.id == document_id, Item.kind == ItemKind.DOCUMENT)
