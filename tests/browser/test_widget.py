@@ -162,7 +162,11 @@ def test_a_person_takes_over_from_the_inbox_and_the_visitor_sees_the_reply(
     expect(
         agent.locator('[data-testid="thread-message"][data-sender="agent"]').last
     ).to_contain_text("Size 43 it is!")
-    agent.get_by_test_id("conversation-state").scroll_into_view_if_needed()
+    # Scrolled from inside the page: live updates may swap the badge for a new element
+    # at any moment, and a handle Playwright holds would then be detached.
+    agent.evaluate(
+        "document.querySelector('[data-testid=\"conversation-state\"]').scrollIntoView()"
+    )
     agent.screenshot(path=str(screenshots / "conversation.png"), full_page=True)
 
     # The visitor is told a person joined, and gets the reply live.
