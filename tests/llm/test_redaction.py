@@ -1,6 +1,7 @@
 import pytest
 
-from cybergine.llm.redaction import Redactor, luhn_valid
+from cybergine.llm.redaction import Redactor
+from cybergine.privacy.card_numbers import luhn_valid
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,10 @@ Shape (Meta's documented format)::
          "contacts": [{"profile": {"name": ...}, "wa_id": ...}],
          "messages": [...], "statuses": [...], "errors": [...]}}]}]}
 
+Card numbers a customer types are masked to their last four digits before anything is
+parsed (``without_card_numbers``, privacy policy §12), so no path that stores or answers a
+message ever sees one; identifiers, which nobody types, are left as Meta sent them.
+
 Only a body that is not a WhatsApp webhook at all raises ``PayloadError``. Anything
 inside it that cannot be understood is skipped and described in ``WebhookBatch.problems``,
 so one malformed message never costs the others: Meta retries a delivery that is not
@@ -29,6 +33,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from cybergine.privacy.card_numbers import mask_card_numbers_in
+
 __all__ = [
     "MEDIA_TYPES",
     "ErrorDetail",
@@ -40,10 +46,34 @@ __all__ = [
     "WebhookBatch",
     "check_envelope",
     "parse_webhook",
+    "without_card_numbers",
 ]
 
 WEBHOOK_OBJECT = "whatsapp_business_account"
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+# Keys whose values Meta or the business sets, never the customer: ids (any "..._id"),
+# numbers, hashes, links. A card-like pattern must not garble them (a 15-digit phone
+# number id or catalogue id can pass the Luhn check), and no customer types into them.
+IDENTIFIER_KEYS = frozenset(
+    {
+        "id",
+        "from",
+        "display_phone_number",
+        "timestamp",
+        "expiration_timestamp",
+        "biz_opaque_callback_data",
+        "payload",  # a template button's payload, written by the business
+        "sha256",
+        "mime_type",
+        "url",
+        "source_url",
+        "ctwa_clid",
+    }
+)
+
+
+def is_identifier(key: str) -> bool:
+    return key in IDENTIFIER_KEYS or key.endswith("_id")
 
 
 class PayloadError(ValueError):
@@ -134,6 +164,13 @@ def check_envelope(body: Any) -> list[Any]:
     return entries
 
 
+def without_card_numbers(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A change's value with every card number in what people wrote masked to its last
+    four digits; what a webhook keeps and what it parses both come from this."""
+    masked: dict[str, Any] = mask_card_numbers_in(value, keep=is_identifier)
+    return masked
+
+
 def parse_webhook(body: Any) -> WebhookBatch:
     """Every message, status, error and other change in a webhook body."""
     entries = check_envelope(body)
@@ -180,6 +217,7 @@ class _Parser:
         if not isinstance(value, Mapping):
             self.problem(where, "has no value object")
             return
+        value = without_card_numbers(value)
         field = change.get("field")
         metadata = _mapping(value.get("metadata"))
         phone_number_id = _str(metadata.get("phone_number_id"))
