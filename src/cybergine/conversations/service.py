@@ -1,34 +1,25 @@
-"""Writing conversations: an inbound message with everything it sets in motion, outbound
-messages queued for their channel, handoff to people, and consent changes.
+"""Writing conversations: outbound messages queued for their channel, the reply job,
+handoff to people, agents' messages, and the ids and locks every writer shares.
 
-Channel-independent: a channel adapter (the WhatsApp webhook, the web chat) turns what it
-received into an :class:`InboundContent` and calls :func:`record_inbound` inside the
-transaction that also stores its raw event; the jobs that answer, fetch media or send are
-deferred in that same transaction, so a crash loses nothing and a duplicate delivery
-(same external id) is recorded and answered once. Never commits.
+What customers write is recorded by ``conversations.inbound``. Channel-independent: a
+channel is reached through its adapter (``conversations.channel``). Never commits.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.principal import Principal
-from cybergine.conversations import intents
 from cybergine.conversations.channel import adapter_for, may_send_free_form
-from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import (
-    Attachment,
-    Channel,
     Conversation,
     ConversationState,
     Customer,
@@ -52,115 +43,6 @@ MAX_AGENT_TEXT = 20_000
 # Characters that show nothing and are not whitespace to ``str.strip``: a message of only
 # these and spaces looks empty on every screen.
 _INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
-
-OPT_OUT_CONFIRMATION = (
-    "You won't receive any more messages from us. Reply START at any time to hear from us again."
-)
-OPT_IN_CONFIRMATION = "Welcome back! You'll receive our replies again. Reply STOP to opt out."
-
-
-@dataclass(frozen=True)
-class CustomerIdentity:
-    external_id: str  # WhatsApp: the wa_id; web chat: the visitor id
-    phone_number: str | None = None
-    display_name: str | None = None
-    # Web chat knows a visitor's customer id before the row exists (it is derived from
-    # the visitor token), so the widget can subscribe to it at once.
-    id: uuid.UUID | None = None
-
-
-@dataclass(frozen=True)
-class InboundContent:
-    external_id: str
-    type: str
-    text: str | None
-    payload: Mapping[str, Any] | None
-    sent_at: datetime
-    context_external_id: str | None = None
-    media_id: str | None = None
-    media_mime_type: str | None = None
-    media_filename: str | None = None
-
-
-@dataclass(frozen=True)
-class ChannelAccount:
-    """Where the message arrived: the organisation, the channel, the account on it."""
-
-    organisation_id: uuid.UUID
-    channel: Channel
-    assistant_id: uuid.UUID | None
-    whatsapp_number_id: uuid.UUID | None = None
-    opt_out_words: Sequence[str] = intents.DEFAULT_OPT_OUT_WORDS
-    opt_in_words: Sequence[str] = intents.DEFAULT_OPT_IN_WORDS
-
-
-@dataclass(frozen=True)
-class Recorded:
-    message_id: uuid.UUID | None  # None: a duplicate delivery, nothing was done
-    conversation_id: uuid.UUID
-    reply_queued: bool
-
-
-async def record_inbound(
-    session: AsyncSession,
-    account: ChannelAccount,
-    customer: CustomerIdentity,
-    content: InboundContent,
-) -> Recorded:
-    """Store one inbound message and defer what it calls for (reply, media, consent)."""
-    customer_row = await _upsert_customer(session, account, customer, content.sent_at)
-    conversation = await _open_conversation(session, account, customer_row.id)
-
-    # The id is the conversation's newest only once the message is stored: a duplicate
-    # delivery inserts nothing and must leave ``last_message_id`` where it was.
-    message_id = await _insert_inbound(
-        session, account, conversation.id, message_id_after(conversation.last_message_id), content
-    )
-    if message_id is None:
-        return Recorded(None, conversation.id, reply_queued=False)
-    conversation.last_message_id = message_id
-
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation.id)
-        .values(
-            last_inbound_at=func.greatest(Conversation.last_inbound_at, content.sent_at),
-            last_message_at=func.now(),
-            unread_count=Conversation.unread_count + 1,
-        )
-    )
-
-    await publish(
-        session,
-        Event(
-            account.organisation_id,
-            conversation.id,
-            "message",
-            message_id,
-            customer_id=customer_row.id,
-        ),
-    )
-    if content.media_id is not None:
-        await _queue_media(session, account, message_id, content)
-
-    opt = (
-        intents.detect_opt_change(content.text, account.opt_out_words, account.opt_in_words)
-        if content.text and content.type in ("text", "button", "interactive")
-        else None
-    )
-    if opt is not None:
-        await _change_consent(session, account, customer_row, conversation, opt, message_id)
-        return Recorded(message_id, conversation.id, reply_queued=False)
-
-    answerable = (
-        conversation.state == ConversationState.BOT
-        and account.assistant_id is not None
-        and customer_row.opted_out_at is None
-        and content.type not in SILENT_TYPES
-    )
-    if answerable:
-        await defer_reply(session, conversation.id, message_id)
-    return Recorded(message_id, conversation.id, reply_queued=answerable)
 
 
 async def defer_reply(
@@ -231,167 +113,13 @@ def conversation_lock(conversation_id: uuid.UUID) -> str:
     return f"{CONVERSATION_LOCK_PREFIX}{conversation_id}"
 
 
+# The lock of a conversation's delivery jobs, also given to the reply write (``replies``).
+SEND_LOCK_PREFIX = "send:"
+
+
 def send_lock(conversation_id: uuid.UUID) -> str:
     """The delivery jobs of one conversation's messages, one at a time, in order."""
-    return f"send:{conversation_id}"
-
-
-async def _upsert_customer(
-    session: AsyncSession, account: ChannelAccount, identity: CustomerIdentity, at: datetime
-) -> Customer:
-    values = insert(Customer).values(
-        id=identity.id or uuid7(),
-        organisation_id=account.organisation_id,
-        channel=account.channel,
-        external_id=identity.external_id,
-        phone_number=identity.phone_number,
-        display_name=identity.display_name,
-        # Writing first is consent to be answered (WhatsApp's customer-initiated
-        # conversation); marketing would need more and is never sent.
-        opted_in_at=at,
-        opt_in_source="customer_message",
-    )
-    statement = values.on_conflict_do_update(
-        index_elements=["organisation_id", "channel", "external_id"],
-        set_={
-            "display_name": func.coalesce(values.excluded.display_name, Customer.display_name),
-            "phone_number": func.coalesce(values.excluded.phone_number, Customer.phone_number),
-        },
-    ).returning(Customer)
-    result = await session.execute(statement)
-    return result.scalar_one()
-
-
-async def _open_conversation(
-    session: AsyncSession, account: ChannelAccount, customer_id: uuid.UUID
-) -> Conversation:
-    """The customer's open conversation on this account, started if there is none. Two
-    deliveries racing to start one meet at the partial unique index; the loser reads."""
-    query = (
-        select(Conversation)
-        .where(
-            Conversation.organisation_id == account.organisation_id,
-            Conversation.customer_id == customer_id,
-            Conversation.whatsapp_number_id.is_not_distinct_from(account.whatsapp_number_id),
-            Conversation.state != ConversationState.CLOSED,
-        )
-        .with_for_update()
-    )
-    for _ in range(3):
-        found = (await session.execute(query)).scalar_one_or_none()
-        if found is not None:
-            return found
-        created = await session.execute(
-            insert(Conversation)
-            .values(
-                id=uuid7(),
-                organisation_id=account.organisation_id,
-                channel=account.channel,
-                customer_id=customer_id,
-                assistant_id=account.assistant_id,
-                whatsapp_number_id=account.whatsapp_number_id,
-                state=ConversationState.BOT,
-                human_review_requested=False,
-                unread_count=0,
-            )
-            .on_conflict_do_nothing()
-            .returning(Conversation)
-        )
-        conversation = created.scalar_one_or_none()
-        if conversation is not None:
-            return conversation
-    raise RuntimeError("could not open a conversation")  # pragma: no cover
-
-
-async def _insert_inbound(
-    session: AsyncSession,
-    account: ChannelAccount,
-    conversation_id: uuid.UUID,
-    message_id: uuid.UUID,
-    content: InboundContent,
-) -> uuid.UUID | None:
-    statement = (
-        insert(Message)
-        .values(
-            id=message_id,
-            organisation_id=account.organisation_id,
-            conversation_id=conversation_id,
-            direction=Direction.INBOUND,
-            sender=Sender.CUSTOMER,
-            type=content.type[:32],
-            text=content.text,
-            payload=dict(content.payload) if content.payload else None,
-            external_id=content.external_id,
-            context_external_id=content.context_external_id,
-            status=MessageStatus.RECEIVED,
-            send_attempts=0,
-            sent_at=content.sent_at,
-        )
-        .on_conflict_do_nothing(
-            index_elements=["organisation_id", "external_id"],
-            index_where=Message.external_id.is_not(None),
-        )
-        .returning(Message.id)
-    )
-    return await session.scalar(statement)
-
-
-async def _queue_media(
-    session: AsyncSession, account: ChannelAccount, message_id: uuid.UUID, content: InboundContent
-) -> None:
-    assert content.media_id is not None
-    attachment = Attachment(
-        organisation_id=account.organisation_id,
-        message_id=message_id,
-        media_id=content.media_id[:200],
-        mime_type=content.media_mime_type,
-        filename=content.media_filename,
-    )
-    session.add(attachment)
-    await session.flush()
-    await adapter_for(account.channel).fetch_media(session, attachment.id)
-
-
-async def _change_consent(
-    session: AsyncSession,
-    account: ChannelAccount,
-    customer: Customer,
-    conversation: Conversation,
-    change: str,
-    message_id: uuid.UUID,
-) -> None:
-    """Policy §9: an opt-out is confirmed once and then nothing more is sent; an opt-in
-    is recorded with its time and source and confirmed."""
-    now = func.now()
-    if change == "opt_out":
-        if customer.opted_out_at is not None:
-            return  # already out: no second confirmation
-        await session.execute(
-            update(Customer)
-            .where(Customer.id == customer.id)
-            .values(opted_out_at=now, opt_out_source="keyword")
-        )
-        text = OPT_OUT_CONFIRMATION
-    else:
-        if customer.opted_out_at is None:
-            return  # never left: START is just a word; nothing to confirm
-        await session.execute(
-            update(Customer)
-            .where(Customer.id == customer.id)
-            .values(
-                opted_out_at=None, opt_out_source=None, opted_in_at=now, opt_in_source="keyword"
-            )
-        )
-        text = OPT_IN_CONFIRMATION
-    await queue_outbound(
-        session,
-        conversation,
-        sender=Sender.SYSTEM,
-        type="text",
-        text=text,
-        payload={"consent": change},
-        reply_to_id=message_id,
-    )
+    return f"{SEND_LOCK_PREFIX}{conversation_id}"
 
 
 async def queue_outbound(

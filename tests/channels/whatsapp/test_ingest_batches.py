@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import func, select, text
 
 from cybergine.channels.whatsapp.batcher import IngestBatcher
-from cybergine.channels.whatsapp.ingest import NumberDirectory, NumberRoute, fast_items
+from cybergine.channels.whatsapp.ingest import NumberDirectory, NumberRoute, delivery_items
 from cybergine.conversations.models import Conversation, Direction, Message
 from cybergine.settings import Settings
 from tests.support.whatsapp import Shop
@@ -57,17 +57,17 @@ async def test_concurrent_deliveries_are_stored_once_in_commit_order(shop: Shop)
 
 async def test_a_delivery_that_cannot_be_stored_fails_alone(shop: Shop, settings: Settings) -> None:
     directory_routes = await _routes(shop)
-    good = fast_items(
+    good = delivery_items(
         shop.graph.inbound_webhook(shop.phone_number_id, CUSTOMERS[0], "Hello there"),
         directory_routes,
     )
-    broken = fast_items(
+    broken = delivery_items(
         shop.graph.inbound_webhook(shop.phone_number_id, CUSTOMERS[1], "And me?"),
         directory_routes,
     )
     assert good is not None
     assert broken is not None
-    broken[0]["org"] = str(uuid.uuid4())  # an organisation that does not exist
+    broken[0]["account"]["org"] = str(uuid.uuid4())  # an organisation that does not exist
 
     assert settings.database_url is not None
     batcher = IngestBatcher(settings.database_url)

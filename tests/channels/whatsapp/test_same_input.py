@@ -1,9 +1,10 @@
 """The same deliveries through both ways in, the same rows out.
 
-A WhatsApp delivery is stored either by the SQL hot path (``fast_items`` and the
-function ``cybergine_whatsapp_ingest``, as the webhook's group commit does) or by the
-Python path (``store_delivery``, which also fetches media and acts on consent words).
-Both must obey every rule in the same way. Every real payload in
+A WhatsApp delivery is stored either in a batch of the webhook's group commit
+(``delivery_items`` and the function ``cybergine_whatsapp_ingest``) or in a transaction
+of its own (``store_delivery``: the same function for this delivery alone, then what
+only Python does, media downloads and consent words). The routing between the two
+must not change what is stored. Every real payload in
 ``tests/fixtures/whatsapp/`` is sent twice (Meta delivers again when unsure), then status
 sequences that arrive out of order, repeat, fail, or name our message only by its id in
 ``biz_opaque_callback_data``; each way writes into a database of its own, cloned from one
@@ -31,7 +32,7 @@ from cybergine.channels.whatsapp.ingest import (
     INGEST_NAMES,
     NumberDirectory,
     NumberRoute,
-    fast_items,
+    delivery_items,
     store_delivery,
 )
 from cybergine.conversations.models import Direction, MessageStatus, Sender
@@ -60,8 +61,8 @@ async def python_path(
 async def sql_path(
     session: AsyncSession, body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
 ) -> None:
-    """As the webhook does: the SQL function when it can, else the Python path."""
-    items = fast_items(body, routes)
+    """As the webhook does: the group commit's batch when it can, else alone."""
+    items = delivery_items(body, routes)
     if items is None:
         await store_delivery(session, body, routes)
         return

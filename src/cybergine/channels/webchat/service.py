@@ -21,6 +21,12 @@ from cybergine.channels.webchat import visitors
 from cybergine.channels.webchat.adapter import buttons_of
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.conversations.answering import HANDOFF_BUTTON_ID, HANDOFF_BUTTON_TITLE
+from cybergine.conversations.inbound import (
+    ChannelAccount,
+    CustomerIdentity,
+    InboundContent,
+    record_inbound,
+)
 from cybergine.conversations.models import (
     Channel,
     Conversation,
@@ -29,13 +35,7 @@ from cybergine.conversations.models import (
     Message,
     Sender,
 )
-from cybergine.conversations.service import (
-    ChannelAccount,
-    CustomerIdentity,
-    InboundContent,
-    message_text,
-    record_inbound,
-)
+from cybergine.conversations.service import message_text
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Forbidden, NotFound, Unauthorized
 

@@ -23,42 +23,39 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from procrastinate.jobs import DEFAULT_QUEUE
-from sqlalchemy import String, any_, bindparam, cast, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.whatsapp.models import (
     PHONE_NUMBER_ID_LENGTH,
-    WebhookEvent,
     WhatsAppNumber,
 )
 from cybergine.channels.whatsapp.payloads import (
     InboundMessage,
-    StatusUpdate,
     WebhookBatch,
     parse_webhook,
 )
 from cybergine.channels.whatsapp.signature import verify_signature
 from cybergine.conversations import intents
-from cybergine.conversations.message_types import SILENT_TYPES
-from cybergine.conversations.models import Channel, Direction, Message, MessageStatus
-from cybergine.conversations.service import (
-    CONVERSATION_LOCK_PREFIX,
+from cybergine.conversations.inbound import (
+    RECORD_NAMES,
     ChannelAccount,
     CustomerIdentity,
     InboundContent,
-    record_inbound,
+    account_item,
+    follow_up,
+    follow_ups,
+    message_item,
+    needs_python,
 )
+from cybergine.conversations.models import Channel, MessageStatus
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
-from cybergine.job_names import JobName
-from cybergine.realtime.events import CHANNEL, Event, publish
+from cybergine.db.jsonb import jsonb_argument
 
 log = structlog.get_logger(__name__)
-
-_STATUS_ORDER = {s.value: s for s in MessageStatus}
 
 
 @dataclass(frozen=True)
@@ -240,86 +237,68 @@ async def store_delivery(
     session: AsyncSession, body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
 ) -> IngestResult:
     """Store what ``routes`` (verified, known numbers) received, in the caller's
-    transaction: one event row per change, the messages, the status changes, the jobs."""
-    result = IngestResult()
-    for field, value, route, batch in _routed_changes(body, routes):
-        session.add(
-            WebhookEvent(
-                organisation_id=route.organisation_id,
-                whatsapp_number_id=route.id,
-                field=field[:64],
-                value=kept_value(value),
-                messages=len(batch.messages),
-                statuses=len(batch.statuses),
-                problems="\n".join(batch.problems)[:4000] or None,
+    transaction: one event row per change, the messages, the status changes, the jobs.
+
+    The same SQL function as the group commit's (:func:`delivery_items` builds its
+    batch), called for this delivery alone, then what only Python does: media downloads
+    and consent changes (``conversations.inbound.follow_up``)."""
+    items, pending = _items(body, routes)
+    if not items:
+        return IngestResult()
+    outcome: dict[str, Any] = (
+        await session.execute(
+            select(
+                func.cybergine_whatsapp_ingest(
+                    jsonb_argument(items), jsonb_argument(INGEST_NAMES), type_=JSONB
+                )
             )
         )
-        result.events += 1
-        result.problems += len(batch.problems)
-        if not route.active:
-            continue  # kept as an event, but a paused number starts nothing
-        for message in batch.messages:
-            recorded = await record_inbound(
-                session, route.account(), _customer(message), _content(message)
-            )
-            if recorded.message_id is None:
-                result.duplicates += 1
-            else:
-                result.messages += 1
-        for status in batch.statuses:
-            result.statuses += await apply_status(session, route.organisation_id, status)
-    return result
+    ).scalar_one()
+    for account, recorded, content in follow_ups(outcome["recorded"], pending):
+        await follow_up(session, account, recorded, content)
+    return IngestResult(
+        events=len(items),
+        messages=outcome["messages"],
+        duplicates=outcome["duplicates"],
+        statuses=outcome["statuses"],
+        problems=sum(item["problem_count"] for item in items),
+    )
 
 
-# What the SQL ingest understands; anything else (media to fetch, consent words to act
-# on) takes the Python path below, which handles every case.
-_LIFECYCLE = frozenset({"sent", "delivered", "read", "failed"})
+# The statuses of a message's delivery lifecycle (Meta also sends "deleted", "played").
+_LIFECYCLE = frozenset(MessageStatus) - {MessageStatus.RECEIVED, MessageStatus.QUEUED}
 
-# What ``cybergine_whatsapp_ingest`` writes by name, given to it by the names Python uses,
-# so that renaming one is a change here and never a new version of the function.
-INGEST_NAMES: dict[str, str] = {
-    "channel": CHANNEL,
-    "reply_task": JobName.REPLY.value,
-    "reply_queue": DEFAULT_QUEUE,
-    "reply_lock_prefix": CONVERSATION_LOCK_PREFIX,
-}
+# What ``cybergine_whatsapp_ingest`` writes by name: those of every channel's
+# ``cybergine_record_inbound``, which it calls.
+INGEST_NAMES = RECORD_NAMES
 
 
-def fast_items(
+def delivery_items(
     body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
 ) -> list[dict[str, Any]] | None:
     """The delivery as items of ``cybergine_whatsapp_ingest`` (``db/sql``, called with
-    :data:`INGEST_NAMES`), or None when part of it needs the Python path."""
+    :data:`INGEST_NAMES`) for the group commit, or None when one of its messages needs
+    more than SQL (:func:`store_delivery` then stores it in a transaction of its own)."""
+    items, pending = _items(body, routes)
+    return None if pending else items
+
+
+def _items(
+    body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
+) -> tuple[list[dict[str, Any]], dict[str, tuple[ChannelAccount, InboundContent]]]:
+    """The delivery's items, and the messages among them that need Python's follow-up,
+    by item key."""
     items: list[dict[str, Any]] = []
+    pending: dict[str, tuple[ChannelAccount, InboundContent]] = {}
     for field, value, route, batch in _routed_changes(body, routes):
+        account = route.account()
         messages = []
         for message in batch.messages:
-            if message.media is not None:
-                return None
-            if (
-                message.text
-                and message.type in ("text", "button", "interactive")
-                and intents.detect_opt_change(message.text, route.opt_out_words, route.opt_in_words)
-            ):
-                return None
-            content, customer = _content(message), _customer(message)
-            messages.append(
-                {
-                    "id": str(uuid7()),
-                    "customer_id": str(uuid7()),
-                    "conversation_id": str(uuid7()),
-                    "wa_id": customer.external_id,
-                    "phone": customer.phone_number,
-                    "name": customer.display_name,
-                    "external_id": content.external_id,
-                    "type": content.type[:32],
-                    "text": content.text,
-                    "payload": dict(content.payload) if content.payload else None,
-                    "sent_at": content.sent_at.isoformat(),
-                    "context": content.context_external_id,
-                    "answerable": content.type not in SILENT_TYPES,
-                }
-            )
+            content = _content(message)
+            item = message_item(account, _customer(message), content)
+            messages.append(item)
+            if route.active and needs_python(account, content):
+                pending[item["id"]] = (account, content)
         statuses = []
         for status in batch.statuses:
             if status.status not in _LIFECYCLE:
@@ -339,23 +318,22 @@ def fast_items(
             )
         items.append(
             {
-                "lock_key": f"{route.id}:{messages[0]['wa_id'] if messages else ''}",
+                "lock_key": f"{route.id}:{messages[0]['customer'] if messages else ''}",
                 "event_id": str(uuid7()),
-                "org": str(route.organisation_id),
-                "number": str(route.id),
-                "assistant": str(route.assistant_id) if route.assistant_id else None,
+                "account": account_item(account),
                 "active": route.active,
                 "field": field[:64],
                 "value": kept_value(value),
                 "problems": "\n".join(batch.problems)[:4000] or None,
+                "problem_count": len(batch.problems),
                 "messages": messages,
                 "statuses": statuses,
-                # Counted on the event row as the Python path counts: every status Meta
-                # sent, a voice message's "played" too, though only lifecycle ones apply.
+                # Every status Meta sent is counted on the event row, a voice message's
+                # "played" too, though only lifecycle ones move a message.
                 "statuses_received": len(batch.statuses),
             }
         )
-    return items
+    return items, pending
 
 
 def _customer(message: InboundMessage) -> CustomerIdentity:
@@ -393,55 +371,6 @@ def _content(message: InboundMessage) -> InboundContent:
     )
 
 
-async def apply_status(
-    session: AsyncSession, organisation_id: uuid.UUID, status: StatusUpdate
-) -> int:
-    """Move an outbound message forward in its lifecycle; never backwards (deliveries
-    arrive out of order, and "read" may come before "delivered"). Matched by Meta's id,
-    or by our id echoed in ``biz_opaque_callback_data`` when the status overtakes the
-    commit of the send that produced it."""
-    new = _STATUS_ORDER.get(status.status)
-    if new is None or new in (MessageStatus.RECEIVED, MessageStatus.QUEUED):
-        return 0  # "deleted", "played", ...: nothing of the delivery lifecycle
-    callback_id = _uuid(status.raw.get("biz_opaque_callback_data"))
-    match = Message.external_id == status.message_id
-    if callback_id is not None:
-        match = match | (Message.id == callback_id)
-    at = status.timestamp
-    values: dict[str, Any] = {
-        "status": func.greatest(Message.status, cast(new.value, Message.status.type)),
-        "external_id": func.coalesce(Message.external_id, status.message_id),
-        "sent_at": func.coalesce(Message.sent_at, at),
-    }
-    if new in (MessageStatus.DELIVERED, MessageStatus.READ):
-        values["delivered_at"] = func.coalesce(Message.delivered_at, at)
-    if new == MessageStatus.READ:
-        values["read_at"] = func.coalesce(Message.read_at, at)
-    if new == MessageStatus.FAILED:
-        error = status.errors[0] if status.errors else None
-        values["failed_at"] = func.coalesce(Message.failed_at, at)
-        values["sent_at"] = Message.sent_at
-        values["error_code"] = error.code if error else None
-        values["error_title"] = (error.title or error.message or "")[:300] if error else None
-        values["error_detail"] = error.details if error else None
-    updated = (
-        await session.execute(
-            update(Message)
-            .where(
-                Message.organisation_id == organisation_id,
-                Message.direction == Direction.OUTBOUND,
-                match,
-            )
-            .values(**values)
-            .returning(Message.id, Message.conversation_id)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    for message_id, conversation_id in updated:
-        await publish(session, Event(organisation_id, conversation_id, "message", message_id))
-    return len(updated)
-
-
 def _uuid(value: Any) -> uuid.UUID | None:
     if not isinstance(value, str):
         return None
@@ -456,8 +385,7 @@ __all__ = [
     "IngestResult",
     "NumberDirectory",
     "NumberRoute",
-    "apply_status",
-    "fast_items",
+    "delivery_items",
     "phone_number_ids",
     "store_delivery",
     "verified_routes",

@@ -22,7 +22,7 @@ from cybergine.channels.whatsapp.batcher import IngestBatcher
 from cybergine.channels.whatsapp.health import HealthStamps
 from cybergine.channels.whatsapp.ingest import (
     NumberDirectory,
-    fast_items,
+    delivery_items,
     phone_number_ids,
     store_delivery,
     verified_routes,
@@ -154,7 +154,7 @@ async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
             "whatsapp.webhook.signature_mismatch",
             numbers=sorted(set(routes) - set(accepted)),
         )
-    items = fast_items(body, accepted)
+    items = delivery_items(body, accepted)
     batcher: IngestBatcher | None = getattr(request.app.state, "whatsapp_batcher", None)
     if items is not None and batcher is not None:
         await batcher.submit(items)
