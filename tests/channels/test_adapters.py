@@ -97,6 +97,17 @@ def test_web_chat_delivers_by_storing_and_whatsapp_by_its_job() -> None:
     assert WhatsAppAdapter().delivery_job == "whatsapp:send_message"
 
 
+def test_the_widget_shows_sources_apart_and_whatsapp_in_the_text() -> None:
+    assert WebChatAdapter().shows_sources_apart is True
+    assert WhatsAppAdapter().shows_sources_apart is False
+
+
+def test_an_unnamed_customer_is_called_by_their_id_on_the_channel() -> None:
+    visitor = "3f0c9a7e-5b1d-4c7a-9e2f-8d6b4a1c0e57"
+    assert WebChatAdapter().unnamed_customer_label(visitor) == "Web visitor 3f0c9a7e"
+    assert WhatsAppAdapter().unnamed_customer_label("447700900123") == "447700900123"
+
+
 def test_the_composition_root_registers_an_adapter_for_every_channel() -> None:
     register_channel_adapters()
 

@@ -91,6 +91,9 @@ class ChannelAdapter(Protocol):
     free_form_window: timedelta | None
     # The name of the job that sends a queued message (None: nothing to send).
     delivery_job: str | None
+    # An answer's sources are shown apart from its text (the widget lists them under
+    # it); otherwise they are written into the text, as a footer.
+    shows_sources_apart: bool
 
     def may_send_free_form(
         self, last_inbound_at: datetime | None, *, now: datetime | None = None
@@ -129,6 +132,11 @@ class ChannelAdapter(Protocol):
 
     async def fetch_media(self, session: AsyncSession, attachment_id: uuid.UUID) -> None:
         """Defer, in ``session``'s transaction, the job that fetches an inbound attachment."""
+        ...
+
+    def unnamed_customer_label(self, external_id: str) -> str:
+        """How the team calls a customer who gave neither a name nor a number, by their
+        id on the channel (WhatsApp: the wa_id; web chat: the visitor)."""
         ...
 
     def render(self, content: RichContent) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from cybergine.accounts.models import Membership, User
 from cybergine.accounts.permissions import Permission, allows
 from cybergine.assistants.models import Assistant
 from cybergine.conversations import intents
+from cybergine.conversations.channel import adapter_for
 from cybergine.conversations.inbox import ERASED_LABEL, window_open
 from cybergine.conversations.models import (
     Attachment,
@@ -193,9 +194,7 @@ def customer_label(customer: Customer) -> str:
         return f"{customer.display_name} ({customer.phone_number})"
     if customer.display_name or customer.phone_number:
         return customer.display_name or customer.phone_number or ""
-    if customer.channel == Channel.WEBCHAT:
-        return f"Web visitor {customer.external_id[:8]}"
-    return customer.external_id
+    return adapter_for(customer.channel).unnamed_customer_label(customer.external_id)
 
 
 async def assistant_names(

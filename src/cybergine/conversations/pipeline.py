@@ -262,6 +262,7 @@ class Pipeline:
                 session,
                 context.message_id,
                 stored,
+                adapter=context.adapter,
                 marked_read=context.marked_read,
                 default_send_rate=self.settings.whatsapp_send_rate,
             )

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
+from procrastinate.jobs import DEFAULT_QUEUE
 from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.conversations.channel import adapter_for
+from cybergine.conversations.channel import ChannelAdapter
 from cybergine.conversations.message_types import SILENT_TYPES
-from cybergine.conversations.models import Channel, MessageStatus, Sender
+from cybergine.conversations.models import MessageStatus, Sender
+from cybergine.conversations.service import SEND_LOCK_PREFIX
 from cybergine.db.ids import uuid7
-from cybergine.job_names import JobName
 from cybergine.privacy.crypto import EncryptedString
 from cybergine.realtime.events import CHANNEL
 
@@ -78,12 +78,14 @@ _VERDICT = f"""
     END
 """  # noqa: S608
 
-# The answer goes out from the reply job itself when nothing stands in the way: the number
-# is connected, the customer wrote within the service window, and no earlier message of
-# the conversation is still waiting to be sent (it would be overtaken).
+# The answer goes out from the reply job itself when nothing stands in the way: the
+# channel sends by a job (its adapter names one), the number is connected, the customer
+# wrote within the channel's free-form window, and no earlier message of the
+# conversation is still waiting to be sent (it would be overtaken).
 _SEND_NOW = """
-    (c.channel = 'whatsapp' AND coalesce(n.active, false)
-     AND c.last_inbound_at > now() - make_interval(secs => CAST(:window AS float8))
+    (CAST(:send_task AS text) IS NOT NULL AND coalesce(n.active, false)
+     AND (CAST(:window AS float8) IS NULL
+          OR c.last_inbound_at > now() - make_interval(secs => CAST(:window AS float8)))
      AND NOT EXISTS (
          SELECT 1 FROM messages pending
           WHERE pending.conversation_id = m.conversation_id AND pending.direction = 'outbound'
@@ -139,18 +141,16 @@ _WRITE = text(
                CAST(:sender AS message_sender), CAST(:type AS varchar),
                -- policy §7: the first reply of a conversation says it comes from an AI
                CASE WHEN r.ai_disclosed_at IS NULL THEN CAST(:disclosure AS text) ELSE '' END
-                   || CAST(:text AS text)
-                   -- the widget lists sources under the answer; other channels inline
-                   || CASE WHEN r.channel = 'webchat' THEN '' ELSE CAST(:footer AS text) END,
+                   || CAST(:text AS text) || CAST(:footer AS text),
                CAST(:payload AS jsonb),
-               CASE WHEN r.channel = 'webchat' THEN 'sent'
+               CASE WHEN CAST(:delivered_by_storing AS boolean) THEN 'sent'
                     WHEN r.send_now THEN 'sending' ELSE 'queued' END::message_status,
                CAST(:message_id AS uuid), CAST(:sources AS jsonb), CAST(:grounded AS boolean),
                CAST(:llm_provider AS varchar), CAST(:llm_model AS varchar),
                CAST(:prompt_tokens AS integer), CAST(:completion_tokens AS integer),
                CASE WHEN r.send_now THEN 1 ELSE 0 END,
                CASE WHEN r.send_now THEN now() END,
-               CASE WHEN r.channel = 'webchat' THEN now() END,
+               CASE WHEN CAST(:delivered_by_storing AS boolean) THEN now() END,
                now(), now()
           FROM reply r
         RETURNING text
@@ -181,11 +181,12 @@ _WRITE = text(
     ),
     delivery_job AS (
         SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
-                   'default', CAST(:send_task AS text), 0, 'send:' || r.conversation_id, NULL,
+                   CAST(:send_queue AS text), CAST(:send_task AS text), 0,
+                   CAST(:send_lock_prefix AS text) || r.conversation_id, NULL,
                    jsonb_build_object('message_id', r.id::text), NULL
                )]::procrastinate_job_to_defer_v1[]) AS ids
           FROM reply r
-         WHERE r.channel = 'whatsapp' AND NOT r.send_now
+         WHERE CAST(:send_task AS text) IS NOT NULL AND NOT r.send_now
     )
     SELECT s.verdict, s.id, s.send_now, s.whatsapp_number_id, s.send_rate,
            (SELECT text FROM stored) AS text,
@@ -249,21 +250,25 @@ async def write_answer(
     message_id: uuid.UUID,
     reply: Reply,
     *,
+    adapter: ChannelAdapter,
     marked_read: bool,
     default_send_rate: float,
 ) -> Written:
-    """``reply`` to ``message_id``, if it is still wanted (see the module's docstring)."""
+    """``reply`` to ``message_id``, if it is still wanted (see the module's docstring),
+    written by the rules of ``adapter``, its conversation's channel."""
+    window = adapter.free_form_window
     row = (
         await session.execute(
             _WRITE,
             {
                 "message_id": message_id,
                 "id": uuid7(),
-                "window": _send_now_window().total_seconds(),
+                "window": window.total_seconds() if window is not None else None,
                 "sender": reply.sender.value,
                 "type": reply.type,
                 "text": reply.text,
-                "footer": reply.footer,
+                # the widget lists sources under the answer; other channels inline
+                "footer": "" if adapter.shows_sources_apart else reply.footer,
                 "disclosure": reply.disclosure,
                 "payload": reply.payload,
                 "sources": reply.sources,
@@ -274,7 +279,10 @@ async def write_answer(
                 "completion_tokens": reply.completion_tokens,
                 "marked_read": marked_read,
                 "rate": default_send_rate,
-                "send_task": JobName.SEND_WHATSAPP_MESSAGE.value,
+                "delivered_by_storing": adapter.delivers_by_storing,
+                "send_task": adapter.delivery_job,
+                "send_queue": DEFAULT_QUEUE,
+                "send_lock_prefix": SEND_LOCK_PREFIX,
                 "channel": CHANNEL,
             },
         )
@@ -292,15 +300,6 @@ async def write_answer(
         send_rate=row.send_rate,
         slot_wait=float(row.wait) if row.wait is not None else None,
     )
-
-
-def _send_now_window() -> timedelta:
-    """How recent the customer's last message must be for an answer to go at once: the
-    statement claims only WhatsApp answers (the one channel with an account's send
-    slot), so its window is the WhatsApp adapter's."""
-    window = adapter_for(Channel.WHATSAPP).free_form_window
-    assert window is not None
-    return window
 
 
 # An answer in these states has not reached the channel yet.

@@ -25,6 +25,7 @@ class WebChatAdapter:
     delivers_by_storing = True
     free_form_window: timedelta | None = None
     delivery_job: str | None = None
+    shows_sources_apart = True
 
     def may_send_free_form(
         self, last_inbound_at: datetime | None, *, now: datetime | None = None
@@ -59,6 +60,9 @@ class WebChatAdapter:
     async def fetch_media(self, session: AsyncSession, attachment_id: uuid.UUID) -> None:
         # The widget sends text and button taps only: no attachment is ever recorded.
         raise ValueError("web chat has no inbound media to fetch")
+
+    def unnamed_customer_label(self, external_id: str) -> str:
+        return f"Web visitor {external_id[:8]}"
 
     def render(self, content: RichContent) -> list[dict[str, Any]]:
         return [{"text": content.text or "", "buttons": buttons_of(content.payload)}]

@@ -34,6 +34,7 @@ class WhatsAppAdapter:
     delivers_by_storing = False
     free_form_window: timedelta | None = SERVICE_WINDOW
     delivery_job: str | None = JobName.SEND_WHATSAPP_MESSAGE.value
+    shows_sources_apart = False
 
     def may_send_free_form(
         self, last_inbound_at: datetime | None, *, now: datetime | None = None
@@ -97,6 +98,9 @@ class WhatsAppAdapter:
 
     async def fetch_media(self, session: AsyncSession, attachment_id: uuid.UUID) -> None:
         await defer(session, JobName.FETCH_WHATSAPP_MEDIA, attachment_id=str(attachment_id))
+
+    def unnamed_customer_label(self, external_id: str) -> str:
+        return external_id  # the wa_id is the number, without its "+"
 
     def render(self, content: RichContent) -> list[dict[str, Any]]:
         return delivery.bodies_of(
