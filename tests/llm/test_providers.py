@@ -80,7 +80,27 @@ async def test_text_reply_with_usage(simulator: OpenAISimulator) -> None:
         ],
         "temperature": 0.2,
         "max_tokens": 500,
+        "store": False,
     }  # no "tools" key when there are none (OpenAI refuses an empty list)
+
+
+async def test_no_request_asks_the_provider_to_store_it(simulator: OpenAISimulator) -> None:
+    """Every completion, tool rounds included, says ``"store": false`` (policy §7: data
+    sent to a model provider is for generation only)."""
+    simulator.reply_next(Reply(tool_calls=(ScriptedToolCall("search_knowledge", {"query": "x"}),)))
+    async with chat_for(simulator) as provider:
+        first = await provider.complete(CONVERSATION, tools=(SEARCH_KNOWLEDGE_TOOL,))
+        [call] = first.tool_calls
+        await provider.complete(
+            [
+                *CONVERSATION,
+                ChatMessage("assistant", None, tool_calls=first.tool_calls),
+                ChatMessage("tool", "Nothing matches.", tool_call_id=call.id),
+            ]
+        )
+    bodies = [r.body for r in simulator.received(CHAT)]
+    assert len(bodies) == 2
+    assert all(body["store"] is False for body in bodies)
 
 
 async def test_tool_call_round_trip(simulator: OpenAISimulator) -> None:

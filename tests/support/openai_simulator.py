@@ -20,7 +20,8 @@ for a demo to retrieve something sensible with no model at all.
 Chat completions answer the scripted replies queued with ``reply_next`` in order, then by
 default a deterministic echo of the last user message (:func:`echo_reply`). The request is
 checked as OpenAI checks it (roles, tool messages answering a preceding assistant
-message's ``tool_calls``, string ``arguments``, non-empty ``tools``, ``temperature``).
+message's ``tool_calls``, string ``arguments``, non-empty ``tools``, ``temperature``,
+a boolean ``store``: whether the provider may keep the completion).
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ def _check_chat_request(body: dict[str, Any]) -> str | None:
             "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but "
             f"got {temperature} instead."
         )
+    if "store" in body and not isinstance(body["store"], bool):
+        return "Invalid type for 'store': expected a boolean."
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         return (

@@ -349,6 +349,8 @@ class OpenAICompatibleChat(AsyncClosable):
                         temperature=temperature,
                         max_tokens=max_tokens,
                         tools=[encode_tool(t) for t in tools] if tools else omit,
+                        # Never kept by the provider for its own use (policy §7, §8).
+                        store=False,
                         extra_headers=headers,
                     )
             except (APIConnectionError, TimeoutError) as exc:
