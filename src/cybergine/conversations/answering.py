@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from cybergine.llm.providers import (
     LLMError,
     LLMProvider,
     OpenAICompatibleChat,
+    ToolCall,
 )
 from cybergine.llm.redaction import Redactor
 from cybergine.settings import Settings
@@ -213,14 +214,18 @@ async def retrieve(
     query: str,
     embeddings: EmbeddingProvider | None,
 ) -> list[Hit]:
-    """The knowledge base's best passages for ``query``, from the assistant's collections."""
+    """The knowledge base's best passages for ``query``, from the assistant's collections.
+    The query's vector can come from an external embeddings endpoint: it is given the
+    query redacted as a prompt is (policy §7, §8)."""
+    query = query[:MAX_QUERY_CHARS]
     try:
         return await search_knowledge(
             scope,
-            query=query[:MAX_QUERY_CHARS],
+            query=query,
             k=RETRIEVAL_K,
             collections=assistant.knowledge_collections or None,
             provider=embeddings,
+            embedded_query=Redactor().redact(query) if assistant.redact_personal_data else None,
         )
     except InvalidInput:
         return []
@@ -325,11 +330,12 @@ class Responder:
             completion_tokens += completion.usage.completion_tokens
             if not completion.tool_calls:
                 break
+            # The model's calls go back to it as its history, redacted as the prompt is.
             messages.append(
                 ChatMessage(
                     role="assistant",
                     content=completion.content,
-                    tool_calls=completion.tool_calls,
+                    tool_calls=tuple(_redacted(call, redactor) for call in completion.tool_calls),
                 )
             )
             for call in completion.tool_calls:
@@ -410,6 +416,17 @@ async def _tool_search(
             numbers[source.item_id] = number
         lines.append(f"[{number}] {source.title}\n{source.text}")
     return "\n\n".join(lines) or "Nothing in the knowledge base matches."
+
+
+def _redacted(call: ToolCall, redactor: Redactor | None) -> ToolCall:
+    """A tool call as it goes back to the model: its arguments redacted as the prompt is."""
+    if redactor is None:
+        return call
+    return replace(
+        call,
+        arguments=redactor.redact_values(call.arguments),
+        raw_arguments=None if call.raw_arguments is None else redactor.redact(call.raw_arguments),
+    )
 
 
 def _extractive_answer(assistant: AssistantView, question: str, hits: Sequence[Hit]) -> Answer:

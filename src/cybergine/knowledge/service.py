@@ -483,10 +483,14 @@ async def search_knowledge(
     assistant_id: uuid.UUID | None = None,
     metadata: Mapping[str, Any] | None = None,
     provider: EmbeddingProvider | None,
+    embedded_query: str | None = None,
 ) -> list[retrieval.Hit]:
     """Hybrid search of the caller's knowledge base (lexical only without a provider), in
     the named ``collections`` or in those the assistant ``assistant_id`` answers from
-    (all of them when it names none), as its replies search."""
+    (all of them when it names none), as its replies search. ``embedded_query``: what the
+    provider is given to embed instead of ``query`` (a customer's words with their
+    personal data redacted, since the provider can be an external endpoint); the
+    lexical search, on this database, reads ``query``."""
     query = query.strip()
     if not query:
         raise InvalidInput("Say what to search for.", field="query")
@@ -503,7 +507,8 @@ async def search_knowledge(
         collection_ids = [c.id for c in found if c is not None]
         if not collection_ids:
             return []
-    vector = (await provider.embed([query], kind="query"))[0] if provider else None
+    to_embed = (embedded_query or "").strip() or query
+    vector = (await provider.embed([to_embed], kind="query"))[0] if provider else None
     return await retrieval.search(
         scope.session,
         organisation_id=scope.organisation_id,

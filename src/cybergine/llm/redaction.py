@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from cybergine.privacy.card_numbers import find_card_numbers
 
@@ -54,6 +55,16 @@ class Redactor:
             return match.group(0)
 
         return _PHONE.sub(phone, text)
+
+    def redact_values(self, value: Any) -> Any:
+        """Every string in a JSON-like value (a tool call's arguments) redacted."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self.redact_values(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact_values(v) for v in value]
+        return value
 
     def restore(self, text: str) -> str:
         """Put e-mail addresses and phone numbers back into a reply (card numbers never
