@@ -29,9 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.conversations import intents
 from cybergine.conversations.channel import adapter_for
+from cybergine.conversations.locks import CONVERSATION_LOCK_PREFIX
 from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import Attachment, Channel, Conversation, Customer, Sender
-from cybergine.conversations.service import CONVERSATION_LOCK_PREFIX, queue_outbound
+from cybergine.conversations.service import queue_outbound
 from cybergine.db.ids import uuid7
 from cybergine.db.jsonb import jsonb_argument
 from cybergine.job_names import JobName

@@ -8,7 +8,9 @@ lock, that the answer is still wanted (the *verdict*, shared with the read), and
 stores the answer, moves its conversation on, marks the answered message read, takes the
 WhatsApp number's next send slot or queues the delivery job, and announces the message.
 It commits on its own, or inside the caller's transaction when more must go with it (a
-handoff).
+handoff). The write is built from the fragments of every outbound write
+(``conversations.outbound``): an answer and a person's message get their ids, statuses
+and delivery jobs by the same rules.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from procrastinate.jobs import DEFAULT_QUEUE
 from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,10 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.conversations.channel import ChannelAdapter
 from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import MessageStatus, Sender
-from cybergine.conversations.service import SEND_LOCK_PREFIX
-from cybergine.db.ids import uuid7
+from cybergine.conversations.outbound import (
+    ANNOUNCE,
+    DELIVERY_JOB,
+    DELIVERY_STATUS,
+    MOVED_ON,
+    NEXT_ID,
+    SENT_AT,
+    channel_parameters,
+)
 from cybergine.privacy.crypto import EncryptedString
-from cybergine.realtime.events import CHANNEL
 
 Verdict = Literal["not_for_the_assistant", "already_answered", "superseded"]
 
@@ -123,8 +130,7 @@ _WRITE = text(
         SELECT c.id AS conversation_id, c.organisation_id, c.customer_id, c.channel,
                c.whatsapp_number_id, c.ai_disclosed_at, n.send_rate,
                -- above every earlier message of the conversation: ids follow commit order
-               CASE WHEN c.last_message_id IS NOT NULL AND CAST(:id AS uuid) <= c.last_message_id
-                    THEN cybergine_uuid_after(c.last_message_id) ELSE CAST(:id AS uuid) END AS id,
+               {NEXT_ID} AS id,
                {_VERDICT} AS verdict,
                {_SEND_NOW} AS send_now
         {_FROM}
@@ -143,22 +149,19 @@ _WRITE = text(
                CASE WHEN r.ai_disclosed_at IS NULL THEN CAST(:disclosure AS text) ELSE '' END
                    || CAST(:text AS text) || CAST(:footer AS text),
                CAST(:payload AS jsonb),
-               CASE WHEN CAST(:delivered_by_storing AS boolean) THEN 'sent'
-                    WHEN r.send_now THEN 'sending' ELSE 'queued' END::message_status,
+               {DELIVERY_STATUS},
                CAST(:message_id AS uuid), CAST(:sources AS jsonb), CAST(:grounded AS boolean),
                CAST(:llm_provider AS varchar), CAST(:llm_model AS varchar),
                CAST(:prompt_tokens AS integer), CAST(:completion_tokens AS integer),
                CASE WHEN r.send_now THEN 1 ELSE 0 END,
                CASE WHEN r.send_now THEN now() END,
-               CASE WHEN CAST(:delivered_by_storing AS boolean) THEN now() END,
-               now(), now()
+               {SENT_AT}, now(), now()
           FROM reply r
         RETURNING text
     ),
     touched AS (
         UPDATE conversations c
-           SET last_message_at = now(), last_message_id = r.id,
-               ai_disclosed_at = coalesce(c.ai_disclosed_at, now()), updated_at = now()
+           SET {MOVED_ON}, ai_disclosed_at = coalesce(c.ai_disclosed_at, now())
           FROM reply r
          WHERE c.id = r.conversation_id
     ),
@@ -179,22 +182,12 @@ _WRITE = text(
          WHERE n.id = r.whatsapp_number_id AND r.send_now
         RETURNING extract(epoch FROM n.next_send_at - r.step - clock_timestamp()) AS wait
     ),
-    delivery_job AS (
-        SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
-                   CAST(:send_queue AS text), CAST(:send_task AS text), 0,
-                   CAST(:send_lock_prefix AS text) || r.conversation_id, NULL,
-                   jsonb_build_object('message_id', r.id::text), NULL
-               )]::procrastinate_job_to_defer_v1[]) AS ids
-          FROM reply r
-         WHERE CAST(:send_task AS text) IS NOT NULL AND NOT r.send_now
-    )
+    delivery_job AS ({DELIVERY_JOB.format(rows="reply")})
     SELECT s.verdict, s.id, s.send_now, s.whatsapp_number_id, s.send_rate,
            (SELECT text FROM stored) AS text,
            (SELECT wait FROM slot) AS wait,
            (SELECT count(*) FROM delivery_job) AS queued,
-           CASE WHEN s.verdict IS NULL THEN pg_notify(CAST(:channel AS text), json_build_object(
-               'o', s.organisation_id, 'c', s.conversation_id, 'k', 'message', 'm', s.id,
-               'u', s.customer_id, 'd', '{{}}'::json)::text) END AS announced
+           CASE WHEN s.verdict IS NULL THEN {ANNOUNCE} END AS announced
       FROM state s
     """  # noqa: S608
 ).bindparams(
@@ -261,8 +254,8 @@ async def write_answer(
         await session.execute(
             _WRITE,
             {
+                **channel_parameters(adapter),
                 "message_id": message_id,
-                "id": uuid7(),
                 "window": window.total_seconds() if window is not None else None,
                 "sender": reply.sender.value,
                 "type": reply.type,
@@ -279,11 +272,6 @@ async def write_answer(
                 "completion_tokens": reply.completion_tokens,
                 "marked_read": marked_read,
                 "rate": default_send_rate,
-                "delivered_by_storing": adapter.delivers_by_storing,
-                "send_task": adapter.delivery_job,
-                "send_queue": DEFAULT_QUEUE,
-                "send_lock_prefix": SEND_LOCK_PREFIX,
-                "channel": CHANNEL,
             },
         )
     ).one_or_none()

@@ -13,21 +13,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.principal import Principal
 from cybergine.conversations.channel import adapter_for, may_send_free_form
+from cybergine.conversations.locks import conversation_lock
+from cybergine.conversations.locks import send_lock as send_lock  # erasure imports it here
 from cybergine.conversations.models import (
     Conversation,
     ConversationState,
     Customer,
-    Direction,
     Message,
-    MessageStatus,
     Sender,
 )
+from cybergine.conversations.outbound import write_outbound
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
@@ -104,24 +106,6 @@ def state_event(conversation: Conversation) -> Event:
     )
 
 
-# The lock of a conversation's jobs, also given to the SQL ingest (``whatsapp.ingest``).
-CONVERSATION_LOCK_PREFIX = "conversation:"
-
-
-def conversation_lock(conversation_id: uuid.UUID) -> str:
-    """Jobs of one conversation run one at a time, in the order they were deferred."""
-    return f"{CONVERSATION_LOCK_PREFIX}{conversation_id}"
-
-
-# The lock of a conversation's delivery jobs, also given to the reply write (``replies``).
-SEND_LOCK_PREFIX = "send:"
-
-
-def send_lock(conversation_id: uuid.UUID) -> str:
-    """The delivery jobs of one conversation's messages, one at a time, in order."""
-    return f"{SEND_LOCK_PREFIX}{conversation_id}"
-
-
 async def queue_outbound(
     session: AsyncSession,
     conversation: Conversation,  # locked (FOR UPDATE) by the caller
@@ -132,57 +116,27 @@ async def queue_outbound(
     payload: Mapping[str, Any] | None = None,
     reply_to_id: uuid.UUID | None = None,
     author_user_id: uuid.UUID | None = None,
-    sources: list[dict[str, Any]] | None = None,
-    grounded: bool | None = None,
-    llm_provider: str | None = None,
-    llm_model: str | None = None,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
 ) -> Message:
-    """An outbound message, queued, with its delivery job deferred in this transaction
-    (or, on a channel that delivers by storing, sent)."""
-    adapter = adapter_for(conversation.channel)
-    message = Message(
-        id=next_message_id(conversation),
-        organisation_id=conversation.organisation_id,
-        conversation_id=conversation.id,
-        direction=Direction.OUTBOUND,
+    """An outbound message, queued with its delivery job in this transaction (or, on a
+    channel that delivers by storing, sent), by the statement family of every outbound
+    write (``conversations.outbound``)."""
+    await session.flush()  # the statement reads the conversation's row as it is now
+    message_id = await write_outbound(
+        session,
+        adapter_for(conversation.channel),
+        conversation.organisation_id,
+        conversation.id,
         sender=sender,
-        author_user_id=author_user_id,
         type=type,
         text=text,
-        payload=dict(payload) if payload else None,
-        # Web chat delivers by storing: the visitor's socket reads it from here.
-        status=MessageStatus.SENT if adapter.delivers_by_storing else MessageStatus.QUEUED,
-        sent_at=datetime.now(UTC) if adapter.delivers_by_storing else None,
+        payload=payload,
         reply_to_id=reply_to_id,
-        sources=sources,
-        grounded=grounded,
-        llm_provider=llm_provider,
-        llm_model=llm_model,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        send_attempts=0,
+        author_user_id=author_user_id,
     )
-    session.add(message)
-    await session.flush()
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation.id)
-        .values(last_message_at=func.now())
-    )
-    await publish(
-        session,
-        Event(
-            conversation.organisation_id,
-            conversation.id,
-            "message",
-            message.id,
-            customer_id=conversation.customer_id,
-        ),
-    )
-    await adapter.deliver(session, conversation.id, message.id)
-    return message
+    # The statement moved the conversation on; the caller's object says so too, without
+    # writing it again.
+    set_committed_value(conversation, "last_message_id", message_id)
+    return await session.get_one(Message, message_id)
 
 
 async def hand_off(

@@ -19,7 +19,7 @@ from cybergine.channels.whatsapp.retries import SEND_RETRY
 from cybergine.channels.whatsapp.window import SERVICE_WINDOW, window_open
 from cybergine.conversations.channel import Claimed, Inbound, RichContent
 from cybergine.conversations.models import Channel
-from cybergine.conversations.service import send_lock
+from cybergine.conversations.locks import send_lock
 from cybergine.db.engine import Database
 from cybergine.job_names import JobName
 from cybergine.queue import RetryLater, defer
