@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,7 +50,10 @@ class Database:
             max_overflow=pool_size,
             pool_pre_ping=pre_ping,
             connect_args=connect_args,
+            # Parameters are customers' words and numbers: never in an error's text.
+            hide_parameters=True,
         )
+        event.listen(self.engine.sync_engine, "handle_error", _terse_database_error)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -73,6 +77,21 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _terse_database_error(context: ExceptionContext) -> None:
+    """An error's text keeps only PostgreSQL's primary message: its DETAIL quotes the
+    values of the row at fault (``Key (external_id)=(15550001111) already exists``), and
+    errors end up in logs. The details stay on ``orig.diag`` for code that needs them."""
+    original = context.original_exception
+    diag = getattr(original, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not primary:
+        return
+    original.args = (primary,)
+    if context.sqlalchemy_exception is not None:
+        kind = f"{type(original).__module__}.{type(original).__name__}"
+        context.sqlalchemy_exception.args = (f"({kind}) {primary}",)
 
 
 async def raw_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
