@@ -24,6 +24,7 @@ class JobName(enum.StrEnum):
     INDEX_KNOWLEDGE_ITEM = "knowledge:index_item"
     DELIVER_EMAIL = "mail:deliver_email"
     ERASE_ORGANISATION = "accounts:erase_organisation"
+    VACUUM_ERASED = "privacy:vacuum_erased"
 
     @property
     def namespace(self) -> str:

@@ -209,7 +209,10 @@ async def test_the_export_downloads_their_json_under_a_safe_name_and_is_audited(
             ).all()
         )
     assert len(audited) == 2
-    assert all(details == {"conversations": 1, "messages": 1} for _, details in audited)
+    assert all(
+        details == {"conversations": 1, "messages": 1, "attachments": 0, "webhook_events": 0}
+        for _, details in audited
+    )
 
 
 async def test_erasure_needs_the_typed_name_then_closes_and_labels_their_conversations(

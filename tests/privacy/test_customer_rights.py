@@ -4,6 +4,8 @@ about them, erase it — and nothing of anyone else's goes with it."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 
 from sqlalchemy import func, select, text
@@ -13,6 +15,7 @@ from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.simulator import status_webhook
 from cybergine.conversations.models import Attachment, Customer, Message, MessageStatus
 from cybergine.privacy.audit import AuditEvent
+from cybergine.privacy.pseudonyms import erased_external_id
 from tests.support.factories import make_api_key
 from tests.support.whatsapp import Shop, fixture, readdress
 
@@ -63,7 +66,7 @@ async def test_the_export_holds_everything_about_them_and_nothing_else(shop: Sho
     assert response.status_code == 200
     assert "attachment" in response.headers["content-disposition"]
     exported = response.json()
-    assert exported["format"] == "cybergine.customer-export/1"
+    assert exported["format"] == "cybergine.customer-export/2"
     assert exported["customer"]["phone_number"] == f"+{ADA}"
     [conversation] = exported["conversations"]
     texts = [m["text"] for m in conversation["messages"]]
@@ -72,6 +75,17 @@ async def test_the_export_holds_everything_about_them_and_nothing_else(shop: Sho
     [photo] = [m for m in conversation["messages"] if m["type"] == "image"]
     assert photo["attachment"]["mime_type"] == "image/png"
     assert "How long does shipping take?" not in response.text  # Grace's words
+    # Everything about them, bytes and raw deliveries included; and the copy is audited.
+    assert base64.b64decode(photo["attachment"]["data"]) == b"\x89PNG-ada"
+    assert exported["webhook_events"]
+    assert all(GRACE not in json.dumps(e["value"]) for e in exported["webhook_events"])
+    async with shop.database.transaction() as session:
+        audited = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "customer.exported")
+        )
+    assert audited == 1
 
 
 async def test_erasure_deletes_content_and_anonymises_the_records(shop: Shop) -> None:
@@ -122,9 +136,13 @@ async def test_a_status_arriving_after_erasure_keeps_no_trace_of_them(shop: Shop
     [reply, *_] = [m for m in shop.graph.sent if m.to == ADA]
     assert shop.api.delete(f"/api/v1/customers/{_customer_id(shop, ADA)}").status_code == 200
     # Meta reports the reply delivered, then read, a while later: alone (the SQL ingest),
-    # then beside another customer's photo (media take the Python ingest).
-    delivered = status_webhook(shop.phone_number_id, reply.wamid, ADA, "delivered")
-    read = status_webhook(shop.phone_number_id, reply.wamid, ADA, "read")
+    # then beside another customer's photo (media take the Python ingest), echoing the
+    # callback data the send carried.
+    echoed = reply.callback_data
+    delivered = status_webhook(
+        shop.phone_number_id, reply.wamid, ADA, "delivered", callback_data=echoed
+    )
+    read = status_webhook(shop.phone_number_id, reply.wamid, ADA, "read", callback_data=echoed)
     photo = readdress(fixture("image_01.json"), shop.phone_number_id)
     read["entry"][0]["changes"] += photo["entry"][0]["changes"]
     for late in (delivered, read):
@@ -132,7 +150,7 @@ async def test_a_status_arriving_after_erasure_keeps_no_trace_of_them(shop: Shop
     async with shop.database.transaction() as session:
         events = list((await session.execute(select(WebhookEvent.value))).scalars())
         status = await session.scalar(
-            select(Message.status).where(Message.external_id == reply.wamid)
+            select(Message.status).where(Message.external_id == erased_external_id(reply.wamid))
         )
     assert sum(1 for value in events if value.get("statuses")) >= 2
     assert not any(ADA in str(value) for value in events)

@@ -111,7 +111,7 @@ async def erase_customer(request: Request, customer_id: uuid.UUID, caller: Offic
     form = await fields(request, "confirmation")
     try:
         async with caller.session.begin_nested():
-            await subjects.erase_confirmed(
+            erasure = await subjects.erase_confirmed(
                 caller.scope, caller.principal, customer_id, form["confirmation"]
             )
     except CybergineError as exc:
@@ -125,4 +125,5 @@ async def erase_customer(request: Request, customer_id: uuid.UUID, caller: Offic
             confirmation_error=exc.detail,
             status_code=exc.status,
         )
-    return redirect(f"/customers/{customer_id}", notice="customer-erased")
+    # A web visitor's record gets a new id when erased (the old one came from their token).
+    return redirect(f"/customers/{erasure.customer_id}", notice="customer-erased")

@@ -220,8 +220,10 @@ async def start_session(
         parsed = visitors.parse(body.visitor_token)
         if parsed is not None:
             claimed, signature = parsed
-            if claimed.assistant_id == assistant.id and visitors.verify(
-                claimed, signature, assistant.widget_key
+            if (
+                claimed.assistant_id == assistant.id
+                and visitors.verify(claimed, signature, assistant.widget_key)
+                and not await service.visitor_erased(session, assistant, claimed)
             ):
                 visitor = claimed
         if visitor is None:

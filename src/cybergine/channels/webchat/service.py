@@ -38,6 +38,8 @@ from cybergine.conversations.models import (
 from cybergine.conversations.service import message_text
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Forbidden, NotFound, Unauthorized
+from cybergine.privacy.card_numbers import mask_card_numbers
+from cybergine.privacy.pseudonyms import erased_on_channel
 
 MAX_TEXT = 2000
 HISTORY_LIMIT = 200
@@ -86,9 +88,18 @@ async def authenticate(session: AsyncSession, token: str | None) -> tuple[Assist
         assistant is None
         or not assistant.active
         or not visitors.verify(visitor, signature, assistant.widget_key)
+        or await visitor_erased(session, assistant, visitor)
     ):
         raise Unauthorized("This chat session has ended; start a new one.")
     return assistant, visitor
+
+
+async def visitor_erased(session: AsyncSession, assistant: Assistant, visitor: Visitor) -> bool:
+    """The visitor's data was erased (policy §14): their token names nobody any more, and
+    the widget starts a fresh visitor, with a fresh conversation and none of the old."""
+    return await erased_on_channel(
+        session, assistant.organisation_id, Channel.WEBCHAT, visitor.visitor_id
+    )
 
 
 def config(assistant: Assistant) -> dict[str, Any]:
@@ -192,6 +203,7 @@ async def post_message(
 ) -> Message:
     """The visitor writes; stored with its reply job, once per ``client_id``."""
     text = message_text(text, limit=MAX_TEXT, what="A message", empty="Write a message first.")
+    text = mask_card_numbers(text)  # never stored whole (policy §12)
     external_id = f"web:{visitor.visitor_id}:{client_id}"
     payload: dict[str, Any] | None = {"choice_id": button_id} if button_id else None
     account = ChannelAccount(
@@ -255,4 +267,5 @@ __all__ = [
     "request_person",
     "snapshot",
     "state_of",
+    "visitor_erased",
 ]

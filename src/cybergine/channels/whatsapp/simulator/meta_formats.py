@@ -56,7 +56,7 @@ def inbound_webhook(
         contact = {"profile": {"name": name}, "wa_id": from_wa_id}
     message: dict[str, Any] = {
         "from": from_wa_id,
-        "id": message_id or new_wamid(),
+        "id": message_id or new_wamid(from_wa_id),
         "timestamp": str(int(time.time()) if timestamp is None else timestamp),
         "text": {"body": text},
         "type": "text",
@@ -125,8 +125,14 @@ def webhook_request(body: Mapping[str, Any], app_secret: str) -> tuple[bytes, di
     return raw, headers
 
 
-def new_wamid() -> str:
-    return "wamid." + base64.urlsafe_b64encode(b"HBg" + secrets.token_bytes(24)).decode()
+def new_wamid(wa_id: str | None = None) -> str:
+    """A message id in Meta's format: base64 of a structure that holds the customer's
+    phone number (``fixtures/whatsapp/text_14.json``), so erasure is tested against ids
+    that name someone; random digits stand in when no customer is given."""
+    phone = (wa_id or str(secrets.randbelow(10**12)).zfill(12)).encode()[:60]
+    unique = secrets.token_hex(10).upper().encode()
+    structure = b"\x1c\x18" + bytes([len(phone)]) + phone + b"\x15\x02\x00\x12\x18\x14" + unique
+    return "wamid." + base64.b64encode(structure + b"\x00").decode()
 
 
 def _webhook(

@@ -364,7 +364,7 @@ class GraphSimulator:
             to=to,
             type=kind,
             body=body,
-            wamid=new_wamid(),
+            wamid=new_wamid(to),
             at=datetime.now(UTC),
         )
         with self._lock:

@@ -1,0 +1,105 @@
+"""Which rows hold one customer's data: the ids of their rows in every table the registry
+names for customers. The export and the erasure both start here, so they cannot
+disagree about whose rows are whose."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import String, cast, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.conversations.models import Attachment, Channel, Conversation, Customer, Message
+from cybergine.db.tenancy import TenantScope
+from cybergine.privacy import registry
+
+
+@dataclass
+class Holdings:
+    """Ids per table name, each list in id order."""
+
+    customer: Customer
+    ids: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+
+    def of(self, table: str) -> list[uuid.UUID]:
+        return self.ids.get(table, [])
+
+
+async def locate(scope: TenantScope, customer: Customer) -> Holdings:
+    """Every row of ``customer``'s in the tables ``registry.tables(CUSTOMER)`` names; a
+    table there that is not located here is an error, not a silent gap."""
+    session = scope.session
+    org = scope.organisation_id
+    holdings = Holdings(customer, {"customers": [customer.id]})
+    conversations = list(
+        (
+            await session.execute(
+                select(Conversation.id)
+                .where(Conversation.organisation_id == org, Conversation.customer_id == customer.id)
+                .order_by(Conversation.id)
+            )
+        ).scalars()
+    )
+    holdings.ids["conversations"] = conversations
+    rows = (
+        await session.execute(
+            select(Message.id, Message.external_id)
+            .where(Message.organisation_id == org, Message.conversation_id.in_(conversations))
+            .order_by(Message.id)
+        )
+    ).all()
+    holdings.ids["messages"] = [id for id, _ in rows]
+    holdings.ids["message_attachments"] = list(
+        (
+            await session.execute(
+                select(Attachment.id)
+                .where(
+                    Attachment.organisation_id == org,
+                    Attachment.message_id.in_(holdings.ids["messages"]),
+                )
+                .order_by(Attachment.id)
+            )
+        ).scalars()
+    )
+    wamids = [external for _, external in rows if external]
+    holdings.ids["whatsapp_webhook_events"] = await _webhook_events(scope, customer, wamids)
+    missing = set(registry.tables(registry.Subject.CUSTOMER)) - set(holdings.ids)
+    if missing:  # pragma: no cover - tests/privacy/test_registry.py keeps this empty
+        raise RuntimeError(f"no way to find a customer's rows in {sorted(missing)}")
+    return holdings
+
+
+async def _webhook_events(
+    scope: TenantScope, customer: Customer, wamids: list[str]
+) -> list[uuid.UUID]:
+    """The raw deliveries that mention the customer: as sender, as contact, as recipient,
+    or by the id of one of their messages (Meta's ids hold the phone number)."""
+    if customer.channel != Channel.WHATSAPP or customer.erased:
+        return []
+    wa_id = customer.external_id
+    mentions = [
+        WebhookEvent.value.contains({"contacts": [{"wa_id": wa_id}]}),
+        WebhookEvent.value.contains({"messages": [{"from": wa_id}]}),
+        WebhookEvent.value.contains({"statuses": [{"recipient_id": wa_id}]}),
+    ]
+    if wamids:
+        # Any status or message of the change whose id is one of theirs.
+        for key in ("statuses", "messages"):
+            ids = func.jsonb_path_query_array(
+                WebhookEvent.value, literal_column(f"'$.{key}[*].id'::jsonpath")
+            )
+            mentions.append(ids.op("?|")(cast(wamids, ARRAY(String))))
+    return list(
+        (
+            await scope.session.execute(
+                select(WebhookEvent.id)
+                .where(WebhookEvent.organisation_id == scope.organisation_id, or_(*mentions))
+                .order_by(WebhookEvent.id)
+            )
+        ).scalars()
+    )
+
+
+__all__ = ["Holdings", "locate"]
