@@ -129,6 +129,24 @@ async def cancel_waiting_jobs(session: AsyncSession, locks: Sequence[str]) -> in
     return sum(1 for (job_id,) in cancelled.all() if job_id is not None)
 
 
+async def cancel_waiting_jobs_about(
+    session: AsyncSession, job: JobName, argument: str, values: Sequence[str]
+) -> int:
+    """Cancel, as ``cancel_waiting_jobs`` does, the ``job`` jobs not started yet whose
+    ``argument`` is one of ``values`` (jobs that hold no lock: a media fetch)."""
+    if not values:
+        return 0
+    cancelled = await session.execute(
+        text(
+            "SELECT procrastinate_cancel_job_v1(id, false, false) FROM procrastinate_jobs "
+            "WHERE status = 'todo' AND task_name = :task "
+            "AND args ->> :argument = ANY(CAST(:values AS text[]))"
+        ),
+        {"task": job.value, "argument": argument, "values": list(values)},
+    )
+    return sum(1 for (job_id,) in cancelled.all() if job_id is not None)
+
+
 @asynccontextmanager
 async def job_session(context: procrastinate.JobContext) -> AsyncIterator[AsyncSession]:
     """One session and transaction per job run; committed when the task returns."""

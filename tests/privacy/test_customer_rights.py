@@ -168,6 +168,10 @@ async def test_only_owners_and_admins_handle_customer_data(shop: Shop) -> None:
 
 async def test_erasure_closes_their_conversations_and_stops_what_was_waiting(shop: Shop) -> None:
     shop.says("Where is my parcel? I'm Ada", wa_id=ADA)  # its reply job waits
+    photo = readdress(fixture("image_01.json"), shop.phone_number_id)
+    value = photo["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = value["messages"][0]["from"] = ADA
+    assert shop.post(photo).status_code == 200  # its fetch job waits
     [conversation] = shop.conversations()
     queued = shop.api.post(
         f"/api/v1/conversations/{conversation['id']}/messages", json={"text": "On its way!"}
@@ -183,7 +187,8 @@ async def test_erasure_closes_their_conversations_and_stops_what_was_waiting(sho
             await session.execute(
                 text(
                     "SELECT task_name, status FROM procrastinate_jobs "
-                    "WHERE lock LIKE 'conversation:%' OR lock LIKE 'send:%'"
+                    "WHERE lock LIKE 'conversation:%' OR lock LIKE 'send:%' "
+                    "OR task_name = 'whatsapp:fetch_media'"
                 )
             )
         ).all()
@@ -191,6 +196,7 @@ async def test_erasure_closes_their_conversations_and_stops_what_was_waiting(sho
     assert {(task.rsplit(":", 1)[-1], status) for task, status in jobs} == {
         ("reply", "cancelled"),
         ("send_message", "cancelled"),
+        ("fetch_media", "cancelled"),
     }
     assert agent_message is not None
     assert (agent_message.status, agent_message.text) == (MessageStatus.FAILED, None)

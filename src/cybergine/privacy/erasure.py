@@ -48,7 +48,7 @@ from cybergine.job_names import JobName
 from cybergine.privacy import audit, registry
 from cybergine.privacy.holdings import Holdings, locate
 from cybergine.privacy.pseudonyms import erased_external_id
-from cybergine.queue import cancel_waiting_jobs, defer
+from cybergine.queue import cancel_waiting_jobs, cancel_waiting_jobs_about, defer
 from cybergine.realtime.events import publish
 
 # What a message queued for an erased customer says instead of going out.
@@ -79,6 +79,13 @@ async def erase_customer(
     customer = await scope.get(Customer, customer_id, what="customer", for_update=True)
     holdings = await locate(scope, customer)
     closed = await _close_for_good(scope, customer)
+    # Their files not fetched yet stay with the channel: nothing fetches them any more.
+    await cancel_waiting_jobs_about(
+        session,
+        JobName.FETCH_WHATSAPP_MEDIA,
+        "attachment_id",
+        [str(id) for id in holdings.of("message_attachments")],
+    )
     for table in registry.tables(registry.Subject.CUSTOMER):
         await _apply(scope, table, holdings.of(table))
     erased_id = await _anonymise(scope, customer, holdings)
