@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cybergine.assistants.disclosure import default_disclosure
 from cybergine.db.base import Base, TenantMixin, value_enum
 from cybergine.privacy.crypto import EncryptedString
 from cybergine.privacy.retention import Retention
@@ -33,9 +34,7 @@ DEFAULT_LANGUAGES = ("en",)
 DEFAULT_FALLBACK_MESSAGE = (
     "I'm not sure about that. Would you like me to connect you with a person?"
 )
-DEFAULT_AI_DISCLOSURE = (
-    "You're chatting with an AI assistant. You can ask for a person at any time."
-)
+DEFAULT_AI_DISCLOSURE = default_disclosure(DEFAULT_LANGUAGES)
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
 DEFAULT_TEMPERATURE = 0.2
 DEFAULT_MAX_TOKENS = 500

@@ -18,6 +18,7 @@ from sqlalchemy import func
 
 from cybergine import egress
 from cybergine.accounts.principal import Principal
+from cybergine.assistants import disclosure
 from cybergine.assistants.business_hours import clean_business_hours
 from cybergine.assistants.models import (
     DEFAULT_AI_DISCLOSURE,
@@ -126,7 +127,22 @@ def clean_ai_disclosure(value: str) -> str:
             "talking to an automated system (privacy policy §7). Reword it instead.",
             field="ai_disclosure",
         )
-    return _text(value, field_name="ai_disclosure", limit=MAX_MESSAGE_CHARS, required=True)
+    value = _text(value, field_name="ai_disclosure", limit=MAX_MESSAGE_CHARS, required=True)
+    if not disclosure.says_automated(value):
+        raise InvalidInput(
+            "The AI disclosure must tell customers they are talking to an automated "
+            "assistant (privacy policy §7), for example: "
+            f'"{DEFAULT_AI_DISCLOSURE}" Say it with a word such as AI, bot, chatbot, '
+            "automated or virtual assistant, or its equivalent in "
+            f"{_listed(list(disclosure.LANGUAGE_NAMES.values())[1:])} (KI, IA, intelligence "
+            'artificielle, asistente virtual, …), and do not deny it ("not a bot").',
+            field="ai_disclosure",
+        )
+    return value
+
+
+def _listed(names: Sequence[str]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def clean_language(tag: str) -> str:
@@ -471,6 +487,8 @@ async def create_assistant(
     await _assert_name_free(scope, values["name"])
     assistant = new_assistant()
     _write(assistant, values)
+    if "ai_disclosure" not in values:  # said in the language the assistant speaks
+        assistant.ai_disclosure = disclosure.default_disclosure(assistant.languages)
     _check_key(assistant, checking)
     scope.add(assistant)
     await scope.session.flush()
