@@ -14,7 +14,8 @@ import httpx
 from sqlalchemy import select, update
 
 from cybergine.accounts.models import Role
-from cybergine.conversations.handback import ASSISTANT_BACK_NOTICE
+from cybergine.assistants.models import DEFAULT_AI_DISCLOSURE
+from cybergine.conversations.handback import assistant_back_notice
 from cybergine.conversations.inbox import JOIN_NOTICE
 from cybergine.conversations.models import Conversation, Direction, Message, Sender
 from cybergine.privacy.audit import AuditEvent
@@ -24,6 +25,8 @@ from tests.support.whatsapp import SHIPPING_QA, Shop
 
 ADA = "15550001111"
 BEN = "15550002222"
+# Told on hand-back: the assistant is back, and it is automated (policy §7).
+ASSISTANT_BACK_NOTICE = assistant_back_notice(DEFAULT_AI_DISCLOSURE)
 CLEO = "15550003333"
 DAN = "15550004444"
 
@@ -550,6 +553,31 @@ async def test_after_the_service_window_the_customer_is_not_written_to(shop: Sho
     handed_back = (await _audit_actions(shop))[-1]
     assert handed_back.details is not None
     assert handed_back.details["customer_notified"] is False
+    # Not told on hand-back, so the assistant's next answer discloses it again.
+    shop.says("How long does shipping take?", wa_id=ADA)
+    await shop.work()
+    assert shop.sent_to(ADA)[-1].startswith(DEFAULT_AI_DISCLOSURE)
+    assert SHIPPING_QA["answer"] in shop.sent_to(ADA)[-1]
+
+
+async def test_the_hand_back_gives_the_assistant_s_own_disclosure_again(shop: Shop) -> None:
+    disclosure = "Mia is a chatbot: ask for a person at any time."
+    changed = shop.api.patch(
+        f"/api/v1/assistants/{shop.assistant_id}", json={"ai_disclosure": disclosure}
+    )
+    assert changed.status_code == 200, changed.text
+    agent = await member(shop.database, shop.organisation_id, Role.AGENT)
+    shop.says("I want to talk to a person", wa_id=ADA)
+    await shop.work()
+    ada = conversation_of(shop, ADA)
+    with signed_in(shop_url(shop), agent) as browser:
+        assert act(browser, ada["id"], "take-over").status_code == 303
+        await shop.work()
+        before = len(shop.sent_to(ADA))
+        assert act(browser, ada["id"], "hand-back").status_code == 303
+        await shop.work()
+    assert shop.sent_to(ADA)[before:] == [assistant_back_notice(disclosure)]
+    assert shop.sent_to(ADA)[-1].endswith(disclosure)
 
 
 async def test_closing_makes_the_next_message_a_new_conversation(shop: Shop) -> None:

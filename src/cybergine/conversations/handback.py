@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import desc
 
 from cybergine.accounts.principal import Principal
+from cybergine.assistants.models import Assistant
 from cybergine.conversations import replies
 from cybergine.conversations.message_types import SILENT_TYPES
 from cybergine.conversations.models import (
@@ -31,7 +32,8 @@ from cybergine.conversations.service import defer_reply, next_message_id
 from cybergine.db.tenancy import TenantScope
 from cybergine.realtime.events import Event, publish
 
-# Sent to the customer on hand-back (both channels, as a notice from the platform).
+# Sent to the customer on hand-back (both channels, as a notice from the platform),
+# followed by the assistant's AI disclosure (``back_notice``).
 ASSISTANT_BACK_NOTICE = "You're chatting with the assistant again."
 DEALT_WITH_NOTE = "Handed back to the assistant: the customer's waiting message was dealt with."
 
@@ -41,6 +43,25 @@ class WaitingMessage(enum.StrEnum):
 
     ASSISTANT_ANSWERS = "assistant_answers"
     DEALT_WITH = "dealt_with"
+
+
+def assistant_back_notice(ai_disclosure: str | None) -> str:
+    """What the customer is told when a person hands the conversation back: that the
+    assistant answers again and, once more, that it is automated (policy §7)."""
+    disclosure = (ai_disclosure or "").strip()
+    return f"{ASSISTANT_BACK_NOTICE}\n\n{disclosure}" if disclosure else ASSISTANT_BACK_NOTICE
+
+
+async def back_notice(scope: TenantScope, conversation: Conversation) -> str:
+    """:func:`assistant_back_notice` with the disclosure of the conversation's assistant."""
+    disclosure = None
+    if conversation.assistant_id is not None:
+        disclosure = await scope.session.scalar(
+            scope.select(Assistant)
+            .with_only_columns(Assistant.ai_disclosure)
+            .where(Assistant.id == conversation.assistant_id)
+        )
+    return assistant_back_notice(disclosure)
 
 
 def has_waiting_message(messages: Sequence[Message]) -> bool:

@@ -23,8 +23,8 @@ from cybergine.accounts.permissions import Permission, allows
 from cybergine.accounts.principal import Principal
 from cybergine.conversations.channel import may_send_free_form
 from cybergine.conversations.handback import (
-    ASSISTANT_BACK_NOTICE,
     WaitingMessage,
+    back_notice,
     settle_waiting_message,
 )
 from cybergine.conversations.models import (
@@ -126,9 +126,12 @@ async def hand_back(
             conversation,
             sender=Sender.SYSTEM,
             type="text",
-            text=ASSISTANT_BACK_NOTICE,
+            text=await back_notice(scope, conversation),
             payload={"notice": "assistant_back"},
         )
+    else:
+        # Told nothing now: the assistant's next reply starts with the disclosure again.
+        conversation.ai_disclosed_at = None
     settled = await settle_waiting_message(scope, principal, conversation, waiting)
     await _audit(
         scope,

@@ -20,8 +20,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from cybergine.accounts.models import Membership, Role
 from cybergine.accounts.principal import Principal
+from cybergine.assistants.models import DEFAULT_AI_DISCLOSURE
 from cybergine.conversations import inbox
-from cybergine.conversations.handback import ASSISTANT_BACK_NOTICE
+from cybergine.conversations.handback import assistant_back_notice
 from cybergine.conversations.models import Conversation
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -343,7 +344,9 @@ async def test_handing_back_tells_the_visitor_and_answers_what_waited(widget: Wi
         for e in widget.poll(token, after=polled["cursor"])["events"]
         if e["type"] == "message"
     ]
-    assert [(m["sender"], m["text"]) for m in after][:1] == [("system", ASSISTANT_BACK_NOTICE)]
+    # The assistant is back, and says again that it is automated (policy §7).
+    back = assistant_back_notice(DEFAULT_AI_DISCLOSURE)
+    assert [(m["sender"], m["text"]) for m in after][:1] == [("system", back)]
     assert after[-1]["sender"] == "assistant"
     assert RETURNS["answer"] in after[-1]["text"]
 
