@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.simulator import new_wamid, status_webhook
 from cybergine.job_names import JobName
 from cybergine.privacy import registry
@@ -326,3 +327,36 @@ async def test_a_late_status_without_callback_data_finds_its_erased_message(shop
             {"hashed": erased_external_id(reply.wamid)},
         )
     assert status_now == "read"
+
+
+async def test_a_raw_delivery_naming_their_message_by_its_keyed_hash_is_theirs(shop: Shop) -> None:
+    """A status kept with the keyed hash of its message's id still belongs to the customer:
+    exported with their data, and erased with it."""
+    shop.says("Where is my quokka parcel?", wa_id=JORDAN, message_id=new_wamid(JORDAN))
+    await shop.work()
+    [reply] = [m for m in shop.graph.sent if m.to == JORDAN]
+    hashed = {"statuses": [{"id": erased_external_id(reply.wamid), "status": "read"}]}
+    async with shop.database.transaction() as session:
+        session.add(
+            WebhookEvent(
+                organisation_id=shop.organisation_id,
+                whatsapp_number_id=uuid.UUID(shop.number_id),
+                field="messages",
+                value=hashed,
+            )
+        )
+    jordan = _customer(shop, phone_number=f"+{JORDAN}")
+    exported = shop.api.get(f"/api/v1/customers/{jordan['id']}/export").json()
+    assert hashed in [event["value"] for event in exported["webhook_events"]]
+    assert await _events_like(shop, hashed) == 1
+    assert shop.api.delete(f"/api/v1/customers/{jordan['id']}").status_code == 200
+    assert await _events_like(shop, hashed) == 0
+
+
+async def _events_like(shop: Shop, value: dict[str, Any]) -> int:
+    async with shop.database.transaction() as session:
+        found = await session.scalar(
+            text("SELECT count(*) FROM whatsapp_webhook_events WHERE value @> CAST(:v AS jsonb)"),
+            {"v": json.dumps(value)},
+        )
+    return int(found or 0)

@@ -14,6 +14,7 @@ from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.conversations.models import Attachment, Channel, Conversation, Customer, Message
 from cybergine.db.tenancy import TenantScope
 from cybergine.privacy import registry
+from cybergine.privacy.pseudonyms import matching_external_ids
 
 
 @dataclass
@@ -63,7 +64,8 @@ async def locate(scope: TenantScope, customer: Customer) -> Holdings:
             )
         ).scalars()
     )
-    wamids = [external for _, external in rows if external]
+    # A raw delivery may name a message by Meta's id or by its keyed hash.
+    wamids = [form for _, external in rows if external for form in matching_external_ids(external)]
     holdings.ids["whatsapp_webhook_events"] = await _webhook_events(scope, customer, wamids)
     missing = set(registry.tables(registry.Subject.CUSTOMER)) - set(holdings.ids)
     if missing:  # pragma: no cover - tests/privacy/test_registry.py keeps this empty
