@@ -220,9 +220,12 @@ def kept_value(value: Mapping[str, Any]) -> dict[str, Any]:
     """A change as its event row keeps it: without the recipients of its statuses. The
     message a status updates already says who received it; and a status can come after
     its customer was erased (policy §14), or concern someone who is no customer here
-    (a message sent by another app on the same number)."""
-    kept = dict(value)
-    statuses = value.get("statuses")
+    (a message sent by another app on the same number). Card numbers people wrote are
+    masked, as in everything parsed from the change (policy §12)."""
+    from cybergine.channels.whatsapp.payloads import without_card_numbers
+
+    kept = without_card_numbers(value)
+    statuses = kept.get("statuses")
     if isinstance(statuses, list):
         kept["statuses"] = [
             {k: v for k, v in status.items() if not k.startswith("recipient")}
