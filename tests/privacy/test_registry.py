@@ -52,7 +52,9 @@ def test_a_table_erased_by_deleting_rows_deletes_them_whole() -> None:
         kinds = {
             d.erasure for d in registry.personal(subject=registry.Subject.CUSTOMER, table=table)
         }
-        assert registry.Erasure.DELETE_ROW not in kinds or kinds == {registry.Erasure.DELETE_ROW}
+        assert registry.ErasureAction.DELETE_ROW not in kinds or kinds == {
+            registry.ErasureAction.DELETE_ROW
+        }
 
 
 def test_the_export_writes_every_personal_column_of_every_customer_table() -> None:

@@ -134,10 +134,10 @@ async def _apply(scope: TenantScope, table_name: str, ids: list[uuid.UUID]) -> N
     table = Base.metadata.tables[table_name]
     declared = registry.personal(subject=registry.Subject.CUSTOMER, table=table_name)
     rows = sa.and_(table.c.organisation_id == scope.organisation_id, table.c.id.in_(ids))
-    if any(d.erasure == registry.Erasure.DELETE_ROW for d in declared):
+    if any(d.erasure == registry.ErasureAction.DELETE_ROW for d in declared):
         await scope.session.execute(sa.delete(table).where(rows))
         return
-    cleared = {d.column: None for d in declared if d.erasure == registry.Erasure.CLEAR}
+    cleared = {d.column: None for d in declared if d.erasure == registry.ErasureAction.CLEAR}
     if cleared:
         await scope.session.execute(
             sa.update(table)
@@ -145,7 +145,7 @@ async def _apply(scope: TenantScope, table_name: str, ids: list[uuid.UUID]) -> N
             .values(cleared)
             .execution_options(synchronize_session=False)
         )
-    for keyed in (d.column for d in declared if d.erasure == registry.Erasure.KEYED_HASH):
+    for keyed in (d.column for d in declared if d.erasure == registry.ErasureAction.KEYED_HASH):
         column = table.c[keyed]
         found = (
             await scope.session.execute(

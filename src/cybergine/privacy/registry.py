@@ -1,6 +1,6 @@
 """Where personal data lives: every column that holds some, declared once.
 
-Each column of a kind that can hold a person's data (text, JSON, bytes, arrays) is
+Each column of a kind that can hold a person's data (text, JSON, bytes, arrays, enums) is
 either ``Personal`` (whose it is, which category of the policy's §3, and how erasure
 deals with it) or ``NotPersonal`` (and why not). ``tests/privacy/test_registry.py``
 fails for a column in neither list, so a new column cannot hold personal data the
@@ -8,13 +8,13 @@ rights below do not know about.
 
 What reads it: a customer's export (``privacy.export``) writes every ``Personal``
 column of that customer's rows, and their erasure (``privacy.erasure``) applies each
-column's ``Erasure``; so nothing is erased that the export did not show first, and
+column's ``ErasureAction``; so nothing is erased that the export did not show first, and
 nothing exported is forgotten by the erasure. Staff users' columns are declared here
 for the same use by the account's rights and the retention engine.
 
 API: ``personal(subject=..., table=...)`` lists declarations, ``personal_column``
 answers one, ``tables(subject)`` the tables holding a subject's data, and
-``unclassified(metadata)`` the columns nobody has declared yet.
+``unclassified(tables)`` the columns nobody has declared yet.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Category(enum.StrEnum):
     TECHNICAL = "technical"  # f) IP addresses, devices (or keyed hashes of them)
 
 
-class Erasure(enum.StrEnum):
+class ErasureAction(enum.StrEnum):
     """What erasing the subject does to the column."""
 
     CLEAR = "clear"  # set to NULL
@@ -60,7 +60,7 @@ class Personal:
     column: str
     subject: Subject
     category: Category
-    erasure: Erasure
+    erasure: ErasureAction
     why: str  # what of the person it holds
 
 
@@ -72,23 +72,27 @@ class NotPersonal:
 
 
 def _customer(
-    table: str, column: str, erasure: Erasure, why: str, category: Category = Category.COMMUNICATION
+    table: str,
+    column: str,
+    erasure: ErasureAction,
+    why: str,
+    category: Category = Category.COMMUNICATION,
 ) -> Personal:
     return Personal(table, column, Subject.CUSTOMER, category, erasure, why)
 
 
 def _staff(
-    table: str, column: str, erasure: Erasure, why: str, category: Category = Category.ACCOUNT
+    table: str, column: str, erasure: ErasureAction, why: str, category: Category = Category.ACCOUNT
 ) -> Personal:
     return Personal(table, column, Subject.STAFF_USER, category, erasure, why)
 
 
-_ROW = Erasure.DELETE_ROW
-_CLEAR = Erasure.CLEAR
+_ROW = ErasureAction.DELETE_ROW
+_CLEAR = ErasureAction.CLEAR
 
 PERSONAL: tuple[Personal, ...] = (
     # Customers (policy §3b): who they are on the channel and their consent record.
-    _customer("customers", "external_id", Erasure.MARK_ERASED, "WhatsApp id or visitor id"),
+    _customer("customers", "external_id", ErasureAction.MARK_ERASED, "WhatsApp id or visitor id"),
     _customer("customers", "phone_number", _CLEAR, "phone number"),
     _customer("customers", "display_name", _CLEAR, "the name on their profile"),
     _customer("customers", "opt_in_source", _CLEAR, "how they opted in (their words)"),
@@ -98,7 +102,7 @@ PERSONAL: tuple[Personal, ...] = (
     _customer("messages", "payload", _CLEAR, "media, location, buttons they chose"),
     # Meta's wamids are base64 of a structure holding the phone number; web chat's
     # hold the visitor id.
-    _customer("messages", "external_id", Erasure.KEYED_HASH, "the channel's message id"),
+    _customer("messages", "external_id", ErasureAction.KEYED_HASH, "the channel's message id"),
     _customer("messages", "context_external_id", _CLEAR, "the message they quoted"),
     _customer("messages", "error_detail", _CLEAR, "the channel's account of a failure"),
     _customer("messages", "sources", _CLEAR, "what the answer to them drew on"),
@@ -282,7 +286,7 @@ __all__ = [
     "NOT_PERSONAL",
     "PERSONAL",
     "Category",
-    "Erasure",
+    "ErasureAction",
     "NotPersonal",
     "Personal",
     "Subject",
