@@ -18,7 +18,7 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.auth import ACCOUNT_HOLDER, Caller, authorize
 from cybergine.accounts.models import ApiKey, Invitation, Membership, Role
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.principal import Principal
@@ -34,7 +34,7 @@ from cybergine.knowledge import service as knowledge
 from cybergine.knowledge.extract import extract
 from cybergine.knowledge.models import Collection, Item
 from cybergine.settings import Settings
-from cybergine.web.access import PERMISSION_ATTRIBUTE
+from cybergine.web.access import PERMISSION_ATTRIBUTE, marks
 from cybergine.web.routing import api_routes
 from tests.support.browser import Browser
 from tests.support.conversations import (
@@ -220,7 +220,18 @@ def _is_public(route: object) -> bool:
     return False
 
 
-def _call(world: World, method: str, route_path: str, path: str) -> httpx.Response:
+def _for_account_holder(route: object) -> bool:
+    """Routes about the signed-in person's own account take no API key: B's person calls
+    them with B's browser session."""
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and ACCOUNT_HOLDER in marks(dependant)
+
+
+def _call(
+    world: World, method: str, route_path: str, path: str, *, person: bool = False
+) -> httpx.Response:
+    if person:
+        return world.b_browser.http.request(method, path, headers={"accept": "application/json"})
     if path.startswith("/api/"):
         return world.b_api.request(method, path, json=API_BODIES.get((method, route_path)))
     browser = world.b_browser
@@ -261,7 +272,7 @@ def list_leaks(app: FastAPI, world: World) -> list[str]:
             or _is_public(route)
         ):
             continue
-        response = _call(world, "GET", route.path, route.path)
+        response = _call(world, "GET", route.path, route.path, person=_for_account_holder(route))
         world.checked.append(f"GET {route.path}")
         assert response.status_code == 200, f"{route.path}: {response.status_code}"
         shown = [s for s in world.a_strings if s in response.text]
@@ -328,6 +339,7 @@ async def test_no_route_reaches_another_organisations_objects(
                 "POST /team/members/{membership_id}/remove",
                 "POST /settings/api-keys/{api_key_id}/revoke",
                 "GET /api/v1/members",
+                "GET /api/v1/account/export",
                 "GET /api/v1/knowledge/documents/{document_id}/file",
                 "DELETE /api/v1/knowledge/collections/{collection_id}",
                 "PATCH /api/v1/assistants/{assistant_id}",

@@ -13,6 +13,9 @@ GLOBAL_TABLES = {
     "users",
     "user_sessions",
     "password_reset_tokens",
+    "email_changes",
+    # Who an audit entry's actor is (a person in several organisations, or none).
+    "audit_actor_labels",
     "login_attempts",
     "outbound_emails",
 }

@@ -29,15 +29,16 @@ GENESIS = "0" * 64
 OTHER_KEY = b"not-the-server-key-" + b"y" * 32
 
 
-def expected_hash(row: Any, key: bytes) -> str:
-    """The documented construction, written out independently of the module."""
+def expected_hash(row: Any, key: bytes, *, hash_format: int = 2) -> str:
+    """The documented construction, written out independently of the module. Format 1
+    (entries written before migration 0016) hashed the actor's label as well."""
     content = {
         "seq": row.seq,
         "at": row.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "organisation_id": None if row.organisation_id is None else str(row.organisation_id),
         "actor_type": row.actor_type,
         "actor_id": row.actor_id,
-        "actor_label": row.actor_label,
+        **({"actor_label": row.actor_label} if hash_format == 1 else {}),
         "action": row.action,
         "target_type": row.target_type,
         "target_id": row.target_id,
@@ -109,7 +110,12 @@ async def test_record_builds_a_chain_from_genesis(
         assert row.prev_hash == previous.hash
     for row in stored:
         assert row.hash == expected_hash(row, server_keys.secret_key)
-    assert stored[0].actor == Actor(ActorType.USER, str(user_id), "zoë@example.com")
+    # Who acted is hashed by id; the label lives apart, erasable (audit_actor_labels).
+    assert stored[0].actor == Actor(ActorType.USER, str(user_id))
+    assert stored[0].actor_label is None
+    async with database.transaction() as session:
+        labels = await audit.list_events(session, organisation_id=organisation_id)
+    assert [event.actor_label for event in labels] == ["zoë@example.com"] * 2
     assert stored[1].details["to"] == "admin"
     assert stored[2].organisation_id is None
     assert stored[2].actor == Actor(ActorType.WEBHOOK, "meta")
@@ -233,6 +239,7 @@ async def forge_entry(
         actor_type="system",
         actor_id="tests",
         actor_label=None,
+        hash_format=2,
         action="test.event.recorded",
         target_type=None,
         target_id=None,
@@ -249,7 +256,8 @@ async def forge_entry(
 # Five entries (seq 1..5), then one kind of tampering; where it must be found.
 TAMPERING = {
     "edited details": (["UPDATE audit_events SET details = '{\"n\": 9}' WHERE seq = 3"], 3),
-    "edited actor": (["UPDATE audit_events SET actor_label = 'mallory' WHERE seq = 4"], 4),
+    "edited actor": (["UPDATE audit_events SET actor_id = 'mallory' WHERE seq = 4"], 4),
+    "format changed": (["UPDATE audit_events SET hash_format = 1 WHERE seq = 3"], 3),
     "edited time": (["UPDATE audit_events SET at = at - interval '1 day' WHERE seq = 2"], 2),
     "edited hash": (["UPDATE audit_events SET hash = repeat('a', 64) WHERE seq = 5"], 5),
     "deleted middle entry": (["DELETE FROM audit_events WHERE seq = 3"], 3),
@@ -346,12 +354,17 @@ async def test_purge_removes_expired_entries_and_the_rest_still_verifies(
     async with database.transaction() as session:
         assert await audit.purge_expired(session, now=expired_at - timedelta(days=1)) == 0
         assert await audit.purge_expired(session, now=expired_at) == 3
-    assert [row.seq for row in await rows(database)] == [4, 5, 6]
-    assert await verify(database) == audit.VerificationResult(ok=True, checked=3)
+    # Entry 7 is the checkpoint: where the chain now starts, under the key.
+    remaining = await rows(database)
+    assert [row.seq for row in remaining] == [4, 5, 6, 7]
+    assert remaining[-1].action == audit.CHECKPOINT_ACTION
+    assert remaining[-1].details["first_kept_seq"] == 4
+    assert remaining[-1].details["anchor_hash"] == remaining[0].prev_hash
+    assert await verify(database) == audit.VerificationResult(ok=True, checked=4)
 
     await record_many(database, 1)
-    assert [row.seq for row in await rows(database)] == [4, 5, 6, 7]
-    assert await verify(database) == audit.VerificationResult(ok=True, checked=4)
+    assert [row.seq for row in await rows(database)] == [4, 5, 6, 7, 8]
+    assert await verify(database) == audit.VerificationResult(ok=True, checked=5)
 
 
 async def test_purge_keeps_the_newest_entry_so_the_chain_goes_on(database: Database) -> None:
@@ -359,9 +372,48 @@ async def test_purge_keeps_the_newest_entry_so_the_chain_goes_on(database: Datab
     far_future = datetime.now(UTC) + timedelta(days=365 * 20)
     async with database.transaction() as session:
         assert await audit.purge_expired(session, now=far_future) == 3
+        # The first checkpoint is as old as the rest: it goes, and a new one names 5.
+        assert await audit.purge_expired(session, now=far_future) == 1
     await record_many(database, 1)
-    assert [row.seq for row in await rows(database)] == [4, 5]
-    assert await verify(database) == audit.VerificationResult(ok=True, checked=2)
+    assert [row.seq for row in await rows(database)] == [5, 6, 7]
+    assert await verify(database) == audit.VerificationResult(ok=True, checked=3)
+
+
+async def test_purge_in_batches_leaves_a_chain_that_verifies_after_each(
+    database: Database,
+) -> None:
+    await record_many(database, 7)
+    far_future = datetime.now(UTC) + timedelta(days=365 * 20)
+    purged = []
+    for _ in range(3):
+        async with database.transaction() as session:
+            purged.append(await audit.purge_expired(session, now=far_future, limit=3))
+        assert (await verify(database)).ok
+    assert purged == [3, 3, 2]
+
+
+async def test_a_prefix_removed_without_the_purge_fails_verification(
+    database: Database,
+) -> None:
+    await record_many(database, 5)
+    await tamper(database, "DELETE FROM audit_events WHERE seq < 3")
+    result = await verify(database)
+    assert (result.ok, result.first_bad_seq, result.checked) == (False, 2, 3)
+    assert result.reason == "entries before 3 were removed without a purge checkpoint"
+
+
+async def test_a_longer_prefix_removed_after_a_purge_fails_verification(
+    database: Database,
+) -> None:
+    await record_many(database, 5)
+    far_future = datetime.now(UTC) + timedelta(days=365 * 20)
+    async with database.transaction() as session:
+        await audit.purge_expired(session, now=far_future, limit=2)
+    assert (await verify(database)).ok
+    # The checkpoint names entry 3 as the first kept; removing entry 3 as well shows.
+    await tamper(database, "DELETE FROM audit_events WHERE seq = 3")
+    result = await verify(database)
+    assert (result.ok, result.first_bad_seq) == (False, 3)
 
 
 async def test_purge_closes_the_escape_hatch_behind_it(database: Database) -> None:

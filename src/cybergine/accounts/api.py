@@ -1,5 +1,6 @@
-"""/api/v1 routes of the accounts domain: the organisation, its team, its API keys and
-its audit trail. Thin: parse, authorise, call one service function, shape the answer."""
+"""/api/v1 routes of the accounts domain: the organisation, its team, its API keys, its
+audit trail, and the signed-in person's own account. Thin: parse, authorise, call one
+service function, shape the answer."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
 
-from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.auth import (
+    SESSION_COOKIE,
+    AccountHolder,
+    Caller,
+    authorize,
+    authorize_account_holder,
+)
 from cybergine.accounts.models import Organisation
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.schemas import (
+    AccountDeletion,
+    AccountOut,
+    AccountUpdate,
     ApiKeyCreated,
     ApiKeyIn,
     ApiKeyOut,
@@ -23,11 +34,12 @@ from cybergine.accounts.schemas import (
     OrganisationOut,
     OrganisationUpdate,
 )
-from cybergine.accounts.service import api_keys, organisations, team
+from cybergine.accounts.service import api_keys, organisations, own_account, team, user_erasure
 from cybergine.db.base import BIGINT_MAX
-from cybergine.errors import Conflict
+from cybergine.errors import Conflict, TooManyRequests
 from cybergine.privacy import audit
-from cybergine.web.deps import SettingsDep
+from cybergine.web.deps import DatabaseDep, SettingsDep
+from cybergine.web.downloads import content_disposition
 from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1", tags=["organisation"])
@@ -170,3 +182,70 @@ async def list_audit_events(
         before_seq=before_seq,
     )
     return [AuditEventOut.model_validate(e) for e in events]
+
+
+Holder = Annotated[AccountHolder, authorize_account_holder()]
+
+
+async def _account_out(holder: AccountHolder) -> AccountOut:
+    user = holder.user
+    return AccountOut(
+        id=user.id,
+        name=user.name,
+        email=user.email,
+        created_at=user.created_at,
+        pending_email=await own_account.pending_email(holder.session, user),
+    )
+
+
+@router.get("/account", response_model=AccountOut, tags=["account"])
+async def get_account(holder: Holder) -> AccountOut:
+    return await _account_out(holder)
+
+
+@router.get(
+    "/account/export", tags=["account"], summary="Everything held about you (JSON, audited)"
+)
+async def export_account(holder: Holder) -> JSONResponse:
+    exported = await own_account.export_account(holder.session, holder.user)
+    return JSONResponse(
+        exported,
+        headers={
+            "Content-Disposition": content_disposition(
+                "attachment", f"account-{holder.user.id}.json"
+            ),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.patch(
+    "/account",
+    response_model=AccountOut,
+    tags=["account"],
+    responses=may_answer(Conflict, TooManyRequests),
+)
+async def update_account(
+    body: AccountUpdate, holder: Holder, database: DatabaseDep, settings: SettingsDep
+) -> AccountOut:
+    if body.name is not None:
+        await own_account.rename(holder.session, holder.user, body.name)
+    if body.email is not None:
+        await own_account.request_email_change(
+            holder.session, database, holder.user, email=body.email, public_url=settings.public_url
+        )
+    return await _account_out(holder)
+
+
+@router.delete(
+    "/account",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["account"],
+    summary="Delete your account and erase what is held about you",
+    responses=may_answer(Conflict, TooManyRequests),
+)
+async def delete_account(body: AccountDeletion, holder: Holder, database: DatabaseDep) -> Response:
+    await user_erasure.delete_account(holder.session, database, holder.user, password=body.password)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -17,7 +17,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts.models import Role
+from cybergine.accounts.models import Role, User
 from cybergine.accounts.permissions import Permission, at_least
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import api_keys, sessions
@@ -262,15 +262,58 @@ def authorize_outside_transaction(permission: Permission) -> Any:
     return Depends(dependency)
 
 
+# The protection mark of a route about the signed-in person's own account.
+ACCOUNT_HOLDER = "account holder: the signed-in person, acting on their own account"
+
+
+@dataclass(frozen=True)
+class AccountHolder:
+    """A signed-in person acting on their own account, in whichever organisations (or
+    none) they belong to."""
+
+    signed_in: sessions.SignedIn
+    session: AsyncSession
+
+    @property
+    def user(self) -> User:
+        return self.signed_in.user
+
+
+def authorize_account_holder() -> Any:
+    """``Annotated[AccountHolder, authorize_account_holder()]``: a browser session only.
+    An API key acts for an organisation, never as one of its people, so it cannot read,
+    change or delete anyone's account."""
+
+    async def dependency(request: Request, session: SessionDep) -> AccountHolder:
+        if request.headers.get("authorization") is not None:
+            raise Forbidden(
+                "An API key acts for an organisation, not for a person. Your own account is "
+                "reached signed in, with your browser session."
+            )
+        signed_in = await browser_session(request, session)
+        if signed_in is None:
+            if request.url.path.startswith("/api/"):
+                raise Unauthorized("Sign in: your own account is reached with your session.")
+            raise SignInRequired("Sign in to continue.")
+        if request.method in UNSAFE_METHODS:
+            await check_csrf(request, str(signed_in.session_id))
+        return AccountHolder(signed_in=signed_in, session=session)
+
+    setattr(dependency, PERMISSION_ATTRIBUTE, ACCOUNT_HOLDER)
+    return Depends(dependency)
+
+
 def role_choices(caller_role: Role) -> list[Role]:
     """The roles a caller may hand out: their own and below."""
     return [role for role in Role if at_least(caller_role, role)]
 
 
 __all__ = [
+    "AccountHolder",
     "Authorized",
     "Caller",
     "authorize",
+    "authorize_account_holder",
     "authorize_outside_transaction",
     "public",
     "role_choices",

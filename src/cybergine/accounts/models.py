@@ -68,6 +68,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     password_changed_at: Mapped[datetime] = mapped_column(server_default=func.now())
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Since when the user belongs to no organisation (set and cleared by the periodic
+    # ``accounts.service.user_erasure.erase_departed``): erased 30 days after (§11).
+    no_organisation_since: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Membership(TenantMixin, Base):
@@ -141,6 +144,22 @@ class PasswordResetToken(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class EmailChange(Base):
+    """A new e-mail address waiting for its owner to confirm it, by a single-use link
+    sent there; the address on the account changes only then."""
+
+    __tablename__ = "email_changes"
+    __retention__ = Retention.OPERATIONAL
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    new_email: Mapped[str] = mapped_column(String(320))  # normalised, lower case
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -85,3 +85,28 @@ class AuditEventOut(BaseModel):
     target_type: str | None
     target_id: str | None
     details: dict[str, object]
+
+
+class AccountOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    email: str
+    created_at: datetime
+    pending_email: str | None = Field(
+        description="A new address waiting for its owner to follow the link sent to it."
+    )
+
+
+class AccountUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(
+        default=None,
+        max_length=320,
+        description="Changes once its owner follows the link sent there; the old address is told.",
+    )
+
+
+class AccountDeletion(BaseModel):
+    password: str = Field(max_length=256, description="Your password, again.")

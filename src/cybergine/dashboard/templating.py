@@ -30,6 +30,10 @@ templates.env.globals["static_url"] = static_assets.url_for
 NOTICES = {
     "signed-out": "You are signed out.",
     "password-changed": "Your password is changed. Other browsers were signed out.",
+    "profile-saved": "Your name is saved.",
+    "email-change-sent": "We sent a link to your new address; it changes when you follow it.",
+    "email-changed": "Your e-mail address is changed. Sign in with it from now on.",
+    "account-deleted": "Your account is deleted, and what we held about you is erased.",
     "password-reset": "Your password is set. Sign in with it.",
     "reset-sent": "If an account uses that address, we sent it a link to reset the password.",
     "invited": "Invitation sent.",

@@ -3,7 +3,7 @@ so an invitation never exists without its e-mail, nor an e-mail without its invi
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.job_names import JobName
@@ -25,3 +25,9 @@ async def list_outbox(session: AsyncSession, *, limit: int = 50) -> list[Outboun
         select(OutboundEmail).order_by(OutboundEmail.id.desc()).limit(limit)
     )
     return list(result.scalars())
+
+
+async def forget_recipient(session: AsyncSession, address: str) -> None:
+    """Delete every e-mail to ``address`` (its owner was erased): queued ones too, whose
+    delivery job then finds nothing to send."""
+    await session.execute(delete(OutboundEmail).where(OutboundEmail.to_address == address))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts import passwords
 from cybergine.accounts.models import (
+    EmailChange,
     Membership,
     Organisation,
     PasswordResetToken,
@@ -108,16 +109,16 @@ async def change_password(
 async def set_password(
     session: AsyncSession, *, user: User, password: str, keep_session_id: uuid.UUID | None = None
 ) -> None:
-    """Signs out the user's other browsers and voids all their reset links: a link sent
-    before the change must not undo it."""
+    """Signs out the user's other browsers and voids all their reset links and pending
+    e-mail changes: a link sent before the change must not undo it, nor move the account
+    to an address someone who knew the old password chose."""
     now = datetime.now(UTC)
     user.password_hash = await passwords.hash_password(password)
     user.password_changed_at = now
-    await session.execute(
-        update(PasswordResetToken)
-        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
-        .values(used_at=now)
-    )
+    for link in (PasswordResetToken, EmailChange):
+        await session.execute(
+            update(link).where(link.user_id == user.id, link.used_at.is_(None)).values(used_at=now)
+        )
     statement = delete(UserSession).where(UserSession.user_id == user.id)
     if keep_session_id is not None:
         statement = statement.where(UserSession.id != keep_session_id)
