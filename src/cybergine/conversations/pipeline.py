@@ -37,7 +37,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import Row
 
 from cybergine.assistants.models import Assistant
 from cybergine.conversations import replies
@@ -179,7 +178,7 @@ class Pipeline:
                     state.customer_wa_id,
                     active=state.number_active,
                 )
-                if state.phone_number_id is not None
+                if state.phone_number_id is not None and state.access_token is not None
                 else None,
             )
             context = _Context(
@@ -208,12 +207,12 @@ class Pipeline:
                 )
             return context, None
 
-    async def _resume_delivery(self, state: Row[Any]) -> None:
+    async def _resume_delivery(self, state: replies.MessageState) -> None:
         """A run that answered and then died before its answer went out (``kill -9``
         mid-send) leaves the answer queued or sending; the delivery job takes it from
         there, waiting for a status webhook first if Meta may already have it. (An answer
         on a channel that delivers by storing is never pending.)"""
-        if state.answer_status not in replies.ANSWER_PENDING:
+        if state.answer_id is None or state.answer_status not in replies.ANSWER_PENDING:
             return
         async with self.database.transaction() as session:
             await adapter_for(state.channel).deliver(
@@ -309,8 +308,8 @@ _ASSISTANT_VIEWS: dict[tuple[uuid.UUID, datetime], AssistantView] = {}
 _ASSISTANT_VIEWS_KEPT = 256
 
 
-async def _assistant_view(scope: TenantScope, state: Row[Any]) -> AssistantView | None:
-    if state.assistant_updated_at is None:  # gone, or switched off
+async def _assistant_view(scope: TenantScope, state: replies.MessageState) -> AssistantView | None:
+    if state.assistant_id is None or state.assistant_updated_at is None:  # gone, or off
         return None
     key = (state.assistant_id, state.assistant_updated_at)
     view = _ASSISTANT_VIEWS.get(key)

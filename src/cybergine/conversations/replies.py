@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Row, bindparam, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.conversations.channel import ChannelAdapter
 from cybergine.conversations.message_types import SILENT_TYPES
-from cybergine.conversations.models import MessageStatus, Sender
+from cybergine.conversations.models import Channel, MessageStatus, Sender
 from cybergine.conversations.outbound import (
     ANNOUNCE,
     DELIVERY_JOB,
@@ -196,15 +197,45 @@ _WRITE = text(
 )
 
 
+class MessageState(NamedTuple):
+    """Where a customer's message stands, as :data:`_READ` reads it."""
+
+    organisation_id: uuid.UUID
+    conversation_id: uuid.UUID
+    type: str
+    text: str | None
+    payload: dict[str, Any] | None
+    external_id: str | None
+    channel: Channel
+    assistant_id: uuid.UUID | None
+    customer_id: uuid.UUID
+    customer_wa_id: str
+    verdict: Verdict | None  # None: to be answered now
+    answer_id: uuid.UUID | None
+    answer_status: MessageStatus | None
+    assistant_updated_at: datetime | None
+    phone_number_id: str | None
+    access_token: str | None
+    number_active: bool
+    history: list[list[str]]  # [sender, text], oldest first
+
+
 async def read_state(
     session: AsyncSession, message_id: uuid.UUID, *, history_turns: int
-) -> Row[Any] | None:
+) -> MessageState | None:
     """Where ``message_id`` stands: ``verdict`` (None: to be answered now), its
     conversation, the answer it already has, its assistant's version, its number, and
     ``history``: up to ``history_turns`` earlier [sender, text] pairs, oldest first."""
-    return (
+    row = (
         await session.execute(_READ, {"message_id": message_id, "history_turns": history_turns})
     ).one_or_none()
+    if row is None:
+        return None
+    state = MessageState(**row._mapping)
+    return state._replace(
+        channel=Channel(state.channel),
+        answer_status=MessageStatus(state.answer_status) if state.answer_status else None,
+    )
 
 
 @dataclass(frozen=True)
