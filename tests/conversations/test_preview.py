@@ -5,18 +5,15 @@ nothing of it stored."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.openai_simulator import Fault, OpenAISimulator, Reply, ScriptedToolCall
-from tests.support.server import LiveServer
-from tests.support.whatsapp import RETURNS_QA, SHIPPING_QA, Shop, open_shop
+from tests.support.whatsapp import RETURNS_QA, SHIPPING_QA, Shop
 
 CUSTOMER = "15550001111"
 CHAT = "/v1/chat/completions"
@@ -179,36 +176,6 @@ def test_an_empty_or_oversized_question_is_refused(shop: Shop) -> None:
 def settings(settings: Settings) -> Settings:
     # The model server the assistants use runs on this machine: the operator allows it.
     return settings.model_copy(update={"outbound_allowed_hosts": "127.0.0.1"})
-
-
-@pytest.fixture
-def llm() -> Iterator[OpenAISimulator]:
-    with OpenAISimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def llm_shop(
-    live_server: LiveServer,
-    database: Database,
-    settings: Settings,
-    graph: GraphSimulator,
-    llm: OpenAISimulator,
-) -> AsyncIterator[Shop]:
-    opened = await open_shop(
-        live_server,
-        database,
-        settings,
-        graph,
-        assistant={
-            "llm_provider": "openai",
-            "llm_base_url": llm.base_url,
-            "llm_api_key": llm.api_key,
-            "llm_model": "gpt-test",
-        },
-    )
-    yield opened
-    opened.close()
 
 
 async def test_with_a_model_the_preview_names_it_and_counts_tokens(

@@ -5,17 +5,14 @@ data, no other customer's words, and the offline answer when the model fails."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from cybergine.channels.whatsapp.simulator import GraphSimulator
-from cybergine.db.engine import Database
 from cybergine.settings import Settings
+from tests.conversations.conftest import INSTRUCTIONS
 from tests.support.openai_simulator import Fault, OpenAISimulator, Reply, ScriptedToolCall
-from tests.support.server import LiveServer
-from tests.support.whatsapp import RETURNS_QA, SHIPPING_QA, Shop, open_shop
+from tests.support.whatsapp import RETURNS_QA, SHIPPING_QA, Shop
 
 CUSTOMER = "15550001111"
 CHAT = "/v1/chat/completions"
@@ -25,37 +22,6 @@ CHAT = "/v1/chat/completions"
 def settings(settings: Settings) -> Settings:
     # The model server the assistants use runs on this machine: the operator allows it.
     return settings.model_copy(update={"outbound_allowed_hosts": "127.0.0.1"})
-
-
-@pytest.fixture
-def llm() -> Iterator[OpenAISimulator]:
-    with OpenAISimulator() as simulator:
-        yield simulator
-
-
-@pytest.fixture
-async def llm_shop(
-    live_server: LiveServer,
-    database: Database,
-    settings: Settings,
-    graph: GraphSimulator,
-    llm: OpenAISimulator,
-) -> AsyncIterator[Shop]:
-    opened = await open_shop(
-        live_server,
-        database,
-        settings,
-        graph,
-        assistant={
-            "llm_provider": "openai",
-            "llm_base_url": llm.base_url,
-            "llm_api_key": llm.api_key,
-            "llm_model": "gpt-test",
-            "instructions": "Always be brief.",
-        },
-    )
-    yield opened
-    opened.close()
 
 
 def _chat_requests(llm: OpenAISimulator) -> list[dict[str, Any]]:
@@ -77,7 +43,7 @@ async def test_the_answer_cites_numbered_sources_and_records_usage(
     assert request["model"] == "gpt-test"
     system = request["messages"][0]
     assert system["role"] == "system"
-    assert "Always be brief." in system["content"]
+    assert INSTRUCTIONS in system["content"]
     last = request["messages"][-1]["content"]
     assert "What is your return policy?" in last
     assert f"[1] {RETURNS_QA['question']}" in last  # the numbered source
