@@ -36,6 +36,7 @@ from cybergine.channels.whatsapp.payloads import (
     InboundMessage,
     WebhookBatch,
     parse_webhook,
+    without_card_numbers,
 )
 from cybergine.channels.whatsapp.signature import verify_signature
 from cybergine.conversations import intents
@@ -222,8 +223,6 @@ def kept_value(value: Mapping[str, Any]) -> dict[str, Any]:
     its customer was erased (policy §14), or concern someone who is no customer here
     (a message sent by another app on the same number). Card numbers people wrote are
     masked, as in everything parsed from the change (policy §12)."""
-    from cybergine.channels.whatsapp.payloads import without_card_numbers
-
     kept = without_card_numbers(value)
     statuses = kept.get("statuses")
     if isinstance(statuses, list):
