@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import procrastinate
 import structlog
+from sqlalchemy import text
 
-from cybergine.privacy import audit
-from cybergine.queue import job_session
+from cybergine.job_names import JobName
+from cybergine.privacy import audit, registry
+from cybergine.queue import DATABASE_CONTEXT_KEY, job_session
 
 blueprint = procrastinate.Blueprint()
 log = structlog.get_logger(__name__)
@@ -21,3 +23,20 @@ async def purge_expired_audit_events(context: procrastinate.JobContext, timestam
     if purged:
         log.info("purged expired audit events", count=purged)
     return purged
+
+
+@blueprint.task(name=JobName.VACUUM_ERASED.task, pass_context=True)
+async def vacuum_erased(context: procrastinate.JobContext) -> list[str]:
+    """Policy §14: the row versions an erasure (or a purge) left behind are removed within
+    minutes, not whenever autovacuum's thresholds are next crossed. VACUUM cannot run in
+    a transaction, and may take longer than a request's statement timeout."""
+    tables = registry.tables(registry.Subject.CUSTOMER)
+    database = context.additional_context[DATABASE_CONTEXT_KEY]
+    async with database.autocommit() as session:
+        await session.execute(text("SET statement_timeout = 0"))
+        try:
+            await session.execute(text(f"VACUUM {', '.join(tables)}"))
+        finally:
+            await session.execute(text("RESET statement_timeout"))
+    log.info("vacuumed after erasure", tables=tables)
+    return tables
