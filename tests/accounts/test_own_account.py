@@ -12,9 +12,11 @@ from sqlalchemy import select, text, update
 
 from cybergine.accounts.models import EmailChange, Invitation, Membership, Role, User
 from cybergine.accounts.service import own_account
+from cybergine.accounts.tokens import keyed_hash
 from cybergine.db.engine import Database
+from cybergine.db.models import metadata
 from cybergine.mail.models import OutboundEmail
-from cybergine.privacy import audit
+from cybergine.privacy import audit, registry
 from cybergine.privacy.audit import AuditEvent
 from tests.support.browser import Browser
 from tests.support.factories import (
@@ -36,6 +38,28 @@ def api(browser: Browser, method: str, path: str, body: object = None) -> httpx.
     if method != "GET":
         headers["x-csrf-token"] = browser.csrf("/account")
     return browser.http.request(method, path, json=body, headers=headers)
+
+
+async def columns_holding(database: Database, needles: list[str]) -> list[str]:
+    """``table.column`` of every column of the schema, of a type that can hold a person's
+    data, in which one of ``needles`` appears."""
+    found = []
+    async with database.transaction() as session:
+        for table in metadata.sorted_tables:
+            for column in table.columns:
+                if not registry.may_hold_personal_data(column):
+                    continue
+                for needle in needles:
+                    hits = await session.scalar(
+                        text(
+                            f'SELECT count(*) FROM "{table.name}" '
+                            f'WHERE strpos("{column.name}"::text, :needle) > 0'
+                        ),
+                        {"needle": needle},
+                    )
+                    if hits:
+                        found.append(f"{table.name}.{column.name}: {needle}")
+    return found
 
 
 async def audit_actions(database: Database) -> list[str]:
@@ -293,7 +317,6 @@ async def test_deleting_an_account_erases_the_person_and_the_trail_still_verifie
     deleted = api(second_browser, "DELETE", "/api/v1/account", {"password": PASSWORD})
     assert deleted.status_code == 204
     assert "cybergine_session" in deleted.headers.get("set-cookie", "")
-    assert second_browser.sign_in(person.email, PASSWORD).status_code != 303
 
     async with database.transaction() as session:
         assert await session.get(User, person.id) is None
@@ -314,6 +337,10 @@ async def test_deleting_an_account_erases_the_person_and_the_trail_still_verifie
     for row in remaining:
         for personal in (person.email, pending, "Admin Person"):
             assert personal not in row
+    # Nor anywhere else: every column of every table that can hold a person's data, with
+    # the keyed hashes the throttles count an address by.
+    hashed = [keyed_hash(purpose, person.email) for purpose in ("login-account", "reset-account")]
+    assert await columns_holding(database, [person.email, pending, "Admin Person", *hashed]) == []
     # What they did stays, by id, with no name.
     theirs = [event for event in listed if event.actor_id == str(person.id)]
     assert theirs
@@ -322,6 +349,8 @@ async def test_deleting_an_account_erases_the_person_and_the_trail_still_verifie
     # The owner's organisation is untouched, and the owner still named.
     assert any(event.actor_label == owner.email for event in listed)
     assert json.loads(api(browser, "GET", "/api/v1/account").text)["email"] == owner.email
+    # (Last: a sign-in attempt with the address is counted again, as anyone's would be.)
+    assert second_browser.sign_in(person.email, PASSWORD).status_code != 303
 
 
 async def test_spent_confirmation_links_are_pruned(browser: Browser, database: Database) -> None:

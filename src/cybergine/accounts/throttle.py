@@ -112,6 +112,13 @@ async def forgive(session: AsyncSession, admission: Admission) -> None:
     )
 
 
+async def forget(session: AsyncSession, *counted: tuple[Limit, str]) -> None:
+    """Delete the attempts counted against these values (a person being erased): their
+    keyed hashes are derived from the person's address."""
+    hashes = [keyed_hash(limit.purpose, value) for limit, value in counted]
+    await session.execute(delete(LoginAttempt).where(LoginAttempt.key_hash.in_(hashes)))
+
+
 async def prune_attempts(session: AsyncSession, *, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     await session.execute(delete(LoginAttempt).where(LoginAttempt.created_at < now - ATTEMPTS_KEPT))

@@ -5,8 +5,9 @@ were left without any organisation.
 Erasure deletes the user's row, and with it (by cascade) their memberships, browser
 sessions, reset links and pending e-mail changes; API keys and invitations they created
 stay with their organisation but no longer point at them; invitations and e-mails
-addressed to them go; the audit trail keeps their id and loses their address
-(``privacy.audit.forget_actor``), and still verifies.
+addressed to them go, and the throttles' counts keyed by their address; the audit trail
+keeps their id and loses their address (``privacy.audit.forget_actor``), and still
+verifies.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts import passwords, throttle
 from cybergine.accounts.models import EmailChange, Invitation, Membership, Organisation, Role, User
+from cybergine.accounts.service import login, own_account, password_reset, signup
 from cybergine.accounts.service.login import PER_ACCOUNT
 from cybergine.db.engine import Database
 from cybergine.errors import Conflict, InvalidInput, TooManyRequests
@@ -105,6 +107,13 @@ async def erase_user(session: AsyncSession, user_id: uuid.UUID, *, reason: str) 
     ).all()
     for address in {user.email, *pending}:
         await forget_recipient(session, address)
+    await throttle.forget(
+        session,
+        (login.PER_ACCOUNT, user.email),
+        (password_reset.PER_ADDRESS, user.email),
+        (signup.PER_ADDRESS, user.email),
+        (own_account.EMAIL_CHANGES, str(user.id)),
+    )
     await session.execute(delete(Invitation).where(Invitation.email == user.email))
     await session.delete(user)
     await session.flush()
