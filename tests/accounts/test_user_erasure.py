@@ -148,3 +148,29 @@ async def test_joining_an_organisation_again_stops_the_clock(database: Database)
     assert back.no_organisation_since is None
     assert await _run_sweep(database, now + DEPARTED_GRACE * 2) == 0
     assert await _user(database, person.id) is not None
+
+
+async def test_a_person_without_an_organisation_still_reaches_their_account(
+    browser: Browser, database: Database
+) -> None:
+    organisation, _owner = await make_organisation(database)
+    person, membership = await add_member(database, organisation.id, Role.AGENT)
+    async with database.transaction() as session:
+        await session.delete(await session.get(Membership, membership.id))
+    browser.sign_in(person.email, PASSWORD)
+    home = browser.get("/")
+    assert home.status_code == 403
+    assert "/account" in home.text
+    page = browser.get("/account")
+    assert page.status_code == 200
+    assert person.email in page.text
+    exported = browser.get("/api/v1/account/export")
+    assert exported.status_code == 200
+    assert exported.json()["memberships"] == []
+    deleted = browser.post(
+        "/account/delete",
+        {"password": PASSWORD, "confirmation": "delete my account"},
+        csrf_from="/account",
+    )
+    assert deleted.status_code == 303
+    assert await _user(database, person.id) is None

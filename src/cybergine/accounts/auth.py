@@ -132,7 +132,9 @@ async def _principal_from_browser(
         options = await memberships_of(session, user.id)
         if not options:
             raise NoOrganisation(
-                "You are not a member of any organisation. Ask for an invitation, or sign up."
+                "You are not a member of any organisation. Ask for an invitation, or sign up. "
+                "Your account page (/account) still lets you download your data or delete "
+                "your account."
             )
         found = options[0][0]
         user_session.active_organisation_id = found.organisation_id
@@ -269,10 +271,12 @@ ACCOUNT_HOLDER = "account holder: the signed-in person, acting on their own acco
 @dataclass(frozen=True)
 class AccountHolder:
     """A signed-in person acting on their own account, in whichever organisations (or
-    none) they belong to."""
+    none) they belong to. ``caller`` is them in their current organisation, if they have
+    one (the dashboard's pages show its navigation)."""
 
     signed_in: sessions.SignedIn
     session: AsyncSession
+    caller: Caller | None = None
 
     @property
     def user(self) -> User:
@@ -297,7 +301,16 @@ def authorize_account_holder() -> Any:
             raise SignInRequired("Sign in to continue.")
         if request.method in UNSAFE_METHODS:
             await check_csrf(request, str(signed_in.session_id))
-        return AccountHolder(signed_in=signed_in, session=session)
+        try:
+            principal = await _principal_from_browser(request, session, signed_in)
+        except NoOrganisation:
+            return AccountHolder(signed_in=signed_in, session=session)
+        caller = Caller(
+            principal=principal,
+            scope=TenantScope(session, principal.organisation_id),
+            signed_in=signed_in,
+        )
+        return AccountHolder(signed_in=signed_in, session=session, caller=caller)
 
     setattr(dependency, PERMISSION_ATTRIBUTE, ACCOUNT_HOLDER)
     return Depends(dependency)

@@ -11,13 +11,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from cybergine.accounts.auth import SESSION_COOKIE, Caller, authorize, role_choices
+from cybergine.accounts.auth import (
+    SESSION_COOKIE,
+    AccountHolder,
+    Caller,
+    authorize,
+    authorize_account_holder,
+    role_choices,
+)
 from cybergine.accounts.models import Role
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.service import api_keys, organisations, own_account, user_erasure, users
-from cybergine.accounts.service.sessions import SignedIn
 from cybergine.dashboard.forms import fields
-from cybergine.dashboard.templating import redirect, render_page
+from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.settings import Settings
 from cybergine.web.deps import DatabaseDep, SettingsDep
@@ -166,127 +172,134 @@ async def revoke_key(
     return redirect("/settings/api-keys", notice="key-revoked")
 
 
-# Every member may manage their own account; the permission is the one all roles hold.
-Member = Annotated[Caller, authorize(Permission.ORGANISATION_READ)]
+# The person's own account, whatever organisations (or none) they are in.
+Holder = Annotated[AccountHolder, authorize_account_holder()]
 # What the deletion form asks to be typed, so that no stray click deletes an account.
 DELETE_CONFIRMATION = "delete my account"
 
 
-def _signed_in(caller: Caller) -> SignedIn:
-    assert caller.signed_in is not None, "the account pages are reached from a browser session"
-    return caller.signed_in
+async def _render(
+    request: Request,
+    holder: AccountHolder,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """With the organisation's navigation when they have one; bare when they have none
+    left (their account is theirs until it is erased)."""
+    if holder.caller is not None:
+        return await render_page(request, template, holder.caller, context, status_code=status_code)
+    return render(request, template, context, signed_in=holder.signed_in, status_code=status_code)
 
 
 async def _account_page(
     request: Request,
-    caller: Caller,
+    holder: AccountHolder,
     extra: dict[str, Any] | None = None,
     *,
     status_code: int = 200,
 ) -> HTMLResponse:
-    user = _signed_in(caller).user
+    user = holder.user
     context = {
         "account_name": user.name,
-        "pending_email": await own_account.pending_email(caller.session, user),
-        "sole_owner_of": await user_erasure.sole_owner_organisations(caller.session, user.id),
+        "pending_email": await own_account.pending_email(holder.session, user),
+        "sole_owner_of": await user_erasure.sole_owner_organisations(holder.session, user.id),
         "delete_confirmation": DELETE_CONFIRMATION,
         **(extra or {}),
     }
-    return await render_page(request, "account.html", caller, context, status_code=status_code)
+    return await _render(request, holder, "account.html", context, status_code=status_code)
 
 
-async def _failed(request: Request, caller: Caller, exc: CybergineError) -> HTMLResponse:
-    return await _account_page(request, caller, {"error": exc.detail}, status_code=exc.status)
+async def _failed(request: Request, holder: AccountHolder, exc: CybergineError) -> HTMLResponse:
+    return await _account_page(request, holder, {"error": exc.detail}, status_code=exc.status)
 
 
 @router.get("/account", response_class=HTMLResponse)
-async def account_page(request: Request, caller: Member) -> HTMLResponse:
-    return await _account_page(request, caller)
+async def account_page(request: Request, holder: Holder) -> HTMLResponse:
+    return await _account_page(request, holder)
 
 
 @router.post("/account/profile")
-async def save_profile(request: Request, caller: Member) -> Response:
+async def save_profile(request: Request, holder: Holder) -> Response:
     form = await fields(request, "name")
     try:
-        async with caller.session.begin_nested():
-            await own_account.rename(caller.session, _signed_in(caller).user, form["name"])
+        async with holder.session.begin_nested():
+            await own_account.rename(holder.session, holder.user, form["name"])
     except CybergineError as exc:
-        return await _failed(request, caller, exc)
+        return await _failed(request, holder, exc)
     return redirect("/account", notice="profile-saved")
 
 
 @router.post("/account/email")
 async def change_email(
-    request: Request, caller: Member, database: DatabaseDep, settings: SettingsDep
+    request: Request, holder: Holder, database: DatabaseDep, settings: SettingsDep
 ) -> Response:
     form = await fields(request, "email")
     try:
-        async with caller.session.begin_nested():
+        async with holder.session.begin_nested():
             await own_account.request_email_change(
-                caller.session,
+                holder.session,
                 database,
-                _signed_in(caller).user,
+                holder.user,
                 email=form["email"],
                 public_url=settings.public_url,
             )
     except CybergineError as exc:
-        return await _failed(request, caller, exc)
+        return await _failed(request, holder, exc)
     return redirect("/account", notice="email-change-sent")
 
 
 @router.get("/account/email/{token}", response_class=HTMLResponse)
-async def confirm_email_page(request: Request, token: str, caller: Member) -> HTMLResponse:
+async def confirm_email_page(request: Request, token: str, holder: Holder) -> HTMLResponse:
     # A button, not the GET itself: mail scanners follow links.
-    return await render_page(request, "account_email_confirm.html", caller, {"token": token})
+    return await _render(request, holder, "account_email_confirm.html", {"token": token})
 
 
 @router.post("/account/email/{token}")
-async def confirm_email(request: Request, token: str, caller: Member) -> Response:
+async def confirm_email(request: Request, token: str, holder: Holder) -> Response:
     try:
-        async with caller.session.begin_nested():
-            await own_account.confirm_email_change(
-                caller.session, _signed_in(caller).user, token=token
-            )
+        async with holder.session.begin_nested():
+            await own_account.confirm_email_change(holder.session, holder.user, token=token)
     except CybergineError as exc:
-        return await _failed(request, caller, exc)
+        return await _failed(request, holder, exc)
     return redirect("/account", notice="email-changed")
 
 
 @router.post("/account/password")
-async def change_password(request: Request, caller: Member) -> Response:
-    signed_in = _signed_in(caller)
+async def change_password(request: Request, holder: Holder) -> Response:
     form = await fields(request, "current_password", "new_password")
     try:
-        async with caller.session.begin_nested():
+        async with holder.session.begin_nested():
             await users.change_password(
-                caller.session,
-                user=signed_in.user,
+                holder.session,
+                user=holder.user,
                 current_password=form["current_password"],
                 new_password=form["new_password"],
-                keep_session_id=signed_in.user_session.id,
+                keep_session_id=holder.signed_in.user_session.id,
             )
     except CybergineError as exc:
-        return await _failed(request, caller, exc)
+        return await _failed(request, holder, exc)
     return redirect("/account", notice="password-changed")
 
 
 @router.post("/account/delete")
-async def delete_account(request: Request, caller: Member, database: DatabaseDep) -> Response:
+async def delete_account(request: Request, holder: Holder, database: DatabaseDep) -> Response:
     form = await fields(request, "password", "confirmation")
     if form["confirmation"].strip().lower() != DELETE_CONFIRMATION:
         return await _account_page(
             request,
-            caller,
+            holder,
             {"error": f"Type “{DELETE_CONFIRMATION}” to confirm; nothing was deleted."},
             status_code=422,
         )
     try:
-        async with caller.session.begin_nested():
+        async with holder.session.begin_nested():
             await user_erasure.delete_account(
-                caller.session, database, _signed_in(caller).user, password=form["password"]
+                holder.session, database, holder.user, password=form["password"]
             )
     except CybergineError as exc:
-        return await _failed(request, caller, exc)
+        return await _failed(request, holder, exc)
     response = redirect("/login", notice="account-deleted")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
