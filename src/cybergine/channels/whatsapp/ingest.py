@@ -55,6 +55,7 @@ from cybergine.conversations.models import Channel, MessageStatus
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
 from cybergine.db.jsonb import jsonb_argument
+from cybergine.privacy.pseudonyms import erased_external_id
 
 log = structlog.get_logger(__name__)
 
@@ -310,6 +311,8 @@ def _items(
             statuses.append(
                 {
                     "wamid": status.message_id,
+                    # what it is stored as once its customer is erased (policy §14)
+                    "erased_wamid": erased_external_id(status.message_id),
                     "status": status.status,
                     "at": status.timestamp.isoformat(),
                     "callback": str(callback) if callback else None,
