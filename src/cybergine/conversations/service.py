@@ -21,7 +21,6 @@ from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.principal import Principal
 from cybergine.conversations.channel import adapter_for, may_send_free_form
 from cybergine.conversations.locks import conversation_lock
-from cybergine.conversations.locks import send_lock as send_lock  # erasure imports it here
 from cybergine.conversations.models import (
     Conversation,
     ConversationState,
