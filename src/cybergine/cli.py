@@ -481,5 +481,57 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
     typer.echo(f"audit trail intact: {result.checked} entries")
 
 
+privacy_cli = typer.Typer(help="Privacy: retention of personal data.", no_args_is_help=True)
+cli.add_typer(privacy_cli, name="privacy")
+
+
+@privacy_cli.command("purge")
+def privacy_purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be purged; remove nothing.")
+    ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Purge as on this date or time (ISO 8601, UTC unless it says otherwise); "
+            "a later one than now only with --dry-run.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove what is past its retention period (privacy policy §11), per organisation
+    and retention class; the periodic job does the same every hour."""
+    from datetime import UTC, datetime
+
+    from cybergine.db.engine import Database
+    from cybergine.privacy import purge
+
+    moment = datetime.now(UTC)
+    if as_of is not None:
+        try:
+            moment = datetime.fromisoformat(as_of)
+        except ValueError:
+            typer.echo(f"error: --as-of {as_of!r} is not a date like 2026-12-31", err=True)
+            raise typer.Exit(2) from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment > datetime.now(UTC) and not dry_run:
+            typer.echo("error: a purge as of a later date than now needs --dry-run", err=True)
+            raise typer.Exit(2)
+    settings = _settings(data_dir)
+    _load_keys(settings)
+    url = _database_url(settings, migrate=settings.embedded)
+
+    async def main() -> purge.Report:
+        database = Database(url, pool_size=1)
+        try:
+            return await purge.run(database, as_of=moment, dry_run=dry_run)
+        finally:
+            await database.dispose()
+
+    for line in asyncio.run(main()).lines():
+        typer.echo(line)
+
+
 def main() -> None:
     cli()

@@ -128,6 +128,8 @@ class Conversation(TenantMixin, Base):
             postgresql_nulls_not_distinct=True,
         ),
         Index(None, "organisation_id", "state", "last_message_at"),
+        # The retention purge finds conversations inactive for an organisation's period.
+        Index(None, "organisation_id", "last_message_at"),
     )
 
     channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))

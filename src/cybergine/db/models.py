@@ -12,6 +12,7 @@ from cybergine.db.base import Base
 from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
+from cybergine.privacy import retention_settings as retention_models
 
 metadata = Base.metadata
 
@@ -23,5 +24,6 @@ __all__ = [
     "knowledge_models",
     "mail_models",
     "metadata",
+    "retention_models",
     "whatsapp_models",
 ]

@@ -10,7 +10,12 @@ from datetime import timedelta
 
 from cybergine.db.retention import Retention
 
-__all__ = ["MAXIMUM_AGE", "Retention"]
+__all__ = [
+    "CONVERSATION_DAYS_MAX",
+    "CONVERSATION_DAYS_MIN",
+    "MAXIMUM_AGE",
+    "Retention",
+]
 
 # Upper bounds the policy promises, where it names one.
 MAXIMUM_AGE: dict[Retention, timedelta] = {
@@ -19,3 +24,8 @@ MAXIMUM_AGE: dict[Retention, timedelta] = {
     Retention.AUDIT: timedelta(days=7 * 365 + 2),
     Retention.BILLING: timedelta(days=7 * 365 + 2),
 }
+
+# Conversation history is kept while the account is active unless the organisation sets
+# a period (measured from a conversation's last activity); the bounds of that period.
+CONVERSATION_DAYS_MIN = 1
+CONVERSATION_DAYS_MAX = 3650

@@ -7,24 +7,21 @@ import structlog
 from sqlalchemy import text
 
 from cybergine.job_names import JobName
-from cybergine.privacy import audit, registry
-from cybergine.queue import DATABASE_CONTEXT_KEY, job_session
+from cybergine.privacy import purge, registry
+from cybergine.queue import DATABASE_CONTEXT_KEY
 
 blueprint = procrastinate.Blueprint()
 log = structlog.get_logger(__name__)
 
 
-@blueprint.periodic(cron="11 4 * * *", periodic_id="purge_audit")
-@blueprint.task(name="purge_expired_audit_events", pass_context=True, queueing_lock="purge_audit")
-async def purge_expired_audit_events(context: procrastinate.JobContext, timestamp: int) -> int:
-    """Policy §11: audit logs are kept for up to 7 years."""
-    async with job_session(context) as session:
-        purged = await audit.purge_expired(session)
-    if purged:
-        log.info("purged expired audit events", count=purged)
-    return purged
-
-
+@blueprint.periodic(cron="7 * * * *", periodic_id="retention_purge")
+@blueprint.task(name="purge_expired_data", pass_context=True, queueing_lock="retention_purge")
+async def purge_expired_data(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Policy §11: everything past its retention period, every hour, in small batches
+    (``privacy.purge``); the queueing lock keeps one run at a time. Returns the rows
+    removed."""
+    report = await purge.run(context.additional_context[DATABASE_CONTEXT_KEY])
+    return sum(removal.rows for removal in report.removals)
 @blueprint.task(name=JobName.VACUUM_ERASED.task, pass_context=True)
 async def vacuum_erased(context: procrastinate.JobContext) -> list[str]:
     """Policy §14: the row versions an erasure (or a purge) left behind are removed within

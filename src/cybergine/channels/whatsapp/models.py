@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import ARRAY, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -65,6 +65,8 @@ class WebhookEvent(TenantMixin, Base):
 
     __tablename__ = "whatsapp_webhook_events"
     __retention__ = Retention.OPERATIONAL
+    # Pruning (after a week, or an organisation's shorter conversation period) by age.
+    __table_args__ = (Index(None, "created_at"),)
 
     whatsapp_number_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("whatsapp_numbers.id", ondelete="CASCADE"), index=True

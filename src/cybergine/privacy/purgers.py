@@ -1,0 +1,493 @@
+"""What removes the rows of each retention class (policy §11): one purger per class.
+
+``PURGERS`` maps every ``Retention`` to its purger, and every purger says how it removes
+the rows of each table of its class (``covers``); ``tests/privacy/test_retention_engine.py``
+fails for a class without a purger and for a table its class's purger does not cover, so
+a new class or table cannot be added and forgotten.
+
+Purgers work in small batches, each its own short transaction that takes rows with
+``FOR UPDATE SKIP LOCKED``: a row the reply path holds is left for the next run instead
+of being waited for, and a batch holds its locks for milliseconds. Running one twice
+removes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, cast, delete, func, null, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.accounts.models import Organisation, OrganisationStatus
+from cybergine.accounts.service import organisations
+from cybergine.db.base import Base
+from cybergine.db.engine import Database
+from cybergine.privacy import audit
+from cybergine.privacy.retention import MAXIMUM_AGE, Retention
+from cybergine.privacy.retention_settings import RetentionSettings
+
+# Rows a batch removes at most: small enough that a batch's transaction lasts
+# milliseconds, large enough that a million rows take a few hundred transactions.
+BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Rows of one table, of one organisation (None: the platform's own), removed (or,
+    in a dry run, due)."""
+
+    organisation_id: uuid.UUID | None
+    retention: Retention
+    table: str
+    rows: int
+
+
+def tables_of(retention: Retention) -> list[Table]:
+    """The tables whose model declares ``retention``."""
+    return [
+        mapper.local_table  # type: ignore[misc]
+        for mapper in Base.registry.mappers
+        if getattr(mapper.class_, "__retention__", None) is retention
+    ]
+
+
+def is_tenant_table(table: Table) -> bool:
+    return "organisation_id" in table.c and any(
+        foreign.column.table.name == Organisation.__tablename__
+        for foreign in table.c.organisation_id.foreign_keys
+    )
+
+
+class Purger(abc.ABC):
+    """Removes what is past its time for the classes in ``serves``."""
+
+    serves: frozenset[Retention]
+
+    @abc.abstractmethod
+    def covers(self, table: Table) -> str | None:
+        """How the purger removes the rows of ``table`` (for people reading a test
+        failure or the dry run), or None when it does not."""
+
+    @abc.abstractmethod
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        """What a purge at ``as_of`` would remove, counted (the dry run)."""
+
+    @abc.abstractmethod
+    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+        """Remove it, batch by batch; what was removed."""
+
+
+async def _counts(session: AsyncSession, sql: str, params: Mapping[str, Any]) -> dict[str, int]:
+    row = (await session.execute(text(sql), dict(params))).one()
+    return {name: int(value or 0) for name, value in row._mapping.items()}
+
+
+# --- conversation history: an organisation's own period ------------------------------
+
+# A conversation is expired when its last activity is older than the period. Written so
+# the planner can use (organisation_id, last_message_at); a conversation with no message
+# yet counts from its creation.
+_EXPIRED_CONVERSATION = """
+    c.organisation_id = :organisation_id
+    AND (c.last_message_at < :cutoff OR (c.last_message_at IS NULL AND c.created_at < :cutoff))
+"""
+# A customer left without any conversation, not seen for the period either.
+_EXPIRED_CUSTOMER = """
+    cu.organisation_id = :organisation_id AND cu.updated_at < :cutoff
+    AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.customer_id = cu.id)
+"""
+_EXPIRED_EVENT = "e.organisation_id = :organisation_id AND e.created_at < :cutoff"
+
+# Messages first, in batches (a conversation may hold many), with their attachments. A
+# message in the snapshot of a conversation found expired is as old as its last
+# activity: one written later moved last_message_at in the same transaction.
+_PURGE_MESSAGES = f"""
+WITH doomed AS (
+    SELECT m.id FROM conversations c
+    JOIN messages m ON m.conversation_id = c.id
+    WHERE {_EXPIRED_CONVERSATION}
+    LIMIT :batch_size
+    FOR UPDATE OF m SKIP LOCKED
+), attachments AS (
+    DELETE FROM message_attachments a USING doomed WHERE a.message_id = doomed.id RETURNING 1
+), gone AS (
+    DELETE FROM messages m USING doomed WHERE m.id = doomed.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS messages,
+       (SELECT count(*) FROM attachments) AS message_attachments
+"""  # noqa: S608 (fragments of this module, no input)
+# Then the conversations emptied, each locked and checked again: one that came back to
+# life since (a message written under its lock) is not expired any more and stays. Only
+# empty ones, so no cascade waits for a message row someone else holds.
+_PURGE_CONVERSATIONS = f"""
+WITH doomed AS (
+    SELECT c.id FROM conversations c WHERE {_EXPIRED_CONVERSATION}
+    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM conversations c USING doomed WHERE c.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS conversations FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+_PURGE_CUSTOMERS = f"""
+WITH doomed AS (
+    SELECT cu.id FROM customers cu WHERE {_EXPIRED_CUSTOMER}
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM customers cu USING doomed WHERE cu.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS customers FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+# Raw webhook events are pruned after a week anyway; a shorter period takes them sooner.
+_PURGE_EVENTS = f"""
+WITH doomed AS (
+    SELECT e.id FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT}
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM whatsapp_webhook_events e USING doomed WHERE e.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS whatsapp_webhook_events FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+_DUE = f"""
+SELECT
+    (SELECT count(*) FROM conversations c WHERE {_EXPIRED_CONVERSATION}) AS conversations,
+    (SELECT count(*) FROM conversations c JOIN messages m ON m.conversation_id = c.id
+        WHERE {_EXPIRED_CONVERSATION}) AS messages,
+    (SELECT count(*) FROM conversations c JOIN messages m ON m.conversation_id = c.id
+        JOIN message_attachments a ON a.message_id = m.id
+        WHERE {_EXPIRED_CONVERSATION}) AS message_attachments,
+    -- Customers whose conversations all go now (or who have none left).
+    (SELECT count(*) FROM customers cu WHERE cu.organisation_id = :organisation_id
+        AND cu.updated_at < :cutoff AND NOT EXISTS (
+            SELECT 1 FROM conversations c WHERE c.customer_id = cu.id
+            AND ({_EXPIRED_CONVERSATION}) IS NOT TRUE
+        )) AS customers,
+    (SELECT count(*) FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT})
+        AS whatsapp_webhook_events
+"""  # noqa: S608 (fragments of this module, no input)
+# The order the purge goes in: children before parents, so each batch stays small.
+_CONVERSATION_STEPS = (_PURGE_MESSAGES, _PURGE_CONVERSATIONS, _PURGE_CUSTOMERS, _PURGE_EVENTS)
+# The raw events are operational rows, purged here too for a period shorter than theirs.
+_CONVERSATION_TABLES = {
+    "customers": "once none of their conversations is left and they were not seen for "
+    "the organisation's period",
+    "conversations": "when their last activity is older than the organisation's period",
+    "messages": "with their conversation",
+    "message_attachments": "with their message",
+}
+
+
+class ConversationPurger(Purger):
+    """Conversation history, with its messages, attachments and raw events, once its
+    last activity is older than the organisation's period. Organisations that set none
+    keep it while the account is active; the account purger removes it after."""
+
+    serves = frozenset({Retention.CONVERSATION})
+
+    def covers(self, table: Table) -> str | None:
+        return _CONVERSATION_TABLES.get(table.name)
+
+    async def _periods(
+        self, database: Database, as_of: datetime
+    ) -> list[tuple[uuid.UUID, datetime]]:
+        async with database.transaction() as session:
+            rows = await session.execute(
+                select(RetentionSettings.organisation_id, RetentionSettings.conversation_days)
+                .where(RetentionSettings.conversation_days.is_not(None))
+                .order_by(RetentionSettings.organisation_id)
+            )
+            return [(row[0], as_of - timedelta(days=row[1] or 0)) for row in rows]
+
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        found: list[Removal] = []
+        for organisation_id, cutoff in await self._periods(database, as_of):
+            async with database.transaction() as session:
+                counts = await _counts(
+                    session, _DUE, {"organisation_id": organisation_id, "cutoff": cutoff}
+                )
+            found += _removals(organisation_id, Retention.CONVERSATION, counts)
+        return found
+
+    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+        removed: list[Removal] = []
+        for organisation_id, cutoff in await self._periods(database, as_of):
+            params = {
+                "organisation_id": organisation_id,
+                "cutoff": cutoff,
+                "batch_size": batch_size,
+            }
+            totals: Counter[str] = Counter()
+            for step in _CONVERSATION_STEPS:
+                while True:
+                    async with database.transaction() as session:
+                        counts = await _counts(session, step, params)
+                    totals.update(counts)
+                    if max(counts.values()) < batch_size:
+                        break
+            removed += _removals(organisation_id, Retention.CONVERSATION, totals)
+        return removed
+
+
+@dataclass(frozen=True)
+class PrunedBy:
+    """A periodic job of the App (``namespace:task``) and what it keeps."""
+
+    job: str
+    keeps: str
+
+
+# --- account data, knowledge, catalogue: the life of the account + grace --------------
+
+
+class AccountPurger(Purger):
+    """An organisation deleted by its owner is erased when its grace period ends (30
+    days, ``organisation_deletion_grace_days``), and every row it owns goes with it
+    (``TenantMixin``'s ``ON DELETE CASCADE``). The deletion defers the erasure job for
+    that moment; this purger erases any organisation whose moment has passed, should
+    that job have been lost."""
+
+    serves = frozenset({Retention.ACCOUNT, Retention.KNOWLEDGE, Retention.CATALOGUE})
+
+    # Rows of these classes that belong to people rather than organisations, and the
+    # periodic job that removes them (a person may also delete their account at once).
+    pruned_elsewhere: Mapping[str, PrunedBy] = {
+        "users": PrunedBy("accounts:erase_departed_users", "30 days after their last organisation"),
+        "audit_actor_labels": PrunedBy(
+            "accounts:erase_departed_users", "while the person's account exists"
+        ),
+    }
+
+    def covers(self, table: Table) -> str | None:
+        if table.name == Organisation.__tablename__:
+            return "erased when the grace period after their deletion ends"
+        if is_tenant_table(table):
+            return "with its organisation, when the grace period after its deletion ends"
+        pruned = self.pruned_elsewhere.get(table.name)
+        return f"kept {pruned.keeps}, by {pruned.job}" if pruned else None
+
+    async def _overdue(self, database: Database, as_of: datetime) -> list[uuid.UUID]:
+        async with database.transaction() as session:
+            rows = await session.scalars(
+                select(Organisation.id)
+                .where(
+                    Organisation.status == OrganisationStatus.PENDING_DELETION,
+                    Organisation.erase_after <= as_of,
+                )
+                .order_by(Organisation.erase_after)
+            )
+            return list(rows)
+
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        found: list[Removal] = []
+        for organisation_id in await self._overdue(database, as_of):
+            found.append(Removal(organisation_id, Retention.ACCOUNT, Organisation.__tablename__, 1))
+            async with database.transaction() as session:
+                for table in _tenant_tables():
+                    rows = await session.scalar(
+                        select(func.count()).where(table.c.organisation_id == organisation_id)
+                    )
+                    if rows:
+                        retention = _retention_of(table)
+                        found.append(Removal(organisation_id, retention, table.name, rows))
+        return found
+
+    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+        removed: list[Removal] = []
+        # Counted just before: the cascade reports no numbers.
+        for removal in await self.due(database, as_of):
+            if removal.table != Organisation.__tablename__:
+                removed.append(removal)
+                continue
+            assert removal.organisation_id is not None
+            async with database.transaction() as session:
+                erased = await organisations.erase_if_due(
+                    session, removal.organisation_id, now=as_of
+                )
+            if erased:
+                removed.append(removal)
+            else:  # cancelled meanwhile: none of its rows went either
+                removed = [r for r in removed if r.organisation_id != removal.organisation_id]
+        return removed
+
+
+def _tenant_tables() -> list[Table]:
+    return sorted(
+        (table for table in Base.metadata.sorted_tables if is_tenant_table(table)),
+        key=lambda table: table.name,
+    )
+
+
+def _retention_of(table: Table) -> Retention:
+    for mapper in Base.registry.mappers:
+        if mapper.local_table is table:
+            retention: Retention = mapper.class_.__retention__
+            return retention
+    raise LookupError(table.name)
+
+
+# --- audit trail: 7 years, as a prefix of the hash chain ------------------------------
+
+
+class AuditPurger(Purger):
+    """Audit entries older than 7 years, as a prefix of the chain with a checkpoint, so
+    ``cybergine audit verify`` still passes (``privacy.audit.purge_expired``)."""
+
+    serves = frozenset({Retention.AUDIT})
+
+    def covers(self, table: Table) -> str | None:
+        if table.name == audit.AuditEvent.__tablename__:
+            return "older than 7 years, as a prefix of the hash chain, with a checkpoint"
+        return None
+
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        # The same prefix as ``audit.purge_expired`` takes: up to the oldest young entry,
+        # never the newest.
+        cutoff = as_of - MAXIMUM_AGE[Retention.AUDIT]
+        events = audit.AuditEvent
+        oldest_young = select(func.min(events.seq)).where(events.at >= cutoff).scalar_subquery()
+        newest = select(func.max(events.seq)).scalar_subquery()
+        async with database.transaction() as session:
+            rows = await session.scalar(
+                select(func.count()).where(events.seq < func.least(oldest_young, newest))
+            )
+        return _removals(None, Retention.AUDIT, {events.__tablename__: rows or 0})
+
+    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+        total = 0
+        while True:
+            async with database.transaction() as session:
+                purged = await audit.purge_expired(session, now=as_of, limit=batch_size)
+            total += purged
+            if purged < batch_size:
+                break
+        return _removals(None, Retention.AUDIT, {audit.AuditEvent.__tablename__: total})
+
+
+# --- usage logs, aggregated analytics, billing: a fixed maximum age ---------------------
+
+
+class AgePurger(Purger):
+    """Rows of every table of the class older than the policy's maximum age for it
+    (by ``created_at``, which every table has)."""
+
+    def __init__(
+        self, retention: Retention, tables: Callable[[], Iterable[Table]] | None = None
+    ) -> None:
+        self.serves = frozenset({retention})
+        self.retention = retention
+        self.maximum_age = MAXIMUM_AGE[retention]
+        self._tables = tables or (lambda: tables_of(retention))
+
+    def covers(self, table: Table) -> str | None:
+        if table in list(self._tables()):
+            return f"older than {self.maximum_age.days} days"
+        return None
+
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        found: list[Removal] = []
+        async with database.transaction() as session:
+            for table in self._tables():
+                owner = _owner_column(table)
+                rows = await session.execute(
+                    select(owner, func.count())
+                    .where(table.c.created_at < as_of - self.maximum_age)
+                    .group_by(owner)
+                )
+                found += [Removal(row[0], self.retention, table.name, row[1]) for row in rows]
+        return found
+
+    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+        removed: Counter[tuple[uuid.UUID | None, str]] = Counter()
+        for table in self._tables():
+            doomed = (
+                select(table.c.id)
+                .where(table.c.created_at < as_of - self.maximum_age)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            statement = delete(table).where(table.c.id.in_(doomed)).returning(_owner_column(table))
+            while True:
+                async with database.transaction() as session:
+                    owners: list[uuid.UUID | None] = list(await session.scalars(statement))
+                removed.update((owner, table.name) for owner in owners)
+                if len(owners) < batch_size:
+                    break
+        return [
+            Removal(owner, self.retention, name, rows) for (owner, name), rows in removed.items()
+        ]
+
+
+def _owner_column(table: Table) -> Any:
+    if "organisation_id" in table.c:
+        return table.c.organisation_id
+    return cast(null(), table.c.id.type).label("organisation_id")
+
+
+# --- operational rows: pruned by their domain's own periodic job ----------------------
+
+
+class OperationalPurger(Purger):
+    """Operational rows (ids and envelopes, not content) are pruned on short schedules
+    by the jobs of the domains that write them; this names them, and a test checks that
+    each is a periodic job of the App. The dry run does not count them."""
+
+    serves = frozenset({Retention.OPERATIONAL})
+
+    pruned_by: Mapping[str, PrunedBy] = {
+        "user_sessions": PrunedBy("accounts:prune_credentials", "until they expire"),
+        "password_reset_tokens": PrunedBy("accounts:prune_credentials", "until used or expired"),
+        "login_attempts": PrunedBy("accounts:prune_credentials", "while they count"),
+        "email_changes": PrunedBy("accounts:prune_credentials", "until used or expired"),
+        "outbound_emails": PrunedBy("mail:prune_emails", "a record of what was sent"),
+        "whatsapp_webhook_events": PrunedBy(
+            "whatsapp:prune_webhook_events",
+            "a week (sooner with a shorter conversation period)",
+        ),
+        # The job queue's own table, which no model declares.
+        "procrastinate_jobs": PrunedBy(
+            "maintenance:prune_finished_jobs", "a week of successes, a month of failures"
+        ),
+    }
+
+    def covers(self, table: Table) -> str | None:
+        pruned = self.pruned_by.get(table.name)
+        return f"kept {pruned.keeps}, by {pruned.job}" if pruned else None
+
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        return []
+
+    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+        return []
+
+
+def _removals(
+    organisation_id: uuid.UUID | None, retention: Retention, counts: Mapping[str, int]
+) -> list[Removal]:
+    return [
+        Removal(organisation_id, retention, table, rows) for table, rows in counts.items() if rows
+    ]
+
+
+_ACCOUNT = AccountPurger()
+
+PURGERS: Mapping[Retention, Purger] = {
+    Retention.ACCOUNT: _ACCOUNT,
+    Retention.KNOWLEDGE: _ACCOUNT,
+    Retention.CATALOGUE: _ACCOUNT,
+    Retention.CONVERSATION: ConversationPurger(),
+    Retention.USAGE_LOG: AgePurger(Retention.USAGE_LOG),
+    Retention.ANALYTICS: AgePurger(Retention.ANALYTICS),
+    Retention.AUDIT: AuditPurger(),
+    Retention.BILLING: AgePurger(Retention.BILLING),
+    Retention.OPERATIONAL: OperationalPurger(),
+}
