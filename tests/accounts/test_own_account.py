@@ -120,6 +120,8 @@ async def test_an_api_key_is_not_a_person(browser: Browser, database: Database) 
         assert response.headers["content-type"].startswith(PROBLEM)
     anonymous = browser.http.get("/api/v1/account", headers={"accept": "application/json"})
     assert anonymous.status_code == 401
+    not_a_key = browser.http.get("/api/v1/account", headers={"authorization": "Bearer cg_nope"})
+    assert not_a_key.status_code == 401
 
 
 async def test_changes_need_the_csrf_token(browser: Browser, database: Database) -> None:

@@ -290,6 +290,8 @@ def authorize_account_holder() -> Any:
 
     async def dependency(request: Request, session: SessionDep) -> AccountHolder:
         if request.headers.get("authorization") is not None:
+            # Checked as anywhere else first: a key that is not one is a 401.
+            await _authenticate(request, session)
             raise Forbidden(
                 "An API key acts for an organisation, not for a person. Your own account is "
                 "reached signed in, with your browser session."
