@@ -350,6 +350,7 @@ async def test_the_widget_settings(api: httpx.Client) -> None:
                 "position": "left",
                 "title": "Ask Mia",
                 "ask_consent": True,
+                "privacy_notice_url": "https://shop.example/pages/privacy",
             },
         },
     )
@@ -361,6 +362,7 @@ async def test_the_widget_settings(api: httpx.Client) -> None:
         "position": "left",
         "title": "Ask Mia",
         "ask_consent": True,
+        "privacy_notice_url": "https://shop.example/pages/privacy",
     }
     assert body["widget_key"] == created["widget_key"]  # stable: it is in shops' pages
 
@@ -373,6 +375,10 @@ async def test_the_widget_settings(api: httpx.Client) -> None:
         {"widget": {"position": "top"}},
         {"widget": {"avatar_url": "javascript:alert(1)"}},
         {"widget": {"font": "Comic Sans"}},
+        {"widget": {"privacy_notice_url": "http://shop.example/privacy"}},
+        {"widget": {"privacy_notice_url": "https://user:pw@shop.example/privacy"}},
+        {"widget": {"privacy_notice_url": "https://[::1/privacy"}},
+        {"widget": {"privacy_notice_url": "/privacy"}},
     ):
         response = api.patch(f"/api/v1/assistants/{created['id']}", json=bad)
         assert response.status_code == 422, bad

@@ -116,5 +116,5 @@ class Assistant(TenantMixin, Base):
         ARRAY(String(MAX_ORIGIN_LENGTH)), default=list
     )
     # {"colour": "#0b5fff", "position": "right", "title": ..., "avatar_url": ...,
-    #  "language": "en", "ask_consent": false}
+    #  "language": "en", "ask_consent": false, "privacy_notice_url": "https://..."}
     widget: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -57,7 +57,8 @@ class _Settings(BaseModel):
     widget: dict[str, Any] | None = Field(
         default=None,
         description='{"colour": "#0b5fff", "position": "right", "title": ..., '
-        '"avatar_url": "https://...", "language": "en", "ask_consent": false}',
+        '"avatar_url": "https://...", "language": "en", "ask_consent": false, '
+        '"privacy_notice_url": "https://shop.example/privacy"}',
     )
 
     def changes(self) -> AssistantChanges:

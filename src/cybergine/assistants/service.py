@@ -263,7 +263,11 @@ def clean_api_key(value: str) -> str:
 MAX_ORIGINS = 50
 WIDGET_POSITIONS = ("left", "right")
 _COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
-WIDGET_FIELDS = ("colour", "position", "title", "avatar_url", "language", "ask_consent")
+WIDGET_FIELDS = (
+    *("colour", "position", "title", "avatar_url", "language"),
+    *("ask_consent", "privacy_notice_url"),
+)
+MAX_NOTICE_URL_CHARS = 500
 
 
 def clean_origins(origins: Sequence[str]) -> list[str]:
@@ -298,8 +302,8 @@ def clean_origins(origins: Sequence[str]) -> list[str]:
 
 def clean_widget(widget: Mapping[str, Any]) -> dict[str, Any]:
     """How the widget looks: colour (#rrggbb), position (left/right), title, avatar URL
-    (https), language (one of the assistant's tags) and whether to ask before
-    remembering the chat on the visitor's device."""
+    (https), language (one of the assistant's tags), whether to ask before
+    remembering the chat on the visitor's device, and the shop's privacy notice (https)."""
     unknown = set(widget) - set(WIDGET_FIELDS)
     if unknown:
         raise InvalidInput(
@@ -329,7 +333,29 @@ def clean_widget(widget: Mapping[str, Any]) -> dict[str, Any]:
         cleaned["language"] = clean_languages([language])[0]
     if "ask_consent" in widget:
         cleaned["ask_consent"] = bool(widget["ask_consent"])
+    notice = widget.get("privacy_notice_url")
+    if notice is not None:
+        cleaned["privacy_notice_url"] = clean_privacy_notice_url(notice)
     return cleaned
+
+
+def clean_privacy_notice_url(value: Any) -> str:
+    """The shop's privacy notice the widget links to: an https:// address of a host,
+    without credentials or spaces (every visitor sees it)."""
+    text = value.strip() if isinstance(value, str) else ""
+    origin = origin_of(text)  # None too for what does not parse
+    if (
+        origin is None
+        or not origin.startswith("https://")
+        or "@" in urlsplit(text).netloc
+        or len(text) > MAX_NOTICE_URL_CHARS
+        or any(ch.isspace() for ch in text)
+    ):
+        raise InvalidInput(
+            "The privacy notice is an https:// address, like https://shop.example/privacy.",
+            field="widget",
+        )
+    return text
 
 
 def clean_setting(name: str, value: Any) -> Any:

@@ -36,7 +36,9 @@ router = APIRouter(include_in_schema=False)
 Reader = Annotated[Caller, authorize(Permission.CONFIGURATION_READ)]
 Editor = Annotated[Caller, authorize(Permission.CONFIGURATION_MANAGE)]
 
-APPEARANCE_FIELDS = ("title", "colour", "position", "avatar_url", "language", "ask_consent")
+# The text fields of the appearance form; an empty one means "the default".
+TEXT_FIELDS = ("title", "colour", "position", "avatar_url", "language", "privacy_notice_url")
+APPEARANCE_FIELDS = (*TEXT_FIELDS, "ask_consent")
 # The preview page is framed by the widget page, on our own origin only.
 PREVIEW_POLICY = CONTENT_SECURITY_POLICY.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 
@@ -83,6 +85,7 @@ def _appearance_of(assistant: Assistant) -> dict[str, Any]:
         "avatar_url": widget.get("avatar_url", ""),
         "language": widget.get("language", ""),
         "ask_consent": bool(widget.get("ask_consent", False)),
+        "privacy_notice_url": widget.get("privacy_notice_url", ""),
     }
 
 
@@ -90,9 +93,7 @@ def _widget_from(form: dict[str, str]) -> dict[str, Any]:
     """The ``widget`` setting a submitted form asks for; an empty text means "the
     default" (the assistant's name, its first language), so it is left out."""
     widget: dict[str, Any] = {
-        name: form[name].strip()
-        for name in ("title", "colour", "position", "avatar_url", "language")
-        if form[name].strip()
+        name: form[name].strip() for name in TEXT_FIELDS if form[name].strip()
     }
     widget["ask_consent"] = form["ask_consent"] == "on"
     return widget
@@ -214,6 +215,7 @@ async def widget_preview(
     avatar_url: PreviewText = "",
     language: PreviewText = "",
     ask_consent: PreviewText = "",
+    privacy_notice_url: PreviewText = "",
 ) -> HTMLResponse:
     """A plain page with the real widget on it, looking as the query says (unsaved
     settings): each value the assistants service would refuse is left out, as the
@@ -227,6 +229,7 @@ async def widget_preview(
             "avatar_url": avatar_url,
             "language": language,
             "ask_consent": ask_consent,
+            "privacy_notice_url": privacy_notice_url,
         }
     )
     kept: dict[str, Any] = {}
@@ -243,6 +246,7 @@ async def widget_preview(
         "avatar_url": kept.get("avatar_url"),
         "language": kept.get("language") or (assistant.languages or ["en"])[0],
         "ask_consent": kept.get("ask_consent", False),
+        "privacy_notice_url": kept.get("privacy_notice_url"),
     }
     response = render(
         request,

@@ -115,6 +115,7 @@ def config(assistant: Assistant) -> dict[str, Any]:
         "language": language,
         "ai_disclosure": assistant.ai_disclosure,
         "ask_consent": bool(widget.get("ask_consent", False)),
+        "privacy_notice_url": widget.get("privacy_notice_url"),
         "handoff_label": HANDOFF_BUTTON_TITLE,
     }
 

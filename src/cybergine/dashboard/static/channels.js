@@ -10,7 +10,7 @@
 
   function previewQuery(form) {
     var query = new URLSearchParams();
-    ["title", "colour", "avatar_url", "language"].forEach(function (name) {
+    ["title", "colour", "avatar_url", "language", "privacy_notice_url"].forEach(function (name) {
       var field = form.elements.namedItem(name);
       if (field && field.value) query.set(name, field.value);
     });

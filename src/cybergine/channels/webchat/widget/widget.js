@@ -71,6 +71,7 @@
       consent: "Remember this chat on this device?",
       yes: "Yes",
       no: "No",
+      privacy: "Privacy notice",
       joined: "A person has joined the chat",
       waiting: "A person will join the chat shortly.",
       ended: "This conversation has ended.",
@@ -97,6 +98,7 @@
       consent: "Se souvenir de cette discussion sur cet appareil\u00a0?",
       yes: "Oui",
       no: "Non",
+      privacy: "Politique de confidentialit\u00e9",
       joined: "Une personne a rejoint la discussion",
       waiting: "Une personne va bient\u00f4t rejoindre la discussion.",
       ended: "Cette discussion est termin\u00e9e.",
@@ -122,6 +124,7 @@
       consent: "Diesen Chat auf diesem Ger\u00e4t speichern?",
       yes: "Ja",
       no: "Nein",
+      privacy: "Datenschutzhinweis",
       joined: "Eine Person ist dem Chat beigetreten",
       waiting: "Gleich meldet sich eine Person im Chat.",
       ended: "Dieses Gespr\u00e4ch ist beendet.",
@@ -148,6 +151,7 @@
       consent: "\u00bfRecordar este chat en este dispositivo?",
       yes: "S\u00ed",
       no: "No",
+      privacy: "Aviso de privacidad",
       joined: "Una persona se ha unido al chat",
       waiting: "Una persona se unir\u00e1 al chat en breve.",
       ended: "Esta conversaci\u00f3n ha terminado.",
@@ -325,7 +329,15 @@
   var LANG_OVERRIDE = null;
   var POSITION_OVERRIDE = null;
   var PREVIEW = null; // the dashboard's preview: appearance not saved yet
-  var PREVIEW_KEYS = ["title", "colour", "position", "avatar_url", "language", "ask_consent"];
+  var PREVIEW_KEYS = [
+    "title",
+    "colour",
+    "position",
+    "avatar_url",
+    "language",
+    "ask_consent",
+    "privacy_notice_url",
+  ];
   try {
     if (script && script.src) {
       HOST = new URL(script.src, location.href).origin;
@@ -391,12 +403,20 @@
     conversation: null, // "bot" | "waiting_for_human" | "human" | "closed" | null
     cursor: null, // id of the last message the stream (or session) delivered
     lastId: null, // greatest message id on screen, whatever path it came by
-    consent: load(local, "consent"), // "yes" | "no" | null
+    // "yes" is kept on the device; a "no" only for this tab, since keeping it on the device
+    // would itself be remembering something without consent.
+    consent: load(local, "consent") === "yes" ? "yes" : load(perTab, "consent") === "no" ? "no" : null,
     consentPending: false,
     persist: false,
     open: false,
     unread: 0,
   };
+
+  // A refusal an earlier version kept on the device goes, with the token kept before it.
+  if (load(local, "consent") === "no") {
+    save(local, "consent", null);
+    save(local, "token", null);
+  }
 
   var ui = null; // the DOM, once built
   var t = STRINGS.en;
@@ -572,6 +592,7 @@
     ".close:hover{background:rgba(127,127,127,.25)}",
     ".disclosure{margin:0;padding:7px 14px;font-size:12.5px;line-height:1.35;color:#3d3d3d;",
     "background:#f4f5f7;border-bottom:1px solid #e1e3e6}",
+    ".disclosure a{color:inherit;text-decoration:underline;white-space:nowrap}",
     ".body{flex:1;overflow-y:auto;overscroll-behavior:contain;padding:14px;display:flex;",
     "flex-direction:column;gap:8px}",
     ".list{display:flex;flex-direction:column;gap:8px}",
@@ -744,6 +765,24 @@
       { class: "disclosure", "data-testid": "cg-disclosure" },
       str(config.ai_disclosure).trim() || t.disclosure
     );
+    // The shop's privacy notice, beside the disclosure: in view before anything is typed.
+    var noticeUrl = webUrl(config.privacy_notice_url);
+    if (noticeUrl) {
+      disclosure.appendChild(document.createTextNode(" "));
+      disclosure.appendChild(
+        el(
+          "a",
+          {
+            href: noticeUrl,
+            target: "_blank",
+            rel: "noopener noreferrer",
+            referrerpolicy: "no-referrer",
+            "data-testid": "cg-privacy-notice",
+          },
+          t.privacy
+        )
+      );
+    }
 
     var body = el("div", { class: "body" });
     var consent = el("div", { class: "consent", "data-testid": "cg-consent", hidden: "" });
@@ -885,11 +924,14 @@
       chooseConsent("no");
     });
 
-    // Where the visitor's token may live: consent first, when the shop asks for it.
+    // Nothing is kept on the device before the visitor agrees (when the shop asks) or
+    // sends a first message (when it does not): until then the token lives in memory.
     if (state.consent === "no" || !local) {
       state.persist = false;
-    } else if (state.consent === "yes" || !config.ask_consent) {
+    } else if (state.consent === "yes") {
       state.persist = true;
+    } else if (!config.ask_consent) {
+      state.persist = load(local, "token") !== null; // a message was sent before
     } else {
       state.consentPending = true;
       consent.hidden = false;
@@ -1021,11 +1063,11 @@
   }
 
   function chooseConsent(choice) {
-    // The choice itself is a strictly necessary preference: it is always kept.
     state.consent = choice;
-    save(local, "consent", choice);
     state.persist = choice === "yes" && !!local;
+    save(local, "consent", state.persist ? "yes" : null);
     save(local, "token", state.persist ? state.token : null);
+    save(perTab, "consent", choice === "no" ? "no" : null);
     state.consentPending = false;
     ui.consent.hidden = true;
     ui.composer.hidden = false;
@@ -1222,6 +1264,15 @@
   var outbox = []; // [{clientId, text, buttonId, item, reauthed, tries}]
   var sending = false;
 
+  // Writing to the shop is asking to be answered, there and on the next page: when the
+  // shop does not ask for consent, the first message is when the chat starts being kept.
+  function rememberOnFirstMessage() {
+    if (state.persist || !local || state.consent === "no" || state.consentPending) return;
+    if (state.config && state.config.ask_consent) return;
+    state.persist = true;
+    save(local, "token", state.token);
+  }
+
   function submit() {
     if (state.consentPending) return;
     if (send(ui.input.value, null)) {
@@ -1264,6 +1315,7 @@
     };
     place(entry.item);
     scrollToEnd(true);
+    rememberOnFirstMessage();
     outbox.push(entry);
     pump();
     return true;
@@ -1388,6 +1440,7 @@
   function handoff() {
     if (handoffBusy) return false;
     handoffBusy = true;
+    rememberOnFirstMessage();
     ui.handoff.setAttribute("aria-disabled", "true");
     var reauthed = false;
     var attempt = function () {
