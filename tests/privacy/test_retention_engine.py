@@ -29,6 +29,7 @@ from cybergine.db.base import Base
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
+from cybergine.job_names import JobName
 from cybergine.jobs import APP
 from cybergine.privacy import audit, purge, purgers
 from cybergine.privacy.audit import AuditEvent
@@ -136,6 +137,15 @@ async def _entries(database: Database, action: str = purge.AUDIT_ACTION) -> list
         return list(found)
 
 
+async def _vacuums_waiting(database: Database) -> int:
+    async with database.transaction() as session:
+        waiting: int = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task"),
+            {"task": JobName.VACUUM_ERASED.value},
+        )
+    return waiting
+
+
 async def test_conversations_past_the_period_go_with_everything_in_them(
     database: Database,
 ) -> None:
@@ -164,6 +174,7 @@ async def test_conversations_past_the_period_go_with_everything_in_them(
             TenantScope(session, shop.id).add(event)
 
     due = await purge.run(database, dry_run=True)
+    assert await _vacuums_waiting(database) == 0
     expected = {
         shop.id: {
             "conversation": {
@@ -183,6 +194,8 @@ async def test_conversations_past_the_period_go_with_everything_in_them(
 
     done = await purge.run(database, batch_size=2)
     assert done.by_organisation() == expected
+    # The dead rows leave the disk within minutes: the vacuum job is waiting (one).
+    assert await _vacuums_waiting(database) == 1
 
     async with database.transaction() as session:
         left = set(await session.scalars(select(Conversation.id)))

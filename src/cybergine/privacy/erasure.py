@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy import func, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.principal import Principal
 from cybergine.conversations.locks import conversation_lock, send_lock
@@ -112,16 +113,17 @@ async def erase_customer(
             "conversations_closed": erasure.conversations_closed,
         },
     )
-    await _defer_vacuum(scope)
+    await defer_vacuum(scope.session)
     return erasure
 
 
-async def _defer_vacuum(scope: TenantScope) -> None:
-    """One vacuum job waits at most: in a savepoint, since the queueing lock refuses a
-    second one by a failed insert."""
+async def defer_vacuum(session: AsyncSession) -> None:
+    """The job that vacuums the customer tables, after an erasure or a purge removed rows
+    of them. One waits at most: in a savepoint, since the queueing lock refuses a second
+    one by a failed insert."""
     try:
-        async with scope.session.begin_nested():
-            await defer(scope.session, JobName.VACUUM_ERASED, queueing_lock=VACUUM_QUEUEING_LOCK)
+        async with session.begin_nested():
+            await defer(session, JobName.VACUUM_ERASED, queueing_lock=VACUUM_QUEUEING_LOCK)
     except AlreadyEnqueued:
         pass  # the waiting one will vacuum this erasure's rows too
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from cybergine.accounts.models import Organisation
 from cybergine.db.engine import Database
 from cybergine.privacy import audit
+from cybergine.privacy.erasure import defer_vacuum
 from cybergine.privacy.purgers import BATCH_SIZE, PURGERS, Purger, Removal
 from cybergine.privacy.retention import Retention
 
@@ -95,6 +96,9 @@ async def run(
     await _name_organisations(database, report)
     if not dry_run:
         await _audit(database, report)
+        if any(removal.rows for removal in report.removals):
+            async with database.transaction() as session:
+                await defer_vacuum(session)  # the dead rows leave the disk within minutes
     return report
 
 
