@@ -215,3 +215,10 @@ async def test_a_broken_legacy_entry_is_not_sealed_over(
     assert "alice@example.com" not in await audit_tables_text(database)
     result = await verify(database)
     assert (result.ok, result.first_bad_seq) == (False, 3)
+
+
+def test_the_app_seals_legacy_entries_by_itself() -> None:
+    from cybergine.jobs import APP
+
+    periodic = {name for name, _ in APP.periodic_registry.periodic_tasks}
+    assert "privacy:seal_legacy_audit_entries" in periodic

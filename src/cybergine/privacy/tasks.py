@@ -7,8 +7,8 @@ import structlog
 from sqlalchemy import text
 
 from cybergine.job_names import JobName
-from cybergine.privacy import purge, registry
-from cybergine.queue import DATABASE_CONTEXT_KEY
+from cybergine.privacy import audit, purge, registry
+from cybergine.queue import DATABASE_CONTEXT_KEY, job_session
 
 blueprint = procrastinate.Blueprint()
 log = structlog.get_logger(__name__)
@@ -22,6 +22,8 @@ async def purge_expired_data(context: procrastinate.JobContext, timestamp: int) 
     removed."""
     report = await purge.run(context.additional_context[DATABASE_CONTEXT_KEY])
     return sum(removal.rows for removal in report.removals)
+
+
 @blueprint.task(name=JobName.VACUUM_ERASED.task, pass_context=True)
 async def vacuum_erased(context: procrastinate.JobContext) -> list[str]:
     """Policy §14: the row versions an erasure (or a purge) left behind are removed within
@@ -37,3 +39,14 @@ async def vacuum_erased(context: procrastinate.JobContext) -> list[str]:
             await session.execute(text("RESET statement_timeout"))
     log.info("vacuumed after erasure", tables=tables)
     return tables
+
+
+@blueprint.periodic(cron="37 * * * *", periodic_id="seal_legacy_audit_entries")
+@blueprint.task(
+    name="seal_legacy_audit_entries", pass_context=True, queueing_lock="seal_legacy_audit"
+)
+async def seal_legacy_audit_entries(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Entries written before actor labels left the hash chain (migration 0016) hold an
+    e-mail address: seal them a batch an hour until none is left (then a no-op)."""
+    async with job_session(context) as session:
+        return await audit.seal_legacy_entries(session)
