@@ -30,6 +30,7 @@ from cybergine.mail.tasks import blueprint as mail_blueprint
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
 from cybergine.queue import APP as APP  # the App with every task: re-exported
 from cybergine.queue import DATABASE_CONTEXT_KEY, SETTINGS_CONTEXT_KEY
+from cybergine.security.tasks import blueprint as security_blueprint
 from cybergine.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,7 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     app.add_tasks_from(knowledge_blueprint, namespace="knowledge")
     app.add_tasks_from(mail_blueprint, namespace="mail")
     app.add_tasks_from(privacy_blueprint, namespace="privacy")
+    app.add_tasks_from(security_blueprint, namespace="security")
     app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")
     app.add_tasks_from(maintenance, namespace="maintenance")
 

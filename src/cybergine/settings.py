@@ -204,6 +204,26 @@ class Settings(BaseSettings):
         description="Policy §11: days between an organisation's deletion and its erasure.",
     )
 
+    # --- Security monitoring (policy §12) -----------------------------------------
+    security_alert_window_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="The window the thresholds below count in; each alert once per window.",
+    )
+    security_alert_failed_sign_ins: int = Field(
+        default=10, ge=1, description="Failed sign-ins to one account in a window."
+    )
+    security_alert_permission_denials: int = Field(
+        default=20, ge=1, description="Requests refused for their role in one organisation."
+    )
+    security_alert_signature_failures: int = Field(
+        default=20, ge=1, description="WhatsApp webhooks refused for one number's signature."
+    )
+    security_alert_exports_and_erasures: int = Field(
+        default=25, ge=1, description="Customers exported or erased in one organisation."
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:

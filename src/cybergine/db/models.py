@@ -13,6 +13,7 @@ from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
 from cybergine.privacy import retention_settings as retention_models
+from cybergine.security import models as security_models
 
 metadata = Base.metadata
 
@@ -25,5 +26,6 @@ __all__ = [
     "mail_models",
     "metadata",
     "retention_models",
+    "security_models",
     "whatsapp_models",
 ]

@@ -157,6 +157,8 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("organisations", "status", _ENUM),
     NotPersonal("outbound_emails", "status", _ENUM),
     NotPersonal("outbound_emails", "error", "the mail server's answer"),
+    NotPersonal("security_signals", "kind", _ENUM),
+    NotPersonal("security_alerts", "kind", _ENUM),
     NotPersonal("api_keys", "name", "a label the team gives a key"),
     NotPersonal("api_keys", "prefix", "the first characters of a random key"),
     NotPersonal("api_keys", "key_hash", _CREDENTIAL),
