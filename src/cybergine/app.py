@@ -140,6 +140,7 @@ def create_app(
     app.include_router(conversations_api.router)
     app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)
+    app.include_router(privacy_api.well_known)
     app.include_router(privacy_retention_api.router)
     app.include_router(onboarding_api.router)
     app.include_router(webchat_api.router)

@@ -481,7 +481,9 @@ def audit_verify(data_dir: DataDirOption = None) -> None:
     typer.echo(f"audit trail intact: {result.checked} entries")
 
 
-privacy_cli = typer.Typer(help="Privacy: retention of personal data.", no_args_is_help=True)
+privacy_cli = typer.Typer(
+    help="Privacy: retention of personal data, and checking export bundles.", no_args_is_help=True
+)
 cli.add_typer(privacy_cli, name="privacy")
 
 
@@ -531,6 +533,41 @@ def privacy_purge(
 
     for line in asyncio.run(main()).lines():
         typer.echo(line)
+
+
+@privacy_cli.command("verify-export")
+def privacy_verify_export(
+    bundle: Annotated[Path, typer.Argument(help="A customer's export bundle (.zip)")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="The signing key to trust (PEM, as GET /.well-known/cybergine-signing-key "
+            "serves it); by default this server's own.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Check that an export bundle is the one this platform signed: every file listed in
+    its manifest, unchanged, and the manifest's signature valid."""
+    from cybergine.privacy import signing
+    from cybergine.privacy.bundle import verify_bundle
+
+    try:
+        archive = bundle.read_bytes()
+        key = public_key.read_text() if public_key is not None else None
+    except OSError as error:
+        typer.echo(f"error: {error.strerror}: {error.filename}", err=True)
+        raise typer.Exit(2) from None
+    if key is None:
+        _load_keys(_settings(data_dir))
+        key = signing.public_key_pem()
+    problems = verify_bundle(archive, key)
+    for problem in problems:
+        typer.echo(f"not verified: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"verified: {bundle.name} is as the platform signed it")
 
 
 def main() -> None:

@@ -70,6 +70,8 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/dev/whatsapp/taps",
             # Meta's callbacks: authenticated by their signature, not by a credential.
             "/webhooks/whatsapp",
+            # The key that checks an export bundle's signature: public by its nature.
+            "/.well-known/cybergine-signing-key",
             # The web chat widget: a public key, then a signed visitor token.
             "/widget.js",
             "/widget/v1/session",

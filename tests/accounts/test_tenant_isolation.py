@@ -352,6 +352,7 @@ async def test_no_route_reaches_another_organisations_objects(
                 "GET /api/v1/conversations/{conversation_id}/messages/{message_id}/attachment",
                 "GET /api/v1/knowledge/documents",
                 "GET /api/v1/customers/{customer_id}/export",
+                "GET /api/v1/customers/{customer_id}/export/bundle",
                 "DELETE /api/v1/customers/{customer_id}",
                 "GET /team",
                 "GET /audit",

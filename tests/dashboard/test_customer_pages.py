@@ -24,6 +24,7 @@ from cybergine.conversations.models import (
 )
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
+from cybergine.privacy.bundle import verify_bundle
 from tests.support.browser import Browser
 from tests.support.conversations import make_conversation, make_customer, make_message
 from tests.support.factories import PASSWORD, make_api_key, make_organisation
@@ -191,6 +192,16 @@ async def test_the_export_downloads_their_json_under_a_safe_name_and_is_audited(
     # Without the form's token, nothing is handed out.
     assert browser.post(f"/customers/{world.ada}/export").status_code == 403
 
+    # The bundle: the same data, signed, as a ZIP (the form beside the JSON's).
+    assert has_testid(browser.get(f"/customers/{world.ada}").text, "customer-export-bundle")
+    bundle = browser.post(
+        f"/customers/{world.ada}/export/bundle", csrf_from=f"/customers/{world.ada}"
+    )
+    assert bundle.status_code == 200, bundle.text
+    assert bundle.headers["content-type"] == "application/zip"
+    assert verify_bundle(bundle.content) == []
+    assert browser.post(f"/customers/{world.ada}/export/bundle").status_code == 403
+
     # The API's export is audited by the same function.
     key = await make_api_key(database, world.organisation_id, Role.ADMIN)
     api = browser.http.get(
@@ -208,7 +219,7 @@ async def test_the_export_downloads_their_json_under_a_safe_name_and_is_audited(
                 )
             ).all()
         )
-    assert len(audited) == 2
+    assert len(audited) == 3  # the JSON, the bundle, the API's JSON
     assert all(
         details == {"conversations": 1, "messages": 1, "attachments": 0, "webhook_events": 0}
         for _, details in audited

@@ -23,7 +23,7 @@ from cybergine.dashboard.forms import fields
 from cybergine.dashboard.templating import redirect, render_page
 from cybergine.errors import CybergineError
 from cybergine.privacy import subjects
-from cybergine.privacy.api import export_response
+from cybergine.privacy.api import bundle_response, export_response
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,6 +104,13 @@ async def export_customer(customer_id: uuid.UUID, caller: Officer) -> Response:
     """The JSON download; a form posts here (with its CSRF token) since it is audited."""
     exported = await subjects.export_customer(caller.scope, caller.principal, customer_id)
     return export_response(exported, customer_id)
+
+
+@router.post("/customers/{customer_id}/export/bundle")
+async def export_customer_bundle(customer_id: uuid.UUID, caller: Officer) -> Response:
+    """The signed ZIP bundle (their data, their files, a manifest); audited as the JSON."""
+    exported = await subjects.export_customer(caller.scope, caller.principal, customer_id)
+    return bundle_response(exported, customer_id)
 
 
 @router.post("/customers/{customer_id}/erase")

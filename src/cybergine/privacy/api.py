@@ -1,5 +1,6 @@
 """/api/v1/customers: finding a customer named in a data-subject request, exporting what
-is held about them, and erasing it (policy §14)."""
+is held about them (JSON, or a signed portable bundle), and erasing it (policy §14); and
+the public key that checks a bundle's signature."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.conversations.schemas import CustomerOut
-from cybergine.privacy import subjects
+from cybergine.privacy import signing, subjects
+from cybergine.privacy.bundle import build_bundle
+from cybergine.web.access import public
 from cybergine.web.downloads import content_disposition
 
 router = APIRouter(prefix="/api/v1/customers", tags=["privacy"])
+well_known = APIRouter(tags=["privacy"])
 
 Officer = Annotated[Caller, authorize(Permission.CUSTOMER_DATA_MANAGE)]
 
@@ -77,6 +81,42 @@ def export_response(exported: dict[str, Any], customer_id: uuid.UUID) -> JSONRes
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.get(
+    "/{customer_id}/export/bundle",
+    summary="Everything held about one customer, as a signed, portable ZIP bundle",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+async def export_customer_bundle(customer_id: uuid.UUID, caller: Officer) -> Response:
+    """The export as ``customer.json``, the attachments as files, and a manifest of their
+    SHA-256 hashes signed by the server (``GET /.well-known/cybergine-signing-key``)."""
+    exported = await subjects.export_customer(caller.scope, caller.principal, customer_id)
+    return bundle_response(exported, customer_id)
+
+
+def bundle_response(exported: dict[str, Any], customer_id: uuid.UUID) -> Response:
+    """A customer's export as a bundle download (the API's and the dashboard's)."""
+    return Response(
+        build_bundle(exported),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": content_disposition("attachment", f"customer-{customer_id}.zip"),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@well_known.get(
+    "/.well-known/cybergine-signing-key",
+    summary="The public key that checks the signature of export bundles (PEM)",
+    response_class=PlainTextResponse,
+)
+async def signing_key(
+    _: Annotated[None, public("a public key: anyone may check an export bundle's signature")],
+) -> PlainTextResponse:
+    return PlainTextResponse(signing.public_key_pem(), media_type="application/x-pem-file")
 
 
 @router.delete("/{customer_id}", response_model=ErasureOut, summary="Erase a customer's data")
