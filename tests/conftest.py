@@ -1,6 +1,6 @@
 """Test harness: one embedded PostgreSQL per run, a migrated template database, and a
-fresh database cloned from it for every test (CREATE DATABASE … TEMPLATE is a file
-copy: a few tens of milliseconds). Nothing of our own is mocked."""
+fresh database cloned from it for every test (made one test ahead and dropped behind it,
+see tests/support/databases.py). Nothing of our own is mocked."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import atexit
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,9 +27,13 @@ from cybergine.privacy import keys
 from cybergine.settings import Settings, load_settings
 from tests.support import whatsapp as whatsapp_support
 from tests.support.browser import Browser
+from tests.support.databases import TEMPLATE, Clones, create_database, drop_database
 from tests.support.server import LiveServer
 
-TEMPLATE = "cybergine_template"
+# The run's cluster is deleted when the run ends and nothing in it has to survive a crash of
+# the machine: waiting for the disk at every commit, database clone and drop buys nothing.
+# Visibility and isolation between transactions do not depend on these.
+THROWAWAY_CLUSTER = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 os.environ.setdefault("CYBERGINE_LOG_FORMAT", "console")
 
@@ -110,6 +113,14 @@ def postgres_admin_url(testrun_uid: str) -> str:
     atexit.register(_remove_once_stopped, shared)
     with FileLock(shared / "postgres.lock"):
         server = pgserver.get_server(shared / "postgres", cleanup_mode="stop")
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            for setting, value in THROWAWAY_CLUSTER.items():
+                conn.execute(
+                    sql.SQL("ALTER SYSTEM SET {} = {}").format(
+                        sql.Identifier(setting), sql.Literal(value)
+                    )
+                )
+            conn.execute("SELECT pg_reload_conf()")
     return server.get_uri()
 
 
@@ -130,34 +141,19 @@ def template_url(postgres_admin_url: str, testrun_uid: str) -> str:
     return url
 
 
-def create_database(admin_url: str, *, template: str | None = TEMPLATE) -> str:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if template is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        else:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-    return with_database(admin_url, name)
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1].split("?", 1)[0]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+@pytest.fixture(scope="session")
+def clones(postgres_admin_url: str, template_url: str) -> Iterator[Clones]:
+    made = Clones(postgres_admin_url)
+    yield made
+    made.close()
 
 
 @pytest.fixture
-def database_url(postgres_admin_url: str, template_url: str) -> Iterator[str]:
+def database_url(clones: Clones) -> Iterator[str]:
     """A migrated database of this test's own."""
-    url = create_database(postgres_admin_url)
+    url = clones.take()
     yield url
-    drop_database(postgres_admin_url, url)
+    clones.give_back(url)
 
 
 @pytest.fixture
