@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/realtime.py
 	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/privacy.py
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \

@@ -1,0 +1,703 @@
+"""Privacy's numbers: a customer's export and erasure, and the retention purge of a million
+expired messages while WhatsApp replies go out beside it.
+
+One embedded PostgreSQL in a temporary directory, migrated to head, holds every
+organisation of the run; everything is seeded with set-based SQL (``generate_series``).
+
+rights: one organisation holds ``--repetitions`` customers with ``--messages`` messages
+each (in ``--conversations-per-customer`` conversations, ``--attachments`` of them images
+of ``--attachment-bytes`` incompressible bytes, one raw webhook delivery per message naming
+the customer as Meta's do) beside ``--other-customers`` customers with 50 messages each.
+For each customer in turn, the services the API and the dashboard call: the export
+(``privacy.export.export_customer``, then encoded by ``privacy.api.export_response`` as
+the route sends it) and the erasure (``privacy.erasure.erase_customer``), each in its own
+transaction, committed, with an officer's ``Principal``. Median, min and max seconds, and
+the export's size. Goals (policy §14): erasure <= 2 s, export <= 5 s.
+
+purge: another organisation keeps conversations 30 days; it holds ``--conversations``
+conversations quiet for 60 days with ``--messages-expired`` messages in all (one in ten
+with an attachment), and as many active ones that must survive. ``privacy.purge.run``
+(in a process of its own) removes what expired, in its batches, while a probe plays the
+reply path's writes (lock an active conversation, add a message, commit) and, unless
+``--skip-e2e``, the end-to-end part of ``bench/whatsapp.py`` runs on the same PostgreSQL:
+``cybergine serve``, ``cybergine worker`` processes, Meta's Graph API simulated, questions
+delivered at once by a load generator. Its replies/s is measured once before the purge
+(unloaded) and once while the purge runs. Goals (policy §11): the purge <= 120 s, and the
+replies/s while it runs within 20 % of the unloaded figure.
+
+Usage: .venv/bin/python bench/privacy.py [--quick] [--repetitions 5] [--messages 5000]
+       [--attachments 50] [--messages-expired 1000000] [--conversations 1000]
+       [--batch-size 2000] [--replies 200] [--e2e-warmup 100] [--config 1x16]
+       [--skip-rights] [--skip-purge] [--skip-e2e]
+About six minutes at the defaults on a 2-core machine; ``--quick`` about two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import os
+import platform as host
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+import whatsapp
+from cybergine.accounts.models import Role
+from cybergine.accounts.principal import Principal
+from cybergine.db import embedded, migrate
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.privacy import keys, purge
+from cybergine.privacy.api import export_response
+from cybergine.privacy.erasure import erase_customer
+from cybergine.privacy.export import export_customer
+from cybergine.privacy.purgers import BATCH_SIZE
+
+GOAL_ERASURE_SECONDS = 2.0
+GOAL_EXPORT_SECONDS = 5.0
+GOAL_PURGE_SECONDS = 120.0
+GOAL_REPLIES_KEPT = 0.8  # replies/s during the purge, as a share of the unloaded figure
+EXPIRED_DAYS_AGO = 60
+PERIOD_DAYS = 30
+FIRST_WA_ID = 447700000000  # the rights section's customers: FIRST_WA_ID + n
+OTHER_CUSTOMER_MESSAGES = 50
+
+# --- rights: seeding -----------------------------------------------------------------------
+
+_RIGHTS_SEED = [
+    "INSERT INTO organisations (id, name) VALUES (:org, 'Rights Shop')",
+    """INSERT INTO whatsapp_numbers (id, organisation_id, phone_number_id, waba_id,
+                                  display_phone_number, access_token, opt_out_keywords,
+                                  opt_in_keywords, active)
+       VALUES (:number, :org, '3000001', '3000002', '+1 555 3000001', 'not-a-token',
+               '{}', '{}', true)""",
+    # The measured customers first (n <= :reps), then the others.
+    """INSERT INTO customers (id, organisation_id, channel, external_id, phone_number,
+                            display_name, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, 'whatsapp', (:first + n)::text, '+' || (:first + n),
+              'Customer ' || n, now() - interval '90 days', now()
+       FROM generate_series(1, :reps + :others) AS n""",
+    # One open conversation per customer and number (the latest), the others closed.
+    """INSERT INTO conversations (id, organisation_id, channel, customer_id, whatsapp_number_id,
+                                state, human_review_requested, unread_count, last_message_at,
+                                closed_at, created_at)
+       SELECT gen_random_uuid(), :org, 'whatsapp', u.id, :number,
+              (CASE WHEN k = 1 THEN 'bot' ELSE 'closed' END)::conversation_state, false, 0,
+              now() - make_interval(days => k),
+              CASE WHEN k > 1 THEN now() - make_interval(days => k) END,
+              now() - make_interval(days => 80 - k)
+       FROM customers u, generate_series(1, :per_customer) AS k
+       WHERE u.organisation_id = :org AND (u.external_id::bigint - :first <= :reps OR k = 1)""",
+    # Questions and answers in turn, spread over each customer's conversations; the
+    # measured customers' first inbound messages are the images.
+    """INSERT INTO messages (id, organisation_id, conversation_id, direction, sender, type,
+                           text, external_id, status, send_attempts, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, v.id,
+              (CASE WHEN n % 2 = 0 THEN 'inbound' ELSE 'outbound' END)::message_direction,
+              (CASE WHEN n % 2 = 0 THEN 'customer' ELSE 'assistant' END)::message_sender,
+              CASE WHEN v.measured AND n % 2 = 0 AND n <= 2 * :attachments THEN 'image'
+                   ELSE 'text' END,
+              CASE WHEN n % 2 = 0 THEN 'Where is my order ' || n || '? ' || v.display_name
+                   ELSE 'Order ' || n || ' left our warehouse and arrives in two days.' END,
+              'wamid.' || v.external_id || '.' || n,
+              (CASE WHEN n % 2 = 0 THEN 'received' ELSE 'read' END)::message_status,
+              n % 2, v.created_at + make_interval(secs => n),
+              v.created_at + make_interval(secs => n)
+       FROM (SELECT c.id, c.created_at, u.external_id, u.display_name,
+                    u.external_id::bigint - :first <= :reps AS measured,
+                    row_number() OVER (PARTITION BY c.customer_id ORDER BY c.id) - 1 AS position,
+                    count(*) OVER (PARTITION BY c.customer_id) AS total
+             FROM conversations c JOIN customers u ON u.id = c.customer_id
+             WHERE c.organisation_id = :org) AS v
+       JOIN generate_series(1, :messages) AS n ON n % v.total = v.position
+       WHERE v.measured OR n <= :other_messages""",
+    # Incompressible bytes, as a photo's are (TOAST would shrink repeated ones to nothing).
+    """INSERT INTO message_attachments (id, organisation_id, message_id, media_id, status,
+                                      mime_type, size_bytes, data)
+       SELECT gen_random_uuid(), :org, m.id, 'media-' || m.external_id, 'stored',
+              'image/jpeg', octet_length(photo.bytes), photo.bytes
+       FROM messages m,
+            (SELECT string_agg(uuid_send(gen_random_uuid()), ''::bytea) AS bytes
+             FROM generate_series(1, :attachment_bytes / 16)) AS photo
+       WHERE m.organisation_id = :org AND m.type = 'image'""",
+    # Meta's raw deliveries: each inbound message with its contact, each answer's status.
+    """INSERT INTO whatsapp_webhook_events (id, organisation_id, whatsapp_number_id, field,
+                                          value, messages, statuses, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, :number, 'messages',
+              jsonb_build_object(
+                'messaging_product', 'whatsapp',
+                'metadata', jsonb_build_object('display_phone_number', '15553000001',
+                                               'phone_number_id', '3000001'),
+                CASE WHEN m.direction = 'inbound' THEN 'contacts' ELSE 'statuses' END,
+                CASE WHEN m.direction = 'inbound' THEN jsonb_build_array(jsonb_build_object(
+                       'profile', jsonb_build_object('name', u.display_name),
+                       'wa_id', u.external_id))
+                     ELSE jsonb_build_array(jsonb_build_object(
+                       'id', m.external_id, 'status', 'read', 'recipient_id', u.external_id,
+                       'timestamp', extract(epoch FROM m.created_at)::bigint::text)) END)
+              || CASE WHEN m.direction = 'inbound' THEN jsonb_build_object(
+                   'messages', jsonb_build_array(jsonb_build_object(
+                     'from', u.external_id, 'id', m.external_id, 'type', m.type,
+                     'timestamp', extract(epoch FROM m.created_at)::bigint::text,
+                     'text', jsonb_build_object('body', m.text))))
+                 ELSE '{}'::jsonb END,
+              (m.direction = 'inbound')::int, (m.direction = 'outbound')::int,
+              m.created_at, m.created_at
+       FROM messages m
+       JOIN conversations c ON c.id = m.conversation_id
+       JOIN customers u ON u.id = c.customer_id
+       WHERE m.organisation_id = :org""",
+]
+
+
+@dataclass
+class Rights:
+    export_seconds: list[float]
+    erasure_seconds: list[float]
+    export_bytes: list[int]
+    held: dict[str, int]  # what the first export and erasure counted
+    webhook_events: int  # raw deliveries in the organisation
+
+
+async def run_rights(url: str, args: argparse.Namespace) -> Rights:
+    database = Database(url, pool_size=2, statement_timeout_ms=0)
+    organisation, number = uuid.uuid4(), uuid.uuid4()
+    params = {
+        "org": organisation,
+        "number": number,
+        "first": FIRST_WA_ID,
+        "reps": args.repetitions,
+        "others": args.other_customers,
+        "per_customer": args.conversations_per_customer,
+        "messages": args.messages,
+        "other_messages": OTHER_CUSTOMER_MESSAGES,
+        "attachments": args.attachments,
+        "attachment_bytes": args.attachment_bytes,
+    }
+    started = time.perf_counter()
+    for statement in _RIGHTS_SEED:
+        async with database.transaction() as session:
+            await session.execute(text(statement), params)
+    async with database.autocommit() as session:
+        await session.execute(text("VACUUM ANALYZE"))
+    async with database.transaction() as session:
+        events: int = (
+            await session.execute(
+                text("SELECT count(*) FROM whatsapp_webhook_events WHERE organisation_id = :org"),
+                params,
+            )
+        ).scalar_one()
+    print(f"rights: seeded in {time.perf_counter() - started:.1f} s", flush=True)
+
+    officer = Principal(
+        organisation_id=organisation, role=Role.OWNER, user_id=uuid.uuid4(), email="dpo@shop.test"
+    )
+    result = Rights([], [], [], {}, events)
+    for n in range(1, args.repetitions + 1):
+        async with database.transaction() as session:
+            customer_id: uuid.UUID = (
+                await session.execute(
+                    text(
+                        "SELECT id FROM customers WHERE organisation_id = :org AND external_id = :e"
+                    ),
+                    {"org": organisation, "e": str(FIRST_WA_ID + n)},
+                )
+            ).scalar_one()
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            exported = await export_customer(
+                TenantScope(session, organisation), officer, customer_id
+            )
+        body = export_response(exported, customer_id).body
+        result.export_seconds.append(time.perf_counter() - started)
+        result.export_bytes.append(len(body))
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            erasure = await erase_customer(TenantScope(session, organisation), officer, customer_id)
+        result.erasure_seconds.append(time.perf_counter() - started)
+        if not result.held:
+            result.held = {
+                "conversations": erasure.conversations,
+                "messages": erasure.messages,
+                "attachments": erasure.attachments,
+                "webhook_events": erasure.webhook_events,
+                "exported messages": sum(len(c["messages"]) for c in exported["conversations"]),
+            }
+    await database.dispose()
+    return result
+
+
+def print_rights(rights: Rights, args: argparse.Namespace) -> bool:
+    """True when the export and the erasure found everything seeded; a missed time goal is
+    printed, not an error (this machine may be busy)."""
+
+    def row(label: str, seconds: list[float], goal: float) -> None:
+        ok = statistics.median(seconds) <= goal
+        print(
+            f"{label}: median {statistics.median(seconds):.2f} s, min {min(seconds):.2f} s,"
+            f" max {max(seconds):.2f} s over {len(seconds)} customers;"
+            f" goal <= {goal:.0f} s: {whatsapp.verdict(ok)}"
+        )
+
+    print(
+        f"\ncustomer rights: {args.messages:,} messages, {args.attachments} attachments of"
+        f" {args.attachment_bytes:,} bytes, {args.conversations_per_customer} conversations per"
+        f" customer; {args.other_customers} other customers with {OTHER_CUSTOMER_MESSAGES} each"
+        f" in the organisation, {rights.webhook_events:,} raw webhook deliveries in all"
+    )
+    print(f"held, as the first erasure counted it: {rights.held}")
+    row("export (service + JSON encoding, committed)", rights.export_seconds, GOAL_EXPORT_SECONDS)
+    sizes = rights.export_bytes
+    print(
+        f"export size: median {statistics.median(sizes) / 1e6:.1f} MB"
+        f" ({min(sizes):,}-{max(sizes):,} bytes)"
+    )
+    row("erasure (committed)", rights.erasure_seconds, GOAL_ERASURE_SECONDS)
+    expected = {"messages": args.messages, "attachments": args.attachments}
+    complete = all(rights.held.get(k) == v for k, v in expected.items()) and (
+        rights.held.get("exported messages") == args.messages
+    )
+    if not complete:
+        print(f"MISMATCH: expected {expected} in the export and the erasure")
+    return complete
+
+
+# --- purge: seeding, and the purge's own process ----------------------------------------------
+
+_PURGE_SEED = [
+    "INSERT INTO organisations (id, name) VALUES (:org, 'Purge Shop')",
+    """INSERT INTO retention_settings (id, organisation_id, conversation_days)
+       VALUES (gen_random_uuid(), :org, :period)""",
+    # Customers and conversations: the first half expired, the second half active.
+    """INSERT INTO customers (id, organisation_id, channel, external_id, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, 'whatsapp', 'bench-' || n,
+              now() - make_interval(days => CASE WHEN n <= :conversations THEN :old ELSE 0 END),
+              now() - make_interval(days => CASE WHEN n <= :conversations THEN :old ELSE 0 END)
+       FROM generate_series(1, 2 * :conversations) AS n""",
+    """INSERT INTO conversations (id, organisation_id, channel, customer_id, state,
+                                 human_review_requested, unread_count, last_message_at,
+                                 created_at)
+       SELECT gen_random_uuid(), :org, 'whatsapp', id, 'bot', false, 0,
+              created_at, created_at
+       FROM customers WHERE organisation_id = :org""",
+    """INSERT INTO messages (id, organisation_id, conversation_id, direction, sender, type,
+                            text, status, send_attempts, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, c.id, 'inbound', 'customer', 'text',
+              'Where is my order number ' || n || '?', 'received', 0,
+              c.last_message_at, c.last_message_at
+       FROM (SELECT id, last_message_at, row_number() OVER (ORDER BY id) AS position
+             FROM conversations WHERE organisation_id = :org
+             AND last_message_at < now() - make_interval(days => :period)) AS c
+       JOIN generate_series(1, :messages) AS n ON n % :conversations = c.position - 1""",
+    # The active conversations get a few messages each: they must all survive.
+    """INSERT INTO messages (id, organisation_id, conversation_id, direction, sender, type,
+                            text, status, send_attempts, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, c.id, 'inbound', 'customer', 'text', 'Still here',
+              'received', 0, now(), now()
+       FROM conversations c, generate_series(1, 3)
+       WHERE c.organisation_id = :org AND c.last_message_at > now() - interval '1 day'""",
+    """INSERT INTO message_attachments (id, organisation_id, message_id, media_id, status,
+                                       mime_type, size_bytes, data)
+       SELECT gen_random_uuid(), :org, id, 'media-' || id, 'stored', 'image/png', 1024,
+              decode(repeat('ab', 1024), 'hex')
+       FROM messages WHERE organisation_id = :org AND text LIKE '%0?'
+       AND created_at < now() - make_interval(days => :period)""",
+]
+_EXPIRED = (
+    "SELECT count(*) FROM messages WHERE organisation_id = :org"
+    f" AND created_at < now() - interval '{PERIOD_DAYS} days'"
+)
+_ALL = "SELECT count(*) FROM messages WHERE organisation_id = :org"
+
+
+async def count(database: Database, sql: str, organisation: uuid.UUID) -> int:
+    async with database.transaction() as session:
+        return int((await session.execute(text(sql), {"org": organisation})).scalar_one())
+
+
+async def seed_purge(
+    url: str, organisation: uuid.UUID, args: argparse.Namespace
+) -> tuple[int, int]:
+    """(expired, active) messages seeded; vacuumed, so that no autovacuum of the new rows
+    runs during the measurements."""
+    database = Database(url, pool_size=2, statement_timeout_ms=0)
+    params = {
+        "org": organisation,
+        "period": PERIOD_DAYS,
+        "old": EXPIRED_DAYS_AGO,
+        "conversations": args.conversations,
+        "messages": args.messages_expired,
+    }
+    started = time.perf_counter()
+    for statement in _PURGE_SEED:
+        async with database.transaction() as session:
+            await session.execute(text(statement), params)
+    async with database.autocommit() as session:
+        await session.execute(text("VACUUM ANALYZE"))
+    expired = await count(database, _EXPIRED, organisation)
+    active = await count(database, _ALL, organisation) - expired
+    await database.dispose()
+    print(
+        f"purge: seeded {expired:,} expired messages in {args.conversations:,} conversations"
+        f" (+{active:,} active) in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    return expired, active
+
+
+async def reply_path_probe(database: Database, stop: asyncio.Event) -> list[float]:
+    """What the reply path does to an active conversation, as often as it can: lock the
+    conversation, write a message, commit. Milliseconds per round."""
+    async with database.transaction() as session:
+        active = list(
+            (
+                await session.execute(
+                    text(
+                        "SELECT id, organisation_id FROM conversations WHERE channel = 'whatsapp'"
+                        " AND customer_id IN (SELECT id FROM customers WHERE external_id LIKE"
+                        " 'bench-%') AND last_message_at > now() - interval '1 day' LIMIT 50"
+                    )
+                )
+            ).all()
+        )
+    latencies: list[float] = []
+    round_number = 0
+    while not stop.is_set():
+        conversation, organisation = active[round_number % len(active)]
+        round_number += 1
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            await session.execute(
+                text("SELECT 1 FROM conversations WHERE id = :id FOR UPDATE"), {"id": conversation}
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO messages (id, organisation_id, conversation_id, direction, "
+                    "sender, type, text, status, send_attempts) VALUES (gen_random_uuid(), "
+                    ":org, :id, 'inbound', 'customer', 'text', 'probe', 'received', 0)"
+                ),
+                {"org": organisation, "id": conversation},
+            )
+            await session.execute(
+                text("UPDATE conversations SET last_message_at = now() WHERE id = :id"),
+                {"id": conversation},
+            )
+        latencies.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.01)
+    return latencies
+
+
+async def purge_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """The purge, in a process of its own (as a worker runs it), beside the probe: a quiet
+    baseline of the probe first, then "purging" on stdout, the purge, and the figures."""
+    keys.install(keys.read_key_file(Path(spec["key_file"])))
+    database = Database(spec["url"], pool_size=4, statement_timeout_ms=0)
+    stop = asyncio.Event()
+    baseline_probe = asyncio.create_task(reply_path_probe(database, stop))
+    await asyncio.sleep(3)
+    stop.set()
+    baseline = await baseline_probe
+    print("purging", flush=True)
+    stop = asyncio.Event()
+    probe = asyncio.create_task(reply_path_probe(database, stop))
+    wall, started = time.time(), time.perf_counter()
+    report = await purge.run(database, batch_size=spec["batch_size"])
+    seconds = time.perf_counter() - started
+    stop.set()
+    during = await probe
+    await database.dispose()
+    return {
+        "wall_start": wall,
+        "seconds": seconds,
+        "removed": report.by_organisation().get(uuid.UUID(spec["organisation"]), {}),
+        "baseline": baseline,
+        "during": during,
+    }
+
+
+# --- purge beside the end-to-end replies -------------------------------------------------------
+
+
+@dataclass
+class Purge:
+    seconds: float
+    wall_start: float
+    removed: dict[str, dict[str, int]]
+    baseline: list[float]
+    during: list[float]
+    left_expired: int
+    left_all: int
+    unloaded: whatsapp.Replies | None = None
+    loaded: whatsapp.Replies | None = None
+
+
+def start_purge(
+    processes: whatsapp.Processes,
+    data_dir: Path,
+    url: str,
+    organisation: uuid.UUID,
+    args: argparse.Namespace,
+) -> subprocess.Popen[bytes]:
+    """The purge's process, once its probe's baseline is taken and the purge begins."""
+    workdir = processes.logs
+    spec_path = workdir / "purge.spec.json"
+    spec = {
+        "url": url,
+        "key_file": str(data_dir / keys.KEY_FILE_NAME),
+        "organisation": str(organisation),
+        "batch_size": args.batch_size,
+    }
+    spec_path.write_text(json.dumps({**spec, "out": str(workdir / "purge.json")}))
+    child = processes.start(
+        "purge",
+        [sys.executable, str(Path(__file__).resolve()), "--purge-child", str(spec_path)],
+        dict(os.environ),
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    whatsapp.expect(child.stdout, "purging", processes.log_of(child))
+    return child
+
+
+def finish_purge(
+    processes: whatsapp.Processes,
+    child: subprocess.Popen[bytes],
+    url: str,
+    organisation: uuid.UUID,
+) -> Purge:
+    """Waits for the purge's process; its figures, and what it left."""
+    workdir = processes.logs
+    if child.wait(timeout=1800) != 0:
+        raise SystemExit(f"the purge failed:\n{whatsapp.tail(processes.log_of(child))}")
+    processes.stop(child)
+    data = json.loads((workdir / "purge.json").read_text())
+
+    async def left() -> tuple[int, int]:
+        database = Database(url, pool_size=1)
+        counts = (
+            await count(database, _EXPIRED, organisation),
+            await count(database, _ALL, organisation),
+        )
+        await database.dispose()
+        return counts
+
+    left_expired, left_all = asyncio.run(left())
+    return Purge(**data, left_expired=left_expired, left_all=left_all)
+
+
+def run_purge(
+    url: str, data_dir: Path, workdir: Path, args: argparse.Namespace
+) -> tuple[Purge, int]:
+    """The purge, with the end-to-end replies measured before and during it; and how many
+    active messages were seeded (they must all survive)."""
+    from cybergine.channels.whatsapp.simulator import GraphSimulator
+
+    organisation = uuid.uuid4()
+    _, active = asyncio.run(seed_purge(url, organisation, args))
+    processes = whatsapp.Processes(workdir)
+    workers, concurrency = whatsapp.parse_configs(args.config)[0]
+    # The options of bench/whatsapp.py its Replier and print_replies read.
+    e2e = argparse.Namespace(
+        replies=args.replies,
+        e2e_warmup=args.e2e_warmup,
+        concurrency=args.concurrency,
+        embeddings=args.embeddings,
+        send_rate=1000.0,
+        stall_seconds=30.0,
+    )
+    unloaded = loaded = None
+    try:
+        with GraphSimulator() as sim:
+            replier = None
+            if not args.skip_e2e:
+                platform = whatsapp.Platform(
+                    workdir=workdir,
+                    data_dir=data_dir,
+                    env=whatsapp.base_env(data_dir, sim.base_url, args.embeddings),
+                    processes=processes,
+                )
+                platform.start_web()
+                platform.setup()
+                replier = whatsapp.Replier(
+                    platform,
+                    sim,
+                    e2e,
+                    workers=workers,
+                    concurrency=concurrency,
+                    tag=1,
+                    secret=secrets.token_hex(16),
+                )
+                platform.wait_for_knowledge()
+                unloaded = replier.measure("unloaded", args.replies, warmup=args.e2e_warmup)
+            child = start_purge(processes, data_dir, url, organisation, args)
+            if replier is not None:
+                # The workers' connections are warm from the unloaded run.
+                loaded = replier.measure("loaded", args.replies)
+                replier.stop()
+            result = finish_purge(processes, child, url, organisation)
+    finally:
+        processes.stop_all()
+    result.unloaded, result.loaded = unloaded, loaded
+    return result, active
+
+
+def print_purge(result: Purge, active: int, args: argparse.Namespace) -> bool:
+    def figures(values: list[float]) -> str:
+        ordered = sorted(values)
+        return (
+            f"p50 {statistics.median(ordered):.1f} ms,"
+            f" p99 {whatsapp.quantile(ordered, 0.99):.1f} ms,"
+            f" max {ordered[-1]:.1f} ms over {len(ordered)} writes"
+        )
+
+    removed = result.removed.get("conversation", {})
+    messages = removed.get("messages", 0)
+    print(f"\nretention purge: batch size {args.batch_size}; purged: {removed}")
+    print(
+        f"retention purge of {messages:,} expired messages: {result.seconds:.1f} s"
+        f" ({messages / result.seconds:,.0f} messages/s); goal <= {GOAL_PURGE_SECONDS:.0f} s:"
+        f" {whatsapp.verdict(result.seconds <= GOAL_PURGE_SECONDS)}"
+    )
+    print(f"reply-path probe writes before: {figures(result.baseline)}")
+    print(f"reply-path probe writes during: {figures(result.during)}")
+    print(f"left: {result.left_expired} expired, {result.left_all:,} active messages")
+    ok = result.left_expired == 0 and result.left_all >= active
+    if not ok:
+        print("MISMATCH: the purge left expired messages, or removed active ones")
+    unloaded, loaded = result.unloaded, result.loaded
+    if unloaded is None or loaded is None:
+        return ok
+    print(
+        f"\nend-to-end replies (bench/whatsapp.py's): {args.replies} questions delivered at once"
+        f" (concurrency {args.concurrency}) to 1 web process, workers {args.config}, embeddings"
+        f" {args.embeddings}; unloaded after {args.e2e_warmup} warm-up replies, then again while"
+        " the purge runs"
+    )
+    print(
+        f"{'':<18}{'replied':>8}{'reply/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
+        f"{'missing':>8}{'dupes':>6}{'deliv/s':>8}  reply job: wait, run (medians)"
+    )
+    for label, replies in (("unloaded", unloaded), ("during the purge", loaded)):
+        lat = replies.latency
+        wait, run, _ = replies.jobs.get("reply", (float("nan"), float("nan"), 0))
+        print(
+            f"{label:<18}{replies.replied:>8}{replies.rate:>8.1f}{lat.p50:>8.0f}{lat.p99:>8.0f}"
+            f"{lat.max:>8.0f}{replies.missing:>8}{replies.duplicates:>6}"
+            f"{replies.load.rate:>8.0f}  {wait:.0f} ms, {run:.0f} ms"
+            + ("  (stalled)" if replies.stalled else "")
+        )
+    ratio = loaded.rate / unloaded.rate if unloaded.rate else 0.0
+    last_reply = loaded.load.wall_start + loaded.replied / loaded.rate if loaded.rate else 0.0
+    inside = last_reply <= result.wall_start + result.seconds
+    print(
+        f"end-to-end replies/s: unloaded {unloaded.rate:.1f}, during the purge {loaded.rate:.1f}:"
+        f" {100 * ratio:.0f} % of unloaded; goal >= {100 * GOAL_REPLIES_KEPT:.0f} %:"
+        f" {whatsapp.verdict(ratio >= GOAL_REPLIES_KEPT)}"
+        + ("" if inside else " (the purge ended before the last reply: the load was shorter)")
+    )
+    for label, replies in (("unloaded", unloaded), ("during the purge", loaded)):
+        cpu = replies.load.cpu
+        print(
+            f"CPU, % of one core, {label}: web {cpu.share(whatsapp.WEB):.0f}, PostgreSQL (the"
+            f" purge's queries among them) {cpu.share(whatsapp.POSTGRES):.0f}, workers"
+            f" {cpu.share(whatsapp.WORKERS):.0f}, this process with the simulator"
+            f" {cpu.share(whatsapp.SELF):.0f}, others (the purge's process among them)"
+            f" {100 * cpu.others / cpu.elapsed:.0f}"
+        )
+    return ok and unloaded.missing == loaded.missing == 0
+
+
+# --- main --------------------------------------------------------------------------------------
+
+QUICK = {
+    "repetitions": 3,
+    "messages_expired": 200_000,
+    "conversations": 200,
+    "replies": 100,
+    "e2e_warmup": 50,
+}
+
+
+def main(args: argparse.Namespace, defaults: dict[str, Any]) -> int:
+    if args.quick:  # the sizes given on the command line win
+        for name, value in QUICK.items():
+            if getattr(args, name) == defaults[name]:
+                setattr(args, name, value)
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    workdir = Path(tempfile.mkdtemp(prefix="cybergine-bench-privacy-"))
+    # Registered before the server starts, so it runs after the server's own exit hook
+    # has stopped it.
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    data_dir = workdir / "data"
+    # The keys every process of the run reads from the data directory.
+    data_dir.mkdir()
+    server_keys = keys.ServerKeys(
+        secret_key=keys.generate_secret_key().encode(),
+        encryption_keys=(keys.generate_fernet_key(),),
+    )
+    keys.write_key_file(data_dir / keys.KEY_FILE_NAME, server_keys)
+    keys.install(server_keys)
+    url = embedded.start(data_dir).url
+    migrate.upgrade(url)
+    ok = True
+    rights = asyncio.run(run_rights(url, args)) if not args.skip_rights else None
+    purged = run_purge(url, data_dir, workdir, args) if not args.skip_purge else None
+
+    print(
+        f"\nhost: {host.node()} {host.machine()}, {os.cpu_count()} cores; load average before"
+        f" the run {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}"
+    )
+    if rights is not None:
+        ok &= print_rights(rights, args)
+    if purged is not None:
+        ok &= print_purge(*purged, args)
+    print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--purge-child":
+        spec = json.loads(Path(sys.argv[2]).read_text())
+        Path(spec["out"]).write_text(json.dumps(asyncio.run(purge_child(spec))))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: " + str(QUICK))
+    parser.add_argument("--repetitions", type=int, default=5, help="customers exported and erased")
+    parser.add_argument("--messages", type=int, default=5000, help="per customer")
+    parser.add_argument("--attachments", type=int, default=50, help="per customer")
+    parser.add_argument("--attachment-bytes", type=int, default=200_000)
+    parser.add_argument("--conversations-per-customer", type=int, default=10)
+    parser.add_argument("--other-customers", type=int, default=200)
+    parser.add_argument("--messages-expired", type=int, default=1_000_000, help="to purge")
+    parser.add_argument("--conversations", type=int, default=1000, help="expired ones holding them")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="the purge's")
+    parser.add_argument("--replies", type=int, default=200, help="questions per end-to-end run")
+    parser.add_argument("--e2e-warmup", type=int, default=100, help="answered before measuring")
+    parser.add_argument("--concurrency", type=int, default=64, help="deliveries in flight")
+    parser.add_argument("--config", default="1x16", help="WORKERSxCONCURRENCY of the workers")
+    parser.add_argument("--embeddings", choices=("local", "none"), default="none")
+    parser.add_argument("--skip-rights", action="store_true")
+    parser.add_argument("--skip-purge", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true", help="the purge with the probe only")
+    # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        sys.exit(main(parser.parse_args(), {name: parser.get_default(name) for name in QUICK}))
+    except KeyboardInterrupt:
+        print("interrupted: every process of the run stopped", file=sys.stderr)
+        sys.exit(130)
