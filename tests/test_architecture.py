@@ -66,6 +66,7 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ("cybergine.db.models", "cybergine.knowledge.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.mail.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.audit"): _SCHEMA_ROOT,
+    ("cybergine.db.models", "cybergine.privacy.request_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.retention_settings"): _SCHEMA_ROOT,
     ("cybergine.db.migrations.versions.0005_assistants", "cybergine.privacy.crypto"): (
         _FROZEN_MIGRATION
@@ -86,6 +87,13 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ),
     ("cybergine.channels.whatsapp.webhooks", "cybergine.web.openapi"): _HTTP_EDGE.format(
         "the WhatsApp webhook"
+    ),
+    # The data-subject requests' routes, beside the customers' (privacy.api).
+    ("cybergine.privacy.requests_api", "cybergine.web.deps"): _HTTP_EDGE.format(
+        "privacy.requests_api"
+    ),
+    ("cybergine.privacy.requests_api", "cybergine.web.openapi"): _HTTP_EDGE.format(
+        "privacy.requests_api"
     ),
     ("cybergine.channels.whatsapp.simulator.server", "cybergine.web.threaded"): (
         "the Graph API simulator is a development tool that serves HTTP from a thread, "

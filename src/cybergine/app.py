@@ -32,6 +32,7 @@ from cybergine.logging import configure_logging
 from cybergine.onboarding import api as onboarding_api
 from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
+from cybergine.privacy import requests_api as privacy_requests_api
 from cybergine.privacy import retention_api as privacy_retention_api
 from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
@@ -140,6 +141,7 @@ def create_app(
     app.include_router(conversations_api.router)
     app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)
+    app.include_router(privacy_requests_api.router)
     app.include_router(privacy_api.well_known)
     app.include_router(privacy_retention_api.router)
     app.include_router(onboarding_api.router)

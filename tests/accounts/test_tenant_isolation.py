@@ -33,6 +33,8 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
 from cybergine.knowledge.extract import extract
 from cybergine.knowledge.models import Collection, Item
+from cybergine.privacy import requests as privacy_requests
+from cybergine.privacy.request_models import PrivacyRequest, RequestChannel, RequestKind
 from cybergine.settings import Settings
 from cybergine.web.access import PERMISSION_ATTRIBUTE, marks
 from cybergine.web.routing import api_routes
@@ -64,6 +66,8 @@ API_BODIES = {
     ("PATCH", "/api/v1/channels/whatsapp/{number_id}"): {"display_phone_number": "+1 999 999"},
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"text": "from B"},
     ("POST", "/api/v1/assistants/{assistant_id}/preview"): {"text": "What is your secret?"},
+    ("PATCH", "/api/v1/privacy/requests/{request_id}"): {"refusal_reason": "duplicate"},
+    ("POST", "/api/v1/privacy/requests/{request_id}/carry-out"): {},
 }
 FORM_FIELDS = {
     "/team/members/{membership_id}/role": {"role": "viewer"},
@@ -77,6 +81,8 @@ FORM_FIELDS = {
     "/channels/widget/{assistant_id}/appearance": {"colour": "#ff0000"},
     "/getting-started/{assistant_id}/website": {"add": "https://b.example"},
     "/channels/whatsapp/{number_id}": {"display_phone_number": "+1 999 999"},
+    "/privacy/requests/{request_id}/status": {"status": "refused", "refusal_reason": "duplicate"},
+    "/privacy/requests/{request_id}/verify": {"verification": "verified", "method": "document"},
 }
 # Endless responses a list walk cannot read to the end; what they carry is checked where
 # they are tested (the inbox's event stream: tests/conversations/test_inbox.py).
@@ -154,6 +160,13 @@ async def _build(database: Database, server: LiveServer) -> World:
         )
         message = await make_message(session, conversation, text="Alpha secret message")
         await make_attachment(session, message, filename="alpha-secret.png")
+        privacy_request = await privacy_requests.open_request(
+            alpha_scope,
+            owner.actor,
+            kind=RequestKind.RESTRICTION,
+            channel=RequestChannel.EMAIL,
+            customer_id=customer.id,
+        )
 
     beta, beta_owner = await make_organisation(database, name="Beta Shop")
     beta_key = await make_api_key(database, beta.id, Role.OWNER)
@@ -173,6 +186,7 @@ async def _build(database: Database, server: LiveServer) -> World:
             "conversation_id": conversation.id,
             "message_id": message.id,
             "customer_id": customer.id,
+            "request_id": privacy_request.id,
         },
         a_strings=[
             str(alpha.id),
@@ -201,6 +215,7 @@ async def _build(database: Database, server: LiveServer) -> World:
             "Alpha secret handoff",
             str(message.id),
             "Alpha secret message",
+            str(privacy_request.id),
         ],
         b_api=httpx.Client(
             base_url=server.url, timeout=15, headers={"authorization": f"Bearer {beta_key}"}
@@ -321,6 +336,11 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
     assert conversation.state is ConversationState.BOT  # not taken over or closed by Beta
     assert conversation.assigned_user_id is None
     assert messages == 1  # no reply, no note from Beta
+    async with database.transaction() as session:
+        privacy_request = await session.get(PrivacyRequest, world.a_ids["request_id"])
+    assert privacy_request is not None
+    assert privacy_request.status.value == "open"  # not refused, verified or done by Beta
+    assert privacy_request.verification.value == "unverified"
 
 
 async def test_no_route_reaches_another_organisations_objects(
@@ -366,6 +386,13 @@ async def test_no_route_reaches_another_organisations_objects(
                 "POST /inbox/{conversation_id}/assign",
                 "POST /inbox/{conversation_id}/hand-back",
                 "POST /inbox/{conversation_id}/close",
+                "GET /api/v1/privacy/requests",
+                "GET /api/v1/privacy/requests/{request_id}",
+                "PATCH /api/v1/privacy/requests/{request_id}",
+                "POST /api/v1/privacy/requests/{request_id}/carry-out",
+                "DELETE /api/v1/privacy/restrictions/{customer_id}",
+                "GET /privacy/requests",
+                "POST /privacy/requests/{request_id}/status",
             } <= set(world.checked)
         finally:
             world.b_api.close()

@@ -45,6 +45,7 @@ from cybergine.llm.providers import (
     ToolCall,
 )
 from cybergine.llm.redaction import Redactor
+from cybergine.privacy.request_models import RESPONSE_DAYS
 from cybergine.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,20 @@ HANDOFF_NOTICE_CLOSED = (
 )
 NOT_TEXT = "I can only read text messages for now. Could you write your question?"
 DEFAULT_GREETING = "Hello! How can I help you today?"
+# A customer exercising a right over their data in the chat (policy §14): the request is
+# recorded for the team (``privacy.requests``), and the customer told what happens next.
+DATA_REQUEST_NOTICE = (
+    "Thank you: I have passed your request {what} to our team. They will check that it "
+    f"is really you and respond within {RESPONSE_DAYS} days."
+)
+DATA_REQUEST_WHAT = {
+    "access": "for a copy of the data we hold about you",
+    "portability": "for your data in a portable format",
+    "rectification": "to correct your details",
+    "erasure": "to delete your data",
+    "restriction": "to restrict how we use your data",
+    "objection": "objecting to how we use your data",
+}
 
 Turn = tuple[prompts.Speaker, str]
 # Runs a knowledge search for a model's tool call: the query in, the best passages out.
@@ -74,6 +89,7 @@ Reason = Literal[
     "handoff_button",  # the customer tapped "Talk to a person"
     "handoff_request",  # the customer's words asked for a person (``Answer.handoff``)
     "handoff_by_model",  # the model decided a person should take over
+    "data_request",  # the customer exercises a right over their data (policy §14)
     "not_text",  # a photo, a sticker: nothing to read
     "greeting",  # a bare hello
     "no_grounded_source",  # nothing in the knowledge base scored above the threshold
@@ -98,6 +114,8 @@ class Answer:
     completion_tokens: int | None = None
     offer_human: bool = False
     handoff: intents.HandoffRequest | None = None
+    # The right the customer exercises (a ``privacy_requests.kind``): a request is opened.
+    data_request: str | None = None
     system: bool = False  # said by the platform (a handoff notice), not the assistant
     # The external model failed and the offline answer stood in: the server's message.
     model_error: str | None = None
@@ -183,14 +201,22 @@ def handoff_request(assistant: AssistantView, question: Question) -> intents.Han
     return intents.detect_handoff(question.text, assistant.languages, assistant.handoff_keywords)
 
 
+def data_request(assistant: AssistantView, question: Question) -> str | None:
+    if not question.text:
+        return None
+    return intents.detect_data_request(question.text, assistant.languages)
+
+
 def quick_decision(
     assistant: AssistantView, question: Question
-) -> Literal["handoff", "not_text", "greeting"] | None:
+) -> Literal["handoff", "data_request", "not_text", "greeting"] | None:
     """What is decided before (and instead of) a knowledge search."""
     if handoff_request(assistant, question) is not None:
         return "handoff"
     if not question.text:
         return "not_text"
+    if data_request(assistant, question) is not None:
+        return "data_request"
     if intents.is_greeting(question.text):
         return "greeting"
     return None
@@ -259,6 +285,15 @@ class Responder:
                 reason="handoff_button" if request.matched == "button" else "handoff_request",
                 system=True,
                 handoff=request,
+            )
+        if quick == "data_request":
+            kind = data_request(assistant, question)
+            assert kind is not None
+            return Answer(
+                text=DATA_REQUEST_NOTICE.format(what=DATA_REQUEST_WHAT[kind]),
+                reason="data_request",
+                system=True,
+                data_request=kind,
             )
         if quick == "not_text":
             return Answer(text=NOT_TEXT, reason="not_text")
@@ -471,6 +506,8 @@ def _chat_provider(
 
 
 __all__: Sequence[str] = (
+    "DATA_REQUEST_NOTICE",
+    "DATA_REQUEST_WHAT",
     "DEFAULT_GREETING",
     "HANDOFF_BUTTON_ID",
     "HANDOFF_BUTTON_TITLE",

@@ -71,7 +71,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from cybergine.assistants.business_hours import WEEKDAYS, clean_business_hours
-from cybergine.conversations.intent_phrases import LANGUAGES
+from cybergine.conversations.intent_phrases import LANGUAGES, rights
 
 __all__ = [
     "DEFAULT_OPT_IN_WORDS",
@@ -81,6 +81,7 @@ __all__ = [
     "REASON_HUMAN_REVIEW",
     "REASON_KEYWORD",
     "HandoffRequest",
+    "detect_data_request",
     "detect_handoff",
     "detect_opt_change",
     "is_greeting",
@@ -284,6 +285,40 @@ def detect_handoff(
     keyword = keywords.search(normalised) if keywords is not None else None
     if keyword is not None:
         return HandoffRequest(REASON_KEYWORD, human_review=False, matched=keyword.group(0))
+    return None
+
+
+# --- Rights over one's data (policy §14) -----------------------------------------------
+
+
+@lru_cache(maxsize=128)
+def _rights_matchers(codes: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    # Word boundaries only: French "mes donnees s'il vous plait" is no possessive.
+    def anywhere(patterns: Iterable[str]) -> re.Pattern[str]:
+        return re.compile(rf"(?<!\w)(?:{_alternation(patterns)})(?!\w)")
+
+    languages = [rights.RIGHTS[code] for code in codes if code in rights.RIGHTS]
+    return tuple(
+        (kind, anywhere(p for phrases in languages for p in phrases.get(kind, ())))
+        for kind in rights.KINDS
+        if any(phrases.get(kind) for phrases in languages)
+    )
+
+
+def detect_data_request(text: str, languages: Sequence[str]) -> str | None:
+    """The right over their data a customer's message exercises ("delete my data":
+    ``"erasure"``; "what do you know about me?": ``"access"``), as a
+    ``privacy_requests.kind`` value, by the phrases of ``intent_phrases.rights`` in
+    English and the assistant's languages; ``None`` if none. A phrase right after a
+    negation in its clause does not count, as for a handoff."""
+    if not _normalise(text):
+        return None
+    codes = _languages(languages)
+    negations = _matcher(codes).negations
+    clauses = _clauses(text)
+    for kind, pattern in _rights_matchers(codes):
+        if _first_phrase(pattern, clauses, negations) is not None:
+            return kind
     return None
 
 

@@ -102,6 +102,10 @@ class Customer(TenantMixin, Base):
     opt_in_source: Mapped[str | None] = mapped_column(String(64), default=None)
     opted_out_at: Mapped[datetime | None] = mapped_column(default=None)
     opt_out_source: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Policy §14 (``privacy.requests``): restriction freezes processing (messages are
+    # stored, nothing answers them or goes to a model); an objection leaves them to people.
+    processing_restricted_at: Mapped[datetime | None] = mapped_column(default=None)
+    objected_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @property
     def opted_out(self) -> bool:

@@ -71,6 +71,8 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
 from cybergine.llm.providers import LLMProvider
+from cybergine.privacy.request_models import RequestKind
+from cybergine.privacy.requests import open_from_chat
 from cybergine.realtime.events import publish
 from cybergine.settings import Settings
 
@@ -253,8 +255,17 @@ class Pipeline:
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
         )
+        # A right the customer exercises (policy §14), or a human review they ask for, is
+        # a request for the team, recorded with the answer that confirms it.
+        opens_request = answer.data_request or (
+            RequestKind.HUMAN_REVIEW.value
+            if answer.handoff is not None and answer.handoff.human_review
+            else None
+        )
         session_of = (
-            self.database.autocommit if answer.handoff is None else self.database.transaction
+            self.database.autocommit
+            if answer.handoff is None and opens_request is None
+            else self.database.transaction
         )
         async with session_of() as session:
             written = await replies.write_answer(
@@ -280,6 +291,15 @@ class Pipeline:
                     reason=answer.handoff.reason,
                     human_review=answer.handoff.human_review,
                     public_url=self.settings.public_url,
+                )
+            if opens_request is not None:
+                await open_from_chat(
+                    session,
+                    organisation_id=context.organisation_id,
+                    customer_id=context.customer_id,
+                    channel=context.channel,
+                    message_id=context.message_id,
+                    kind=opens_request,
                 )
         assert written.id is not None
         assert written.text is not None

@@ -77,6 +77,9 @@ _VERDICT = f"""
                AND (person.direction = 'outbound' OR person.type = '{DEALT_WITH_TYPE}')
         ) THEN 'already_answered'
         WHEN cu.opted_out_at IS NOT NULL THEN 'not_for_the_assistant'
+        -- policy §14: processing restricted, or an objection to the assistant (people only)
+        WHEN cu.processing_restricted_at IS NOT NULL OR cu.objected_at IS NOT NULL
+            THEN 'not_for_the_assistant'
         WHEN EXISTS (
             SELECT 1 FROM messages newer
              WHERE newer.conversation_id = m.conversation_id AND newer.direction = 'inbound'

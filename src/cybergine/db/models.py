@@ -12,6 +12,7 @@ from cybergine.db.base import Base
 from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
+from cybergine.privacy import request_models as privacy_request_models
 from cybergine.privacy import retention_settings as retention_models
 from cybergine.security import models as security_models
 
@@ -25,6 +26,7 @@ __all__ = [
     "knowledge_models",
     "mail_models",
     "metadata",
+    "privacy_request_models",
     "retention_models",
     "security_models",
     "whatsapp_models",

@@ -192,6 +192,18 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
         )
     ),
     NotPersonal("customers", "channel", _ENUM),
+    # Data-subject requests (privacy.requests): fixed values; the subject is an id.
+    *(
+        NotPersonal("privacy_requests", column, _ENUM)
+        for column in (
+            "kind",
+            "channel",
+            "verification",
+            "verification_method",
+            "status",
+            "refusal_reason",
+        )
+    ),
     NotPersonal("conversations", "channel", _ENUM),
     NotPersonal("conversations", "state", _ENUM),
     NotPersonal("messages", "direction", _ENUM),
