@@ -570,5 +570,43 @@ def privacy_verify_export(
     typer.echo(f"verified: {bundle.name} is as the platform signed it")
 
 
+policy_cli = typer.Typer(help="Versions of the privacy policy (§18).", no_args_is_help=True)
+cli.add_typer(policy_cli, name="policy")
+
+
+@policy_cli.command("add-version")
+def policy_add_version(
+    effective: Annotated[str, typer.Option(help="YYYY-MM-DD, at least 30 days from today.")],
+    url: Annotated[str, typer.Option(help="Where the new version is published (https).")],
+    summary: Annotated[str, typer.Option(help="What changes, in a sentence or two.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Record a new version; every staff user is e-mailed and sees it in the dashboard."""
+    from cybergine.errors import CybergineError
+    from cybergine.privacy_policy import commands
+
+    settings = _settings(data_dir)
+    _load_keys(settings)
+    database_url = _database_url(settings, migrate=settings.embedded)
+    try:
+        added = commands.add_version(
+            database_url, settings, effective=effective, url=url, summary=summary
+        )
+        typer.echo(asyncio.run(added))
+    except CybergineError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+@policy_cli.command("versions")
+def policy_versions(data_dir: DataDirOption = None) -> None:
+    """List the versions recorded, newest first."""
+    from cybergine.privacy_policy import commands
+
+    settings = _settings(data_dir)
+    for line in asyncio.run(commands.list_versions(_database_url(settings, migrate=False))):
+        typer.echo(line)
+
+
 def main() -> None:
     cli()

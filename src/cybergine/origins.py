@@ -20,3 +20,19 @@ def origin_of(url: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not hostname:
         return None
     return f"{parts.scheme}://{hostname.lower()}{f':{port}' if port else ''}"
+
+
+def https_link(value: object, *, max_length: int) -> str | None:
+    """``value`` stripped, when it is an https:// address of a host that people may be
+    sent to (no credentials, no spaces, at most ``max_length`` characters); else None."""
+    text = value.strip() if isinstance(value, str) else ""
+    origin = origin_of(text)  # None too for what does not parse
+    if (
+        origin is None
+        or not origin.startswith("https://")
+        or "@" in urlsplit(text).netloc
+        or len(text) > max_length
+        or any(ch.isspace() for ch in text)
+    ):
+        return None
+    return text

@@ -71,6 +71,9 @@ class User(Base):
     # Since when the user belongs to no organisation (set and cleared by the periodic
     # ``accounts.service.user_erasure.erase_departed``): erased 30 days after (§11).
     no_organisation_since: Mapped[datetime | None] = mapped_column(default=None)
+    # When they last acknowledged a notice of a new privacy policy version (§18): the
+    # dashboard shows the versions recorded since (``privacy_policy.service``).
+    policy_acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Membership(TenantMixin, Base):

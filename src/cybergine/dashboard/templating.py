@@ -143,6 +143,7 @@ async def render_page(
     """A page behind sign-in: adds the organisation switcher and the current organisation."""
     from cybergine.accounts.service.organisations import get_organisation
     from cybergine.accounts.service.users import memberships_of
+    from cybergine.privacy_policy.service import pending_notice
 
     organisations = (
         await memberships_of(caller.session, caller.principal.user_id)
@@ -150,10 +151,21 @@ async def render_page(
         else []
     )
     current = await get_organisation(caller.session, caller.principal.organisation_id)
+    # A new privacy policy version, until this person acknowledges it (§18).
+    policy_notice = (
+        await pending_notice(caller.session, caller.principal.user_id)
+        if caller.principal.user_id
+        else None
+    )
     return render(
         request,
         template,
-        {"organisations": organisations, "current_organisation": current, **(context or {})},
+        {
+            "organisations": organisations,
+            "current_organisation": current,
+            "policy_notice": policy_notice,
+            **(context or {}),
+        },
         caller=caller,
         status_code=status_code,
     )

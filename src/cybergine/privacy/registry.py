@@ -159,6 +159,8 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("outbound_emails", "error", "the mail server's answer"),
     NotPersonal("security_signals", "kind", _ENUM),
     NotPersonal("security_alerts", "kind", _ENUM),
+    NotPersonal("policy_versions", "url", "where the platform publishes its policy"),
+    NotPersonal("policy_versions", "summary", "the platform's notice of what changes"),
     NotPersonal("api_keys", "name", "a label the team gives a key"),
     NotPersonal("api_keys", "prefix", "the first characters of a random key"),
     NotPersonal("api_keys", "key_hash", _CREDENTIAL),
