@@ -119,7 +119,7 @@ PERSONAL: tuple[Personal, ...] = (
     _staff("users", "password_hash", _ROW, "password (hashed)"),
     _staff("invitations", "email", _ROW, "the invited person's e-mail address"),
     _staff("email_changes", "new_email", _ROW, "an e-mail address waiting for confirmation"),
-    _staff("audit_actor_labels", "label", _CLEAR, "who acted (an e-mail address)"),
+    _staff("audit_actor_labels", "label", _ROW, "who acted (an e-mail address)"),
     _staff("audit_events", "actor_label", _CLEAR, "who acted (an e-mail address)"),
     _staff("outbound_emails", "to_address", _ROW, "recipient"),
     _staff("outbound_emails", "subject", _ROW, "an e-mail to them"),
