@@ -8,14 +8,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from cybergine.conversations.models import Customer
+from cybergine.accounts.models import Membership, Role, User
+from cybergine.conversations.models import Conversation, ConversationState, Customer
 from cybergine.jobs import APP
 from cybergine.mail.models import OutboundEmail
 from cybergine.privacy import requests
 from cybergine.privacy.audit import AuditEvent
-from tests.support.factories import make_organisation_with_key
+from tests.support.browser import Browser
+from tests.support.factories import PASSWORD, make_organisation_with_key
 from tests.support.server import LiveServer
 from tests.support.whatsapp import Shop
 
@@ -62,6 +64,21 @@ def _carry_out(shop: Shop, request_id: str, **body: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     done: dict[str, Any] = response.json()
     return done
+
+
+async def _owner_browser(shop: Shop, live_server: LiveServer) -> Browser:
+    async with shop.database.transaction() as session:
+        email = await session.scalar(
+            select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(
+                Membership.organisation_id == shop.organisation_id, Membership.role == Role.OWNER
+            )
+        )
+    assert email is not None
+    browser = Browser(live_server.url)
+    assert browser.sign_in(email, PASSWORD).status_code == 303
+    return browser
 
 
 async def _known_customer(shop: Shop, wa_id: str = ADA) -> str:
@@ -158,6 +175,9 @@ async def test_bad_requests_are_refused_with_problems(shop: Shop, live_server: L
     assert shop.api.post(f"{path}/carry-out", json={}).status_code == 409
     assert shop.api.patch(path, json={"status": "refused"}).status_code == 422
     assert shop.api.patch(path, json={"status": "open"}).status_code == 422
+    half = shop.api.patch(path, json={"verification": "verified"})
+    assert half.status_code == 422
+    assert half.json()["field"] == "verification_method"
     # Another organisation's customer is no one here.
     _, other_key = await make_organisation_with_key(shop.database, name="Other")
     with live_server.client(headers={"authorization": f"Bearer {other_key}"}) as other:
@@ -247,7 +267,7 @@ async def test_rectification_corrects_name_and_phone_and_is_audited(shop: Shop) 
 
 
 async def test_restriction_stores_messages_but_nothing_answers_them_until_lifted(
-    shop: Shop,
+    shop: Shop, live_server: LiveServer
 ) -> None:
     ada = await _known_customer(shop)
     answered = len(shop.sent_to(ADA))
@@ -262,6 +282,14 @@ async def test_restriction_stores_messages_but_nothing_answers_them_until_lifted
     texts = [m["text"] for m in shop.messages(conversation["id"])]
     assert "How long does shipping take?" in texts  # stored
     assert texts[-1] == "How long does shipping take?"  # nothing after it
+
+    # The inbox flags them, in the list and on the conversation.
+    owner = await _owner_browser(shop, live_server)
+    try:
+        assert 'data-testid="restricted-flag"' in owner.get("/inbox/list").text
+        assert 'data-testid="restricted-notice"' in owner.get(f"/inbox/{conversation['id']}").text
+    finally:
+        owner.close()
 
     lifted = shop.api.delete(f"/api/v1/privacy/restrictions/{ada}")
     assert lifted.status_code == 204, lifted.text
@@ -283,6 +311,18 @@ async def test_objection_hands_the_customer_to_people_only(shop: Shop) -> None:
     shop.says("Hello again, what about shipping?", wa_id=ADA)
     await shop.work()
     assert len(shop.sent_to(ADA)) == answered
+    # A conversation they start later (the team closed this one) goes to people as well.
+    async with shop.database.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation["id"])
+            .values(state=ConversationState.CLOSED, closed_at=func.now())
+        )
+    shop.says("Are you there?", wa_id=ADA)
+    await shop.work()
+    assert len(shop.sent_to(ADA)) == answered
+    [newer] = shop.conversations(state="waiting_for_human")
+    assert newer["id"] != conversation["id"]
 
 
 async def test_overdue_requests_are_emailed_to_owners_once_a_day(shop: Shop) -> None:
@@ -314,7 +354,7 @@ async def test_overdue_requests_are_emailed_to_owners_once_a_day(shop: Shop) -> 
             ).scalars()
         )
     [email] = [e for e in emails if "privacy" in e.subject.lower()]
-    assert "https://app.test/privacy/requests?overdue=1" in email.body_text
+    assert "https://app.test/privacy/requests?overdue=1" in (email.body_text or "")
     # The next day, still overdue: told again.
     tomorrow = [
         n

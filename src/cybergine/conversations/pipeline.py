@@ -71,6 +71,7 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
 from cybergine.llm.providers import LLMProvider
+from cybergine.privacy.request_actions import left_to_the_assistant_after_objecting, people_only
 from cybergine.privacy.request_models import RequestKind
 from cybergine.privacy.requests import open_from_chat
 from cybergine.realtime.events import publish
@@ -160,6 +161,21 @@ class Pipeline:
                 return None, "gone"
             if state.verdict == "already_answered":
                 await self._resume_delivery(state)
+            if state.verdict == "not_for_the_assistant" and (
+                await left_to_the_assistant_after_objecting(
+                    session,
+                    organisation_id=state.organisation_id,
+                    conversation_id=state.conversation_id,
+                )
+            ):
+                # A conversation begun after the customer objected: people answer it.
+                async with self.database.transaction() as handing:
+                    await people_only(
+                        handing,
+                        organisation_id=state.organisation_id,
+                        conversation_id=state.conversation_id,
+                        public_url=self.settings.public_url,
+                    )
             if state.verdict is not None:
                 return None, state.verdict
             scope = TenantScope(session, state.organisation_id)

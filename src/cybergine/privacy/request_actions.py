@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cybergine.accounts.principal import Principal
 from cybergine.conversations.customers import phone_digits
 from cybergine.conversations.models import Conversation, ConversationState, Customer
@@ -229,6 +232,48 @@ async def object_to_assistant(
     return len(waiting)
 
 
+async def left_to_the_assistant_after_objecting(
+    session: AsyncSession, *, organisation_id: uuid.UUID, conversation_id: uuid.UUID
+) -> bool:
+    """Whether the conversation is still the assistant's though its customer objected: a
+    read without a lock, for the reply pipeline to ask before :func:`people_only`."""
+    found = await session.scalar(
+        select(Conversation.id)
+        .join(Customer, Customer.id == Conversation.customer_id)
+        .where(
+            Conversation.organisation_id == organisation_id,
+            Conversation.id == conversation_id,
+            Conversation.state == ConversationState.BOT,
+            Customer.objected_at.is_not(None),
+        )
+    )
+    return found is not None
+
+
+async def people_only(
+    session: AsyncSession,
+    *,
+    organisation_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    public_url: str,
+) -> bool:
+    """A conversation an objecting customer started after their objection (the assistant
+    stays silent: the reply verdict) goes to people too; answers whether it was handed
+    off now. Called by the reply pipeline when the verdict says the assistant must not
+    answer."""
+    scope = TenantScope(session, organisation_id)
+    conversation = await scope.find(Conversation, conversation_id, for_update=True)
+    if conversation is None or conversation.state != ConversationState.BOT:
+        return False
+    customer = await scope.find(Customer, conversation.customer_id)
+    if customer is None or customer.objected_at is None:
+        return False
+    await hand_off(
+        session, conversation, reason=OBJECTION_REASON, human_review=False, public_url=public_url
+    )
+    return True
+
+
 async def _audit_customer(
     scope: TenantScope,
     caller: Principal,
@@ -252,8 +297,10 @@ __all__ = [
     "CarriedOut",
     "Rectification",
     "carry_out",
+    "left_to_the_assistant_after_objecting",
     "lift_restriction",
     "object_to_assistant",
+    "people_only",
     "rectify_customer",
     "restrict_processing",
 ]

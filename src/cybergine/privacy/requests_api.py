@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
-from cybergine.errors import Conflict
+from cybergine.errors import Conflict, InvalidInput, NotFound
 from cybergine.pagination import MAX_LENGTH
 from cybergine.privacy import request_actions, requests
 from cybergine.privacy.request_models import (
@@ -154,7 +154,14 @@ async def list_requests(
     )
 
 
-@router.post("/requests", response_model=RequestOut, status_code=201, summary="Record a request")
+@router.post(
+    "/requests",
+    response_model=RequestOut,
+    status_code=201,
+    # The customer or staff user named may be no one of this organisation.
+    responses=may_answer(NotFound),
+    summary="Record a request",
+)
 async def create_request(body: RequestIn, caller: Officer) -> RequestOut:
     request = await requests.open_request(
         caller.scope,
@@ -182,13 +189,18 @@ async def get_request(request_id: uuid.UUID, caller: Officer) -> RequestDetail:
 async def update_request(
     request_id: uuid.UUID, body: RequestPatch, caller: Officer
 ) -> RequestDetail:
-    if body.verification is not None or body.verification_method is not None:
+    if (body.verification is None) != (body.verification_method is None):
+        raise InvalidInput(
+            "Give the verification's outcome and how it was checked together.",
+            field="verification_method",
+        )
+    if body.verification is not None and body.verification_method is not None:
         await requests.verify_identity(
             caller.scope,
             caller.principal,
             request_id,
-            outcome=body.verification or Verification.VERIFIED,
-            method=body.verification_method or VerificationMethod.SAME_CHANNEL,
+            outcome=body.verification,
+            method=body.verification_method,
         )
     if body.status is not None:
         await requests.set_status(
