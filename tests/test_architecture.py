@@ -66,6 +66,7 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ("cybergine.db.models", "cybergine.knowledge.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.mail.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.audit"): _SCHEMA_ROOT,
+    ("cybergine.db.models", "cybergine.privacy.organisation_export.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.request_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.retention_settings"): _SCHEMA_ROOT,
     ("cybergine.db.migrations.versions.0005_assistants", "cybergine.privacy.crypto"): (

@@ -34,6 +34,7 @@ from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
 from cybergine.privacy import requests_api as privacy_requests_api
 from cybergine.privacy import retention_api as privacy_retention_api
+from cybergine.privacy.organisation_export import api as organisation_export_api
 from cybergine.privacy_policy import api as privacy_policy_api
 from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
@@ -146,6 +147,7 @@ def create_app(
     app.include_router(privacy_api.well_known)
     app.include_router(privacy_retention_api.router)
     app.include_router(privacy_policy_api.router)
+    app.include_router(organisation_export_api.router)
     app.include_router(onboarding_api.router)
     app.include_router(webchat_api.router)
     app.include_router(demo_pages.router)

@@ -25,6 +25,7 @@ class JobName(enum.StrEnum):
     DELIVER_EMAIL = "mail:deliver_email"
     ERASE_ORGANISATION = "accounts:erase_organisation"
     VACUUM_ERASED = "privacy:vacuum_erased"
+    BUILD_ORGANISATION_EXPORT = "organisation_export:build"
 
     @property
     def namespace(self) -> str:

@@ -27,6 +27,7 @@ from cybergine.db.engine import Database
 from cybergine.db.urls import libpq_url
 from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
 from cybergine.mail.tasks import blueprint as mail_blueprint
+from cybergine.privacy.organisation_export.tasks import blueprint as organisation_export_blueprint
 from cybergine.privacy.request_tasks import blueprint as privacy_requests_blueprint
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
 from cybergine.queue import APP as APP  # the App with every task: re-exported
@@ -77,6 +78,7 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     app.add_tasks_from(knowledge_blueprint, namespace="knowledge")
     app.add_tasks_from(mail_blueprint, namespace="mail")
     app.add_tasks_from(privacy_blueprint, namespace="privacy")
+    app.add_tasks_from(organisation_export_blueprint, namespace="organisation_export")
     app.add_tasks_from(privacy_requests_blueprint, namespace="privacy")
     app.add_tasks_from(security_blueprint, namespace="security")
     app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")

@@ -34,6 +34,7 @@ from cybergine.knowledge import service as knowledge
 from cybergine.knowledge.extract import extract
 from cybergine.knowledge.models import Collection, Item
 from cybergine.privacy import requests as privacy_requests
+from cybergine.privacy.organisation_export.models import OrganisationExport
 from cybergine.privacy.request_models import PrivacyRequest, RequestChannel, RequestKind
 from cybergine.settings import Settings
 from cybergine.web.access import PERMISSION_ATTRIBUTE, marks
@@ -167,6 +168,9 @@ async def _build(database: Database, server: LiveServer) -> World:
             channel=RequestChannel.EMAIL,
             customer_id=customer.id,
         )
+        export = OrganisationExport(organisation_id=alpha.id, requested_by_user_id=alpha_owner.id)
+        session.add(export)
+        await session.flush()
 
     beta, beta_owner = await make_organisation(database, name="Beta Shop")
     beta_key = await make_api_key(database, beta.id, Role.OWNER)
@@ -187,6 +191,7 @@ async def _build(database: Database, server: LiveServer) -> World:
             "message_id": message.id,
             "customer_id": customer.id,
             "request_id": privacy_request.id,
+            "export_id": export.id,
         },
         a_strings=[
             str(alpha.id),

@@ -17,8 +17,9 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.accounts.grace import refuse_writes_if_closing
 from cybergine.accounts.models import Role, User
-from cybergine.accounts.permissions import Permission, at_least
+from cybergine.accounts.permissions import WRITABLE_DURING_DELETION_GRACE, Permission, at_least
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import api_keys, sessions
 from cybergine.accounts.service.users import membership, memberships_of
@@ -27,7 +28,12 @@ from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError, Forbidden, Unauthorized
 from cybergine.privacy import audit
-from cybergine.web.access import PERMISSION_ATTRIBUTE, public
+from cybergine.web.access import (
+    GRACE_REFUSAL_ATTRIBUTE,
+    PERMISSION_ATTRIBUTE,
+    UNSAFE_METHODS,
+    public,
+)
 from cybergine.web.deps import DatabaseDep, SessionDep
 
 log = structlog.get_logger(__name__)
@@ -36,7 +42,6 @@ SESSION_COOKIE = "cybergine_session"
 ANONYMOUS_CSRF_COOKIE = "cybergine_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class SignInRequired(CybergineError):
@@ -194,6 +199,9 @@ async def _caller(
     if not principal.can(permission):
         await _audit_denial(database, principal, permission, request)
         raise Forbidden(f"Your role ({principal.role.value}) does not allow this.")
+    if request.method in UNSAFE_METHODS and permission not in WRITABLE_DURING_DELETION_GRACE:
+        # Policy §11: read-only while the organisation waits for its erasure.
+        await refuse_writes_if_closing(session, principal.organisation_id)
     return Caller(
         principal=principal,
         scope=TenantScope(session, principal.organisation_id),
@@ -208,6 +216,7 @@ def authorize(permission: Permission) -> Any:
         return await _caller(request, session, database, permission)
 
     setattr(dependency, PERMISSION_ATTRIBUTE, permission)
+    setattr(dependency, GRACE_REFUSAL_ATTRIBUTE, permission not in WRITABLE_DURING_DELETION_GRACE)
     dependency.__name__ = f"authorize_{permission.name.lower()}"
     return Depends(dependency)
 
@@ -260,6 +269,7 @@ def authorize_outside_transaction(permission: Permission) -> Any:
         )
 
     setattr(dependency, PERMISSION_ATTRIBUTE, permission)
+    setattr(dependency, GRACE_REFUSAL_ATTRIBUTE, permission not in WRITABLE_DURING_DELETION_GRACE)
     dependency.__name__ = f"authorize_{permission.name.lower()}_outside_transaction"
     return Depends(dependency)
 

@@ -15,6 +15,8 @@ class Permission(enum.StrEnum):
     ORGANISATION_READ = "organisation:read"
     ORGANISATION_UPDATE = "organisation:update"  # name and settings
     ORGANISATION_DELETE = "organisation:delete"
+    # A copy of everything the organisation holds (policy §11), prepared by a job.
+    ORGANISATION_EXPORT = "organisation:export"
     BILLING_MANAGE = "billing:manage"
     TEAM_READ = "team:read"
     TEAM_MANAGE = "team:manage"  # invite, change roles, remove members
@@ -46,6 +48,15 @@ _ADMIN = _AGENT | {
     Permission.CUSTOMER_DATA_MANAGE,
 }
 _OWNER = frozenset(Permission)
+
+# What an organisation scheduled for deletion still allows in an unsafe request
+# (``accounts.grace``): a read permission changes nothing of it (a search, a preview,
+# switching one's session to another organisation), and its owners cancel the deletion
+# or take their export. Every other write is refused until it is erased.
+WRITABLE_DURING_DELETION_GRACE = frozenset(
+    {p for p in Permission if p.value.endswith(":read")}
+    | {Permission.ORGANISATION_DELETE, Permission.ORGANISATION_EXPORT}
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _OWNER,

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from cybergine.accounts.auth import (
     SESSION_COOKIE,
@@ -25,6 +25,8 @@ from cybergine.accounts.service import api_keys, organisations, own_account, use
 from cybergine.dashboard.forms import fields
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.errors import CybergineError, InvalidInput
+from cybergine.privacy.organisation_export import api as export_api
+from cybergine.privacy.organisation_export import service as organisation_export
 from cybergine.settings import Settings
 from cybergine.web.deps import DatabaseDep, SettingsDep
 
@@ -39,11 +41,21 @@ async def _settings_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    exports = (
+        await organisation_export.recent_exports(caller.scope)
+        if caller.principal.can(Permission.ORGANISATION_EXPORT)
+        else []
+    )
     return await render_page(
         request,
         "settings.html",
         caller,
-        {"grace_days": settings.organisation_deletion_grace_days, "error": error},
+        {
+            "grace_days": settings.organisation_deletion_grace_days,
+            "error": error,
+            "exports": exports,
+            "export_kept_days": organisation_export.KEPT_FOR.days,
+        },
         status_code=status_code,
     )
 
@@ -111,6 +123,40 @@ async def cancel_deletion(
         caller.session, caller.principal.organisation_id, actor=caller.principal.actor
     )
     return redirect("/settings", notice="deletion-cancelled")
+
+
+@router.post("/settings/export")
+async def request_export(
+    request: Request,
+    caller: Annotated[Caller, authorize(Permission.ORGANISATION_EXPORT)],
+    settings: SettingsDep,
+) -> Response:
+    try:
+        async with caller.session.begin_nested():
+            await organisation_export.request_export(caller.scope, caller.principal)
+    except CybergineError as exc:
+        return await _settings_page(
+            request, caller, settings, error=exc.detail, status_code=exc.status
+        )
+    return redirect("/settings#export", notice="export-requested")
+
+
+@router.post("/settings/export/{export_id}/download")
+async def download_export(
+    export_id: uuid.UUID,
+    request: Request,
+    caller: Annotated[Caller, authorize(Permission.ORGANISATION_EXPORT)],
+    settings: SettingsDep,
+) -> Response:
+    """A fresh single-use link, followed at once: the browser downloads the file."""
+    try:
+        async with caller.session.begin_nested():
+            link = await organisation_export.issue_link(caller.scope, caller.principal, export_id)
+    except CybergineError as exc:
+        return await _settings_page(
+            request, caller, settings, error=exc.detail, status_code=exc.status
+        )
+    return RedirectResponse(export_api.download_url(export_id, link.token), status_code=303)
 
 
 async def _keys_page(

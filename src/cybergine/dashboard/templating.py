@@ -44,6 +44,7 @@ NOTICES = {
     "settings-saved": "Settings saved.",
     "deletion-scheduled": "This organisation will be erased at the end of the grace period.",
     "deletion-cancelled": "Deletion cancelled.",
+    "export-requested": "Your export is being prepared; this page shows when it is ready.",
     "joined": "You joined the organisation.",
     "switched": "Switched organisation.",
     "taken-over": "You took over: the assistant stays silent until you hand it back.",

@@ -14,6 +14,7 @@ from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
 from cybergine.privacy import request_models as privacy_request_models
 from cybergine.privacy import retention_settings as retention_models
+from cybergine.privacy.organisation_export import models as organisation_export_models
 from cybergine.privacy_policy import models as privacy_policy_models
 from cybergine.security import models as security_models
 
@@ -27,6 +28,7 @@ __all__ = [
     "knowledge_models",
     "mail_models",
     "metadata",
+    "organisation_export_models",
     "privacy_policy_models",
     "privacy_request_models",
     "retention_models",

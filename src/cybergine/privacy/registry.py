@@ -251,6 +251,13 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("kb_files", "declared_type", "a file type"),
     NotPersonal("kb_files", "sha256", _KNOWLEDGE),
     NotPersonal("kb_files", "data", _KNOWLEDGE),
+    # Whole-organisation exports (privacy.organisation_export): the file's facts only.
+    NotPersonal("organisation_exports", "status", _ENUM),
+    NotPersonal("organisation_exports", "file_name", "the export's id, as a file name"),
+    NotPersonal("organisation_exports", "sha256", "a hash of the whole export file"),
+    NotPersonal("organisation_exports", "counts", "rows written per table"),
+    NotPersonal("organisation_exports", "link_token_hash", _CREDENTIAL),
+    NotPersonal("organisation_exports", "error", "a fixed sentence naming an error's type"),
 )
 
 

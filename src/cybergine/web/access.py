@@ -13,7 +13,12 @@ from fastapi import Depends
 from fastapi.dependencies.models import Dependant
 
 PERMISSION_ATTRIBUTE = "__cybergine_permission__"
+# Set by ``authorize`` on a permission an organisation scheduled for deletion no longer
+# has for its unsafe methods (answered 423: ``accounts.grace``).
+GRACE_REFUSAL_ATTRIBUTE = "__cybergine_refused_during_deletion_grace__"
 PUBLIC_MARK = "public: "
+# The methods that change something: CSRF-checked, and refused to a closing organisation.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def public(reason: str) -> Any:
@@ -36,6 +41,15 @@ def marks(dependant: Dependant) -> list[Any]:
             found.append(mark)
         found.extend(marks(dependency))
     return found
+
+
+def refused_during_deletion_grace(dependant: Dependant) -> bool:
+    """Whether the route's unsafe methods are refused while its organisation is closing."""
+    return any(
+        getattr(dependency.call, GRACE_REFUSAL_ATTRIBUTE, False)
+        or refused_during_deletion_grace(dependency)
+        for dependency in dependant.dependencies
+    )
 
 
 def is_public(dependant: Dependant) -> bool:

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from cybergine.errors import CybergineError
-from cybergine.web.access import is_public
+from cybergine.web.access import UNSAFE_METHODS, is_public, refused_during_deletion_grace
 from cybergine.web.problems import PROBLEM_MEDIA_TYPE
 from cybergine.web.routing import api_routes
 
@@ -40,6 +40,9 @@ PATH_ID_ERRORS = {
     422: "A path parameter is not in the expected form.",
 }
 QUERY_ERRORS = {422: "A query parameter is not in the expected form."}
+CLOSING_ERRORS = {
+    423: "The organisation is scheduled for deletion: read-only until it is erased.",
+}
 BODY_ERRORS = {
     400: "The body could not be read.",
     413: "The body is larger than this server accepts.",
@@ -115,7 +118,10 @@ def document_errors(document: dict[str, Any], routes: Iterable[APIRoute]) -> Non
             if protected:
                 operation["security"] = [{SECURITY_SCHEME: []}]
             responses = operation.setdefault("responses", {})
-            for status, description in _shape_errors(operation, protected=protected).items():
+            shape = _shape_errors(operation, protected=protected)
+            if method in UNSAFE_METHODS and refused_during_deletion_grace(route.dependant):
+                shape |= CLOSING_ERRORS
+            for status, description in shape.items():
                 declared = responses.setdefault(str(status), {"description": description})
                 if declared.get("description") == FASTAPI_VALIDATION_DESCRIPTION:
                     declared["description"] = description

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketState
 
+from cybergine.accounts.grace import OrganisationClosing
 from cybergine.assistants.models import MAX_ORIGIN_LENGTH, Assistant
 from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
@@ -204,7 +205,7 @@ async def preflight(_: Widget, __: ListedOrigin, request: Request, path: str) ->
 
 @router.post(
     "/widget/v1/session",
-    responses=may_answer(NotFound, Forbidden, TooManyRequests),
+    responses=may_answer(NotFound, Forbidden, TooManyRequests, OrganisationClosing),
     summary="Start or resume a visitor's chat with an assistant's widget key",
 )
 async def start_session(
@@ -249,7 +250,7 @@ def _bearer(request: Request) -> str | None:
 @router.post(
     "/widget/v1/messages",
     status_code=202,
-    responses=may_answer(Unauthorized, Forbidden, TooManyRequests),
+    responses=may_answer(Unauthorized, Forbidden, TooManyRequests, OrganisationClosing),
     summary="Send the visitor's message (the answer arrives by socket or long poll)",
 )
 async def post_message(
@@ -275,7 +276,7 @@ async def post_message(
 @router.post(
     "/widget/v1/handoff",
     status_code=202,
-    responses=may_answer(Unauthorized, Forbidden, TooManyRequests),
+    responses=may_answer(Unauthorized, Forbidden, TooManyRequests, OrganisationClosing),
     summary="Ask for a person",
 )
 async def request_person(
@@ -323,7 +324,7 @@ def _event_frame(event: Any) -> dict[str, Any] | None:
 
 @router.get(
     "/widget/v1/events",
-    responses=may_answer(Unauthorized, Forbidden),
+    responses=may_answer(Unauthorized, Forbidden, OrganisationClosing),
     summary="Long poll: messages after a cursor, held up to 25 s while there are none",
 )
 async def long_poll(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import any_, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.accounts.grace import refuse_channel_if_closing
 from cybergine.assistants.models import Assistant
 from cybergine.channels.webchat import visitors
 from cybergine.channels.webchat.adapter import buttons_of
@@ -75,6 +76,7 @@ async def assistant_by_key(session: AsyncSession, widget_key: str) -> Assistant:
     )
     if assistant is None or not assistant.active:
         raise NotFound("No such widget.")
+    await refuse_channel_if_closing(session, assistant.organisation_id)
     return assistant
 
 
@@ -91,6 +93,7 @@ async def authenticate(session: AsyncSession, token: str | None) -> tuple[Assist
         or await visitor_erased(session, assistant, visitor)
     ):
         raise Unauthorized("This chat session has ended; start a new one.")
+    await refuse_channel_if_closing(session, assistant.organisation_id)
     return assistant, visitor
 
 

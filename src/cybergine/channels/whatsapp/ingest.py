@@ -27,6 +27,8 @@ from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.accounts.grace import accepting as organisation_accepting
+from cybergine.accounts.models import Organisation
 from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.whatsapp.models import (
     PHONE_NUMBER_ID_LENGTH,
@@ -70,6 +72,9 @@ class NumberRoute:
     opt_out_words: tuple[str, ...]
     opt_in_words: tuple[str, ...]
     active: bool
+    # False while its organisation waits for its erasure (``accounts.grace``): what the
+    # number receives is acknowledged and dropped.
+    accepting: bool = True
 
     def account(self) -> ChannelAccount:
         return ChannelAccount(
@@ -129,10 +134,14 @@ class NumberDirectory:
             ids = bindparam("ids", missing, type_=ARRAY(String()))
             async with self._database.transaction() as session:
                 rows = await session.execute(
-                    select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id == any_(ids))
+                    select(WhatsAppNumber, Organisation.status)
+                    .join(Organisation, Organisation.id == WhatsAppNumber.organisation_id)
+                    .where(WhatsAppNumber.phone_number_id == any_(ids))
                 )
-                for number in rows.scalars():
-                    found[number.phone_number_id] = self._route(number)
+                for number, status in rows:
+                    found[number.phone_number_id] = self._route(
+                        number, organisation_accepting(status)
+                    )
         return found
 
     def remember(self, routes: Mapping[str, NumberRoute]) -> None:
@@ -140,7 +149,7 @@ class NumberDirectory:
         for phone_number_id, route in routes.items():
             self._routes.put(phone_number_id, route)
 
-    def _route(self, number: WhatsAppNumber) -> NumberRoute:
+    def _route(self, number: WhatsAppNumber, accepting: bool) -> NumberRoute:
         return NumberRoute(
             id=number.id,
             organisation_id=number.organisation_id,
@@ -150,6 +159,7 @@ class NumberDirectory:
             opt_out_words=(*intents.DEFAULT_OPT_OUT_WORDS, *number.opt_out_keywords),
             opt_in_words=(*intents.DEFAULT_OPT_IN_WORDS, *number.opt_in_keywords),
             active=number.active,
+            accepting=accepting,
         )
 
 

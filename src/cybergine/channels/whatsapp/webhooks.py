@@ -147,12 +147,23 @@ async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
         await stamps.refused(refused)  # shown on the number's page: a wrong app secret
     if not accepted:
         raise Unauthorized("The X-Hub-Signature-256 signature does not match.")
+    closing = sorted(key for key, route in accepted.items() if not route.accepting)
+    if closing:
+        # Their organisation waits for its erasure and takes no new messages (policy §11):
+        # acknowledged, or Meta would retry for days, but nothing is stored, not even the
+        # raw event: it would only hold the words of customers nobody will answer, to be
+        # erased with the organisation. Not remembered either: a cancelled deletion
+        # takes effect with the next delivery.
+        log.info("whatsapp.webhook.organisation_closing", numbers=closing)
+        accepted = {key: route for key, route in accepted.items() if route.accepting}
+        if not accepted:
+            return JSONResponse({"status": "ignored"})
     numbers.remember(accepted)
     await stamps.received(route.id for route in accepted.values())
-    if len(accepted) < len(routes):
+    if len(accepted) + len(closing) < len(routes):
         log.warning(
             "whatsapp.webhook.signature_mismatch",
-            numbers=sorted(set(routes) - set(accepted)),
+            numbers=sorted(set(routes) - set(accepted) - set(closing)),
         )
     items = delivery_items(body, accepted)
     batcher: IngestBatcher | None = getattr(request.app.state, "whatsapp_batcher", None)

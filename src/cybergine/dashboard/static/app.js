@@ -11,6 +11,42 @@
     }
   });
 
+  // An organisation scheduled for deletion is read-only (<main data-read-only>): the
+  // server refuses its writes (423); its forms are shown disabled, but for the person's
+  // own account and what an owner still does there (cancel the deletion, the export).
+  var WRITABLE_WHEN_CLOSING = ["/account", "/settings/delete/cancel", "/settings/export"];
+  function writable(action) {
+    var path = action ? new URL(action, location.href).pathname : location.pathname;
+    return WRITABLE_WHEN_CLOSING.some(function (prefix) {
+      return path === prefix || path.indexOf(prefix + "/") === 0;
+    });
+  }
+  function disableWrites(root) {
+    var main = document.querySelector("main[data-read-only]");
+    if (!main || !root || !root.querySelectorAll) return;
+    var forms = [].slice.call(root.querySelectorAll('form[method="post"]'));
+    if (root.matches && root.matches('form[method="post"]')) forms.push(root);
+    forms.forEach(function (form) {
+      if (!main.contains(form) || writable(form.getAttribute("action"))) return;
+      form.setAttribute("aria-disabled", "true");
+      form.title = "Read-only: this organisation is scheduled for deletion.";
+      form.querySelectorAll("button, input, select, textarea").forEach(function (control) {
+        control.disabled = true;
+      });
+    });
+    ["hx-post", "hx-put", "hx-patch", "hx-delete"].forEach(function (verb) {
+      root.querySelectorAll("[" + verb + "]").forEach(function (el) {
+        if (main.contains(el) && !writable(el.getAttribute(verb))) el.setAttribute("disabled", "");
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    disableWrites(document);
+  });
+  document.addEventListener("htmx:load", function (event) {
+    disableWrites(event.detail && event.detail.elt);
+  });
+
   // Forms that ask for confirmation: <form data-confirm="Really?">.
   document.addEventListener("submit", function (event) {
     var form = event.target;
