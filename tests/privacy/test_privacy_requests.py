@@ -372,3 +372,15 @@ async def test_overdue_requests_are_emailed_to_owners_once_a_day(shop: Shop) -> 
 def test_the_overdue_reminder_is_a_periodic_job_of_the_app() -> None:
     periodic = {name for name, _ in APP.periodic_registry.periodic_tasks}
     assert "privacy:notify_overdue_requests" in periodic
+
+
+async def test_the_test_chat_says_what_a_request_would_do_and_records_none(shop: Shop) -> None:
+    response = shop.api.post(
+        f"/api/v1/assistants/{shop.assistant_id}/preview", json={"text": "Please forget me"}
+    )
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert "delete your data" in answer["text"]
+    assert "30 days" in answer["text"]
+    assert "Privacy requests" in answer["reason"]
+    assert _requests(shop) == []

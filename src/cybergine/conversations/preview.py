@@ -260,6 +260,12 @@ def _why(answer: Answer, hits: Sequence[Hit], dense: bool) -> str:
             return f'The message asks for a person ("{request.matched}").'
         case "handoff_by_model" if request is not None:
             return f"The model asked for a person to take over: {request.reason}"
+        case "data_request":
+            return (
+                "The message exercises a right over the customer's data (privacy policy "
+                "§14): in a real conversation a request is recorded for your team under "
+                "Privacy requests. The test chat records nothing."
+            )
         case "not_text":
             return "The message has no text to read."
         case "greeting":
