@@ -130,6 +130,7 @@ async def test_the_appearance_is_saved_and_a_bad_value_refused_next_to_its_field
         "avatar_url": "",
         "language": "fr",
         "ask_consent": "on",
+        "privacy_notice_url": "https://shop.example/privacy",
     }
     saved = shop.owner.post(f"{url}/appearance", form, csrf=shop.owner.csrf(url))
     assert saved.status_code == 303
@@ -139,6 +140,7 @@ async def test_the_appearance_is_saved_and_a_bad_value_refused_next_to_its_field
         "position": "left",
         "language": "fr",
         "ask_consent": True,
+        "privacy_notice_url": "https://shop.example/privacy",
     }
     page = shop.owner.get(saved.headers["location"])
     assert "Appearance saved" in page.text
@@ -158,6 +160,11 @@ async def test_the_appearance_is_saved_and_a_bad_value_refused_next_to_its_field
     assert "https://" in _error_next_to(refused.text, "ch-avatar_url")
     assert 'value="Shop"' in refused.text
     assert _assistant(shop)["widget"]["title"] == "Ask Mia"
+
+    bad = {**form, "privacy_notice_url": "javascript:alert(1)"}
+    refused = shop.owner.post(f"{url}/appearance", bad, csrf=shop.owner.csrf(url))
+    assert refused.status_code == 422
+    assert "https://" in _error_next_to(refused.text, "ch-privacy_notice_url")
 
 
 async def test_a_preview_shows_unsaved_settings_and_drops_bad_ones(shop: Shop) -> None:
