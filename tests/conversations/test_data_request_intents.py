@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from cybergine.conversations.answering import data_request_confirmation
+from cybergine.conversations.data_request_replies import CONFIRMATIONS, WHAT
 from cybergine.conversations.intent_phrases import LANGUAGES
 from cybergine.conversations.intent_phrases.rights import KINDS, RIGHTS
-from cybergine.conversations.intents import detect_data_request
-from cybergine.privacy.request_models import RequestKind
+from cybergine.conversations.intents import DataRequest, detect_data_request
+from cybergine.privacy.request_models import RESPONSE_DAYS, RequestKind
 
 
 @pytest.mark.parametrize(
@@ -38,7 +40,9 @@ from cybergine.privacy.request_models import RequestKind
     ],
 )
 def test_a_right_is_recognised(text: str, languages: list[str], kind: str) -> None:
-    assert detect_data_request(text, languages) == kind
+    found = detect_data_request(text, languages)
+    assert found is not None
+    assert found.kind == kind
 
 
 @pytest.mark.parametrize(
@@ -58,7 +62,19 @@ def test_ordinary_words_are_no_request(text: str) -> None:
 
 def test_another_languages_phrases_apply_only_when_the_assistant_speaks_it() -> None:
     assert detect_data_request("Supprimez mes données", []) is None
-    assert detect_data_request("Supprimez mes données", ["fr"]) == "erasure"
+    assert detect_data_request("Supprimez mes données", ["fr"]) == DataRequest("erasure", "fr")
+    assert detect_data_request("Delete my data", ["fr"]) == DataRequest("erasure", "en")
+
+
+@pytest.mark.parametrize("language", sorted(RIGHTS))
+def test_the_confirmation_is_in_the_customers_language_and_promises_the_due_date(
+    language: str,
+) -> None:
+    for kind in KINDS:
+        said = data_request_confirmation(DataRequest(kind, language))
+        assert str(RESPONSE_DAYS) in said
+        assert WHAT[language][kind] in said
+    assert set(CONFIRMATIONS) == set(WHAT) == set(RIGHTS)
 
 
 def test_the_phrases_cover_every_language_and_name_real_kinds() -> None:

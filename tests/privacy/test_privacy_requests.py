@@ -107,6 +107,16 @@ async def test_a_customer_asks_in_the_chat_and_the_request_appears_for_the_team(
     shop.says("What do you know about me?", wa_id=ADA)
     await shop.work()
     assert sorted(r["kind"] for r in _requests(shop)) == ["access", "erasure"]
+    # In the customer's language, when the assistant speaks it.
+    patched = shop.api.patch(
+        f"/api/v1/assistants/{shop.assistant_id}", json={"languages": ["en", "de"]}
+    )
+    assert patched.status_code == 200, patched.text
+    shop.says("Bitte löschen Sie meine Daten", wa_id=GRACE)
+    await shop.work()
+    [antwort] = shop.sent_to(GRACE)
+    assert "Löschung Ihrer Daten" in antwort
+    assert "30 Tagen" in antwort
     detail = shop.api.get(f"/api/v1/privacy/requests/{request['id']}").json()
     assert [step["action"] for step in detail["trail"]] == ["privacy.request.opened"]
 

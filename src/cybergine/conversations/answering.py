@@ -26,7 +26,7 @@ from typing import Any, Literal
 import structlog
 
 from cybergine.assistants.models import Assistant, LlmProvider
-from cybergine.conversations import intents
+from cybergine.conversations import data_request_replies, intents
 from cybergine.db.tenancy import TenantScope
 from cybergine.egress import OutboundPolicy
 from cybergine.errors import InvalidInput
@@ -65,20 +65,6 @@ HANDOFF_NOTICE_CLOSED = (
 )
 NOT_TEXT = "I can only read text messages for now. Could you write your question?"
 DEFAULT_GREETING = "Hello! How can I help you today?"
-# A customer exercising a right over their data in the chat (policy §14): the request is
-# recorded for the team (``privacy.requests``), and the customer told what happens next.
-DATA_REQUEST_NOTICE = (
-    "Thank you: I have passed your request {what} to our team. They will check that it "
-    f"is really you and respond within {RESPONSE_DAYS} days."
-)
-DATA_REQUEST_WHAT = {
-    "access": "for a copy of the data we hold about you",
-    "portability": "for your data in a portable format",
-    "rectification": "to correct your details",
-    "erasure": "to delete your data",
-    "restriction": "to restrict how we use your data",
-    "objection": "objecting to how we use your data",
-}
 
 Turn = tuple[prompts.Speaker, str]
 # Runs a knowledge search for a model's tool call: the query in, the best passages out.
@@ -201,10 +187,19 @@ def handoff_request(assistant: AssistantView, question: Question) -> intents.Han
     return intents.detect_handoff(question.text, assistant.languages, assistant.handoff_keywords)
 
 
-def data_request(assistant: AssistantView, question: Question) -> str | None:
+def data_request(assistant: AssistantView, question: Question) -> intents.DataRequest | None:
     if not question.text:
         return None
     return intents.detect_data_request(question.text, assistant.languages)
+
+
+def data_request_confirmation(request: intents.DataRequest) -> str:
+    """What a customer exercising a right in the chat is told (policy §14), in the
+    language they asked in: the team verifies them and answers within the policy's days.
+    The request itself is recorded by the caller that stores the answer."""
+    return data_request_replies.CONFIRMATIONS[request.language].format(
+        what=data_request_replies.WHAT[request.language][request.kind], days=RESPONSE_DAYS
+    )
 
 
 def quick_decision(
@@ -287,13 +282,13 @@ class Responder:
                 handoff=request,
             )
         if quick == "data_request":
-            kind = data_request(assistant, question)
-            assert kind is not None
+            asked = data_request(assistant, question)
+            assert asked is not None
             return Answer(
-                text=DATA_REQUEST_NOTICE.format(what=DATA_REQUEST_WHAT[kind]),
+                text=data_request_confirmation(asked),
                 reason="data_request",
                 system=True,
-                data_request=kind,
+                data_request=asked.kind,
             )
         if quick == "not_text":
             return Answer(text=NOT_TEXT, reason="not_text")
@@ -506,8 +501,6 @@ def _chat_provider(
 
 
 __all__: Sequence[str] = (
-    "DATA_REQUEST_NOTICE",
-    "DATA_REQUEST_WHAT",
     "DEFAULT_GREETING",
     "HANDOFF_BUTTON_ID",
     "HANDOFF_BUTTON_TITLE",

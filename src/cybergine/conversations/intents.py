@@ -80,6 +80,7 @@ __all__ = [
     "REASON_CUSTOMER_REQUEST",
     "REASON_HUMAN_REVIEW",
     "REASON_KEYWORD",
+    "DataRequest",
     "HandoffRequest",
     "detect_data_request",
     "detect_handoff",
@@ -291,34 +292,44 @@ def detect_handoff(
 # --- Rights over one's data (policy §14) -----------------------------------------------
 
 
-@lru_cache(maxsize=128)
-def _rights_matchers(codes: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+@dataclass(frozen=True)
+class DataRequest:
+    """``kind``: a ``privacy_requests.kind`` value; ``language``: the base language of the
+    phrase that matched (the customer's, for the answer)."""
+
+    kind: str
+    language: str
+
+
+@lru_cache(maxsize=1)
+def _rights_patterns() -> dict[tuple[str, str], re.Pattern[str]]:
     # Word boundaries only: French "mes donnees s'il vous plait" is no possessive.
-    def anywhere(patterns: Iterable[str]) -> re.Pattern[str]:
-        return re.compile(rf"(?<!\w)(?:{_alternation(patterns)})(?!\w)")
-
-    languages = [rights.RIGHTS[code] for code in codes if code in rights.RIGHTS]
-    return tuple(
-        (kind, anywhere(p for phrases in languages for p in phrases.get(kind, ())))
+    return {
+        (kind, code): re.compile(rf"(?<!\w)(?:{_alternation(phrases[kind])})(?!\w)")
+        for code, phrases in rights.RIGHTS.items()
         for kind in rights.KINDS
-        if any(phrases.get(kind) for phrases in languages)
-    )
+        if phrases.get(kind)
+    }
 
 
-def detect_data_request(text: str, languages: Sequence[str]) -> str | None:
+def detect_data_request(text: str, languages: Sequence[str]) -> DataRequest | None:
     """The right over their data a customer's message exercises ("delete my data":
-    ``"erasure"``; "what do you know about me?": ``"access"``), as a
-    ``privacy_requests.kind`` value, by the phrases of ``intent_phrases.rights`` in
-    English and the assistant's languages; ``None`` if none. A phrase right after a
-    negation in its clause does not count, as for a handoff."""
+    erasure; "what do you know about me?": access), and in which language, by the
+    phrases of ``intent_phrases.rights`` in English and the assistant's languages;
+    ``None`` if none. Rights are tried in ``rights.KINDS`` order, English first within
+    each. A phrase right after a negation in its clause does not count, as for a
+    handoff."""
     if not _normalise(text):
         return None
     codes = _languages(languages)
     negations = _matcher(codes).negations
     clauses = _clauses(text)
-    for kind, pattern in _rights_matchers(codes):
-        if _first_phrase(pattern, clauses, negations) is not None:
-            return kind
+    patterns = _rights_patterns()
+    for kind in rights.KINDS:
+        for code in codes:
+            pattern = patterns.get((kind, code))
+            if pattern is not None and _first_phrase(pattern, clauses, negations) is not None:
+                return DataRequest(kind, code)
     return None
 
 
