@@ -138,7 +138,7 @@ async def request_export(
         return await _settings_page(
             request, caller, settings, error=exc.detail, status_code=exc.status
         )
-    return redirect("/settings#export", notice="export-requested")
+    return redirect("/settings", notice="export-requested")
 
 
 @router.post("/settings/export/{export_id}/download")

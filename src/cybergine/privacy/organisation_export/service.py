@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from cybergine.accounts.principal import Principal
@@ -50,6 +50,9 @@ LINK_VALID = timedelta(minutes=15)
 # the organisation may ask again.
 BUILD_ABANDONED_AFTER = timedelta(hours=12)
 EXPORTS_LISTED = 5
+# How long the row of a finished export (taken, expired, failed) stays to be shown; the
+# audit trail keeps what happened.
+ROW_KEPT_FOR = timedelta(days=30)
 FRESH_FILE = timedelta(minutes=10)
 
 
@@ -269,9 +272,9 @@ async def claim_download(
 
 async def expire(database: Database, data_dir: Path, *, now: datetime | None = None) -> int:
     """The periodic clean-up: ready exports past their time expire, builds whose worker
-    died fail, and every file in the exports folder that no ready or building export
-    needs is deleted (its organisation erased, its download interrupted). Answers the
-    files deleted."""
+    died fail, finished exports' rows go ``ROW_KEPT_FOR`` later, and every file in the
+    exports folder that no ready or building export needs is deleted (its organisation
+    erased, its download interrupted). Answers the files deleted."""
     now = now or datetime.now(UTC)
     async with database.transaction() as session:
         expired = await session.scalars(
@@ -296,6 +299,12 @@ async def expire(database: Database, data_dir: Path, *, now: datetime | None = N
         for export in abandoned:
             export.status = ExportStatus.FAILED
             export.error = "The export took too long and was given up."
+        await session.execute(
+            delete(OrganisationExport).where(
+                OrganisationExport.status.not_in((ExportStatus.READY, *IN_PROGRESS)),
+                OrganisationExport.updated_at <= now - ROW_KEPT_FOR,
+            )
+        )
         kept = {
             str(export_id)
             for export_id in await session.scalars(
