@@ -240,3 +240,24 @@ async def test_the_api_lists_the_versions(live_server: LiveServer, database: Dat
     ] == [(str(version.id), version.effective_on.isoformat(), URL, SUMMARY, False)]
     with live_server.client() as anonymous:
         assert anonymous.get("/api/v1/privacy-policy/versions").status_code == 401
+
+
+async def test_the_dashboard_lists_the_versions_even_without_an_organisation(
+    live_server: LiveServer, database: Database
+) -> None:
+    _, owner = await make_organisation(database)
+    alone = await make_user(database)
+    version = await _add(database)
+    for email in (owner.email, alone.email):
+        browser = Browser(live_server.url)
+        try:
+            browser.sign_in(email, PASSWORD)
+            page = browser.get("/privacy-policy")
+            assert page.status_code == 200
+            assert page.text.count('data-testid="policy-version"') == 1
+            assert SUMMARY in page.text
+            assert f'href="{URL}"' in page.text
+            assert f"{version.effective_on.day} {version.effective_on:%B %Y}" in page.text
+            assert "upcoming" in page.text
+        finally:
+            browser.close()
