@@ -176,6 +176,11 @@ async def test_bad_requests_are_refused_with_problems(shop: Shop, live_server: L
         },
     )
     assert future.status_code == 422
+    ancient = shop.api.post(
+        "/api/v1/privacy/requests",
+        json={"kind": "access", "customer_id": ada, "received_at": "0001-01-01T00:00:00+14:00"},
+    )
+    assert ancient.status_code == 422
     request = _open(shop, "erasure", ada)
     path = f"/api/v1/privacy/requests/{request['id']}"
     # Not done before the person is verified; not refused without a reason.

@@ -36,6 +36,7 @@ from cybergine.privacy.request_models import (
     Verification,
     VerificationMethod,
 )
+from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 
 DUE_WITHIN = timedelta(days=RESPONSE_DAYS)
 
@@ -82,6 +83,9 @@ async def open_request(
         raise InvalidInput("Give the time with its timezone.", field="received_at")
     if received > now + timedelta(minutes=5):
         raise InvalidInput("A request cannot be received in the future.", field="received_at")
+    # Older than the audit trail keeps, it could have no trail of what was done.
+    if received < now - MAXIMUM_AGE[Retention.AUDIT]:
+        raise InvalidInput("That is too long ago to record.", field="received_at")
     request = scope.add(
         PrivacyRequest(
             kind=kind,
