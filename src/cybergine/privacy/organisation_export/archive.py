@@ -162,6 +162,10 @@ class ArchiveWriter:
         self.entries.append(entry)
         return entry
 
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Rows as JSON Lines: encoded here, in the writing thread, not on the loop."""
+        self.write([json_line(row) for row in rows], rows=len(rows))
+
     def whole(self, path: str, data: bytes, *, compress: bool = True) -> Entry:
         self.begin(path, compress=compress, rows=False)
         self.write([data])
@@ -221,11 +225,11 @@ async def _write_members(
         .where(Membership.organisation_id == organisation_id)
         .order_by(Membership.id)
     )
-    lines = [json_line(dict(row._mapping)) for row in result]
+    members = [dict(row._mapping) for row in result]
     await asyncio.to_thread(writer.begin, "members.jsonl")
-    await asyncio.to_thread(writer.write, lines, rows=len(lines))
+    await asyncio.to_thread(writer.write_rows, members)
     await asyncio.to_thread(writer.end)
-    return len(lines)
+    return len(members)
 
 
 async def _write_table(
@@ -246,15 +250,15 @@ async def _write_table(
     await asyncio.to_thread(writer.begin, f"{table.name}.jsonl")
     result = await session.stream(statement)
     async for batch in result.partitions(ROWS_PER_BATCH):
-        lines = []
+        written = []
         for row in batch:
             values = dict(row._mapping)
             for name, flag in has_file:
                 present = values.pop(flag.name)
                 values[f"{name}_file"] = file_path(table.name, name, row.id) if present else None
-            lines.append(json_line(values))
-        rows += len(lines)
-        await asyncio.to_thread(writer.write, lines, rows=len(lines))
+            written.append(values)
+        rows += len(written)
+        await asyncio.to_thread(writer.write_rows, written)
     await asyncio.to_thread(writer.end)
     for column in files:
         await _write_files(session, writer, table, column, organisation_id)
