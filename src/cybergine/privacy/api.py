@@ -116,7 +116,7 @@ def bundle_response(exported: dict[str, Any], customer_id: uuid.UUID) -> Respons
 async def signing_key(
     _: Annotated[None, public("a public key: anyone may check an export bundle's signature")],
 ) -> PlainTextResponse:
-    return PlainTextResponse(signing.public_key_pem(), media_type="application/x-pem-file")
+    return PlainTextResponse(signing.public_key_pem())
 
 
 @router.delete("/{customer_id}", response_model=ErasureOut, summary="Erase a customer's data")

@@ -1,0 +1,154 @@
+"""Running the platform: ``serve``, ``worker``, ``migrate``, ``demo``, ``version``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+import uvloop
+
+from cybergine.cli.root import DataDirOption, cli, database_url, load_keys, settings_for
+
+
+def _exit_normally(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    data_dir: DataDirOption = None,
+    whatsapp_simulator: Annotated[
+        bool,
+        typer.Option(
+            help="Development: serve Meta's Graph API from a simulator in this process and "
+            "chat as a WhatsApp customer at /dev/whatsapp (needs `cybergine demo`)."
+        ),
+    ] = False,
+) -> None:
+    """Run the web server (dashboard, API, webhooks, widget).
+
+    In embedded mode it starts the database, applies migrations and runs a job
+    worker in the same process (set CYBERGINE_EMBEDDED_WORKER=false to run
+    `cybergine worker` separately).
+    """
+    import uvicorn
+
+    from cybergine.app import create_app
+
+    settings = settings_for(data_dir)
+    load_keys(settings)
+    url = database_url(settings, migrate=settings.embedded)
+    sandbox = None
+    if whatsapp_simulator:
+        from cybergine.channels.whatsapp.sandbox import Sandbox
+
+        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        sandbox = Sandbox(settings, f"http://{local}:{port}")
+        settings = sandbox.start(settings)
+    app = create_app(settings, database_url=url)
+    app.state.whatsapp_sandbox = sandbox
+    # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the
+    # handler that was there before it. Make that handler a normal exit, so the
+    # embedded database's exit hook runs and the last process stops the server.
+    signal.signal(signal.SIGTERM, _exit_normally)
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            # Forwarded headers are the app's to judge (CYBERGINE_TRUSTED_PROXIES,
+            # cybergine.web.proxies), not uvicorn's, which believes any local peer.
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+            # Widget frames are small JSON: compression would buy nothing and costs
+            # about 46 KB of memory per open socket.
+            ws_per_message_deflate=False,
+        )
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (default: CYBERGINE_WORKER_CONCURRENCY).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first)."""
+    from cybergine.db.engine import Database
+    from cybergine.jobs import Worker
+
+    settings = settings_for(data_dir)
+    load_keys(settings)
+    url = database_url(settings, migrate=settings.embedded)
+
+    async def main() -> None:
+        database = Database(url, pool_size=settings.db_pool_size, pre_ping=False)
+        try:
+            await Worker(
+                database,
+                settings=settings,
+                concurrency=concurrency or settings.worker_concurrency,
+                heartbeat_seconds=settings.worker_heartbeat_seconds,
+                stalled_after_seconds=settings.worker_stalled_after_seconds,
+            ).run()
+        finally:
+            await database.dispose()
+
+    # The web server runs on uvloop (uvicorn's choice); so does the worker, whose jobs
+    # are many small database and HTTP round trips, each a few event-loop operations.
+    uvloop.run(main())
+
+
+@cli.command()
+def migrate(data_dir: DataDirOption = None) -> None:
+    """Apply database migrations up to the latest revision."""
+    from cybergine.db.migrate import current_revision
+
+    settings = settings_for(data_dir)
+    url = database_url(settings, migrate=True)
+    typer.echo(f"database at migration {current_revision(url)}")
+
+
+@cli.command()
+def demo(data_dir: DataDirOption = None) -> None:
+    """Seed the demo organisation (safe to run again: it changes nothing the second time)."""
+    from cybergine.db.engine import Database
+    from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD, seed_demo
+
+    settings = settings_for(data_dir)
+    load_keys(settings)
+    url = database_url(settings, migrate=True)
+
+    async def main() -> None:
+        database = Database(url, pool_size=1)
+        try:
+            async with database.transaction() as session:
+                seed = await seed_demo(session)
+        finally:
+            await database.dispose()
+        verb = "created" if seed.created else "already present"
+        typer.echo(f"Demo organisation {verb}: {seed.organisation_id}")
+        typer.echo(f"Dashboard: {settings.public_url}/ (once `cybergine serve` is running)")
+        typer.echo(f"Demo sign-in: {DEMO_OWNER_EMAIL} / {DEMO_OWNER_PASSWORD}")
+
+    asyncio.run(main())
+
+
+@cli.command("version")
+def version() -> None:
+    """Print the version."""
+    from cybergine import __version__
+
+    typer.echo(json.dumps({"cybergine": __version__}))
