@@ -15,8 +15,8 @@ import httpx
 
 from cybergine.accounts.models import Role
 from cybergine.accounts.service import organisations
+from cybergine.privacy.bundle import MANIFEST, PUBLIC_KEY, SIGNATURE, verify_bundle
 from cybergine.privacy.organisation_export import service
-from cybergine.privacy.organisation_export.archive import MANIFEST
 from cybergine.privacy.organisation_export.models import OrganisationExport
 from tests.support.factories import make_api_key
 from tests.support.whatsapp import Shop, fixture, readdress
@@ -94,7 +94,17 @@ async def test_an_owner_downloads_everything_once_and_the_manifest_verifies(shop
 
     # Every file is in the manifest, with its hash; nothing else is in the archive.
     listed = {entry["path"]: entry for entry in manifest["files"]}
-    assert set(listed) == set(members) - {MANIFEST}
+    assert set(listed) == set(members) - {MANIFEST, SIGNATURE, PUBLIC_KEY}
+    assert verify_bundle(downloaded.content) == []  # what `cybergine privacy verify-export` runs
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as copy:
+        for name, content in members.items():
+            if name == "messages.jsonl":
+                content = content.replace(b"parcel", b"packet")
+            copy.writestr(name, content)
+    assert verify_bundle(tampered.getvalue()) == [
+        "messages.jsonl: its SHA-256 is not the manifest's"
+    ]
     for path, entry in listed.items():
         assert hashlib.sha256(members[path]).hexdigest() == entry["sha256"], path
         assert len(members[path]) == entry["bytes"]

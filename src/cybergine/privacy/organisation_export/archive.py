@@ -11,7 +11,8 @@ with its people's names and addresses (``members.jsonl``), which live in the glo
 The archive: ``organisation.json``, one JSON Lines file per table (``<table>.jsonl``,
 one row a line, in id order), each bytes column's values as files of their own
 (``files/<table>/<column>/<id>``, named from the row by ``<column>_file``), and last
-``manifest.json``: the SHA-256, size and row count of every other file. Rows are read
+``manifest.json``: the SHA-256, size and row count of every other file, signed by the
+server as a customer's bundle is (``manifest.sig``, ``signing-key.pem``). Rows are read
 from a server-side cursor a batch at a time and written by a thread, so neither memory
 nor the event loop depends on how many messages an organisation has.
 """
@@ -39,10 +40,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Membership, Organisation, User
 from cybergine.db.base import Base
+from cybergine.privacy import signing
+from cybergine.privacy.bundle import MANIFEST, PUBLIC_KEY, SIGNATURE
 from cybergine.privacy.crypto import EncryptedString
 
 ARCHIVE_FORMAT = "cybergine.organisation-export/1"
-MANIFEST = "manifest.json"
 TENANT_COLUMN = "organisation_id"
 
 # Tenant tables not written, and why.
@@ -206,6 +208,10 @@ async def write_archive(
         }
         data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
         await asyncio.to_thread(writer.whole, MANIFEST, data)
+        # Signed as a customer's bundle is, so ``cybergine privacy verify-export`` checks
+        # an organisation's export too.
+        await asyncio.to_thread(zip_file.writestr, SIGNATURE, signing.sign(data))
+        await asyncio.to_thread(zip_file.writestr, PUBLIC_KEY, signing.public_key_pem())
     return counts
 
 
