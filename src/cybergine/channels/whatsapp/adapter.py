@@ -18,8 +18,8 @@ from cybergine.channels.whatsapp.graph import GraphError
 from cybergine.channels.whatsapp.retries import SEND_RETRY
 from cybergine.channels.whatsapp.window import SERVICE_WINDOW, window_open
 from cybergine.conversations.channel import Claimed, Inbound, RichContent
-from cybergine.conversations.models import Channel
 from cybergine.conversations.locks import send_lock
+from cybergine.conversations.models import Channel
 from cybergine.db.engine import Database
 from cybergine.job_names import JobName
 from cybergine.queue import RetryLater, defer
