@@ -12,12 +12,15 @@ from sqlalchemy import func, select, update
 
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.conversations.models import Conversation, ConversationState, Customer
+from cybergine.db.engine import Database
 from cybergine.jobs import APP
 from cybergine.mail.models import OutboundEmail
 from cybergine.privacy import requests
 from cybergine.privacy.audit import AuditEvent
+from cybergine.settings import Settings
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_organisation_with_key
+from tests.support.knowledge import run_jobs
 from tests.support.server import LiveServer
 from tests.support.whatsapp import Shop
 
@@ -399,3 +402,37 @@ async def test_the_test_chat_says_what_a_request_would_do_and_records_none(shop:
     assert "30 days" in answer["text"]
     assert "Privacy requests" in answer["reason"]
     assert _requests(shop) == []
+
+
+async def test_a_web_visitor_asks_in_the_widget_and_the_request_says_so(
+    live_server: LiveServer, database: Database, settings: Settings
+) -> None:
+    _, key = await make_organisation_with_key(database)
+    shop = "https://shop.example"
+    with (
+        live_server.client(headers={"authorization": f"Bearer {key}"}) as api,
+        live_server.client() as widget,
+    ):
+        created = api.post("/api/v1/assistants", json={"name": "Mia", "allowed_origins": [shop]})
+        assert created.status_code == 201, created.text
+        started = widget.post(
+            "/widget/v1/session",
+            json={"widget_key": created.json()["widget_key"], "visitor_token": None},
+            headers={"Origin": shop},
+        )
+        assert started.status_code == 200, started.text
+        said = widget.post(
+            "/widget/v1/messages",
+            json={"text": "What personal data do you hold about me?", "client_id": "client-0001"},
+            headers={
+                "Origin": shop,
+                "Authorization": f"Bearer {started.json()['visitor_token']}",
+            },
+        )
+        assert said.status_code in (200, 201, 202), said.text
+        await run_jobs(database, settings)
+        [request] = api.get("/api/v1/privacy/requests").json()["items"]
+        assert (request["kind"], request["channel"]) == ("access", "webchat")
+        [conversation] = api.get("/api/v1/conversations").json()["items"]
+        messages = api.get(f"/api/v1/conversations/{conversation['id']}/messages").json()
+        assert "30 days" in messages["items"][-1]["text"]
