@@ -148,3 +148,41 @@ async def test_only_those_who_manage_customer_data_see_the_pages(
     with signed_in(live_server.url, agent) as browser:
         assert browser.get("/privacy/requests").status_code == 403
         assert "/privacy/requests" not in browser.get("/").text
+
+
+async def test_a_staff_users_own_request_is_recorded_and_closed_by_hand(
+    database: Database, live_server: LiveServer
+) -> None:
+    organisation_id, _, _ = await _shop(database)
+    owner = await member(database, organisation_id, Role.OWNER)
+    agent = await member(database, organisation_id, Role.AGENT)
+    with signed_in(live_server.url, owner) as browser:
+        listing = browser.get("/privacy/requests").text
+        assert agent.name in listing
+        neither = browser.post(
+            "/privacy/requests",
+            {"kind": "access", "customer_id": "", "user_id": "", "channel": "email"},
+            csrf_from="/privacy/requests",
+        )
+        assert neither.status_code == 422
+        assert "choose a member" in neither.text
+        recorded = browser.post(
+            "/privacy/requests",
+            {"kind": "access", "customer_id": "", "user_id": str(agent.id), "channel": "email"},
+            csrf_from="/privacy/requests",
+        )
+        assert recorded.status_code == 303, recorded.text
+        page_url = recorded.headers["location"].split("?")[0]
+        page = browser.get(page_url).text
+        assert agent.name in page
+        assert not has_testid(page, "carry-out")  # they act on their own Account page
+        browser.post(
+            f"{page_url}/verify",
+            {"verification": "verified", "method": "signed_in"},
+            csrf_from=page_url,
+        )
+        done = browser.post(
+            f"{page_url}/status", {"status": "done", "refusal_reason": ""}, csrf_from=page_url
+        )
+        assert done.status_code == 303
+        assert re.search(r'data-testid="request-status">\s*Done', browser.get(page_url).text)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from cybergine import pagination
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
+from cybergine.accounts.service import team
 from cybergine.conversations.inbox_views import customer_label
 from cybergine.conversations.models import Customer
 from cybergine.dashboard.forms import fields
@@ -156,6 +157,7 @@ async def _list_page(
             "overdue_count": await requests.count_overdue(caller.scope),
             "kinds": list(RequestKind),
             "hand_channels": RECORDED_BY_HAND,
+            "members": await team.list_members(caller.scope),
             "form": {},
             "error": None,
             "next_url": f"/privacy/requests?{urlencode({**query, 'cursor': page.next_cursor})}"
@@ -169,18 +171,20 @@ async def _list_page(
 
 @router.post("/privacy/requests")
 async def record_request(request: Request, caller: Officer) -> Response:
-    form = await fields(request, "kind", "customer_id", "channel")
+    form = await fields(request, "kind", "customer_id", "user_id", "channel")
     try:
         kind = _choice(RequestKind, form["kind"], "kind")
         channel = _choice(RequestChannel, form["channel"], "channel")
         if channel not in RECORDED_BY_HAND:
             raise InvalidInput("Record requests that came by e-mail or to the team.")
-        try:
-            customer_id = uuid.UUID(form["customer_id"].strip())
-        except ValueError:
+        customer_id = _id(form["customer_id"], "customer_id")
+        user_id = _id(form["user_id"], "user_id")
+        if (customer_id is None) == (user_id is None):
             raise InvalidInput(
-                "Paste the customer's id from their page (Customers).", field="customer_id"
-            ) from None
+                "Paste the customer's id from their page (Customers), or choose a member "
+                "of the team.",
+                field="customer_id",
+            )
         async with caller.session.begin_nested():
             opened = await requests.open_request(
                 caller.scope,
@@ -188,6 +192,7 @@ async def record_request(request: Request, caller: Officer) -> Response:
                 kind=kind,
                 channel=channel,
                 customer_id=customer_id,
+                user_id=user_id,
             )
     except CybergineError as exc:
         return await _list_page(
@@ -220,6 +225,16 @@ async def _request_page(
             "r": found,
             "customer": customer,
             "customer_label": customer_label(customer) if customer else None,
+            "member_name": next(
+                (
+                    m.user.name
+                    for m in await team.list_members(caller.scope)
+                    if m.user.id == found.user_id
+                ),
+                None,
+            )
+            if found.user_id
+            else None,
             "overdue": requests.is_overdue(found),
             "still_open": found.status in requests.ACTIVE,
             "trail": await requests.trail(caller.scope, found),
@@ -339,6 +354,17 @@ def _choice(values: type[E], typed: str, field: str) -> E:
         return values(typed)
     except ValueError:
         raise InvalidInput("Choose one of the options.", field=field) from None
+
+
+def _id(typed: str, field: str) -> uuid.UUID | None:
+    if not typed.strip():
+        return None
+    try:
+        return uuid.UUID(typed.strip())
+    except ValueError:
+        raise InvalidInput(
+            "Paste the customer's id from their page (Customers).", field=field
+        ) from None
 
 
 async def _labels(caller: Caller, found: list[PrivacyRequest]) -> dict[uuid.UUID, str]:
