@@ -1,6 +1,6 @@
 """What a customer's message asks for before any knowledge search: a person, a human
-review of an automated decision, no more messages (or messages again), or just a hello;
-and whether the team is at work.
+review of an automated decision, a right over their data, no more messages (or messages
+again), or just a hello; and whether the team is at work.
 
 Pure functions: no database, no I/O, no settings.
 
@@ -42,6 +42,13 @@ and takes precedence over a plain request for a person.
 
 The organisation's own ``extra_keywords`` match as whole words or phrases anywhere in the
 message, normalised the same way, with no negation rule.
+
+**Rights over one's data** (:func:`detect_data_request`, policy §14): "delete my data",
+"what do you know about me?", "correct my name", "stop processing my data", "I object to
+the processing of my data", "send me a copy of my data", by the phrases of
+``intent_phrases.rights`` (one set per language and right), matched on word boundaries
+anywhere in a clause and not right after a negation; English always applies, the other
+languages as for a handoff. The answer names the language that matched.
 
 **Opt-out and opt-in** (:func:`detect_opt_change`): the whole message, trimmed, case-folded,
 accents stripped and punctuation removed at both ends, equals one of the words ("Stop."
