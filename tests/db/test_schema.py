@@ -18,6 +18,8 @@ GLOBAL_TABLES = {
     "audit_actor_labels",
     "login_attempts",
     "outbound_emails",
+    # The platform's own privacy policy, announced to every staff user (policy §18).
+    "policy_versions",
 }
 # Scoped to an organisation but kept after its erasure, so no cascading foreign key.
 OUTLIVE_THEIR_ORGANISATION = {"audit_events"}  # 7-year retention (policy §11)

@@ -449,6 +449,10 @@ class OperationalPurger(Purger):
         "login_attempts": PrunedBy("accounts:prune_credentials", "while they count"),
         "email_changes": PrunedBy("accounts:prune_credentials", "until used or expired"),
         "outbound_emails": PrunedBy("mail:prune_emails", "a record of what was sent"),
+        "organisation_exports": PrunedBy(
+            "organisation_export:expire",
+            "the file until downloaded or 7 days after it is ready; the row 30 days after",
+        ),
         "whatsapp_webhook_events": PrunedBy(
             "whatsapp:prune_webhook_events",
             "a week (sooner with a shorter conversation period)",
