@@ -9,6 +9,8 @@ import re
 
 import httpx
 
+from tests.support.server import TLS
+
 _CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
 
@@ -19,6 +21,7 @@ class Browser:
             timeout=15,
             follow_redirects=False,
             headers={"accept": "text/html"},
+            verify=TLS,
         )
         self.last: httpx.Response | None = None
 
