@@ -1,5 +1,6 @@
-"""Helpers for inbox tests: members of the shop signed in through real browsers, and the
-inbox's pages read the way a test needs them (rows, thread messages)."""
+"""Helpers for inbox tests: members of the shop signed in through real browsers, the
+inbox's pages read the way a test needs them (rows, thread messages), and a shop's
+conversations, messages and audit entries as the tests look them up."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from cybergine.accounts.models import Role, User
+from cybergine.assistants.models import DEFAULT_AI_DISCLOSURE
+from cybergine.conversations.handback import assistant_back_notice
+from cybergine.conversations.models import Message
 from cybergine.db.engine import Database
+from cybergine.privacy.audit import AuditEvent
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, add_member
+from tests.support.whatsapp import Shop
 
 _ROW = re.compile(
     r'data-testid="inbox-row" data-state="(?P<state>[a-z_]+)" '
@@ -100,3 +108,52 @@ def act(
 
 def has_testid(page: str, testid: str) -> bool:
     return f'data-testid="{testid}"' in page
+
+
+ADA = "15550001111"
+BEN = "15550002222"
+# Told on hand-back: the assistant is back, and it is automated (policy §7).
+ASSISTANT_BACK_NOTICE = assistant_back_notice(DEFAULT_AI_DISCLOSURE)
+CLEO = "15550003333"
+DAN = "15550004444"
+
+ACTIONS = ("take-over", "reply-text", "reply-send", "note-text", "note-send", "assign-to")
+
+
+def conversation_of(shop: Shop, wa_id: str, *, state: str | None = None) -> dict[str, Any]:
+    found = [
+        c
+        for c in shop.conversations(limit=200)
+        if c["customer"]["phone_number"] == f"+{wa_id}"
+        and (state is None or c["state"] == state)
+        and (state is not None or c["state"] != "closed")
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+async def messages_of(shop: Shop, conversation_id: str) -> list[Message]:
+    async with shop.database.transaction() as session:
+        result = await session.execute(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.created_at, Message.id)
+        )
+        return list(result.scalars())
+
+
+async def audit_actions(shop: Shop) -> list[AuditEvent]:
+    async with shop.database.transaction() as session:
+        result = await session.execute(
+            select(AuditEvent)
+            .where(
+                AuditEvent.organisation_id == shop.organisation_id,
+                AuditEvent.action.like("conversation.%"),
+            )
+            .order_by(AuditEvent.seq)
+        )
+        return list(result.scalars())
+
+
+def shop_url(shop: Shop) -> str:
+    return str(shop.api.base_url).rstrip("/")
