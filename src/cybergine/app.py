@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
 from cybergine.assistants import api as assistants_api
+from cybergine.catalog import api as catalog_api
 from cybergine.channels.adapters import register_channel_adapters
 from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(accounts_api.router)
     app.include_router(knowledge_api.router)
     app.include_router(assistants_api.router)
+    app.include_router(catalog_api.router)
     app.include_router(whatsapp_api.router)
     app.include_router(whatsapp_webhooks.router)
     app.include_router(conversations_api.router)

@@ -26,6 +26,9 @@ from cybergine.accounts.service import team
 from cybergine.app import create_app
 from cybergine.assistants import service as assistants
 from cybergine.assistants.models import Assistant
+from cybergine.catalog import service as catalog
+from cybergine.catalog.models import Product
+from cybergine.catalog.shape import read_product
 from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.conversations.models import Conversation, ConversationState, Customer, Message
 from cybergine.db.engine import Database
@@ -64,6 +67,7 @@ API_BODIES = {
     ("PATCH", "/api/v1/knowledge/documents/{document_id}"): {"text": "overwritten"},
     ("PATCH", "/api/v1/knowledge/qa/{qa_id}"): {"answer": "overwritten"},
     ("PATCH", "/api/v1/assistants/{assistant_id}"): {"name": "overwritten"},
+    ("PUT", "/api/v1/catalog/products/{product_id}"): {"title": "overwritten"},
     ("PATCH", "/api/v1/channels/whatsapp/{number_id}"): {"display_phone_number": "+1 999 999"},
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"text": "from B"},
     ("POST", "/api/v1/assistants/{assistant_id}/preview"): {"text": "What is your secret?"},
@@ -168,6 +172,16 @@ async def _build(database: Database, server: LiveServer) -> World:
             channel=RequestChannel.EMAIL,
             customer_id=customer.id,
         )
+        product = await catalog.create_product(
+            alpha_scope,
+            owner,
+            read_product(
+                {
+                    "title": "Alpha Secret Product",
+                    "variants": [{"price": "9.99", "sku": "ALPHA-SECRET-SKU"}],
+                }
+            ),
+        )
         export = OrganisationExport(organisation_id=alpha.id, requested_by_user_id=alpha_owner.id)
         session.add(export)
         await session.flush()
@@ -192,6 +206,7 @@ async def _build(database: Database, server: LiveServer) -> World:
             "customer_id": customer.id,
             "request_id": privacy_request.id,
             "export_id": export.id,
+            "product_id": product.id,
         },
         a_strings=[
             str(alpha.id),
@@ -221,6 +236,9 @@ async def _build(database: Database, server: LiveServer) -> World:
             str(message.id),
             "Alpha secret message",
             str(privacy_request.id),
+            str(product.id),
+            "Alpha Secret Product",
+            "ALPHA-SECRET-SKU",
         ],
         b_api=httpx.Client(
             base_url=server.url, timeout=15, headers={"authorization": f"Bearer {beta_key}"}
@@ -318,6 +336,9 @@ async def _assert_alpha_untouched(database: Database, world: World) -> None:
         collection = await session.get(Collection, world.a_ids["collection_id"])
         assistant = await session.get(Assistant, world.a_ids["assistant_id"])
         number = await session.get(WhatsAppNumber, world.a_ids["number_id"])
+        product = await session.get(Product, world.a_ids["product_id"])
+    assert product is not None
+    assert product.title == "Alpha Secret Product"
     assert document is not None
     assert "overwritten" not in document.body
     assert qa is not None

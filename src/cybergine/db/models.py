@@ -6,6 +6,7 @@ package adds its ``models`` module to this list.
 
 from cybergine.accounts import models as accounts_models
 from cybergine.assistants import models as assistants_models
+from cybergine.catalog import models as catalog_models
 from cybergine.channels.whatsapp import models as whatsapp_models
 from cybergine.conversations import models as conversations_models
 from cybergine.db.base import Base
@@ -24,6 +25,7 @@ __all__ = [
     "accounts_models",
     "assistants_models",
     "audit_models",
+    "catalog_models",
     "conversations_models",
     "knowledge_models",
     "mail_models",

@@ -137,6 +137,7 @@ _ENUM = "a fixed value of an enumeration"
 _CREDENTIAL = "a hash of a random secret: identifies a credential, not a person"
 _CONFIG = "the organisation's configuration, written by its team for every customer"
 _KNOWLEDGE = "the organisation's knowledge base (§3c): business content, erased with it"
+_CATALOGUE = "the shop's product catalogue (§8b): the shop's data, not a person's"
 
 NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("audit_events", "actor_type", _ENUM),
@@ -258,6 +259,34 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("organisation_exports", "counts", "rows written per table"),
     NotPersonal("organisation_exports", "link_token_hash", _CREDENTIAL),
     NotPersonal("organisation_exports", "error", "a fixed sentence naming an error's type"),
+    # The product catalogue (catalog): what a shop sells.
+    *(
+        NotPersonal("catalog_products", column, _CATALOGUE)
+        for column in (
+            "title",
+            "body_html",
+            "vendor",
+            "product_type",
+            "tags",
+            "handle",
+            "url",
+            "external_id",
+            "currency",
+        )
+    ),
+    NotPersonal("catalog_products", "status", _ENUM),
+    NotPersonal("catalog_product_options", "name", _CATALOGUE),
+    NotPersonal("catalog_product_options", "values", _CATALOGUE),
+    *(
+        NotPersonal("catalog_variants", column, _CATALOGUE)
+        for column in ("title", "option1", "option2", "option3", "currency", "sku")
+    ),
+    NotPersonal("catalog_variants", "inventory_policy", _ENUM),
+    NotPersonal("catalog_images", "src", _CATALOGUE),
+    NotPersonal("catalog_images", "alt", _CATALOGUE),
+    NotPersonal("catalog_collections", "title", _CATALOGUE),
+    NotPersonal("catalog_collections", "handle", _CATALOGUE),
+    NotPersonal("catalog_collections", "external_id", _CATALOGUE),
 )
 
 
