@@ -3,6 +3,7 @@ layer renders it once as RFC 9457 problem+json and the dashboard as a message.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -10,6 +11,9 @@ class CybergineError(Exception):
     status: ClassVar[int] = 400
     type_slug: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
+    # Response headers an error of this kind always carries (e.g. a rejected Shopify
+    # session token asks App Bridge to retry with a fresh one).
+    headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)

@@ -98,7 +98,7 @@ def install(app: FastAPI, *, html: HtmlErrorRenderer | None = None) -> None:
             title=exc.title,
             detail=exc.detail,
             type_slug=exc.type_slug,
-            headers=_error_headers(request, exc.status, exc.extra),
+            headers={**_error_headers(request, exc.status, exc.extra), **exc.headers},
             **exc.extra,
         )
 
