@@ -105,15 +105,18 @@ async def list_products(
     collection: str | None = None,
     cursor: str | None = None,
     limit: int = PAGE_SIZE,
+    oldest_first: bool = False,
 ) -> Page:
-    """Newest first; ``q`` matches title, vendor, type, handle or a variant's SKU;
+    """Newest first (oldest first for exports, so a file lists products in the order
+    importing it creates them); ``q`` matches title, vendor, type, handle or a variant's SKU;
     ``collection`` is a collection's handle."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"`limit` must be between 1 and {MAX_PAGE_SIZE}.", field="limit")
-    statement = _loaded(scope).order_by(Product.id.desc()).limit(limit + 1)
+    order = Product.id.asc() if oldest_first else Product.id.desc()
+    statement = _loaded(scope).order_by(order).limit(limit + 1)
     if cursor:
         (after,) = pagination.decode(cursor, pagination.UUID)
-        statement = statement.where(Product.id < after)
+        statement = statement.where(Product.id > after if oldest_first else Product.id < after)
     if status is not None:
         statement = statement.where(Product.status == status)
     if q and q.strip():

@@ -49,11 +49,13 @@ async def import_csv(scope: TenantScope, caller: Principal, lines: Iterable[str]
 
 
 async def export_csv(scope: TenantScope) -> AsyncIterator[str]:
-    """The whole catalogue, newest product first."""
+    """The whole catalogue, in the order its products were made."""
     cursor: str | None = None
     first = True
     while True:
-        page = await service.list_products(scope, cursor=cursor, limit=EXPORT_PAGE)
+        page = await service.list_products(
+            scope, cursor=cursor, limit=EXPORT_PAGE, oldest_first=True
+        )
         drafts = (service.draft_of(p) for p in page.products)
         for chunk in csv_format.write_products(drafts, header=first):
             yield chunk
