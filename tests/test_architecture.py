@@ -43,6 +43,7 @@ DOMAINS = frozenset(
         "onboarding",
         "privacy",
         "realtime",
+        "shopify",
     }
 )
 HTTP_LAYERS = frozenset({"web", "dashboard"})
