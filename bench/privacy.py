@@ -56,6 +56,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+import live_platform
+import load
 import whatsapp
 from cybergine.accounts.models import Role
 from cybergine.accounts.principal import Principal
@@ -318,12 +320,12 @@ class Purge:
     during: list[float]
     left_expired: int
     left_all: int
-    unloaded: whatsapp.Replies | None = None
-    loaded: whatsapp.Replies | None = None
+    unloaded: live_platform.Replies | None = None
+    loaded: live_platform.Replies | None = None
 
 
 def start_purge(
-    processes: whatsapp.Processes,
+    processes: load.Processes,
     data_dir: Path,
     url: str,
     organisation: uuid.UUID,
@@ -346,12 +348,12 @@ def start_purge(
         stdout=subprocess.PIPE,
     )
     assert child.stdout is not None
-    whatsapp.expect(child.stdout, "purging", processes.log_of(child))
+    load.expect(child.stdout, "purging", processes.log_of(child))
     return child
 
 
 def finish_purge(
-    processes: whatsapp.Processes,
+    processes: load.Processes,
     child: subprocess.Popen[bytes],
     url: str,
     organisation: uuid.UUID,
@@ -359,7 +361,7 @@ def finish_purge(
     """Waits for the purge's process; its figures, and what it left."""
     workdir = processes.logs
     if child.wait(timeout=1800) != 0:
-        raise SystemExit(f"the purge failed:\n{whatsapp.tail(processes.log_of(child))}")
+        raise SystemExit(f"the purge failed:\n{load.tail(processes.log_of(child))}")
     processes.stop(child)
     data = json.loads((workdir / "purge.json").read_text())
 
@@ -385,7 +387,7 @@ def run_purge(
 
     organisation = uuid.uuid4()
     _, active = asyncio.run(seed_purge(url, organisation, args))
-    processes = whatsapp.Processes(workdir)
+    processes = load.Processes(workdir)
     workers, concurrency = whatsapp.parse_configs(args.config)[0]
     # The options of bench/whatsapp.py its Replier and print_replies read.
     e2e = argparse.Namespace(
@@ -401,15 +403,15 @@ def run_purge(
         with GraphSimulator() as sim:
             replier = None
             if not args.skip_e2e:
-                platform = whatsapp.Platform(
+                platform = live_platform.Platform(
                     workdir=workdir,
                     data_dir=data_dir,
-                    env=whatsapp.base_env(data_dir, sim.base_url, args.embeddings),
+                    env=live_platform.base_env(data_dir, sim.base_url, args.embeddings),
                     processes=processes,
                 )
                 platform.start_web()
                 platform.setup()
-                replier = whatsapp.Replier(
+                replier = live_platform.Replier(
                     platform,
                     sim,
                     e2e,
@@ -437,7 +439,7 @@ def print_purge(result: Purge, active: int, args: argparse.Namespace) -> bool:
         ordered = sorted(values)
         return (
             f"p50 {statistics.median(ordered):.1f} ms,"
-            f" p99 {whatsapp.quantile(ordered, 0.99):.1f} ms,"
+            f" p99 {load.quantile(ordered, 0.99):.1f} ms,"
             f" max {ordered[-1]:.1f} ms over {len(ordered)} writes"
         )
 
@@ -489,10 +491,10 @@ def print_purge(result: Purge, active: int, args: argparse.Namespace) -> bool:
     for label, replies in (("unloaded", unloaded), ("during the purge", loaded)):
         cpu = replies.load.cpu
         print(
-            f"CPU, % of one core, {label}: web {cpu.share(whatsapp.WEB):.0f}, PostgreSQL (the"
-            f" purge's queries among them) {cpu.share(whatsapp.POSTGRES):.0f}, workers"
-            f" {cpu.share(whatsapp.WORKERS):.0f}, this process with the simulator"
-            f" {cpu.share(whatsapp.SELF):.0f}, others (the purge's process among them)"
+            f"CPU, % of one core, {label}: web {cpu.share(load.WEB):.0f}, PostgreSQL (the"
+            f" purge's queries among them) {cpu.share(load.POSTGRES):.0f}, workers"
+            f" {cpu.share(load.WORKERS):.0f}, this process with the simulator"
+            f" {cpu.share(load.SELF):.0f}, others (the purge's process among them)"
             f" {100 * cpu.others / cpu.elapsed:.0f}"
         )
     return ok and unloaded.missing == loaded.missing == 0
