@@ -23,6 +23,8 @@ from cybergine.accounts.models import ApiKey, Membership, Role
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import api_keys
 from cybergine.assistants.models import Assistant
+from cybergine.catalog import service as catalog
+from cybergine.catalog.shape import read_product
 from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.conversations.models import Channel, Direction
 from cybergine.dashboard.routes import routers
@@ -63,7 +65,11 @@ FRAGMENTS = {
 STREAMS = {"/inbox/events"}
 # Files, not pages: fetched with the browser's session and checked to arrive as what they
 # are (a download to save, the tab's icon).
-FILES = {"/knowledge/documents/{document_id}/file": "attachment", "/favicon.ico": "image/"}
+FILES = {
+    "/knowledge/documents/{document_id}/file": "attachment",
+    "/catalog/export.csv": "attachment",
+    "/favicon.ico": "image/",
+}
 # Pages opened from an e-mailed link: walked signed out, with a token that is no longer
 # valid, so what is scanned is the page that says so.
 EMAILED_LINKS = {"token"}
@@ -121,6 +127,24 @@ async def _seed_ids(database: Database, settings: Settings, organisation_id: str
         assert owner is not None
         principal = Principal(org, Role.OWNER, user_id=owner.user_id, email=DEMO_OWNER_EMAIL)
         await api_keys.create_api_key(scope, principal, name="Accessibility", role=Role.VIEWER)
+        product = await catalog.create_product(
+            scope,
+            principal,
+            read_product(
+                {
+                    "title": "Linen shirt",
+                    "body_html": "<p>Light and cool.</p>",
+                    "tags": "summer, linen",
+                    "options": [{"name": "Size", "values": ["S", "M"]}],
+                    "variants": [
+                        {"option1": "S", "price": "49.90", "inventory_quantity": 2},
+                        {"option1": "M", "price": "49.90", "inventory_quantity": 0},
+                    ],
+                    "images": [{"src": "https://cdn.example/linen.png", "alt": "The shirt"}],
+                    "collections": ["Summer"],
+                }
+            ),
+        )
 
         async def first(statement: object) -> str:
             row = (await session.execute(statement)).scalars().first()  # type: ignore[call-overload]
@@ -134,6 +158,7 @@ async def _seed_ids(database: Database, settings: Settings, organisation_id: str
             "collection_id": await first(scope.select(Collection)),
             "number_id": await first(scope.select(WhatsAppNumber)),
             "customer_id": str(customer.id),
+            "product_id": str(product.id),
             "conversation_id": str(conversation.id),
             "membership_id": str(owner.id),
             "api_key_id": await first(scope.select(ApiKey)),

@@ -6,6 +6,7 @@ from cybergine.dashboard import (
     assistant_pages,
     assistant_try_pages,
     auth_pages,
+    catalog_pages,
     channel_pages,
     customer_pages,
     inbox_pages,
@@ -42,6 +43,7 @@ routers = [
     knowledge_tester_pages.router,
     knowledge_qa_pages.router,
     knowledge_pages.router,
+    catalog_pages.router,
     channel_pages.router,
     whatsapp_pages.router,
 ]
