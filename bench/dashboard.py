@@ -39,8 +39,8 @@ from typing import Any
 import httpx
 import psutil
 
+from load import Latencies, Processes, run_cli, tail
 from startup import free_port, wait_ready
-from whatsapp import Latencies, Processes, run_cli, tail
 
 BIN = Path(sys.executable).parent
 PASSWORD = "bench password " + secrets.token_hex(8)

@@ -50,8 +50,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from load import Latencies, Processes, run_cli, tail
 from startup import free_port, wait_ready
-from whatsapp import Latencies, Processes, run_cli, tail
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the corpus is built by the tests' own module
