@@ -20,7 +20,7 @@ from cybergine.privacy.audit import AuditEvent
 from tests.support.factories import make_api_key, make_organisation_with_key
 from tests.support.server import LiveServer
 
-FIXTURES = Path("/work/shared/data/fixtures/shopify/admin_api")
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "shopify" / "admin_api"
 PRODUCTS = "/api/v1/catalog/products"
 
 
@@ -72,6 +72,11 @@ def test_shopify_rest_products_load_unchanged(api: httpx.Client) -> None:
     assert nano["images"][0]["src"] == single["product"]["images"][0]["src"]
     listed = api.get(PRODUCTS).json()["products"]
     assert len(listed) == len(_fixture("rest_products_01.json")["products"])
+    # Products of the shop's system with other ids cannot take a handle in use.
+    for product in _fixture("rest_products_py_01.json"):  # a bare list
+        clash = api.post(PRODUCTS, json=product)
+        assert clash.status_code == 409, clash.text
+        assert clash.json()["field"] == "handle"
 
 
 def test_create_get_list_replace_delete(api: httpx.Client) -> None:

@@ -23,7 +23,7 @@ from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
 from tests.support.server import LiveServer
 
-FIXTURES = Path("/work/shared/data/fixtures/shopify/admin_api")
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "shopify" / "admin_api"
 IMPORT = "/api/v1/catalog/import"
 EXPORT = "/api/v1/catalog/export.csv"
 PRODUCTS = "/api/v1/catalog/products"
@@ -157,6 +157,17 @@ def test_a_bad_product_is_reported_by_row_and_the_others_go_in(api: httpx.Client
     # The same file again updates rather than duplicates.
     again = _import(api, _csv(*TEE, *MUG))
     assert (again["created"], again["updated"]) == (0, 2)
+
+
+def test_a_csv_updates_the_product_the_api_loaded_and_keeps_its_id(api: httpx.Client) -> None:
+    nano = json.loads((FIXTURES / "rest_product_py_01.json").read_text())
+    loaded = api.post(PRODUCTS, json=nano).json()
+    exported = api.get(EXPORT).text.replace("IPod Nano - 8GB", "iPod Nano (8 GB)")
+    report = _import(api, exported)
+    assert (report["created"], report["updated"], report["error_count"]) == (0, 1, 0)
+    updated = api.get(f"{PRODUCTS}/{loaded['id']}").json()
+    assert updated["title"] == "iPod Nano (8 GB)"
+    assert updated["external_id"] == str(nano["product"]["id"])
 
 
 def _catalogue(api: httpx.Client) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Select, delete, or_, select
 from sqlalchemy.orm import selectinload
@@ -304,15 +304,19 @@ async def update_product(
 async def upsert_product(
     scope: TenantScope, caller: Principal, draft: ProductDraft
 ) -> tuple[Product, bool]:
-    """Updates the product with the draft's external_id (else its handle), or creates
-    it; True when created."""
+    """Updates the product with the draft's external_id, else the one with its handle
+    (unless that one stands for another product of the shop's system), or creates it;
+    True when created. A draft with no external_id keeps the product's."""
     existing = None
     if draft.external_id is not None:
         existing = await find_by_external_id(scope, draft.external_id)
     if existing is None:
-        existing = await find_by_handle(scope, draft.handle)
-        if existing is not None and existing.external_id not in (None, draft.external_id):
-            existing = None  # another product of the shop's system: the handle conflicts
+        by_handle = await find_by_handle(scope, draft.handle)
+        if by_handle is not None and by_handle.external_id in (None, draft.external_id):
+            existing = by_handle
+        elif by_handle is not None and draft.external_id is None:
+            existing = by_handle
+            draft = replace(draft, external_id=by_handle.external_id)
     if existing is None:
         return await create_product(scope, caller, draft), True
     return await update_product(scope, caller, existing.id, draft), False
