@@ -34,6 +34,8 @@ from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
 from cybergine.knowledge import service as knowledge
 from cybergine.knowledge.extract import extract
 from cybergine.knowledge.models import Collection, Item, ItemKind
+from cybergine.privacy import requests as privacy_requests
+from cybergine.privacy.request_models import RequestChannel, RequestKind
 from cybergine.settings import Settings
 from tests.browser.conftest import run_async, sign_in
 from tests.support.accessibility import (
@@ -146,6 +148,14 @@ async def _seed_ids(database: Database, settings: Settings, organisation_id: str
             ),
         )
 
+        request = await privacy_requests.open_request(
+            scope,
+            principal.actor,
+            kind=RequestKind.ACCESS,
+            channel=RequestChannel.EMAIL,
+            customer_id=customer.id,
+        )
+
         async def first(statement: object) -> str:
             row = (await session.execute(statement)).scalars().first()  # type: ignore[call-overload]
             assert row is not None, statement
@@ -159,6 +169,7 @@ async def _seed_ids(database: Database, settings: Settings, organisation_id: str
             "number_id": await first(scope.select(WhatsAppNumber)),
             "customer_id": str(customer.id),
             "product_id": str(product.id),
+            "request_id": str(request.id),
             "conversation_id": str(conversation.id),
             "membership_id": str(owner.id),
             "api_key_id": await first(scope.select(ApiKey)),
