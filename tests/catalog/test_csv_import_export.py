@@ -117,6 +117,30 @@ def test_rows_group_into_products_by_handle() -> None:
     assert mug.published is False
 
 
+def test_a_bad_row_breaks_only_its_own_product() -> None:
+    huge = {"Handle": "huge", "Title": "Huge", "Body (HTML)": "x" * 200_000, "Variant Price": "1"}
+    rows = [
+        {**BAD[0], "Published": "maybe"},
+        {"Handle": "bad", "Option1 Value": "M", "Variant Price": "1"},
+        {"Handle": "bad", "Option1 Value": "L", "Variant Price": "1"},
+        {"Handle": "", "Option1 Value": "XL", "Variant Price": "1"},
+        huge,
+        {"Handle": "huge", "Option1 Value": "M", "Variant Price": "1"},
+        {"Handle": "", "Title": "Only a title", "Variant Price": "3"},
+        *MUG,
+    ]
+    report = ErrorReport()
+    products = list(csv_format.read_products(io.StringIO(_csv(*rows), newline=""), report))
+    assert [(e.row, e.field) for e in report.errors] == [(2, "Published"), (6, None)]
+    # The unreadable row's handle is unknown: the row after it starts a product with no
+    # title, which the import refuses by its row.
+    assert [(p.data["title"], p.rows) for p in products] == [
+        ("", [7]),
+        ("Only a title", [8]),
+        ("Mug", [9]),
+    ]
+
+
 def test_a_file_that_is_not_a_product_csv_is_refused() -> None:
     with pytest.raises(InvalidInput, match="product CSV"):
         list(csv_format.read_products(io.StringIO("a,b\n1,2\n"), ErrorReport()))

@@ -81,7 +81,7 @@ _FALSE = {"false", "no", "0"}
 
 @dataclass(frozen=True)
 class RowError:
-    row: int  # the line in the file, the header being 1
+    row: int  # as a spreadsheet numbers rows, the header being 1
     field: str | None
     message: str
 
@@ -205,7 +205,7 @@ def _start(values: Mapping[str, str], row: int) -> dict[str, Any]:
     return product
 
 
-def _policy(value: str, row: int) -> str | None:
+def _policy(value: str) -> str | None:
     lowered = value.strip().lower()
     # Newer exports say whether to continue selling: TRUE / FALSE.
     return {"true": "continue", "false": "deny"}.get(lowered, lowered or None)
@@ -216,6 +216,9 @@ def _add_rows(product: dict[str, Any], values: Mapping[str, str], row: int) -> N
         option_values = [values.get(f"Option{n} Value", "").strip() or None for n in (1, 2, 3)]
         if not product["options"] and option_values[0] == DEFAULT_VARIANT_TITLE:
             option_values[0] = None
+        # A file with the tracker column and none named for a variant does not track its
+        # stock: the quantity means nothing, and the variant is always available.
+        names_tracker = "Variant Inventory Tracker" in values
         tracked = values.get("Variant Inventory Tracker", "").strip()
         quantity = values.get("Variant Inventory Qty", "").strip()
         product["variants"].append(
@@ -226,11 +229,8 @@ def _add_rows(product: dict[str, Any], values: Mapping[str, str], row: int) -> N
                 "sku": values.get("Variant SKU", ""),
                 "price": values.get("Variant Price", ""),
                 "compare_at_price": values.get("Variant Compare At Price", "") or None,
-                # An untracked variant's quantity means nothing: always available.
-                "inventory_quantity": quantity
-                if tracked or "Variant Inventory Tracker" not in values
-                else None,
-                "inventory_policy": _policy(values.get("Variant Inventory Policy", ""), row),
+                "inventory_quantity": quantity if tracked or not names_tracker else None,
+                "inventory_policy": _policy(values.get("Variant Inventory Policy", "")),
                 "image_src": values.get("Variant Image", "").strip() or None,
             }
         )
@@ -241,42 +241,71 @@ def _add_rows(product: dict[str, Any], values: Mapping[str, str], row: int) -> N
         product["_images_rows"].append(row)
 
 
+def _records(reader: Iterator[list[str]], report: ErrorReport) -> Iterator[tuple[int, list[str]]]:
+    """The rows after the header with their number as a spreadsheet shows it (a quoted
+    line break does not start a row); a row the csv module cannot read is reported."""
+    number = 1
+    while True:
+        number += 1
+        if number - 1 > MAX_ROWS:
+            raise InvalidInput(f"A file holds at most {MAX_ROWS} rows.", field="file")
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.add(number, None, f"this row cannot be read: {exc}.")
+            yield number, []  # breaks the product it belongs to
+            continue
+        yield number, cells
+
+
 def read_products(lines: Iterable[str], report: ErrorReport) -> Iterator[CsvProduct]:
     """Products in file order; a product whose rows cannot be read is reported and left
     out. ``InvalidInput`` for a file that is not a product CSV at all."""
     reader = csv.reader(lines)
-    header_row = next(reader, None)
+    try:
+        header_row = next(reader, None)
+    except csv.Error as exc:
+        raise InvalidInput(f"The first line cannot be read: {exc}.", field="file") from exc
     if header_row is None:
         return
     header = _header(header_row)
     current: CsvProduct | None = None
-    broken_handle: str | None = None
-    for index, cells in enumerate(reader, start=2):
-        if index - 1 > MAX_ROWS:
-            raise InvalidInput(f"A file holds at most {MAX_ROWS} rows.", field="file")
-        if not any(cell.strip() for cell in cells):
-            continue
+    # The product whose rows are skipped after one was refused.
+    broken: str | None = None
+    for index, cells in _records(reader, report):
         values = dict(zip(header, cells, strict=False))
         handle = values.get("Handle", "").strip()
+        if cells and not any(cell.strip() for cell in cells):
+            continue
+        # A row starts a product when it names another handle, or names none but gives
+        # a title (a new product with only a Title); other rows continue the product.
+        ongoing = current.data["handle"] if current else broken
+        title = values.get("Title", "").strip()
+        starts = (handle != "" and handle != ongoing) or (
+            handle == "" and (title != "" or ongoing is None)
+        )
+        if not starts and current is None:
+            continue  # a further row of a refused product
         try:
+            if not cells:
+                raise _RowRefused(index, None, "")  # reported by _records
             if "\x00" in "".join(cells):
                 raise _RowRefused(index, None, "the row holds a NUL character.")
-            if current is None or (handle and handle != current.data["handle"]):
+            if starts:
                 if current is not None:
                     yield current
-                current = None
-                if handle and handle == broken_handle:
-                    continue
-                broken_handle = None
+                current, broken = None, None
                 current = CsvProduct(index, [index], _start(values, index))
-            elif broken_handle is not None:
-                continue
             else:
+                assert current is not None
                 current.rows.append(index)
             _add_rows(current.data, values, index)
         except _RowRefused as refused:
-            report.add(refused.row, refused.column, refused.message)
-            broken_handle = handle or (current.data["handle"] if current else None)
+            if refused.message:
+                report.add(refused.row, refused.column, refused.message)
+            broken = handle or (current.data["handle"] if current else title) or None
             current = None
     if current is not None:
         yield current

@@ -205,7 +205,7 @@ class ProductPage(BaseModel):
 
 
 class ImportRowError(BaseModel):
-    row: int = Field(description="The line in the file; the header is line 1")
+    row: int = Field(description="The row as a spreadsheet numbers it; the header is row 1")
     field: str | None = Field(description="The column, when one is at fault")
     message: str
 
