@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def _fixture(name: str) -> Any:
 
 
 @pytest.fixture
-async def api(live_server: LiveServer, database: Database) -> Iterator[httpx.Client]:
+async def api(live_server: LiveServer, database: Database) -> AsyncIterator[httpx.Client]:
     _, key = await make_organisation_with_key(database)
     with live_server.client(headers={"authorization": f"Bearer {key}"}) as client:
         yield client

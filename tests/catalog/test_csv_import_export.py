@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def test_a_file_that_is_not_a_product_csv_is_refused() -> None:
 
 
 @pytest.fixture
-async def api(live_server: LiveServer, database: Database) -> Iterator[httpx.Client]:
+async def api(live_server: LiveServer, database: Database) -> AsyncIterator[httpx.Client]:
     _, key = await make_organisation_with_key(database)
     with live_server.client(headers={"authorization": f"Bearer {key}"}) as client:
         yield client

@@ -95,8 +95,8 @@ async def test_import_list_detail_delete(live_server: LiveServer, database: Data
         assert len(_ROW.findall(page)) == 2
         assert 'data-testid="product-delete"' not in browser.get(f"/catalog/products/{tee_id}").text
         token = browser.csrf("/catalog")
-        refused = browser.post(f"/catalog/products/{tee_id}/delete", csrf=token)
-        assert refused.status_code == 403
+        forbidden = browser.post(f"/catalog/products/{tee_id}/delete", csrf=token)
+        assert forbidden.status_code == 403
 
     with signed_in(live_server.url, owner) as browser:
         deleted = browser.post(
