@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -50,8 +52,7 @@ MEDIA_URL_TTL_SECONDS = 300.0  # Meta: a media URL is valid for five minutes
 WEBHOOK_ATTEMPTS = 3
 
 _FAULT_ENDPOINTS = frozenset({"send", "read", "media", "download", "number", "any"})
-# The fields of a WhatsAppBusinessPhoneNumber node this simulator knows; without
-# ``fields``, Meta answers these.
+# The fields of a WhatsAppBusinessPhoneNumber node it knows; Meta answers these without `fields`.
 _NUMBER_FIELDS = (
     "verified_name",
     "code_verification_status",
@@ -256,13 +257,13 @@ class GraphSimulator:
     def deliver(self, body: Mapping[str, Any], *, timeout: float = 10.0) -> int:
         """Posts a webhook body to ``webhook_url``, signed; returns the status code."""
         url, raw, headers = self._signed(body)
-        with httpx.Client(timeout=timeout) as client:
+        with httpx.Client(timeout=timeout, verify=_tls()) as client:
             return client.post(url, content=raw, headers=headers).status_code
 
     async def adeliver(self, body: Mapping[str, Any]) -> int:
         """``deliver``, from async code."""
         url, raw, headers = self._signed(body)
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=10.0, verify=_tls()) as client:
             return (await client.post(url, content=raw, headers=headers)).status_code
 
     def _signed(self, body: Mapping[str, Any]) -> tuple[str, bytes, dict[str, str]]:
@@ -592,3 +593,8 @@ class GraphSimulator:
             await asyncio.sleep(0.1 * 2**attempt)
         with self._lock:
             self._deliveries.append(WebhookDelivery(url, raw, status, error, attempts))
+
+
+@functools.cache  # one load of the certificate store, which costs more than a delivery here
+def _tls() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
