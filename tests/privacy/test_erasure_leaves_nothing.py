@@ -328,36 +328,6 @@ async def test_a_late_status_without_callback_data_finds_its_erased_message(shop
     assert status_now == "read"
 
 
-@pytest.mark.parametrize("beside_a_photo", [False, True])
-async def test_their_message_delivered_again_recreates_nobody(
-    shop: Shop, beside_a_photo: bool
-) -> None:
-    """Meta delivers a message again when unsure it arrived: after its customer's erasure
-    the delivery is the duplicate it is, on both ingest paths (alone: the group commit;
-    beside a photo: a transaction of its own), and no customer comes back from it."""
-    wamid = shop.says("Where is my quokka parcel?", wa_id=JORDAN, message_id=new_wamid(JORDAN))
-    await shop.work()
-    jordan = _customer(shop, phone_number=f"+{JORDAN}")
-    assert shop.api.delete(f"/api/v1/customers/{jordan['id']}").status_code == 200
-
-    again = shop.graph.inbound_webhook(
-        shop.phone_number_id, JORDAN, "Where is my quokka parcel?", name="Ada", message_id=wamid
-    )
-    if beside_a_photo:
-        photo = readdress(fixture("image_01.json"), shop.phone_number_id)
-        again["entry"][0]["changes"] += photo["entry"][0]["changes"]
-    assert shop.post(again).status_code == 200
-    await shop.work()
-    async with shop.database.transaction() as session:
-        customers = await session.scalar(
-            text("SELECT count(*) FROM customers WHERE external_id = :wa_id"), {"wa_id": JORDAN}
-        )
-        messages = await session.scalar(
-            text("SELECT count(*) FROM messages WHERE text LIKE '%quokka%'")
-        )
-    assert (customers, messages) == (0, 0)
-
-
 async def test_a_raw_delivery_naming_their_message_by_its_keyed_hash_is_theirs(shop: Shop) -> None:
     """A status kept with the keyed hash of its message's id still belongs to the customer:
     exported with their data, and erased with it."""

@@ -36,7 +36,6 @@ from cybergine.conversations.service import queue_outbound
 from cybergine.db.ids import uuid7
 from cybergine.db.jsonb import jsonb_argument
 from cybergine.job_names import JobName
-from cybergine.privacy.pseudonyms import erased_external_id
 from cybergine.realtime.events import CHANNEL
 
 OPT_OUT_CONFIRMATION = (
@@ -99,9 +98,8 @@ class Recorded:
     """What ``cybergine_record_inbound`` did with one message."""
 
     message_id: uuid.UUID | None  # None: a duplicate delivery, nothing was done
-    # None for a delivery of a message whose customer was erased since: nobody is found.
-    conversation_id: uuid.UUID | None
-    customer_id: uuid.UUID | None
+    conversation_id: uuid.UUID
+    customer_id: uuid.UUID
     customer_opted_out: bool  # as the message found them
     reply_queued: bool
 
@@ -109,8 +107,8 @@ class Recorded:
     def of(cls, row: Mapping[str, Any]) -> Recorded:
         return cls(
             message_id=uuid.UUID(row["m"]) if row["m"] else None,
-            conversation_id=uuid.UUID(row["c"]) if row["c"] else None,
-            customer_id=uuid.UUID(row["u"]) if row["u"] else None,
+            conversation_id=uuid.UUID(row["c"]),
+            customer_id=uuid.UUID(row["u"]),
             customer_opted_out=bool(row["out"]),
             reply_queued=bool(row["r"]),
         )
@@ -153,9 +151,6 @@ def message_item(
         "phone": customer.phone_number,
         "name": customer.display_name,
         "external_id": content.external_id,
-        # What the id is stored as once its customer is erased: a delivery of it then is
-        # a duplicate (Meta delivers again when unsure), never a new customer.
-        "erased_external_id": erased_external_id(content.external_id),
         "type": content.type[:32],
         "text": content.text,
         "payload": dict(content.payload) if content.payload else None,
@@ -231,8 +226,6 @@ def follow_ups(
 async def _change_consent(session: AsyncSession, recorded: Recorded, change: ConsentChange) -> None:
     """Policy §9: an opt-out is confirmed once and then nothing more is sent; an opt-in
     is recorded with its time and source and confirmed."""
-    assert recorded.conversation_id is not None  # a stored message has both
-    assert recorded.customer_id is not None
     now = func.now()
     if change == "opt_out":
         if recorded.customer_opted_out:

@@ -14,12 +14,8 @@ LANGUAGE plpgsql AS $$
 -- ``names``: what Python names (conversations.inbound.RECORD_NAMES): the NOTIFY channel
 -- and the reply job's task, queue and lock prefix; nothing of them is written here.
 --
--- A message whose id is stored as its keyed hash (``erased_external_id``: its customer
--- was erased since Meta first delivered it) is a duplicate too, and recreates nobody.
---
 -- Returns one object per message, in order: k (the item's key), m (the stored id, null
--- for a duplicate), c (conversation), u (customer; both null for an erased duplicate),
--- out (opted out), r (reply deferred).
+-- for a duplicate), c (conversation), u (customer), out (opted out), r (reply deferred).
 DECLARE
     m jsonb;
     v_org constant uuid := (account->>'org')::uuid;
@@ -38,16 +34,10 @@ DECLARE
     v_message uuid;
     v_at timestamptz;
     v_reply boolean;
-    recorded jsonb := '[]'::jsonb;
+    -- appended in place (an expanded array), where jsonb || would copy it each time
+    recorded jsonb[] := '{}';
 BEGIN
     FOR m IN SELECT value FROM jsonb_array_elements(messages) LOOP
-        IF EXISTS (SELECT 1 FROM messages
-                    WHERE organisation_id = v_org
-                      AND external_id = m->>'erased_external_id') THEN
-            recorded := recorded || jsonb_build_object(
-                'k', m->'id', 'm', NULL, 'c', NULL, 'u', NULL, 'out', false, 'r', false);
-            CONTINUE;
-        END IF;
         v_at := (m->>'sent_at')::timestamptz;
         -- Writing first is consent to be answered (WhatsApp's customer-initiated
         -- conversation); marketing would need more and is never sent.
@@ -122,10 +112,10 @@ BEGIN
                 )]::procrastinate_job_to_defer_v1[]);
             END IF;
         END IF;
-        recorded := recorded || jsonb_build_object(
+        recorded := array_append(recorded, jsonb_build_object(
             'k', m->'id', 'm', v_message, 'c', v_conversation, 'u', v_customer,
-            'out', v_opted_out IS NOT NULL, 'r', v_reply);
+            'out', v_opted_out IS NOT NULL, 'r', v_reply));
     END LOOP;
-    RETURN recorded;
+    RETURN to_jsonb(recorded);
 END
 $$;

@@ -14,7 +14,12 @@ DECLARE
     v_status message_status;
     r record;
     v_notify constant text := names->>'notify_channel';
-    recorded jsonb := '[]'::jsonb;
+    part jsonb;
+    e jsonb;
+    -- appended in place (an expanded array), where jsonb || would copy it each time
+    recorded jsonb[] := '{}';
+    stored int := 0;
+    duplicates int := 0;
     updated int := 0;
 BEGIN
     FOR item IN SELECT value FROM jsonb_array_elements(batch) LOOP
@@ -29,8 +34,15 @@ BEGIN
             CONTINUE;  -- kept as an event; a paused number starts nothing
         END IF;
         IF jsonb_array_length(item->'messages') > 0 THEN
-            recorded := recorded
-                || cybergine_record_inbound(item->'account', item->'messages', names);
+            part := cybergine_record_inbound(item->'account', item->'messages', names);
+            FOR e IN SELECT value FROM jsonb_array_elements(part) LOOP
+                recorded := array_append(recorded, e);
+                IF e->>'m' IS NULL THEN
+                    duplicates := duplicates + 1;
+                ELSE
+                    stored := stored + 1;
+                END IF;
+            END LOOP;
         END IF;
 
         -- Forward only (deliveries arrive out of order; "read" may come before
@@ -73,9 +85,9 @@ BEGIN
         END LOOP;
     END LOOP;
     RETURN jsonb_build_object(
-        'messages', (SELECT count(*) FROM jsonb_array_elements(recorded) e WHERE e->>'m' IS NOT NULL),
-        'duplicates', (SELECT count(*) FROM jsonb_array_elements(recorded) e WHERE e->>'m' IS NULL),
+        'messages', stored,
+        'duplicates', duplicates,
         'statuses', updated,
-        'recorded', recorded);
+        'recorded', to_jsonb(recorded));
 END
 $$;

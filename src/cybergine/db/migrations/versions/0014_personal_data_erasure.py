@@ -1,8 +1,7 @@
 """Erasure that leaves no identifier: an erased customer's message ids are keyed hashes,
-and the ingest functions still recognise them. ``cybergine_whatsapp_ingest`` (version 4,
-``whatsapp_ingest_0014.sql``) matches a late status by the keyed hash of its wamid, and
-``cybergine_record_inbound`` (``record_inbound_0014.sql``) takes a delivery of an erased
-customer's message again as the duplicate it is, without recreating them.
+and ``cybergine_whatsapp_ingest`` (version 4, ``whatsapp_ingest_0014.sql``) matches a late
+status by the keyed hash of its wamid. Both ingest functions (``record_inbound_0014.sql``
+too) collect what they recorded in arrays appended in place rather than copied.
 
 Revision ID: 0014
 Revises: 0013
