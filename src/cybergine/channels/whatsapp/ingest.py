@@ -186,18 +186,21 @@ def _changes(body: Mapping[str, Any]) -> Iterable[tuple[str, Mapping[str, Any]]]
 def _routed_changes(
     body: Mapping[str, Any], routes: Mapping[str, NumberRoute]
 ) -> Iterator[tuple[str, Mapping[str, Any], NumberRoute, WebhookBatch]]:
-    """Each change addressed to one of ``routes``, with its number and what it holds;
-    changes for other numbers are left out."""
+    """Each change addressed to one of ``routes`` (its value with card numbers masked),
+    with its number and what it holds; changes for other numbers are left out."""
     for field, value in _changes(body):
         metadata = value.get("metadata")
         phone_number_id = metadata.get("phone_number_id") if isinstance(metadata, Mapping) else None
         route = routes.get(phone_number_id) if isinstance(phone_number_id, str) else None
         if route is not None:
+            # Masked once, for what is parsed and what the event row keeps (policy §12).
+            value = without_card_numbers(value)
             batch = parse_webhook(
                 {
                     "object": "whatsapp_business_account",
                     "entry": [{"changes": [{"field": field, "value": value}]}],
-                }
+                },
+                masked=True,
             )
             yield field, value, route, batch
 
@@ -232,9 +235,9 @@ def kept_value(value: Mapping[str, Any]) -> dict[str, Any]:
     """A change as its event row keeps it: without the recipients of its statuses. The
     message a status updates already says who received it; and a status can come after
     its customer was erased (policy §14), or concern someone who is no customer here
-    (a message sent by another app on the same number). Card numbers people wrote are
-    masked, as in everything parsed from the change (policy §12)."""
-    kept = without_card_numbers(value)
+    (a message sent by another app on the same number). ``value`` comes with card
+    numbers masked (``_routed_changes``), as everything parsed from it (policy §12)."""
+    kept = dict(value)
     statuses = kept.get("statuses")
     if isinstance(statuses, list):
         kept["statuses"] = [
