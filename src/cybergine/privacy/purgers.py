@@ -7,13 +7,18 @@ a new class or table cannot be added and forgotten.
 
 Purgers work in small batches, each its own short transaction that takes rows with
 ``FOR UPDATE SKIP LOCKED``: a row the reply path holds is left for the next run instead
-of being waited for, and a batch holds its locks for milliseconds. Running one twice
-removes nothing the second time.
+of being waited for, and a batch holds its locks for milliseconds. After each batch a
+purger rests three times as long as the batch took (``REST_PER_BATCH_SECOND``), so it uses
+at most a quarter of a core and the reply path keeps the database on a small machine
+(``bench/privacy.py`` runs WhatsApp replies beside a purge). Running one twice removes
+nothing the second time.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +40,14 @@ from cybergine.privacy.retention_settings import RetentionSettings
 # Rows a batch removes at most: small enough that a batch's transaction lasts
 # milliseconds, large enough that a million rows take a few hundred transactions.
 BATCH_SIZE = 2000
+
+
+# A purger's rest after each batch, per second the batch took (see the module's docstring).
+REST_PER_BATCH_SECOND = 3.0
+
+
+async def _rest_after(started: float) -> None:
+    await asyncio.sleep((time.monotonic() - started) * REST_PER_BATCH_SECOND)
 
 
 @dataclass(frozen=True)
@@ -228,11 +241,13 @@ class ConversationPurger(Purger):
             totals: Counter[str] = Counter()
             for step in _CONVERSATION_STEPS:
                 while True:
+                    started = time.monotonic()
                     async with database.transaction() as session:
                         counts = await _counts(session, step, params)
                     totals.update(counts)
                     if max(counts.values()) < batch_size:
                         break
+                    await _rest_after(started)
             removed += _removals(organisation_id, Retention.CONVERSATION, totals)
         return removed
 
@@ -364,11 +379,13 @@ class AuditPurger(Purger):
     async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
         total = 0
         while True:
+            started = time.monotonic()
             async with database.transaction() as session:
                 purged = await audit.purge_expired(session, now=as_of, limit=batch_size)
             total += purged
             if purged < batch_size:
                 break
+            await _rest_after(started)
         return _removals(None, Retention.AUDIT, {audit.AuditEvent.__tablename__: total})
 
 
@@ -417,11 +434,13 @@ class AgePurger(Purger):
             )
             statement = delete(table).where(table.c.id.in_(doomed)).returning(_owner_column(table))
             while True:
+                started = time.monotonic()
                 async with database.transaction() as session:
                     owners: list[uuid.UUID | None] = list(await session.scalars(statement))
                 removed.update((owner, table.name) for owner in owners)
                 if len(owners) < batch_size:
                     break
+                await _rest_after(started)
         return [
             Removal(owner, self.retention, name, rows) for (owner, name), rows in removed.items()
         ]
