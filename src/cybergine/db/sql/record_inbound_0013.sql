@@ -34,7 +34,8 @@ DECLARE
     v_message uuid;
     v_at timestamptz;
     v_reply boolean;
-    recorded jsonb := '[]'::jsonb;
+    -- appended in place (an expanded array), where jsonb || would copy it each time
+    recorded jsonb[] := '{}';
 BEGIN
     FOR m IN SELECT value FROM jsonb_array_elements(messages) LOOP
         v_at := (m->>'sent_at')::timestamptz;
@@ -111,10 +112,10 @@ BEGIN
                 )]::procrastinate_job_to_defer_v1[]);
             END IF;
         END IF;
-        recorded := recorded || jsonb_build_object(
+        recorded := array_append(recorded, jsonb_build_object(
             'k', m->'id', 'm', v_message, 'c', v_conversation, 'u', v_customer,
-            'out', v_opted_out IS NOT NULL, 'r', v_reply);
+            'out', v_opted_out IS NOT NULL, 'r', v_reply));
     END LOOP;
-    RETURN recorded;
+    RETURN to_jsonb(recorded);
 END
 $$;

@@ -14,7 +14,12 @@ DECLARE
     v_status message_status;
     r record;
     v_notify constant text := names->>'notify_channel';
-    recorded jsonb := '[]'::jsonb;
+    part jsonb;
+    e jsonb;
+    -- appended in place (an expanded array), where jsonb || would copy it each time
+    recorded jsonb[] := '{}';
+    stored int := 0;
+    duplicates int := 0;
     updated int := 0;
 BEGIN
     FOR item IN SELECT value FROM jsonb_array_elements(batch) LOOP
@@ -29,13 +34,21 @@ BEGIN
             CONTINUE;  -- kept as an event; a paused number starts nothing
         END IF;
         IF jsonb_array_length(item->'messages') > 0 THEN
-            recorded := recorded
-                || cybergine_record_inbound(item->'account', item->'messages', names);
+            part := cybergine_record_inbound(item->'account', item->'messages', names);
+            FOR e IN SELECT value FROM jsonb_array_elements(part) LOOP
+                recorded := array_append(recorded, e);
+                IF e->>'m' IS NULL THEN
+                    duplicates := duplicates + 1;
+                ELSE
+                    stored := stored + 1;
+                END IF;
+            END LOOP;
         END IF;
 
         -- Forward only (deliveries arrive out of order; "read" may come before
-        -- "delivered"); matched by Meta's id, or by ours echoed in
-        -- biz_opaque_callback_data when the status overtakes the commit of its send.
+        -- "delivered"); matched by Meta's id (or its keyed hash, once its customer was
+        -- erased), or by ours echoed in biz_opaque_callback_data when the status
+        -- overtakes the commit of its send.
         FOR s IN SELECT value FROM jsonb_array_elements(item->'statuses') LOOP
             v_status := (s->>'status')::message_status;
             v_at := (s->>'at')::timestamptz;
@@ -60,7 +73,8 @@ BEGIN
                                            THEN s->>'error_detail' ELSE error_detail END,
                        updated_at = now()
                  WHERE organisation_id = v_org AND direction = 'outbound'
-                   AND (external_id = s->>'wamid' OR id = (s->>'callback')::uuid)
+                   AND (external_id IN (s->>'wamid', s->>'erased_wamid')
+                        OR id = (s->>'callback')::uuid)
                 RETURNING id, conversation_id
             LOOP
                 PERFORM pg_notify(v_notify, json_build_object(
@@ -71,9 +85,9 @@ BEGIN
         END LOOP;
     END LOOP;
     RETURN jsonb_build_object(
-        'messages', (SELECT count(*) FROM jsonb_array_elements(recorded) e WHERE e->>'m' IS NOT NULL),
-        'duplicates', (SELECT count(*) FROM jsonb_array_elements(recorded) e WHERE e->>'m' IS NULL),
+        'messages', stored,
+        'duplicates', duplicates,
         'statuses', updated,
-        'recorded', recorded);
+        'recorded', to_jsonb(recorded));
 END
 $$;

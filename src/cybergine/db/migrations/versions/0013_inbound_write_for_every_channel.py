@@ -5,7 +5,8 @@ customers write on any channel: the web chat calls it for one message, the Whats
 webhook for a delivery that needs Python's follow-up (media, consent words), and
 ``cybergine_whatsapp_ingest`` (``whatsapp_ingest_0013.sql``, version 3) calls it for the
 messages of every batch its group commit writes. The NOTIFY channel's name comes in as
-``notify_channel``.
+``notify_channel``. A late status finds an erased customer's message by the keyed hash of
+its wamid (``erased_wamid``), which erasure stores in place of the id.
 
 Revision ID: 0013
 Revises: 0012

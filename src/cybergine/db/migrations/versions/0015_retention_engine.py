@@ -3,7 +3,7 @@ the indexes the purge finds expired rows with (conversations by last activity, r
 webhook events by age).
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0013
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
