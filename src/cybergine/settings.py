@@ -170,6 +170,33 @@ class Settings(BaseSettings):
         description="Largest inbound media file stored (Meta's own limit for video is 16 MB).",
     )
 
+    # --- Shopify app ------------------------------------------------------------
+    shopify_api_key: str | None = Field(
+        default=None,
+        description="The Shopify app's client id (shopify.app.toml's client_id); the `aud` "
+        "of App Bridge session tokens.",
+    )
+    shopify_api_secret: SecretStr | None = Field(
+        default=None,
+        description="The Shopify app's client secret: signs session tokens and webhooks, "
+        "and authenticates the token exchange.",
+    )
+    shopify_previous_api_secret: SecretStr | None = Field(
+        default=None,
+        description="The client secret before a rotation, still accepted on session tokens "
+        "and webhooks until Shopify stops using it.",
+    )
+    shopify_admin_url: str = Field(
+        default="https://{shop}",
+        description="Origin of a shop's Admin API, `{shop}` standing for its myshopify.com "
+        "domain; point it at the Shopify simulator in tests and demos.",
+    )
+    shopify_api_version: str = Field(
+        default="2026-07",
+        description="The pinned Admin API version (2026-07 or later: older versions hide "
+        "collections built with Collection.sources).",
+    )
+
     # --- Jobs -------------------------------------------------------------------
     embedded_worker: bool = Field(
         default=True,

@@ -18,6 +18,7 @@ from cybergine.privacy import retention_settings as retention_models
 from cybergine.privacy.organisation_export import models as organisation_export_models
 from cybergine.privacy_policy import models as privacy_policy_models
 from cybergine.security import models as security_models
+from cybergine.shopify import models as shopify_models
 
 metadata = Base.metadata
 
@@ -35,5 +36,6 @@ __all__ = [
     "privacy_request_models",
     "retention_models",
     "security_models",
+    "shopify_models",
     "whatsapp_models",
 ]
