@@ -45,11 +45,17 @@ passwords.use_parameters(profiles.CHEAPEST)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every browser test is slow (Chromium, a live server, often a screenshot): marked here
-    so a new browser test file is left out of `make pytest-fast` without having to say so."""
+    so a new browser test file is left out of `make pytest-fast` without having to say so.
+    Then the slow files are put first."""
     browser = Path(__file__).parent / "browser"
     for item in items:
         if browser in item.path.parents:
             item.add_marker(pytest.mark.slow)
+    # xdist (--dist loadfile, --no-loadscope-reorder) hands a worker one file at a time in
+    # this order. The slow files go first, so the run does not end with one worker still
+    # in a minutes-long file while the other has nothing left to do.
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
