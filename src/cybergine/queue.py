@@ -147,6 +147,19 @@ async def cancel_waiting_jobs_about(
     return sum(1 for (job_id,) in cancelled.all() if job_id is not None)
 
 
+async def jobs_are_waiting(session: AsyncSession) -> bool:
+    """Whether any job is due and waiting for a worker: work that background chores (the
+    retention purge) should make way for. One probe of Procrastinate's partial index of
+    waiting jobs."""
+    waiting = await session.scalar(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status = 'todo' "
+            "AND (scheduled_at IS NULL OR scheduled_at <= now()))"
+        )
+    )
+    return bool(waiting)
+
+
 @asynccontextmanager
 async def job_session(context: procrastinate.JobContext) -> AsyncIterator[AsyncSession]:
     """One session and transaction per job run; committed when the task returns."""

@@ -8,10 +8,11 @@ a new class or table cannot be added and forgotten.
 Purgers work in small batches, each its own short transaction that takes rows with
 ``FOR UPDATE SKIP LOCKED``: a row the reply path holds is left for the next run instead
 of being waited for, and a batch holds its locks for milliseconds. After each batch a
-purger rests three times as long as the batch took (``REST_PER_BATCH_SECOND``), so it uses
-at most a quarter of a core and the reply path keeps the database on a small machine
-(``bench/privacy.py`` runs WhatsApp replies beside a purge). Running one twice removes
-nothing the second time.
+purger rests in proportion to the time the batch took: briefly while the job queue is
+idle, and five times as long while jobs wait for a worker (replies to customers above
+all), so that then it uses at most a sixth of a core and the reply path keeps the database
+on a small machine (``bench/privacy.py`` runs WhatsApp replies beside a purge). Running
+one twice removes nothing the second time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from sqlalchemy import Table, cast, delete, func, null, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine import queue
 from cybergine.accounts.models import Organisation, OrganisationStatus
 from cybergine.accounts.service import organisations
 from cybergine.db.base import Base
@@ -42,12 +44,17 @@ from cybergine.privacy.retention_settings import RetentionSettings
 BATCH_SIZE = 2000
 
 
-# A purger's rest after each batch, per second the batch took (see the module's docstring).
-REST_PER_BATCH_SECOND = 3.0
+# A purger's rest after each batch, per second the batch took (see the module's docstring):
+# while jobs wait for a worker, and while none do.
+REST_PER_BATCH_SECOND_BUSY = 5.0
+REST_PER_BATCH_SECOND_IDLE = 0.5
 
 
-async def _rest_after(started: float) -> None:
-    await asyncio.sleep((time.monotonic() - started) * REST_PER_BATCH_SECOND)
+async def _rest_after(database: Database, started: float) -> None:
+    took = time.monotonic() - started
+    async with database.transaction() as session:
+        busy = await queue.jobs_are_waiting(session)
+    await asyncio.sleep(took * (REST_PER_BATCH_SECOND_BUSY if busy else REST_PER_BATCH_SECOND_IDLE))
 
 
 @dataclass(frozen=True)
@@ -247,7 +254,7 @@ class ConversationPurger(Purger):
                     totals.update(counts)
                     if max(counts.values()) < batch_size:
                         break
-                    await _rest_after(started)
+                    await _rest_after(database, started)
             removed += _removals(organisation_id, Retention.CONVERSATION, totals)
         return removed
 
@@ -385,7 +392,7 @@ class AuditPurger(Purger):
             total += purged
             if purged < batch_size:
                 break
-            await _rest_after(started)
+            await _rest_after(database, started)
         return _removals(None, Retention.AUDIT, {audit.AuditEvent.__tablename__: total})
 
 
@@ -440,7 +447,7 @@ class AgePurger(Purger):
                 removed.update((owner, table.name) for owner in owners)
                 if len(owners) < batch_size:
                     break
-                await _rest_after(started)
+                await _rest_after(database, started)
         return [
             Removal(owner, self.retention, name, rows) for (owner, name), rows in removed.items()
         ]
