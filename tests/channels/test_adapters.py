@@ -86,6 +86,7 @@ def test_web_chat_renders_buttons_for_the_widget() -> None:
                 {"id": "talk_to_human", "title": "Talk to a person"},
                 {"id": "track", "title": "Track my order"},
             ],
+            "products": [],
         }
     ]
 

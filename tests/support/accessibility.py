@@ -31,13 +31,14 @@ def _axe_source() -> str:
     return AXE_CORE.read_text(encoding="utf-8")
 
 
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """axe's violations on the page as it is now, of every impact."""
+def axe_violations(page: Page, *, within: str | None = None) -> list[dict[str, Any]]:
+    """axe's violations on the page as it is now, of every impact; ``within``: a CSS
+    selector of the part to check (an embedded widget on a page that is not ours)."""
     if not page.evaluate("() => typeof window.axe !== 'undefined'"):
         page.evaluate(_axe_source())
     result: dict[str, Any] = page.evaluate(
-        """async (tags) => {
-            const result = await window.axe.run(document, {
+        """async ([tags, within]) => {
+            const result = await window.axe.run(within ? { include: [within] } : document, {
                 runOnly: { type: "tag", values: tags },
                 resultTypes: ["violations"],
             });
@@ -47,7 +48,7 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
                     target: n.target.join(" "), summary: n.failureSummary })),
             })) };
         }""",
-        AXE_TAGS,
+        [AXE_TAGS, within],
     )
     violations: list[dict[str, Any]] = result["violations"]
     # axe leaves an empty style attribute on elements it measured; HTMX's next swap would
@@ -69,9 +70,9 @@ def describe(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def assert_accessible(page: Page, *, where: str = "") -> None:
-    """No serious or critical axe violation on the page as it is now."""
-    blocking = [v for v in axe_violations(page) if v["impact"] in BLOCKING_IMPACTS]
+def assert_accessible(page: Page, *, where: str = "", within: str | None = None) -> None:
+    """No serious or critical axe violation on the page (or the part ``within``) as it is now."""
+    blocking = [v for v in axe_violations(page, within=within) if v["impact"] in BLOCKING_IMPACTS]
     label = where or page.url
     assert not blocking, f"axe finds on {label}:\n{describe(blocking)}"
 

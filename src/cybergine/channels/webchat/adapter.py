@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.conversations.channel import Claimed, Inbound, RichContent
 from cybergine.conversations.models import Channel
+from cybergine.conversations.product_cards import cards_of
 from cybergine.db.engine import Database
 from cybergine.realtime.events import Event, publish
 from cybergine.settings import Settings
@@ -65,7 +66,13 @@ class WebChatAdapter:
         return f"Web visitor {external_id[:8]}"
 
     def render(self, content: RichContent) -> list[dict[str, Any]]:
-        return [{"text": content.text or "", "buttons": buttons_of(content.payload)}]
+        return [
+            {
+                "text": content.text or "",
+                "buttons": buttons_of(content.payload),
+                "products": [card.view() for card in cards_of(content.payload)],
+            }
+        ]
 
 
 def buttons_of(payload: Mapping[str, Any] | None) -> list[dict[str, str]]:

@@ -36,6 +36,7 @@ from cybergine.conversations.models import (
     Message,
     Sender,
 )
+from cybergine.conversations.product_cards import cards_of
 from cybergine.conversations.service import message_text
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Forbidden, NotFound, Unauthorized
@@ -183,6 +184,7 @@ def message_view(message: Message) -> dict[str, Any]:
         "created_at": message.created_at.isoformat(),
         "sources": sources,
         "buttons": buttons_of(message.payload),
+        "products": [card.view() for card in cards_of(message.payload)],
     }
     external = message.external_id or ""
     if message.sender == Sender.CUSTOMER and external.startswith("web:"):

@@ -48,6 +48,7 @@
   var HANDOFF_BUTTON = "cybergine:handoff";
   var DEFAULT_COLOUR = "#0b5fff";
   var SENDERS = ["customer", "assistant", "agent", "system"];
+  var MAX_PRODUCTS = 10; // as many as a WhatsApp list shows
 
   var STRINGS = {
     en: {
@@ -75,6 +76,10 @@
       joined: "A person has joined the chat",
       waiting: "A person will join the chat shortly.",
       ended: "This conversation has ended.",
+      products: "Products",
+      inStock: "In stock",
+      outOfStock: "Out of stock",
+      was: "Was",
     },
     fr: {
       open: "Ouvrir la discussion",
@@ -102,6 +107,10 @@
       joined: "Une personne a rejoint la discussion",
       waiting: "Une personne va bient\u00f4t rejoindre la discussion.",
       ended: "Cette discussion est termin\u00e9e.",
+      products: "Produits",
+      inStock: "En stock",
+      outOfStock: "Rupture de stock",
+      was: "Au lieu de",
     },
     de: {
       open: "Chat \u00f6ffnen",
@@ -128,6 +137,10 @@
       joined: "Eine Person ist dem Chat beigetreten",
       waiting: "Gleich meldet sich eine Person im Chat.",
       ended: "Dieses Gespr\u00e4ch ist beendet.",
+      products: "Produkte",
+      inStock: "Auf Lager",
+      outOfStock: "Nicht auf Lager",
+      was: "Statt",
     },
     es: {
       open: "Abrir chat",
@@ -155,6 +168,10 @@
       joined: "Una persona se ha unido al chat",
       waiting: "Una persona se unir\u00e1 al chat en breve.",
       ended: "Esta conversaci\u00f3n ha terminado.",
+      products: "Productos",
+      inStock: "En stock",
+      outOfStock: "Agotado",
+      was: "Antes",
     },
   };
 
@@ -616,6 +633,29 @@
     "background:#fff;color:#1a1a1a;font-size:14px}",
     ".reply:hover:not(:disabled){background:#f0f1f3}",
     ".reply:disabled{cursor:default;border-color:#c4c7cc;color:#5c5c5c}",
+    /* product cards: a row that scrolls sideways when it is wider than the panel */
+    ".msg.has-products{max-width:100%;align-self:stretch}",
+    ".products{width:100%;overflow-x:auto;overscroll-behavior-x:contain;scroll-snap-type:x proximity;",
+    "padding:2px 2px 6px}",
+    ".products ul{display:flex;gap:8px;margin:0;padding:0;list-style:none}",
+    ".product{flex:0 0 152px;scroll-snap-align:start;border:1px solid #c4c7cc;border-radius:12px;",
+    "background:#fff;color:#1a1a1a;overflow:hidden}",
+    ".product-link{display:flex;flex-direction:column;gap:2px;height:100%;color:inherit;",
+    "text-decoration:none;padding:0 0 8px}",
+    "a.product-link:hover .product-title{text-decoration:underline}",
+    "a.product-link:focus-visible{outline-offset:-3px}",
+    ".product-media{display:block;width:100%;height:112px;background:#f0f1f3;object-fit:cover}",
+    ".product-media.none{display:flex;align-items:center;justify-content:center;color:#5c5c5c;",
+    "font-size:28px}",
+    ".product-title{padding:4px 10px 0;font-weight:600;font-size:14px;line-height:1.3;",
+    "display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;",
+    "overflow-wrap:anywhere}",
+    ".product-variant{padding:0 10px;font-size:12.5px;color:#4a4a4a;overflow-wrap:anywhere}",
+    ".product-price{padding:0 10px;font-size:14px;font-weight:600}",
+    ".product-price s{font-weight:400;color:#4a4a4a;margin-left:6px}",
+    ".product-stock{padding:0 10px;font-size:12.5px;font-weight:600}",
+    ".product-stock.in{color:#1b5e20}",
+    ".product-stock.out{color:#b00020}",
     ".typing{align-self:flex-start;display:flex;gap:4px;padding:13px 14px;border-radius:16px;",
     "border-bottom-left-radius:4px;background:#f0f1f3}",
     ".typing span{width:7px;height:7px;border-radius:50%;background:#5c5c5c;",
@@ -1173,6 +1213,14 @@
       node.appendChild(box);
     }
 
+    if (sender !== "customer") {
+      var cards = renderProducts(message.products);
+      if (cards) {
+        node.appendChild(cards);
+        node.classList.add("has-products");
+      }
+    }
+
     var buttons = Array.isArray(message.buttons) ? message.buttons.slice(0, 10) : [];
     if (buttons.length && sender !== "customer") {
       var group = el("div", { class: "buttons", role: "group" });
@@ -1200,6 +1248,119 @@
       if (group.firstChild) node.appendChild(group);
     }
     return node;
+  }
+
+  // The page's own language formats prices ("49,90 \u20ac" on a German shop), falling
+  // back to the widget's language.
+  function pageLocale() {
+    var declared = document.documentElement && document.documentElement.lang;
+    return str(declared).trim() || lang;
+  }
+
+  function formatPrice(amount, currency) {
+    var value = str(amount);
+    if (!/^\d+(\.\d+)?$/.test(value)) return "";
+    var code = /^[A-Z]{3}$/.test(str(currency)) ? currency : null;
+    if (code) {
+      try {
+        return new Intl.NumberFormat(pageLocale(), { style: "currency", currency: code }).format(
+          Number(value)
+        );
+      } catch (error) {
+        try {
+          return new Intl.NumberFormat(lang, { style: "currency", currency: code }).format(
+            Number(value)
+          );
+        } catch (ignored) {
+          /* an engine without Intl: the plain figure below */
+        }
+      }
+    }
+    return code ? value + " " + code : value;
+  }
+
+  // Product cards under an answer. Everything goes in as text (textContent, attributes
+  // by setAttribute): a product title is the shop's data and may hold anything.
+  function renderProducts(products) {
+    var items = (Array.isArray(products) ? products : [])
+      .filter(function (card) {
+        return card && typeof card === "object" && str(card.title).trim() && card.id != null;
+      })
+      .slice(0, MAX_PRODUCTS);
+    if (!items.length) return null;
+    var box = el("div", {
+      class: "products",
+      role: "region",
+      "aria-label": t.products,
+      "data-testid": "cg-products",
+    });
+    var list = el("ul");
+    var linked = false;
+    items.forEach(function (card) {
+      var title = str(card.title).trim();
+      var href = webUrl(card.url);
+      var item = el("li", {
+        class: "product",
+        "data-testid": "cg-product",
+        "data-product-id": str(card.id),
+      });
+      var inner = href
+        ? el("a", { class: "product-link", href: href, target: "_blank", rel: "noopener noreferrer" })
+        : el("div", { class: "product-link" });
+      if (href) linked = true;
+      var image = webUrl(card.image_url);
+      var placeholder = function () {
+        return el("span", { class: "product-media none", "aria-hidden": "true" }, "\u25a1");
+      };
+      if (image) {
+        var img = el("img", {
+          class: "product-media",
+          src: image,
+          alt: title,
+          width: "152",
+          height: "112",
+          loading: "lazy",
+          decoding: "async",
+          referrerpolicy: "no-referrer",
+        });
+        on(img, "error", function () {
+          if (img.parentNode) img.parentNode.replaceChild(placeholder(), img);
+        });
+        inner.appendChild(img);
+      } else {
+        inner.appendChild(placeholder());
+      }
+      inner.appendChild(el("span", { class: "product-title", "data-testid": "cg-product-title" }, title));
+      var variant = str(card.variant).trim();
+      if (variant) inner.appendChild(el("span", { class: "product-variant" }, variant));
+      var price = formatPrice(card.price, card.currency);
+      if (price) {
+        var line = el("span", { class: "product-price", "data-testid": "cg-product-price" }, price);
+        var before = formatPrice(card.compare_at_price, card.currency);
+        if (before && Number(card.compare_at_price) > Number(card.price)) {
+          var was = el("s", { "data-testid": "cg-product-was" });
+          was.appendChild(el("span", { class: "sr-only" }, t.was + " "));
+          was.appendChild(document.createTextNode(before));
+          line.appendChild(was);
+        }
+        inner.appendChild(line);
+      }
+      // Only an explicit true is "in stock": a missing or odd value never reads as available.
+      var available = card.available === true;
+      inner.appendChild(
+        el(
+          "span",
+          { class: "product-stock " + (available ? "in" : "out"), "data-testid": "cg-product-stock" },
+          available ? t.inStock : t.outOfStock
+        )
+      );
+      item.appendChild(inner);
+      list.appendChild(item);
+    });
+    // A row of cards without a single link still scrolls: the keyboard must reach it.
+    if (!linked) box.setAttribute("tabindex", "0");
+    box.appendChild(list);
+    return box;
   }
 
   // `history` is true for what the visitor already knows about (the session's
