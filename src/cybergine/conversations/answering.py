@@ -27,6 +27,7 @@ import structlog
 
 from cybergine.assistants.models import Assistant, LlmProvider
 from cybergine.conversations import data_request_replies, intents
+from cybergine.conversations.product_cards import ProductCard
 from cybergine.db.tenancy import TenantScope
 from cybergine.egress import OutboundPolicy
 from cybergine.errors import InvalidInput
@@ -78,6 +79,7 @@ Reason = Literal[
     "data_request",  # the customer exercises a right over their data (policy §14)
     "not_text",  # a photo, a sticker: nothing to read
     "greeting",  # a bare hello
+    "product_choice",  # the customer picked a product from the cards offered (a list row)
     "no_grounded_source",  # nothing in the knowledge base scored above the threshold
     "model_answer",  # the model answered from the numbered sources
     "model_empty",  # the model said nothing usable: the fallback message
@@ -106,6 +108,8 @@ class Answer:
     # The external model failed and the offline answer stood in: the server's message.
     model_error: str | None = None
     redacted: bool = False  # personal data was masked before the text left for the model
+    # Product cards the answer shows (``messages.payload["products"]``).
+    products: list[dict[str, Any]] | None = None
 
     @property
     def outcome(self) -> Literal["answered", "fallback", "greeted", "handed_off"]:
@@ -175,6 +179,8 @@ class Question:
     text: str | None
     choice_id: str | None = None
     history: Sequence[Turn] = field(default_factory=tuple)
+    # The product the tapped choice names, among the cards this conversation was shown.
+    product: ProductCard | None = None
 
 
 def handoff_request(assistant: AssistantView, question: Question) -> intents.HandoffRequest | None:
@@ -204,10 +210,12 @@ def data_request_confirmation(request: intents.DataRequest) -> str:
 
 def quick_decision(
     assistant: AssistantView, question: Question
-) -> Literal["handoff", "data_request", "not_text", "greeting"] | None:
+) -> Literal["handoff", "product", "data_request", "not_text", "greeting"] | None:
     """What is decided before (and instead of) a knowledge search."""
     if handoff_request(assistant, question) is not None:
         return "handoff"
+    if question.product is not None:
+        return "product"
     if not question.text:
         return "not_text"
     if data_request(assistant, question) is not None:
@@ -280,6 +288,16 @@ class Responder:
                 reason="handoff_button" if request.matched == "button" else "handoff_request",
                 system=True,
                 handoff=request,
+            )
+        if quick == "product":
+            # A list row shows neither image nor link: the answer is the product's card
+            # (on WhatsApp its image with the details and the link as the caption).
+            assert question.product is not None
+            return Answer(
+                text=question.product.describe(),
+                reason="product_choice",
+                grounded=True,
+                products=[question.product.view()],
             )
         if quick == "data_request":
             asked = data_request(assistant, question)

@@ -65,6 +65,7 @@ from cybergine.conversations.models import (
     Conversation,
     Sender,
 )
+from cybergine.conversations.product_choice import offered_product
 from cybergine.conversations.service import hand_off
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -211,6 +212,9 @@ class Pipeline:
                     text=(state.text or "").strip() or None,
                     choice_id=choice if isinstance(choice, str) else None,
                     history=_turns(state.history),
+                    product=await offered_product(
+                        scope, state.conversation_id, choice if isinstance(choice, str) else None
+                    ),
                 ),
                 type=state.type,
                 assistant=assistant,
@@ -257,6 +261,8 @@ class Pipeline:
         payload: dict[str, Any] | None = None
         if answer.offer_human:
             payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
+        if answer.products:
+            payload = {**(payload or {}), "products": answer.products}
         stored = replies.Reply(
             sender=Sender.SYSTEM if answer.system else Sender.ASSISTANT,
             type="interactive" if payload else "text",

@@ -270,6 +270,8 @@ def _why(answer: Answer, hits: Sequence[Hit], dense: bool) -> str:
             return "The message has no text to read."
         case "greeting":
             return "The message is a greeting, so the assistant greets back without searching."
+        case "product_choice":
+            return "The customer picked a product from a list: the answer is its card."
         case "no_grounded_source":
             if not hits:
                 return (
