@@ -26,6 +26,7 @@ class JobName(enum.StrEnum):
     ERASE_ORGANISATION = "accounts:erase_organisation"
     VACUUM_ERASED = "privacy:vacuum_erased"
     BUILD_ORGANISATION_EXPORT = "organisation_export:build"
+    EMBED_PRODUCTS = "catalog:embed_products"
 
     @property
     def namespace(self) -> str:

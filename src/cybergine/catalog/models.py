@@ -11,6 +11,9 @@ from __future__ import annotations
 import enum
 import uuid
 from decimal import Decimal
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
 
 from sqlalchemy import (
     ARRAY,
@@ -23,9 +26,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cybergine.db.base import Base, TenantMixin, value_enum
+from cybergine.knowledge.models import EMBEDDING_DIMENSIONS
 from cybergine.privacy.retention import Retention
 
 # Shopify's limits, so a catalogue that fits there fits here.
@@ -209,3 +214,38 @@ class CollectionMembership(TenantMixin, Base):
     product_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("catalog_products.id", ondelete="CASCADE"), index=True
     )
+
+
+class ProductSearchRow(TenantMixin, Base):
+    """What product search reads for one product (``catalog.search``): derived from the
+    product's rows by ``catalog.search_index`` whenever it is written, so search is one
+    indexed table and never re-reads the whole catalogue. ``visible``: the product may be
+    shown at all (active and published); ``document``: the text its vector was made
+    from, with ``document_hash``, so an unchanged product is never embedded again."""
+
+    __tablename__ = "catalog_product_search"
+    __retention__ = Retention.CATALOGUE
+    __table_args__ = (
+        Index(None, "tsv", postgresql_using="gin"),
+        Index(None, "option_values", postgresql_using="gin"),
+        Index(
+            None,
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    product_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("catalog_products.id", ondelete="CASCADE"), unique=True
+    )
+    visible: Mapped[bool] = mapped_column(Boolean)
+    document: Mapped[str] = mapped_column(Text)
+    document_hash: Mapped[str] = mapped_column(String(32))
+    tsv: Mapped[Any] = mapped_column(TSVECTOR)
+    # The product's option values, lower-cased ("42", "black"): which words of a question
+    # are values the catalogue really has (``catalog.search.known_option_values``).
+    option_values: Mapped[list[str]] = mapped_column(ARRAY(String(MAX_TITLE_LENGTH)))
+    embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIMENSIONS), default=None)
+    embedding_model: Mapped[str | None] = mapped_column(String(100), default=None)

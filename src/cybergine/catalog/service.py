@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from cybergine import pagination
 from cybergine.accounts.principal import Principal
+from cybergine.catalog import search_index
 from cybergine.catalog.models import (
     CatalogCollection,
     CollectionMembership,
@@ -247,6 +248,8 @@ async def _write_children(scope: TenantScope, product: Product, draft: ProductDr
         for collection_id in await _collection_ids(scope, draft.collections):
             scope.add(CollectionMembership(collection_id=collection_id, product_id=product.id))
     await session.flush()
+    # Searchable by its words when this commits; its vector follows (catalog.search_index).
+    await search_index.products_changed(session, scope.organisation_id, [product.id])
 
 
 def _changed_fields(product: Product, draft: ProductDraft) -> list[str]:

@@ -277,12 +277,9 @@ def fuse(
 
     scored = []
     for row in rows:
-        lexical = row.lexical / best_lexical
-        if use_dense and row.dense is not None:
-            dense_share = weights.dense * row.dense
-            lexical_share = weights.lexical * lexical
-        else:
-            dense_share, lexical_share = 0.0, lexical
+        dense_share, lexical_share = shares(
+            row.lexical / best_lexical, row.dense if use_dense else None, weights
+        )
         scored.append((dense_share + lexical_share, dense_share, lexical_share, row))
     scored.sort(key=lambda entry: (-entry[0], str(entry[3].id)))
 
@@ -323,6 +320,17 @@ def fuse(
     return hits
 
 
+def shares(
+    lexical: float, dense: float | None, weights: FusionWeights
+) -> tuple[float, float]:
+    """The fused score's two parts (dense, lexical) for one candidate: ``lexical`` is its
+    BM25 (or rank) over the best candidate's; without a dense score, lexical is all of it.
+    Product search fuses with this very rule (``catalog.search``)."""
+    if dense is None:
+        return 0.0, lexical
+    return weights.dense * dense, weights.lexical * lexical
+
+
 def _ranks(
     rows: Sequence[Candidate], key: Callable[[Candidate], float | None]
 ) -> dict[uuid.UUID, int]:
@@ -332,5 +340,9 @@ def _ranks(
     return {chunk_id: rank for rank, (_, chunk_id) in enumerate(present, start=1)}
 
 
-def _vector_literal(vector: Sequence[float]) -> str:
+def vector_literal(vector: Sequence[float]) -> str:
+    """A vector as pgvector's text input (``CAST(:v AS vector)``)."""
     return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+_vector_literal = vector_literal

@@ -1,0 +1,226 @@
+"""Keeping product search in step with the catalogue (``catalog_product_search``).
+
+Two halves, because they cost very differently:
+
+- the lexical half (weighted tsvector, option values, visibility) is computed by one SQL
+  statement from the product's rows, in the transaction that writes the product
+  (:func:`refresh`): a few milliseconds, so a change is searchable by its words the
+  moment it commits, and a product made a draft or archived is hidden at once;
+- the dense half (the embedding) is made by a job, in batches (:func:`embed_pending`,
+  job ``catalog:embed_products``, one waiting per organisation): the model embeds 128
+  texts in one call far faster than 128 texts one by one, and an import of 10,000
+  products never holds its transaction open while a model works. A product whose text
+  did not change keeps its vector (``document_hash``), so a re-sync embeds nothing.
+
+The text embedded (``document``) is the title, type, vendor, tags, collections, option
+names and values, and the description with its HTML removed; the tsvector weighs the
+title most (A), then type, vendor, tags and collections (B), options (C), description (D).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import procrastinate.exceptions
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.catalog.shape import DEFAULT_OPTION, DEFAULT_VARIANT_TITLE
+from cybergine.db.engine import Database
+from cybergine.job_names import JobName
+from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.models import TEXT_SEARCH_CONFIG
+from cybergine.knowledge.search import vector_literal
+from cybergine.queue import defer
+
+# What of a description is embedded: the model reads about 256 tokens anyway.
+DOCUMENT_CHARS = 2000
+EMBED_BATCH = 128
+# Shopify's placeholder option of a product without options: not a real value.
+_DEFAULT_OPTION = (
+    f"o.name = '{DEFAULT_OPTION}' AND o.values = ARRAY['{DEFAULT_VARIANT_TITLE}']::varchar[]"
+)
+
+# HTML to text: tags become spaces, the entities shops' editors write become characters.
+_PLAIN_DESCRIPTION = r"""
+    btrim(regexp_replace(
+        replace(replace(replace(replace(replace(replace(
+            regexp_replace(p.body_html, '<[^>]*>', ' ', 'g'),
+            '&nbsp;', ' '), '&lt;', '<'), '&gt;', '>'), '&quot;', '"'), '&#39;', ''''),
+            '&amp;', '&'),
+        '\s+', ' ', 'g'))
+"""
+
+_REFRESH_SQL = f"""
+WITH parts AS (
+    SELECT p.id, p.organisation_id,
+           p.status = 'active' AND p.published AS visible,
+           p.title,
+           concat_ws(' ', nullif(p.product_type, ''), nullif(p.vendor, ''),
+                     nullif(array_to_string(p.tags, ', '), ''), cols.titles) AS facets,
+           opts.text AS options,
+           coalesce(opts.option_values, ARRAY[]::varchar[]) AS option_values,
+           {_PLAIN_DESCRIPTION} AS description
+    FROM catalog_products p
+    LEFT JOIN LATERAL (
+        SELECT string_agg(c.title, ', ' ORDER BY c.title) AS titles
+        FROM catalog_collection_products m
+        JOIN catalog_collections c ON c.id = m.collection_id
+        WHERE m.product_id = p.id
+    ) cols ON true
+    LEFT JOIN LATERAL (
+        SELECT string_agg(o.name || ': ' || array_to_string(o.values, ', '), '; '
+                          ORDER BY o.position) AS text,
+               (SELECT array_agg(DISTINCT lower(v))
+                FROM catalog_product_options o2, unnest(o2.values) v
+                WHERE o2.product_id = p.id
+                  AND NOT ({_DEFAULT_OPTION.replace("o.", "o2.")})
+               ) AS option_values
+        FROM catalog_product_options o
+        WHERE o.product_id = p.id AND NOT ({_DEFAULT_OPTION})
+    ) opts ON true
+    WHERE p.organisation_id = :organisation_id AND p.id = ANY(:product_ids)
+),
+documents AS (
+    SELECT parts.*,
+           left(concat_ws('. ', title, nullif(facets, ''), options, nullif(description, '')),
+                {DOCUMENT_CHARS}) AS document
+    FROM parts
+)
+INSERT INTO catalog_product_search AS s
+    (id, organisation_id, product_id, visible, document, document_hash, tsv, option_values)
+SELECT id, organisation_id, id, visible, document, md5(document),
+       setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'A')
+       || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', facets), 'B')
+       || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', coalesce(options, '')), 'C')
+       || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', description), 'D'),
+       option_values
+FROM documents
+ON CONFLICT (product_id) DO UPDATE SET
+    visible = excluded.visible,
+    document = excluded.document,
+    document_hash = excluded.document_hash,
+    tsv = excluded.tsv,
+    option_values = excluded.option_values,
+    embedding = CASE WHEN s.document_hash = excluded.document_hash THEN s.embedding END,
+    embedding_model = CASE WHEN s.document_hash = excluded.document_hash
+                           THEN s.embedding_model END,
+    updated_at = now()
+RETURNING visible AND embedding IS NULL
+"""  # noqa: S608
+
+_REFRESH = text(_REFRESH_SQL).bindparams(bindparam("product_ids", type_=ARRAY(UUID(as_uuid=True))))
+
+_PENDING = text(
+    """
+    SELECT id, document, document_hash FROM catalog_product_search
+    WHERE organisation_id = :organisation_id AND visible
+      AND (embedding IS NULL OR embedding_model IS DISTINCT FROM :model)
+    ORDER BY id
+    LIMIT :batch
+    """
+)
+
+# A vector is stored only if the text it was made from is still the product's.
+_STORE = text(
+    """
+    UPDATE catalog_product_search s
+    SET embedding = CAST(v.embedding AS vector), embedding_model = :model
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:hashes AS text[]), CAST(:vectors AS text[]))
+         AS v(id, document_hash, embedding)
+    WHERE s.id = v.id AND s.document_hash = v.document_hash
+    """
+)
+
+
+def embed_lock(organisation_id: uuid.UUID) -> str:
+    return f"catalog-embed:{organisation_id}"
+
+
+async def refresh(
+    session: AsyncSession, organisation_id: uuid.UUID, product_ids: Sequence[uuid.UUID]
+) -> bool:
+    """Recompute the search rows of these products (in the caller's transaction); True
+    when one of them now waits for its embedding (call :func:`schedule_embedding`)."""
+    if not product_ids:
+        return False
+    result = await session.execute(
+        _REFRESH, {"organisation_id": organisation_id, "product_ids": list(product_ids)}
+    )
+    return any(pending for (pending,) in result.all())
+
+
+async def schedule_embedding(session: AsyncSession, organisation_id: uuid.UUID) -> None:
+    """Queue the organisation's embedding job, unless one is already waiting (it will
+    embed these products too: it takes every row without a current vector)."""
+    try:
+        # A savepoint: the refused insert must not abort the caller's transaction.
+        async with session.begin_nested():
+            await defer(
+                session,
+                JobName.EMBED_PRODUCTS,
+                queueing_lock=embed_lock(organisation_id),
+                organisation_id=str(organisation_id),
+            )
+    except procrastinate.exceptions.AlreadyEnqueued:
+        pass
+
+
+async def products_changed(
+    session: AsyncSession, organisation_id: uuid.UUID, product_ids: Sequence[uuid.UUID]
+) -> None:
+    """What every write of products calls: their search rows now, their vectors soon."""
+    if await refresh(session, organisation_id, product_ids):
+        await schedule_embedding(session, organisation_id)
+
+
+async def refresh_organisation(session: AsyncSession, organisation_id: uuid.UUID) -> None:
+    """Every product of the organisation (a collection renamed, an index rebuilt)."""
+    ids = list(
+        await session.scalars(
+            text("SELECT id FROM catalog_products WHERE organisation_id = :o"),
+            {"o": organisation_id},
+        )
+    )
+    await products_changed(session, organisation_id, ids)
+
+
+async def embed_pending(
+    database: Database,
+    organisation_id: uuid.UUID,
+    provider: EmbeddingProvider | None,
+    *,
+    batch: int = EMBED_BATCH,
+) -> int:
+    """Embed every visible product of the organisation without a vector of ``provider``'s
+    model, ``batch`` at a time, no transaction open while the model works; the number
+    embedded. Without a provider (lexical-only mode) there is nothing to do."""
+    if provider is None:
+        return 0
+    done = 0
+    while True:
+        async with database.autocommit() as session:
+            rows = (
+                await session.execute(
+                    _PENDING,
+                    {"organisation_id": organisation_id, "model": provider.name, "batch": batch},
+                )
+            ).all()
+        if not rows:
+            return done
+        vectors = await provider.embed([row.document for row in rows], kind="document")
+        async with database.transaction() as session:
+            await session.execute(
+                _STORE,
+                {
+                    "ids": [row.id for row in rows],
+                    "hashes": [row.document_hash for row in rows],
+                    "vectors": [vector_literal(v) for v in vectors],
+                    "model": provider.name,
+                },
+            )
+        done += len(rows)
+        if len(rows) < batch:
+            return done

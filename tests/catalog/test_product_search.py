@@ -1,0 +1,248 @@
+"""Product search: each filter, the in-stock and unpublished rules, hostile strings,
+tenant isolation, freshness after a write, and the cards it produces."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from cybergine.catalog import search_index, service
+from cybergine.catalog.models import ProductStatus
+from cybergine.catalog.search import (
+    MatchedVariant,
+    OptionFilter,
+    ProductFilters,
+    ProductHit,
+    cards_text,
+    has_products,
+    known_option_values,
+    product_card,
+    search_products,
+)
+from cybergine.catalog.shape import read_product
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge.embeddings import LocalMiniLM
+from tests.support.catalog import SHOES, add_products, shoe_shop, shopify_products
+
+SIZE_42 = OptionFilter("42", ("size",))
+
+
+@pytest.fixture(scope="module")
+def minilm() -> LocalMiniLM:
+    return LocalMiniLM()
+
+
+async def _titles(
+    database: Database, organisation_id, query: str, filters: ProductFilters | None = None, **kw
+) -> list[str]:
+    async with database.autocommit() as session:
+        hits = await search_products(session, organisation_id, query, filters, k=10, **kw)
+    return [hit.title for hit in hits]
+
+
+async def test_words_and_meaning_find_trail_shoes_first(database: Database, minilm) -> None:
+    owner, _ = await shoe_shop(database, minilm)
+    titles = await _titles(
+        database, owner.organisation_id, "waterproof trail shoes", provider=minilm
+    )
+    assert titles[0] == "Waterproof Trail Running Shoe"
+    assert "Merino Hiking Socks" not in titles[:4]
+    # Found by meaning alone: no word in common with any title.
+    by_meaning = await _titles(
+        database, owner.organisation_id, "sneakers for jogging", provider=minilm
+    )
+    assert by_meaning
+    assert all("Socks" not in t for t in by_meaning[:2])
+
+
+async def test_price_bounds_and_currency(database: Database, minilm) -> None:
+    owner, _ = await shoe_shop(database, minilm)
+    org = owner.organisation_id
+    under_100 = await _titles(
+        database, org, "trail shoe", ProductFilters(max_price=Decimal(100), currency="EUR")
+    )
+    assert "Summit Pro Trail Shoe" not in under_100
+    assert "Desert Trail Sandal" not in under_100  # priced in USD: never converted
+    assert "Waterproof Trail Running Shoe" in under_100
+    between = await _titles(
+        database, org, "", ProductFilters(min_price=Decimal(70), max_price=Decimal(80))
+    )
+    assert between == ["Ridge Trail Shoe"]
+    dollars = await _titles(database, org, "trail", ProductFilters(currency="usd"))
+    assert dollars == ["Desert Trail Sandal"]
+
+
+async def test_in_stock_and_options_hold_for_one_variant(database: Database, minilm) -> None:
+    owner, _ = await shoe_shop(database, minilm)
+    org = owner.organisation_id
+    wanted = ProductFilters(in_stock=True, options=(SIZE_42,))
+    titles = await _titles(database, org, "trail shoe", wanted)
+    # The Ridge has stock (in 44) and a 42 (sold out): no single variant is both.
+    assert "Ridge Trail Shoe" not in titles
+    assert "Waterproof Trail Running Shoe" in titles
+    # Without the stock filter it is shown, marked unavailable, with its 42.
+    async with database.autocommit() as session:
+        hits = await search_products(
+            session, org, "ridge trail shoe", ProductFilters(options=(SIZE_42,))
+        )
+    ridge = next(hit for hit in hits if hit.title == "Ridge Trail Shoe")
+    assert [v.title for v in ridge.variants] == ["42 / Blue"]
+    card = product_card(ridge, show_variant=True)
+    assert card["available"] is False
+    assert card["variant"] == "42 / Blue"
+    # Option values compare case-insensitively, under any option when no name is given.
+    black = await _titles(database, org, "", ProductFilters(options=(OptionFilter("BLACK"),)))
+    assert "City Road Runner" not in black
+    assert "Waterproof Trail Running Shoe" in black
+    # A value under another option's name does not count.
+    assert (
+        await _titles(database, org, "", ProductFilters(options=(OptionFilter("42", ("color",)),)))
+        == []
+    )
+
+
+async def test_out_of_stock_is_never_available_and_unpublished_never_shown(
+    database: Database, minilm
+) -> None:
+    owner, _ = await shoe_shop(database, minilm)
+    org = owner.organisation_id
+    everything = await _titles(database, org, "trail shoe", provider=minilm)
+    assert "Prototype Trail Shoe" not in everything  # draft
+    assert "Old Trail Shoe" not in everything  # archived
+    socks = await _titles(
+        database, org, "socks", ProductFilters(in_stock=True, options=(OptionFilter("L"),))
+    )
+    assert socks == []
+    async with database.autocommit() as session:
+        hits = await search_products(
+            session, org, "socks", ProductFilters(options=(OptionFilter("l"),))
+        )
+    assert [product_card(h)["available"] for h in hits] == [False]
+    # Publishing state changes are seen at once (same transaction as the write).
+    async with database.transaction() as session:
+        scope = TenantScope(session, org)
+        product = await service.find_by_handle(scope, "waterproof-trail-running-shoe")
+        assert product is not None
+        draft = service.draft_of(product)
+        await service.update_product(
+            scope, owner, product.id, replace(draft, status=ProductStatus.DRAFT)
+        )
+    assert "Waterproof Trail Running Shoe" not in await _titles(database, org, "trail shoe")
+
+
+async def test_collection_type_and_vendor_filters(database: Database) -> None:
+    owner, _ = await shoe_shop(database, None)
+    org = owner.organisation_id
+    trail = await _titles(database, org, "", ProductFilters(collection="trail"))
+    assert sorted(trail) == ["Summit Pro Trail Shoe", "Waterproof Trail Running Shoe"]
+    assert await _titles(database, org, "", ProductFilters(product_type="socks")) == [
+        "Merino Hiking Socks"
+    ]
+    assert await _titles(database, org, "", ProductFilters(vendor="Nobody")) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "'; DROP TABLE catalog_products; --",
+        "trail & | ! ( ) :* <-> \\",
+        "%_%",
+        "\u0000\u202e shoe",
+        "x" * 5000,
+        "\uff54\uff52\uff41\uff49\uff4c",  # "trail" in full-width letters
+    ],
+)
+async def test_hostile_strings_are_only_words(database: Database, query: str) -> None:
+    owner, _ = await shoe_shop(database, None)
+    filters = ProductFilters(options=(OptionFilter("'); --", ("size' OR 1=1",)),))
+    async with database.autocommit() as session:
+        await search_products(session, owner.organisation_id, query)
+        assert await search_products(session, owner.organisation_id, query, filters) == []
+        assert await known_option_values(session, owner.organisation_id, [query[:50]]) <= {"42"}
+
+
+async def test_another_organisations_products_are_never_returned(
+    database: Database, minilm
+) -> None:
+    mine, _ = await shoe_shop(database, minilm, name="Mine")
+    theirs, _ = await shoe_shop(database, minilm, name="Theirs")
+    async with database.autocommit() as session:
+        hits = await search_products(
+            session, mine.organisation_id, "waterproof trail shoe", provider=minilm, k=20
+        )
+        assert hits
+        async with database.autocommit() as other:
+            their_ids = {
+                h.product_id
+                for h in await search_products(
+                    other, theirs.organisation_id, "waterproof trail shoe", provider=minilm, k=20
+                )
+            }
+    assert not their_ids & {hit.product_id for hit in hits}
+    assert len(hits) == len(their_ids)
+
+
+async def test_a_change_is_searchable_and_its_vector_made_again(database: Database, minilm) -> None:
+    owner, ids = await shoe_shop(database, minilm)
+    org = owner.organisation_id
+    async with database.autocommit() as session:
+        assert await has_products(session, org)
+        assert await known_option_values(session, org, ["42", "black", "purple", "trail"]) == {
+            "42",
+            "black",
+        }
+    changed = {**SHOES["road"], "title": "City Road Runner Gravel Edition"}
+    async with database.transaction() as session:
+        await service.update_product(
+            TenantScope(session, org), owner, ids["road"], read_product(changed)
+        )
+    assert await _titles(database, org, "gravel") == ["City Road Runner Gravel Edition"]
+    # Only the changed product waits for a vector.
+    assert await search_index.embed_pending(database, org, minilm) == 1
+    assert await search_index.embed_pending(database, org, minilm) == 0
+
+
+async def test_shopifys_own_products_are_searchable(database: Database) -> None:
+    owner, _ = await shoe_shop(database, None)
+    await add_products(database, owner, {str(n): p for n, p in enumerate(shopify_products())})
+    hits_titles = await _titles(
+        database, owner.organisation_id, "ipod", ProductFilters(options=(OptionFilter("pink"),))
+    )
+    assert hits_titles == ["IPod Nano - 8GB"]
+
+
+def test_cards_and_their_text() -> None:
+    hit = ProductHit(
+        product_id=uuid.uuid4(),
+        title="Waterproof Trail Running Shoe",
+        url="https://shop.example/products/wtrs",
+        score=1.0,
+        lexical=1.0,
+        dense=None,
+        variants=(
+            MatchedVariant(
+                uuid.uuid4(), "42 / Black", Decimal("89.9"), Decimal("99"), "EUR", True, None
+            ),
+            MatchedVariant(uuid.uuid4(), "43 / Black", Decimal("79"), None, "EUR", False, None),
+        ),
+    )
+    card = product_card(hit, show_variant=True)
+    assert card == {
+        "id": str(hit.product_id),
+        "title": "Waterproof Trail Running Shoe",
+        "url": "https://shop.example/products/wtrs",
+        "image_url": None,
+        "price": "89.90",
+        "currency": "EUR",
+        "compare_at_price": "99.00",
+        "available": True,
+        "variant": "42 / Black",
+    }
+    assert cards_text([card]) == (
+        "- Waterproof Trail Running Shoe (42 / Black): 89.90 EUR (was 99.00), in stock "
+        "https://shop.example/products/wtrs"
+    )
