@@ -211,3 +211,37 @@ async def test_erasure_closes_their_conversations_and_stops_what_was_waiting(sho
     )
     assert again.status_code == 409
     assert "data was erased" in again.json()["detail"]
+
+
+async def test_a_message_meta_delivers_again_after_erasure_does_not_bring_them_back(
+    shop: Shop,
+) -> None:
+    # Meta retries a delivery it saw no 200 for; the customer may be erased in between.
+    asked = shop.graph.inbound_webhook(
+        shop.phone_number_id, ADA, "Is the blue one back in stock?", name="Ada"
+    )
+    assert shop.post(asked).status_code == 200
+    await _chat(shop)
+    assert shop.api.delete(f"/api/v1/customers/{_customer_id(shop, ADA)}").status_code == 200
+    async with shop.database.transaction() as session:
+        before = await session.scalar(select(func.count()).select_from(Message))
+    sent = len(shop.graph.sent)
+
+    # Again: the text alone (the SQL ingest), then the photo (media take the Python path).
+    photo = readdress(fixture("image_01.json"), shop.phone_number_id)
+    value = photo["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = ADA
+    value["messages"][0]["from"] = ADA
+    value["messages"][0]["id"] = "wamid.ada-photo"
+    for again in (asked, photo):
+        assert shop.post(again).status_code == 200
+    await shop.work()
+
+    assert shop.api.get("/api/v1/customers", params={"phone_number": f"+{ADA}"}).json() == []
+    async with shop.database.transaction() as session:
+        after = await session.scalar(select(func.count()).select_from(Message))
+        customers = list((await session.execute(select(Customer.phone_number))).scalars())
+    assert after == before
+    assert f"+{ADA}" not in customers
+    assert ADA not in customers
+    assert len(shop.graph.sent) == sent  # nobody answered them

@@ -36,6 +36,7 @@ from cybergine.conversations.service import queue_outbound
 from cybergine.db.ids import uuid7
 from cybergine.db.jsonb import jsonb_argument
 from cybergine.job_names import JobName
+from cybergine.privacy.pseudonyms import erased_external_id
 from cybergine.realtime.events import CHANNEL
 
 OPT_OUT_CONFIRMATION = (
@@ -151,6 +152,11 @@ def message_item(
         "phone": customer.phone_number,
         "name": customer.display_name,
         "external_id": content.external_id,
+        # What the id is stored as once its customer is erased: a delivery of it then
+        # is a duplicate, not a new customer (policy §14).
+        "erased_external_id": (
+            erased_external_id(content.external_id) if content.external_id else None
+        ),
         "type": content.type[:32],
         "text": content.text,
         "payload": dict(content.payload) if content.payload else None,
