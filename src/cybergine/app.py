@@ -40,6 +40,7 @@ from cybergine.privacy_policy import api as privacy_policy_api
 from cybergine.realtime.hub import Hub
 from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
+from cybergine.shopify import api as shopify_api
 from cybergine.web import health, openapi, problems
 from cybergine.web.head import HeadAsGetMiddleware
 from cybergine.web.hygiene import InputHygieneMiddleware
@@ -142,6 +143,7 @@ def create_app(
     app.include_router(catalog_api.router)
     app.include_router(whatsapp_api.router)
     app.include_router(whatsapp_webhooks.router)
+    app.include_router(shopify_api.webhook_router)
     app.include_router(conversations_api.router)
     app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)

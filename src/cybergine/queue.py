@@ -160,6 +160,37 @@ async def jobs_are_waiting(session: AsyncSession) -> bool:
     return bool(waiting)
 
 
+async def cancel_waiting_jobs_naming(
+    session: AsyncSession, namespace: str, values: Sequence[str]
+) -> int:
+    """Cancel, as ``cancel_waiting_jobs`` does, the jobs of ``namespace`` (``shopify``)
+    not started yet that name one of ``values`` in their arguments (a shop's id or its
+    organisation's: whatever argument names its jobs use)."""
+    cancelled = await session.execute(
+        text(
+            "SELECT procrastinate_cancel_job_v1(id, false, false) FROM procrastinate_jobs "
+            "WHERE status = 'todo' AND task_name LIKE :prefix AND EXISTS "
+            "(SELECT 1 FROM jsonb_each_text(args) AS a WHERE a.value = ANY(:values))"
+        ),
+        {"prefix": f"{namespace}:%", "values": list(values)},
+    )
+    return sum(1 for (job_id,) in cancelled.all() if job_id is not None)
+
+
+async def forget_jobs_naming(session: AsyncSession, values: Sequence[str]) -> int:
+    """Delete every job, of any task, that names one of ``values`` in its arguments,
+    except those running now (their worker finishes them): what is erased leaves no job
+    behind that names it. Jobs waiting are deleted too, so none runs for it later."""
+    deleted = await session.execute(
+        text(
+            "DELETE FROM procrastinate_jobs WHERE status <> 'doing' AND EXISTS "
+            "(SELECT 1 FROM jsonb_each_text(args) AS a WHERE a.value = ANY(:values))"
+        ),
+        {"values": list(values)},
+    )
+    return int(getattr(deleted, "rowcount", 0) or 0)
+
+
 @asynccontextmanager
 async def job_session(context: procrastinate.JobContext) -> AsyncIterator[AsyncSession]:
     """One session and transaction per job run; committed when the task returns."""

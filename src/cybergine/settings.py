@@ -191,6 +191,11 @@ class Settings(BaseSettings):
         description="Origin of a shop's Admin API, `{shop}` standing for its myshopify.com "
         "domain; point it at the Shopify simulator in tests and demos.",
     )
+    shopify_compliance_email: str = Field(
+        default="legal@cybergine.com",
+        description="Where the report of a Shopify customers/data_request goes: the "
+        "compliance team that answers it within 30 days (privacy policy §8b).",
+    )
     shopify_api_version: str = Field(
         default="2026-07",
         description="The pinned Admin API version (2026-07 or later: older versions hide "

@@ -17,7 +17,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts.grace import refuse_writes_if_closing
+from cybergine.accounts.grace import refuse_if_closed
 from cybergine.accounts.models import Role, User
 from cybergine.accounts.permissions import WRITABLE_DURING_DELETION_GRACE, Permission, at_least
 from cybergine.accounts.principal import Principal
@@ -199,9 +199,10 @@ async def _caller(
     if not principal.can(permission):
         await _audit_denial(database, principal, permission, request)
         raise Forbidden(f"Your role ({principal.role.value}) does not allow this.")
-    if request.method in UNSAFE_METHODS and permission not in WRITABLE_DURING_DELETION_GRACE:
-        # Policy §11: read-only while the organisation waits for its erasure.
-        await refuse_writes_if_closing(session, principal.organisation_id)
+    # Policy §11: read-only while the organisation waits for its erasure; §8b: hidden
+    # once its Shopify shop uninstalled the app.
+    writing = request.method in UNSAFE_METHODS and permission not in WRITABLE_DURING_DELETION_GRACE
+    await refuse_if_closed(session, principal.organisation_id, writing=writing)
     return Caller(
         principal=principal,
         scope=TenantScope(session, principal.organisation_id),

@@ -5,12 +5,16 @@ Its people can still sign in, read everything and download a whole-organisation 
 its channels take no new messages. Written once: ``auth.authorize`` refuses every unsafe
 request of a permission outside ``permissions.WRITABLE_DURING_DELETION_GRACE``, the web
 chat refuses its sessions and the WhatsApp webhook acknowledges without storing.
+
+An organisation whose Shopify shop uninstalled the app (policy §8b: a soft delete at
+once) is hidden instead: every request of its people and API keys is refused with
+``ShopUninstalled`` (403), and its channels are closed as above, until the app is
+installed again or Shopify's ``shop/redact`` erases it.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,13 +31,28 @@ class OrganisationClosing(CybergineError):
     title = "Organisation scheduled for deletion"
 
 
+class ShopUninstalled(CybergineError):
+    """403: the organisation's data is hidden since its Shopify shop uninstalled the app."""
+
+    status = 403
+    type_slug = "shop-uninstalled"
+    title = "The shop uninstalled the app"
+
+
 def accepting(status: OrganisationStatus) -> bool:
     """Whether an organisation in ``status`` takes changes and new messages."""
     return status is OrganisationStatus.ACTIVE
 
 
-async def erase_after(session: AsyncSession, organisation_id: uuid.UUID) -> datetime | None:
-    """When the organisation is erased, if it is scheduled for deletion (else None)."""
+async def refuse_if_closed(
+    session: AsyncSession, organisation_id: uuid.UUID, *, writing: bool
+) -> None:
+    """Raises ``ShopUninstalled`` for any request to an organisation whose shop uninstalled
+    the app, and ``OrganisationClosing`` for a change (``writing``) to one that is closing.
+
+    A plain read, no row lock: a write that races the scheduling by a moment is one that
+    happened just before it, and locking the organisation's row on every write would
+    serialise them."""
     row = (
         await session.execute(
             select(Organisation.status, Organisation.erase_after).where(
@@ -41,19 +60,16 @@ async def erase_after(session: AsyncSession, organisation_id: uuid.UUID) -> date
             )
         )
     ).one_or_none()
-    if row is None or accepting(row.status):
-        return None
-    return row.erase_after  # type: ignore[no-any-return]
-
-
-async def refuse_writes_if_closing(session: AsyncSession, organisation_id: uuid.UUID) -> None:
-    """Raises ``OrganisationClosing`` for a change to an organisation that is closing.
-
-    A plain read, no row lock: a write that races the scheduling by a moment is one that
-    happened just before it, and locking the organisation's row on every write would
-    serialise them."""
-    until = await erase_after(session, organisation_id)
-    if until is not None:
+    if row is None:
+        return
+    if row.status is OrganisationStatus.SHOP_UNINSTALLED:
+        raise ShopUninstalled(
+            "This organisation's Shopify shop uninstalled the Cybergine app, so its data is "
+            "hidden. Installing the app again from the shop's admin brings it back; otherwise "
+            "Shopify asks for it to be erased 48 hours after the uninstall."
+        )
+    until = row.erase_after if row.status is OrganisationStatus.PENDING_DELETION else None
+    if writing and until is not None:
         raise OrganisationClosing(
             "This organisation is scheduled for deletion on "
             f"{until:%d %B %Y %H:%M} UTC and is read-only until then. Owners can download "
@@ -63,6 +79,10 @@ async def refuse_writes_if_closing(session: AsyncSession, organisation_id: uuid.
 
 
 async def refuse_channel_if_closing(session: AsyncSession, organisation_id: uuid.UUID) -> None:
-    """For a customer-facing channel: says only that the chat is closed, never why."""
-    if await erase_after(session, organisation_id) is not None:
+    """For a customer-facing channel: says only that the chat is closed, never why
+    (closing, or hidden since its shop uninstalled the app)."""
+    status = await session.scalar(
+        select(Organisation.status).where(Organisation.id == organisation_id)
+    )
+    if status is not None and not accepting(status):
         raise OrganisationClosing("This chat is no longer available.")

@@ -18,6 +18,9 @@ class OrganisationStatus(enum.StrEnum):
     ACTIVE = "active"
     # Deleted by its owner; erased for good when the grace period ends (policy §11).
     PENDING_DELETION = "pending_deletion"
+    # Its Shopify shop uninstalled the app: hidden from every surface (sign-in, API,
+    # widget) until the app is installed again, or erased by Shopify's shop/redact.
+    SHOP_UNINSTALLED = "shop_uninstalled"
 
 
 class Organisation(Base):

@@ -68,6 +68,7 @@ CHANNEL_NAMES = {
     RequestChannel.DASHBOARD: "Dashboard",
     RequestChannel.API: "API",
     RequestChannel.EMAIL: "E-mail",
+    RequestChannel.SHOPIFY: "Shopify",
 }
 STATUS_NAMES = {
     RequestStatus.OPEN: "Open",

@@ -60,13 +60,15 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     ),
     "message_attachments": ("id", "message_id", "status", "mime_type", "size_bytes", "created_at"),
     "whatsapp_webhook_events": ("id", "created_at", "field"),
+    "shopify_webhook_deliveries": ("id", "created_at", "topic"),
 }
 
 
 async def export_customer(
-    scope: TenantScope, caller: Principal, customer_id: uuid.UUID
+    scope: TenantScope, caller: Principal | None, customer_id: uuid.UUID
 ) -> dict[str, Any]:
-    """Everything held about one customer, as JSON-ready data; audited."""
+    """Everything held about one customer, as JSON-ready data; audited. ``caller`` None:
+    a platform job (Shopify's customers/data_request)."""
     customer = await scope.get(Customer, customer_id, what="customer")
     holdings = await locate(scope, customer)
     rows = {table: await _rows(scope, table, holdings) for table in CONTEXT}
@@ -82,7 +84,7 @@ async def export_customer(
     await audit.record(
         scope.session,
         action="customer.exported",
-        actor=caller.actor,
+        actor=caller.actor if caller is not None else audit.Actor.system(),
         organisation_id=scope.organisation_id,
         target_type="customer",
         target_id=str(customer.id),
@@ -99,6 +101,7 @@ async def export_customer(
         "customer": rows["customers"][0],
         "conversations": conversations,
         "webhook_events": rows["whatsapp_webhook_events"],
+        "shopify_requests": rows["shopify_webhook_deliveries"],
     }
 
 

@@ -11,10 +11,12 @@ from sqlalchemy import String, any_, bindparam, func, literal_column, or_, selec
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from cybergine.channels.whatsapp.models import WebhookEvent
+from cybergine.conversations.customers import phone_digits
 from cybergine.conversations.models import Attachment, Channel, Conversation, Customer, Message
 from cybergine.db.tenancy import TenantScope
 from cybergine.privacy import registry
 from cybergine.privacy.pseudonyms import matching_external_ids
+from cybergine.shopify.models import WebhookDelivery
 
 
 @dataclass
@@ -67,6 +69,7 @@ async def locate(scope: TenantScope, customer: Customer) -> Holdings:
     # A raw delivery may name a message by Meta's id or by its keyed hash.
     wamids = [form for _, external in rows if external for form in matching_external_ids(external)]
     holdings.ids["whatsapp_webhook_events"] = await _webhook_events(scope, customer, wamids)
+    holdings.ids["shopify_webhook_deliveries"] = await _shopify_deliveries(scope, customer)
     missing = set(registry.tables(registry.Subject.CUSTOMER)) - set(holdings.ids)
     if missing:  # pragma: no cover - tests/privacy/test_registry.py keeps this empty
         raise RuntimeError(f"no way to find a customer's rows in {sorted(missing)}")
@@ -104,6 +107,38 @@ async def _webhook_events(
                 select(WebhookEvent.id)
                 .where(WebhookEvent.organisation_id == scope.organisation_id, or_(*mentions))
                 .order_by(WebhookEvent.id)
+            )
+        ).scalars()
+    )
+
+
+async def _shopify_deliveries(scope: TenantScope, customer: Customer) -> list[uuid.UUID]:
+    """Shopify's compliance deliveries that name the customer by phone number (the
+    digits of theirs: E.164 as stored, or their WhatsApp id), as
+    ``shopify.compliance`` matches them."""
+    if customer.erased:
+        return []
+    numbers = {
+        digits
+        for value in (customer.phone_number, customer.external_id)
+        if value and (digits := phone_digits(value)) is not None
+    }
+    if customer.channel != Channel.WHATSAPP:
+        numbers.discard(phone_digits(customer.external_id) or "")
+    if not numbers:
+        return []
+    named = func.regexp_replace(
+        WebhookDelivery.payload["customer"]["phone"].astext, "[^0-9]", "", "g"
+    )
+    return list(
+        (
+            await scope.session.execute(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.organisation_id == scope.organisation_id,
+                    named.in_(sorted(numbers)),
+                )
+                .order_by(WebhookDelivery.id)
             )
         ).scalars()
     )

@@ -483,6 +483,10 @@ class OperationalPurger(Purger):
             "whatsapp:prune_webhook_events",
             "a week (sooner with a shorter conversation period)",
         ),
+        "shopify_webhook_deliveries": PrunedBy(
+            "shopify:prune_webhook_deliveries",
+            "3 days after processing (a month while waiting), or until the customer's erasure",
+        ),
         # The job queue's own table, which no model declares.
         "procrastinate_jobs": PrunedBy(
             "maintenance:prune_finished_jobs", "a week of successes, a month of failures"

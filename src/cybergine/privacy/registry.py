@@ -113,6 +113,12 @@ PERSONAL: tuple[Personal, ...] = (
     _customer("message_attachments", "error", _ROW, "why their file was not kept"),
     _customer("whatsapp_webhook_events", "value", _ROW, "the raw delivery that carried them"),
     _customer("whatsapp_webhook_events", "problems", _ROW, "what could not be read in it"),
+    _customer(
+        "shopify_webhook_deliveries",
+        "payload",
+        _ROW,
+        "a Shopify compliance request naming them (e-mail, phone)",
+    ),
     # Staff users (policy §3a).
     _staff("users", "email", _ROW, "e-mail address"),
     _staff("users", "name", _ROW, "name"),
@@ -229,6 +235,13 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("whatsapp_numbers", "opt_in_keywords", _CONFIG),
     NotPersonal("whatsapp_numbers", "last_error", "Meta's error title, redacted of the text"),
     NotPersonal("shopify_shops", "shop_domain", "the shop's myshopify.com host, a business"),
+    NotPersonal("shopify_webhook_deliveries", "topic", "the webhook topic's name"),
+    NotPersonal("shopify_webhook_deliveries", "webhook_id", "Shopify's id of the delivery"),
+    NotPersonal("shopify_webhook_deliveries", "api_version", "an API version"),
+    NotPersonal("shopify_webhook_deliveries", "status", _ENUM),
+    NotPersonal(
+        "shopify_webhook_deliveries", "error", "the kind of failure, never a payload's content"
+    ),
     NotPersonal("shopify_shops", "status", _ENUM),
     NotPersonal("shopify_shops", "scopes", _CONFIG),
     NotPersonal("shopify_shops", "access_token", "the shop's credential, encrypted"),

@@ -42,6 +42,8 @@ class RequestChannel(enum.StrEnum):
     DASHBOARD = "dashboard"
     API = "api"
     EMAIL = "email"
+    # Shopify's customers/data_request webhook, for a shop's customer (``shopify.compliance``).
+    SHOPIFY = "shopify"
 
 
 class Verification(enum.StrEnum):

@@ -108,7 +108,9 @@ async def authenticate(session: AsyncSession, presented: str) -> Principal | Non
     if row is None:
         return None
     api_key, organisation_status = row
-    if api_key.revoked_at is not None or organisation_status is not OrganisationStatus.ACTIVE:
+    # A key of an organisation whose shop uninstalled the app is still its key: the
+    # request is then refused as hidden (403, ``grace.ShopUninstalled``), not as unknown.
+    if api_key.revoked_at is not None or organisation_status is OrganisationStatus.PENDING_DELETION:
         return None
     now = datetime.now(UTC)
     if api_key.last_used_at is None or api_key.last_used_at + LAST_USED_RESOLUTION <= now:

@@ -121,18 +121,58 @@ async def erase_if_due(
         or organisation.erase_after > now
     ):
         return False
+    await _erase(session, organisation_id, actor=audit.Actor.system())
+    return True
+
+
+async def erase_at_once(
+    session: AsyncSession, organisation_id: uuid.UUID, *, actor: audit.Actor
+) -> bool:
+    """Erase the organisation now, with no grace period: its Shopify shop asked for its
+    data to be erased (``shop/redact``, 48 hours after the app was uninstalled). False if
+    it is already gone."""
+    organisation = await session.get(Organisation, organisation_id, with_for_update=True)
+    if organisation is None:
+        return False
+    await _erase(session, organisation_id, actor=actor)
+    return True
+
+
+async def _erase(session: AsyncSession, organisation_id: uuid.UUID, *, actor: audit.Actor) -> None:
     await session.execute(delete(Organisation).where(Organisation.id == organisation_id))
     # The audit trail outlives the organisation (7-year retention), and says it was erased.
     await audit.record(
         session,
         action="organisation.erased",
-        actor=audit.Actor.system(),
+        actor=actor,
         organisation_id=organisation_id,
         target_type="organisation",
         target_id=str(organisation_id),
     )
     log.info("organisation erased", organisation_id=str(organisation_id))
-    return True
+
+
+async def hide_for_uninstalled_shop(
+    session: AsyncSession, organisation_id: uuid.UUID
+) -> Organisation:
+    """Its Shopify shop uninstalled the app: the organisation is hidden from every
+    surface (``accounts.grace``) until the app is installed again. One already scheduled
+    for deletion stays so: it is hidden from the channels already and erased anyway."""
+    organisation = await _lock(session, organisation_id)
+    if organisation.status is OrganisationStatus.ACTIVE:
+        organisation.status = OrganisationStatus.SHOP_UNINSTALLED
+        await session.flush()
+    return organisation
+
+
+async def show_reinstalled_shop(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+    """Its Shopify shop installed the app again before its data was erased: the
+    organisation is back as it was."""
+    organisation = await _lock(session, organisation_id)
+    if organisation.status is OrganisationStatus.SHOP_UNINSTALLED:
+        organisation.status = OrganisationStatus.ACTIVE
+        await session.flush()
+    return organisation
 
 
 async def _lock(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
