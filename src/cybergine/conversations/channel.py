@@ -57,7 +57,8 @@ class Inbound:
 class RichContent:
     """A message as stored, for a channel to render in its own form. ``payload`` holds
     the rich parts: ``buttons`` ([{"id", "title"}]), ``list`` ({"button", "sections":
-    [{"title", "rows": [{"id", "title", "description"?}]}]}), ``template``."""
+    [{"title", "rows": [{"id", "title", "description"?}]}]}), ``template``, and
+    ``products`` (product cards, read through ``conversations.product_cards``)."""
 
     message_id: uuid.UUID
     type: str

@@ -38,6 +38,7 @@ from cybergine.channels.whatsapp import messages as bodies
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
 from cybergine.channels.whatsapp.health import record_error
 from cybergine.channels.whatsapp.models import WhatsAppNumber
+from cybergine.channels.whatsapp.product_messages import product_bodies
 from cybergine.channels.whatsapp.window import window_open as service_window_open
 from cybergine.conversations.models import (
     Attachment,
@@ -48,6 +49,7 @@ from cybergine.conversations.models import (
     MessageStatus,
     Sender,
 )
+from cybergine.conversations.product_cards import cards_of
 from cybergine.db.engine import Database
 from cybergine.queue import RetryLater
 from cybergine.settings import Settings
@@ -281,6 +283,9 @@ def bodies_of(
             )
         ]
     text = text or ""
+    cards = cards_of(payload)
+    if cards:
+        return product_bodies(to, text, cards, callback_data=callback)
     buttons = payload.get("buttons")
     if buttons and len(text) <= bodies.BUTTON_BODY_LIMIT:
         return [

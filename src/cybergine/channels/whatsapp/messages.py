@@ -32,11 +32,17 @@ from typing import Any
 __all__ = [
     "BUTTON_BODY_LIMIT",
     "CALLBACK_DATA_LIMIT",
+    "CAPTION_LIMIT",
     "LIST_BODY_LIMIT",
+    "LIST_BUTTON_LIMIT",
+    "ROW_DESCRIPTION_LIMIT",
+    "ROW_TITLE_LIMIT",
     "TEXT_LIMIT",
     "buttons_body",
+    "image_body",
     "list_body",
     "read_receipt_body",
+    "shorten",
     "split_text",
     "template_body",
     "text_body",
@@ -58,6 +64,7 @@ ROW_ID_LIMIT = 200
 ROW_TITLE_LIMIT = 24
 ROW_DESCRIPTION_LIMIT = 72
 CALLBACK_DATA_LIMIT = 512
+CAPTION_LIMIT = 1024  # image, video and document captions
 TEMPLATE_NAME_LIMIT = 512
 
 
@@ -174,6 +181,19 @@ def _regional(char: str) -> bool:
     return 0x1F1E6 <= ord(char) <= 0x1F1FF
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: whole when it fits, else cut after the
+    last word that fits (or, for one long word, at a character that is not half of what
+    is displayed as one) and ended with "…"."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    room = limit - 1  # for the ellipsis
+    space = max(text.rfind(" ", 0, room + 1), text.rfind("\n", 0, room + 1))
+    cut = space if space >= room // 2 else _grapheme_safe_cut(text, 0, room)
+    return text[:cut].rstrip() + "\u2026"
+
+
 # --- bodies ---------------------------------------------------------------------------
 
 
@@ -274,6 +294,25 @@ def list_body(
     interactive["body"] = {"text": text}
     interactive["action"] = {"button": button_label, "sections": built}
     return _envelope(to, "interactive", interactive, reply_to=reply_to, callback_data=callback_data)
+
+
+def image_body(
+    to: str,
+    link: str,
+    *,
+    caption: str | None = None,
+    reply_to: str | None = None,
+    callback_data: str | None = None,
+) -> dict[str, Any]:
+    """An image by its public http(s) link (Meta fetches it), with an optional caption."""
+    _check_text("image link", link, 2048)
+    if not link.lower().startswith(("https://", "http://")):
+        raise ValueError("image link must be an http(s) URL")
+    image: dict[str, Any] = {"link": link}
+    if caption is not None:
+        _check_text("caption", caption, CAPTION_LIMIT)
+        image["caption"] = caption
+    return _envelope(to, "image", image, reply_to=reply_to, callback_data=callback_data)
 
 
 def template_body(

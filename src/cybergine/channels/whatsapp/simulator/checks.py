@@ -1,7 +1,10 @@
 """What the simulated Graph API checks in a request before accepting it, as Meta does:
 required fields, types and Meta's length limits counted in characters. A refusal is code
 100 with a ``details`` saying what is wrong, so a body our builders let through but Meta
-would refuse fails in tests too."""
+would refuse fails in tests too. An interactive list's own fields answer with the codes
+Meta's error table gives for a message's parameters: 131008 (required parameter missing)
+and 131009 (parameter value not valid: over a length or count limit, ids repeated); so
+does a media link that is not an http(s) URL."""
 
 from __future__ import annotations
 
@@ -117,6 +120,9 @@ def check_message(
         assert isinstance(content, Mapping)
         if not (nonempty(content.get("id")) or nonempty(content.get("link"))):
             raise Refusal(f"Param {kind} must contain either id or link.")
+        link = content.get("link")
+        if isinstance(link, str) and not re.match(r"https?://[^\s/]+", link, re.IGNORECASE):
+            raise _invalid(f"Param {kind}['link'] must be an HTTP or HTTPS URL.")
         if "caption" in content:
             if kind in ("audio", "sticker"):
                 raise Refusal(f"Param {kind}['caption'] is not supported.")
@@ -186,8 +192,10 @@ def check_interactive(interactive: Mapping[str, Any]) -> None:
         limit_text("interactive['body']['text']", get_key(interactive.get("body"), "text"), 1024)
         _check_buttons(action.get("buttons"))
     elif kind == "list":
-        limit_text("interactive['body']['text']", get_key(interactive.get("body"), "text"), 4096)
-        limit_text("interactive['action']['button']", action.get("button"), 20)
+        _limit_value("interactive['body']['text']", get_key(interactive.get("body"), "text"), 4096)
+        _limit_value("interactive['action']['button']", action.get("button"), 20)
+        if header is not None and get_key(header, "type") != "text":
+            raise _invalid("Param interactive['header']['type'] must be text in a list message.")
         _check_sections(action.get("sections"))
 
 
@@ -209,26 +217,49 @@ def _check_buttons(buttons: Any) -> None:
 
 
 def _check_sections(sections: Any) -> None:
-    if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
-        raise Refusal("Param interactive['action']['sections'] must have 1 to 10 sections.")
+    if not isinstance(sections, list) or not sections:
+        raise _missing("interactive['action']['sections']")
+    if len(sections) > 10:
+        raise _invalid(f"Too many sections: {len(sections)}, at most 10.")
     row_ids: list[Any] = []
     for s, section in enumerate(sections):
         where = f"interactive['action']['sections'][{s}]"
         if len(sections) > 1 or get_key(section, "title") is not None:
-            limit_text(f"{where}['title']", get_key(section, "title"), 24)
+            _limit_value(f"{where}['title']", get_key(section, "title"), 24)
         rows = get_key(section, "rows")
         if not isinstance(rows, list) or not rows:
-            raise Refusal(f"Param {where}['rows'] must have at least one row.")
+            raise _missing(f"{where}['rows']")
         for r, row in enumerate(rows):
-            limit_text(f"{where}['rows'][{r}]['id']", get_key(row, "id"), 200)
-            limit_text(f"{where}['rows'][{r}]['title']", get_key(row, "title"), 24)
+            _limit_value(f"{where}['rows'][{r}]['id']", get_key(row, "id"), 200)
+            _limit_value(f"{where}['rows'][{r}]['title']", get_key(row, "title"), 24)
             if get_key(row, "description") is not None:
-                limit_text(f"{where}['rows'][{r}]['description']", get_key(row, "description"), 72)
+                _limit_value(
+                    f"{where}['rows'][{r}]['description']", get_key(row, "description"), 72
+                )
             row_ids.append(get_key(row, "id"))
     if len(row_ids) > 10:
-        raise Refusal(f"Total row count exceeded: {len(row_ids)} rows, at most 10.")
+        raise _invalid(f"Total row count exceeded: {len(row_ids)} rows, at most 10.")
     if len(set(row_ids)) != len(row_ids):
-        raise Refusal("Row ids must be unique.")
+        raise _invalid("Row ids must be unique.")
+
+
+def _limit_value(where: str, value: Any, limit: int) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise _missing(where)
+    if len(value) > limit:
+        raise _invalid(f"Param {where} must be at most {limit} characters long.")
+
+
+def _missing(where: str) -> Refusal:
+    return Refusal(
+        f"The parameter {where} is required.",
+        code=131008,
+        message="(#131008) Required parameter is missing",
+    )
+
+
+def _invalid(details: str) -> Refusal:
+    return Refusal(details, code=131009, message="(#131009) Parameter value is not valid")
 
 
 def limit_text(where: str, value: Any, limit: int) -> None:
