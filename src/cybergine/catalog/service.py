@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Select, delete, or_, select
+from sqlalchemy import Select, delete, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from cybergine import pagination
@@ -43,7 +44,7 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 250
 MAX_QUERY_LENGTH = 200
 # The product's own columns a draft sets (its children are written apart).
-_PRODUCT_FIELDS = (
+PRODUCT_FIELDS = (
     "title",
     "body_html",
     "vendor",
@@ -200,47 +201,80 @@ async def _assert_free(
             raise Conflict(f"Another product has this {what}.", field=what)
 
 
-async def _write_children(scope: TenantScope, product: Product, draft: ProductDraft) -> None:
-    session = scope.session
-    for model in (Variant, ProductImage, ProductOption):
-        await session.execute(delete(model).where(model.product_id == product.id))
-    for position, option in enumerate(draft.options, start=1):
-        scope.add(
-            ProductOption(
-                product_id=product.id, name=option.name, position=position, values=option.values
-            )
-        )
-    images: dict[str, uuid.UUID] = {}
+@dataclass
+class ChildRows:
+    """The option, image and variant rows a draft's product is written as (one rule for
+    the single write and the batch write)."""
+
+    options: list[dict[str, object]]
+    images: list[dict[str, object]]
+    variants: list[dict[str, object]]
+
+
+def child_rows(organisation_id: uuid.UUID, product_id: uuid.UUID, draft: ProductDraft) -> ChildRows:
+    common = {"organisation_id": organisation_id, "product_id": product_id}
+    options: list[dict[str, object]] = [
+        {
+            **common,
+            "id": uuid7(),
+            "name": option.name,
+            "position": position,
+            "values": option.values,
+        }
+        for position, option in enumerate(draft.options, start=1)
+    ]
+    images: list[dict[str, object]] = []
+    image_ids: dict[str, uuid.UUID] = {}
     for position, image in enumerate(draft.images, start=1):
-        row = scope.add(
-            ProductImage(
-                id=uuid7(), product_id=product.id, src=image.src, alt=image.alt, position=position
-            )
+        image_id = uuid7()
+        images.append(
+            {**common, "id": image_id, "src": image.src, "alt": image.alt, "position": position}
         )
-        images.setdefault(image.src, row.id)
+        image_ids.setdefault(image.src, image_id)
+    variants: list[dict[str, object]] = []
     for position, variant in enumerate(draft.variants, start=1):
-        if variant.image_src is not None and variant.image_src not in images:
+        if variant.image_src is not None and variant.image_src not in image_ids:
             raise InvalidInput(
                 f"`variants[{position - 1}].image_src` is not one of the product's images.",
                 field=f"variants[{position - 1}].image_src",
             )
-        scope.add(
-            Variant(
-                product_id=product.id,
-                position=position,
-                title=variant.title,
-                option1=variant.option1,
-                option2=variant.option2,
-                option3=variant.option3,
-                price=variant.price,
-                compare_at_price=variant.compare_at_price,
-                currency=draft.currency,
-                sku=variant.sku,
-                inventory_quantity=variant.inventory_quantity,
-                inventory_policy=variant.inventory_policy,
-                image_id=images.get(variant.image_src) if variant.image_src else None,
-            )
+        variants.append(
+            {
+                **common,
+                "id": uuid7(),
+                "position": position,
+                "title": variant.title,
+                "option1": variant.option1,
+                "option2": variant.option2,
+                "option3": variant.option3,
+                "price": variant.price,
+                "compare_at_price": variant.compare_at_price,
+                "currency": draft.currency,
+                "sku": variant.sku,
+                "inventory_quantity": variant.inventory_quantity,
+                "inventory_policy": variant.inventory_policy,
+                "image_id": image_ids.get(variant.image_src) if variant.image_src else None,
+            }
         )
+    return ChildRows(options, images, variants)
+
+
+async def insert_children(session: AsyncSession, rows: Sequence[ChildRows]) -> None:
+    for model, name in (
+        (ProductOption, "options"),
+        (ProductImage, "images"),
+        (Variant, "variants"),
+    ):
+        values = [row for child in rows for row in getattr(child, name)]
+        if values:
+            await session.execute(insert(model), values)
+
+
+async def _write_children(scope: TenantScope, product: Product, draft: ProductDraft) -> None:
+    session = scope.session
+    for model in (Variant, ProductImage, ProductOption):
+        await session.execute(delete(model).where(model.product_id == product.id))
+    await insert_children(session, [child_rows(scope.organisation_id, product.id, draft)])
     if draft.collections is not None:
         await session.execute(
             delete(CollectionMembership).where(CollectionMembership.product_id == product.id)
@@ -253,7 +287,7 @@ async def _write_children(scope: TenantScope, product: Product, draft: ProductDr
 
 
 def _changed_fields(product: Product, draft: ProductDraft) -> list[str]:
-    return [name for name in _PRODUCT_FIELDS if getattr(product, name) != getattr(draft, name)]
+    return [name for name in PRODUCT_FIELDS if getattr(product, name) != getattr(draft, name)]
 
 
 async def _audit(
@@ -273,7 +307,7 @@ async def _audit(
 async def create_product(scope: TenantScope, caller: Principal, draft: ProductDraft) -> Product:
     await _assert_free(scope, draft, except_id=None)
     product = scope.add(
-        Product(id=uuid7(), **{name: getattr(draft, name) for name in _PRODUCT_FIELDS})
+        Product(id=uuid7(), **{name: getattr(draft, name) for name in PRODUCT_FIELDS})
     )
     await scope.session.flush()
     await _write_children(scope, product, draft)
@@ -289,7 +323,7 @@ async def update_product(
     product = await scope.get(Product, product_id, for_update=True, what="product")
     await _assert_free(scope, draft, except_id=product.id)
     changed = _changed_fields(product, draft)
-    for name in _PRODUCT_FIELDS:
+    for name in PRODUCT_FIELDS:
         setattr(product, name, getattr(draft, name))
     await scope.session.flush()
     await _write_children(scope, product, draft)
@@ -336,7 +370,7 @@ def draft_of(product: Product) -> ProductDraft:
     """The draft a stored product would be written from (exports, round trips)."""
     sources = {image.id: image.src for image in product.images}
     return ProductDraft(
-        **{name: getattr(product, name) for name in _PRODUCT_FIELDS},
+        **{name: getattr(product, name) for name in PRODUCT_FIELDS},
         options=[OptionDraft(o.name, list(o.values)) for o in product.options],
         variants=[
             VariantDraft(

@@ -19,6 +19,7 @@ from cybergine.privacy.organisation_export import models as organisation_export_
 from cybergine.privacy_policy import models as privacy_policy_models
 from cybergine.security import models as security_models
 from cybergine.shopify import models as shopify_models
+from cybergine.shopify import sync_models as shopify_sync_models
 
 metadata = Base.metadata
 
@@ -37,5 +38,6 @@ __all__ = [
     "retention_models",
     "security_models",
     "shopify_models",
+    "shopify_sync_models",
     "whatsapp_models",
 ]
