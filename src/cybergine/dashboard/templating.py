@@ -14,6 +14,7 @@ from cybergine.accounts.auth import ANONYMOUS_CSRF_COOKIE, Caller, csrf_token
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.service.sessions import SignedIn
 from cybergine.accounts.tokens import new_token
+from cybergine.conversations.product_cards import cards_of
 from cybergine.web.assets import AssetDirectory
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -25,6 +26,8 @@ templates.env.globals["Permission"] = Permission
 # content's hash, so browsers keep the file a year and fetch a new one when it changes.
 static_assets = AssetDirectory(STATIC_DIR, mount_path="/static")
 templates.env.globals["static_url"] = static_assets.url_for
+# A message's product cards as the customer saw them, checked (links http(s) only).
+templates.env.globals["product_cards"] = cards_of
 
 # Messages shown after a redirect, chosen by code: a link cannot inject its own text.
 NOTICES = {

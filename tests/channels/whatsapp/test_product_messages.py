@@ -26,27 +26,12 @@ from cybergine.channels.whatsapp.messages import (
 from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.conversations.models import Conversation, Message, MessageStatus, Sender
 from cybergine.conversations.product_cards import PRODUCT_CHOICE_PREFIX
-from cybergine.conversations.service import queue_outbound
 from tests.support import whatsapp as whatsapp_support
+from tests.support.product_cards import card, send_cards
 
 CUSTOMER = "15550001111"
 PHONE_ID = "106540352242922"
 TOKEN = "EAAGtest-access-token-0123456789abcdef"
-
-
-def card(n: int = 0, **changes: Any) -> dict[str, Any]:
-    return {
-        "id": str(uuid.UUID(int=n + 1)),
-        "title": f"Ridge Runner shoe {n}",
-        "url": f"https://shop.example/products/ridge-runner-{n}",
-        "image_url": f"https://shop.example/cdn/ridge-runner-{n}.png",
-        "price": "49.90",
-        "currency": "EUR",
-        "compare_at_price": None,
-        "available": True,
-        "variant": None,
-        **changes,
-    }
 
 
 def bodies(text: str, cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -233,24 +218,7 @@ async def test_the_simulator_refuses_what_meta_refuses(
 
 
 async def _send_cards(shop: whatsapp_support.Shop, cards: list[dict[str, Any]]) -> uuid.UUID:
-    """The assistant's answer with product cards, through the outbound service."""
-    async with shop.database.transaction() as session:
-        conversation = (
-            await session.execute(
-                select(Conversation)
-                .where(Conversation.organisation_id == shop.organisation_id)
-                .with_for_update()
-            )
-        ).scalar_one()
-        message = await queue_outbound(
-            session,
-            conversation,
-            sender=Sender.ASSISTANT,
-            type="interactive",
-            text="Here are our trail shoes.",
-            payload={"products": cards},
-        )
-        return message.id
+    return await send_cards(shop.database, shop.organisation_id, cards)
 
 
 def _tap(shop: whatsapp_support.Shop, row: dict[str, Any], list_wamid: str) -> None:
