@@ -154,6 +154,8 @@ async def test_a_status_arriving_after_erasure_keeps_no_trace_of_them(shop: Shop
         )
     assert sum(1 for value in events if value.get("statuses")) >= 2
     assert not any(ADA in str(value) for value in events)
+    # Nor the wamid, which is base64 of a structure holding the phone number.
+    assert not any(reply.wamid in str(value) for value in events)
     assert status == "read"  # the lifecycle still moved on
 
 
@@ -241,7 +243,11 @@ async def test_a_message_meta_delivers_again_after_erasure_does_not_bring_them_b
     async with shop.database.transaction() as session:
         after = await session.scalar(select(func.count()).select_from(Message))
         customers = list((await session.execute(select(Customer.phone_number))).scalars())
+        events = [str(v) for v in (await session.execute(select(WebhookEvent.value))).scalars()]
     assert after == before
+    wamid = asked["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    for trace in (ADA, wamid, "wamid.ada-photo", "blue one"):
+        assert not any(trace in event for event in events), trace
     assert f"+{ADA}" not in customers
     assert ADA not in customers
     assert len(shop.graph.sent) == sent  # nobody answered them

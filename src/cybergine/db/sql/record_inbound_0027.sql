@@ -19,7 +19,8 @@ LANGUAGE plpgsql AS $$
 -- must not bring the customer back (privacy policy §14).
 --
 -- Returns one object per message, in order: k (the item's key), m (the stored id, null
--- for a duplicate), c (conversation), u (customer), out (opted out), r (reply deferred).
+-- for a duplicate), c (conversation), u (customer), out (opted out), r (reply deferred),
+-- and erased (true only for the message of an erased customer).
 DECLARE
     m jsonb;
     v_org constant uuid := (account->>'org')::uuid;
@@ -56,7 +57,8 @@ BEGIN
         IF v_erased ? (m->>'erased_external_id') THEN
             recorded := array_append(recorded, jsonb_build_object(
                 'k', m->'id', 'm', NULL, 'c', v_erased->(m->>'erased_external_id')->'c',
-                'u', v_erased->(m->>'erased_external_id')->'u', 'out', false, 'r', false));
+                'u', v_erased->(m->>'erased_external_id')->'u', 'out', false, 'r', false,
+                'erased', true));
             CONTINUE;
         END IF;
         v_at := (m->>'sent_at')::timestamptz;
