@@ -72,6 +72,7 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ("cybergine.db.models", "cybergine.privacy.request_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.retention_settings"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.shopify.models"): _SCHEMA_ROOT,
+    ("cybergine.db.models", "cybergine.shopify.sync_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.catalog.models"): _SCHEMA_ROOT,
     ("cybergine.db.migrations.versions.0005_assistants", "cybergine.privacy.crypto"): (
         _FROZEN_MIGRATION
