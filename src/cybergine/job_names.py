@@ -26,6 +26,7 @@ class JobName(enum.StrEnum):
     ERASE_ORGANISATION = "accounts:erase_organisation"
     VACUUM_ERASED = "privacy:vacuum_erased"
     BUILD_ORGANISATION_EXPORT = "organisation_export:build"
+    SHOPIFY_SYNC = "shopify:sync"
     PROCESS_SHOPIFY_WEBHOOK = "shopify:process_webhook"
     SEND_SHOPIFY_DATA_REPORT = "shopify:send_data_report"
     EMBED_PRODUCTS = "catalog:embed_products"

@@ -35,6 +35,7 @@ from cybergine.queue import APP as APP  # the App with every task: re-exported
 from cybergine.queue import DATABASE_CONTEXT_KEY, SETTINGS_CONTEXT_KEY
 from cybergine.security.tasks import blueprint as security_blueprint
 from cybergine.settings import Settings, load_settings
+from cybergine.shopify.sync_tasks import blueprint as shopify_sync_blueprint
 from cybergine.shopify.tasks import blueprint as shopify_blueprint
 
 log = structlog.get_logger(__name__)
@@ -85,6 +86,7 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     app.add_tasks_from(privacy_requests_blueprint, namespace="privacy")
     app.add_tasks_from(security_blueprint, namespace="security")
     app.add_tasks_from(shopify_blueprint, namespace="shopify")
+    app.add_tasks_from(shopify_sync_blueprint, namespace="shopify")
     app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")
     app.add_tasks_from(maintenance, namespace="maintenance")
 

@@ -201,6 +201,18 @@ class Settings(BaseSettings):
         description="The pinned Admin API version (2026-07 or later: older versions hide "
         "collections built with Collection.sources).",
     )
+    shopify_bulk_poll_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a sync looks whether Shopify finished its bulk operation, "
+        "when the bulk_operations/finish webhook has not said so first.",
+    )
+    shopify_content_refresh_hours: float = Field(
+        default=6.0,
+        ge=0,
+        description="How often a shop's pages, blog articles and policies are synced again "
+        "into its knowledge base (Shopify sends no webhook for them); 0 turns it off.",
+    )
 
     # --- Jobs -------------------------------------------------------------------
     embedded_worker: bool = Field(

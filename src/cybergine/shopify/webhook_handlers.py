@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.shopify import compliance, shop_redact, uninstall
+from cybergine.shopify import billing, compliance, incremental, shop_redact, uninstall
 from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.topics import (
     APP_UNINSTALLED,
@@ -37,6 +37,14 @@ HANDLERS: Mapping[str, Handler] = {
     SHOP_REDACT: shop_redact.handle_shop_redact,
     CUSTOMERS_REDACT: compliance.handle_customers_redact,
     CUSTOMERS_DATA_REQUEST: compliance.handle_customers_data_request,
+    incremental.PRODUCTS_CREATE: incremental.handle_product_upsert,
+    incremental.PRODUCTS_UPDATE: incremental.handle_product_upsert,
+    incremental.PRODUCTS_DELETE: incremental.handle_product_delete,
+    incremental.COLLECTIONS_CREATE: incremental.handle_collection_upsert,
+    incremental.COLLECTIONS_UPDATE: incremental.handle_collection_upsert,
+    incremental.COLLECTIONS_DELETE: incremental.handle_collection_delete,
+    incremental.BULK_OPERATIONS_FINISH: incremental.handle_bulk_operation_finish,
+    billing.APP_SUBSCRIPTIONS_UPDATE: billing.handle_app_subscription_update,
 }
 
 RUN_AFTER_UNINSTALL = frozenset({APP_UNINSTALLED, *COMPLIANCE_TOPICS})
