@@ -14,6 +14,7 @@ from cybergine.channels.webchat.adapter import WebChatAdapter
 from cybergine.channels.whatsapp.adapter import WhatsAppAdapter
 from cybergine.conversations.channel import ChannelAdapter, RichContent, adapter_for
 from cybergine.conversations.models import Channel
+from tests.support.product_cards import card
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -158,3 +159,17 @@ def test_web_chat_shows_a_lists_rows_as_buttons() -> None:
         {"id": "size_42", "title": "42"},
         {"id": "size_43", "title": "43"},
     ]
+
+
+def test_each_channel_renders_product_cards_in_its_own_form() -> None:
+    cards = [card(0), card(1, url="javascript:alert(1)", available="yes")]
+    content = _content({"products": cards})
+
+    [view] = WebChatAdapter().render(content)
+    assert [p["id"] for p in view["products"]] == [cards[0]["id"], cards[1]["id"]]
+    assert view["products"][1]["url"] is None
+    assert view["products"][1]["available"] is False
+
+    listed, links = WhatsAppAdapter().render(content)
+    assert listed["interactive"]["type"] == "list"
+    assert links["text"]["body"] == f"Ridge Runner shoe 0: {cards[0]['url']}"
