@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,3 +25,52 @@ def simulator() -> Iterator[ShopifySimulator]:
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10, verify=TLS) as client:
         yield client
+
+
+def access_token(sim: ShopifySimulator, http: httpx.Client, shop: str = SHOP) -> str:
+    """An offline token obtained by token exchange, as the platform obtains one."""
+    from cybergine.shopify.simulator.oauth import (
+        ID_TOKEN_TYPE,
+        OFFLINE_TOKEN_TYPE,
+        TOKEN_EXCHANGE_GRANT,
+    )
+
+    answer = http.post(
+        f"{sim.shop_url(shop)}/admin/oauth/access_token",
+        data={
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "grant_type": TOKEN_EXCHANGE_GRANT,
+            "subject_token": sim.session_token(shop),
+            "subject_token_type": ID_TOKEN_TYPE,
+            "requested_token_type": OFFLINE_TOKEN_TYPE,
+            "expiring": "1",
+        },
+    )
+    answer.raise_for_status()
+    token: str = answer.json()["access_token"]
+    return token
+
+
+class Admin:
+    """The GraphQL Admin API of one simulated shop, spoken to over HTTP."""
+
+    def __init__(self, sim: ShopifySimulator, http: httpx.Client, shop: str = SHOP) -> None:
+        self.url = f"{sim.shop_url(shop)}/admin/api/{sim.version}/graphql.json"
+        self.http = http
+        self.token = access_token(sim, http, shop)
+
+    def post(self, query: str, variables: dict[str, object] | None = None) -> httpx.Response:
+        return self.http.post(
+            self.url,
+            json={"query": query, "variables": variables or {}},
+            headers={"X-Shopify-Access-Token": self.token},
+        )
+
+    def data(self, query: str, variables: dict[str, object] | None = None) -> dict[str, Any]:
+        answer = self.post(query, variables)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data

@@ -3,26 +3,71 @@
 
 from __future__ import annotations
 
+import asyncio
+import html
 import json
+import secrets
 import threading
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from cybergine.errors import InvalidInput
 from cybergine.shopify.shop_domains import shop_domain
-from cybergine.shopify.simulator import app_bridge
+from cybergine.shopify.simulator import admin_graphql, app_bridge, control
+from cybergine.shopify.simulator.billing import Billing, confirmation_signature
+from cybergine.shopify.simulator.bulk import BulkOperations
+from cybergine.shopify.simulator.control import CONTROL
+from cybergine.shopify.simulator.cost import DEFAULT_MAXIMUM, DEFAULT_RESTORE_RATE, LeakyBucket
 from cybergine.shopify.simulator.oauth import OAuthError, TokenAuthority
-from cybergine.shopify.simulator.store import Ids, Shop
+from cybergine.shopify.simulator.resolvers import AdminContext, Services
+from cybergine.shopify.simulator.store import BulkOperation, Ids, Product, Shop
+from cybergine.shopify.simulator.webhooks import WebhookSender
 from cybergine.web.threaded import ThreadedServer
 
 DEFAULT_VERSION = "2026-07"
-CONTROL = "/_control"
 _JS = "text/javascript; charset=utf-8"
+FAULT_ENDPOINTS = frozenset({"graphql", "token", "bulk_file", "any"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure: the next request to ``endpoint`` answers ``status``."""
+
+    status: int
+    endpoint: str
+    body: str
+
+
+class _Services:
+    """The simulator's services as the resolvers see them."""
+
+    def __init__(self, simulator: ShopifySimulator) -> None:
+        self._simulator = simulator
+
+    def bulk_run(self, shop: Shop, query: str) -> dict[str, Any]:
+        return self._simulator.bulk.run(shop, query)
+
+    def bulk_current(self, shop: Shop) -> BulkOperation | None:
+        return self._simulator.bulk.current(shop)
+
+    def bulk_find(self, shop: Shop, number: int) -> BulkOperation | None:
+        return self._simulator.bulk.find(shop, number)
+
+    def bulk_cancel(self, shop: Shop, number: int) -> dict[str, Any]:
+        return self._simulator.bulk.cancel(shop, number)
+
+    def subscription_create(self, shop: Shop, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        return self._simulator.billing.create(shop, arguments)
+
+    def subscription_cancel(self, shop: Shop, number: int) -> dict[str, Any]:
+        return self._simulator.billing.cancel(shop, number)
 
 
 class ShopifySimulator:
@@ -49,7 +94,20 @@ class ShopifySimulator:
         self._base_url = base_url
         self._lock = threading.Lock()
         self._shops: dict[str, Shop] = {}
+        self._buckets: dict[str, LeakyBucket] = {}
+        self._faults: deque[Fault] = deque()
         self._server: ThreadedServer | None = None
+        self.bucket_maximum = DEFAULT_MAXIMUM
+        self.bucket_restore_rate = DEFAULT_RESTORE_RATE
+        self.webhooks = WebhookSender(client_secret, url=webhook_url, api_version=version)
+        self.services: Services = _Services(self)
+        self.bulk = BulkOperations(
+            self.ids,
+            self.webhooks,
+            lambda name: f"{self.base_url}/_storage/bulk/{name}",
+            lambda: self.services,
+        )
+        self.billing = Billing(self.ids, self.webhooks, self._confirmation_url)
         self.app = FastAPI(title="Shopify simulator", openapi_url=None, docs_url=None)
         self._routes()
 
@@ -89,8 +147,64 @@ class ShopifySimulator:
         tb: TracebackType | None,
     ) -> None:
         server, self._server = self._server, None
+        self.close()
         if server is not None:
             server.stop()
+
+    def close(self) -> None:
+        """Stops bulk runners and webhook deliveries, and removes the bulk files."""
+        self.bulk.close()
+        self.webhooks.close()
+
+    # -- switches ----------------------------------------------------------------------
+
+    def bucket(self, shop: str) -> LeakyBucket:
+        """The app's cost bucket at ``shop``, sized by ``bucket_maximum`` and
+        ``bucket_restore_rate`` when first used (``set_bucket`` resizes it)."""
+        with self._lock:
+            bucket = self._buckets.get(shop)
+            if bucket is None:
+                bucket = LeakyBucket(self.bucket_maximum, self.bucket_restore_rate)
+                self._buckets[shop] = bucket
+            return bucket
+
+    def set_bucket(
+        self, shop: str, *, maximum: float, restore_rate: float, available: float | None = None
+    ) -> LeakyBucket:
+        bucket = LeakyBucket(maximum, restore_rate)
+        if available is not None:
+            bucket.drain(maximum - available)
+        with self._lock:
+            self._buckets[shop] = bucket
+        return bucket
+
+    def fail_next(
+        self, *, status: int = 502, endpoint: str = "graphql", times: int = 1, body: str = ""
+    ) -> None:
+        """The next ``times`` requests to ``endpoint`` ("graphql", "token", "bulk_file" or
+        "any") answer ``status`` (a 5xx, for retry tests) with an HTML error page."""
+        if endpoint not in FAULT_ENDPOINTS:
+            raise ValueError(f"endpoint is one of {sorted(FAULT_ENDPOINTS)}")
+        page = body or f"<html><body><h1>{status} Error</h1></body></html>"
+        with self._lock:
+            self._faults.extend([Fault(status, endpoint, page)] * times)
+
+    def _fault(self, endpoint: str) -> Response | None:
+        with self._lock:
+            fault = next((f for f in self._faults if f.endpoint in ("any", endpoint)), None)
+            if fault is not None:
+                self._faults.remove(fault)
+        if fault is None:
+            return None
+        return Response(fault.body, status_code=fault.status, media_type="text/html")
+
+    def _confirmation_url(self, shop: Shop, number: int) -> str:
+        signature = confirmation_signature(self.client_secret, shop.domain, number)
+        return (
+            f"{self.shop_url(shop.domain)}/admin/charges/{self.client_id}/{number}"
+            f"/RecurringApplicationCharge/confirm_recurring_application_charge?"
+            + urlencode({"signature": signature})
+        )
 
     # -- shops -------------------------------------------------------------------------
 
@@ -129,6 +243,18 @@ class ShopifySimulator:
         with self._lock:
             return self._shops.get(domain.lower())
 
+    def seed(self, domain: str, **payload: Any) -> dict[str, Any]:
+        """Fills a shop (added if new): ``control.seed``'s payload as keywords, e.g.
+        ``sim.seed(shop, generate={"products": 100}, content=True)``."""
+        return control.seed(self, self.add_shop(domain), payload)
+
+    def update_product(self, domain: str, product_id: int, **changes: Any) -> Product:
+        """Changes a product and sends products/update (``control.update_product``)."""
+        return control.update_product(self, self.shop(domain), product_id, changes)
+
+    def uninstall(self, domain: str) -> None:
+        control.uninstall(self, self.shop(domain))
+
     def session_token(self, domain: str, **claims: Any) -> str:
         """A session token for the shop's admin user (the shop is added if new)."""
         shop = self.add_shop(domain)
@@ -154,9 +280,16 @@ class ShopifySimulator:
     def _routes(self) -> None:
         add = self.app.add_api_route
         add("/shops/{shop}/admin/oauth/access_token", self._access_token, methods=["POST"])
+        add("/shops/{shop}/admin/api/{version}/graphql.json", self._graphql, methods=["POST"])
+        add("/_storage/bulk/{name}", self._bulk_file, methods=["GET"])
+        charge = (
+            "/shops/{shop}/admin/charges/{client_id}/{number}"
+            "/RecurringApplicationCharge/confirm_recurring_application_charge"
+        )
+        add(charge, self._charge_page, methods=["GET"])
+        add(charge, self._charge_answer, methods=["POST"])
         add("/shops/{shop}/admin/apps/{client_id}", self._admin_frame, methods=["GET"])
         add(f"/{app_bridge.APP_BRIDGE_SCRIPT}", self._app_bridge, methods=["GET"])
-        add(f"{CONTROL}/shops/{{shop}}", self._control_shop, methods=["POST"])
         add(
             f"{CONTROL}/shops/{{shop}}/session-token",
             self._control_session_token,
@@ -168,11 +301,15 @@ class ShopifySimulator:
             self._control_expire_tokens,
             methods=["POST"],
         )
+        control.add_routes(self)
 
     async def _access_token(self, request: Request, shop: str) -> Response:
         known = self._known(shop)
         if known is None:
             return _not_found()
+        fault = self._fault("token")
+        if fault is not None:
+            return fault
         form = await _form(request)
         try:
             answer = self.tokens.answer(known.domain, form)
@@ -180,6 +317,76 @@ class ShopifySimulator:
             return JSONResponse(error.body, status_code=error.status)
         known.installed = True
         return JSONResponse(answer)
+
+    async def _graphql(self, request: Request, shop: str, version: str) -> Response:
+        known = self._known(shop)
+        if known is None or version != self.version:
+            return _not_found()
+        fault = self._fault("graphql")
+        if fault is not None:
+            return fault
+        token = request.headers.get("X-Shopify-Access-Token")
+        if self.tokens.shop_of(token) != known.domain:
+            return JSONResponse(admin_graphql.INVALID_TOKEN, status_code=401)
+        try:
+            body: Any = json.loads(await request.body() or b"null")
+        except ValueError:
+            body = None
+        context = AdminContext(known, self.services)
+        bucket = self.bucket(known.domain)
+        # graphql-core runs synchronously: a large page must not stall other requests.
+        status, answer = await asyncio.to_thread(admin_graphql.run, context, body, bucket)
+        return JSONResponse(answer, status_code=status)
+
+    async def _bulk_file(self, name: str) -> Response:
+        fault = self._fault("bulk_file")
+        if fault is not None:
+            return fault
+        path = self.bulk.file(name)
+        if path is None:
+            return _not_found()
+        return FileResponse(path, media_type="application/jsonl")
+
+    async def _charge_page(
+        self, request: Request, shop: str, client_id: str, number: int
+    ) -> Response:
+        subscription = self._charge(request, shop, client_id, number)
+        if subscription is None:
+            return _not_found()
+        price = f"{subscription.price} {subscription.currency}" if subscription.price else "usage"
+        test = " (test charge)" if subscription.test else ""
+        page = (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>Approve subscription</title></head><body><h1>{html.escape(subscription.name)}"
+            f"</h1><p>{html.escape(price)}{test}, status {subscription.status}</p>"
+            "<form method='post'><button name='decision' value='approve'>Approve</button> "
+            "<button name='decision' value='decline'>Decline</button></form></body></html>"
+        )
+        return HTMLResponse(page)
+
+    async def _charge_answer(
+        self, request: Request, shop: str, client_id: str, number: int
+    ) -> Response:
+        subscription = self._charge(request, shop, client_id, number)
+        known = self._known(shop)
+        if subscription is None or known is None:
+            return _not_found()
+        form = await _form(request)
+        self.billing.decide(known, number, approve=form.get("decision") == "approve")
+        separator = "&" if "?" in subscription.return_url else "?"
+        return RedirectResponse(
+            f"{subscription.return_url}{separator}charge_id={number}", status_code=303
+        )
+
+    def _charge(self, request: Request, shop: str, client_id: str, number: int) -> Any:
+        known = self._known(shop)
+        signature = request.query_params.get("signature", "")
+        expected = confirmation_signature(self.client_secret, shop.lower(), number)
+        if known is None or client_id != self.client_id:
+            return None
+        if not secrets.compare_digest(signature, expected):
+            return None
+        return known.subscriptions.get(number)
 
     async def _admin_frame(self, request: Request, shop: str, client_id: str) -> Response:
         known = self._known(shop)
@@ -191,19 +398,6 @@ class ShopifySimulator:
 
     async def _app_bridge(self) -> Response:
         return Response(app_bridge.app_bridge_script(), media_type=_JS)
-
-    async def _control_shop(self, request: Request, shop: str) -> Response:
-        body = await _json(request)
-        try:
-            created = self.add_shop(
-                shop,
-                name=body.get("name"),
-                email=body.get("email"),
-                currency=str(body.get("currency") or "EUR"),
-            )
-        except InvalidInput as error:
-            return _control_error(str(error.detail))
-        return JSONResponse(_shop_summary(created))
 
     async def _control_session_token(self, shop: str) -> Response:
         """A fresh session token, as App Bridge would hand the app (any page may ask:
@@ -224,18 +418,6 @@ class ShopifySimulator:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _shop_summary(shop: Shop) -> dict[str, Any]:
-    return {
-        "domain": shop.domain,
-        "id": shop.shop_id,
-        "name": shop.name,
-        "email": shop.email,
-        "currency": shop.currency,
-        "installed": shop.installed,
-        "products": len(shop.products),
-    }
 
 
 async def _form(request: Request) -> dict[str, str]:

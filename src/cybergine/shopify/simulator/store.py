@@ -85,6 +85,7 @@ class Variant:
     barcode: str | None = None
     position: int = 1
     image_id: int | None = None
+    product_id: int = 0  # set when its product is stored
     created_at: dt.datetime = field(default_factory=now)
     updated_at: dt.datetime = field(default_factory=now)
 
@@ -158,6 +159,8 @@ class Blog:
     id: int
     title: str
     handle: str
+    created_at: dt.datetime = field(default_factory=now)
+    updated_at: dt.datetime = field(default_factory=now)
 
 
 @dataclass
@@ -182,6 +185,26 @@ class Subscription:
     trial_days: int = 0
     created_at: dt.datetime = field(default_factory=now)
     updated_at: dt.datetime = field(default_factory=now)
+
+
+@dataclass
+class BulkOperation:
+    """A bulk query: its state as BulkOperation reports it, and where its JSONL lies."""
+
+    id: int
+    shop: str
+    query: str
+    status: str = "CREATED"  # BulkOperationStatus
+    error_code: str | None = None
+    object_count: int = 0
+    root_object_count: int = 0
+    file_size: int | None = None
+    url: str | None = None
+    partial_data_url: str | None = None
+    type: str = "QUERY"
+    created_at: dt.datetime = field(default_factory=now)
+    completed_at: dt.datetime | None = None
+    cancel_requested: bool = False
 
 
 class Ids:
@@ -219,6 +242,7 @@ class Shop:
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _product_order: list[int] = field(default_factory=list, repr=False)
+    _variant_owner: dict[int, int] = field(default_factory=dict, repr=False)
 
     @property
     def storefront_url(self) -> str:
@@ -228,8 +252,15 @@ class Shop:
 
     def put_product(self, product: Product) -> None:
         with self.lock:
-            if product.id not in self.products:
+            old = self.products.get(product.id)
+            if old is None:
                 bisect.insort(self._product_order, product.id)
+            else:
+                for variant in old.variants:
+                    self._variant_owner.pop(variant.id, None)
+            for variant in product.variants:
+                variant.product_id = product.id
+                self._variant_owner[variant.id] = product.id
             self.products[product.id] = product
 
     def remove_product(self, product_id: int) -> Product | None:
@@ -238,6 +269,8 @@ class Shop:
             if product is not None:
                 index = bisect.bisect_left(self._product_order, product_id)
                 del self._product_order[index]
+                for variant in product.variants:
+                    self._variant_owner.pop(variant.id, None)
                 for collection in self.collections.values():
                     if product_id in collection.product_ids:
                         collection.product_ids.remove(product_id)
@@ -248,6 +281,13 @@ class Shop:
         with self.lock:
             return list(self._product_order)
 
+    def variant(self, variant_id: int) -> Variant | None:
+        with self.lock:
+            product = self.products.get(self._variant_owner.get(variant_id, 0))
+        if product is None:
+            return None
+        return next((v for v in product.variants if v.id == variant_id), None)
+
     def collections_of(self, product_id: int) -> list[Collection]:
         with self.lock:
             return [c for c in self.collections.values() if product_id in c.product_ids]
@@ -256,6 +296,7 @@ class Shop:
         with self.lock:
             self.products.clear()
             self._product_order.clear()
+            self._variant_owner.clear()
             self.collections.clear()
             self.pages.clear()
             self.blogs.clear()
