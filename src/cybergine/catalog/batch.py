@@ -178,15 +178,12 @@ async def _write_memberships(
         )
         .on_conflict_do_nothing(index_elements=["organisation_id", "handle"])
     )
-    collection_of = dict(
-        (
-            await session.execute(
-                scope.select(CatalogCollection)
-                .with_only_columns(CatalogCollection.handle, CatalogCollection.id)
-                .where(CatalogCollection.handle.in_(list(handles)))
-            )
-        ).tuples()
+    found = await session.execute(
+        scope.select(CatalogCollection)
+        .with_only_columns(CatalogCollection.handle, CatalogCollection.id)
+        .where(CatalogCollection.handle.in_(list(handles)))
     )
+    collection_of = {handle: collection_id for handle, collection_id in found.all()}
     memberships = {
         (collection_of[handle_for(name)], product_id)
         for product_id, names in named
