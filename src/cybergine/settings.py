@@ -213,6 +213,17 @@ class Settings(BaseSettings):
         description="How often a shop's pages, blog articles and policies are synced again "
         "into its knowledge base (Shopify sends no webhook for them); 0 turns it off.",
     )
+    shopify_app_bridge_url: str = Field(
+        default="https://cdn.shopify.com/shopifycloud/app-bridge.js",
+        description="App Bridge's script, loaded first by the embedded admin page. Shopify "
+        "requires its CDN's copy; tests and demos point it at the Shopify simulator's.",
+    )
+    shopify_test_charges: bool | None = Field(
+        default=None,
+        description="Whether subscriptions are created as Shopify test charges (nothing is "
+        "billed). Unset: real charges only behind HTTPS (CYBERGINE_BEHIND_HTTPS), as a "
+        "production platform Shopify reaches must be; test charges in development and demos.",
+    )
 
     # --- Jobs -------------------------------------------------------------------
     embedded_worker: bool = Field(

@@ -134,6 +134,8 @@ class Conversation(TenantMixin, Base):
         Index(None, "organisation_id", "state", "last_message_at"),
         # The retention purge finds conversations inactive for an organisation's period.
         Index(None, "organisation_id", "last_message_at"),
+        # A plan's monthly allowance counts the conversations begun this month.
+        Index(None, "organisation_id", "created_at"),
     )
 
     channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))

@@ -249,6 +249,7 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("shopify_shops", "plan_name", "the billing plan's name (§8b)"),
     NotPersonal("shopify_shops", "subscription_status", "Shopify's subscription status (§8b)"),
     NotPersonal("shopify_shops", "subscription_id", "Shopify's id of the app subscription"),
+    NotPersonal("shopify_shops", "embed_state", "whether the storefront chat embed is on"),
     # The sync from a shop (shopify.sync_models): the shop's business data and its ids.
     NotPersonal("shopify_sync_runs", "kind", _ENUM),
     NotPersonal("shopify_sync_runs", "status", _ENUM),

@@ -60,6 +60,10 @@ class ShopifyShop(TenantMixin, Base):
     plan_name: Mapped[str | None] = mapped_column(String(100), default=None)
     subscription_status: Mapped[str | None] = mapped_column(String(32), default=None)
     subscription_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Whether the storefront chat embed is on in the live theme, as App Bridge reported it
+    # to the embedded admin page (``shopify.embedded.EmbedState``) and when.
+    embed_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    embed_checked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class DeliveryStatus(enum.StrEnum):
