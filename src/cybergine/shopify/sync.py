@@ -150,6 +150,7 @@ async def advance(
     token: TokenSource,
     transport: httpx.AsyncBaseTransport | None = None,
     after_batch: AfterBatch | None = None,
+    window: int = WINDOW,
 ) -> None:
     """Takes the run as far as it can go now; defers itself again while Shopify is still
     making the file. Retryable failures (Shopify unreachable, 5xx) are raised for the
@@ -170,7 +171,7 @@ async def advance(
     try:
         access_token = await token(shop)
         async with AdminClient(settings, shop.shop_domain, access_token, transport=transport) as c:
-            wait = await _step(database, settings, c, run_id, shop, started, after_batch)
+            wait = await _step(database, settings, c, run_id, shop, started, after_batch, window)
     except AccessRevoked as exc:
         await _finish_failed(database, run_id, exc.message, token_revoked=True)
         return
@@ -197,6 +198,7 @@ async def _step(
     shop: ShopifyShop,
     started: datetime,
     after_batch: AfterBatch | None,
+    window: int,
 ) -> float | None:
     async with database.transaction() as session:
         run = await _run(session, run_id)
@@ -223,7 +225,9 @@ async def _step(
         run.status = SyncStatus.APPLYING
         run.object_count = _int(operation.get("objectCount"))
     if operation.get("url"):
-        await _apply_file(database, client, run_id, shop, str(operation["url"]), after_batch)
+        await _apply_file(
+            database, client, run_id, shop, str(operation["url"]), after_batch, window
+        )
     async with database.transaction() as session:
         run = await _run(session, run_id)
         scope = TenantScope(session, shop.organisation_id)
@@ -284,11 +288,12 @@ async def _apply_file(
     shop: ShopifyShop,
     url: str,
     after_batch: AfterBatch | None,
+    window: int,
 ) -> None:
     async with database.transaction() as session:
         run = await _run(session, run_id)
         skip, currency = run.lines_applied, run.currency or "USD"
-    relinker = bulk_jsonl.Relinker(WINDOW)
+    relinker = bulk_jsonl.Relinker(window)
     # Collections already written by this pass (a shop has few; its products share them).
     collections: set[str] = set()
     pending = _Batch()
