@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from cybergine.shopify.simulator import ShopifySimulator
-from tests.support.server import TLS
+from tests.support.server import TLS, LiveServer
 
 CLIENT_ID = "simulator-client-id"
 CLIENT_SECRET = "simulator-client-secret-0123456789"
@@ -74,3 +78,50 @@ class Admin:
         assert "errors" not in body, body["errors"]
         data: dict[str, Any] = body["data"]
         return data
+
+
+@dataclass(frozen=True)
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+
+class Receiver:
+    """The app's webhook endpoint: records what arrives and answers ``statuses`` in turn
+    (then 200), so a test can make deliveries fail and watch them retried."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self._lock = threading.Lock()
+        self._received: list[Received] = []
+        self.app = FastAPI()
+        self.app.add_api_route("/webhooks/shopify", self._receive, methods=["POST"])
+
+    async def _receive(self, request: Request) -> Response:
+        body = await request.body()
+        with self._lock:
+            self._received.append(Received(dict(request.headers), body))
+            status = self.statuses.pop(0) if self.statuses else 200
+        return Response(status_code=status)
+
+    @property
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self._received)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    endpoint = Receiver()
+    with LiveServer(endpoint.app) as server:
+        yield endpoint, f"{server.url}/webhooks/shopify"
+
+
+@pytest.fixture
+def wired(receiver: tuple[Receiver, str]) -> Iterator[tuple[ShopifySimulator, Receiver]]:
+    """A simulator whose webhooks reach ``receiver``, retried quickly."""
+    endpoint, url = receiver
+    with ShopifySimulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, webhook_url=url) as sim:
+        sim.webhooks.backoff_seconds = 0.01
+        sim.add_shop(SHOP, name="Trail Gear", email="owner@trail-gear.example")
+        yield sim, endpoint
