@@ -7,9 +7,7 @@ reached by keyboard, the row scrolls sideways on a phone, and axe finds nothing 
 
 from __future__ import annotations
 
-import struct
 import uuid
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from cybergine.conversations.service import queue_outbound
 from cybergine.db.engine import Database
 from tests.browser.conftest import run_async
 from tests.support.accessibility import assert_accessible, horizontal_overflow
+from tests.support.product_cards import one_pixel_png
 from tests.support.server import LiveServer
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -114,8 +113,7 @@ def test_cards_arrive_live_render_safely_and_come_back_on_reload(
         "document.addEventListener('DOMContentLoaded',"
         " () => { document.documentElement.lang = 'de-DE'; })"
     )
-    # Images come from the platform's origin: the demo storefront's CSP allows no other.
-    images = f"{platform.url}/test-images"
+    images = "https://shop.example/cdn"  # the shop's CDN, answered by the test
     context.route(f"{images}/**", lambda route: route.fulfill(status=404, body="gone"))
     page = context.new_page()
     dialogs: list[str] = []
@@ -190,18 +188,6 @@ def _check_cards(page: Page) -> None:
     expect(page.locator("a.product-link").last).to_be_focused()
 
 
-def _one_pixel_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\x20\x60\xa0")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
-
-
 # The focused element sits in the widget's shadow root.
 _FOCUSED_IS_PRODUCT_LINK = """() => {
     const host = document.querySelector('[data-cybergine-widget]');
@@ -214,8 +200,8 @@ def test_cards_keep_their_image_and_scroll_sideways_on_a_phone(
     chromium: Browser, platform: LiveServer, database_url: str
 ) -> None:
     context = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
-    png = _one_pixel_png()
-    images = f"{platform.url}/test-images"
+    png = one_pixel_png()
+    images = "https://shop.example/cdn"
     context.route(
         f"{images}/**",
         lambda route: route.fulfill(status=200, body=png, content_type="image/png"),

@@ -4,7 +4,9 @@ would be, into an organisation's conversation."""
 
 from __future__ import annotations
 
+import struct
 import uuid
+import zlib
 from typing import Any
 
 from sqlalchemy import select
@@ -58,3 +60,17 @@ async def send_cards(
             payload={"products": cards},
         )
         return message.id
+
+
+def one_pixel_png() -> bytes:
+    """A valid one-pixel PNG, for a route standing in for a shop's image CDN."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\x20\x60\xa0")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )

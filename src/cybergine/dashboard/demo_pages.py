@@ -15,8 +15,15 @@ from cybergine.demo import DEMO_ASSISTANT_NAME, find_demo_organisation
 from cybergine.errors import NotFound
 from cybergine.web.access import public
 from cybergine.web.deps import SessionDep
+from cybergine.web.middleware import CONTENT_SECURITY_POLICY
 
 router = APIRouter(include_in_schema=False)
+
+# A storefront shows product images from wherever the shop keeps them (its CDN), and so do
+# the chat widget's product cards on it; everything else stays as strict as everywhere.
+_DASHBOARD_IMAGES = "img-src 'self' data:"
+assert _DASHBOARD_IMAGES in CONTENT_SECURITY_POLICY
+STOREFRONT_CSP = CONTENT_SECURITY_POLICY.replace(_DASHBOARD_IMAGES, "img-src 'self' data: https:")
 
 PRODUCTS = (
     ("Trail Runner", "Light, grippy and waterproof.", "89.00", "#2f855a"),
@@ -44,4 +51,6 @@ async def demo_store(
     )
     if widget_key is None:
         raise NotFound("The demo shop has not been set up: run `cybergine demo`.")
-    return render(request, "demo_store.html", {"widget_key": widget_key, "products": PRODUCTS})
+    response = render(request, "demo_store.html", {"widget_key": widget_key, "products": PRODUCTS})
+    response.headers["content-security-policy"] = STOREFRONT_CSP
+    return response
