@@ -21,7 +21,9 @@ Chat completions answer the scripted replies queued with ``reply_next`` in order
 default a deterministic echo of the last user message (:func:`echo_reply`). The request is
 checked as OpenAI checks it (roles, tool messages answering a preceding assistant
 message's ``tool_calls``, string ``arguments``, non-empty ``tools``, ``temperature``,
-a boolean ``store``: whether the provider may keep the completion).
+a boolean ``store``: whether the provider may keep the completion, ``tool_choice``
+only with ``tools`` and naming one of them); ``tool_choice: "none"`` turns a scripted
+tool call into words, as the model would answer.
 """
 
 from __future__ import annotations
@@ -223,6 +225,9 @@ def _check_chat_request(body: dict[str, Any]) -> str | None:
                 or not isinstance(function.get("name"), str)
             ):
                 return f"Invalid value for 'tools[{k}]'."
+    problem = _check_tool_choice(body.get("tool_choice"), tools)
+    if problem is not None:
+        return problem
     temperature = body.get("temperature", 1)
     if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
         return (
@@ -238,6 +243,46 @@ def _check_chat_request(body: dict[str, Any]) -> str | None:
             f"got {max_tokens} instead."
         )
     return None
+
+
+def _check_tool_choice(choice: Any, tools: Any) -> str | None:
+    """OpenAI's rules for ``tool_choice``: ``"none"``, ``"auto"``, ``"required"`` or
+    ``{"type": "function", "function": {"name": ...}}`` naming one of ``tools``, and only
+    with ``tools``."""
+    if choice is None:
+        return None
+    if not tools:
+        return (
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+            "are specified."
+        )
+    if isinstance(choice, str):
+        if choice in ("none", "auto", "required"):
+            return None
+        return f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'."
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if (
+        not isinstance(choice, dict)
+        or choice.get("type") != "function"
+        or not isinstance(function, dict)
+    ):
+        return "Invalid value for 'tool_choice'."
+    names = {t["function"]["name"] for t in tools}
+    if function.get("name") not in names:
+        return (
+            f"Invalid value for 'tool_choice': function '{function.get('name')}' not found "
+            "in 'tools'."
+        )
+    return None
+
+
+def tool_results(body: dict[str, Any]) -> dict[str, str]:
+    """The tool messages of a chat request, by the id of the call they answer."""
+    return {
+        m["tool_call_id"]: m["content"]
+        for m in body.get("messages", [])
+        if isinstance(m, dict) and m.get("role") == "tool"
+    }
 
 
 class OpenAISimulator:
@@ -487,6 +532,9 @@ class OpenAISimulator:
             number = self._completions
         if reply is None:
             reply = Reply(content=echo_reply(body["messages"]))
+        if reply.tool_calls and body.get("tool_choice") == "none":
+            # Told not to call a tool, the model answers in words.
+            reply = Reply(content=reply.content or echo_reply(body["messages"]))
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         completion_text = reply.content or ""
         if reply.tool_calls:

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-
 from sqlalchemy import (
     ARRAY,
     Boolean,

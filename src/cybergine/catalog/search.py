@@ -13,8 +13,9 @@ asked, stock. A result lists those variants. What is never shown as available:
   the same statement as the price).
 
 Relevance: a product is a result when it shares a word with the question or its vector
-is close enough (``MIN_SIMILARITY``); a search with no words (filters only) lists the
-newest products that pass the filters. Every statement is scoped to one organisation.
+is close enough (``MIN_SIMILARITY``), and it scores at least half the best result
+(``RELATIVE_FLOOR``); a search with no words (filters only) lists the newest products
+that pass the filters. Every statement is scoped to one organisation.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ PRODUCT_WEIGHTS = FusionWeights(dense=0.6, lexical=0.4)
 # A product found by meaning alone must be at least this close to the question
 # (all-MiniLM-L6-v2 cosine; "trail shoes" and a trail running shoe are about 0.5-0.7).
 MIN_SIMILARITY = 0.4
+# Results score at least this share of the best one's: "waterproof trail shoes" then
+# lists the trail shoes, not every product that only shares the word "shoe" with it
+# (fused scores of the test catalogue: trail shoes 0.6-0.9, a road shoe 0.34, socks 0.26),
+# while a broad "shoes" keeps every shoe (0.45-0.7).
+RELATIVE_FLOOR = 0.5
 CANDIDATES = 40
 # At most this many word matches are ranked per query (the rest are reached by meaning).
 LEXICAL_POOL = 1000
@@ -374,7 +380,8 @@ def _fuse(
         dense_share, lexical_share = shares(row.lexical / best_lexical, row.dense, PRODUCT_WEIGHTS)
         fused.append((row.product_id, dense_share + lexical_share, row.lexical, row.dense))
     fused.sort(key=lambda entry: (-entry[1], str(entry[0])))
-    return fused
+    floor = fused[0][1] * RELATIVE_FLOOR if fused else 0.0
+    return [entry for entry in fused if entry[1] >= floor]
 
 
 async def known_option_values(
@@ -421,16 +428,19 @@ def product_card(hit: ProductHit, *, show_variant: bool = False) -> dict[str, An
     }
 
 
-AVAILABLE_WORDS = {"available": "in stock", "unavailable": "out of stock"}
+STOCK_WORDS = ("in stock", "out of stock")
 
 
-def cards_text(cards: Sequence[dict[str, Any]], *, intro: str = "") -> str:
+def cards_text(
+    cards: Sequence[dict[str, Any]], *, intro: str = "", stock_words: tuple[str, str] = STOCK_WORDS
+) -> str:
     """The plain-text rendering of cards (``message.text``): one line per product with
-    its price, availability and link, so every channel and export reads without cards."""
+    its price, availability (``stock_words``: available, unavailable, in the answer's
+    language) and link, so every channel and export reads without cards."""
     lines = [intro] if intro else []
     for card in cards:
         name = card["title"] + (f" ({card['variant']})" if card.get("variant") else "")
-        stock = AVAILABLE_WORDS["available" if card["available"] else "unavailable"]
+        stock = stock_words[0] if card["available"] else stock_words[1]
         was = f" (was {card['compare_at_price']})" if card.get("compare_at_price") else ""
         link = f" {card['url']}" if card.get("url") else ""
         lines.append(f"- {name}: {card['price']} {card['currency']}{was}, {stock}{link}")

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import structlog
 
 from cybergine.assistants.models import Assistant, LlmProvider
-from cybergine.conversations import data_request_replies, intents
+from cybergine.conversations import data_request_replies, intents, product_answers
 from cybergine.conversations.product_cards import ProductCard
 from cybergine.db.tenancy import TenantScope
 from cybergine.egress import OutboundPolicy
@@ -39,11 +39,13 @@ from cybergine.llm.endpoints import ChatEndpoints
 from cybergine.llm.providers import (
     HANDOFF_TOOL,
     SEARCH_KNOWLEDGE_TOOL,
+    SEARCH_PRODUCTS_TOOL,
     ChatMessage,
     LLMError,
     LLMProvider,
     OpenAICompatibleChat,
     ToolCall,
+    ToolSpec,
 )
 from cybergine.llm.redaction import Redactor
 from cybergine.privacy.request_models import RESPONSE_DAYS
@@ -85,6 +87,8 @@ Reason = Literal[
     "model_empty",  # the model said nothing usable: the fallback message
     "extractive",  # quoted from the best source, no model
     "extractive_not_grounded",  # the best-ranked source fell below the threshold
+    "products",  # the catalogue's products answer the question (offline, with cards)
+    "no_matching_product",  # a product question no product matches (offline)
 ]
 
 
@@ -275,9 +279,13 @@ class Responder:
         *,
         search: Search,
         log_context: dict[str, str] | None = None,
+        catalogue: product_answers.Catalogue | None = None,
+        search_products: product_answers.SearchProducts | None = None,
     ) -> Answer:
         """The answer to ``question``; ``hits``: retrieval's passages for its text (empty
-        when :func:`needs_search` says none are needed)."""
+        when :func:`needs_search` says none are needed); ``catalogue``: what the
+        organisation's products say about it (None without products), and
+        ``search_products`` the model's product search (offered as a tool when given)."""
         now = datetime.now(UTC)
         quick = quick_decision(assistant, question)
         if quick == "handoff":
@@ -315,17 +323,16 @@ class Responder:
         assert question.text is not None
 
         grounded_hits = [hit for hit in hits if extractive.grounded(hit)]
-        if not grounded_hits:
-            return Answer(
-                text=assistant.fallback_message,
-                reason="no_grounded_source",
-                grounded=False,
-                offer_human=True,
-            )
+        uses_model = assistant.llm_provider == LlmProvider.OPENAI
+        products = product_answers.offline_reply(catalogue, hits) if not uses_model else None
+        if not grounded_hits and products is None and not (uses_model and search_products):
+            return _no_grounded_source(assistant)
         model_error: str | None = None
-        if assistant.llm_provider == LlmProvider.OPENAI:
+        if uses_model:
             try:
-                return await self._generate(assistant, question, list(hits), search, now)
+                return await self._generate(
+                    assistant, question, list(hits), search, now, search_products
+                )
             except LLMError as error:
                 # The customer still gets the best offline answer; the team sees why.
                 log.warning(
@@ -335,7 +342,13 @@ class Responder:
                     error=str(error),
                 )
                 model_error = str(error)
-        answer = _extractive_answer(assistant, question.text, hits)
+            products = product_answers.offline_reply(catalogue, hits)
+        if products is not None:
+            answer = _product_answer(products)
+        elif not grounded_hits:
+            answer = _no_grounded_source(assistant)
+        else:
+            answer = _extractive_answer(assistant, question.text, hits)
         answer.model_error = model_error
         return answer
 
@@ -346,6 +359,7 @@ class Responder:
         hits: list[Hit],
         search: Search,
         now: datetime,
+        search_products: product_answers.SearchProducts | None = None,
     ) -> Answer:
         # The platform's key only to the platform's URL, even for a row saved before
         # that rule was checked on save.
@@ -358,8 +372,14 @@ class Responder:
         redactor = Redactor() if assistant.redact_personal_data else None
         assert question.text is not None
         sources = prompts.numbered_sources([h for h in hits if extractive.grounded(h)])
+        system = prompts.system_prompt(assistant, now=now)
+        tools: tuple[ToolSpec, ...] = (SEARCH_KNOWLEDGE_TOOL, HANDOFF_TOOL)
+        if search_products is not None:
+            system = f"{system}\n{prompts.PRODUCTS_RULE}"
+            tools = (SEARCH_KNOWLEDGE_TOOL, SEARCH_PRODUCTS_TOOL, HANDOFF_TOOL)
+        shown: list[dict[str, Any]] = []  # the cards of every product search's results
         messages: list[ChatMessage] = prompts.build_messages(
-            prompts.system_prompt(assistant, now=now),
+            system,
             question.history,
             question.text,
             sources,
@@ -370,7 +390,7 @@ class Responder:
         for _ in range(MAX_TOOL_ROUNDS):
             completion = await provider.complete(
                 messages,
-                tools=(SEARCH_KNOWLEDGE_TOOL, HANDOFF_TOOL),
+                tools=tools,
                 temperature=assistant.temperature,
                 max_tokens=assistant.max_tokens,
             )
@@ -402,7 +422,10 @@ class Responder:
                         completion_tokens=completion_tokens,
                         redacted=redacted,
                     )
-                result = await _tool_search(search, call.arguments, sources)
+                if call.name == SEARCH_PRODUCTS_TOOL.name and search_products is not None:
+                    result = await product_answers.run_tool(search_products, call.arguments, shown)
+                else:
+                    result = await _tool_search(search, call.arguments, sources)
                 messages.append(ChatMessage(role="tool", content=result, tool_call_id=call.id))
         else:
             completion = await provider.complete(
@@ -417,6 +440,8 @@ class Responder:
         valid = {source.number for source in sources}
         text = prompts.strip_unknown_citations(text, valid)
         cited = prompts.cited_numbers(text) & valid
+        # The products the model was shown go with its answer, listed in its text too.
+        text = product_answers.with_cards_text(text, shown).strip()
         if not text:
             return Answer(
                 text=assistant.fallback_message,
@@ -434,7 +459,8 @@ class Responder:
             text=text,
             reason="model_answer",
             footer=f"\n\n{footer}" if footer else "",
-            grounded=bool(cited),
+            grounded=bool(cited) or bool(shown),
+            products=shown or None,
             sources=[_source_record(s, s.number in cited) for s in sources],
             provider=provider.name,
             model=completion.model,
@@ -474,6 +500,26 @@ def _redacted(call: ToolCall, redactor: Redactor | None) -> ToolCall:
         call,
         arguments=redactor.redact_values(call.arguments),
         raw_arguments=None if call.raw_arguments is None else redactor.redact(call.raw_arguments),
+    )
+
+
+def _no_grounded_source(assistant: AssistantView) -> Answer:
+    return Answer(
+        text=assistant.fallback_message,
+        reason="no_grounded_source",
+        grounded=False,
+        offer_human=True,
+    )
+
+
+def _product_answer(reply: product_answers.ProductReply) -> Answer:
+    return Answer(
+        text=reply.text,
+        reason="products" if reply.cards else "no_matching_product",
+        grounded=bool(reply.cards),
+        offer_human=not reply.cards,
+        products=reply.cards or None,
+        provider="extractive",
     )
 
 

@@ -181,6 +181,13 @@ def _fold(text: str) -> str:
     return text
 
 
+def fold(text: str) -> str:
+    """A message as phrases are matched against it: case-folded, accents stripped,
+    negative contractions expanded; signs and punctuation kept (product questions read
+    "€" and "$")."""
+    return _fold(text)
+
+
 def _collapse(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).split())
 
@@ -243,6 +250,12 @@ def _matcher(codes: tuple[str, ...]) -> _Matcher:
 def _languages(languages: Sequence[str]) -> tuple[str, ...]:
     wanted = {"en"} | {_base_language(tag) for tag in languages}
     return tuple(code for code in LANGUAGES if code in wanted)
+
+
+def phrase_languages(languages: Sequence[str]) -> tuple[str, ...]:
+    """The built-in phrase languages that apply to an assistant of ``languages``:
+    English always, the others when one of its tags is theirs."""
+    return _languages(languages)
 
 
 def _first_phrase(

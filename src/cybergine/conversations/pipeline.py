@@ -39,7 +39,8 @@ from typing import Any, Literal
 import structlog
 
 from cybergine.assistants.models import Assistant
-from cybergine.conversations import replies
+from cybergine.catalog.search import ProductFilters, ProductHit
+from cybergine.conversations import product_answers, replies
 from cybergine.conversations.answering import (
     HANDOFF_BUTTON_ID,
     HANDOFF_BUTTON_TITLE,
@@ -105,6 +106,8 @@ class _Context:
     type: str
     assistant: AssistantView
     hits: list[Hit] = field(default_factory=list)
+    # What the organisation's products say about the question (None: it shows none).
+    catalogue: product_answers.Catalogue | None = None
     # A read receipt (WhatsApp, with typing indicator) runs while the answer is made.
     marking_read: asyncio.Task[bool] | None = None
     marked_read: bool = False
@@ -136,6 +139,10 @@ class Pipeline:
                 context.hits,
                 search=functools.partial(self._search_again, context),
                 log_context={"conversation_id": str(context.conversation_id)},
+                catalogue=context.catalogue,
+                search_products=functools.partial(self._search_products, context)
+                if context.catalogue is not None
+                else None,
             )
             if context.marking_read is not None:
                 context.marked_read = await context.marking_read
@@ -227,6 +234,13 @@ class Pipeline:
                 context.hits = await retrieve(
                     scope, assistant, context.question.text, self.embeddings
                 )
+                context.catalogue = await product_answers.look_up(
+                    scope,
+                    context.question.text,
+                    languages=assistant.languages,
+                    embeddings=self.embeddings,
+                    redact=assistant.redact_personal_data,
+                )
             return context, None
 
     async def _resume_delivery(self, state: replies.MessageState) -> None:
@@ -251,6 +265,21 @@ class Pipeline:
                 context.assistant,
                 query,
                 self.embeddings,
+            )
+
+    async def _search_products(
+        self, context: _Context, query: str, filters: ProductFilters, limit: int
+    ) -> list[ProductHit]:
+        """A model's product search (a tool call), scoped to the conversation's
+        organisation, in a short transaction of its own."""
+        async with self.database.transaction() as session:
+            return await product_answers.search_products_for(
+                TenantScope(session, context.organisation_id),
+                query,
+                filters,
+                limit,
+                embeddings=self.embeddings,
+                redact=context.assistant.redact_personal_data,
             )
 
     # --- 3. write ------------------------------------------------------------------

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from cybergine.assistants.models import Assistant, LlmProvider
-from cybergine.conversations import intents
+from cybergine.catalog.search import ProductFilters, ProductHit
+from cybergine.conversations import intents, product_answers
 from cybergine.conversations.answering import (
     HISTORY_TURNS,
     Answer,
@@ -120,13 +121,32 @@ async def preview_reply(
         assistant = AssistantView.of(assistant_row)
         active = assistant_row.active
         hits: list[Hit] = []
+        catalogue: product_answers.Catalogue | None = None
         if needs_search(assistant, question):
             hits = await retrieve(scope, assistant, question_text, embeddings)
+            catalogue = await product_answers.look_up(
+                scope,
+                question_text,
+                languages=assistant.languages,
+                embeddings=embeddings,
+                redact=assistant.redact_personal_data,
+            )
 
     async def search_again(query: str) -> list[Hit]:
         async with database.transaction() as session:
             return await retrieve(
                 TenantScope(session, organisation_id), assistant, query, embeddings
+            )
+
+    async def search_products(query: str, filters: ProductFilters, limit: int) -> list[ProductHit]:
+        async with database.transaction() as session:
+            return await product_answers.search_products_for(
+                TenantScope(session, organisation_id),
+                query,
+                filters,
+                limit,
+                embeddings=embeddings,
+                redact=assistant.redact_personal_data,
             )
 
     responder = Responder(settings, chat_provider=chat_provider)
@@ -136,6 +156,8 @@ async def preview_reply(
         hits,
         search=search_again,
         log_context={"assistant_id": str(assistant.id), "preview": "true"},
+        catalogue=catalogue,
+        search_products=search_products if catalogue is not None else None,
     )
     now = datetime.now(UTC)
     first_reply = not any(speaker != "customer" for speaker, _ in question.history)
@@ -299,5 +321,16 @@ def _why(answer: Answer, hits: Sequence[Hit], dense: bool) -> str:
             return (
                 "The best-ranked source is not close enough to quote (it takes "
                 f"{_threshold(dense)}), so the assistant sends its fallback message."
+            )
+        case "products":
+            return (
+                "The question asks for products: the answer lists the catalogue's matches "
+                "that meet its price, size, colour and stock constraints, as cards."
+            )
+        case "no_matching_product":
+            return (
+                "The question asks for products, but none of the catalogue's meets its "
+                "constraints and no source answers it, so the assistant says so and offers "
+                "a person."
             )
     return "The assistant answered."

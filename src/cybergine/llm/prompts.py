@@ -174,6 +174,14 @@ def _when(now: datetime) -> str:
     return f"{now:%A %Y-%m-%d %H:%M}{zone}"
 
 
+# Added to the rules when the assistant may search the shop's products.
+PRODUCTS_RULE = (
+    "7. For products, prices, sizes, colours and stock, call search_products with the "
+    "customer's constraints as filters and answer only from what it returns: quote prices "
+    "exactly, and never present a product whose available is false as in stock."
+)
+
+
 def system_prompt(assistant_like: AssistantLike, *, now: datetime) -> str:
     """The system message for one reply of ``assistant_like``, at ``now``."""
     assistant = assistant_like

@@ -152,6 +152,45 @@ SEARCH_KNOWLEDGE_TOOL = ToolSpec(
     },
 )
 
+SEARCH_PRODUCTS_TOOL = ToolSpec(
+    name="search_products",
+    description=(
+        "Search the shop's product catalogue. Returns matching products with their price, "
+        "currency, availability, matching variant and link. Use it for any question about "
+        "products, prices, sizes, colours or stock; quote prices and availability exactly "
+        "as returned, and never present a product with available=false as in stock."
+    ),
+    parameters={
+        "type": "object",
+        "properties": {
+            "query": {
+                "type": "string",
+                "description": "The product words, e.g. 'waterproof trail shoes' (may be empty).",
+            },
+            "min_price": {"type": "number", "minimum": 0, "description": "Lowest price."},
+            "max_price": {"type": "number", "minimum": 0, "description": "Highest price."},
+            "currency": {
+                "type": "string",
+                "description": "ISO 4217 code of the prices, e.g. EUR (never converted).",
+            },
+            "in_stock": {
+                "type": "boolean",
+                "description": "Only products that can be ordered now.",
+            },
+            "options": {
+                "type": "object",
+                "description": "Option values the variant must have, e.g. "
+                '{"size": "42", "color": "black"}.',
+                "additionalProperties": {"type": "string"},
+            },
+            "collection": {"type": "string", "description": "A collection's name."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
+        },
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+)
+
 HANDOFF_TOOL = ToolSpec(
     name="handoff_to_human",
     description=(
@@ -349,6 +388,9 @@ class OpenAICompatibleChat(AsyncClosable):
                         temperature=temperature,
                         max_tokens=max_tokens,
                         tools=[encode_tool(t) for t in tools] if tools else omit,
+                        # The model decides whether to call one (OpenAI's default,
+                        # spelled out for servers whose default differs).
+                        tool_choice="auto" if tools else omit,
                         # Never kept by the provider for its own use (policy §7, §8).
                         store=False,
                         extra_headers=headers,
