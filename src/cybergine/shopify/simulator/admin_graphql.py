@@ -13,8 +13,8 @@ with graphql-core over the subset's schema, priced and throttled as Shopify does
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeGuard
 
 from graphql import (
     ExecutionResult,
@@ -109,7 +109,7 @@ def run(context: AdminContext, body: Any, bucket: LeakyBucket) -> tuple[int, dic
     return 200, answer
 
 
-def _never(value: Any) -> bool:
+def _never(value: Any) -> TypeGuard[Awaitable[Any]]:
     return False
 
 

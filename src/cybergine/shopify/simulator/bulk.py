@@ -18,14 +18,15 @@ the ``bulk_operations/finish`` webhook is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from graphql import (
     ExecutionResult,
@@ -102,8 +103,9 @@ class BulkOperations:
         )
         with self._lock:
             self._threads = [t for t in self._threads if t.is_alive()] + [runner]
+        answer = dataclasses.replace(operation)  # as created, whatever the runner does next
         runner.start()
-        return {"bulkOperation": operation, "userErrors": []}
+        return {"bulkOperation": answer, "userErrors": []}
 
     def current(self, shop: Shop) -> BulkOperation | None:
         with self._lock:
@@ -204,7 +206,7 @@ class BulkOperations:
         self._webhooks.send(shop, FINISH_TOPIC, bulk_finish_payload(operation))
 
 
-def _never(value: Any) -> bool:
+def _never(value: Any) -> TypeGuard[Awaitable[Any]]:
     return False
 
 
