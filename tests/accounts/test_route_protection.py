@@ -70,6 +70,17 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/dev/whatsapp/taps",
             # Meta's callbacks: authenticated by their signature, not by a credential.
             "/webhooks/whatsapp",
+            # Shopify's webhooks: authenticated by their HMAC, not by a credential.
+            "/webhooks/shopify",
+            # The Shopify admin's embedded app: the page at the root (only with embedded=1
+            # and a shop), its API authenticated by App Bridge session tokens, and the
+            # sealed one-time link from it into the dashboard.
+            "/",
+            "/shopify/api/status",
+            "/shopify/api/embed-state",
+            "/shopify/api/subscribe",
+            "/shopify/api/dashboard-link",
+            "/shopify/sign-in/{token}",
             # The key that checks an export bundle's signature: public by its nature.
             "/.well-known/cybergine-signing-key",
             # The web chat widget: a public key, then a signed visitor token.

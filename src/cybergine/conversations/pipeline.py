@@ -78,6 +78,7 @@ from cybergine.privacy.request_models import RequestKind
 from cybergine.privacy.requests import open_from_chat
 from cybergine.realtime.events import publish
 from cybergine.settings import Settings
+from cybergine.shopify import billing
 
 log = structlog.get_logger(__name__)
 
@@ -189,6 +190,18 @@ class Pipeline:
             scope = TenantScope(session, state.organisation_id)
             assistant = await _assistant_view(scope, state)
             if assistant is None:
+                return None, "not_for_the_assistant"
+            if await billing.beyond_allowance(
+                session, state.organisation_id, state.conversation_id
+            ):
+                # Begun beyond the shop plan's monthly allowance: people answer it.
+                async with self.database.transaction() as handing:
+                    await billing.hand_to_team(
+                        handing,
+                        organisation_id=state.organisation_id,
+                        conversation_id=state.conversation_id,
+                        public_url=self.settings.public_url,
+                    )
                 return None, "not_for_the_assistant"
             choice = (state.payload or {}).get("choice_id")
             adapter = adapter_for(state.channel)

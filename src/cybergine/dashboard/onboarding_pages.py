@@ -33,6 +33,7 @@ from cybergine.dashboard.knowledge_pages import ACCEPTED_TYPES
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.onboarding.service import Checklist, checklist
+from cybergine.shopify import embedded as shopify_embedded
 
 router = APIRouter(include_in_schema=False)
 
@@ -86,8 +87,15 @@ async def overview_page(
         else None
     )
     context = await _checklist_context(request, caller, errors=errors, values=values)
+    shop = await shopify_embedded.dashboard_panel(
+        caller.session, request.app.state.settings, caller.principal.organisation_id
+    )
     return await render_page(
-        request, "home.html", caller, {**context, "today": numbers}, status_code=status_code
+        request,
+        "home.html",
+        caller,
+        {**context, "today": numbers, "shopify": shop},
+        status_code=status_code,
     )
 
 

@@ -20,6 +20,7 @@ from cybergine.dashboard import (
     retention_pages,
     sandbox_pages,
     settings_pages,
+    shopify_pages,
     team_pages,
     whatsapp_pages,
 )
@@ -28,6 +29,9 @@ routers = [
     api_reference_pages.router,
     asset_routes.router,
     auth_pages.router,
+    # Before the overview: it takes "/" only when Shopify's admin opens the app there.
+    shopify_pages.launch_router,
+    shopify_pages.router,
     misc_pages.router,
     onboarding_pages.router,
     inbox_pages.router,

@@ -61,6 +61,10 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
                 present = {name.lower() for name, _ in headers}
+                if _allows_framing(headers):
+                    # A page some site may frame (the Shopify admin's embedded app) says
+                    # who with its own CSP; X-Frame-Options DENY would contradict it.
+                    present.add(b"x-frame-options")
                 extra = [(n, v) for n, v in self.headers if n not in present]
                 if b"cache-control" not in present and _is_json(headers):
                     extra.append((b"cache-control", b"no-store"))
@@ -68,6 +72,13 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _allows_framing(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-security-policy":
+            return b"frame-ancestors" in value and b"frame-ancestors 'none'" not in value
+    return False
 
 
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -68,7 +68,16 @@ def wants_html(request: Request) -> bool:
     sign-in page) whoever asks; the API, webhooks and probes answer problem+json."""
     path = request.url.path
     return not path.startswith(
-        ("/api/", "/webhooks/", "/widget/", "/widget.js", "/healthz", "/readyz", "/static/")
+        (
+            "/api/",
+            "/shopify/api/",
+            "/webhooks/",
+            "/widget/",
+            "/widget.js",
+            "/healthz",
+            "/readyz",
+            "/static/",
+        )
     )
 
 
