@@ -11,9 +11,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
+from cybergine.assistants.models import Assistant
 from cybergine.conversations.models import Channel, Conversation, Sender
 from cybergine.conversations.service import queue_outbound
 from cybergine.db.engine import Database
@@ -225,4 +227,39 @@ def test_cards_keep_their_image_and_scroll_sideways_on_a_phone(
     row.evaluate("(e) => { e.scrollLeft = e.scrollWidth; }")
     expect(page.get_by_test_id("cg-product").last).to_be_in_viewport()
     assert_accessible(page, where="the widget with ten product cards on a phone", within=WIDGET)
+    context.close()
+
+
+async def _colour_the_widget(database_url: str, colour: str) -> None:
+    database = Database(database_url, pool_size=1)
+    try:
+        async with database.transaction() as session:
+            for assistant in (await session.execute(select(Assistant))).scalars():
+                assistant.widget = {**(assistant.widget or {}), "colour": colour}
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("colour", ["#111111", "#fff59d"])
+def test_cards_read_well_in_a_dark_and_a_light_shop_colour(
+    chromium: Browser, platform: LiveServer, database_url: str, colour: str
+) -> None:
+    run_async(_colour_the_widget(database_url, colour))
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    _open_and_greet(page, platform.url)
+    run_async(_answer_with_cards(database_url, _cards("https://shop.example/cdn")))
+
+    expect(page.get_by_test_id("cg-product")).to_have_count(3, timeout=15_000)
+    accent = page.evaluate(
+        "() => document.querySelector('[data-cybergine-widget]').shadowRoot"
+        ".querySelector('.root').style.getPropertyValue('--cg-accent')"
+    )
+    assert accent == colour  # the shop's colour is on
+    link = page.locator("a.product-link").first
+    link.focus()
+    expect(link).to_be_focused()
+    ring = link.evaluate("(e) => getComputedStyle(e).outlineColor")
+    assert ring != "rgba(0, 0, 0, 0)"  # the focus ring shows on the white card
+    assert_accessible(page, where=f"product cards with the colour {colour}", within=WIDGET)
     context.close()
