@@ -31,6 +31,7 @@ from tests.shopify.app_support import (
     settings,
     shopify,
 )
+from tests.support.knowledge import run_jobs
 from tests.support.server import TLS, LiveServer
 
 __all__ = ["settings", "shopify"]
@@ -186,7 +187,7 @@ async def organisation_of(database: Database, domain: str) -> tuple[ShopifyShop,
 
 
 async def test_the_first_request_of_a_new_shop_installs_it_with_its_owner(
-    http: httpx.Client, database: Database, shopify: ShopifySimulator
+    http: httpx.Client, database: Database, settings: Settings, shopify: ShopifySimulator
 ) -> None:
     response = http.get(STATUS, headers=bearer(shopify.session_token(SHOP)))
     assert response.status_code == 200, response.text
@@ -194,7 +195,9 @@ async def test_the_first_request_of_a_new_shop_installs_it_with_its_owner(
     assert body["shop"] == SHOP
     assert body["connection"]["status"] == "installed"
     assert body["connection"]["scopes"] == ["read_products", "read_content", "read_legal_policies"]
-    assert body["sync"]["state"] == "not_synced"
+    # The first full sync is asked for with the install.
+    assert body["sync"]["state"] == "running"
+    assert body["sync"]["detail"]["latest"]["kind"] == "full"
     assert body["embed"]["state"] == "unknown"
     assert body["embed"]["editor_url"] == (
         f"https://{SHOP}/admin/themes/current/editor?context=apps"
@@ -225,6 +228,12 @@ async def test_the_first_request_of_a_new_shop_installs_it_with_its_owner(
         )
         assert welcome is not None
         assert "/password/forgot" in welcome.body_text
+
+    # The sync runs as jobs; the page then says what the catalogue holds.
+    await run_jobs(database, settings)
+    synced = http.get(STATUS, headers=bearer(shopify.session_token(SHOP))).json()["sync"]
+    assert synced["state"] == "synced", synced
+    assert synced["label"].startswith(f"{synced['products']} products in the catalogue.")
 
     # Later requests use the stored token: no second exchange, no second organisation.
     again = http.get(STATUS, headers=bearer(shopify.session_token(SHOP)))

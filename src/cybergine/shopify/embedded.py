@@ -37,7 +37,7 @@ from cybergine.accounts.tokens import constant_time_equal, keyed_hash
 from cybergine.db.engine import Database
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.settings import Settings
-from cybergine.shopify import billing, install
+from cybergine.shopify import billing, install, sync
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.plans import PLANS
 from cybergine.shopify.session_tokens import (
@@ -181,8 +181,23 @@ async def status(session: AsyncSession, settings: Settings, shop: ShopifyShop) -
 
 
 async def sync_summary(session: AsyncSession, shop: ShopifyShop) -> dict[str, Any]:
-    """The catalogue sync as the page shows it: "not synced yet" until a run exists."""
-    return {"state": "not_synced", "label": "Not synced yet"}
+    """The catalogue sync as the page shows it (``sync.sync_status``), with a sentence."""
+    found = await sync.sync_status(session, shop)
+    latest, completed = found["latest"], found["last_completed"]
+    products = found["products"]
+    if latest is None:
+        state, label = "not_synced", "Not synced yet."
+    elif found["running"]:
+        state = "running"
+        label = f"Syncing: {latest['products_written']} products so far."
+    elif latest["status"] == "failed":
+        state = "failed"
+        label = f"The last sync failed: {latest['error'] or 'no reason given'}."
+    else:
+        state, label = "synced", f"{products} products in the catalogue."
+    if completed is not None and completed["finished_at"]:
+        label += f" Last complete sync: {completed['finished_at'][:16].replace('T', ' ')} UTC."
+    return {"state": state, "label": label, "products": products, "detail": found}
 
 
 # --- one-time sign-in into the full dashboard --------------------------------------

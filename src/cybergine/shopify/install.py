@@ -6,7 +6,8 @@ session token for the shop; if the shop has no live token here, the platform
 1. trades the session token for an expiring offline token (``tokens``),
 2. reads the shop's name, owner's e-mail and currency from the GraphQL Admin API,
 3. creates the organisation named after the shop, with the shop owner (by the shop's
-   e-mail) as its owner, links the ``ShopifyShop`` row and audits it.
+   e-mail) as its owner, links the ``ShopifyShop`` row, audits it and asks for the first
+   full sync of the catalogue and content (``sync.request_sync``).
 
 The owner needs no password to start: the embedded admin's "Open full dashboard" signs
 them in (``embedded``), and the welcome e-mail says how to choose a password for signing
@@ -44,7 +45,7 @@ from cybergine.errors import InvalidInput
 from cybergine.mail.service import queue_email
 from cybergine.privacy import audit
 from cybergine.settings import Settings
-from cybergine.shopify import tokens
+from cybergine.shopify import sync, tokens
 from cybergine.shopify.admin_api import AdminApiError, AdminClient
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.session_tokens import SessionToken
@@ -147,6 +148,8 @@ async def _install(
         if organisation.status == OrganisationStatus.SHOP_UNINSTALLED:
             organisation.status = OrganisationStatus.ACTIVE
         await session.flush()
+        # What changed in the shop while the app was away is read again.
+        await sync.request_sync(session, shop)
         await audit.record(
             session,
             action="shopify.shop.reinstalled" if reinstalled else "shopify.shop.reconnected",
@@ -169,6 +172,8 @@ async def _install(
     tokens.store_grant(shop, grant)
     session.add(shop)
     await session.flush()
+    # The catalogue, pages and policies: the assistant answers from them.
+    await sync.request_sync(session, shop)
     await audit.record(
         session,
         action="shopify.shop.installed",
