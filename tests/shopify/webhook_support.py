@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from cybergine.accounts.models import Organisation
 from cybergine.db.engine import Database
 from cybergine.jobs import Worker
+from cybergine.queue import jobs_are_waiting
 from cybergine.settings import Settings
 from cybergine.shopify.models import ShopifyShop, ShopStatus, WebhookDelivery
 from cybergine.shopify.webhook_signature import webhook_hmac
@@ -23,6 +24,7 @@ from tests.support.factories import make_organisation
 SECRET = "shpss_webhooks_current_0123456789abcdef"
 PREVIOUS_SECRET = "shpss_webhooks_previous_0123456789abcd"
 API_VERSION = "2026-07"
+MAX_WORKER_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,15 @@ def deliver(
 
 
 async def run_jobs(database: Database, settings: Settings) -> None:
-    """Every job due now, to the end."""
-    await Worker(database, settings=settings).run(wait=False, install_signal_handlers=False)
+    """Every job due now, and the jobs those defer, to the end. A worker run without
+    waiting stops once it finds nothing due, which may be before a job deferred by the
+    last one it ran is visible: so again, until nothing is waiting."""
+    for _ in range(MAX_WORKER_RUNS):
+        await Worker(database, settings=settings).run(wait=False, install_signal_handlers=False)
+        async with database.transaction() as session:
+            if not await jobs_are_waiting(session):
+                return
+    raise AssertionError("jobs still waiting after every worker run")
 
 
 async def deliveries(database: Database, shop_id: uuid.UUID | None = None) -> list[WebhookDelivery]:
