@@ -207,11 +207,13 @@ def shop_payload(shop: Shop) -> dict[str, Any]:
         "requires_extra_payments_agreement": False,
         "password_enabled": False,
         "has_storefront": True,
+        "eligible_for_card_reader_giveaway": False,
         "finances": True,
         "primary_location_id": None,
         "checkout_api_supported": True,
         "multi_location_enabled": True,
         "setup_required": False,
+        "force_ssl": True,
         "pre_launch_enabled": False,
         "enabled_presentment_currencies": [shop.currency],
     }
