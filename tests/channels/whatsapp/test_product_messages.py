@@ -27,6 +27,7 @@ from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.conversations.models import Conversation, Message, MessageStatus, Sender
 from cybergine.conversations.product_cards import PRODUCT_CHOICE_PREFIX
 from tests.support import whatsapp as whatsapp_support
+from tests.support.catalog import SHOES
 from tests.support.product_cards import card, send_cards
 
 CUSTOMER = "15550001111"
@@ -303,3 +304,40 @@ async def test_cards_wait_for_the_window_like_any_free_form_message(
         message = await session.get_one(Message, message_id)
     assert message.status == MessageStatus.FAILED
     assert message.error_title == delivery.WINDOW_CLOSED
+
+
+async def test_product_questions_get_the_catalogues_cards_and_a_tap_its_details(
+    shop: whatsapp_support.Shop,
+) -> None:
+    for key in ("fit", "too_dear", "size_42_sold_out", "draft"):
+        created = shop.api.post("/api/v1/catalog/products", json=SHOES[key])
+        assert created.status_code == 201, created.text
+    await shop.work()  # the catalogue's search index
+
+    # One product fits: its image, with the answer (price, stock) as the caption.
+    shop.says("Do you have waterproof trail shoes under 100 EUR in size 42?", wa_id=CUSTOMER)
+    await shop.work()
+    [answer] = shop.graph.sent
+    assert answer.type == "image"
+    caption = answer.body["image"]["caption"]
+    assert "Waterproof Trail Running Shoe (42 / Black): 89.90 EUR, in stock" in caption
+    assert "Summit" not in caption
+    assert "Prototype" not in caption
+
+    # Several: a list, each row's price and stock; a tap answers with that product.
+    shop.says("Which trail shoes do you have?", wa_id=CUSTOMER)
+    await shop.work()
+    listed = shop.graph.sent[-1]
+    assert listed.type == "interactive"
+    rows = {row["title"]: row for row in rows_of(dict(listed.body))}
+    assert "Prototype Trail Shoe" not in rows  # a draft is never shown
+    fit = rows["Waterproof Trail…"]
+    assert fit["description"] == "89.90 EUR · in stock"
+    assert rows["Summit Pro Trail Shoe"]["description"] == "149.00 EUR · in stock"
+
+    _tap(shop, {"id": fit["id"], "title": fit["title"]}, listed.wamid)
+    await shop.work()
+
+    details = shop.graph.sent[-1]
+    assert details.type == "image"
+    assert details.body["image"]["caption"] == "Waterproof Trail Running Shoe\n89.90 EUR · in stock"
