@@ -233,27 +233,59 @@ def _tap(shop: whatsapp_support.Shop, row: dict[str, Any], list_wamid: str) -> N
     assert response.status_code == 200, response.text
 
 
-async def test_a_tapped_row_is_answered_with_the_products_image_and_link(
-    shop: whatsapp_support.Shop,
-) -> None:
+def _in_catalogue(shop: whatsapp_support.Shop, key: str, **changes: Any) -> str:
+    """A product of ``SHOES`` written through the catalogue's API; returns its id."""
+    data = {**SHOES[key], "url": f"https://shop.example/products/{key}", **changes}
+    created = shop.api.post("/api/v1/catalog/products", json=data)
+    assert created.status_code == 201, created.text
+    product_id: str = created.json()["id"]
+    return product_id
+
+
+async def _offer(shop: whatsapp_support.Shop) -> tuple[list[dict[str, Any]], Any]:
+    """Two catalogue products offered as cards in a list; returns the cards and the list."""
+    fit = _in_catalogue(shop, "fit")
+    road = _in_catalogue(shop, "road")
     shop.says("Hello", wa_id=CUSTOMER)
     await shop.work()
-    cards = [card(0), card(1, compare_at_price="69.90", variant="42 / Black")]
+    cards = [
+        card(0, id=road, title="City Road Runner", url="https://shop.example/products/road"),
+        card(
+            1,
+            id=fit,
+            title="Waterproof Trail Running Shoe",
+            price="89.90",
+            compare_at_price="99.90",
+            variant="42 / Black",
+            url="https://shop.example/products/fit",
+        ),
+    ]
     await _send_cards(shop, cards)
     await shop.work()
     listed = [m for m in shop.graph.sent if m.type == "interactive"][-1]
-    rows = rows_of(dict(listed.body))
+    return cards, listed
 
-    _tap(shop, {"id": rows[1]["id"], "title": rows[1]["title"]}, listed.wamid)
+
+def _tap_row(shop: whatsapp_support.Shop, listed: Any, n: int) -> None:
+    row = rows_of(dict(listed.body))[n]
+    _tap(shop, {"id": row["id"], "title": row["title"]}, listed.wamid)
+
+
+async def test_a_tapped_row_is_answered_with_the_products_image_and_link(
+    shop: whatsapp_support.Shop,
+) -> None:
+    cards, listed = await _offer(shop)
+
+    _tap_row(shop, listed, 1)
     await shop.work()
 
     answer = shop.graph.sent[-1]
     assert answer.type == "image"
     assert answer.body["image"]["link"] == "https://shop.example/cdn/ridge-runner-1.png"
     assert answer.body["image"]["caption"] == (
-        "Ridge Runner shoe 1 (42 / Black)\n"
-        "49.90 EUR · was 69.90 · in stock\n"
-        "https://shop.example/products/ridge-runner-1"
+        "Waterproof Trail Running Shoe (42 / Black)\n"
+        "89.90 EUR · was 99.90 · in stock\n"
+        "https://shop.example/products/fit"
     )
     async with shop.database.transaction() as session:
         stored = (
@@ -268,6 +300,42 @@ async def test_a_tapped_row_is_answered_with_the_products_image_and_link(
     assert stored[-1].payload is not None
     assert [c["id"] for c in stored[-1].payload["products"]] == [cards[1]["id"]]
     assert stored[-1].status in (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+
+
+async def test_a_product_sold_out_since_the_list_is_not_offered_as_in_stock(
+    shop: whatsapp_support.Shop,
+) -> None:
+    cards, listed = await _offer(shop)
+    sold_out = {
+        **SHOES["fit"],
+        "variants": [{**v, "inventory_quantity": 0} for v in SHOES["fit"]["variants"]],
+    }
+    replaced = shop.api.put(f"/api/v1/catalog/products/{cards[1]['id']}", json=sold_out)
+    assert replaced.status_code == 200, replaced.text
+
+    _tap_row(shop, listed, 1)
+    await shop.work()
+
+    caption = shop.graph.sent[-1].body["image"]["caption"]
+    assert "out of stock" in caption
+    assert "in stock" not in caption.replace("out of stock", "")
+
+
+async def test_a_product_unpublished_since_the_list_is_not_shown(
+    shop: whatsapp_support.Shop,
+) -> None:
+    cards, listed = await _offer(shop)
+    draft = {**SHOES["road"], "status": "draft"}
+    replaced = shop.api.put(f"/api/v1/catalog/products/{cards[0]['id']}", json=draft)
+    assert replaced.status_code == 200, replaced.text
+    sent_before = len(shop.graph.sent)
+
+    _tap_row(shop, listed, 0)
+    await shop.work()
+
+    assert len(shop.graph.sent) > sent_before  # answered, as ordinary text
+    assert all(m.type != "image" for m in shop.graph.sent[sent_before:])
+    assert all("City Road Runner" not in (m.text or "") for m in shop.graph.sent[sent_before:])
 
 
 async def test_a_product_never_offered_is_not_answered_as_one(
