@@ -161,6 +161,7 @@ async def subscribe(
 
 @router.post("/shopify/api/dashboard-link")
 async def dashboard_link(
+    request: Request,
     _auth: SessionTokenAuth,
     database: DatabaseDep,
     settings: SettingsDep,
@@ -171,7 +172,7 @@ async def dashboard_link(
         owner = await install.organisation_owner(session, shop)
         if owner is None:
             raise NotFound("This shop's organisation has no owner to sign in.")
-        url = embedded.sign_in_url(settings, owner, shop)
+        url = embedded.sign_in_url(str(request.base_url), owner, shop)
     return JSONResponse({"url": url})
 
 

@@ -209,9 +209,9 @@ class SignIn:
     organisation_id: uuid.UUID
 
 
-def sign_in_url(
-    settings: Settings, owner: User, shop: ShopifyShop, *, now: datetime | None = None
-) -> str:
+def sign_in_url(origin: str, owner: User, shop: ShopifyShop, *, now: datetime | None = None) -> str:
+    """The link, on ``origin``: where the embedded page reached the platform, so the
+    dashboard's cookie is set for the origin the merchant is on."""
     at = now or datetime.now(UTC)
     payload = json.dumps(
         {
@@ -225,7 +225,7 @@ def sign_in_url(
     )
     body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
     token = f"{body}.{keyed_hash(_SIGN_IN_PURPOSE, body)}"
-    return f"{settings.public_url}{SIGN_IN_PATH}{token}"
+    return f"{origin.rstrip('/')}{SIGN_IN_PATH}{token}"
 
 
 async def open_sign_in(session: AsyncSession, token: str) -> SignIn:
