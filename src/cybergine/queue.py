@@ -114,6 +114,21 @@ async def defer(
     return job_id
 
 
+async def bring_forward(session: AsyncSession, queueing_lock: str) -> bool:
+    """The job waiting under ``queueing_lock`` for a later time runs as soon as a worker
+    is free (an event said what it waited for has happened); True when there was one.
+    Procrastinate refuses a second job under the lock, so this is how to say "now"."""
+    moved = await session.execute(
+        text(
+            "UPDATE procrastinate_jobs SET scheduled_at = now() "
+            "WHERE status = 'todo' AND queueing_lock = :lock "
+            "AND (scheduled_at IS NULL OR scheduled_at > now()) RETURNING id"
+        ),
+        {"lock": queueing_lock},
+    )
+    return moved.first() is not None
+
+
 async def cancel_waiting_jobs(session: AsyncSession, locks: Sequence[str]) -> int:
     """Cancel, in ``session``'s transaction, the jobs not started yet that hold one of
     ``locks`` (``conversation:…``, ``send:…``): Procrastinate's own cancel, for each job

@@ -43,7 +43,7 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.errors import InvalidInput
 from cybergine.job_names import JobName
 from cybergine.privacy.audit import Actor
-from cybergine.queue import defer
+from cybergine.queue import bring_forward, defer
 from cybergine.settings import Settings
 from cybergine.shopify import bulk_jsonl, content, queries
 from cybergine.shopify.admin_api import AccessRevoked, AdminApiError, AdminClient, UserErrors
@@ -120,8 +120,10 @@ async def _defer(
                 run_id=str(run.id),
             )
     except AlreadyEnqueued:
-        # A job of this shop is already waiting: it advances whatever run is current.
-        pass
+        # A job of this shop is already waiting: it advances whatever run is current,
+        # and runs now when now is asked (it may be waiting for its next look).
+        if schedule_at is None:
+            await bring_forward(session, lock_for(run.shop_id))
 
 
 async def wake_for_bulk_operation(session: AsyncSession, shop: ShopifyShop, gid: str) -> bool:
