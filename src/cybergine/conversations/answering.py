@@ -26,7 +26,9 @@ from typing import Any, Literal
 import structlog
 
 from cybergine.assistants.models import Assistant, LlmProvider
+from cybergine.catalog.search import STOCK_WORDS, cards_text
 from cybergine.conversations import data_request_replies, intents, product_answers
+from cybergine.conversations.intent_phrases.products import PHRASES as PRODUCT_PHRASES
 from cybergine.conversations.product_cards import ProductCard
 from cybergine.db.tenancy import TenantScope
 from cybergine.egress import OutboundPolicy
@@ -301,11 +303,20 @@ class Responder:
             # A list row shows neither image nor link: the answer is the product's card
             # (on WhatsApp its image with the details and the link as the caption).
             assert question.product is not None
+            card = question.product.view()
+            words = next(
+                (
+                    PRODUCT_PHRASES[code].stock_words
+                    for code in assistant.languages
+                    if code in PRODUCT_PHRASES
+                ),
+                STOCK_WORDS,
+            )
             return Answer(
-                text=question.product.describe(),
+                text=cards_text([card], stock_words=words),
                 reason="product_choice",
                 grounded=True,
-                products=[question.product.view()],
+                products=[card],
             )
         if quick == "data_request":
             asked = data_request(assistant, question)

@@ -73,23 +73,6 @@ class ProductCard:
             "variant": self.variant,
         }
 
-    def describe(self) -> str:
-        """The card as plain text, a few lines: what a channel without cards shows."""
-        heading = f"{self.title} ({self.variant})" if self.variant else self.title
-        facts = [
-            fact
-            for fact in (
-                self.price_text(),
-                f"was {self.compare_at_price}" if self.compare_at_price else "",
-                self.availability_text(),
-            )
-            if fact
-        ]
-        lines = [heading, " · ".join(facts)]
-        if self.url:
-            lines.append(self.url)
-        return "\n".join(lines)
-
 
 def cards_of(payload: Mapping[str, Any] | None) -> list[ProductCard]:
     """The product cards of a message's payload that may be shown, in order."""

@@ -283,9 +283,8 @@ async def test_a_tapped_row_is_answered_with_the_products_image_and_link(
     assert answer.type == "image"
     assert answer.body["image"]["link"] == "https://shop.example/cdn/ridge-runner-1.png"
     assert answer.body["image"]["caption"] == (
-        "Waterproof Trail Running Shoe (42 / Black)\n"
-        "89.90 EUR · was 99.90 · in stock\n"
-        "https://shop.example/products/fit"
+        "- Waterproof Trail Running Shoe (42 / Black): 89.90 EUR (was 99.90), in stock"
+        " https://shop.example/products/fit"
     )
     async with shop.database.transaction() as session:
         stored = (
@@ -317,7 +316,7 @@ async def test_a_product_sold_out_since_the_list_is_not_offered_as_in_stock(
     await shop.work()
 
     caption = shop.graph.sent[-1].body["image"]["caption"]
-    assert "out of stock" in caption
+    assert caption.endswith("out of stock https://shop.example/products/fit")
     assert "in stock" not in caption.replace("out of stock", "")
 
 
@@ -408,4 +407,6 @@ async def test_product_questions_get_the_catalogues_cards_and_a_tap_its_details(
 
     details = shop.graph.sent[-1]
     assert details.type == "image"
-    assert details.body["image"]["caption"] == "Waterproof Trail Running Shoe\n89.90 EUR · in stock"
+    assert (
+        details.body["image"]["caption"] == "- Waterproof Trail Running Shoe: 89.90 EUR, in stock"
+    )

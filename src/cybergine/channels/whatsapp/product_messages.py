@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cybergine.catalog.search import cards_text
 from cybergine.channels.whatsapp import messages as bodies
 from cybergine.conversations.product_cards import ProductCard
 
@@ -63,13 +64,13 @@ def row_description(card: ProductCard) -> str:
 
 
 def _one(to: str, text: str, card: ProductCard, callback: str) -> list[dict[str, Any]]:
-    said = _with_link(text.strip() or card.describe(), card)
+    said = _with_link(text.strip() or _card_text(card), card)
     if card.image_url is None:
         return _texts(to, said, callback, preview=True)  # the shop page's own preview
     if len(said) <= bodies.CAPTION_LIMIT:
         return [bodies.image_body(to, card.image_url, caption=said, callback_data=callback)]
     # A long answer goes first as text; the image then carries the card itself.
-    caption = bodies.shorten(card.describe(), bodies.CAPTION_LIMIT)
+    caption = bodies.shorten(_card_text(card), bodies.CAPTION_LIMIT)
     return [
         *_texts(to, text, callback),
         bodies.image_body(to, card.image_url, caption=caption, callback_data=callback),
@@ -92,6 +93,10 @@ def _listed(
         links = "\n".join(f"{card.title}: {card.url}" for card in unlinked)
         sent.extend(_texts(to, links, callback, preview=True))
     return sent
+
+
+def _card_text(card: ProductCard) -> str:
+    return cards_text([card.view()])
 
 
 def _with_link(text: str, card: ProductCard) -> str:
