@@ -316,3 +316,24 @@ async def test_the_assistant_leaves_a_conversation_beyond_the_allowance_to_peopl
     # The customer's words are kept for the team.
     [message] = shop.messages(conversation["id"])
     assert message["text"] == "What is your return policy?"
+
+
+async def test_the_merchant_is_told_when_the_allowance_is_used(
+    http: httpx.Client, live_server: LiveServer, database: Database, shopify: ShopifySimulator
+) -> None:
+    assert http.get("/shopify/api/status", headers=bearer(shopify)).status_code == 200
+    installed = await shop_row(database)
+    async with database.transaction() as session:
+        for _ in range(FREE.conversations_per_month):
+            await make_conversation(session, installed.organisation_id)
+    status = http.get("/shopify/api/status", headers=bearer(shopify)).json()["billing"]
+    assert status["limit_reached"] is True
+    assert status["conversations_this_month"] == FREE.conversations_per_month
+    # The dashboard's overview says it too, with where the conversations went.
+    link = http.post("/shopify/api/dashboard-link", headers=bearer(shopify)).json()["url"]
+    with httpx.Client(verify=TLS, headers={"accept": "text/html"}) as browser:
+        overview = browser.get(link, follow_redirects=True)
+    assert overview.status_code == 200
+    assert "This month's allowance is used" in overview.text
+    assert "leaves new conversations to your team" in overview.text
+    assert f"Free plan: {FREE.conversations_per_month} of" in overview.text
