@@ -30,7 +30,8 @@ run: $(STAMP)
 	@echo "Dashboard:        http://127.0.0.1:8000/  (demo@cybergine.example / demo-password)"
 	@echo "Demo storefront:  http://127.0.0.1:8000/demo/store  (the chat widget)"
 	@echo "WhatsApp sandbox: http://127.0.0.1:8000/dev/whatsapp  (write as a WhatsApp customer)"
-	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000 --whatsapp-simulator
+	@echo "Shopify sandbox:  http://127.0.0.1:8000/_shopify/  (simulated Shopify: open the demo shop's admin with the app)"
+	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000 --whatsapp-simulator --shopify-simulator
 
 test: lint typecheck pytest
 

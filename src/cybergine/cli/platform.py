@@ -30,6 +30,13 @@ def serve(
             "chat as a WhatsApp customer at /dev/whatsapp (needs `cybergine demo`)."
         ),
     ] = False,
+    shopify_simulator: Annotated[
+        bool,
+        typer.Option(
+            help="Development: serve Shopify (admin, Admin API, App Bridge, webhooks) from a "
+            "simulator under /_shopify in this process, with a stocked demo shop."
+        ),
+    ] = False,
 ) -> None:
     """Run the web server (dashboard, API, webhooks, widget).
 
@@ -45,21 +52,29 @@ def serve(
     load_keys(settings)
     url = database_url(settings, migrate=settings.embedded)
     sandbox = None
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     if whatsapp_simulator:
         from cybergine.channels.whatsapp.sandbox import Sandbox
 
-        local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         sandbox = Sandbox(settings, f"http://{local}:{port}")
         settings = sandbox.start(settings)
+    shopify_sandbox = None
+    if shopify_simulator:
+        from cybergine.shopify.simulator.sandbox import ShopifySandbox
+
+        shopify_sandbox = ShopifySandbox(settings, f"http://{local}:{port}")
+        settings = shopify_sandbox.start(settings)
+        typer.echo(f"Shopify admin (simulated): {shopify_sandbox.admin_page}")
     app = create_app(settings, database_url=url)
     app.state.whatsapp_sandbox = sandbox
+    served = shopify_sandbox.mount(app) if shopify_sandbox is not None else app
     # Uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the
     # handler that was there before it. Make that handler a normal exit, so the
     # embedded database's exit hook runs and the last process stops the server.
     signal.signal(signal.SIGTERM, _exit_normally)
     try:
         uvicorn.run(
-            app,
+            served,
             host=host,
             port=port,
             log_config=None,
@@ -76,6 +91,8 @@ def serve(
     finally:
         if sandbox is not None:
             sandbox.stop()
+        if shopify_sandbox is not None:
+            shopify_sandbox.stop()
 
 
 @cli.command()

@@ -77,3 +77,19 @@ def test_the_control_api_seeds_and_reports(simulator: ShopifySimulator, http: ht
     assert bad.status_code == 422
     assert http.post(f"{base}/not-a-shop.example/seed", json={}).status_code == 422
     assert http.get(f"{base}/unknown.myshopify.com").status_code == 404
+
+
+def test_app_embeds_switch_on_as_app_bridge_reports_them(
+    simulator: ShopifySimulator, http: httpx.Client
+) -> None:
+    url = f"{simulator.base_url}/_control/shops/{SHOP}/app-extensions"
+    [extension] = http.get(url).json()
+    assert extension["handle"] == "cybergine-chat"
+    assert extension["type"] == "theme_app_extension"
+    assert [(a["handle"], a["status"]) for a in extension["activations"]] == [
+        ("chat-embed", "available")
+    ]
+    [switched] = http.post(url, json={"block": "chat-embed", "active": True}).json()
+    assert switched["activations"][0]["status"] == "active"
+    assert switched["activations"][0]["target"] == "body"
+    assert http.post(url, json={"block": "nope", "active": True}).status_code == 422

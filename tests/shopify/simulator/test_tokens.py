@@ -209,7 +209,7 @@ def test_the_admin_frame_opens_the_app_with_a_signed_launch_and_app_bridge_stand
         verify_session_token(signed.one("id_token"), client_id=CLIENT_ID, secrets=[CLIENT_SECRET])
         page = http.get(f"{sim.shop_url(SHOP)}/admin/apps/{CLIENT_ID}")
         assert page.status_code == 200
-        assert "https://app.example/shopify?" in page.text
+        assert "https://app.example/shopify/?" in page.text
         script = http.get(sim.app_bridge_url)
         assert script.headers["content-type"].startswith("text/javascript")
         assert "window.shopify" in script.text

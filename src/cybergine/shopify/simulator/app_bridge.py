@@ -84,7 +84,7 @@ def launch_url(
         "timestamp": str(int(time.time())),
     }
     parameters["hmac"] = query_hmac(parameters, client_secret)
-    return f"{app_url.rstrip('/')}{path}?{urlencode(parameters)}"
+    return f"{app_url.rstrip('/')}{path or '/'}?{urlencode(parameters)}"
 
 
 def admin_page(shop: str, frame_url: str, token_url: str) -> str:

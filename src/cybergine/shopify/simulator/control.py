@@ -16,6 +16,9 @@ shop that on Shopify a merchant or Shopify itself would do. Paths (all JSON):
   customers/data_request, customers/redact, shop/redact or any topic.
 - ``POST /_control/shops/{shop}/subscriptions/{id}`` ``{"status"}``: app_subscriptions/update.
 - ``POST /_control/shops/{shop}/throttle`` ``{"maximum", "restore_rate", "available"}``.
+- ``GET /_control/shops/{shop}/app-extensions``: what App Bridge's
+  ``shopify.app.extensions()`` answers; ``POST`` ``{"block", "active"}`` switches an app
+  embed on or off in the published theme, as a merchant does in the theme editor.
 - ``POST /_control/faults`` ``{"status", "endpoint", "times"}``: the next requests fail.
 - ``GET /_control/webhooks``: the deliveries so far (topic, shop, status, attempts, ids).
 - ``POST /_control/shops/{shop}/session-token``, ``GET .../tokens``,
@@ -56,6 +59,10 @@ if TYPE_CHECKING:
 
 CONTROL = "/_control"
 MAX_GENERATED = 200_000
+# The app's theme app extension and its app embed blocks (extensions/cybergine-chat).
+THEME_EXTENSION = "cybergine-chat"
+THEME_BLOCKS = {"chat-embed": "Cybergine chat"}
+PUBLISHED_THEME_ID = "gid://shopify/OnlineStoreTheme/1"
 
 
 def seed(sim: ShopifySimulator, shop: Shop, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,6 +174,26 @@ def uninstall(sim: ShopifySimulator, shop: Shop) -> None:
     sim.tokens.revoke_shop(shop.domain)
     shop.installed = False
     sim.webhooks.send(shop, "app/uninstalled", shop_payload(shop))
+
+
+def app_extensions(shop: Shop) -> list[dict[str, Any]]:
+    """``shopify.app.extensions()``: the theme app extension with its embeds' status in the
+    published theme ("active" when switched on, "available" otherwise)."""
+    activations = []
+    for handle, name in THEME_BLOCKS.items():
+        active = shop.app_embeds.get(handle, False)
+        activations.append(
+            {
+                "handle": handle,
+                "name": name,
+                "target": "body",
+                "status": "active" if active else "available",
+                "activations": [{"target": "body", "themeId": PUBLISHED_THEME_ID}]
+                if active
+                else [],
+            }
+        )
+    return [{"handle": THEME_EXTENSION, "type": "theme_app_extension", "activations": activations}]
 
 
 def _collection(data: Mapping[str, Any], ids: Ids) -> Collection:
@@ -291,6 +318,20 @@ def add_routes(sim: ShopifySimulator) -> None:
         )
         return JSONResponse(bucket.status())
 
+    async def extensions(shop: str) -> Response:
+        body = app_extensions(sim.shop(shop.lower()))
+        return JSONResponse(body, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def switch_embed(request: Request, shop: str) -> Response:
+        target = sim.shop(shop.lower())
+        body = await _body(request)
+        block = str(body.get("block") or "")
+        if block not in THEME_BLOCKS:
+            raise ValueError(f"block is one of {sorted(THEME_BLOCKS)}")
+        with target.lock:
+            target.app_embeds[block] = bool(body.get("active"))
+        return JSONResponse(app_extensions(target))
+
     async def faults(request: Request) -> Response:
         body = await _body(request)
         sim.fail_next(
@@ -330,6 +371,8 @@ def add_routes(sim: ShopifySimulator) -> None:
     add(f"{shop_path}/webhooks/{{topic:path}}", send_webhook, methods=["POST"])
     add(f"{shop_path}/subscriptions/{{number}}", subscription_status, methods=["POST"])
     add(f"{shop_path}/throttle", throttle, methods=["POST"])
+    add(f"{shop_path}/app-extensions", extensions, methods=["GET"])
+    add(f"{shop_path}/app-extensions", switch_embed, methods=["POST"])
     add(f"{CONTROL}/faults", faults, methods=["POST"])
     add(f"{CONTROL}/webhooks", deliveries, methods=["GET"])
     for error, status in ((KeyError, 404), (ValueError, 422), (InvalidInput, 422)):

@@ -290,6 +290,7 @@ class ShopifySimulator:
         add(charge, self._charge_answer, methods=["POST"])
         add("/shops/{shop}/admin/apps/{client_id}", self._admin_frame, methods=["GET"])
         add(f"/{app_bridge.APP_BRIDGE_SCRIPT}", self._app_bridge, methods=["GET"])
+        add("/", self._index, methods=["GET"])
         add(
             f"{CONTROL}/shops/{{shop}}/session-token",
             self._control_session_token,
@@ -395,6 +396,29 @@ class ShopifySimulator:
         frame = self.launch_url(known.domain, path=request.query_params.get("path", ""))
         token_url = f"{self.base_url}{CONTROL}/shops/{known.domain}/session-token"
         return HTMLResponse(app_bridge.admin_page(known.domain, frame, token_url))
+
+    async def _index(self) -> Response:
+        """A page for people: the simulated shops, each with its admin around the app."""
+        with self._lock:
+            shops = sorted(self._shops.values(), key=lambda shop: shop.domain)
+        items = "".join(
+            f"<li><strong>{html.escape(shop.name)}</strong> ({html.escape(shop.domain)}, "
+            f"{len(shop.products)} products): "
+            + (
+                f"<a href='{html.escape(self.shop_url(shop.domain))}/admin/apps/"
+                f"{html.escape(self.client_id)}'>open the app in its admin</a>"
+                if self.app_url
+                else "no app URL set"
+            )
+            + "</li>"
+            for shop in shops
+        )
+        page = (
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<title>Shopify simulator</title></head><body><h1>Shopify simulator</h1>"
+            f"<ul>{items or '<li>No shop yet.</li>'}</ul></body></html>"
+        )
+        return HTMLResponse(page)
 
     async def _app_bridge(self) -> Response:
         return Response(app_bridge.app_bridge_script(), media_type=_JS)

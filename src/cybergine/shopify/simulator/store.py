@@ -240,6 +240,7 @@ class Shop:
     articles: dict[int, Article] = field(default_factory=dict)
     policies: list[Policy] = field(default_factory=list)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
+    app_embeds: dict[str, bool] = field(default_factory=dict)  # block handle: switched on
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _product_order: list[int] = field(default_factory=list, repr=False)
     _variant_owner: dict[int, int] = field(default_factory=dict, repr=False)

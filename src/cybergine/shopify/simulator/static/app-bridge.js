@@ -6,6 +6,8 @@
  *  - window.shopify.idToken(): a fresh session token, asked of the simulated admin frame
  *    around the app (postMessage), or, when the page is opened without that frame, of the
  *    simulator directly;
+ *  - window.shopify.app.extensions(): the app's extensions and where they are active (the
+ *    theme app extension's embeds), as the simulated shop has them;
  *  - fetch() to the app's own origin carries "Authorization: Bearer <session token>", and is
  *    retried once with a new token when the answer has X-Shopify-Retry-Invalid-Session-Request,
  *    as App Bridge does.
@@ -57,6 +59,14 @@
     });
   }
 
+  function extensions() {
+    var url = base + "/_control/shops/" + encodeURIComponent(config.shop) + "/app-extensions";
+    return originalFetch(url).then(function (response) {
+      if (!response.ok) throw new Error("the simulator gave no extensions");
+      return response.json();
+    });
+  }
+
   function idToken() {
     return window.parent !== window ? fromAdminFrame() : fromSimulator();
   }
@@ -86,5 +96,10 @@
     });
   };
 
-  window.shopify = { config: config, idToken: idToken, simulated: true };
+  window.shopify = {
+    config: config,
+    idToken: idToken,
+    app: { extensions: extensions },
+    simulated: true,
+  };
 })();

@@ -1,0 +1,85 @@
+"""The Shopify sandbox of a development server (``cybergine serve --shopify-simulator``).
+
+Shopify's side is played by the simulator, mounted in the server's own process and port
+under ``/_shopify``: the server reaches a shop's admin through ``shopify_admin_url``
+(``http://127.0.0.1:8000/_shopify/shops/{shop}``) exactly as it would reach Shopify, and
+loads the stand-in for App Bridge from ``shopify_app_bridge_url``; the simulator sends its
+webhooks to the server's ``/webhooks/shopify``, signed with the app's client secret.
+
+The demo shop (``cybergine-demo.myshopify.com``) is stocked with a generated catalogue,
+pages, a blog and legal policies. A person opens the app as a merchant would at
+``/_shopify/shops/cybergine-demo.myshopify.com/admin/apps/{client_id}``: the simulated
+admin frames the embedded app at the server's root, and App Bridge's session tokens
+install it (token exchange).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cybergine.settings import Settings
+from cybergine.shopify.simulator.server import ShopifySimulator
+
+PREFIX = "/_shopify"
+DEMO_SHOP = "cybergine-demo.myshopify.com"
+DEMO_SHOP_NAME = "Cybergine Demo Outdoor"
+DEMO_PRODUCTS = 300
+# Used when no client id is configured: a development value, as Shopify's are opaque.
+SANDBOX_CLIENT_ID = "cybergine-sandbox-client-id"
+
+
+class ShopifySandbox:
+    def __init__(self, settings: Settings, server_url: str) -> None:
+        secret = settings.shopify_api_secret
+        # Without a configured client secret the sandbox makes one up for this run: the
+        # webhooks and session tokens still pass the same signature checks as Shopify's.
+        self.client_secret = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
+        self.client_id = settings.shopify_api_key or SANDBOX_CLIENT_ID
+        self.simulator = ShopifySimulator(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            webhook_url=f"{server_url}/webhooks/shopify",
+            app_url=f"{server_url}/",
+            base_url=f"{server_url}{PREFIX}",
+            version=settings.shopify_api_version,
+        )
+
+    def start(self, settings: Settings) -> Settings:
+        """Stocks the demo shop; the settings the server must run with to use it."""
+        self.simulator.add_shop(DEMO_SHOP, name=DEMO_SHOP_NAME, email="owner@example.com")
+        self.simulator.seed(DEMO_SHOP, generate={"products": DEMO_PRODUCTS}, content=True)
+        return settings.model_copy(
+            update={
+                "shopify_api_key": self.client_id,
+                "shopify_api_secret": SecretStr(self.client_secret),
+                "shopify_admin_url": self.simulator.admin_url,
+                "shopify_app_bridge_url": self.simulator.app_bridge_url,
+            }
+        )
+
+    @property
+    def admin_page(self) -> str:
+        """Where a person opens the demo shop's admin with the app in it."""
+        return f"{self.simulator.shop_url(DEMO_SHOP)}/admin/apps/{self.client_id}"
+
+    def mount(self, app: ASGIApp) -> ASGIApp:
+        """``app`` with the simulator answering under ``PREFIX``; everything else, and the
+        lifespan, goes to ``app`` untouched."""
+        simulator = self.simulator.app
+
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+            path = scope.get("path", "")
+            if scope["type"] == "http" and (path == PREFIX or path.startswith(PREFIX + "/")):
+                # The path stays whole: Starlette routes on the path below root_path.
+                scope = dict(scope, root_path=scope.get("root_path", "") + PREFIX)
+                await simulator(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return serve
+
+    def stop(self) -> None:
+        self.simulator.close()
