@@ -256,6 +256,7 @@ async def test_a_reinstall_restores_the_same_organisation(
         row.status = ShopStatus.UNINSTALLED
         row.uninstalled_at = datetime.now(UTC)
         row.access_token = row.refresh_token = None
+        row.plan_name, row.subscription_status = "Growth", "ACTIVE"
         org = await session.get(Organisation, organisation.id)
         assert org is not None
         org.status = OrganisationStatus.SHOP_UNINSTALLED
@@ -269,6 +270,9 @@ async def test_a_reinstall_restores_the_same_organisation(
     assert restored.status == ShopStatus.INSTALLED
     assert restored.uninstalled_at is None
     assert restored.access_token in shopify.tokens.issued(SHOP)
+    # Shopify cancelled the subscription with the uninstall: the shop starts on Free.
+    assert restored.subscription_status == "CANCELLED"
+    assert response.json()["billing"]["plan"] == "Free"
     async with database.transaction() as session:
         actions = (
             await session.scalars(

@@ -46,7 +46,8 @@ log = structlog.get_logger(__name__)
 APP_SUBSCRIPTIONS_UPDATE = "app_subscriptions/update"
 ACTIVE = "ACTIVE"
 PENDING = "PENDING"
-SUBSCRIPTION_STATUSES = frozenset({ACTIVE, "CANCELLED", "DECLINED", "EXPIRED", "FROZEN", PENDING})
+CANCELLED = "CANCELLED"
+SUBSCRIPTION_STATUSES = frozenset({ACTIVE, CANCELLED, "DECLINED", "EXPIRED", "FROZEN", PENDING})
 APP_SUBSCRIPTION_CREATE = """
 mutation AppSubscriptionCreate(
   $name: String!

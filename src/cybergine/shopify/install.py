@@ -45,7 +45,7 @@ from cybergine.errors import InvalidInput
 from cybergine.mail.service import queue_email
 from cybergine.privacy import audit
 from cybergine.settings import Settings
-from cybergine.shopify import sync, tokens
+from cybergine.shopify import billing, sync, tokens
 from cybergine.shopify.admin_api import AdminApiError, AdminClient
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.session_tokens import SessionToken
@@ -142,6 +142,10 @@ async def _install(
         shop.status = ShopStatus.INSTALLED
         shop.installed_at = now if reinstalled else shop.installed_at or now
         shop.uninstalled_at = None
+        if reinstalled and shop.subscription_status is not None:
+            # Shopify cancels an app's subscriptions when it is uninstalled (and the
+            # webhook saying so found the shop gone): a reinstall starts on the free plan.
+            shop.subscription_status = billing.CANCELLED
         tokens.store_grant(shop, grant)
         organisation = await session.get(Organisation, shop.organisation_id, with_for_update=True)
         assert organisation is not None  # the row cascades with its organisation
