@@ -54,6 +54,10 @@ def test_the_embedded_app_installs_the_shop_subscribes_and_opens_the_dashboard(
     expect(app.locator('[data-field="billing.usage"]')).to_have_text(
         "0 of 50 conversations this month"
     )
+    # App Bridge says the embed is available but not on: the page offers the editor.
+    expect(app.locator('[data-field="embed.label"]')).to_have_text(
+        "The chat is not switched on in your published theme yet."
+    )
     editor = app.get_by_role("link", name="Switch the chat on in the theme editor")
     expect(editor).to_have_attribute(
         "href",
@@ -61,6 +65,9 @@ def test_the_embedded_app_installs_the_shop_subscribes_and_opens_the_dashboard(
         f"&activateAppId={CLIENT_ID}/chat-embed",
     )
     page.screenshot(path=str(screenshots / "shopify-embedded.png"))
+
+    # The merchant switches the embed on in the theme editor (the simulated shop's).
+    shopify.shop(SHOP).app_embeds["chat-embed"] = True
 
     # Subscribing: Shopify's confirmation page opens top-level, then the app again.
     app.get_by_role("button", name="Subscribe to Starter").click()
@@ -77,6 +84,10 @@ def test_the_embedded_app_installs_the_shop_subscribes_and_opens_the_dashboard(
         app = page.frame_locator("iframe#app")
         expect(app.locator("#message")).to_have_text("Connected.", timeout=20_000)
     expect(app.locator('[data-field="billing.plan"]')).to_have_text("Starter plan (active)")
+    expect(app.locator('[data-field="embed.label"]')).to_have_text(
+        "The chat is on in your published theme."
+    )
+    expect(app.get_by_role("link", name="Switch the chat on in the theme editor")).to_be_hidden()
 
     # Into the full dashboard, top-level, signed in as the shop's owner.
     app.get_by_role("button", name="Open full dashboard").click()
@@ -84,3 +95,5 @@ def test_the_embedded_app_installs_the_shop_subscribes_and_opens_the_dashboard(
     expect(page.get_by_role("heading", name="Trail Gear", level=1)).to_be_visible()
     expect(page.get_by_role("heading", name=f"Shopify: {SHOP}")).to_be_visible()
     expect(page.get_by_text("Starter plan: 0 of 1000 conversations this month.")).to_be_visible()
+    # The embed's state as the embedded app last reported it.
+    expect(page.get_by_text("The chat is on in the shop's published theme.")).to_be_visible()
