@@ -105,6 +105,10 @@ ALLOWED: Mapping[tuple[str, str], str] = {
         "the Graph API simulator is a development tool that serves HTTP from a thread, "
         "with the server helper the test servers use"
     ),
+    ("cybergine.shopify.simulator.server", "cybergine.web.threaded"): (
+        "the Shopify simulator is a development tool that serves HTTP from a thread, "
+        "with the server helper the test servers use"
+    ),
     ("cybergine.knowledge.imports", "cybergine.web.hygiene"): (
         "a bulk import checks each line with the edge's pure input checks (JSON depth, "
         "unstorable characters); they can move to a leaf module beside the middleware"
