@@ -144,6 +144,7 @@ def create_app(
     app.include_router(whatsapp_api.router)
     app.include_router(whatsapp_webhooks.router)
     app.include_router(shopify_api.webhook_router)
+    app.include_router(shopify_api.sync_router)
     app.include_router(conversations_api.router)
     app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)

@@ -23,6 +23,7 @@ from cybergine.catalog.models import ProductStatus
 from cybergine.dashboard.knowledge_pages import human_size
 from cybergine.dashboard.templating import redirect, render_page
 from cybergine.errors import CybergineError, InvalidInput
+from cybergine.shopify import sync_status
 from cybergine.web.deps import SettingsDep
 from cybergine.web.downloads import content_disposition
 
@@ -66,6 +67,7 @@ async def _catalog_page(
         cursor=cursor or None,
     )
     query = {k: v for k, v in (("q", q), ("status", status), ("collection", collection)) if v}
+    shop = await sync_status.shop_of(caller.session, caller.scope.organisation_id)
     return await render_page(
         request,
         "catalog.html",
@@ -87,6 +89,7 @@ async def _catalog_page(
             else None,
             "report": None,
             "import_error": None,
+            "shopify_sync": await sync_status.sync_status(caller.session, shop) if shop else None,
             **extra,
         },
         status_code=status_code,
@@ -144,6 +147,15 @@ async def import_products(request: Request, caller: Editor, settings: SettingsDe
         import_error=error,
         status_code=200 if written else 422,
     )
+
+
+@router.post("/catalog/shopify-sync")
+async def sync_shopify_now(caller: Editor) -> Response:
+    """ "Sync now": a full sync of the organisation's Shopify shop (or the one running)."""
+    await sync_status.request_now(
+        caller.session, caller.scope.organisation_id, caller.principal.actor
+    )
+    return redirect("/catalog#shopify-sync-heading")
 
 
 @router.get("/catalog/export.csv")

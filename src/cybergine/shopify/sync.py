@@ -36,7 +36,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.catalog import batch, service
-from cybergine.catalog.models import Product
 from cybergine.catalog.shape import ProductDraft, read_product
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -567,52 +566,3 @@ def _int(value: object) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
-
-
-# --- Status -------------------------------------------------------------------------------
-
-
-async def sync_status(session: AsyncSession, shop: ShopifyShop) -> dict[str, Any]:
-    """What the dashboard and the embedded admin show of a shop's sync: the latest run
-    (and the last completed one when the latest is not), and the catalogue's size."""
-    runs = list(
-        await session.scalars(
-            select(ShopifySyncRun)
-            .where(ShopifySyncRun.shop_id == shop.id)
-            .order_by(ShopifySyncRun.created_at.desc())
-            .limit(KEPT_RUNS)
-        )
-    )
-    latest = runs[0] if runs else None
-    completed = next((r for r in runs if r.status is SyncStatus.COMPLETED), None)
-    products = await TenantScope(session, shop.organisation_id).count(
-        TenantScope(session, shop.organisation_id).select(Product)
-    )
-    return {
-        "shop": shop.shop_domain,
-        "connected": shop.status == ShopStatus.INSTALLED and shop.access_token is not None,
-        "products": products,
-        "latest": describe(latest) if latest else None,
-        "last_completed": describe(completed) if completed else None,
-        "running": latest is not None and not latest.status.finished,
-    }
-
-
-def describe(run: ShopifySyncRun) -> dict[str, Any]:
-    return {
-        "id": str(run.id),
-        "kind": run.kind.value,
-        "status": run.status.value,
-        "requested_at": run.created_at.isoformat() if run.created_at else None,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "object_count": run.object_count,
-        "lines_applied": run.lines_applied,
-        "products_written": run.products_written,
-        "products_failed": run.products_failed,
-        "products_deleted": run.products_deleted,
-        "documents_written": run.documents_written,
-        "documents_removed": run.documents_removed,
-        "error": run.error,
-        "errors": list(run.errors or []),
-    }

@@ -20,11 +20,14 @@ async def connected_shop(
     domain: str | None = None,
     *,
     token: str = "shpat_test",  # noqa: S107 (a test token)
+    organisation_id: uuid.UUID | None = None,
 ) -> ShopifyShop:
-    organisation, _ = await make_organisation(database, name="Trail Shop")
+    if organisation_id is None:
+        organisation, _ = await make_organisation(database, name="Trail Shop")
+        organisation_id = organisation.id
     async with database.transaction() as session:
         shop = ShopifyShop(
-            organisation_id=organisation.id,
+            organisation_id=organisation_id,
             shop_domain=domain or f"shop-{uuid.uuid4().hex[:10]}.myshopify.com",
             status=ShopStatus.INSTALLED,
             access_token=token,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from cybergine.catalog.models import Product, Variant
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
-from cybergine.shopify import sync, tokens
+from cybergine.shopify import sync, sync_status, tokens
 from cybergine.shopify.admin_api import AdminApiError
 from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.simulator import ShopifySimulator
@@ -121,7 +121,7 @@ async def test_a_full_sync_brings_the_catalogue_and_the_content(
 
 async def _status(database: Database, shop: ShopifyShop) -> dict[str, object]:
     async with database.transaction() as session:
-        return await sync.sync_status(session, shop)
+        return await sync_status.sync_status(session, shop)
 
 
 class Crash(Exception):
