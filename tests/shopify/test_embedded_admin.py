@@ -5,6 +5,7 @@ the full dashboard."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -356,3 +357,22 @@ def test_a_tampered_sign_in_link_is_refused(http: httpx.Client, shopify: Shopify
     tampered = http.get(f"/shopify/sign-in/{body}x.{seal}", headers={"accept": "text/html"})
     assert tampered.status_code == 410
     assert SESSION_COOKIE not in tampered.headers.get("set-cookie", "")
+
+
+async def test_two_first_requests_at_once_install_one_organisation(
+    live_server: LiveServer, database: Database, shopify: ShopifySimulator
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=20, verify=TLS) as client:
+        answers = await asyncio.gather(
+            *(client.get(STATUS, headers=bearer(shopify.session_token(SHOP))) for _ in range(3))
+        )
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    async with database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Organisation)) == 1
+        assert await session.scalar(select(func.count()).select_from(ShopifyShop)) == 1
+        installs = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "shopify.shop.installed")
+        )
+        assert installs == 1

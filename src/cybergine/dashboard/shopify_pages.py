@@ -77,6 +77,7 @@ async def embedded_app(
     _public: Annotated[None, public("Shopify's admin opens it; its data needs session tokens")],
     settings: SettingsDep,
     shop: Annotated[str, Query(max_length=300)],
+    # Shopify's base64 of the admin's host: App Bridge reads it from the URL itself.
     host: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     domain = shop_domain(shop)
@@ -89,7 +90,6 @@ async def embedded_app(
             "api_key": settings.shopify_api_key,
             "app_bridge_url": settings.shopify_app_bridge_url,
             "shop": domain,
-            "host": host,
             "script_url": static_assets.url_for("shopify_embedded.js"),
             "style_url": static_assets.url_for("app.css"),
         },
