@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from cybergine.shopify.simulator import ShopifySimulator
 from cybergine.shopify.webhook_signature import verify_webhook
@@ -187,3 +188,49 @@ def test_completion_sends_the_signed_finish_webhook(
     assert payload["completed_at"]
     assert payload["created_at"]
     assert finish.headers["x-shopify-shop-domain"] == SHOP
+
+
+def test_a_canceled_operation_ends_canceled_and_says_so(
+    wired: tuple[ShopifySimulator, Receiver], http: httpx.Client
+) -> None:
+    simulator, receiver = wired
+    simulator.seed(SHOP, generate={"products": 3})
+    admin = Admin(simulator, http)
+    simulator.bulk.gate.clear()
+    try:
+        started = run(admin, FIXTURE_SHAPE_QUERY)["bulkOperation"]
+        canceled = admin.data(
+            "mutation($id: ID!) { bulkOperationCancel(id: $id) "
+            "{ bulkOperation { status } userErrors { message } } }",
+            {"id": started["id"]},
+        )["bulkOperationCancel"]
+        assert canceled == {"bulkOperation": {"status": "CANCELING"}, "userErrors": []}
+    finally:
+        simulator.bulk.gate.set()
+    simulator.bulk.wait()
+    assert admin.data(CURRENT)["currentBulkOperation"]["status"] == "CANCELED"
+    simulator.webhooks.wait_idle()
+    [finish] = [
+        r for r in receiver.received if r.headers["x-shopify-topic"] == "bulk_operations/finish"
+    ]
+    assert json.loads(finish.body)["status"] == "canceled"
+
+
+@pytest.mark.slow
+def test_ten_thousand_products_with_three_variants_each(
+    simulator: ShopifySimulator, http: httpx.Client
+) -> None:
+    simulator.seed(SHOP, generate={"products": 10_000})
+    admin = Admin(simulator, http)
+    assert run(admin, SYNC_QUERY)["userErrors"] == []
+    simulator.bulk.wait(timeout=120)
+    current = admin.data(CURRENT)["currentBulkOperation"]
+    assert current["status"] == "COMPLETED"
+    assert current["rootObjectCount"] == "10000"
+    products = variants = 0
+    with http.stream("GET", current["url"]) as answer:
+        for line in answer.iter_lines():
+            record = json.loads(line)
+            products += "__parentId" not in record
+            variants += record["id"].startswith("gid://shopify/ProductVariant/")
+    assert (products, variants) == (10_000, 30_000)
