@@ -171,9 +171,10 @@ class Variant(TenantMixin, Base):
     inventory_policy: Mapped[InventoryPolicy] = mapped_column(
         value_enum(InventoryPolicy, "catalog_inventory_policy"), default=InventoryPolicy.DENY
     )
-    # The image shown for this variant (one of its product's).
+    # The image shown for this variant (one of its product's). Indexed: deleting images
+    # (a product, a shop's erasure) looks up the variants pointing at each one.
     image_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("catalog_images.id", ondelete="SET NULL"), default=None
+        ForeignKey("catalog_images.id", ondelete="SET NULL"), default=None, index=True
     )
 
     @property

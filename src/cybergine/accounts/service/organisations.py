@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Organisation, OrganisationStatus
@@ -139,6 +139,9 @@ async def erase_at_once(
 
 
 async def _erase(session: AsyncSession, organisation_id: uuid.UUID, *, actor: audit.Actor) -> None:
+    # One statement cascading to every row the organisation owns: it takes as long as
+    # the organisation is big, so the ordinary statement timeout does not apply to it.
+    await session.execute(text("SET LOCAL statement_timeout = 0"))
     await session.execute(delete(Organisation).where(Organisation.id == organisation_id))
     # The audit trail outlives the organisation (7-year retention), and says it was erased.
     await audit.record(

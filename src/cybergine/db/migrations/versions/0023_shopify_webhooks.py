@@ -75,7 +75,13 @@ def upgrade() -> None:
         )
 
 
+    # Erasing a shop deletes its products' images; each deleted image looks up the
+    # variants that show it (ON DELETE SET NULL), a scan of every variant without this.
+    op.create_index(op.f("ix_catalog_variants_image_id"), "catalog_variants", ["image_id"])
+
+
 def downgrade() -> None:
+    op.drop_index(op.f("ix_catalog_variants_image_id"), table_name="catalog_variants")
     op.drop_table("shopify_webhook_deliveries")
     op.execute("DROP TYPE shopify_webhook_status")
     op.execute("DELETE FROM privacy_requests WHERE channel = 'shopify'")
