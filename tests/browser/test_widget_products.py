@@ -120,12 +120,20 @@ def test_cards_arrive_live_render_safely_and_come_back_on_reload(
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    frames: list[str] = []  # what the widget's WebSocket received
+    page.on(
+        "websocket",
+        lambda socket: socket.on("framereceived", lambda frame: frames.append(str(frame))),
+    )
     _open_and_greet(page, platform.url)
+    cards_sent = _cards(images)
 
-    run_async(_answer_with_cards(database_url, _cards(images)))
+    run_async(_answer_with_cards(database_url, cards_sent))
 
     cards = page.get_by_test_id("cg-product")
     expect(cards).to_have_count(3, timeout=15_000)
+    # They came over the socket, not from a reload or a poll.
+    assert any(cards_sent[0]["id"] in frame and '"products"' in frame for frame in frames)
     _check_cards(page)
     assert dialogs == []
     assert_accessible(page, where="the widget with product cards", within=WIDGET)
