@@ -32,6 +32,7 @@ from tests.shopify.app_support import (
     settings,
     shopify,
 )
+from tests.support.factories import make_organisation
 from tests.support.knowledge import run_jobs
 from tests.support.server import TLS, LiveServer
 
@@ -376,3 +377,28 @@ async def test_two_first_requests_at_once_install_one_organisation(
             .where(AuditEvent.action == "shopify.shop.installed")
         )
         assert installs == 1
+
+
+async def test_an_owner_account_with_other_organisations_is_not_signed_in_from_shopify(
+    http: httpx.Client, database: Database, shopify: ShopifySimulator
+) -> None:
+    """The shop's e-mail already had an account, owner of another organisation: it becomes
+    the shop's owner too, but whoever opens the app in the shop's admin must not get it."""
+    elsewhere, existing = await make_organisation(
+        database, name="Earlier business", owner_email="owner@trail-gear.example"
+    )
+    assert http.get(STATUS, headers=bearer(shopify.session_token(SHOP))).status_code == 200
+    _, organisation = await organisation_of(database, SHOP)
+    assert organisation.id != elsewhere.id
+    async with database.transaction() as session:
+        owners = (
+            await session.scalars(
+                select(Membership.user_id).where(
+                    Membership.organisation_id == organisation.id, Membership.role == Role.OWNER
+                )
+            )
+        ).all()
+        assert owners == [existing.id]
+    refused = http.post("/shopify/api/dashboard-link", headers=bearer(shopify.session_token(SHOP)))
+    assert refused.status_code == 409
+    assert "sign in with its e-mail address and password" in refused.json()["detail"]

@@ -28,7 +28,7 @@ from cybergine.dashboard.auth_pages import _sign_in_response
 from cybergine.dashboard.templating import static_assets, templates
 from cybergine.errors import NotFound
 from cybergine.privacy import audit
-from cybergine.shopify import billing, embedded, install
+from cybergine.shopify import billing, embedded
 from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.shop_domains import shop_domain
 from cybergine.web.access import public
@@ -169,9 +169,7 @@ async def dashboard_link(
 ) -> JSONResponse:
     shop = await embedded.authenticate(database, settings, authorization)
     async with database.transaction() as session:
-        owner = await install.organisation_owner(session, shop)
-        if owner is None:
-            raise NotFound("This shop's organisation has no owner to sign in.")
+        owner = await embedded.owner_to_sign_in(session, shop)
         url = embedded.sign_in_url(str(request.base_url), owner, shop)
     return JSONResponse({"url": url})
 

@@ -29,15 +29,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.tokens import constant_time_equal, keyed_hash
 from cybergine.db.engine import Database
-from cybergine.errors import CybergineError, InvalidInput
+from cybergine.errors import Conflict, CybergineError, InvalidInput, NotFound
 from cybergine.settings import Settings
-from cybergine.shopify import billing, install, sync
+from cybergine.shopify import billing, install, sync_status
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.plans import PLANS
 from cybergine.shopify.session_tokens import (
@@ -181,8 +181,8 @@ async def status(session: AsyncSession, settings: Settings, shop: ShopifyShop) -
 
 
 async def sync_summary(session: AsyncSession, shop: ShopifyShop) -> dict[str, Any]:
-    """The catalogue sync as the page shows it (``sync.sync_status``), with a sentence."""
-    found = await sync.sync_status(session, shop)
+    """The catalogue sync as the page shows it (``sync_status``), with a sentence."""
+    found = await sync_status.sync_status(session, shop)
     latest, completed = found["latest"], found["last_completed"]
     products = found["products"]
     if latest is None:
@@ -201,6 +201,32 @@ async def sync_summary(session: AsyncSession, shop: ShopifyShop) -> dict[str, An
 
 
 # --- one-time sign-in into the full dashboard --------------------------------------
+
+
+async def owner_to_sign_in(session: AsyncSession, shop: ShopifyShop) -> User:
+    """The shop's owner, whom "Open full dashboard" signs in. Whoever may open the app in
+    the shop's admin gets that account, so only while it belongs to this shop's
+    organisation alone: an account that also holds other organisations signs in with its
+    own password."""
+    owner = await install.organisation_owner(session, shop)
+    if owner is None:
+        raise NotFound("This shop's organisation has no owner to sign in.")
+    if await _other_organisations(session, owner, shop):
+        raise Conflict(
+            "The shop owner's Cybergine account also belongs to other organisations, so it "
+            "is not signed in from the Shopify admin: sign in with its e-mail address and "
+            "password instead."
+        )
+    return owner
+
+
+async def _other_organisations(session: AsyncSession, user: User, shop: ShopifyShop) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.user_id == user.id, Membership.organisation_id != shop.organisation_id)
+    )
+    return int(count or 0)
 
 
 @dataclass(frozen=True)
@@ -266,7 +292,7 @@ async def open_sign_in(session: AsyncSession, token: str) -> SignIn:
             Membership.role == Role.OWNER,
         )
     )
-    if shop is None or owner is None:
+    if shop is None or owner is None or await _other_organisations(session, user, shop):
         raise unusable
     return SignIn(user=user, organisation_id=organisation_id)
 
