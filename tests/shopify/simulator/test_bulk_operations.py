@@ -12,7 +12,7 @@ import pytest
 
 from cybergine.shopify.simulator import ShopifySimulator
 from cybergine.shopify.webhook_signature import verify_webhook
-from tests.shopify.simulator.conftest import CLIENT_SECRET, SHOP, Admin, Receiver
+from tests.shopify.simulator.conftest import CLIENT_ID, CLIENT_SECRET, SHOP, Admin, Receiver
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures/shopify/admin_api"
 
@@ -115,14 +115,50 @@ def test_the_sync_query_gives_every_product_variant_and_collection(
     assert set(variants[0]) >= {"price", "selectedOptions", "availableForSale", "__parentId"}
 
 
-def test_one_bulk_query_per_shop_at_a_time(simulator: ShopifySimulator, http: httpx.Client) -> None:
+def test_up_to_five_bulk_queries_run_at_once_per_shop_since_2026_01(
+    simulator: ShopifySimulator, http: httpx.Client
+) -> None:
     simulator.seed(SHOP, generate={"products": 5})
     admin = Admin(simulator, http)
-    simulator.bulk.gate.clear()  # the first operation waits to start
+    simulator.bulk.gate.clear()  # operations wait to start
     try:
-        first = run(admin, FIXTURE_SHAPE_QUERY)["bulkOperation"]["id"]
+        started = [run(admin, FIXTURE_SHAPE_QUERY) for _ in range(5)]
+        assert all(answer["userErrors"] == [] for answer in started)
         refused = run(admin, FIXTURE_SHAPE_QUERY)
-        assert refused["bulkOperation"] is None
+        assert refused == {
+            "bulkOperation": None,
+            "userErrors": [
+                {
+                    "field": ["query"],
+                    "message": "Bulk operations limit reached. Please try again later.",
+                    "code": "LIMIT_REACHED",
+                }
+            ],
+        }
+        other = "other-shop.myshopify.com"
+        simulator.seed(other, generate={"products": 2})
+        assert run(Admin(simulator, http, other), FIXTURE_SHAPE_QUERY)["userErrors"] == []
+    finally:
+        simulator.bulk.gate.set()
+    simulator.bulk.wait()
+    first = started[0]["bulkOperation"]["id"]
+    found = admin.data("query($id: ID!) { bulkOperation(id: $id) { status } }", {"id": first})
+    assert found["bulkOperation"]["status"] == "COMPLETED"
+    assert run(admin, FIXTURE_SHAPE_QUERY)["userErrors"] == []
+
+
+def test_one_bulk_query_at_a_time_before_2026_01(http: httpx.Client) -> None:
+    with ShopifySimulator(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, version="2025-10"
+    ) as simulator:
+        simulator.seed(SHOP, generate={"products": 2})
+        admin = Admin(simulator, http)
+        simulator.bulk.gate.clear()
+        try:
+            first = run(admin, FIXTURE_SHAPE_QUERY)["bulkOperation"]["id"]
+            refused = run(admin, FIXTURE_SHAPE_QUERY)
+        finally:
+            simulator.bulk.gate.set()
         assert refused["userErrors"] == [
             {
                 "field": ["query"],
@@ -131,13 +167,6 @@ def test_one_bulk_query_per_shop_at_a_time(simulator: ShopifySimulator, http: ht
                 "code": "OPERATION_IN_PROGRESS",
             }
         ]
-        other = "other-shop.myshopify.com"
-        simulator.seed(other, generate={"products": 2})
-        assert run(Admin(simulator, http, other), FIXTURE_SHAPE_QUERY)["userErrors"] == []
-    finally:
-        simulator.bulk.gate.set()
-    simulator.bulk.wait()
-    assert run(admin, FIXTURE_SHAPE_QUERY)["userErrors"] == []
 
 
 def test_queries_shopify_refuses_in_bulk(simulator: ShopifySimulator, http: httpx.Client) -> None:

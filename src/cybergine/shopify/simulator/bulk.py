@@ -1,8 +1,9 @@
 """Bulk query operations, as shopify.dev's bulk operations guide describes them.
 
 ``bulkOperationRunQuery`` checks the query (valid against the schema, at least one
-connection, at most five, nested at most two levels), refuses a second one while the
-shop's current one runs (``OPERATION_IN_PROGRESS``), and answers a CREATED operation.
+connection, at most five, nested at most two levels) and answers a CREATED operation.
+From API version 2026-01 an app may run up to five bulk queries at a time per shop (one
+more is refused with ``LIMIT_REACHED``); before, one (``OPERATION_IN_PROGRESS``).
 The query then runs in the background: the root connection is read in windows of
 ``WINDOW`` nodes, nested connections whole, and each window's objects are written out at
 once as JSONL, so the file is streamed to disk and never held whole:
@@ -50,6 +51,8 @@ from cybergine.shopify.simulator.store import BulkOperation, Ids, Shop, gid, now
 from cybergine.shopify.simulator.webhooks import WebhookSender, bulk_finish_payload
 
 WINDOW = 250  # root nodes resolved and written at a time
+CONCURRENT_SINCE = "2026-01"  # the first version with several bulk queries at a time
+MAX_CONCURRENT = 5
 MAX_CONNECTIONS = 5
 MAX_NESTING = 2
 FINISH_TOPIC = "bulk_operations/finish"
@@ -65,7 +68,12 @@ class BulkOperations:
         webhooks: WebhookSender,
         file_url: Callable[[str], str],
         services: Callable[[], Services],
+        *,
+        version: str,
     ) -> None:
+        # Versions are dates (YYYY-MM): they compare as strings.
+        self.concurrent = version >= CONCURRENT_SINCE
+        self.max_concurrent = MAX_CONCURRENT if self.concurrent else 1
         self._ids = ids
         self._webhooks = webhooks
         self._file_url = file_url
@@ -88,11 +96,19 @@ class BulkOperations:
         if problem is not None:
             return _refused(problem, "INVALID")
         with self._lock:
-            current = self._operations.get(self._current.get(shop.domain, 0))
-            if current is not None and current.status in _ACTIVE:
+            running = [
+                o
+                for o in self._operations.values()
+                if o.shop == shop.domain and o.status in _ACTIVE
+            ]
+            if len(running) >= self.max_concurrent and self.concurrent:
+                return _refused(
+                    "Bulk operations limit reached. Please try again later.", "LIMIT_REACHED"
+                )
+            if len(running) >= self.max_concurrent:
                 return _refused(
                     "A bulk query operation for this app and shop is already in progress: "
-                    f"{gid('BulkOperation', current.id)}.",
+                    f"{gid('BulkOperation', running[-1].id)}.",
                     "OPERATION_IN_PROGRESS",
                 )
             operation = BulkOperation(id=self._ids.next(), shop=shop.domain, query=query)

@@ -375,6 +375,9 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "article": _by_id("Article", "articles"),
         "articles": _articles,
         "currentAppInstallation": _current_installation,
+        "bulkOperation": lambda _, info, id: info.context.services.bulk_find(
+            _shop(info), _number(id, "BulkOperation")
+        ),
         "currentBulkOperation": lambda _, info, type="QUERY": (
             info.context.services.bulk_current(_shop(info)) if type == "QUERY" else None
         ),

@@ -106,6 +106,7 @@ class ShopifySimulator:
             self.webhooks,
             lambda name: f"{self.base_url}/_storage/bulk/{name}",
             lambda: self.services,
+            version=version,
         )
         self.billing = Billing(self.ids, self.webhooks, self._confirmation_url)
         self.app = FastAPI(title="Shopify simulator", openapi_url=None, docs_url=None)
