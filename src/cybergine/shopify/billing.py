@@ -38,8 +38,9 @@ from cybergine.privacy import audit
 from cybergine.settings import Settings
 from cybergine.shopify import tokens
 from cybergine.shopify.admin_api import AdminApiError, AdminClient, UserErrors
-from cybergine.shopify.models import ShopifyShop, ShopStatus
+from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.plans import FREE, PLANS, Plan
+from cybergine.shopify.sync_status import shop_of
 
 log = structlog.get_logger(__name__)
 
@@ -254,24 +255,13 @@ async def allowance(
     return Allowance(plan=current_plan(shop), used=int(used or 0), since=since)
 
 
-async def installed_shop_of(
-    session: AsyncSession, organisation_id: uuid.UUID
-) -> ShopifyShop | None:
-    return await session.scalar(
-        select(ShopifyShop).where(
-            ShopifyShop.organisation_id == organisation_id,
-            ShopifyShop.status == ShopStatus.INSTALLED,
-        )
-    )
-
-
 async def beyond_allowance(
     session: AsyncSession, organisation_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> bool:
     """Whether the conversation began beyond its shop's monthly allowance (an
     organisation without a Shopify shop has none). A conversation's place in its month
     never changes, so one the assistant answered stays answered."""
-    shop = await installed_shop_of(session, organisation_id)
+    shop = await shop_of(session, organisation_id)
     if shop is None:
         return False
     conversation = await session.scalar(
@@ -319,7 +309,7 @@ async def hand_to_team(
     )
     if conversation is None or conversation.state != ConversationState.BOT:
         return False
-    shop = await installed_shop_of(session, organisation_id)
+    shop = await shop_of(session, organisation_id)
     plan = current_plan(shop) if shop is not None else FREE
     await hand_off(
         session,

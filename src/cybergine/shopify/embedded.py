@@ -310,7 +310,7 @@ async def dashboard_panel(
     session: AsyncSession, settings: Settings, organisation_id: uuid.UUID
 ) -> dict[str, Any] | None:
     """The Shopify part of the dashboard's overview, for an organisation with a shop."""
-    shop = await billing.installed_shop_of(session, organisation_id)
+    shop = await sync_status.shop_of(session, organisation_id)
     if shop is None:
         return None
     allowance = await billing.allowance(session, shop)
