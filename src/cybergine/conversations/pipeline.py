@@ -304,7 +304,14 @@ class Pipeline:
         if answer.offer_human:
             payload = {"buttons": [{"id": HANDOFF_BUTTON_ID, "title": HANDOFF_BUTTON_TITLE}]}
         if answer.products:
-            payload = {**(payload or {}), "products": answer.products}
+            # The words a channel adds around the cards (WhatsApp's list button, a row's
+            # stock) are in the assistant's language.
+            languages = context.assistant.languages
+            payload = {
+                **(payload or {}),
+                "products": answer.products,
+                "language": languages[0] if languages else "en",
+            }
         stored = replies.Reply(
             sender=Sender.SYSTEM if answer.system else Sender.ASSISTANT,
             type="interactive" if payload else "text",

@@ -56,9 +56,6 @@ class ProductCard:
             return ""
         return f"{self.price} {self.currency}" if self.currency else self.price
 
-    def availability_text(self) -> str:
-        return "in stock" if self.available else "out of stock"
-
     def view(self) -> dict[str, Any]:
         """The card as JSON for a client (the widget): checked values only."""
         return {

@@ -26,17 +26,25 @@ from cybergine.channels.whatsapp.messages import (
 from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.conversations.models import Conversation, Message, MessageStatus, Sender
 from cybergine.conversations.product_cards import PRODUCT_CHOICE_PREFIX
+from cybergine.db.engine import Database
+from cybergine.settings import Settings
 from tests.support import whatsapp as whatsapp_support
 from tests.support.catalog import SHOES
 from tests.support.product_cards import card, send_cards
+from tests.support.server import LiveServer
 
 CUSTOMER = "15550001111"
 PHONE_ID = "106540352242922"
 TOKEN = "EAAGtest-access-token-0123456789abcdef"
 
 
-def bodies(text: str, cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return delivery.bodies_of(uuid.uuid4(), "interactive", text, {"products": cards}, to=CUSTOMER)
+def bodies(
+    text: str, cards: list[dict[str, Any]], *, language: str | None = None
+) -> list[dict[str, Any]]:
+    payload: dict[str, Any] = {"products": cards}
+    if language is not None:
+        payload["language"] = language
+    return delivery.bodies_of(uuid.uuid4(), "interactive", text, payload, to=CUSTOMER)
 
 
 def rows_of(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -98,6 +106,20 @@ def test_ten_products_are_a_list_within_metas_limits_and_the_links_follow() -> N
         "Ridge Runner shoe 0: https://shop.example/products/ridge-runner-0"
     )
     assert len(links["text"]["body"].splitlines()) == 10
+
+
+def test_the_words_around_the_cards_follow_the_answers_language() -> None:
+    cards = [card(0, compare_at_price="59.90"), card(1, available=False)]
+
+    [german, _] = bodies("Zwei Schuhe.", cards, language="de")
+    [unknown, _] = bodies("Two shoes.", cards, language="xx")
+
+    assert german["interactive"]["action"]["button"] == "Produkte ansehen"
+    assert [row["description"] for row in rows_of(german)] == [
+        "49.90 EUR (statt 59.90) · auf Lager",
+        "49.90 EUR · nicht auf Lager",
+    ]
+    assert unknown["interactive"]["action"]["button"] == "See products"
 
 
 def test_more_than_ten_products_show_the_first_ten() -> None:
@@ -410,3 +432,33 @@ async def test_product_questions_get_the_catalogues_cards_and_a_tap_its_details(
     assert (
         details.body["image"]["caption"] == "- Waterproof Trail Running Shoe: 89.90 EUR, in stock"
     )
+
+
+async def test_a_german_shop_lists_its_products_in_german(
+    live_server: LiveServer, database: Database, settings: Settings, graph: GraphSimulator
+) -> None:
+    shop = await whatsapp_support.open_shop(
+        live_server, database, settings, graph, assistant={"languages": ["de"]}
+    )
+    try:
+        for key in ("fit", "too_dear", "road"):
+            created = shop.api.post("/api/v1/catalog/products", json=SHOES[key])
+            assert created.status_code == 201, created.text
+        await shop.work()
+
+        shop.says("Haben Sie Trail Shoes?", wa_id=CUSTOMER)
+        await shop.work()
+
+        listed = shop.graph.sent[-1]
+        assert listed.type == "interactive"
+        assert listed.body["interactive"]["action"]["button"] == "Produkte ansehen"
+        descriptions = [row["description"] for row in rows_of(dict(listed.body))]
+        assert descriptions
+        assert all(d.endswith("auf Lager") for d in descriptions)
+
+        row = rows_of(dict(listed.body))[0]
+        _tap(shop, {"id": row["id"], "title": row["title"]}, listed.wamid)
+        await shop.work()
+        assert "auf Lager" in shop.graph.sent[-1].body["image"]["caption"]
+    finally:
+        shop.close()

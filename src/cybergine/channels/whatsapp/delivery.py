@@ -285,7 +285,14 @@ def bodies_of(
     text = text or ""
     cards = cards_of(payload)
     if cards:
-        return product_bodies(to, text, cards, callback_data=callback)
+        language = payload.get("language")
+        return product_bodies(
+            to,
+            text,
+            cards,
+            callback_data=callback,
+            language=language if isinstance(language, str) else None,
+        )
     buttons = payload.get("buttons")
     if buttons and len(text) <= bodies.BUTTON_BODY_LIMIT:
         return [

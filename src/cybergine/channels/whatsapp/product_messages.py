@@ -21,40 +21,66 @@ caption. Pure: no settings, no I/O; the limits are ``messages``' own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cybergine.catalog.search import cards_text
 from cybergine.channels.whatsapp import messages as bodies
 from cybergine.conversations.product_cards import ProductCard
 
-# The label of the button that opens the list (at most 20 characters).
-LIST_BUTTON = "See products"
+
+@dataclass(frozen=True)
+class Labels:
+    """The words WhatsApp's product messages add around the cards, in one language."""
+
+    button: str  # opens the list: at most 20 characters
+    in_stock: str
+    out_of_stock: str
+    was: str  # before a compare-at price
+
+
+# By the language the answer names (``payload["language"]``), English otherwise: the
+# languages the assistant's product answers speak.
+LABELS: dict[str, Labels] = {
+    "en": Labels("See products", "in stock", "out of stock", "was"),
+    "de": Labels("Produkte ansehen", "auf Lager", "nicht auf Lager", "statt"),
+    "fr": Labels("Voir les produits", "en stock", "en rupture de stock", "au lieu de"),
+    "es": Labels("Ver productos", "en stock", "agotado", "antes"),
+}
 
 
 def product_bodies(
-    to: str, text: str, cards: Sequence[ProductCard], *, callback_data: str
+    to: str,
+    text: str,
+    cards: Sequence[ProductCard],
+    *,
+    callback_data: str,
+    language: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The bodies of an answer showing ``cards`` (1 to 10), in sending order."""
+    """The bodies of an answer showing ``cards`` (1 to 10), in sending order; the words
+    around them in ``language`` (an ISO 639-1 code) when there are some for it."""
+    labels = LABELS.get(language or "", LABELS["en"])
     unique: list[ProductCard] = []
     for card in cards:  # a product listed twice is one row (row ids must differ)
         if all(card.id != kept.id for kept in unique):
             unique.append(card)
     if len(unique) == 1:
         return _one(to, text, unique[0], callback_data)
-    return _listed(to, text, unique, callback_data)
+    return _listed(to, text, unique, callback_data, labels)
 
 
 def row_title(card: ProductCard) -> str:
     return bodies.shorten(card.title, bodies.ROW_TITLE_LIMIT)
 
 
-def row_description(card: ProductCard) -> str:
+def row_description(card: ProductCard, labels: Labels = LABELS["en"]) -> str:
     """ "49.90 EUR (was 69.90) · in stock", after the variant ("42 / Black · …") when all
     of it fits; the price and the availability are never the part cut."""
     price = card.price_text()
     if price and card.compare_at_price:
-        price += f" (was {card.compare_at_price})"
-    core = " · ".join(part for part in (price, card.availability_text()) if part)
+        price += f" ({labels.was} {card.compare_at_price})"
+    stock = labels.in_stock if card.available else labels.out_of_stock
+    core = " · ".join(part for part in (price, stock) if part)
     limit = bodies.ROW_DESCRIPTION_LIMIT
     if card.variant:
         room = limit - len(core) - len(" · ")
@@ -78,7 +104,7 @@ def _one(to: str, text: str, card: ProductCard, callback: str) -> list[dict[str,
 
 
 def _listed(
-    to: str, text: str, cards: Sequence[ProductCard], callback: str
+    to: str, text: str, cards: Sequence[ProductCard], callback: str, labels: Labels
 ) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     body = text.strip()
@@ -86,8 +112,8 @@ def _listed(
         # The answer (if any) goes as text first; the list's body then names the products.
         sent.extend(_texts(to, body, callback))
         body = bodies.shorten("\n".join(card.title for card in cards), bodies.LIST_BODY_LIMIT)
-    rows = [(card.choice_id, row_title(card), row_description(card)) for card in cards]
-    sent.append(bodies.list_body(to, body, LIST_BUTTON, [("", rows)], callback_data=callback))
+    rows = [(card.choice_id, row_title(card), row_description(card, labels)) for card in cards]
+    sent.append(bodies.list_body(to, body, labels.button, [("", rows)], callback_data=callback))
     unlinked = [card for card in cards if card.url and card.url not in text]
     if unlinked:
         links = "\n".join(f"{card.title}: {card.url}" for card in unlinked)
@@ -110,4 +136,4 @@ def _texts(to: str, text: str, callback: str, *, preview: bool = False) -> list[
     ]
 
 
-__all__ = ["LIST_BUTTON", "product_bodies", "row_description", "row_title"]
+__all__ = ["LABELS", "Labels", "product_bodies", "row_description", "row_title"]
