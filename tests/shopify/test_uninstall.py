@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from cybergine.accounts.models import Organisation, OrganisationStatus
+from cybergine.accounts.models import Membership, Organisation, OrganisationStatus, Role, User
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
 from cybergine.settings import Settings
@@ -29,7 +29,7 @@ from tests.shopify.webhook_support import (
     shopify_settings,
 )
 from tests.support.browser import Browser
-from tests.support.factories import PASSWORD, make_api_key
+from tests.support.factories import PASSWORD, make_api_key, make_organisation
 from tests.support.server import LiveServer
 
 STOREFRONT = "https://storefront.example"
@@ -268,3 +268,23 @@ async def test_installing_again_restores_every_surface(
             .where(AuditEvent.action == "shopify.shop.restored")
         )
     assert restored == 1
+
+
+async def test_a_member_of_another_organisation_lands_there_instead(
+    live_server: LiveServer, database: Database, settings: Settings, surfaces: Surfaces
+) -> None:
+    """The shop's owner also belongs to another organisation: once the shop is hidden,
+    the dashboard opens that one (with its own data) rather than a dead end."""
+    other, _ = await make_organisation(database, name="Other Business")
+    async with database.transaction() as session:
+        owner = await session.scalar(
+            select(User).where(User.email == surfaces.connected.owner_email)
+        )
+        assert owner is not None
+        session.add(Membership(organisation_id=other.id, user_id=owner.id, role=Role.ADMIN))
+    await _uninstall(live_server, database, settings, surfaces.connected.domain)
+    page = surfaces.dashboard_answer()
+    assert page.status_code == 200
+    assert "Other Business" in page.text
+    # The shop's API key still answers that the shop is gone.
+    assert surfaces.api_answer().status_code == 403

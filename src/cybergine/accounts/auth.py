@@ -15,14 +15,15 @@ from typing import Any
 
 import structlog
 from fastapi import Depends, Request
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts.grace import refuse_if_closed
-from cybergine.accounts.models import Role, User
+from cybergine.accounts.grace import refuse_if_closed, visible
+from cybergine.accounts.models import Membership, Organisation, Role, User
 from cybergine.accounts.permissions import WRITABLE_DURING_DELETION_GRACE, Permission, at_least
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import api_keys, sessions
-from cybergine.accounts.service.users import membership, memberships_of
+from cybergine.accounts.service.users import memberships_of
 from cybergine.accounts.tokens import constant_time_equal, keyed_hash
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -127,13 +128,23 @@ async def _principal_from_browser(
     request: Request, session: AsyncSession, signed_in: sessions.SignedIn
 ) -> Principal:
     user_session, user = signed_in.user_session, signed_in.user
-    found = None
+    found, shown = None, True
     if user_session.active_organisation_id is not None:
-        found = await membership(
-            session, user_id=user.id, organisation_id=user_session.active_organisation_id
-        )
-    if found is None:
-        # Removed from the organisation the session pointed at: fall back to another.
+        row = (
+            await session.execute(
+                select(Membership, Organisation.status)
+                .join(Organisation, Organisation.id == Membership.organisation_id)
+                .where(
+                    Membership.user_id == user.id,
+                    Membership.organisation_id == user_session.active_organisation_id,
+                )
+            )
+        ).one_or_none()
+        if row is not None:
+            found, shown = row[0], visible(row[1])
+    if found is None or not shown:
+        # Removed from the organisation the session pointed at, or it is hidden (its shop
+        # uninstalled the app): fall back to another, one that is shown if there is one.
         options = await memberships_of(session, user.id)
         if not options:
             raise NoOrganisation(
@@ -141,8 +152,10 @@ async def _principal_from_browser(
                 "Your account page (/account) still lets you download your data or delete "
                 "your account."
             )
-        found = options[0][0]
-        user_session.active_organisation_id = found.organisation_id
+        others = [m for m, organisation in options if visible(organisation.status)]
+        if others or found is None:
+            found = (others or [options[0][0]])[0]
+            user_session.active_organisation_id = found.organisation_id
     return Principal(
         organisation_id=found.organisation_id, role=found.role, user_id=user.id, email=user.email
     )

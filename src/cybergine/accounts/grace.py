@@ -39,6 +39,11 @@ class ShopUninstalled(CybergineError):
     title = "The shop uninstalled the app"
 
 
+def visible(status: OrganisationStatus) -> bool:
+    """Whether an organisation in ``status`` shows its data to its people and API keys."""
+    return status is not OrganisationStatus.SHOP_UNINSTALLED
+
+
 def accepting(status: OrganisationStatus) -> bool:
     """Whether an organisation in ``status`` takes changes and new messages."""
     return status is OrganisationStatus.ACTIVE
@@ -62,7 +67,7 @@ async def refuse_if_closed(
     ).one_or_none()
     if row is None:
         return
-    if row.status is OrganisationStatus.SHOP_UNINSTALLED:
+    if not visible(row.status):
         raise ShopUninstalled(
             "This organisation's Shopify shop uninstalled the Cybergine app, so its data is "
             "hidden. Installing the app again from the shop's admin brings it back; otherwise "
