@@ -202,3 +202,22 @@ def test_a_hostile_shop_domain_never_reaches_a_url() -> None:
     assert tokens.token_url(settings, "Good-Shop.myshopify.com") == (
         "https://good-shop.myshopify.com/admin/oauth/access_token"
     )
+
+
+async def test_a_token_shopify_rejected_early_is_refreshed_once_for_every_caller(
+    database: Database, settings: Settings, shopify: ShopifySimulator
+) -> None:
+    shop = await connected_shop(database, settings, shopify)
+    old = shop.access_token
+    assert old is not None
+    shopify.tokens.expire(old)  # Shopify ended it, though its expiry is an hour away
+    first, second = await asyncio.gather(
+        tokens.access_token(database, shop.id, settings, rejected=old),
+        tokens.access_token(database, shop.id, settings, rejected=old),
+    )
+    assert first == second != old
+    assert shopify.tokens.shop_of(first) == SHOP
+    assert len(issued(shopify)) == 2  # the exchange's and one refresh's
+    # A caller rejecting a token already replaced gets the new one, with no refresh.
+    assert await tokens.access_token(database, shop.id, settings, rejected=old) == first
+    assert len(issued(shopify)) == 2

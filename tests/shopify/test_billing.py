@@ -337,3 +337,16 @@ async def test_the_merchant_is_told_when_the_allowance_is_used(
     assert "This month's allowance is used" in overview.text
     assert "leaves new conversations to your team" in overview.text
     assert f"Free plan: {FREE.conversations_per_month} of" in overview.text
+
+
+async def test_subscribing_survives_a_token_shopify_ended_early(
+    http: httpx.Client, database: Database, shopify: ShopifySimulator
+) -> None:
+    assert http.get("/shopify/api/status", headers=bearer(shopify)).status_code == 200
+    stale = (await shop_row(database)).access_token
+    assert stale is not None
+    shopify.tokens.expire(stale)
+    created = http.post("/shopify/api/subscribe", headers=bearer(shopify), json={"plan": "Growth"})
+    assert created.status_code == 200, created.text
+    assert [s.name for s in shopify.shop(SHOP).subscriptions.values()] == ["Growth"]
+    assert (await shop_row(database)).access_token != stale

@@ -37,7 +37,7 @@ from cybergine.errors import InvalidInput
 from cybergine.privacy import audit
 from cybergine.settings import Settings
 from cybergine.shopify import tokens
-from cybergine.shopify.admin_api import AdminApiError, AdminClient, UserErrors
+from cybergine.shopify.admin_api import AccessRevoked, AdminApiError, AdminClient, UserErrors
 from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.plans import FREE, PLANS, Plan
 from cybergine.shopify.sync_status import shop_of
@@ -122,7 +122,6 @@ async def subscribe(
             "admin (Settings → Apps) returns the shop to it.",
             field="plan",
         )
-    token = await tokens.access_token(database, shop, settings)
     variables: dict[str, Any] = {
         "name": plan.name,
         "returnUrl": return_url(settings, shop),
@@ -139,17 +138,20 @@ async def subscribe(
             }
         ],
     }
-    client = AdminClient(settings, shop.shop_domain, token)
+    token = await tokens.access_token(database, shop, settings)
     try:
-        created = await client.mutate(APP_SUBSCRIPTION_CREATE, "appSubscriptionCreate", variables)
+        try:
+            created = await _create(settings, shop, token, variables)
+        except AccessRevoked:
+            # The token ended before its time: refreshed (once, for everyone), then again.
+            token = await tokens.access_token(database, shop, settings, rejected=token)
+            created = await _create(settings, shop, token, variables)
     except UserErrors as error:
         raise InvalidInput(error.message, field="plan") from None
     except AdminApiError as error:
         raise tokens.ShopifyUnavailable(
             f"Shopify did not create the subscription: {error.message}"
         ) from None
-    finally:
-        await client.aclose()
     confirmation = created.get("confirmationUrl")
     subscription = created.get("appSubscription") or {}
     if not isinstance(confirmation, str) or not confirmation.startswith(("https://", "http://")):
@@ -173,6 +175,16 @@ async def subscribe(
             details={"plan": plan.name, "test": variables["test"]},
         )
     return confirmation
+
+
+async def _create(
+    settings: Settings, shop: ShopifyShop, token: str, variables: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    client = AdminClient(settings, shop.shop_domain, token)
+    try:
+        return await client.mutate(APP_SUBSCRIPTION_CREATE, "appSubscriptionCreate", variables)
+    finally:
+        await client.aclose()
 
 
 async def handle_app_subscription_update(

@@ -161,24 +161,28 @@ async def access_token(
     settings: Settings,
     *,
     now: datetime | None = None,
+    rejected: str | None = None,
     client: httpx.AsyncClient | None = None,
 ) -> str:
     """A valid offline access token of ``shop`` (a row, or its id), refreshed first when
-    it expires within ``REFRESH_MARGIN``. The refresh commits in a transaction of its own,
-    whatever becomes of the caller's, so a rotated refresh token is never lost.
-    ShopNotConnected, TokenRefused or ShopifyUnavailable otherwise."""
+    it expires within ``REFRESH_MARGIN``, or when it is ``rejected``: the token Shopify
+    just answered 401 to (it can end before its time). Several callers rejecting the same
+    token refresh once: the first refreshes, the others find the new one. The refresh
+    commits in a transaction of its own, whatever becomes of the caller's, so a rotated
+    refresh token is never lost. ShopNotConnected, TokenRefused or ShopifyUnavailable
+    otherwise."""
     shop_id = shop if isinstance(shop, uuid.UUID) else shop.id
     async with database.autocommit() as session:
         current = await _read(session, shop_id)
         token = _still_valid(current, now)
-        if token is not None:
+        if token is not None and token != rejected:
             return token
     async with database.transaction() as session:
         await session.execute(select(func.pg_advisory_xact_lock(_LOCK_SPACE, _lock_key(shop_id))))
         # Read again under the lock: whoever held it may have refreshed already.
         current = await _read(session, shop_id)
         token = _still_valid(current, now)
-        if token is not None:
+        if token is not None and token != rejected:
             return token
         if current.refresh_token is None or _expired(current.refresh_token_expires_at, now):
             raise TokenRefused(
