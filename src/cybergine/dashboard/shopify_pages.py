@@ -63,7 +63,9 @@ router = APIRouter(include_in_schema=False)
 def embedded_policy(request: Request, domain: str) -> str:
     """The dashboard's CSP, with App Bridge's script allowed and framing by this shop."""
     settings = request.app.state.settings
-    bridge = embedded.script_origin(settings.shopify_app_bridge_url)
+    bridge = embedded.configured_origin(
+        settings.shopify_app_bridge_url, "CYBERGINE_SHOPIFY_APP_BRIDGE_URL"
+    )
     return (
         CONTENT_SECURITY_POLICY.replace("script-src 'self'", f"script-src 'self' {bridge}")
         .replace("connect-src 'self'", f"connect-src 'self' {bridge}")

@@ -36,6 +36,7 @@ from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.tokens import constant_time_equal, keyed_hash
 from cybergine.db.engine import Database
 from cybergine.errors import Conflict, CybergineError, InvalidInput, NotFound
+from cybergine.origins import origin_of
 from cybergine.settings import Settings
 from cybergine.shopify import billing, install, sync_status
 from cybergine.shopify.models import ShopifyShop, ShopStatus
@@ -98,22 +99,23 @@ async def authenticate(
     return await install.connected_shop(database, settings, verified, raw)
 
 
-def admin_origin(settings: Settings, domain: str) -> str:
-    """The origin of the shop's own admin (Shopify: ``https://{shop}``; the simulator's
-    in tests and demos), from the operator's ``shopify_admin_url``."""
-    url = settings.shopify_admin_url.format(shop=shop_domain(domain))
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
+def configured_origin(url: str, setting: str) -> str:
+    """The origin of a URL the operator configured (a setting's value)."""
+    origin = origin_of(url)
+    if origin is None:
+        raise ValueError(f"{setting} is not an http(s) URL")
+    return origin
 
 
 def frame_ancestors(settings: Settings, domain: str) -> str:
-    """The CSP directive that lets this shop's admin, and only it, frame the page."""
-    return f"frame-ancestors {admin_origin(settings, domain)} {SHOPIFY_ADMIN_ORIGIN}"
-
-
-def script_origin(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
+    """The CSP directive that lets this shop's own admin (Shopify: ``https://{shop}``; the
+    simulator's in tests and demos, from ``shopify_admin_url``) and Shopify's admin, and
+    no one else, frame the page."""
+    admin = settings.shopify_admin_url.format(shop=shop_domain(domain))
+    return (
+        f"frame-ancestors {configured_origin(admin, 'CYBERGINE_SHOPIFY_ADMIN_URL')} "
+        f"{SHOPIFY_ADMIN_ORIGIN}"
+    )
 
 
 async def record_embed_state(session: AsyncSession, shop: ShopifyShop, state: str) -> EmbedState:
