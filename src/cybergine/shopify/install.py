@@ -4,7 +4,8 @@ Shopify installs the app itself (the scopes are in ``shopify.app.toml``) and ope
 the merchant's admin. The embedded page's first authenticated request carries a verified
 session token for the shop; if the shop has no live token here, the platform
 1. trades the session token for an expiring offline token (``tokens``),
-2. reads the shop's name, owner's e-mail and currency from the GraphQL Admin API,
+2. reads the shop's name and owner's e-mail from the GraphQL Admin API (the catalogue's
+   currency comes with the sync),
 3. creates the organisation named after the shop, with the shop owner (by the shop's
    e-mail) as its owner, links the ``ShopifyShop`` row, audits it and asks for the first
    full sync of the catalogue and content (``sync.request_sync``).
@@ -57,7 +58,7 @@ log = structlog.get_logger(__name__)
 # shop owner's (Shopify writes to the owner there).
 INSTALL_SHOP_QUERY = """
 query InstallShop {
-  shop { name email currencyCode }
+  shop { name email }
 }
 """
 AUDIT_ACTOR = audit.Actor.system("shopify")
@@ -70,7 +71,6 @@ _ORGANISATION_NAME_LENGTH = 200
 class ShopProfile:
     name: str
     email: str
-    currency: str | None
 
 
 async def connected_shop(
@@ -116,11 +116,9 @@ async def read_profile(settings: Settings, domain: str, access_token: str) -> Sh
         raise tokens.ShopifyUnavailable(f"Shopify answered no shop for {domain}.")
     name = shop.get("name")
     email = shop.get("email")
-    currency = shop.get("currencyCode")
     return ShopProfile(
         name=name if isinstance(name, str) and name.strip() else domain,
         email=email if isinstance(email, str) else "",
-        currency=currency if isinstance(currency, str) else None,
     )
 
 
