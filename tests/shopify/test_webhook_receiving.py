@@ -15,7 +15,7 @@ from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
 from cybergine.settings import Settings
 from cybergine.shopify.models import DeliveryStatus
-from tests.shopify.signed_fixtures import vectors
+from tests.shopify.signed_fixtures import fixture_bytes, vectors
 from tests.shopify.test_webhook_signature import vector_body
 from tests.shopify.webhook_support import (
     PREVIOUS_SECRET,
@@ -42,16 +42,19 @@ def settings(settings: Settings) -> Settings:
 async def test_a_signed_delivery_is_stored_acknowledged_and_processed(
     live_server: LiveServer, database: Database, settings: Settings
 ) -> None:
+    """A real orders/create payload: a topic the app does not subscribe to and nothing
+    handles, so it is stored, acknowledged and marked ignored."""
     connected = await connect_shop(database)
-    answer = deliver(live_server.url, PRODUCT, topic="products/update", shop=connected.domain)
+    body = fixture_bytes("shopify/webhooks/orders_create_01.json")
+    answer = deliver(live_server.url, body, topic="orders/create", shop=connected.domain)
     assert answer.status_code == 200
     assert answer.json() == {"status": "received"}
     (stored,) = await deliveries(database)
     assert stored.organisation_id == connected.organisation.id
-    assert stored.topic == "products/update"
+    assert stored.topic == "orders/create"
     assert stored.api_version == "2026-07"
     assert stored.triggered_at is not None
-    assert stored.payload == json.loads(PRODUCT)
+    assert stored.payload == json.loads(body)
     assert stored.status is DeliveryStatus.RECEIVED
     async with database.transaction() as session:
         jobs = (
@@ -63,8 +66,7 @@ async def test_a_signed_delivery_is_stored_acknowledged_and_processed(
         assert list(jobs) == [{"delivery_id": str(stored.id)}]
     await run_jobs(database, settings)
     (processed,) = await deliveries(database)
-    # No handler for products/update is wired here: stored and ignored.
-    assert processed.status in (DeliveryStatus.IGNORED, DeliveryStatus.PROCESSED)
+    assert processed.status is DeliveryStatus.IGNORED
     assert processed.attempts == 1
     assert processed.processed_at is not None
 
