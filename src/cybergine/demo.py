@@ -1,7 +1,9 @@
 """`cybergine demo`: seed a demo shop — an owner, an assistant with a small FAQ knowledge
-base, and a WhatsApp number served by the local Graph API simulator
-(``cybergine serve --whatsapp-simulator``). Idempotent: each piece is created only when
-it is missing, so running it again changes nothing.
+base, a WhatsApp number served by the local Graph API simulator
+(``cybergine serve --whatsapp-simulator``) and the Shopify demo shop of the local Shopify
+simulator (``cybergine serve --shopify-simulator``), which connects and syncs it.
+Idempotent: each piece is created only when it is missing, so running it again changes
+nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from cybergine.channels.whatsapp.service import NumberChanges, create_number
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.models import Item
 from cybergine.knowledge.service import create_qa
+from cybergine.shopify.models import ShopifyShop, ShopStatus
+from cybergine.shopify.simulator.sandbox import DEMO_SHOP
 
 DEMO_ORGANISATION_NAME = "Demo Shop"
 DEMO_OWNER_EMAIL = "demo@cybergine.example"
@@ -170,6 +174,20 @@ async def seed_demo(session: AsyncSession) -> DemoSeed:
         created = True
         for question, answer in DEMO_FAQ:
             await create_qa(scope, question=question, answer=answer, collection="faq")
+
+    shop = await session.scalar(select(ShopifyShop).where(ShopifyShop.shop_domain == DEMO_SHOP))
+    if shop is None:
+        created = True
+        # The demo organisation is the Shopify demo shop's: `serve --shopify-simulator` opens
+        # the app for it, and the platform connects this row (token exchange) and syncs the
+        # shop's catalogue, which the demo assistant then answers from.
+        session.add(
+            ShopifyShop(
+                organisation_id=organisation.id,
+                shop_domain=DEMO_SHOP,
+                status=ShopStatus.INSTALLED,
+            )
+        )
 
     number = await session.scalar(
         select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id == DEMO_PHONE_NUMBER_ID)

@@ -65,6 +65,8 @@ def serve(
         shopify_sandbox = ShopifySandbox(settings, f"http://{local}:{port}")
         settings = shopify_sandbox.start(settings)
         typer.echo(f"Shopify admin (simulated): {shopify_sandbox.admin_page}")
+        # The embedded admin's first request: it connects the demo shop and syncs it.
+        shopify_sandbox.open_app_when_ready("/shopify/api/status")
     app = create_app(settings, database_url=url)
     app.state.whatsapp_sandbox = sandbox
     served = shopify_sandbox.mount(app) if shopify_sandbox is not None else app

@@ -3,9 +3,11 @@ the server's own port, and `cybergine serve --shopify-simulator` wired to it."""
 
 from __future__ import annotations
 
+import html
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -13,12 +15,15 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
+from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
 from cybergine.settings import Settings
 from cybergine.shopify.session_tokens import verify_session_token
-from cybergine.shopify.simulator import session_token
-from cybergine.shopify.simulator.sandbox import DEMO_SHOP, PREFIX, ShopifySandbox
+from cybergine.shopify.simulator.generator import generate_products
+from cybergine.shopify.simulator.sandbox import DEMO_PRODUCTS, DEMO_SHOP, PREFIX, ShopifySandbox
+from cybergine.shopify.simulator.store import Ids, Shop
 from tests.shopify.simulator.conftest import CLIENT_ID, CLIENT_SECRET, Admin
-from tests.support.processes import clean_env, start_serve, wait_until
+from tests.support.browser import Browser
+from tests.support.processes import clean_env, run_cli, start_serve, wait_until
 from tests.support.server import LiveServer, free_port
 
 
@@ -83,50 +88,42 @@ def test_the_demo_shop_is_stocked_and_bulk_files_are_served_under_the_prefix(
     assert f"{server.url}/?" in frame.text
 
 
-@pytest.mark.slow
-def test_serve_with_the_shopify_simulator_delivers_signed_webhooks_to_itself(
-    tmp_path: Path, http: httpx.Client
-) -> None:
+@pytest.mark.slow  # `cybergine demo` and `cybergine serve` as processes
+def test_make_run_connects_the_demo_shop_and_syncs_its_catalogue(tmp_path: Path) -> None:
     env = clean_env(
         CYBERGINE_DATA_DIR=str(tmp_path / "data"),
         CYBERGINE_SHOPIFY_API_KEY=CLIENT_ID,
         CYBERGINE_SHOPIFY_API_SECRET=CLIENT_SECRET,
     )
+    run_cli("demo", env=env)
     port = free_port()
     server = start_serve(port, env, tmp_path / "serve.log", "--shopify-simulator")
-    base = f"http://127.0.0.1:{port}{PREFIX}"
+    base = f"http://127.0.0.1:{port}"
+    expected = Shop(DEMO_SHOP, 1, "Demo", "demo@example.com")
+    titles = [p.title for p in generate_products(expected, Ids(), DEMO_PRODUCTS)]
+    browser = Browser(base)
     try:
-        subject = session_token(DEMO_SHOP, client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
-        exchanged = http.post(
-            f"{base}/shops/{DEMO_SHOP}/admin/oauth/access_token",
-            data={
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
-                "subject_token": subject,
-                "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
-                "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
-                "expiring": "1",
-            },
-        )
-        assert exchanged.status_code == 200, exchanged.text
-        shop = http.post(
-            f"{base}/shops/{DEMO_SHOP}/admin/api/2026-07/graphql.json",
-            json={"query": "{ shop { myshopifyDomain } }"},
-            headers={"X-Shopify-Access-Token": exchanged.json()["access_token"]},
-        )
-        assert shop.json()["data"]["shop"]["myshopifyDomain"] == DEMO_SHOP
-        sent = http.post(f"{base}/_control/shops/{DEMO_SHOP}/webhooks/shop/redact", json={})
-        assert sent.status_code == 202
+        with httpx.Client(base_url=f"{base}{PREFIX}", timeout=10) as simulator:
 
-        def delivered() -> bool:
-            return bool(http.get(f"{base}/_control/webhooks").json())
+            def finished() -> bool:
+                deliveries = simulator.get("/_control/webhooks").json()
+                return any(
+                    d["topic"] == "bulk_operations/finish" and d["status"] == 200
+                    for d in deliveries
+                )
 
-        wait_until(delivered, 30, "the simulator delivered no webhook")
-        [delivery] = http.get(f"{base}/_control/webhooks").json()
-        # The platform checked the signature with the same client secret and accepted it.
-        assert delivery["status"] == 200, delivery
-        assert delivery["attempts"] == 1
+            # The platform exchanged a session token, ran a bulk query and accepted the
+            # signed finish webhook.
+            wait_until(finished, 120, "the demo shop's full sync never finished its bulk query")
+            assert simulator.get(f"/_control/shops/{DEMO_SHOP}/tokens").json()["access_tokens"]
+        browser.sign_in(DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD)
+
+        def synced() -> bool:
+            page = browser.get(f"/catalog?{urlencode({'q': titles[-1]})}")
+            return html.escape(titles[-1]) in page.text
+
+        wait_until(synced, 120, "the demo organisation's catalogue never showed the shop's")
     finally:
+        browser.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -4,6 +4,7 @@ answers them, with session tokens our own verifier accepts."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import httpx
 import jwt
@@ -213,3 +214,29 @@ def test_the_admin_frame_opens_the_app_with_a_signed_launch_and_app_bridge_stand
         script = http.get(sim.app_bridge_url)
         assert script.headers["content-type"].startswith("text/javascript")
         assert "window.shopify" in script.text
+
+
+def test_kept_tokens_outlive_a_restart(tmp_path: Path) -> None:
+    from cybergine.shopify.simulator.oauth import TokenAuthority
+
+    kept = tmp_path / "tokens.json"
+    first = TokenAuthority(CLIENT_ID, CLIENT_SECRET)
+    first.keep_in(kept)
+    with ShopifySimulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as sim:
+        subject = sim.session_token(SHOP)
+    form = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": subject,
+        "subject_token_type": ID_TOKEN_TYPE,
+        "requested_token_type": OFFLINE_TOKEN_TYPE,
+        "expiring": "1",
+    }
+    issued = first.answer(SHOP, form)
+    restarted = TokenAuthority(CLIENT_ID, CLIENT_SECRET)
+    restarted.keep_in(kept)
+    assert restarted.shop_of(str(issued["access_token"])) == SHOP
+    refresh = {**form, "grant_type": "refresh_token", "refresh_token": str(issued["refresh_token"])}
+    assert restarted.answer(SHOP, refresh)["access_token"]
+    assert kept.stat().st_mode & 0o777 == 0o600

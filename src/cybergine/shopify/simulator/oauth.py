@@ -20,12 +20,15 @@ The body may be form-encoded or JSON, as Shopify accepts both.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import secrets
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cybergine.errors import InvalidInput
 from cybergine.shopify.session_tokens import InvalidSessionToken, verify_session_token
@@ -92,6 +95,35 @@ class TokenAuthority:
         self._lock = threading.Lock()
         self._access: dict[str, AccessToken] = {}
         self._refresh: dict[str, RefreshToken] = {}
+        self._file: Path | None = None
+
+    def keep_in(self, path: Path) -> None:
+        """Tokens are kept in ``path`` and read back from it: a development server's
+        simulator, restarted, still knows the tokens the platform stored last time."""
+        with self._lock:
+            self._file = path
+            if path.exists():
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                self._access = {k: AccessToken(**v) for k, v in saved["access"].items()}
+                self._refresh = {k: RefreshToken(**v) for k, v in saved["refresh"].items()}
+
+    def _save(self) -> None:
+        """Writes the tokens out (under the lock), when they are kept in a file."""
+        if self._file is None:
+            return
+        self._file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._file.with_suffix(".tmp")
+        temporary.write_text(
+            json.dumps(
+                {
+                    "access": {k: dataclasses.asdict(v) for k, v in self._access.items()},
+                    "refresh": {k: dataclasses.asdict(v) for k, v in self._refresh.items()},
+                }
+            ),
+            encoding="utf-8",
+        )
+        temporary.chmod(0o600)
+        temporary.replace(self._file)
 
     # -- the endpoint ------------------------------------------------------------------
 
@@ -150,6 +182,7 @@ class TokenAuthority:
             # Using this refresh token proves its predecessor's answer arrived.
             if refresh.previous is not None and refresh.previous in self._refresh:
                 self._refresh[refresh.previous].retired = True
+                self._save()
             scope = refresh.scope
         return self._issue(shop, scope, at, expiring=True, previous=presented)
 
@@ -161,12 +194,14 @@ class TokenAuthority:
         with self._lock:
             if not expiring:
                 self._access[access] = AccessToken(shop, scope, None)
+                self._save()
                 return answer
             refresh = _REFRESH_PREFIX + secrets.token_hex(16)
             self._access[access] = AccessToken(shop, scope, at + self.settings.access_seconds)
             self._refresh[refresh] = RefreshToken(
                 shop, scope, at + self.settings.refresh_seconds, access, previous
             )
+            self._save()
         answer.update(
             expires_in=int(self.settings.access_seconds),
             refresh_token=refresh,
@@ -191,6 +226,7 @@ class TokenAuthority:
             token = self._access.get(access_token)
             if token is not None:
                 token.expires_at = 0.0
+                self._save()
 
     def revoke_shop(self, shop: str) -> None:
         """Every token of a shop stops working (the app was uninstalled)."""
@@ -201,6 +237,7 @@ class TokenAuthority:
             for refresh in self._refresh.values():
                 if refresh.shop == shop:
                     refresh.retired = True
+            self._save()
 
     def issued(self, shop: str) -> list[str]:
         """The access tokens issued for a shop, oldest first."""

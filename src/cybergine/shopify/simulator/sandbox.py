@@ -7,16 +7,25 @@ loads the stand-in for App Bridge from ``shopify_app_bridge_url``; the simulator
 webhooks to the server's ``/webhooks/shopify``, signed with the app's client secret.
 
 The demo shop (``cybergine-demo.myshopify.com``) is stocked with a generated catalogue,
-pages, a blog and legal policies. A person opens the app as a merchant would at
+pages, a blog and legal policies. Once the server answers, the sandbox opens the app for
+it as the merchant would: the embedded app's first session-token request makes the
+platform exchange the token and connect the shop (to the demo organisation, which
+``cybergine demo`` linked to it) and sync its catalogue. A person opens the app at
 ``/_shopify/shops/cybergine-demo.myshopify.com/admin/apps/{client_id}``: the simulated
-admin frames the embedded app at the server's root, and App Bridge's session tokens
-install it (token exchange).
+admin frames the embedded app at the server's root.
+
+The simulator's tokens are kept in the data directory, so a restarted server's stored
+token still works (the catalogue is generated the same way on every start).
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 
+import httpx
+import structlog
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +38,10 @@ DEMO_SHOP_NAME = "Cybergine Demo Outdoor"
 DEMO_PRODUCTS = 300
 # Used when no client id is configured: a development value, as Shopify's are opaque.
 SANDBOX_CLIENT_ID = "cybergine-sandbox-client-id"
+READY_PATH = "/readyz"
+STARTUP_SECONDS = 120.0  # an embedded database's first start and migrations take a while
+
+log = structlog.get_logger(__name__)
 
 
 class ShopifySandbox:
@@ -38,6 +51,7 @@ class ShopifySandbox:
         # webhooks and session tokens still pass the same signature checks as Shopify's.
         self.client_secret = secret.get_secret_value() if secret else secrets.token_urlsafe(32)
         self.client_id = settings.shopify_api_key or SANDBOX_CLIENT_ID
+        self.server_url = server_url
         self.simulator = ShopifySimulator(
             client_id=self.client_id,
             client_secret=self.client_secret,
@@ -46,6 +60,7 @@ class ShopifySandbox:
             base_url=f"{server_url}{PREFIX}",
             version=settings.shopify_api_version,
         )
+        self.simulator.tokens.keep_in(settings.data_dir / "shopify-simulator" / "tokens.json")
 
     def start(self, settings: Settings) -> Settings:
         """Stocks the demo shop; the settings the server must run with to use it."""
@@ -80,6 +95,42 @@ class ShopifySandbox:
             await app(scope, receive, send)
 
         return serve
+
+    def open_app_when_ready(self, path: str) -> threading.Thread:
+        """Once the server is ready, makes the embedded app's first request for the demo
+        shop (``path``, with a fresh session token), as its admin page would: the platform
+        connects the shop and syncs it. In a thread; the outcome is logged."""
+
+        def open_app() -> None:
+            with httpx.Client(timeout=60.0) as client:
+                deadline = time.monotonic() + STARTUP_SECONDS
+                while time.monotonic() < deadline:
+                    try:
+                        if client.get(f"{self.server_url}{READY_PATH}").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.2)  # the server is starting: look again shortly
+                token = self.simulator.session_token(DEMO_SHOP)
+                try:
+                    answer = client.get(
+                        f"{self.server_url}{path}", headers={"Authorization": f"Bearer {token}"}
+                    )
+                except httpx.HTTPError as error:
+                    log.warning("shopify sandbox could not open the app", error=str(error))
+                    return
+                if answer.status_code == 200:
+                    log.info("shopify sandbox connected the demo shop", shop=DEMO_SHOP)
+                else:
+                    log.warning(
+                        "shopify sandbox: the app refused the demo shop",
+                        status=answer.status_code,
+                        body=answer.text[:300],
+                    )
+
+        thread = threading.Thread(target=open_app, name="shopify-sandbox-open", daemon=True)
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         self.simulator.close()
