@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from cybergine.accounts.models import Organisation
+from cybergine.accounts.models import Membership, Organisation, Role, User
 from cybergine.db.engine import Database
 from cybergine.privacy.audit import AuditEvent
 from cybergine.settings import Settings
@@ -32,6 +32,7 @@ from tests.shopify.webhook_support import (
     run_jobs,
     shopify_settings,
 )
+from tests.support.factories import add_member
 from tests.support.server import LiveServer
 
 # What the shop's surfaces fill; the count below must find rows in each before.
@@ -79,6 +80,12 @@ async def test_shop_redact_leaves_no_row_of_the_shop_and_every_other_row_as_it_w
 ) -> None:
     shop = await populate(live_server, database, settings)
     other = await populate(live_server, database, settings)
+    # Someone on both shops' teams keeps their account; the owner of the erased one does not.
+    both, _ = await add_member(database, shop.organisation_id, Role.ADMIN)
+    async with database.transaction() as session:
+        session.add(
+            Membership(organisation_id=other.organisation_id, user_id=both.id, role=Role.AGENT)
+        )
     before = await rows_of(database, shop.organisation_id)
     others_before = await rows_of(database, other.organisation_id)
     empty_before = [name for name in FILLED if before[name] == 0]
@@ -101,6 +108,11 @@ async def test_shop_redact_leaves_no_row_of_the_shop_and_every_other_row_as_it_w
         assert await session.get(Organisation, shop.organisation_id) is None
         assert await session.get(ShopifyShop, shop.connected.shop.id) is None
         assert await session.get(Organisation, other.organisation_id) is not None
+        owners = await session.scalar(
+            select(func.count()).select_from(User).where(User.email == shop.connected.owner_email)
+        )
+        assert owners == 0
+        assert await session.get(User, both.id) is not None
     await _the_trail_says_so_and_names_no_one(database, shop)
 
 

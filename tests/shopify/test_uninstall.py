@@ -262,12 +262,6 @@ async def test_installing_again_restores_every_surface(
         assert shop is not None
         assert shop.status is ShopStatus.INSTALLED
         assert shop.uninstalled_at is None
-        restored = await session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(AuditEvent.action == "shopify.shop.restored")
-        )
-    assert restored == 1
 
 
 async def test_a_member_of_another_organisation_lands_there_instead(

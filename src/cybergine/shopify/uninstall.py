@@ -63,21 +63,11 @@ async def uninstall_shop(session: AsyncSession, shop: ShopifyShop) -> None:
 async def restore_shop(session: AsyncSession, shop: ShopifyShop) -> None:
     """The shop installed the app again before ``shop/redact``: the shop is installed
     and its organisation shown again, as it was. The caller (the install) stores the new
-    tokens."""
-    was_uninstalled = shop.status is ShopStatus.UNINSTALLED
+    tokens and audits the reinstall."""
     shop.status = ShopStatus.INSTALLED
     shop.uninstalled_at = None
     await session.flush()
     await organisations.show_reinstalled_shop(session, shop.organisation_id)
-    if was_uninstalled:
-        await audit.record(
-            session,
-            action="shopify.shop.restored",
-            actor=_SHOPIFY,
-            organisation_id=shop.organisation_id,
-            target_type="shopify_shop",
-            target_id=str(shop.id),
-        )
 
 
 def _names_of(shop: ShopifyShop) -> list[str]:
