@@ -32,7 +32,7 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.accounts.models import Membership, Organisation, OrganisationStatus, Role, User
+from cybergine.accounts.models import Membership, Organisation, Role, User
 from cybergine.accounts.service.organisations import create_organisation
 from cybergine.accounts.service.users import (
     clean_name,
@@ -51,6 +51,7 @@ from cybergine.shopify.admin_api import AdminApiError, AdminClient
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.session_tokens import SessionToken
 from cybergine.shopify.shop_domains import shop_domain
+from cybergine.shopify.uninstall import restore_shop
 
 log = structlog.get_logger(__name__)
 
@@ -137,19 +138,13 @@ async def _install(
         return shop
     if shop is not None:
         reinstalled = shop.status == ShopStatus.UNINSTALLED
-        shop.status = ShopStatus.INSTALLED
         shop.installed_at = now if reinstalled else shop.installed_at or now
-        shop.uninstalled_at = None
         if reinstalled and shop.subscription_status is not None:
             # Shopify cancels an app's subscriptions when it is uninstalled (and the
             # webhook saying so found the shop gone): a reinstall starts on the free plan.
             shop.subscription_status = billing.CANCELLED
         tokens.store_grant(shop, grant)
-        organisation = await session.get(Organisation, shop.organisation_id, with_for_update=True)
-        assert organisation is not None  # the row cascades with its organisation
-        if organisation.status == OrganisationStatus.SHOP_UNINSTALLED:
-            organisation.status = OrganisationStatus.ACTIVE
-        await session.flush()
+        await restore_shop(session, shop)
         # What changed in the shop while the app was away is read again.
         await sync.request_sync(session, shop)
         await audit.record(
