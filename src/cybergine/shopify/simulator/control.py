@@ -205,7 +205,7 @@ def _collection(data: Mapping[str, Any], ids: Ids) -> Collection:
         title,
         str(data.get("handle") or handle_for(title)),
         str(data.get("body_html") or ""),
-        [int(n) for n in data.get("product_ids") or []],
+        dict.fromkeys(int(n) for n in data.get("product_ids") or []),
     )
 
 
@@ -261,7 +261,7 @@ def add_routes(sim: ShopifySimulator) -> None:
             if "body_html" in body:
                 collection.description_html = str(body["body_html"] or "")
             if "product_ids" in body:
-                collection.product_ids = [int(n) for n in body["product_ids"]]
+                collection.product_ids = dict.fromkeys(int(n) for n in body["product_ids"])
             collection.updated_at = now()
         sim.webhooks.send(target, "collections/update", collection_to_rest(collection))
         return JSONResponse({"collection": collection_to_rest(collection)})

@@ -167,4 +167,4 @@ def _collect(shop: Shop, ids: Ids, products: list[Product]) -> None:
                     )
                     by_handle[handle] = collection
                     shop.collections[collection.id] = collection
-                collection.product_ids.append(product.id)
+                collection.product_ids[product.id] = None

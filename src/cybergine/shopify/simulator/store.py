@@ -125,7 +125,9 @@ class Collection:
     title: str
     handle: str
     description_html: str = ""
-    product_ids: list[int] = field(default_factory=list)
+    # Its products' ids in the order added: a dict as an ordered set, so that asking
+    # whether a product is in it costs the same for ten products as for ten thousand.
+    product_ids: dict[int, None] = field(default_factory=dict)
     updated_at: dt.datetime = field(default_factory=now)
 
 
@@ -273,8 +275,7 @@ class Shop:
                 for variant in product.variants:
                     self._variant_owner.pop(variant.id, None)
                 for collection in self.collections.values():
-                    if product_id in collection.product_ids:
-                        collection.product_ids.remove(product_id)
+                    collection.product_ids.pop(product_id, None)
             return product
 
     def product_ids(self) -> list[int]:
