@@ -77,6 +77,8 @@ def test_a_request_without_a_query_or_with_a_bad_one(admin: Admin) -> None:
     assert "nonsense" in invalid.json()["errors"][0]["message"]
     unbounded = admin.post("{ products { nodes { id } } }")
     assert unbounded.json()["errors"][0]["message"] == "you must provide one of first or last"
+    sorted_otherwise = admin.post("{ products(first: 5, sortKey: TITLE) { nodes { id } } }")
+    assert "by ID only" in sorted_otherwise.json()["errors"][0]["message"]
 
 
 def test_the_shop_its_policies_pages_and_articles(admin: Admin) -> None:

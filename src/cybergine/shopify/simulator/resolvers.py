@@ -204,6 +204,9 @@ def _shop(info: Info) -> Shop:
 
 
 def _products(_: Any, info: Info, **arguments: Any) -> dict[str, Any]:
+    if arguments.get("sortKey", "ID") != "ID":
+        # Said rather than ignored: a client relying on another order must notice.
+        raise GraphQLError("The Shopify simulator orders products by ID only.")
     shop = _shop(info)
     ids = shop.product_ids()
     wanted = _product_filter(arguments.get("query"))
