@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from cybergine.catalog import search_index
 from cybergine.catalog.models import (
     MAX_TITLE_LENGTH,
     CatalogCollection,
@@ -24,7 +25,6 @@ from cybergine.catalog.models import (
     ProductOption,
     Variant,
 )
-from cybergine.catalog import search_index
 from cybergine.catalog.service import PRODUCT_FIELDS, child_rows, insert_children
 from cybergine.catalog.shape import ProductDraft, handle_for
 from cybergine.db.ids import uuid7
@@ -183,7 +183,7 @@ async def _write_memberships(
         .with_only_columns(CatalogCollection.handle, CatalogCollection.id)
         .where(CatalogCollection.handle.in_(list(handles)))
     )
-    collection_of = {handle: collection_id for handle, collection_id in found.all()}
+    collection_of = {row.handle: row.id for row in found}
     memberships = {
         (collection_of[handle_for(name)], product_id)
         for product_id, names in named
@@ -220,9 +220,11 @@ async def write_collection(
             await scope.delete(found)
             await scope.session.flush()
             found = None
+    renamed = False
     if found is None:
         found = scope.add(CatalogCollection(id=uuid7(), handle=handle, title=title))
     else:
+        renamed = (found.handle, found.title) != (handle, title)
         clash = await scope.session.scalar(
             scope.select(CatalogCollection).where(
                 CatalogCollection.handle == handle, CatalogCollection.id != found.id
@@ -234,6 +236,14 @@ async def write_collection(
         found.handle, found.title = handle, title
     found.external_id = external_id
     await scope.session.flush()
+    if renamed:
+        # Its products are searchable by the collection's name: their rows follow.
+        members = await scope.session.scalars(
+            select(CollectionMembership.product_id).where(
+                CollectionMembership.collection_id == found.id
+            )
+        )
+        await search_index.products_changed(scope.session, scope.organisation_id, list(members))
     return found
 
 

@@ -117,6 +117,8 @@ async def _defer(
                 lock=lock_for(run.shop_id),
                 schedule_at=schedule_at,
                 run_id=str(run.id),
+                # Named so that what stops a shop's jobs (its uninstall) finds this one.
+                shop_id=str(run.shop_id),
             )
     except AlreadyEnqueued:
         # A job of this shop is already waiting: it advances whatever run is current,

@@ -19,7 +19,7 @@ blueprint = procrastinate.Blueprint()
 
 
 @blueprint.task(name=JobName.SHOPIFY_SYNC.task, pass_context=True, retry=DEFAULT_RETRY)
-async def sync_shop(context: procrastinate.JobContext, run_id: str) -> None:
+async def sync_shop(context: procrastinate.JobContext, run_id: str, shop_id: str = "") -> None:
     """One step or more of a run; it defers itself again while Shopify works."""
     database = context.additional_context[DATABASE_CONTEXT_KEY]
     settings = job_settings(context)

@@ -14,12 +14,13 @@ from sqlalchemy import func, select, text
 
 from cybergine.catalog.models import Product, Variant
 from cybergine.db.engine import Database
+from cybergine.knowledge.models import Item
 from cybergine.settings import Settings
 from cybergine.shopify import sync, sync_status, tokens
 from cybergine.shopify.admin_api import AdminApiError
 from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.simulator import ShopifySimulator
-from cybergine.shopify.sync_models import ShopifySyncRun, SyncStatus
+from cybergine.shopify.sync_models import ShopifySyncRun, SyncKind, SyncStatus
 from tests.shopify.sync.support import connected_shop
 
 CLIENT_ID = "sync-test-client"
@@ -225,3 +226,43 @@ async def _assert_catalogue_matches(
             )
         ).all()
     assert dict(rows) == expected
+
+
+async def test_a_content_run_follows_the_shops_edits_unpublishing_and_deletions(
+    database: Database, sync_settings: Settings, simulator: ShopifySimulator
+) -> None:
+    shop, token = await _installed(database, sync_settings, simulator, content=True)
+    await _run_to_the_end(database, sync_settings, shop, token, await _request(database, shop))
+    before = await _documents(database, shop)
+    sim_shop = simulator.shop(shop.shop_domain)
+    with sim_shop.lock:
+        pages = sorted(sim_shop.pages.values(), key=lambda p: p.id)
+        edited, unpublished = pages[0], pages[1]
+        edited.body = "<p>Parcels leave our warehouse within <b>two days</b>.</p>"
+        unpublished.published_at = None
+        deleted = sorted(sim_shop.articles)[0]
+        del sim_shop.articles[deleted]
+    assert f"shopify:page:{edited.id}" in before
+    assert f"shopify:page:{unpublished.id}" in before
+    assert f"shopify:article:{deleted}" in before
+    async with database.transaction() as session:
+        run_id = (await sync.request_sync(session, shop, SyncKind.CONTENT)).id
+    run = await _run_to_the_end(database, sync_settings, shop, token, run_id)
+    assert run.status is SyncStatus.COMPLETED, run.error
+    assert (run.documents_written, run.documents_removed) == (1, 2)
+    after = await _documents(database, shop)
+    assert set(before) - set(after) == {
+        f"shopify:page:{unpublished.id}",
+        f"shopify:article:{deleted}",
+    }
+    assert "two days" in after[f"shopify:page:{edited.id}"]
+
+
+async def _documents(database: Database, shop: ShopifyShop) -> dict[str, str]:
+    async with database.transaction() as session:
+        rows = await session.execute(
+            select(Item.external_id, Item.body).where(
+                Item.organisation_id == shop.organisation_id, Item.external_id.is_not(None)
+            )
+        )
+        return {str(external_id): str(body) for external_id, body in rows.all()}
