@@ -8,6 +8,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from cybergine.catalog import search_index, service
 from cybergine.catalog.models import ProductStatus
@@ -26,7 +27,16 @@ from cybergine.catalog.shape import read_product
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import LocalMiniLM
-from tests.support.catalog import SHOES, add_products, shoe_shop, shopify_products
+from cybergine.settings import Settings
+from tests.support.catalog import (
+    SHOES,
+    add_products,
+    principal_of,
+    shoe_shop,
+    shopify_products,
+)
+from tests.support.factories import make_organisation
+from tests.support.knowledge import run_jobs
 
 SIZE_42 = OptionFilter("42", ("size",))
 
@@ -204,6 +214,12 @@ async def test_a_change_is_searchable_and_its_vector_made_again(database: Databa
     # Only the changed product waits for a vector.
     assert await search_index.embed_pending(database, org, minilm) == 1
     assert await search_index.embed_pending(database, org, minilm) == 0
+    # A re-sync of unchanged products rewrites no row and embeds nothing again.
+    async with database.transaction() as session:
+        before = await session.scalar(text("SELECT max(updated_at) FROM catalog_product_search"))
+        assert not await search_index.refresh(session, org, list(ids.values()))
+        after = await session.scalar(text("SELECT max(updated_at) FROM catalog_product_search"))
+    assert before == after
 
 
 async def test_shopifys_own_products_are_searchable(database: Database) -> None:
@@ -246,3 +262,28 @@ def test_cards_and_their_text() -> None:
         "- Waterproof Trail Running Shoe (42 / Black): 89.90 EUR (was 99.00), in stock "
         "https://shop.example/products/wtrs"
     )
+
+
+async def test_the_embedding_job_embeds_what_a_write_changed(
+    database: Database, settings: Settings
+) -> None:
+    organisation, owner = await make_organisation(database, name="Jobs")
+    principal = principal_of(organisation.id, owner.id, owner.email)
+    await add_products(database, principal, {"fit": SHOES["fit"], "road": SHOES["road"]})
+    async with database.autocommit() as session:
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :lock"),
+            {"lock": search_index.embed_lock(organisation.id)},
+        )
+    assert waiting == 1  # one job for the organisation, however many products changed
+    await run_jobs(database, settings)
+    async with database.autocommit() as session:
+        models = list(
+            await session.scalars(
+                text(
+                    "SELECT embedding_model FROM catalog_product_search WHERE organisation_id = :o"
+                ),
+                {"o": organisation.id},
+            )
+        )
+    assert models == [LocalMiniLM().name] * 2

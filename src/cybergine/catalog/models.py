@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cybergine.db.base import Base, TenantMixin, value_enum
@@ -247,5 +247,14 @@ class ProductSearchRow(TenantMixin, Base):
     # The product's option values, lower-cased ("42", "black"): which words of a question
     # are values the catalogue really has (``catalog.search.known_option_values``).
     option_values: Mapped[list[str]] = mapped_column(ARRAY(String(MAX_TITLE_LENGTH)))
+    # What one of its variants at least has: a search skips a product whose prices, currency
+    # or stock cannot meet the filters before checking its variants one by one.
+    currency: Mapped[str] = mapped_column(String(CURRENCY_LENGTH))
+    min_price: Mapped[Decimal | None] = mapped_column(PRICE, default=None)
+    max_price: Mapped[Decimal | None] = mapped_column(PRICE, default=None)
+    available: Mapped[bool] = mapped_column(Boolean)
+    # Each variant's id, title, price, compare-at price, currency, stock ("a") and option
+    # values: the filters and the cards read them here, in the row already fetched.
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     embedding: Mapped[Any | None] = mapped_column(Vector(EMBEDDING_DIMENSIONS), default=None)
     embedding_model: Mapped[str | None] = mapped_column(String(100), default=None)

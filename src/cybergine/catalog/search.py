@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.catalog.shape import DEFAULT_VARIANT_TITLE
@@ -51,37 +51,30 @@ MIN_SIMILARITY = 0.4
 # while a broad "shoes" keeps every shoe (0.45-0.7).
 RELATIVE_FLOOR = 0.5
 CANDIDATES = 40
-# At most this many word matches are ranked per query (the rest are reached by meaning).
-LEXICAL_POOL = 1000
+# At most this many word matches are ranked per query: first products with every word of
+# the question, then, if they are too few, products with some (the rest are reached by
+# meaning). A word common to a third of a large catalogue ("shoe") would otherwise have
+# every one of its products checked against the filters.
+LEXICAL_POOL = 300
+SOME_WORD_POOL = 100
 MAX_RESULTS = 20
 MAX_QUERY_CHARS = 500
 # ts_rank_cd's weights for D, C, B, A: the title counts ten times the description.
 _RANK_WEIGHTS = "{0.1, 0.3, 0.6, 1.0}"
 
-# Whether a variant can be ordered now; the SQL twin of ``catalog.models.Variant.available``.
-_AVAILABLE = (
-    "(v.inventory_quantity IS NULL OR v.inventory_quantity > 0 OR v.inventory_policy = 'continue')"
-)
-_OPTION_VALUE = (
-    "lower(CASE o.position WHEN 1 THEN v.option1 WHEN 2 THEN v.option2 WHEN 3 THEN v.option3 END)"
-)
-# One variant satisfies price, currency, stock and every option asked together.
-_VARIANT_MATCH = f"""
-    (CAST(:min_price AS numeric) IS NULL OR v.price >= CAST(:min_price AS numeric))
-    AND (CAST(:max_price AS numeric) IS NULL OR v.price <= CAST(:max_price AS numeric))
-    AND (CAST(:currency AS text) IS NULL OR v.currency = CAST(:currency AS text))
-    AND (NOT :in_stock OR {_AVAILABLE})
-    AND NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(CAST(:options AS jsonb)) AS f(wanted)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM catalog_product_options o
-            WHERE o.product_id = v.product_id
-              AND {_OPTION_VALUE} = f.wanted ->> 'value'
-              AND (jsonb_array_length(f.wanted -> 'names') = 0
-                   OR lower(o.name) IN (SELECT jsonb_array_elements_text(f.wanted -> 'names')))))
-"""  # noqa: S608
-_SCOPE = f"""
+# The nearest products by meaning are taken from the HNSW index first and filtered after:
+# with the filters inside, PostgreSQL may measure the distance of every product that
+# passes them instead (40 ms at 100,000 products, bench/shopify.py). Under very selective
+# filters fewer of them remain; the words' candidates are filtered exactly.
+# Cheap necessary conditions on the search row first (prices, currency, stock), then one
+# variant meeting every filter together, checked in the row's JSON of its variants
+# (``search_index``) with the path of :func:`variant_path`: no other table is read.
+_SCOPE = """
     s.organisation_id = :organisation_id AND s.visible
+    AND (CAST(:max_price AS numeric) IS NULL OR s.min_price <= CAST(:max_price AS numeric))
+    AND (CAST(:min_price AS numeric) IS NULL OR s.max_price >= CAST(:min_price AS numeric))
+    AND (CAST(:currency AS text) IS NULL OR s.currency = CAST(:currency AS text))
+    AND (NOT :in_stock OR s.available)
     AND (CAST(:product_type AS text) IS NULL OR EXISTS (
         SELECT 1 FROM catalog_products p WHERE p.id = s.product_id
           AND lower(p.product_type) = lower(CAST(:product_type AS text))))
@@ -94,29 +87,41 @@ _SCOPE = f"""
         WHERE m.product_id = s.product_id
           AND (c.handle = lower(CAST(:collection AS text))
                OR lower(c.title) = lower(CAST(:collection AS text)))))
-    AND EXISTS (SELECT 1 FROM catalog_variants v WHERE v.product_id = s.product_id
-                AND {_VARIANT_MATCH})
-"""  # noqa: S608
+    AND jsonb_path_exists(s.variants, CAST(:variant_path AS jsonpath), CAST(:path_vars AS jsonb))
+"""
 
 _CANDIDATES_SQL = f"""
 WITH q AS MATERIALIZED (
-    SELECT (SELECT string_agg(quote_literal(lexeme), ' | ')
-            FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', :query)))::tsquery AS tsq
+    SELECT (string_agg(quote_literal(lexeme), ' | '))::tsquery AS tsq,
+           (string_agg(quote_literal(lexeme), ' & '))::tsquery AS tsq_all
+    FROM unnest(to_tsvector('{TEXT_SEARCH_CONFIG}', :query))
 ),
-lexical_matches AS MATERIALIZED (
+every_word AS MATERIALIZED (
     SELECT s.product_id, s.tsv FROM catalog_product_search s, q
-    WHERE q.tsq IS NOT NULL AND s.tsv @@ q.tsq AND {_SCOPE}
+    WHERE q.tsq_all IS NOT NULL AND s.tsv @@ q.tsq_all AND {_SCOPE}
     LIMIT :pool
 ),
+some_word AS MATERIALIZED (
+    SELECT s.product_id, s.tsv FROM catalog_product_search s, q
+    WHERE (SELECT count(*) FROM every_word) < :candidates
+      AND q.tsq IS NOT NULL AND s.tsv @@ q.tsq AND {_SCOPE}
+    LIMIT :some_pool
+),
 lexical AS MATERIALIZED (
-    SELECT m.product_id FROM lexical_matches m, q
+    SELECT m.product_id FROM (SELECT * FROM every_word UNION ALL SELECT * FROM some_word) m, q
     ORDER BY ts_rank_cd('{_RANK_WEIGHTS}', m.tsv, q.tsq) DESC LIMIT :candidates
 ),
-dense AS MATERIALIZED (
+nearest AS MATERIALIZED (
     SELECT s.product_id FROM catalog_product_search s
-    WHERE :use_dense AND s.embedding_model = :embedding_model AND {_SCOPE}
+    WHERE :use_dense AND s.organisation_id = :organisation_id
+      AND s.embedding_model = :embedding_model
     ORDER BY s.embedding <=> CAST(:query_vector AS vector)
     LIMIT :candidates
+),
+dense AS MATERIALIZED (
+    SELECT s.product_id FROM nearest n
+    JOIN catalog_product_search s ON s.product_id = n.product_id
+    WHERE {_SCOPE}
 ),
 browse AS MATERIALIZED (
     SELECT s.product_id FROM catalog_product_search s
@@ -136,27 +141,20 @@ SELECT s.product_id,
 FROM candidates c JOIN catalog_product_search s ON s.product_id = c.product_id CROSS JOIN q
 """  # noqa: S608
 
-_VARIANTS_SQL = f"""
-SELECT p.id AS product_id, p.title AS product_title, p.url,
-       coalesce(
-           (SELECT i.src FROM catalog_images i WHERE i.id = v.image_id),
-           (SELECT i.src FROM catalog_images i WHERE i.product_id = p.id
-            ORDER BY i.position LIMIT 1)) AS image_url,
-       v.id AS variant_id, v.title AS variant_title, v.price, v.compare_at_price, v.currency,
-       {_AVAILABLE} AS available
-FROM catalog_products p
-JOIN catalog_variants v ON v.product_id = p.id
-WHERE p.organisation_id = :organisation_id AND p.id = ANY(:product_ids)
-  AND p.status = 'active' AND p.published AND {_VARIANT_MATCH}
-ORDER BY p.id, v.position
-"""  # noqa: S608
+# The products found, with the variants that meet the filters (the same path).
+_VARIANTS_SQL = """
+SELECT p.id AS product_id, p.title, p.url,
+       jsonb_path_query_array(
+           s.variants, CAST(:variant_path AS jsonpath), CAST(:path_vars AS jsonb)) AS variants
+FROM catalog_product_search s
+JOIN catalog_products p ON p.id = s.product_id
+WHERE s.organisation_id = :organisation_id AND s.product_id = ANY(:product_ids) AND s.visible
+"""
 
-_PARAMETERS = (
-    bindparam("options", type_=JSONB),
-    bindparam("product_ids", type_=ARRAY(UUID(as_uuid=True))),
+_CANDIDATES = text(_CANDIDATES_SQL)
+_VARIANTS = text(_VARIANTS_SQL).bindparams(
+    bindparam("product_ids", type_=ARRAY(UUID(as_uuid=True)))
 )
-_CANDIDATES = text(_CANDIDATES_SQL).bindparams(_PARAMETERS[0])
-_VARIANTS = text(_VARIANTS_SQL).bindparams(*_PARAMETERS)
 
 _KNOWN_VALUES = text(
     """
@@ -256,20 +254,48 @@ def _optional(value: str | None) -> str | None:
     return _clean(value) if value else None
 
 
+def variant_path(filters: ProductFilters) -> tuple[str, dict[str, Any]]:
+    """The one rule of a matching variant, as an SQL/JSON path over a search row's
+    variants and its variables: price within the bounds, in the currency, in stock when
+    asked, and each option value asked (under one of its names, when given). The path is
+    made of fixed pieces; every value asked is a variable, never part of the path."""
+    conditions: list[str] = []
+    variables: dict[str, Any] = {}
+    if filters.min_price is not None:
+        conditions.append("@.p >= $min")
+        variables["min"] = float(filters.min_price)
+    if filters.max_price is not None:
+        conditions.append("@.p <= $max")
+        variables["max"] = float(filters.max_price)
+    if filters.currency:
+        conditions.append("@.c == $currency")
+        variables["currency"] = _clean(filters.currency.upper())
+    if filters.in_stock:
+        conditions.append("@.a == true")
+    for n, option in enumerate(filters.options):
+        wanted = f"@.v == $v{n}"
+        variables[f"v{n}"] = _clean(option.value.casefold())
+        if option.names:
+            wanted += f" && @.n == $n{n}[*]"
+            variables[f"n{n}"] = [_clean(name.casefold()) for name in option.names]
+        conditions.append(f"exists(@.o[*] ? ({wanted}))")
+    path = f"$[*] ? ({' && '.join(conditions)})" if conditions else "$[*]"
+    return path, variables
+
+
 def _parameters(organisation_id: uuid.UUID, filters: ProductFilters) -> dict[str, Any]:
+    path, variables = variant_path(filters)
     return {
         "organisation_id": organisation_id,
         "min_price": filters.min_price,
         "max_price": filters.max_price,
         "currency": _optional(filters.currency.upper() if filters.currency else None),
         "in_stock": filters.in_stock,
-        "options": [
-            {"value": _clean(o.value.casefold()), "names": [_clean(n.casefold()) for n in o.names]}
-            for o in filters.options
-        ],
         "collection": _optional(filters.collection),
         "product_type": _optional(filters.product_type),
         "vendor": _optional(filters.vendor),
+        "variant_path": path,
+        "path_vars": json.dumps(variables),
     }
 
 
@@ -320,6 +346,7 @@ async def search_products(
                 "browse": not query.strip(),
                 "candidates": max(CANDIDATES, k),
                 "pool": LEXICAL_POOL,
+                "some_pool": SOME_WORD_POOL,
             },
         )
     ).all()
@@ -327,40 +354,42 @@ async def search_products(
     ranked = _fuse(rows, browsing=browsing)[:k]
     if not ranked:
         return []
-    variants = (
-        await session.execute(_VARIANTS, {**parameters, "product_ids": [row[0] for row in ranked]})
-    ).all()
-    by_product: dict[uuid.UUID, list[Any]] = {}
-    for variant in variants:
-        by_product.setdefault(variant.product_id, []).append(variant)
+    products = {
+        row.product_id: row
+        for row in await session.execute(
+            _VARIANTS, {**parameters, "product_ids": [row[0] for row in ranked]}
+        )
+    }
     hits = []
     for product_id, score, lexical, dense in ranked:
-        found = by_product.get(product_id)
-        if not found:  # changed between the two statements
+        found = products.get(product_id)
+        if found is None or not found.variants:  # changed between the two statements
             continue
         hits.append(
             ProductHit(
                 product_id=product_id,
-                title=found[0].product_title,
-                url=found[0].url,
+                title=found.title,
+                url=found.url,
                 score=round(score, 6),
                 lexical=round(lexical, 6),
                 dense=None if dense is None else round(dense, 6),
-                variants=tuple(
-                    MatchedVariant(
-                        id=v.variant_id,
-                        title=v.variant_title,
-                        price=v.price,
-                        compare_at_price=v.compare_at_price,
-                        currency=v.currency,
-                        available=v.available,
-                        image_url=v.image_url,
-                    )
-                    for v in found
-                ),
+                variants=tuple(_variant(v) for v in found.variants),
             )
         )
     return hits
+
+
+def _variant(stored: dict[str, Any]) -> MatchedVariant:
+    """A variant as ``search_index`` stores it in the search row."""
+    return MatchedVariant(
+        id=uuid.UUID(stored["id"]),
+        title=stored["title"],
+        price=Decimal(stored["price"]),
+        compare_at_price=Decimal(stored["compare_at"]) if stored.get("compare_at") else None,
+        currency=stored["c"],
+        available=stored["a"] is True,
+        image_url=stored.get("image"),
+    )
 
 
 def _fuse(

@@ -2,7 +2,9 @@
 
 Two halves, because they cost very differently:
 
-- the lexical half (weighted tsvector, option values, visibility) is computed by one SQL
+- the lexical half (weighted tsvector, option values, visibility, and each variant's
+  price, currency, stock and option values as JSON, so filters read one row) is computed
+  by one SQL
   statement from the product's rows, in the transaction that writes the product
   (:func:`refresh`): a few milliseconds, so a change is searchable by its words the
   moment it commits, and a product made a draft or archived is hidden at once;
@@ -43,6 +45,17 @@ _DEFAULT_OPTION = (
     f"o.name = '{DEFAULT_OPTION}' AND o.values = ARRAY['{DEFAULT_VARIANT_TITLE}']::varchar[]"
 )
 
+# Whether a variant can be ordered now: the SQL twin of ``catalog.models.Variant.available``
+# (search filters on it and shows it on cards).
+AVAILABLE_SQL = (
+    "(v.inventory_quantity IS NULL OR v.inventory_quantity > 0 OR v.inventory_policy = 'continue')"
+)
+
+# A variant's value of the option ``o``.
+_VARIANT_OPTION = (
+    "CASE o.position WHEN 1 THEN v.option1 WHEN 2 THEN v.option2 WHEN 3 THEN v.option3 END"
+)
+
 # HTML to text: tags become spaces, the entities shops' editors write become characters.
 _PLAIN_DESCRIPTION = r"""
     btrim(regexp_replace(
@@ -62,6 +75,9 @@ WITH parts AS (
                      nullif(array_to_string(p.tags, ', '), ''), cols.titles) AS facets,
            opts.text AS options,
            coalesce(opts.option_values, ARRAY[]::varchar[]) AS option_values,
+           p.currency, prices.min_price, prices.max_price,
+           coalesce(prices.available, false) AS available,
+           coalesce(prices.variants, '[]'::jsonb) AS variants,
            {_PLAIN_DESCRIPTION} AS description
     FROM catalog_products p
     LEFT JOIN LATERAL (
@@ -81,6 +97,25 @@ WITH parts AS (
         FROM catalog_product_options o
         WHERE o.product_id = p.id AND NOT ({_DEFAULT_OPTION})
     ) opts ON true
+    LEFT JOIN LATERAL (
+        SELECT min(v.price) AS min_price, max(v.price) AS max_price,
+               bool_or({AVAILABLE_SQL}) AS available,
+               jsonb_agg(jsonb_build_object(
+                   'id', v.id, 'title', v.title, 'p', v.price, 'price', v.price::text,
+                   'compare_at', v.compare_at_price::text, 'c', v.currency,
+                   'a', {AVAILABLE_SQL},
+                   'image', coalesce(
+                       (SELECT i.src FROM catalog_images i WHERE i.id = v.image_id),
+                       (SELECT i.src FROM catalog_images i WHERE i.product_id = p.id
+                        ORDER BY i.position LIMIT 1)),
+                   'o', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                     'n', lower(o.name), 'v', lower({_VARIANT_OPTION}))),
+                                 '[]'::jsonb)
+                         FROM catalog_product_options o
+                         WHERE o.product_id = p.id AND {_VARIANT_OPTION} IS NOT NULL)
+               ) ORDER BY v.position) AS variants
+        FROM catalog_variants v WHERE v.product_id = p.id
+    ) prices ON true
     WHERE p.organisation_id = :organisation_id AND p.id = ANY(:product_ids)
 ),
 documents AS (
@@ -90,13 +125,14 @@ documents AS (
     FROM parts
 )
 INSERT INTO catalog_product_search AS s
-    (id, organisation_id, product_id, visible, document, document_hash, tsv, option_values)
+    (id, organisation_id, product_id, visible, document, document_hash, tsv, option_values,
+     currency, min_price, max_price, available, variants)
 SELECT id, organisation_id, id, visible, document, md5(document),
        setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', title), 'A')
        || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', facets), 'B')
        || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', coalesce(options, '')), 'C')
        || setweight(to_tsvector('{TEXT_SEARCH_CONFIG}', description), 'D'),
-       option_values
+       option_values, currency, min_price, max_price, available, variants
 FROM documents
 ON CONFLICT (product_id) DO UPDATE SET
     visible = excluded.visible,
@@ -104,10 +140,23 @@ ON CONFLICT (product_id) DO UPDATE SET
     document_hash = excluded.document_hash,
     tsv = excluded.tsv,
     option_values = excluded.option_values,
+    currency = excluded.currency,
+    min_price = excluded.min_price,
+    max_price = excluded.max_price,
+    available = excluded.available,
+    variants = excluded.variants,
     embedding = CASE WHEN s.document_hash = excluded.document_hash THEN s.embedding END,
     embedding_model = CASE WHEN s.document_hash = excluded.document_hash
                            THEN s.embedding_model END,
     updated_at = now()
+-- An unchanged product keeps its row as it is: rewriting it would add a version of the
+-- row to every index, the HNSW graph's included (a re-sync of a whole shop).
+WHERE (s.visible, s.document_hash, s.tsv, s.option_values, s.currency, s.min_price,
+       s.max_price, s.available, s.variants)
+      IS DISTINCT FROM
+      (excluded.visible, excluded.document_hash, excluded.tsv, excluded.option_values,
+       excluded.currency, excluded.min_price, excluded.max_price, excluded.available,
+       excluded.variants)
 RETURNING visible AND embedding IS NULL
 """  # noqa: S608
 

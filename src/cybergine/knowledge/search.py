@@ -320,9 +320,7 @@ def fuse(
     return hits
 
 
-def shares(
-    lexical: float, dense: float | None, weights: FusionWeights
-) -> tuple[float, float]:
+def shares(lexical: float, dense: float | None, weights: FusionWeights) -> tuple[float, float]:
     """The fused score's two parts (dense, lexical) for one candidate: ``lexical`` is its
     BM25 (or rank) over the best candidate's; without a dense score, lexical is all of it.
     Product search fuses with this very rule (``catalog.search``)."""

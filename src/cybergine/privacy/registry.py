@@ -320,6 +320,8 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("catalog_collections", "external_id", _CATALOGUE),
     NotPersonal("catalog_product_search", "document", _CATALOGUE),
     NotPersonal("catalog_product_search", "option_values", _CATALOGUE),
+    NotPersonal("catalog_product_search", "currency", _CATALOGUE),
+    NotPersonal("catalog_product_search", "variants", _CATALOGUE),
     NotPersonal("catalog_product_search", "document_hash", "a hash of the catalogue's text"),
     NotPersonal("catalog_product_search", "embedding_model", "the name of a model"),
 )

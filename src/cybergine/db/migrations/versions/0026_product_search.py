@@ -29,6 +29,11 @@ def upgrade() -> None:
         sa.Column("document_hash", sa.String(length=32), nullable=False),
         sa.Column("tsv", postgresql.TSVECTOR(), nullable=False),
         sa.Column("option_values", sa.ARRAY(sa.String(length=255)), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("min_price", sa.Numeric(precision=14, scale=2), nullable=True),
+        sa.Column("max_price", sa.Numeric(precision=14, scale=2), nullable=True),
+        sa.Column("available", sa.Boolean(), nullable=False),
+        sa.Column("variants", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("embedding", Vector(384), nullable=True),
         sa.Column("embedding_model", sa.String(length=100), nullable=True),
         sa.Column(
