@@ -34,6 +34,7 @@ ROOT = "cybergine"
 DOMAINS = frozenset(
     {
         "accounts",
+        "analytics",
         "assistants",
         "catalog",
         "channels",
@@ -62,6 +63,7 @@ _FROZEN_MIGRATION = (
 _HTTP_EDGE = "{} is the domain's HTTP edge (its api.py by another name)"
 ALLOWED: Mapping[tuple[str, str], str] = {
     ("cybergine.db.models", "cybergine.accounts.models"): _SCHEMA_ROOT,
+    ("cybergine.db.models", "cybergine.analytics.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.assistants.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.channels.whatsapp.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.conversations.models"): _SCHEMA_ROOT,

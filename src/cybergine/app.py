@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
+from cybergine.analytics import api as analytics_api
 from cybergine.assistants import api as assistants_api
 from cybergine.catalog import api as catalog_api
 from cybergine.channels.adapters import register_channel_adapters
@@ -146,6 +147,7 @@ def create_app(
     app.include_router(shopify_api.webhook_router)
     app.include_router(shopify_api.sync_router)
     app.include_router(conversations_api.router)
+    app.include_router(analytics_api.router)
     app.include_router(conversations_api.preview_router)
     app.include_router(privacy_api.router)
     app.include_router(privacy_requests_api.router)

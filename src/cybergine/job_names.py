@@ -30,6 +30,7 @@ class JobName(enum.StrEnum):
     PROCESS_SHOPIFY_WEBHOOK = "shopify:process_webhook"
     SEND_SHOPIFY_DATA_REPORT = "shopify:send_data_report"
     EMBED_PRODUCTS = "catalog:embed_products"
+    REFRESH_ANALYTICS = "analytics:refresh"
 
     @property
     def namespace(self) -> str:

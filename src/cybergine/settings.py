@@ -259,6 +259,16 @@ class Settings(BaseSettings):
         description="Policy §11: days between an organisation's deletion and its erasure.",
     )
 
+    # --- Analytics ---------------------------------------------------------------
+    analytics_idle_resolution_hours: float = Field(
+        default=24,
+        gt=0,
+        le=30 * 24,
+        description="A conversation with no message either way for this long counts as "
+        "resolved (see the README's analytics definitions); after a change, run "
+        "`cybergine analytics rebuild` so history follows.",
+    )
+
     # --- Security monitoring (policy §12) -----------------------------------------
     security_alert_window_minutes: int = Field(
         default=15,

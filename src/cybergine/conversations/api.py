@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
+from cybergine.analytics import rollups
+from cybergine.analytics import service as analytics
+from cybergine.analytics.definitions import Figure
+from cybergine.analytics.periods import Filters, period
 from cybergine.conversations import preview, queries, service
 from cybergine.conversations.models import Channel, ConversationState
 from cybergine.conversations.schemas import (
@@ -22,7 +27,7 @@ from cybergine.conversations.schemas import (
     PreviewIn,
     PreviewOut,
 )
-from cybergine.errors import Conflict
+from cybergine.errors import Conflict, InvalidInput, NotFound
 from cybergine.knowledge.providers import embedding_provider
 from cybergine.onboarding.service import record_tried
 from cybergine.web.deps import SettingsDep
@@ -48,24 +53,49 @@ _INLINE_TYPES = ("image/", "audio/", "video/")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
-@router.get("", response_model=ConversationPage)
+@router.get("", response_model=ConversationPage, responses=may_answer(NotFound))
 async def list_conversations(
     caller: Reader,
+    settings: SettingsDep,
     state: ConversationState | None = None,
     channel: Channel | None = None,
     assistant_id: uuid.UUID | None = None,
     human_review: bool | None = None,
+    analytics_figure: Annotated[
+        Figure | None,
+        Query(
+            alias="analytics",
+            description="Only the conversations this analytics figure counts (with from, "
+            "to and timezone, as /api/v1/analytics/summary's drilldown links give them)",
+        ),
+    ] = None,
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+    timezone: Annotated[str, Query(max_length=64)] = "UTC",
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = queries.DEFAULT_CONVERSATION_LIMIT,
     cursor: Annotated[
         str | None, Query(max_length=500, description="next_cursor of the last page")
     ] = None,
 ) -> ConversationPage:
+    among = None
+    if analytics_figure is not None:
+        if first is None or last is None:
+            raise InvalidInput("An analytics figure needs its period: from and to.", field="from")
+        filters = Filters(period(first, last, timezone), assistant_id, channel)
+        await analytics.check_filters(caller.scope, filters)
+        among = analytics.figure_conversations(
+            caller.principal.organisation_id,
+            analytics_figure,
+            filters,
+            rollups.measure_now(settings.analytics_idle_resolution_hours),
+        )
     page = await queries.list_conversations(
         caller.scope,
         state=state,
         channel=channel,
         assistant_id=assistant_id,
         human_review=human_review,
+        among=among,
         limit=limit,
         cursor=cursor,
     )

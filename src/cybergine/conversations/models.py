@@ -136,6 +136,8 @@ class Conversation(TenantMixin, Base):
         Index(None, "organisation_id", "last_message_at"),
         # A plan's monthly allowance counts the conversations begun this month.
         Index(None, "organisation_id", "created_at"),
+        # The analytics refresh finds the conversations changed since its last run.
+        Index(None, "organisation_id", "updated_at"),
     )
 
     channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))

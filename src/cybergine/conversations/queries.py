@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Subquery, and_, or_, select
 from sqlalchemy.orm import defer
 
 from cybergine import pagination
@@ -59,10 +59,13 @@ async def list_conversations(
     channel: Channel | None = None,
     assistant_id: uuid.UUID | None = None,
     human_review: bool | None = None,
+    among: Subquery | None = None,
     limit: int = DEFAULT_CONVERSATION_LIMIT,
     cursor: str | None = None,
 ) -> ConversationPage:
-    """Newest activity first: ``last_message_at DESC NULLS LAST, id DESC``."""
+    """Newest activity first: ``last_message_at DESC NULLS LAST, id DESC``. ``among``:
+    only the conversations whose ids it lists (``conversation_id``), such as those an
+    analytics figure counts."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit is between 1 and {MAX_LIMIT}.", field="limit")
     statement = scope.select(Conversation)
@@ -74,6 +77,8 @@ async def list_conversations(
         statement = statement.where(Conversation.assistant_id == assistant_id)
     if human_review is not None:
         statement = statement.where(Conversation.human_review_requested == human_review)
+    if among is not None:
+        statement = statement.where(Conversation.id.in_(select(among.c.conversation_id)))
     if cursor:
         after_at, after_id = pagination.decode(
             cursor, pagination.optional(pagination.TIMESTAMP), pagination.UUID

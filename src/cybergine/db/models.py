@@ -5,6 +5,7 @@ package adds its ``models`` module to this list.
 """
 
 from cybergine.accounts import models as accounts_models
+from cybergine.analytics import models as analytics_models
 from cybergine.assistants import models as assistants_models
 from cybergine.catalog import models as catalog_models
 from cybergine.channels.whatsapp import models as whatsapp_models
@@ -25,6 +26,7 @@ metadata = Base.metadata
 
 __all__ = [
     "accounts_models",
+    "analytics_models",
     "assistants_models",
     "audit_models",
     "catalog_models",

@@ -290,6 +290,21 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("organisation_exports", "counts", "rows written per table"),
     NotPersonal("organisation_exports", "link_token_hash", _CREDENTIAL),
     NotPersonal("organisation_exports", "error", "a fixed sentence naming an error's type"),
+    # Analytics aggregates (analytics): counts per hour, assistant and channel.
+    *(
+        NotPersonal(table, "channel", _ENUM)
+        for table in (
+            "analytics_hourly",
+            "analytics_hourly_model_usage",
+            "analytics_hourly_sources",
+            "analytics_hourly_reasons",
+        )
+    ),
+    NotPersonal("analytics_hourly_model_usage", "item", "a model provider's and model's names"),
+    NotPersonal("analytics_hourly_model_usage", "provider", "the name of a model provider"),
+    NotPersonal("analytics_hourly_model_usage", "model", "the name of a model"),
+    NotPersonal("analytics_hourly_sources", "item", "the id of a knowledge source"),
+    NotPersonal("analytics_hourly_reasons", "item", "a fixed reason code, or 'other' for any text"),
     # The product catalogue (catalog): what a shop sells.
     *(
         NotPersonal("catalog_products", column, _CATALOGUE)

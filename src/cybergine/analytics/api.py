@@ -1,0 +1,193 @@
+"""/api/v1/analytics: the headline figures of a period beside the previous one, the same
+over time, and one CSV row per conversation; every member may read them (viewers too)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
+from cybergine.accounts.permissions import Permission
+from cybergine.analytics import definitions, rollups, service
+from cybergine.analytics.periods import Filters, Interval, period
+from cybergine.analytics.schemas import (
+    AssistantCount,
+    ChannelCount,
+    FigureOut,
+    ModelUsageOut,
+    PeriodOut,
+    PointOut,
+    ReasonOut,
+    SourceOut,
+    SummaryOut,
+    TimeseriesOut,
+)
+from cybergine.conversations.models import Channel
+from cybergine.db.engine import Database
+from cybergine.errors import NotFound
+from cybergine.web.deps import SettingsDep
+from cybergine.web.downloads import content_disposition
+from cybergine.web.openapi import may_answer
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+
+Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+# The export streams with no connection held by the request: the caller is checked in a
+# short transaction, the rows are read on a connection of the stream's own.
+Exporter = Annotated[Authorized, authorize_outside_transaction(Permission.CONVERSATIONS_READ)]
+
+
+def filters_of(
+    first: Annotated[date, Query(alias="from", description="First local day, included")],
+    last: Annotated[date, Query(alias="to", description="Last local day, included")],
+    timezone: Annotated[
+        str, Query(max_length=64, description="IANA zone of the days, e.g. Europe/Paris")
+    ] = "UTC",
+    assistant_id: uuid.UUID | None = None,
+    channel: Channel | None = None,
+) -> Filters:
+    return Filters(period(first, last, timezone), assistant_id, channel)
+
+
+FiltersDep = Annotated[Filters, Depends(filters_of)]
+
+
+def _period_out(filters: Filters) -> PeriodOut:
+    previous_start, _ = filters.period.previous
+    return PeriodOut.model_validate(
+        {
+            "from": filters.period.first,
+            "to": filters.period.last,
+            "timezone": filters.period.timezone,
+            "start": filters.period.start,
+            "end": filters.period.end,
+            "previous_start": previous_start,
+        }
+    )
+
+
+def drilldown_url(figure: definitions.Figure, filters: Filters) -> str:
+    """The conversations list showing exactly the conversations ``figure`` counts."""
+    query = {
+        "analytics": figure.value,
+        "from": filters.period.first.isoformat(),
+        "to": filters.period.last.isoformat(),
+        "timezone": filters.period.timezone,
+    }
+    if filters.assistant_id is not None:
+        query["assistant_id"] = str(filters.assistant_id)
+    if filters.channel is not None:
+        query["channel"] = filters.channel.value
+    return f"/api/v1/conversations?{urlencode(query)}"
+
+
+@router.get(
+    "/summary",
+    response_model=SummaryOut,
+    responses=may_answer(NotFound),
+    summary="Headline figures of a period, the previous period's beside them",
+)
+async def summary(caller: Reader, filters: FiltersDep) -> SummaryOut:
+    found = await service.summary(caller.scope, filters)
+    current, previous = found.current.headline(), found.previous.headline()
+    return SummaryOut(
+        period=_period_out(filters),
+        figures={name: FigureOut(value=current[name], previous=previous[name]) for name in current},
+        drilldown={figure.value: drilldown_url(figure, filters) for figure in definitions.Figure},
+        by_channel=[ChannelCount(**row) for row in found.breakdowns["by_channel"]],
+        by_assistant=[AssistantCount(**row) for row in found.breakdowns["by_assistant"]],
+        by_state={k: int(v or 0) for k, v in found.breakdowns["by_state"][0].items()},
+        model_usage=[ModelUsageOut(**row) for row in found.breakdowns["model_usage"]],
+        top_sources=[SourceOut(**row) for row in found.breakdowns["top_sources"]],
+        handoff_reasons=[ReasonOut(**row) for row in found.breakdowns["handoff_reasons"]],
+    )
+
+
+@router.get(
+    "/timeseries",
+    response_model=TimeseriesOut,
+    responses=may_answer(NotFound),
+    summary="The figures per hour, day or week of a period",
+)
+async def timeseries(
+    caller: Reader, filters: FiltersDep, interval: Interval = Interval.DAY
+) -> TimeseriesOut:
+    points = await service.timeseries(caller.scope, filters, interval)
+    return TimeseriesOut(
+        period=_period_out(filters),
+        interval=interval,
+        points=[
+            PointOut(
+                start=point.start,
+                figures={
+                    k: v for k, v in point.totals.headline().items() if k != "unique_customers"
+                },
+            )
+            for point in points
+        ],
+    )
+
+
+@router.get(
+    "/conversations.csv",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "One row per conversation"},
+        **may_answer(NotFound),
+    },
+    summary="One CSV row per conversation begun in the period, with its figures",
+)
+async def conversations_csv(
+    exporter: Exporter, filters: FiltersDep, settings: SettingsDep
+) -> StreamingResponse:
+    async with exporter.transaction() as caller:
+        await service.check_filters(caller.scope, filters)
+    return StreamingResponse(
+        _csv_chunks(
+            exporter.database,
+            exporter.principal.organisation_id,
+            filters,
+            rollups.measure_now(settings.analytics_idle_resolution_hours),
+        ),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": content_disposition(
+                "attachment",
+                f"conversations-{filters.period.first}-{filters.period.last}.csv",
+            ),
+            "cache-control": "no-store",
+        },
+    )
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return "" if value is None else value
+
+
+async def _csv_chunks(
+    database: Database,
+    organisation_id: uuid.UUID,
+    filters: Filters,
+    measured: rollups.Measure,
+) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(service.CSV_COLUMNS)
+    async with database.transaction() as session:
+        async for row in service.conversation_rows(session, organisation_id, filters, measured):
+            writer.writerow([_csv_value(value) for value in row])
+            if buffer.tell() >= 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()

@@ -1,0 +1,201 @@
+"""What each analytics figure means, written once (the README's "Analytics: what each
+figure means" says the same in words).
+
+Everything is derived from one statement, :func:`conversation_metrics`: a row per
+conversation with its counts, the moments that matter and the outcome. The hourly
+aggregates (``rollups``), the CSV export and the drill-down (the conversations behind a
+figure, ``Figure.predicate``) all read it, so a figure and its conversations cannot
+disagree, and a fix here reaches history with ``cybergine analytics rebuild``.
+
+Period rule: a conversation counts in the hour it began (``conversations.created_at``),
+with everything that happened in it since. Parameters every statement takes:
+``:organisation_id``, ``:now`` (what "idle" is measured against) and ``:idle_seconds``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from cybergine.conversations import intents
+from cybergine.conversations.models import ConversationState, Direction, Sender
+
+# The hand-off reasons counted by name; any other reason (a model's own words, a
+# sentence written by the platform) is counted as OTHER_REASON, so no text a customer
+# could have influenced reaches the aggregates.
+HANDOFF_REASON_CODES = (
+    intents.REASON_CUSTOMER_REQUEST,
+    intents.REASON_HUMAN_REVIEW,
+    intents.REASON_KEYWORD,
+)
+OTHER_REASON = "other"
+
+_INBOUND = f"'{Direction.INBOUND.value}'"
+_OUTBOUND = f"'{Direction.OUTBOUND.value}'"
+_ASSISTANT = f"'{Sender.ASSISTANT.value}'"
+_AGENT = f"'{Sender.AGENT.value}'"
+_CLOSED = f"'{ConversationState.CLOSED.value}'"
+
+# Per conversation, from its messages. "In": what the customer wrote; "out": what was
+# sent to them (the assistant's answers, people's replies, the platform's notices);
+# team-only notes are neither. An assistant answer is grounded when it rests on a
+# source above the threshold and a fallback when it was not (``messages.grounded``).
+# People's first replies are kept as a list so the ones after a given moment (the
+# customer's first message, the hand-off) can be picked without a second pass.
+_MESSAGE_FACTS = f"""
+    SELECT count(*) FILTER (WHERE m.direction = {_INBOUND}) AS messages_in,
+           count(*) FILTER (WHERE m.direction = {_OUTBOUND}) AS messages_out,
+           count(*) FILTER (WHERE m.direction = {_OUTBOUND} AND m.sender = {_ASSISTANT})
+               AS assistant_answers,
+           count(*) FILTER (WHERE m.sender = {_ASSISTANT} AND m.grounded) AS grounded_answers,
+           count(*) FILTER (WHERE m.sender = {_ASSISTANT} AND NOT m.grounded) AS fallbacks,
+           count(*) FILTER (WHERE m.direction = {_OUTBOUND} AND m.sender = {_AGENT})
+               AS agent_messages,
+           coalesce(sum(m.prompt_tokens), 0) AS prompt_tokens,
+           coalesce(sum(m.completion_tokens), 0) AS completion_tokens,
+           min(m.created_at) FILTER (WHERE m.direction = {_INBOUND}) AS first_customer_at,
+           min(m.created_at) FILTER (WHERE m.direction = {_OUTBOUND} AND m.sender = {_ASSISTANT})
+               AS first_assistant_at,
+           array_agg(m.created_at) FILTER (WHERE m.direction = {_OUTBOUND} AND m.sender = {_AGENT})
+               AS agent_times
+      FROM messages m
+     WHERE m.conversation_id = c.id
+"""  # noqa: S608
+
+_FACTS = f"""
+    SELECT c.id AS conversation_id,
+           c.assistant_id,
+           c.channel,
+           c.state,
+           c.customer_id,
+           c.created_at AS started_at,
+           date_trunc('hour', c.created_at) AS hour,
+           c.handoff_at,
+           c.handoff_reason,
+           c.closed_at,
+           c.last_message_at,
+           a.business_hours,
+           f.*,
+           (SELECT min(t) FROM unnest(f.agent_times) AS t WHERE t >= f.first_customer_at)
+               AS first_agent_at,
+           (SELECT min(t) FROM unnest(f.agent_times) AS t WHERE t >= c.handoff_at)
+               AS first_agent_after_handoff_at,
+           CASE WHEN c.state = {_CLOSED} THEN c.closed_at
+                WHEN c.last_message_at <= CAST(:now AS timestamptz)
+                                          - make_interval(secs => :idle_seconds)
+                THEN c.last_message_at
+           END AS resolved_at
+      FROM conversations c
+      LEFT JOIN assistants a ON a.id = c.assistant_id
+     CROSS JOIN LATERAL ({_MESSAGE_FACTS}) AS f
+     WHERE c.organisation_id = :organisation_id AND ({{where}})
+"""  # noqa: S608
+
+
+def _duration(name: str, start: str, end: str) -> str:
+    """Seconds from ``start`` to ``end``, and the same counting only the assistant's
+    business hours (NULL when it has none)."""
+    return (
+        f"extract(epoch FROM {end} - {start})::double precision AS {name}_seconds,\n"
+        f"cybergine_business_seconds({start}, {end}, x.business_hours) AS {name}_business_seconds"
+    )
+
+
+# The outcome of a conversation: handed to a person (a hand-off was recorded, or someone
+# on the team wrote to the customer), resolved (closed, or idle for the configured time:
+# no message either way since), resolved by the assistant (resolved, the assistant
+# answered at least once, and never handed to a person).
+_OUTCOMES = """
+    (x.handoff_at IS NOT NULL OR x.agent_messages > 0) AS handed_to_person,
+    (x.resolved_at IS NOT NULL) AS resolved,
+    (x.assistant_answers > 0) AS answered_by_assistant,
+    (x.fallbacks > 0) AS with_fallback,
+    (x.resolved_at IS NOT NULL AND x.assistant_answers > 0
+     AND x.handoff_at IS NULL AND x.agent_messages = 0) AS resolved_by_assistant
+"""
+
+
+def conversation_metrics(where: str) -> str:
+    """One row per conversation of the organisation matching ``where`` (SQL over the
+    conversation ``c``), with every per-conversation figure."""
+    durations = ",\n".join(
+        (
+            # The customer's first message to the assistant's first answer.
+            _duration("first_response", "x.first_customer_at", "x.first_assistant_at"),
+            # The customer's first message to the first reply of a person.
+            _duration("agent_first_response", "x.first_customer_at", "x.first_agent_at"),
+            # The hand-off to the first reply of a person after it.
+            _duration("human_first_response", "x.handoff_at", "x.first_agent_after_handoff_at"),
+            # The conversation's start to its resolution.
+            _duration("resolution", "x.started_at", "x.resolved_at"),
+        )
+    )
+    return f"""
+    SELECT x.*, {_OUTCOMES}, {durations}
+      FROM ({_FACTS.format(where=where)}) AS x
+    """  # noqa: S608
+
+
+class Figure(enum.StrEnum):
+    """A count of conversations, each of which the drill-down can list."""
+
+    CONVERSATIONS = "conversations"
+    ANSWERED_BY_ASSISTANT = "answered_by_assistant"
+    RESOLVED_BY_ASSISTANT = "resolved_by_assistant"
+    HANDED_TO_PERSON = "handed_to_person"
+    RESOLVED = "resolved"
+    WITH_FALLBACK = "with_fallback"
+
+    @property
+    def predicate(self) -> str:
+        """SQL over a :func:`conversation_metrics` row (``x``... aliased ``metrics``)."""
+        return "true" if self == Figure.CONVERSATIONS else f"metrics.{self.value}"
+
+
+# The states a conversation can be in now, each counted.
+STATES = tuple(ConversationState)
+
+
+def cited_sources(where: str) -> str:
+    """Each source an assistant's answer cited (``messages.sources``; an entry marked
+    ``"cited": false`` was shown to the model but not used), per conversation hour,
+    assistant and channel: ``item`` (the source's item id) and ``citations``."""
+    return f"""
+    SELECT date_trunc('hour', c.created_at) AS hour, c.assistant_id, c.channel,
+           source.value->>'item_id' AS item, count(*) AS citations
+      FROM conversations c
+      JOIN messages m ON m.conversation_id = c.id
+     CROSS JOIN LATERAL jsonb_array_elements(
+               CASE WHEN jsonb_typeof(m.sources) = 'array' THEN m.sources ELSE '[]' END
+           ) AS source(value)
+     WHERE c.organisation_id = :organisation_id AND ({where})
+       AND m.sender = {_ASSISTANT} AND m.sources IS NOT NULL
+       AND source.value->>'item_id' IS NOT NULL
+       AND coalesce((source.value->>'cited')::boolean, true)
+     GROUP BY 1, 2, 3, 4
+    """  # noqa: S608
+
+
+def model_usage(where: str) -> str:
+    """The assistant's answers that went to a model, per provider and model (``item``:
+    "provider/model"), with their prompt and completion tokens."""
+    return f"""
+    SELECT date_trunc('hour', c.created_at) AS hour, c.assistant_id, c.channel,
+           coalesce(m.llm_provider, '') || '/' || coalesce(m.llm_model, '') AS item,
+           m.llm_provider AS provider, m.llm_model AS model,
+           count(*) AS answers,
+           coalesce(sum(m.prompt_tokens), 0) AS prompt_tokens,
+           coalesce(sum(m.completion_tokens), 0) AS completion_tokens
+      FROM conversations c
+      JOIN messages m ON m.conversation_id = c.id
+     WHERE c.organisation_id = :organisation_id AND ({where})
+       AND m.sender = {_ASSISTANT} AND m.direction = {_OUTBOUND}
+       AND (m.llm_provider IS NOT NULL OR m.llm_model IS NOT NULL)
+     GROUP BY 1, 2, 3, 4, 5, 6
+    """  # noqa: S608
+
+
+def handoff_reason_code(column: str) -> str:
+    """The reason a hand-off is counted under: its code when it is one of
+    ``HANDOFF_REASON_CODES``, else ``OTHER_REASON``."""
+    codes = ", ".join(f"'{code}'" for code in HANDOFF_REASON_CODES)
+    return f"CASE WHEN {column} IN ({codes}) THEN {column} ELSE '{OTHER_REASON}' END"

@@ -1,0 +1,137 @@
+"""Hourly aggregates of the analytics figures (retention: aggregated analytics, 2 years).
+
+One row per organisation, hour, assistant and channel, plus three breakdowns of the same
+key (model usage, sources cited, hand-off reasons). The hour is the one the conversation
+began in (``definitions``): every figure counts conversations begun in a period and what
+happened in them since. No row names a customer or holds anything a customer wrote;
+``created_at`` is the row's hour, so the retention purge ages a row by the time it
+measures rather than by when it was last recomputed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cybergine.conversations.models import Channel
+from cybergine.db.base import Base, TenantMixin, value_enum
+from cybergine.privacy.retention import Retention
+
+# The columns a duration figure keeps per hour: how many conversations have one, their
+# sum in seconds, and the same within the assistant's business hours (when it has them).
+DURATIONS = ("first_response", "agent_first_response", "human_first_response", "resolution")
+
+
+def _key(table: str) -> tuple[UniqueConstraint, Index]:
+    # NULLS NOT DISTINCT: a conversation without an assistant has a key too.
+    return (
+        UniqueConstraint(
+            "organisation_id",
+            "hour",
+            "assistant_id",
+            "channel",
+            *(() if table == "analytics_hourly" else ("item",)),
+            name=f"uq_{table}_key",
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index(None, "organisation_id", "hour"),
+    )
+
+
+class _HourKey(TenantMixin):
+    hour: Mapped[datetime]
+    # No foreign key: a deleted assistant's history stays counted under its id.
+    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+
+
+class HourlyFigures(_HourKey, Base):
+    __tablename__ = "analytics_hourly"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly")
+
+    conversations: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered_by_assistant: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolved_by_assistant: Mapped[int] = mapped_column(BigInteger, default=0)
+    handed_to_person: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolved: Mapped[int] = mapped_column(BigInteger, default=0)
+    with_fallback: Mapped[int] = mapped_column(BigInteger, default=0)
+    state_bot: Mapped[int] = mapped_column(BigInteger, default=0)
+    state_waiting_for_human: Mapped[int] = mapped_column(BigInteger, default=0)
+    state_human: Mapped[int] = mapped_column(BigInteger, default=0)
+    state_closed: Mapped[int] = mapped_column(BigInteger, default=0)
+    messages_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    messages_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    assistant_answers: Mapped[int] = mapped_column(BigInteger, default=0)
+    grounded_answers: Mapped[int] = mapped_column(BigInteger, default=0)
+    fallbacks: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    first_response_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_seconds: Mapped[float] = mapped_column(Float, default=0)
+    first_response_business_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_business_seconds: Mapped[float] = mapped_column(Float, default=0)
+    agent_first_response_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_seconds: Mapped[float] = mapped_column(Float, default=0)
+    agent_first_response_business_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_business_seconds: Mapped[float] = mapped_column(Float, default=0)
+    human_first_response_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    human_first_response_seconds: Mapped[float] = mapped_column(Float, default=0)
+    human_first_response_business_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    human_first_response_business_seconds: Mapped[float] = mapped_column(Float, default=0)
+    resolution_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolution_seconds: Mapped[float] = mapped_column(Float, default=0)
+    resolution_business_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    resolution_business_seconds: Mapped[float] = mapped_column(Float, default=0)
+
+
+class HourlyModelUsage(_HourKey, Base):
+    """The assistant's answers per provider and model (``item``: "provider/model")."""
+
+    __tablename__ = "analytics_hourly_model_usage"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly_model_usage")
+
+    item: Mapped[str] = mapped_column(String(201))
+    provider: Mapped[str | None] = mapped_column(String(100), default=None)
+    model: Mapped[str | None] = mapped_column(String(100), default=None)
+    answers: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HourlySources(_HourKey, Base):
+    """How often each knowledge source was cited (``item``: the source's item id)."""
+
+    __tablename__ = "analytics_hourly_sources"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly_sources")
+
+    item: Mapped[str] = mapped_column(String(200))
+    citations: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HourlyHandoffReasons(_HourKey, Base):
+    """Hand-offs per reason (``item``: a reason code, or ``other`` for a free-text one)."""
+
+    __tablename__ = "analytics_hourly_reasons"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly_reasons")
+
+    item: Mapped[str] = mapped_column(String(64))
+    handoffs: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RefreshMark(TenantMixin, Base):
+    """Up to when an organisation's aggregates take its conversations into account: the
+    next refresh recomputes the hours of conversations changed since."""
+
+    __tablename__ = "analytics_refresh_marks"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = (UniqueConstraint("organisation_id"),)
+
+    refreshed_until: Mapped[datetime]

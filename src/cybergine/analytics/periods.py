@@ -1,0 +1,93 @@
+"""The period an analytics question is about: local dates in a timezone, as whole UTC
+hours (the aggregates' grain), and the period of the same length before it."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cybergine.conversations.models import Channel
+from cybergine.errors import InvalidInput
+
+# The longest period one question may cover (a year, leap day included).
+MAX_DAYS = 366
+
+
+class Interval(enum.StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC, on hour boundaries: from the first local midnight of
+    ``first`` to the local midnight after ``last`` (in a zone whose offset is not whole
+    hours, each bound moves to the next whole UTC hour)."""
+
+    first: date
+    last: date
+    timezone: str
+    start: datetime
+    end: datetime
+
+    @property
+    def previous(self) -> tuple[datetime, datetime]:
+        """The period of the same length just before this one."""
+        return self.start - (self.end - self.start), self.start
+
+
+def period(first: date, last: date, timezone: str) -> Period:
+    """The period from ``first`` to ``last`` (both included) in ``timezone``; refused
+    (422, naming the field) when it ends before it starts, is longer than ``MAX_DAYS``
+    or names no known zone."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"{timezone!r} is not a known timezone (e.g. 'Europe/Paris').", field="timezone"
+        ) from None
+    if last < first:
+        raise InvalidInput("The period ends before it starts.", field="to")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise InvalidInput(f"A period covers at most {MAX_DAYS} days.", field="to")
+    start = datetime.combine(first, time(), zone)
+    end = datetime.combine(last + timedelta(days=1), time(), zone)
+    return Period(first, last, timezone, _ceil_hour(start), _ceil_hour(end))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What every analytics question may narrow by."""
+
+    period: Period
+    assistant_id: uuid.UUID | None = None
+    channel: Channel | None = None
+
+    def where(self, table: str) -> str:
+        """SQL narrowing ``table`` (a row with ``assistant_id`` and ``channel``) by the
+        filters, with ``:assistant_id`` and ``:channel`` from :meth:`parameters`."""
+        parts = []
+        if self.assistant_id is not None:
+            parts.append(f"{table}.assistant_id = :assistant_id")
+        if self.channel is not None:
+            parts.append(f"{table}.channel = CAST(:channel AS channel)")
+        return " AND ".join(parts) or "true"
+
+    @property
+    def parameters(self) -> dict[str, object]:
+        """The values :meth:`where` names (only those: a text statement binds each)."""
+        found: dict[str, object] = {}
+        if self.assistant_id is not None:
+            found["assistant_id"] = self.assistant_id
+        if self.channel is not None:
+            found["channel"] = self.channel.value
+        return found

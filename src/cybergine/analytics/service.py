@@ -1,0 +1,350 @@
+"""Answering analytics questions: the headline figures of a period beside the previous
+one (``summary``), the same over time (``timeseries``), one row per conversation
+(``conversation_rows``, streamed), and the conversations behind a figure
+(``figure_conversations``, the drill-down).
+
+Summary and time series read the hourly aggregates (``rollups``); unique customers,
+which no sum of hours can give, are counted from the conversations themselves. The
+rows and the drill-down read ``definitions.conversation_metrics``, the statement the
+aggregates are made from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Subquery, Uuid, column, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.analytics import definitions, rollups
+from cybergine.analytics.models import DURATIONS
+from cybergine.analytics.periods import Filters, Interval
+from cybergine.assistants.models import Assistant
+from cybergine.db.tenancy import TenantScope
+
+# The conversations per fetch of the CSV export's server-side cursor.
+ROWS_PER_FETCH = 2000
+TOP_ITEMS = 10
+
+
+async def check_filters(scope: TenantScope, filters: Filters) -> None:
+    """An assistant named in the filters is the caller's (404 otherwise: another
+    organisation's assistant is as unknown as a missing one)."""
+    if filters.assistant_id is not None:
+        await scope.get(Assistant, filters.assistant_id, what="assistant")
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The sums of every aggregate column over a period, and what they give."""
+
+    sums: dict[str, float]
+    unique_customers: int
+
+    def __getitem__(self, name: str) -> float:
+        return self.sums[name]
+
+    def average(self, duration: str, *, business: bool = False) -> float | None:
+        kind = "_business" if business else ""
+        return _ratio(self.sums[f"{duration}{kind}_seconds"], self.sums[f"{duration}{kind}_count"])
+
+    def headline(self) -> dict[str, float | None]:
+        """Every headline figure (the README's definitions)."""
+        figures: dict[str, float | None] = {
+            figure.value: self.sums[figure.value] for figure in definitions.Figure
+        }
+        figures["unique_customers"] = self.unique_customers
+        for name in (
+            "messages_in",
+            "messages_out",
+            "assistant_answers",
+            "grounded_answers",
+            "fallbacks",
+            "prompt_tokens",
+            "completion_tokens",
+        ):
+            figures[name] = self.sums[name]
+        conversations = self.sums["conversations"]
+        figures["containment_rate"] = _ratio(self.sums["resolved_by_assistant"], conversations)
+        figures["involvement_rate"] = _ratio(self.sums["answered_by_assistant"], conversations)
+        figures["assistant_resolution_rate"] = _ratio(
+            self.sums["resolved_by_assistant"], self.sums["answered_by_assistant"]
+        )
+        figures["handoff_rate"] = _ratio(self.sums["handed_to_person"], conversations)
+        figures["grounded_rate"] = _ratio(
+            self.sums["grounded_answers"], self.sums["assistant_answers"]
+        )
+        for duration in DURATIONS:
+            figures[f"{duration}_seconds"] = self.average(duration)
+            figures[f"{duration}_business_seconds"] = self.average(duration, business=True)
+        return figures
+
+
+_SUMS = ", ".join(
+    f"coalesce(sum(h.{name}) FILTER (WHERE h.hour >= :start), 0) AS {name},"
+    f" coalesce(sum(h.{name}) FILTER (WHERE h.hour < :start), 0) AS previous_{name}"
+    for name in rollups.FIGURE_COLUMNS
+)
+
+
+async def _unique_customers(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    filters: Filters,
+    start: datetime,
+    end: datetime,
+) -> int:
+    found = await session.scalar(
+        text(
+            "SELECT count(DISTINCT c.customer_id) FROM conversations c"  # noqa: S608
+            " WHERE c.organisation_id = :organisation_id"
+            " AND c.created_at >= :start AND c.created_at < :end AND " + filters.where("c")
+        ),
+        {"organisation_id": organisation_id, "start": start, "end": end, **filters.parameters},
+    )
+    return int(found or 0)
+
+
+@dataclass(frozen=True)
+class Summary:
+    current: Totals
+    previous: Totals
+    previous_start: datetime
+    breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+async def summary(scope: TenantScope, filters: Filters) -> Summary:
+    """The period's figures, the previous period's beside them, and the breakdowns
+    (by channel, assistant and state; model usage; top sources; hand-off reasons)."""
+    await check_filters(scope, filters)
+    session, organisation_id = scope.session, scope.organisation_id
+    previous_start, start = filters.period.previous
+    end = filters.period.end
+    parameters = {
+        "organisation_id": organisation_id,
+        "previous_start": previous_start,
+        "start": start,
+        "end": end,
+        **filters.parameters,
+    }
+    row = (
+        (
+            await session.execute(
+                text(
+                    f"SELECT {_SUMS} FROM analytics_hourly h"  # noqa: S608
+                    " WHERE h.organisation_id = :organisation_id"
+                    " AND h.hour >= :previous_start AND h.hour < :end AND " + filters.where("h")
+                ),
+                parameters,
+            )
+        )
+        .mappings()
+        .one()
+    )
+    current = Totals(
+        {name: float(row[name]) for name in rollups.FIGURE_COLUMNS},
+        await _unique_customers(session, organisation_id, filters, start, end),
+    )
+    previous = Totals(
+        {name: float(row[f"previous_{name}"]) for name in rollups.FIGURE_COLUMNS},
+        await _unique_customers(session, organisation_id, filters, previous_start, start),
+    )
+    return Summary(
+        current, previous, previous_start, await _breakdowns(session, parameters, filters)
+    )
+
+
+async def _breakdowns(
+    session: AsyncSession, parameters: dict[str, Any], filters: Filters
+) -> dict[str, list[dict[str, Any]]]:
+    within = (
+        " WHERE h.organisation_id = :organisation_id AND h.hour >= :start AND h.hour < :end"
+        " AND " + filters.where("h")
+    )
+    states = ", ".join(
+        f"sum(h.state_{state.value}) AS {state.value}" for state in definitions.STATES
+    )
+    queries = {
+        "by_channel": f"SELECT h.channel::text AS channel, sum(h.conversations) AS conversations,"  # noqa: S608
+        f" sum(h.resolved_by_assistant) AS resolved_by_assistant FROM analytics_hourly h"
+        f" {within} GROUP BY 1 ORDER BY 2 DESC, 1",
+        "by_assistant": f"SELECT h.assistant_id, sum(h.conversations) AS conversations,"  # noqa: S608
+        f" sum(h.resolved_by_assistant) AS resolved_by_assistant FROM analytics_hourly h"
+        f" {within} GROUP BY 1 ORDER BY 2 DESC, 1",
+        "by_state": f"SELECT {states} FROM analytics_hourly h {within}",  # noqa: S608
+        "model_usage": f"SELECT h.provider, h.model, h.assistant_id, sum(h.answers) AS answers,"  # noqa: S608
+        f" sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS completion_tokens"
+        f" FROM analytics_hourly_model_usage h {within} GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2",
+        "top_sources": f"SELECT h.item AS item_id, k.title, sum(h.citations) AS citations"  # noqa: S608
+        f" FROM analytics_hourly_sources h"
+        f" LEFT JOIN kb_items k ON k.id::text = h.item AND k.organisation_id = h.organisation_id"
+        f" {within} GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT {TOP_ITEMS}",
+        "handoff_reasons": f"SELECT h.item AS reason, sum(h.handoffs) AS handoffs"  # noqa: S608
+        f" FROM analytics_hourly_reasons h {within} GROUP BY 1 ORDER BY 2 DESC, 1",
+    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, sql in queries.items():
+        rows = (await session.execute(text(sql), parameters)).mappings().all()
+        found[name] = [
+            {
+                key: (
+                    int(value)
+                    if hasattr(value, "as_integer_ratio") and not isinstance(value, float)
+                    else value
+                )
+                for key, value in row.items()
+            }
+            for row in rows
+        ]
+    if found["by_state"] and found["by_state"][0].get("bot") is None:
+        found["by_state"] = [{state.value: 0 for state in definitions.STATES}]
+    return found
+
+
+@dataclass(frozen=True)
+class Point:
+    start: datetime
+    totals: Totals
+
+
+async def timeseries(scope: TenantScope, filters: Filters, interval: Interval) -> list[Point]:
+    """The figures per hour, day or week of the period (local days and weeks, Monday
+    first, in the period's timezone); every interval is there, empty ones with zeros."""
+    await check_filters(scope, filters)
+    sums = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in rollups.FIGURE_COLUMNS)
+    rows = (
+        await scope.session.execute(
+            text(
+                f"""
+                WITH buckets AS (
+                    SELECT generate_series(
+                               date_trunc(:interval, CAST(:start AS timestamptz) AT TIME ZONE :tz),
+                               (CAST(:end AS timestamptz) - interval '1 microsecond')
+                                   AT TIME ZONE :tz,
+                               CAST('1 ' || :interval AS interval)
+                           ) AS local_start
+                )
+                SELECT b.local_start AT TIME ZONE :tz AS start, {sums}
+                  FROM buckets b
+                  LEFT JOIN analytics_hourly h
+                    ON h.organisation_id = :organisation_id
+                   AND h.hour >= :start AND h.hour < :end
+                   AND date_trunc(:interval, h.hour AT TIME ZONE :tz) = b.local_start
+                   AND {filters.where("h")}
+                 GROUP BY b.local_start ORDER BY b.local_start
+                """  # noqa: S608
+            ),
+            {
+                "organisation_id": scope.organisation_id,
+                "start": filters.period.start,
+                "end": filters.period.end,
+                "tz": filters.period.timezone,
+                "interval": interval.value,
+                **filters.parameters,
+            },
+        )
+    ).mappings()
+    return [
+        Point(row["start"], Totals({n: float(row[n]) for n in rollups.FIGURE_COLUMNS}, 0))
+        for row in rows
+    ]
+
+
+def _metrics_in(filters: Filters) -> str:
+    return definitions.conversation_metrics(
+        "c.created_at >= :start AND c.created_at < :end AND " + filters.where("c")
+    )
+
+
+def _metrics_parameters(
+    organisation_id: uuid.UUID, filters: Filters, measure: rollups.Measure
+) -> dict[str, Any]:
+    return {
+        "organisation_id": organisation_id,
+        "start": filters.period.start,
+        "end": filters.period.end,
+        **filters.parameters,
+        **measure.parameters,
+    }
+
+
+def figure_conversations(
+    organisation_id: uuid.UUID,
+    figure: definitions.Figure,
+    filters: Filters,
+    measure: rollups.Measure,
+) -> Subquery:
+    """The ids of the conversations a figure counts (``conversation_id``): what the
+    drill-down lists, by the statement the aggregates are made from."""
+    statement = (
+        text(
+            f"SELECT metrics.conversation_id FROM ({_metrics_in(filters)}) AS metrics"  # noqa: S608
+            f" WHERE {figure.predicate}"
+        )
+        .bindparams(**_metrics_parameters(organisation_id, filters, measure))
+        .columns(column("conversation_id", Uuid))
+    )
+    return statement.subquery("figure_conversations")
+
+
+# The CSV export's columns: each a column of ``definitions.conversation_metrics``.
+CSV_COLUMNS = (
+    "conversation_id",
+    "started_at",
+    "channel",
+    "assistant_id",
+    "state",
+    "messages_in",
+    "messages_out",
+    "assistant_answers",
+    "grounded_answers",
+    "fallbacks",
+    "answered_by_assistant",
+    "resolved_by_assistant",
+    "handed_to_person",
+    "resolved",
+    "handoff_at",
+    "handoff_reason",
+    "resolved_at",
+    *(f"{name}{kind}_seconds" for name in DURATIONS for kind in ("", "_business")),
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+def _csv_select(filters: Filters) -> str:
+    picked = [
+        definitions.handoff_reason_code("metrics.handoff_reason") + " AS handoff_reason"
+        if name == "handoff_reason"
+        else f"metrics.{name}"
+        for name in CSV_COLUMNS
+    ]
+    return (
+        f"SELECT {', '.join(picked)} FROM ({_metrics_in(filters)}) AS metrics"  # noqa: S608
+        " ORDER BY metrics.started_at, metrics.conversation_id"
+    )
+
+
+async def conversation_rows(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    filters: Filters,
+    measure: rollups.Measure,
+) -> AsyncIterator[tuple[Any, ...]]:
+    """One row per conversation begun in the period (``CSV_COLUMNS``), oldest first,
+    read through a server-side cursor ``ROWS_PER_FETCH`` at a time: memory stays flat
+    however many there are."""
+    result = await session.stream(
+        text(_csv_select(filters)).execution_options(yield_per=ROWS_PER_FETCH),
+        _metrics_parameters(organisation_id, filters, measure),
+    )
+    async for row in result:
+        yield tuple(row)
