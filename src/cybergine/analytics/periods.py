@@ -14,6 +14,9 @@ from cybergine.errors import InvalidInput
 
 # The longest period one question may cover (a year, leap day included).
 MAX_DAYS = 366
+# The days a question may name: the period before the earliest must still be a date.
+EARLIEST = date(1970, 1, 1)
+LATEST = date(2999, 12, 31)
 
 
 class Interval(enum.StrEnum):
@@ -55,6 +58,9 @@ def period(first: date, last: date, timezone: str) -> Period:
         raise InvalidInput(
             f"{timezone!r} is not a known timezone (e.g. 'Europe/Paris').", field="timezone"
         ) from None
+    for name, day in (("from", first), ("to", last)):
+        if not EARLIEST <= day <= LATEST:
+            raise InvalidInput(f"Name a day from {EARLIEST} to {LATEST}.", field=name)
     if last < first:
         raise InvalidInput("The period ends before it starts.", field="to")
     if (last - first).days + 1 > MAX_DAYS:

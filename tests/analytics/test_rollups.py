@@ -1,0 +1,177 @@
+"""The hourly aggregates: an incremental refresh after changes leaves exactly what a
+rebuild from the raw rows gives; the refresh recomputes only the hours that changed; the
+periodic sweep defers one refresh per organisation with changes, a burst coalescing into
+one job; ``cybergine analytics rebuild`` recomputes history."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from cybergine.analytics import rebuild, rollups
+from cybergine.cli import cli
+from cybergine.conversations.models import Conversation, ConversationState, Direction, Sender
+from cybergine.db.engine import Database
+from cybergine.job_names import JobName
+from cybergine.jobs import APP
+from cybergine.queue import defer
+from cybergine.settings import Settings
+from tests.analytics import known
+from tests.analytics.conftest import Seeded, measure, refresh
+from tests.support.conversations import make_conversation, make_message
+from tests.support.knowledge import run_jobs
+
+TABLES = (
+    "analytics_hourly",
+    "analytics_hourly_model_usage",
+    "analytics_hourly_sources",
+    "analytics_hourly_reasons",
+)
+
+
+async def _snapshot(database: Database, organisation_id: uuid.UUID) -> dict[str, list[Any]]:
+    found = {}
+    async with database.transaction() as session:
+        for table in TABLES:
+            rows = await session.execute(
+                text(
+                    f"SELECT to_jsonb(t) - 'id' - 'created_at' - 'updated_at' FROM {table} t"
+                    " WHERE organisation_id = :o ORDER BY 1::text"
+                ),
+                {"o": organisation_id},
+            )
+            found[table] = [row[0] for row in rows]
+    return found
+
+
+async def _change(database: Database, seeded: known.Known) -> set[datetime]:
+    """A person answers C3, C5 is closed, a new conversation starts: answers the hours
+    those conversations began in."""
+    now = datetime.now(UTC)
+    async with database.transaction() as session:
+        c3 = await session.get_one(Conversation, seeded.conversations["C3"])
+        await make_message(
+            session, c3, direction=Direction.OUTBOUND, sender=Sender.AGENT, created_at=now
+        )
+        c3.last_message_at, c3.state = now, ConversationState.HUMAN
+        c5 = await session.get_one(Conversation, seeded.conversations["C5"])
+        c5.state, c5.closed_at = ConversationState.CLOSED, now
+        c8 = await make_conversation(
+            session, seeded.organisation_id, assistant_id=seeded.assistant_b, created_at=now
+        )
+        await make_message(session, c8, created_at=now)
+        c8.last_message_at = now
+        hours = {c.created_at for c in (c3, c5, c8)}
+    return {rollups.hour_of(hour) for hour in hours}
+
+
+async def test_an_incremental_refresh_equals_a_rebuild(seeded: Seeded, database: Database) -> None:
+    organisation_id = seeded.known.organisation_id
+    before = await _snapshot(database, organisation_id)
+    changed_hours = await _change(database, seeded.known)
+
+    # Seeding happened moments ago, so the look-back takes its hours again too; the
+    # change's hours are among those recomputed, and nothing else changes.
+    assert await refresh(database, seeded.known) >= len(changed_hours)
+    incremental = await _snapshot(database, organisation_id)
+    assert incremental != before
+
+    async with database.transaction() as session:
+        for table in (*TABLES, "analytics_refresh_marks"):
+            await session.execute(
+                text(f"DELETE FROM {table} WHERE organisation_id = :o"), {"o": organisation_id}
+            )
+    report = await rebuild.rebuild(
+        database, idle_hours=known.IDLE_HOURS, organisation_id=organisation_id
+    )
+    assert report.organisations == 1
+    assert await _snapshot(database, organisation_id) == incremental
+
+    figures = seeded.api.get("/api/v1/analytics/summary", params=seeded.period()).json()["figures"]
+    assert figures["conversations"]["value"] == 7
+    assert figures["handed_to_person"]["value"] == 4  # C3 now too
+
+
+async def test_a_refresh_with_nothing_changed_recomputes_only_the_look_back(
+    seeded: Seeded, database: Database
+) -> None:
+    async with database.transaction() as session:
+        await session.execute(
+            text("UPDATE analytics_refresh_marks SET refreshed_until = now() + :ahead"),
+            {"ahead": rollups.CHANGES_LOOKBACK * 2},
+        )
+    async with database.transaction() as session:
+        measured = rollups.Measure(
+            now=datetime.now(UTC) + rollups.CHANGES_LOOKBACK * 2, idle=measure().idle
+        )
+        assert await rollups.refresh(session, seeded.known.organisation_id, measured) == 0
+
+
+async def test_the_sweep_refreshes_each_changed_organisation_once(
+    seeded: Seeded, database: Database, settings: Settings
+) -> None:
+    organisation_id = seeded.known.organisation_id
+    await _change(database, seeded.known)
+    # A burst of changes deferring refreshes leaves one job waiting.
+    for _ in range(3):
+        async with database.transaction() as session:
+            with contextlib.suppress(AlreadyEnqueued):
+                async with session.begin_nested():
+                    await defer(
+                        session,
+                        JobName.REFRESH_ANALYTICS,
+                        queueing_lock=rollups.refresh_lock(organisation_id),
+                        organisation_id=str(organisation_id),
+                    )
+    async with database.transaction() as session:
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :lock"),
+            {"lock": rollups.refresh_lock(organisation_id)},
+        )
+        assert waiting == 1
+        assert organisation_id in await rollups.stale_organisations(session, measure())
+    async with database.transaction() as session:
+        await defer(session, APP.tasks["analytics:sweep"], timestamp=0)
+    await run_jobs(database, settings)
+    summary = seeded.api.get("/api/v1/analytics/summary", params=seeded.period()).json()
+    assert summary["figures"]["conversations"]["value"] == 7
+    async with database.transaction() as session:
+        statuses = await session.scalars(
+            text(
+                "SELECT status::text FROM procrastinate_jobs WHERE task_name = :task"
+                " AND args->>'organisation_id' = :o"
+            ),
+            {"task": JobName.REFRESH_ANALYTICS.value, "o": str(organisation_id)},
+        )
+        # The burst's one job, and the sweep's (the changes are within its look-back).
+        assert set(statuses) == {"succeeded"}
+
+
+def test_the_rebuild_command_recomputes_an_organisations_history(
+    seeded: Seeded, database_url: str, key_env: dict[str, str]
+) -> None:
+    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING", **key_env}
+    runner = CliRunner()
+    since = (seeded.known.first - timedelta(days=7)).isoformat()
+    result = runner.invoke(
+        cli,
+        ["analytics", "rebuild", "--org", str(seeded.known.organisation_id), "--since", since],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert f"rebuilt 1 organisation(s) from {since} 00:00 UTC" in result.output
+    figures = seeded.api.get("/api/v1/analytics/summary", params=seeded.period()).json()["figures"]
+    assert figures["conversations"]["value"] == 6
+
+    unknown = runner.invoke(cli, ["analytics", "rebuild", "--org", str(uuid.uuid4())], env=env)
+    assert unknown.exit_code == 1
+    assert "No organisation" in unknown.output
+    bad = runner.invoke(cli, ["analytics", "rebuild", "--since", "last tuesday"], env=env)
+    assert bad.exit_code == 2
+    assert "not a date" in bad.output
