@@ -38,17 +38,18 @@ from cybergine.db.engine import Database
 from cybergine.errors import CybergineError
 from cybergine.settings import Settings
 from cybergine.shopify.models import ShopifyShop, ShopStatus
+from cybergine.shopify.oauth_names import (
+    ID_TOKEN_TYPE,
+    OFFLINE_TOKEN_TYPE,
+    REFRESH_GRANT,
+    TOKEN_EXCHANGE_GRANT,
+    TOKEN_PATH,
+)
 from cybergine.shopify.session_tokens import InvalidSessionToken
 from cybergine.shopify.shop_domains import shop_domain
 
 log = structlog.get_logger(__name__)
 
-# OAuth's names, not credentials.
-TOKEN_PATH = "/admin/oauth/access_token"  # noqa: S105
-TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
-OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105
-REFRESH_GRANT = "refresh_token"
 # Refreshed this long before it expires, so that a token handed out is still good for
 # the calls (a bulk operation's polling, a page of GraphQL) its caller makes with it.
 REFRESH_MARGIN = timedelta(minutes=5)

@@ -33,7 +33,7 @@ def http() -> Iterator[httpx.Client]:
 
 def access_token(sim: ShopifySimulator, http: httpx.Client, shop: str = SHOP) -> str:
     """An offline token obtained by token exchange, as the platform obtains one."""
-    from cybergine.shopify.simulator.oauth import (
+    from cybergine.shopify.oauth_names import (
         ID_TOKEN_TYPE,
         OFFLINE_TOKEN_TYPE,
         TOKEN_EXCHANGE_GRANT,

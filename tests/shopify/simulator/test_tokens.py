@@ -10,14 +10,10 @@ import httpx
 import jwt
 import pytest
 
+from cybergine.shopify.oauth_names import ID_TOKEN_TYPE, OFFLINE_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT
 from cybergine.shopify.session_tokens import verify_session_token
 from cybergine.shopify.simulator import ShopifySimulator
-from cybergine.shopify.simulator.oauth import (
-    ID_TOKEN_TYPE,
-    OFFLINE_TOKEN_TYPE,
-    TOKEN_EXCHANGE_GRANT,
-    OAuthError,
-)
+from cybergine.shopify.simulator.oauth import OAuthError
 from tests.shopify.simulator.conftest import CLIENT_ID, CLIENT_SECRET, SHOP
 
 

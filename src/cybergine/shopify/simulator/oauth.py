@@ -31,14 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cybergine.errors import InvalidInput
+from cybergine.shopify.oauth_names import (
+    ID_TOKEN_TYPE,
+    OFFLINE_TOKEN_TYPE,
+    ONLINE_TOKEN_TYPE,
+    REFRESH_GRANT,
+    TOKEN_EXCHANGE_GRANT,
+)
 from cybergine.shopify.session_tokens import InvalidSessionToken, verify_session_token
 
-# Names of grant and token types (RFC 8693 and Shopify's), not secrets.
-TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
-REFRESH_GRANT = "refresh_token"
-ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
-OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105
-ONLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:online-access-token"  # noqa: S105
 ACCESS_TOKEN_SECONDS = 3600  # Shopify: an expiring offline token lasts one hour
 REFRESH_TOKEN_SECONDS = 90 * 24 * 3600  # Shopify: a refresh token lasts 90 days
 DEFAULT_SCOPES = "read_products,read_content,read_legal_policies"
