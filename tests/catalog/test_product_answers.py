@@ -141,6 +141,10 @@ async def test_a_mixed_organisation_keeps_its_knowledge_answers(
     answer = await chat.reply("What is your return policy?")
     assert RETURNS["answer"] in answer["text"]
     assert answer["products"] == []
+    # Asked like a product ("do you have"), but the knowledge base answers it.
+    policy = await chat.reply("Do you have a return policy?")
+    assert RETURNS["answer"] in policy["text"]
+    assert policy["products"] == []
     # Without a stock question, a product out of stock is shown, marked unavailable.
     socks = await chat.reply("I'm looking for merino hiking socks in size L")
     [card] = socks["products"]
@@ -228,3 +232,33 @@ async def test_a_model_searches_products_with_the_tool_over_http(
     await chat.reply("anything cheap?")
     last = llm.received("/v1/chat/completions")[-1].body
     assert tool_results(last)["bad"].startswith("Invalid arguments: max_price")
+
+
+def test_the_simulator_holds_tool_choice_to_openais_rules(llm: OpenAISimulator) -> None:
+    with httpx.Client(base_url=llm.base_url) as client:
+        headers = {"Authorization": f"Bearer {llm.api_key}"}
+        base = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+        tools = [{"type": "function", "function": {"name": "search_products"}}]
+        without_tools = client.post(
+            "/chat/completions", json={**base, "tool_choice": "auto"}, headers=headers
+        )
+        assert without_tools.status_code == 400
+        unknown = client.post(
+            "/chat/completions",
+            json={
+                **base,
+                "tools": tools,
+                "tool_choice": {"type": "function", "function": {"name": "nope"}},
+            },
+            headers=headers,
+        )
+        assert unknown.status_code == 400
+        llm.reply_next(Reply(tool_calls=(ScriptedToolCall("search_products", {"query": "x"}),)))
+        told_not_to = client.post(
+            "/chat/completions",
+            json={**base, "tools": tools, "tool_choice": "none"},
+            headers=headers,
+        )
+        message = told_not_to.json()["choices"][0]["message"]
+        assert "tool_calls" not in message
+        assert message["content"]
