@@ -36,6 +36,7 @@ class Chat:
     http: httpx.Client
     api: httpx.Client
     widget_key: str
+    assistant_id: str
     database: Database
     settings: Settings
 
@@ -106,7 +107,14 @@ async def _chat(
         json={"name": "Mia", "allowed_origins": [SITE], **(assistant or {})},
     )
     assert created.status_code == 201, created.text
-    chat = Chat(live_server.client(), api, created.json()["widget_key"], database, settings)
+    chat = Chat(
+        live_server.client(),
+        api,
+        created.json()["widget_key"],
+        created.json()["id"],
+        database,
+        settings,
+    )
     if knowledge:
         assert api.post("/api/v1/knowledge/qa", json=RETURNS).status_code == 202
     if products:
@@ -153,6 +161,21 @@ async def test_a_mixed_organisation_keeps_its_knowledge_answers(
     nothing = await chat.reply("do you have trail shoes under 10 EUR?")
     assert nothing["products"] == []
     assert "couldn't find a product" in nothing["text"]
+
+
+async def test_the_test_chat_answers_product_questions_as_customers_are(
+    live_server: LiveServer, database: Database, settings: Settings
+) -> None:
+    chat = await _chat(live_server, database, settings)
+    preview = chat.api.post(
+        f"/api/v1/assistants/{chat.assistant_id}/preview", json={"text": EXAMPLE}
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["reason_code"] == "products"
+    assert (
+        "- Waterproof Trail Running Shoe (42 / Black): 89.90 EUR, in stock"
+        in preview.json()["text"]
+    )
 
 
 async def test_without_a_catalogue_answers_are_as_before(
