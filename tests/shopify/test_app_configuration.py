@@ -22,13 +22,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from liquid import Environment
-from liquid.ast import Node
-from liquid.exceptions import LiquidSyntaxError
-from liquid.stream import TokenStream
-from liquid.tag import Tag
-from liquid.token import TOKEN_EOF, TOKEN_TAG
 
+from cybergine.shopify.simulator.storefront import render_app_embed
 from cybergine.shopify.theme_embed import (
     CHAT_EMBED_BLOCK,
     EXTENSION_HANDLE,
@@ -270,44 +265,11 @@ def test_the_chat_embed_is_an_app_embed_on_the_body_with_nothing_to_type() -> No
 # --- rendering the app embed ----------------------------------------------------------
 
 
-class SchemaNode(Node):
-    __slots__ = ()
-
-    def render_to_output(self, context: object, buffer: object) -> int:
-        return 0
-
-    def children(self, *args: object, **kwargs: object) -> list[object]:
-        return []
-
-
-class SchemaTag(Tag):
-    """Shopify's ``{% schema %}``: the block's settings for the theme editor; it renders
-    nothing on the storefront."""
-
-    name = "schema"
-    end = "endschema"
-
-    def parse(self, stream: TokenStream) -> Node:
-        token = stream.eat(TOKEN_TAG)
-        while not (stream.current.kind == TOKEN_TAG and stream.current.value == self.end):
-            if stream.current.kind == TOKEN_EOF:
-                raise LiquidSyntaxError("schema tag was never closed", token=token)
-            next(stream)
-        return SchemaNode(token)
-
-
 def render_chat_embed(metafields: dict[str, str]) -> str:
-    env = Environment()
-    env.add_tag(SchemaTag)
-    template = env.from_string((EXTENSION / "blocks" / f"{CHAT_EMBED_BLOCK}.liquid").read_text())
-    # The Liquid `app` object as Shopify hands it to a theme app extension: its app-data
-    # metafields by namespace and key, each with its value.
-    app = {
-        "metafields": {
-            METAFIELD_NAMESPACE: {key: {"value": value} for key, value in metafields.items()}
-        }
-    }
-    return template.render(app=app).strip()
+    """The block as Shopify renders it, with the app's metafields in the ``cybergine``
+    namespace (the simulated storefront's renderer)."""
+    source = (EXTENSION / "blocks" / f"{CHAT_EMBED_BLOCK}.liquid").read_text()
+    return render_app_embed(source, {METAFIELD_NAMESPACE: metafields})
 
 
 def test_the_embed_loads_the_widget_from_the_platform_with_the_shops_widget_key() -> None:

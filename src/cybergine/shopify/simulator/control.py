@@ -19,6 +19,10 @@ shop that on Shopify a merchant or Shopify itself would do. Paths (all JSON):
 - ``GET /_control/shops/{shop}/app-extensions``: what App Bridge's
   ``shopify.app.extensions()`` answers; ``POST`` ``{"block", "active"}`` switches an app
   embed on or off in the published theme, as a merchant does in the theme editor.
+- ``POST /_control/shops/{shop}/primary-domain`` ``{"url"}``: the storefront's own domain
+  (``shop { primaryDomain }``); null or absent: its myshopify.com address again.
+- ``GET /_control/shops/{shop}/metafields``: the app-data metafields the app set
+  (``metafieldsSet``) on its installation.
 - ``POST /_control/faults`` ``{"status", "endpoint", "times"}``: the next requests fail.
 - ``GET /_control/webhooks``: the deliveries so far (topic, shop, status, attempts, ids).
 - ``POST /_control/shops/{shop}/session-token``, ``GET .../tokens``,
@@ -35,6 +39,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from cybergine.errors import InvalidInput
+from cybergine.origins import origin_of
 from cybergine.shopify.simulator.generator import generate_content, generate_products
 from cybergine.shopify.simulator.store import (
     Collection,
@@ -332,6 +337,24 @@ def add_routes(sim: ShopifySimulator) -> None:
             target.app_embeds[block] = bool(body.get("active"))
         return JSONResponse(app_extensions(target))
 
+    async def primary_domain(request: Request, shop: str) -> Response:
+        target = sim.shop(shop.lower())
+        url = (await _body(request)).get("url")
+        if url is not None and (origin_of(str(url)) is None or origin_of(str(url)) != url):
+            raise ValueError("url is an origin, like https://shop.example")
+        with target.lock:
+            target.primary_domain_url = url
+        return Response(status_code=204)
+
+    async def app_metafields(shop: str) -> Response:
+        target = sim.shop(shop.lower())
+        with target.lock:
+            listed = [
+                {"namespace": m.namespace, "key": m.key, "type": m.type, "value": m.value}
+                for m in target.app_metafields.values()
+            ]
+        return JSONResponse(listed)
+
     async def faults(request: Request) -> Response:
         body = await _body(request)
         sim.fail_next(
@@ -373,6 +396,8 @@ def add_routes(sim: ShopifySimulator) -> None:
     add(f"{shop_path}/throttle", throttle, methods=["POST"])
     add(f"{shop_path}/app-extensions", extensions, methods=["GET"])
     add(f"{shop_path}/app-extensions", switch_embed, methods=["POST"])
+    add(f"{shop_path}/primary-domain", primary_domain, methods=["POST"])
+    add(f"{shop_path}/metafields", app_metafields, methods=["GET"])
     add(f"{CONTROL}/faults", faults, methods=["POST"])
     add(f"{CONTROL}/webhooks", deliveries, methods=["GET"])
     for error, status in ((KeyError, 404), (ValueError, 422), (InvalidInput, 422)):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_schema
 
@@ -26,6 +27,7 @@ from cybergine.shopify.simulator.store import (
     BulkOperation,
     Collection,
     Image,
+    Metafield,
     Page,
     Product,
     Shop,
@@ -51,6 +53,7 @@ class Services(Protocol):
     def bulk_cancel(self, shop: Shop, number: int) -> dict[str, Any]: ...
     def subscription_create(self, shop: Shop, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
     def subscription_cancel(self, shop: Shop, number: int) -> dict[str, Any]: ...
+    def metafields_set(self, shop: Shop, inputs: Sequence[Any]) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -289,6 +292,34 @@ def _current_installation(_: Any, info: Info) -> dict[str, Any]:
     }
 
 
+def _installation_metafield(
+    _: Any, info: Info, key: str, namespace: str | None = None
+) -> Metafield | None:
+    shop = _shop(info)
+    with shop.lock:
+        return next(
+            (
+                m
+                for m in shop.app_metafields.values()
+                if m.key == key and (namespace is None or m.namespace == namespace)
+            ),
+            None,
+        )
+
+
+def _installation_metafields(_: Any, info: Info, **arguments: Any) -> dict[str, Any]:
+    shop = _shop(info)
+    namespace, keys = arguments.get("namespace"), arguments.get("keys")
+    with shop.lock:
+        ids = sorted(
+            m.id
+            for m in shop.app_metafields.values()
+            if (namespace is None or m.namespace == namespace)
+            and (keys is None or f"{m.namespace}.{m.key}" in keys)
+        )
+    return connection(info, ids, shop.app_metafields.get, arguments)
+
+
 def _mutation(name: str) -> Callable[..., Any]:
     def resolve(_: Any, info: Info, **arguments: Any) -> Any:
         services: Services = info.context.services
@@ -299,6 +330,8 @@ def _mutation(name: str) -> Callable[..., Any]:
             return services.bulk_cancel(shop, _number(arguments["id"], "BulkOperation"))
         if name == "appSubscriptionCreate":
             return services.subscription_create(shop, arguments)
+        if name == "metafieldsSet":
+            return services.metafields_set(shop, arguments["metafields"])
         return services.subscription_cancel(shop, _number(arguments["id"], "AppSubscription"))
 
     return resolve
@@ -392,6 +425,7 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
             "bulkOperationCancel",
             "appSubscriptionCreate",
             "appSubscriptionCancel",
+            "metafieldsSet",
         )
     },
     "Shop": {
@@ -399,7 +433,7 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "contactEmail": lambda s, _: s.email,
         "myshopifyDomain": lambda s, _: s.domain,
         "url": lambda s, _: s.storefront_url,
-        "primaryDomain": lambda s, _: {"host": s.domain, "url": s.storefront_url},
+        "primaryDomain": lambda s, _: _primary_domain(s),
         "currencyCode": lambda s, _: s.currency,
         "shopPolicies": lambda s, _: list(s.policies),
     },
@@ -530,6 +564,15 @@ RESOLVERS: dict[str, dict[str, Callable[..., Any]]] = {
         "author": lambda a, _: {"name": a.author},
         "blog": lambda a, info: _shop(info).blogs.get(a.blog_id),
     },
+    "AppInstallation": {
+        "metafields": _installation_metafields,
+        "metafield": _installation_metafield,
+    },
+    "Metafield": {
+        "id": lambda m, _: gid("Metafield", m.id),
+        "createdAt": lambda m, _: iso(m.created_at),
+        "updatedAt": lambda m, _: iso(m.updated_at),
+    },
     "AppSubscription": {
         "id": lambda s, _: gid("AppSubscription", s.id),
         "trialDays": lambda s, _: s.trial_days,
@@ -558,7 +601,13 @@ _TYPE_OF = {
     Subscription: "AppSubscription",
     MediaView: "MediaImage",
     BulkOperation: "BulkOperation",
+    Metafield: "Metafield",
 }
+
+
+def _primary_domain(shop: Shop) -> dict[str, str]:
+    url = shop.primary_domain_url or shop.storefront_url
+    return {"host": urlsplit(url).netloc, "url": url}
 
 
 def _summary(html: str) -> str:

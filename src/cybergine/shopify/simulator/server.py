@@ -9,7 +9,7 @@ import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -20,11 +20,12 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 
 from cybergine.errors import InvalidInput
 from cybergine.shopify.shop_domains import shop_domain
-from cybergine.shopify.simulator import admin_graphql, app_bridge, control
+from cybergine.shopify.simulator import admin_graphql, app_bridge, control, storefront
 from cybergine.shopify.simulator.billing import Billing, confirmation_signature
 from cybergine.shopify.simulator.bulk import BulkOperations
 from cybergine.shopify.simulator.control import CONTROL
 from cybergine.shopify.simulator.cost import DEFAULT_MAXIMUM, DEFAULT_RESTORE_RATE, LeakyBucket
+from cybergine.shopify.simulator.metafields import AppMetafields
 from cybergine.shopify.simulator.oauth import OAuthError, TokenAuthority
 from cybergine.shopify.simulator.resolvers import AdminContext, Services
 from cybergine.shopify.simulator.store import BulkOperation, Ids, Product, Shop
@@ -69,6 +70,9 @@ class _Services:
     def subscription_cancel(self, shop: Shop, number: int) -> dict[str, Any]:
         return self._simulator.billing.cancel(shop, number)
 
+    def metafields_set(self, shop: Shop, inputs: Sequence[Any]) -> dict[str, Any]:
+        return self._simulator.metafields.set(shop, inputs)
+
 
 class ShopifySimulator:
     """Shopify's admin for simulated shops (``with`` serves it on 127.0.0.1 in a thread;
@@ -109,6 +113,7 @@ class ShopifySimulator:
             version=version,
         )
         self.billing = Billing(self.ids, self.webhooks, self._confirmation_url)
+        self.metafields = AppMetafields(self.ids, client_id)
         self.app = FastAPI(title="Shopify simulator", openapi_url=None, docs_url=None)
         self._routes()
 
@@ -290,6 +295,7 @@ class ShopifySimulator:
         add(charge, self._charge_page, methods=["GET"])
         add(charge, self._charge_answer, methods=["POST"])
         add("/shops/{shop}/admin/apps/{client_id}", self._admin_frame, methods=["GET"])
+        add("/shops/{shop}/storefront", self._storefront, methods=["GET"])
         add(f"/{app_bridge.APP_BRIDGE_SCRIPT}", self._app_bridge, methods=["GET"])
         add("/", self._index, methods=["GET"])
         add(
@@ -397,6 +403,12 @@ class ShopifySimulator:
         frame = self.launch_url(known.domain, path=request.query_params.get("path", ""))
         token_url = f"{self.base_url}{CONTROL}/shops/{known.domain}/session-token"
         return HTMLResponse(app_bridge.admin_page(known.domain, frame, token_url))
+
+    async def _storefront(self, shop: str) -> Response:
+        known = self._known(shop)
+        if known is None:
+            return _not_found()
+        return HTMLResponse(storefront.storefront_page(known))
 
     async def _index(self) -> Response:
         """A page for people: the simulated shops, each with its admin around the app."""

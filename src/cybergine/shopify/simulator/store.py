@@ -228,6 +228,20 @@ class Ids:
 
 
 @dataclass
+class Metafield:
+    """An app-data metafield: owned by the app's installation on the shop, read by the
+    app's theme extension as ``app.metafields.<namespace>.<key>``."""
+
+    id: int
+    namespace: str
+    key: str
+    type: str
+    value: str
+    created_at: dt.datetime = field(default_factory=now)
+    updated_at: dt.datetime = field(default_factory=now)
+
+
+@dataclass
 class Shop:
     domain: str
     shop_id: int
@@ -243,6 +257,9 @@ class Shop:
     policies: list[Policy] = field(default_factory=list)
     subscriptions: dict[int, Subscription] = field(default_factory=dict)
     app_embeds: dict[str, bool] = field(default_factory=dict)  # block handle: switched on
+    app_metafields: dict[int, Metafield] = field(default_factory=dict)
+    # The storefront's own domain (``primaryDomain``) when it has one besides myshopify.com.
+    primary_domain_url: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _product_order: list[int] = field(default_factory=list, repr=False)
     _variant_owner: dict[int, int] = field(default_factory=dict, repr=False)
