@@ -52,6 +52,7 @@ SKIPPED: Mapping[str, str] = {
     "kb_chunks": "the search index of kb_items, rebuilt from them",
     "kb_lexicon": "word statistics of the search index",
     "kb_index_stats": "sizes of the search index",
+    "catalog_product_search": "the product search index, rebuilt from the catalogue",
     "organisation_exports": "the exports themselves",
     # Written as members.jsonl, with each member's name and e-mail address.
     "memberships": "written as members.jsonl",
