@@ -200,6 +200,8 @@ async def test_german_and_french_questions(
     french = await chat.reply("Avez-vous des chaussures trail à moins de 100 € en taille 42 ?")
     assert [c["title"] for c in french["products"]] == ["Waterproof Trail Running Shoe"]
     assert "Voici ce que j'ai trouvé" in french["text"]
+    nothing = await chat.reply("Haben Sie Trail Schuhe unter 10 Euro?")
+    assert "kein passendes Produkt gefunden (höchstens 10 EUR, auf Lager)" in nothing["text"]
 
 
 async def test_a_model_searches_products_with_the_tool_over_http(

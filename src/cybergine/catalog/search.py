@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -170,6 +170,19 @@ _HAS_PRODUCTS = text(
 )
 
 
+# How ``ProductFilters.describe`` says the filters, in English.
+DESCRIBE_WORDS: Mapping[str, str] = {
+    "between": "between {low} and {high}",
+    "at_most": "at most {amount}",
+    "at_least": "from {amount}",
+    "option": "option",
+    "in_stock": "in stock",
+    "collection": "collection",
+    "type": "type",
+    "vendor": "vendor",
+}
+
+
 @dataclass(frozen=True)
 class OptionFilter:
     """One option value asked for ("42"), compared case-insensitively with a variant's;
@@ -191,26 +204,30 @@ class ProductFilters:
     product_type: str | None = None
     vendor: str | None = None
 
-    def describe(self) -> str:
-        """The filters in words, for the text of an answer and the tool's result."""
+    def describe(self, words: Mapping[str, str] | None = None) -> str:
+        """The filters in words, for the text of an answer and the tool's result;
+        ``words``: the phrases in the answer's language (``DESCRIBE_WORDS``'s keys)."""
+        said = {**DESCRIBE_WORDS, **(words or {})}
         parts = []
         currency = f" {self.currency}" if self.currency else ""
-        if self.min_price is not None and self.max_price is not None:
-            parts.append(f"between {self.min_price} and {self.max_price}{currency}")
-        elif self.max_price is not None:
-            parts.append(f"at most {self.max_price}{currency}")
-        elif self.min_price is not None:
-            parts.append(f"from {self.min_price}{currency}")
-        parts.extend(f"{o.names[0] if o.names else 'option'} {o.value}" for o in self.options)
+        low, high = self.min_price, self.max_price
+        if low is not None and high is not None:
+            parts.append(said["between"].format(low=low, high=high) + currency)
+        elif high is not None:
+            parts.append(said["at_most"].format(amount=high) + currency)
+        elif low is not None:
+            parts.append(said["at_least"].format(amount=low) + currency)
+        for option in self.options:
+            parts.append(f"{option.names[0] if option.names else said['option']} {option.value}")
         if self.in_stock:
-            parts.append("in stock")
+            parts.append(said["in_stock"])
         for name, value in (
             ("collection", self.collection),
             ("type", self.product_type),
             ("vendor", self.vendor),
         ):
             if value:
-                parts.append(f"{name} {value}")
+                parts.append(f"{said[name]} {value}")
         return ", ".join(parts)
 
 

@@ -138,7 +138,7 @@ def offline_reply(catalogue: Catalogue | None, knowledge: Sequence[Hit]) -> Prod
             cards=cards,
         )
     if question.constrained and not grounded:
-        what = question.filters().describe()
+        what = question.filters().describe(phrases.describe_words)
         return ProductReply(text=phrases.found_none.format(what=what), cards=[])
     return None
 

@@ -9,7 +9,7 @@ English always applies; another language when it is one of the assistant's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class ProductPhrases:
     found: str  # the offline answer's first line
     found_none: str  # no product matches; {what}: the constraints in words
     stock_words: tuple[str, str]  # a card's line: available, unavailable
+    # How the constraints are said in found_none (``catalog.search.DESCRIBE_WORDS``'s keys).
+    describe_words: dict[str, str] = field(default_factory=dict)
 
 
 # Currencies by the words and signs customers write (folded).
@@ -172,6 +174,16 @@ PHRASES: dict[str, ProductPhrases] = {
         found="Das habe ich gefunden:",
         found_none="Dazu habe ich leider kein passendes Produkt gefunden ({what}).",
         stock_words=("auf Lager", "nicht auf Lager"),
+        describe_words={
+            "between": "zwischen {low} und {high}",
+            "at_most": "höchstens {amount}",
+            "at_least": "ab {amount}",
+            "option": "Option",
+            "in_stock": "auf Lager",
+            "collection": "Kollektion",
+            "type": "Art",
+            "vendor": "Marke",
+        },
     ),
     "fr": ProductPhrases(
         have=(
@@ -200,5 +212,15 @@ PHRASES: dict[str, ProductPhrases] = {
         found="Voici ce que j'ai trouvé :",
         found_none="Je n'ai trouvé aucun produit correspondant ({what}).",
         stock_words=("en stock", "en rupture de stock"),
+        describe_words={
+            "between": "entre {low} et {high}",
+            "at_most": "{amount} au plus",
+            "at_least": "à partir de {amount}",
+            "option": "option",
+            "in_stock": "en stock",
+            "collection": "collection",
+            "type": "type",
+            "vendor": "marque",
+        },
     ),
 }
