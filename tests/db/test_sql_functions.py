@@ -19,10 +19,6 @@ SQL_DIR = Path(cybergine.db.__file__).parent / "sql"
 FUNCTIONS = {
     "cybergine_record_inbound": ("record_inbound", "account jsonb, messages jsonb, names jsonb"),
     "cybergine_whatsapp_ingest": ("whatsapp_ingest", "batch jsonb, names jsonb"),
-    "cybergine_business_seconds": (
-        "business_seconds",
-        "started timestamp with time zone, ended timestamp with time zone, hours jsonb",
-    ),
 }
 
 

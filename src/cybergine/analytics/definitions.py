@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 
+from cybergine.assistants.business_hours import WEEKDAYS
 from cybergine.conversations import intents
 from cybergine.conversations.models import ConversationState, Direction, Sender
 
@@ -61,6 +62,26 @@ _MESSAGE_FACTS = f"""
      WHERE m.conversation_id = c.id
 """  # noqa: S608
 
+# Each assistant's business hours (``assistants.business_hours``) as a week of ranges in
+# seconds from local Monday 00:00, read once per statement for their business clock (``_clock``).
+_DAYS = "ARRAY[" + ", ".join(f"'{day}'" for day in WEEKDAYS) + "]"
+_BUSINESS_WEEKS = f"""
+    SELECT a.id AS assistant_id, a.business_hours->>'timezone' AS timezone,
+           array_agg(w.start) AS starts, array_agg(w.finish) AS ends,
+           sum(w.finish - w.start) AS weekly
+      FROM assistants a
+     CROSS JOIN LATERAL jsonb_each(a.business_hours->'days') AS d(day, spans)
+     CROSS JOIN LATERAL jsonb_array_elements(d.spans) AS span(value)
+     CROSS JOIN LATERAL (
+           SELECT (array_position({_DAYS}, d.day) - 1) * 86400.0
+                  + extract(epoch FROM (span.value->>0)::interval)::double precision AS start,
+                  (array_position({_DAYS}, d.day) - 1) * 86400.0
+                  + extract(epoch FROM (span.value->>1)::interval)::double precision AS finish
+           ) AS w
+     WHERE a.organisation_id = :organisation_id AND a.business_hours IS NOT NULL
+     GROUP BY a.id
+"""  # noqa: S608
+
 _FACTS = f"""
     SELECT c.id AS conversation_id,
            c.assistant_id,
@@ -73,7 +94,10 @@ _FACTS = f"""
            c.handoff_reason,
            c.closed_at,
            c.last_message_at,
-           a.business_hours,
+           hours.timezone AS business_timezone,
+           hours.starts AS business_starts,
+           hours.ends AS business_ends,
+           hours.weekly AS business_weekly,
            f.*,
            (SELECT min(t) FROM unnest(f.agent_times) AS t WHERE t >= f.first_customer_at)
                AS first_agent_at,
@@ -85,18 +109,54 @@ _FACTS = f"""
                 THEN c.last_message_at
            END AS resolved_at
       FROM conversations c
-      LEFT JOIN assistants a ON a.id = c.assistant_id
+      LEFT JOIN ({_BUSINESS_WEEKS}) AS hours ON hours.assistant_id = c.assistant_id
      CROSS JOIN LATERAL ({_MESSAGE_FACTS}) AS f
      WHERE c.organisation_id = :organisation_id AND ({{where}})
 """  # noqa: S608
 
 
+# The moments a duration starts or ends at; each gets its business clock once per row.
+_MOMENTS = (
+    "started_at",
+    "resolved_at",
+    "first_customer_at",
+    "first_assistant_at",
+    "first_agent_at",
+    "handoff_at",
+    "first_agent_after_handoff_at",
+)
+
+
+def _clock(moment: str) -> str:
+    """The assistant's business clock at ``moment``: business seconds from local Monday
+    1969-12-29 (259200 s before the epoch's Thursday) on the wall clock of its zone,
+    whole weeks times the week's total plus the part of this week's ranges passed.
+    NULL without hours (no ranges: the sum is NULL) or without the moment."""
+    local = (
+        f"(extract(epoch FROM x.{moment} AT TIME ZONE x.business_timezone)::double precision"
+        " + 259200)"
+    )
+    week = f"floor({local} / 604800)"
+    return (
+        f"{week} * x.business_weekly"
+        f" + sum(least(greatest({local} - {week} * 604800 - r.s, 0), r.e - r.s))"
+        f" AS {moment}_clock"
+    )
+
+
+# Every moment's clock in one pass over the assistant's ranges.
+_CLOCKS = f"""
+    SELECT {", ".join(_clock(moment) for moment in _MOMENTS)}
+      FROM unnest(x.business_starts, x.business_ends) AS r(s, e)
+"""  # noqa: S608
+
+
 def _duration(name: str, start: str, end: str) -> str:
     """Seconds from ``start`` to ``end``, and the same counting only the assistant's
-    business hours (NULL when it has none)."""
+    business hours (NULL when it has none): the difference of its business clock."""
     return (
-        f"extract(epoch FROM {end} - {start})::double precision AS {name}_seconds,\n"
-        f"cybergine_business_seconds({start}, {end}, x.business_hours) AS {name}_business_seconds"
+        f"extract(epoch FROM x.{end} - x.{start})::double precision AS {name}_seconds,\n"
+        f"clocks.{end}_clock - clocks.{start}_clock AS {name}_business_seconds"
     )
 
 
@@ -120,18 +180,19 @@ def conversation_metrics(where: str) -> str:
     durations = ",\n".join(
         (
             # The customer's first message to the assistant's first answer.
-            _duration("first_response", "x.first_customer_at", "x.first_assistant_at"),
+            _duration("first_response", "first_customer_at", "first_assistant_at"),
             # The customer's first message to the first reply of a person.
-            _duration("agent_first_response", "x.first_customer_at", "x.first_agent_at"),
+            _duration("agent_first_response", "first_customer_at", "first_agent_at"),
             # The hand-off to the first reply of a person after it.
-            _duration("human_first_response", "x.handoff_at", "x.first_agent_after_handoff_at"),
+            _duration("human_first_response", "handoff_at", "first_agent_after_handoff_at"),
             # The conversation's start to its resolution.
-            _duration("resolution", "x.started_at", "x.resolved_at"),
+            _duration("resolution", "started_at", "resolved_at"),
         )
     )
     return f"""
     SELECT x.*, {_OUTCOMES}, {durations}
       FROM ({_FACTS.format(where=where)}) AS x
+     CROSS JOIN LATERAL ({_CLOCKS}) AS clocks
     """  # noqa: S608
 
 

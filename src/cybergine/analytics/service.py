@@ -88,29 +88,34 @@ class Totals:
         return figures
 
 
-_SUMS = ", ".join(
-    f"coalesce(sum(h.{name}) FILTER (WHERE h.hour >= :start), 0) AS {name},"
-    f" coalesce(sum(h.{name}) FILTER (WHERE h.hour < :start), 0) AS previous_{name}"
-    for name in rollups.FIGURE_COLUMNS
-)
+_SUMS = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in rollups.FIGURE_COLUMNS)
 
 
 async def _unique_customers(
-    session: AsyncSession,
-    organisation_id: uuid.UUID,
-    filters: Filters,
-    start: datetime,
-    end: datetime,
-) -> int:
-    found = await session.scalar(
+    session: AsyncSession, organisation_id: uuid.UUID, filters: Filters
+) -> dict[bool, int]:
+    """Distinct customers of the conversations begun in the period (True) and in the
+    previous one (False): a hash of (period, customer) pairs, counted."""
+    previous_start, start = filters.period.previous
+    rows = await session.execute(
         text(
-            "SELECT count(DISTINCT c.customer_id) FROM conversations c"  # noqa: S608
-            " WHERE c.organisation_id = :organisation_id"
-            " AND c.created_at >= :start AND c.created_at < :end AND " + filters.where("c")
+            "SELECT current, count(*) FROM (SELECT DISTINCT c.created_at >= :start AS current,"  # noqa: S608
+            " c.customer_id FROM conversations c WHERE c.organisation_id = :organisation_id"
+            " AND c.created_at >= :previous_start AND c.created_at < :end AND "
+            + filters.where("c")
+            + ") AS pairs GROUP BY current"
         ),
-        {"organisation_id": organisation_id, "start": start, "end": end, **filters.parameters},
+        {
+            "organisation_id": organisation_id,
+            "previous_start": previous_start,
+            "start": start,
+            "end": filters.period.end,
+            **filters.parameters,
+        },
     )
-    return int(found or 0)
+    found = {True: 0, False: 0}
+    found.update({bool(row[0]): int(row[1]) for row in rows.tuples()})
+    return found
 
 
 @dataclass(frozen=True)
@@ -135,28 +140,25 @@ async def summary(scope: TenantScope, filters: Filters) -> Summary:
         "end": end,
         **filters.parameters,
     }
-    row = (
-        (
-            await session.execute(
-                text(
-                    f"SELECT {_SUMS} FROM analytics_hourly h"  # noqa: S608
-                    " WHERE h.organisation_id = :organisation_id"
-                    " AND h.hour >= :previous_start AND h.hour < :end AND " + filters.where("h")
-                ),
-                parameters,
-            )
+    rows = (
+        await session.execute(
+            text(
+                f"SELECT h.hour >= :start AS current, {_SUMS} FROM analytics_hourly h"  # noqa: S608
+                " WHERE h.organisation_id = :organisation_id"
+                " AND h.hour >= :previous_start AND h.hour < :end AND "
+                + filters.where("h")
+                + " GROUP BY 1"
+            ),
+            parameters,
         )
-        .mappings()
-        .one()
-    )
-    current = Totals(
-        {name: float(row[name]) for name in rollups.FIGURE_COLUMNS},
-        await _unique_customers(session, organisation_id, filters, start, end),
-    )
-    previous = Totals(
-        {name: float(row[f"previous_{name}"]) for name in rollups.FIGURE_COLUMNS},
-        await _unique_customers(session, organisation_id, filters, previous_start, start),
-    )
+    ).mappings()
+    sums = {True: dict.fromkeys(rollups.FIGURE_COLUMNS, 0.0)}
+    sums[False] = dict(sums[True])
+    for row in rows:
+        sums[bool(row["current"])] = {name: float(row[name]) for name in rollups.FIGURE_COLUMNS}
+    customers = await _unique_customers(session, organisation_id, filters)
+    current = Totals(sums[True], customers[True])
+    previous = Totals(sums[False], customers[False])
     return Summary(
         current, previous, previous_start, await _breakdowns(session, parameters, filters)
     )

@@ -1,27 +1,22 @@
 """Analytics: hourly aggregates per organisation, assistant and channel, their
 breakdowns (model usage, sources cited, hand-off reasons), each organisation's refresh
-mark, the index the refresh finds changed conversations by, and
-``cybergine_business_seconds`` (``cybergine/db/sql/business_seconds_0028.sql``).
+mark, and the index the refresh finds changed conversations by.
 
 Revision ID: 0028
 Revises: 0027
 """
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-
-from cybergine.db.migrate import execute_script
 
 revision: str = "0028"
 down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 _COUNTS = (
     "conversations",
@@ -90,7 +85,6 @@ def _big(name: str) -> sa.Column:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
-    execute_script((SQL_DIR / "business_seconds_0028.sql").read_text())
     op.create_index(
         "ix_conversations_organisation_id_updated_at",
         "conversations",
@@ -180,6 +174,3 @@ def downgrade() -> None:
     ):
         op.drop_table(table)
     op.drop_index("ix_conversations_organisation_id_updated_at", table_name="conversations")
-    op.execute(
-        "DROP FUNCTION IF EXISTS cybergine_business_seconds(timestamptz, timestamptz, jsonb)"
-    )
