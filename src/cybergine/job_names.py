@@ -29,6 +29,7 @@ class JobName(enum.StrEnum):
     SHOPIFY_SYNC = "shopify:sync"
     PROCESS_SHOPIFY_WEBHOOK = "shopify:process_webhook"
     SEND_SHOPIFY_DATA_REPORT = "shopify:send_data_report"
+    SET_SHOPIFY_APP_METAFIELDS = "shopify:set_app_metafields"
     EMBED_PRODUCTS = "catalog:embed_products"
     REFRESH_ANALYTICS = "analytics:refresh"
 

@@ -38,10 +38,12 @@ from cybergine.assistants.models import (
 from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
+from cybergine.job_names import JobName
 from cybergine.knowledge.service import clean_collection_name
 from cybergine.llm.endpoints import ChatEndpoints
 from cybergine.origins import https_link, origin_of
 from cybergine.privacy import audit
+from cybergine.queue import defer
 
 MAX_NAME_CHARS = 100
 MAX_LONG_TEXT_CHARS = 20_000  # persona, instructions
@@ -59,6 +61,8 @@ _LANGUAGE_TAG = re.compile(r"([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|[0-9]{3})
 
 # Settings that may be null (cleared); null for any other is refused.
 NULLABLE = frozenset({"llm_base_url", "llm_api_key", "business_hours"})
+# Settings that decide which sites the widget answers on (a shop's storefront embed).
+WIDGET_PLACEMENT = frozenset({"allowed_origins", "active"})
 # Settings that decide where completions go and with which key (:class:`ChatEndpoints`).
 ENDPOINT_SETTINGS = frozenset({"llm_provider", "llm_base_url", "llm_api_key"})
 
@@ -510,6 +514,8 @@ async def create_assistant(
     _check_key(assistant, checking)
     scope.add(assistant)
     await scope.session.flush()
+    if assistant.allowed_origins:
+        await _widget_origins_changed(scope)
     await audit.record(
         scope.session,
         action="assistant.created",
@@ -523,6 +529,16 @@ async def create_assistant(
         },
     )
     return assistant
+
+
+async def _widget_origins_changed(scope: TenantScope) -> None:
+    """Which assistant answers on which site may have changed: a Shopify shop's storefront
+    embed is told its widget again (a no-op for an organisation without a shop)."""
+    await defer(
+        scope.session,
+        JobName.SET_SHOPIFY_APP_METAFIELDS,
+        organisation_id=str(scope.organisation_id),
+    )
 
 
 async def get_assistant(scope: TenantScope, assistant_id: uuid.UUID) -> Assistant:
@@ -569,6 +585,8 @@ async def update_assistant(
     _check_key(assistant, checking)
     if changed:
         await scope.session.flush()
+        if WIDGET_PLACEMENT.intersection(changed):
+            await _widget_origins_changed(scope)
         await audit.record(
             scope.session,
             action="assistant.updated",
@@ -586,6 +604,7 @@ async def delete_assistant(scope: TenantScope, caller: Principal, assistant_id: 
     name = assistant.name
     await scope.delete(assistant)
     await scope.session.flush()
+    await _widget_origins_changed(scope)
     await audit.record(
         scope.session,
         action="assistant.deleted",

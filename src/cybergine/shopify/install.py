@@ -8,7 +8,10 @@ session token for the shop; if the shop has no live token here, the platform
    currency comes with the sync),
 3. creates the organisation named after the shop, with the shop owner (by the shop's
    e-mail) as its owner, links the ``ShopifyShop`` row, audits it and asks for the first
-   full sync of the catalogue and content (``sync.request_sync``).
+   full sync of the catalogue and content (``sync.request_sync``),
+4. makes sure the organisation has an assistant answering on the shop's storefront (its
+   myshopify.com origin and primary domain allowed) and asks for the app metafields that
+   tell the storefront's chat embed which widget to load (``storefront_embed``).
 
 The owner needs no password to start: the embedded admin's "Open full dashboard" signs
 them in (``embedded``), and the welcome e-mail says how to choose a password for signing
@@ -46,7 +49,7 @@ from cybergine.errors import InvalidInput
 from cybergine.mail.service import queue_email
 from cybergine.privacy import audit
 from cybergine.settings import Settings
-from cybergine.shopify import billing, sync, tokens
+from cybergine.shopify import billing, storefront_embed, sync, tokens
 from cybergine.shopify.admin_api import AdminApiError, AdminClient
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.session_tokens import SessionToken
@@ -56,10 +59,11 @@ from cybergine.shopify.uninstall import restore_shop
 log = structlog.get_logger(__name__)
 
 # What an install needs of the shop: its name names the organisation, its e-mail is the
-# shop owner's (Shopify writes to the owner there).
+# shop owner's (Shopify writes to the owner there), its primary domain is where its
+# storefront (and the chat widget) may also be served.
 INSTALL_SHOP_QUERY = """
 query InstallShop {
-  shop { name email }
+  shop { name email primaryDomain { url } }
 }
 """
 AUDIT_ACTOR = audit.Actor.system("shopify")
@@ -72,6 +76,7 @@ _ORGANISATION_NAME_LENGTH = 200
 class ShopProfile:
     name: str
     email: str
+    primary_domain_url: str | None = None
 
 
 async def connected_shop(
@@ -117,9 +122,11 @@ async def read_profile(settings: Settings, domain: str, access_token: str) -> Sh
         raise tokens.ShopifyUnavailable(f"Shopify answered no shop for {domain}.")
     name = shop.get("name")
     email = shop.get("email")
+    primary = (shop.get("primaryDomain") or {}).get("url")
     return ShopProfile(
         name=name if isinstance(name, str) and name.strip() else domain,
         email=email if isinstance(email, str) else "",
+        primary_domain_url=primary if isinstance(primary, str) else None,
     )
 
 
@@ -147,6 +154,15 @@ async def _install(
         await restore_shop(session, shop)
         # What changed in the shop while the app was away is read again.
         await sync.request_sync(session, shop)
+        owner = await organisation_owner(session, shop)
+        if owner is not None:
+            await storefront_embed.ensure_storefront_assistant(
+                session,
+                shop,
+                owner,
+                storefront_embed.storefront_origins(domain, profile.primary_domain_url),
+            )
+        await storefront_embed.request_app_metafields(session, shop.organisation_id)
         await audit.record(
             session,
             action="shopify.shop.reinstalled" if reinstalled else "shopify.shop.reconnected",
@@ -171,6 +187,13 @@ async def _install(
     await session.flush()
     # The catalogue, pages and policies: the assistant answers from them.
     await sync.request_sync(session, shop)
+    await storefront_embed.ensure_storefront_assistant(
+        session,
+        shop,
+        owner,
+        storefront_embed.storefront_origins(domain, profile.primary_domain_url),
+    )
+    await storefront_embed.request_app_metafields(session, shop.organisation_id)
     await audit.record(
         session,
         action="shopify.shop.installed",

@@ -1,5 +1,6 @@
 """Jobs of the Shopify app: processing stored webhook deliveries, the report of a
-customer data request, and pruning processed deliveries."""
+customer data request, pruning processed deliveries, and the app metafields the
+storefront's chat embed reads."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import delete, func, or_
 
 from cybergine.job_names import JobName
 from cybergine.queue import DATABASE_CONTEXT_KEY, DEFAULT_RETRY, job_session, job_settings
-from cybergine.shopify import compliance, deliveries
+from cybergine.shopify import compliance, deliveries, storefront_embed
 from cybergine.shopify.models import DeliveryStatus, WebhookDelivery
 
 blueprint = procrastinate.Blueprint()
@@ -45,6 +46,17 @@ async def send_data_report(
             [uuid.UUID(request_id) for request_id in request_ids],
             to=settings.shopify_compliance_email,
         )
+
+
+@blueprint.task(
+    name=JobName.SET_SHOPIFY_APP_METAFIELDS.task, pass_context=True, retry=DEFAULT_RETRY
+)
+async def set_app_metafields(context: procrastinate.JobContext, organisation_id: str) -> str | None:
+    return await storefront_embed.write_app_metafields(
+        context.additional_context[DATABASE_CONTEXT_KEY],
+        job_settings(context),
+        uuid.UUID(organisation_id),
+    )
 
 
 @blueprint.periodic(cron="29 * * * *", periodic_id="prune_shopify_deliveries")
