@@ -152,7 +152,7 @@ async def export(database: Database, organisation_id: uuid.UUID, days: int) -> d
     ):
         size += len(chunk)
         before = rows
-        rows += chunk.count("\n")
+        rows += chunk.count(b"\n")
         if before // step != rows // step:
             rss.append(process.memory_info().rss)
     seconds = time.perf_counter() - started

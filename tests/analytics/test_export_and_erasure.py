@@ -41,7 +41,7 @@ def test_the_export_has_one_row_per_conversation_with_its_figures(seeded: Seeded
         "1",
         "1",
     )
-    assert c1["resolved_by_assistant"] == "True"
+    assert c1["resolved_by_assistant"] == "true"
     assert float(c1["first_response_seconds"]) == 30
     assert float(c1["resolution_business_seconds"]) == 3600
     assert (c1["prompt_tokens"], c1["completion_tokens"]) == ("150", "30")

@@ -3,11 +3,9 @@ over time, and one CSV row per conversation; every member may read them (viewers
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -168,26 +166,12 @@ async def conversations_csv(
     )
 
 
-def _csv_value(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return "" if value is None else value
-
-
 async def _csv_chunks(
     database: Database,
     organisation_id: uuid.UUID,
     filters: Filters,
     measured: rollups.Measure,
-) -> AsyncIterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(service.CSV_COLUMNS)
+) -> AsyncIterator[bytes]:
     async with database.transaction() as session:
-        async for row in service.conversation_rows(session, organisation_id, filters, measured):
-            writer.writerow([_csv_value(value) for value in row])
-            if buffer.tell() >= 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue()
+        async for chunk in service.conversation_csv(session, organisation_id, filters, measured):
+            yield chunk

@@ -272,15 +272,17 @@ _STALE_ORGANISATIONS = """
     SELECT o.id
       FROM organisations o
       LEFT JOIN analytics_refresh_marks r ON r.organisation_id = o.id
-     WHERE EXISTS (
-               SELECT 1 FROM conversations c
-                WHERE c.organisation_id = o.id
-                  AND (r.refreshed_until IS NULL
-                       OR c.updated_at >= r.refreshed_until - make_interval(secs => :lookback)
-                       OR c.last_message_at
-                              > r.refreshed_until - make_interval(secs => :idle_seconds)
-                          AND c.last_message_at <= CAST(:now AS timestamptz)
-                                                   - make_interval(secs => :idle_seconds)))
+     WHERE (r.refreshed_until IS NULL
+            AND EXISTS (SELECT 1 FROM conversations c WHERE c.organisation_id = o.id))
+        OR EXISTS (SELECT 1 FROM conversations c
+                    WHERE c.organisation_id = o.id
+                      AND c.updated_at >= r.refreshed_until - make_interval(secs => :lookback))
+        OR EXISTS (SELECT 1 FROM conversations c
+                    WHERE c.organisation_id = o.id
+                      AND c.last_message_at
+                          > r.refreshed_until - make_interval(secs => :idle_seconds)
+                      AND c.last_message_at
+                          <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds))
 """
 
 

@@ -24,6 +24,7 @@ from cybergine.analytics import definitions, rollups
 from cybergine.analytics.models import DURATIONS
 from cybergine.analytics.periods import Filters, Interval
 from cybergine.assistants.models import Assistant
+from cybergine.db.engine import raw_connection
 from cybergine.db.tenancy import TenantScope
 
 # The conversations per fetch of the CSV export's server-side cursor.
@@ -114,7 +115,8 @@ async def _unique_customers(
         },
     )
     found = {True: 0, False: 0}
-    found.update({bool(row[0]): int(row[1]) for row in rows.tuples()})
+    for row in rows.mappings():
+        found[bool(row["current"])] = int(row["count"])
     return found
 
 
@@ -322,17 +324,60 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_select(filters: Filters) -> str:
-    picked = [
-        definitions.handoff_reason_code("metrics.handoff_reason") + " AS handoff_reason"
-        if name == "handoff_reason"
-        else f"metrics.{name}"
-        for name in CSV_COLUMNS
-    ]
+_CSV_MOMENTS = frozenset({"started_at", "handoff_at", "resolved_at"})
+_CSV_YES_NO = frozenset(
+    {"answered_by_assistant", "resolved_by_assistant", "handed_to_person", "resolved"}
+)
+
+
+def _csv_select(filters: Filters, *, as_text: bool = False) -> str:
+    """The export's statement; ``as_text``: every value as the CSV shows it (ISO 8601
+    UTC times, true/false), for PostgreSQL to write the CSV itself."""
+
+    def column(name: str) -> str:
+        if name == "handoff_reason":
+            return definitions.handoff_reason_code("metrics.handoff_reason") + " AS handoff_reason"
+        if as_text and name in _CSV_MOMENTS:
+            return (
+                f"to_char(metrics.{name} AT TIME ZONE 'UTC',"
+                f' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') AS {name}'
+            )
+        if as_text and name in _CSV_YES_NO:
+            return f"metrics.{name}::text AS {name}"
+        return f"metrics.{name}"
+
     return (
-        f"SELECT {', '.join(picked)} FROM ({_metrics_in(filters)}) AS metrics"  # noqa: S608
+        f"SELECT {', '.join(column(name) for name in CSV_COLUMNS)}"  # noqa: S608
+        f" FROM ({_metrics_in(filters)}) AS metrics"
         " ORDER BY metrics.started_at, metrics.conversation_id"
     )
+
+
+# The longest an export may stream: a year of a busy organisation fits well within it.
+EXPORT_TIMEOUT = "15min"
+
+
+async def conversation_csv(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    filters: Filters,
+    measure: rollups.Measure,
+) -> AsyncIterator[bytes]:
+    """The export as CSV bytes (a header, then :func:`conversation_rows`' rows), written
+    by PostgreSQL (``COPY ... TO STDOUT``) and passed on as it arrives: memory stays
+    flat, and no row is built in Python."""
+    statement = (
+        text(_csv_select(filters, as_text=True))
+        .bindparams(**_metrics_parameters(organisation_id, filters, measure))
+        .compile(dialect=session.get_bind().dialect)
+    )
+    await session.execute(text(f"SET LOCAL statement_timeout = '{EXPORT_TIMEOUT}'"))
+    connection = await raw_connection(session)
+    async with connection.cursor() as cursor:
+        copy_statement = f"COPY ({statement.string}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+        async with cursor.copy(copy_statement, statement.params) as copy:
+            async for chunk in copy:
+                yield bytes(chunk)
 
 
 async def conversation_rows(
