@@ -164,13 +164,15 @@ def _duration(name: str, start: str, end: str) -> str:
 # on the team wrote to the customer), resolved (closed, or idle for the configured time:
 # no message either way since), resolved by the assistant (resolved, the assistant
 # answered at least once, and never handed to a person).
-_OUTCOMES = """
-    (x.handoff_at IS NOT NULL OR x.agent_messages > 0) AS handed_to_person,
-    (x.resolved_at IS NOT NULL) AS resolved,
-    (x.assistant_answers > 0) AS answered_by_assistant,
+_HANDED = "(x.handoff_at IS NOT NULL OR x.agent_messages > 0)"
+_RESOLVED = "(x.resolved_at IS NOT NULL)"
+_ANSWERED = "(x.assistant_answers > 0)"
+_OUTCOMES = f"""
+    {_HANDED} AS handed_to_person,
+    {_RESOLVED} AS resolved,
+    {_ANSWERED} AS answered_by_assistant,
     (x.fallbacks > 0) AS with_fallback,
-    (x.resolved_at IS NOT NULL AND x.assistant_answers > 0
-     AND x.handoff_at IS NULL AND x.agent_messages = 0) AS resolved_by_assistant
+    ({_RESOLVED} AND {_ANSWERED} AND NOT {_HANDED}) AS resolved_by_assistant
 """
 
 
@@ -208,7 +210,7 @@ class Figure(enum.StrEnum):
 
     @property
     def predicate(self) -> str:
-        """SQL over a :func:`conversation_metrics` row (``x``... aliased ``metrics``)."""
+        """SQL over a :func:`conversation_metrics` row aliased ``metrics``."""
         return "true" if self == Figure.CONVERSATIONS else f"metrics.{self.value}"
 
 
