@@ -40,6 +40,7 @@ from cybergine.privacy import requests as privacy_requests
 from cybergine.privacy.organisation_export.models import OrganisationExport
 from cybergine.privacy.request_models import PrivacyRequest, RequestChannel, RequestKind
 from cybergine.settings import Settings
+from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.web.access import PERMISSION_ATTRIBUTE, marks
 from cybergine.web.routing import api_routes
 from tests.support.browser import Browser
@@ -188,6 +189,20 @@ async def _build(database: Database, server: LiveServer) -> World:
 
     beta, beta_owner = await make_organisation(database, name="Beta Shop")
     beta_key = await make_api_key(database, beta.id, Role.OWNER)
+    # Both have a Shopify shop: B's answers its own shop's sync, never A's.
+    alpha_shop = f"alpha-secret-{uuid.uuid4().hex[:8]}.myshopify.com"
+    async with database.transaction() as session:
+        for organisation_id, domain in (
+            (alpha.id, alpha_shop),
+            (beta.id, f"beta-{uuid.uuid4().hex[:8]}.myshopify.com"),
+        ):
+            session.add(
+                ShopifyShop(
+                    organisation_id=organisation_id,
+                    shop_domain=domain,
+                    status=ShopStatus.INSTALLED,
+                )
+            )
     browser = Browser(server.url)
     assert browser.sign_in(beta_owner.email, PASSWORD).status_code == 303
 
@@ -210,6 +225,7 @@ async def _build(database: Database, server: LiveServer) -> World:
         },
         a_strings=[
             str(alpha.id),
+            alpha_shop,
             "Alpha Secret Shop",
             alpha_owner.email,
             agent.email,
