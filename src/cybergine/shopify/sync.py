@@ -39,7 +39,7 @@ from cybergine.catalog import batch, service
 from cybergine.catalog.shape import ProductDraft, read_product
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
-from cybergine.errors import InvalidInput
+from cybergine.errors import CybergineError, InvalidInput
 from cybergine.job_names import JobName
 from cybergine.privacy.audit import Actor
 from cybergine.queue import bring_forward, defer
@@ -173,6 +173,12 @@ async def advance(
         started = run.started_at
     try:
         access_token = await token(shop)
+    except CybergineError as exc:
+        if exc.status >= 500:  # Shopify unreachable: the job tries again later
+            raise
+        await _finish_failed(database, run_id, exc.detail)
+        return
+    try:
         async with AdminClient(settings, shop.shop_domain, access_token, transport=transport) as c:
             wait = await _step(database, settings, c, run_id, shop, started, after_batch, window)
     except AccessRevoked as exc:

@@ -266,3 +266,20 @@ async def _documents(database: Database, shop: ShopifyShop) -> dict[str, str]:
             )
         )
         return {str(external_id): str(body) for external_id, body in rows.all()}
+
+
+async def test_a_revoked_token_fails_the_run_and_forgets_the_token(
+    database: Database, sync_settings: Settings, simulator: ShopifySimulator
+) -> None:
+    shop, _ = await _installed(database, sync_settings, simulator, generate={"products": 3})
+    run_id = await _request(database, shop)
+    run = await _run_to_the_end(database, sync_settings, shop, "shpat_revoked", run_id)
+    assert run.status is SyncStatus.FAILED
+    assert run.error is not None
+    assert "HTTP 401" in run.error
+    async with database.transaction() as session:
+        held = await session.get(ShopifyShop, shop.id)
+        assert held is not None
+        assert held.access_token is None
+        status = await sync_status.sync_status(session, held)
+    assert status["connected"] is False
