@@ -3,6 +3,9 @@
 - ``redact``: Shopify's shop/redact of a shop with 10,000 products and 100,000 messages
   (target ≤ 60 s, zero rows left), beside the bare cascade of an identical shop
   (``bench/shopify_redact.py``).
+- ``sync``: a full sync of 10,000 products x 3 variants from the Shopify simulator to
+  searchable (target <= 120 s, worker peak RSS <= 400 MB), and a products/update webhook
+  to search (p99 <= 2 s), with baselines (``bench/shopify_sync.py``).
 - ``search``: product search with filters at 100,000 products (300,000 variants), p99
   with the query embedding included (target ≤ 30 ms), beside baselines measured in the
   same run: lexical only with the same filters, and hybrid without filters. Before that,
@@ -15,8 +18,9 @@ section measures search, not the import. Vectors: the real model embeds the dist
 product texts (a few thousand), each product gets its text's vector with a little noise
 (so the HNSW graph is not made of duplicates).
 
-Usage: .venv/bin/python bench/shopify.py [--only search|redact] [--products 100000]
+Usage: .venv/bin/python bench/shopify.py [--only search|redact|sync] [--products 100000]
 [--queries 300] [--redact-products 10000] [--redact-messages 100000]
+[--sync-products 10000] [--sync-webhooks 100] [--sync-lexical-only]
 Runs on its own embedded PostgreSQL in a temporary directory (or CYBERGINE_DATABASE_URL).
 """
 
@@ -41,6 +45,7 @@ import psycopg
 from sqlalchemy import text
 
 import shopify_redact
+import shopify_sync
 from cybergine.accounts.service.organisations import create_organisation
 from cybergine.catalog import search_index
 from cybergine.catalog.search import OptionFilter, ProductFilters, search_products
@@ -413,6 +418,7 @@ async def redact_section(url: str, database: Database, args: argparse.Namespace)
 SECTIONS = {
     "search": search_section,
     "redact": redact_section,
+    "sync": shopify_sync.sync_section,
 }
 
 
@@ -443,5 +449,7 @@ if __name__ == "__main__":
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--redact-products", type=int, default=10_000)
     parser.add_argument("--redact-messages", type=int, default=100_000)
+    parser.add_argument("--sync-products", type=int, default=10_000)
+    parser.add_argument("--sync-webhooks", type=int, default=100)
     parser.add_argument("--sync-lexical-only", action="store_true")
     asyncio.run(main(parser.parse_args()))
