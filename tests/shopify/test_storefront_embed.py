@@ -123,3 +123,5 @@ def test_the_installed_shops_storefront_loads_its_assistants_widget_until_it_uni
             ),
             what="the widget's refusal after the uninstall",
         )
+        # The app's installation is gone, and its metafields with it: no more widget.
+        assert "widget.js" not in http.get(storefront).text

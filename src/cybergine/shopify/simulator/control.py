@@ -175,9 +175,13 @@ def delete_product(sim: ShopifySimulator, shop: Shop, product_id: int) -> None:
 
 
 def uninstall(sim: ShopifySimulator, shop: Shop) -> None:
-    """The merchant removes the app: its tokens stop working, app/uninstalled is sent."""
+    """The merchant removes the app: its tokens stop working, its installation's app-data
+    metafields go with the installation (so its embeds render nothing), and
+    app/uninstalled is sent."""
     sim.tokens.revoke_shop(shop.domain)
-    shop.installed = False
+    with shop.lock:
+        shop.installed = False
+        shop.app_metafields.clear()
     sim.webhooks.send(shop, "app/uninstalled", shop_payload(shop))
 
 
