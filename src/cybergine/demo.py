@@ -31,6 +31,7 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.models import Item
 from cybergine.knowledge.service import create_qa
 from cybergine.shopify.models import ShopifyShop, ShopStatus
+from cybergine.shopify.shop_domains import shop_origin
 from cybergine.shopify.simulator.sandbox import DEMO_SHOP
 
 DEMO_ORGANISATION_NAME = "Demo Shop"
@@ -166,7 +167,10 @@ async def seed_demo(session: AsyncSession) -> DemoSeed:
                 persona="Mia, the friendly assistant of the Demo Shop, a small sneaker store.",
                 instructions="Answer briefly. Offer a person for anything about a specific order.",
                 greeting="Hi! I'm Mia, the Demo Shop's assistant. How can I help?",
-                fields_set={"name", "persona", "instructions", "greeting"},
+                # Mia answers on the simulated demo shop's storefront too: she is the shop's
+                # storefront assistant, whose key the app metafields give its chat embed.
+                allowed_origins=[shop_origin(DEMO_SHOP)],
+                fields_set={"name", "persona", "instructions", "greeting", "allowed_origins"},
             ),
         )
 
