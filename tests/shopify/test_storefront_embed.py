@@ -1,8 +1,8 @@
 """The storefront's chat, over real HTTP against the simulator: the install makes the
 shop's storefront assistant (its myshopify.com origin and primary domain allowed) and a
 job writes the app metafields the theme app extension reads; the storefront with the
-embed switched on loads the platform's widget.js with that assistant's key; a change of
-the organisation's assistants writes them again; the uninstall stops the widget at once."""
+embed switched on loads the platform's widget.js with that assistant's key; the uninstall
+stops the widget at once, and a reinstall brings it back."""
 
 from __future__ import annotations
 
@@ -125,3 +125,19 @@ def test_the_installed_shops_storefront_loads_its_assistants_widget_until_it_uni
         )
         # The app's installation is gone, and its metafields with it: no more widget.
         assert "widget.js" not in http.get(storefront).text
+
+        # The merchant installs the app again: the same assistant, its key written again on
+        # the new installation, and the widget answers.
+        _status(platform, shopify)
+        again = eventually(
+            lambda: (m := _metafields(shopify)) and len(m) == 2 and m,
+            what="the app metafields after the reinstall",
+        )
+        assert again == written
+        assert script in http.get(storefront).text
+        reopened = http.post(
+            "/widget/v1/session",
+            json={"widget_key": key, "visitor_token": None},
+            headers={"Origin": STOREFRONT_ORIGIN},
+        )
+        assert reopened.status_code in (200, 201), reopened.text
