@@ -423,6 +423,7 @@ class ShopifySimulator:
                 if self.app_url
                 else "no app URL set"
             )
+            + f", <a href='{html.escape(self.shop_url(shop.domain))}/storefront'>its storefront</a>"
             + "</li>"
             for shop in shops
         )
