@@ -154,15 +154,9 @@ async def _install(
         await restore_shop(session, shop)
         # What changed in the shop while the app was away is read again.
         await sync.request_sync(session, shop)
-        owner = await organisation_owner(session, shop)
-        if owner is not None:
-            await storefront_embed.ensure_storefront_assistant(
-                session,
-                shop,
-                owner,
-                storefront_embed.storefront_origins(domain, profile.primary_domain_url),
-            )
-        await storefront_embed.request_app_metafields(session, shop.organisation_id)
+        await storefront_embed.open_storefront(
+            session, shop, await organisation_owner(session, shop), profile.primary_domain_url
+        )
         await audit.record(
             session,
             action="shopify.shop.reinstalled" if reinstalled else "shopify.shop.reconnected",
@@ -187,13 +181,7 @@ async def _install(
     await session.flush()
     # The catalogue, pages and policies: the assistant answers from them.
     await sync.request_sync(session, shop)
-    await storefront_embed.ensure_storefront_assistant(
-        session,
-        shop,
-        owner,
-        storefront_embed.storefront_origins(domain, profile.primary_domain_url),
-    )
-    await storefront_embed.request_app_metafields(session, shop.organisation_id)
+    await storefront_embed.open_storefront(session, shop, owner, profile.primary_domain_url)
     await audit.record(
         session,
         action="shopify.shop.installed",

@@ -123,6 +123,19 @@ async def ensure_storefront_assistant(
     )
 
 
+async def open_storefront(
+    session: AsyncSession, shop: ShopifyShop, owner: User | None, primary_domain_url: str | None
+) -> None:
+    """What an install or reinstall does for the storefront: a storefront assistant made
+    on the owner's behalf when there is none (and an owner to act for), and the app
+    metafields written by a job once ``session`` commits."""
+    if owner is not None:
+        await ensure_storefront_assistant(
+            session, shop, owner, storefront_origins(shop.shop_domain, primary_domain_url)
+        )
+    await request_app_metafields(session, shop.organisation_id)
+
+
 async def request_app_metafields(session: AsyncSession, organisation_id: uuid.UUID) -> None:
     """Writes the app metafields of the organisation's shop by a job, once ``session``
     commits. The assistants' service defers the same job by its name (``JobName``) when
