@@ -13,12 +13,11 @@ two deliveries of the same product never interleave their check and their write.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.catalog import batch
@@ -42,15 +41,10 @@ COLLECTIONS_DELETE = "collections/delete"
 BULK_OPERATIONS_FINISH = "bulk_operations/finish"
 
 
-def _lock_key(shop: ShopifyShop, kind: SourceKind, external_id: str) -> int:
-    digest = hashlib.blake2b(f"{shop.id}:{kind}:{external_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 async def _lock(
     session: AsyncSession, shop: ShopifyShop, kind: SourceKind, external_id: str
 ) -> None:
-    await session.execute(select(func.pg_advisory_xact_lock(_lock_key(shop, kind, external_id))))
+    await sync.lock_objects(session, shop.id, kind, [external_id])
 
 
 async def _triggered_at(session: AsyncSession, shop: ShopifyShop, webhook_id: str) -> datetime:

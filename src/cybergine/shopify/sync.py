@@ -21,6 +21,7 @@ bulk snapshot from being written back to its older state.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,13 +32,14 @@ from typing import Any
 import httpx
 import structlog
 from procrastinate.exceptions import AlreadyEnqueued
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.catalog import batch, service
 from cybergine.catalog.shape import ProductDraft, read_product
 from cybergine.db.engine import Database
+from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.job_names import JobName
@@ -359,6 +361,7 @@ async def _write_batch(
                 if collection["external_id"] not in collections:
                     await batch.write_collection(scope, **collection)
                     collections.add(collection["external_id"])
+        await lock_objects(session, shop.id, SourceKind.PRODUCT, list(versions))
         current = await newer_versions(session, shop.id, SourceKind.PRODUCT, versions)
         fresh = [d for d in drafts if d.external_id not in current]
         written = await batch.write_products(scope, SYNC_ACTOR, fresh) if fresh else None
@@ -441,6 +444,25 @@ def parse_time(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _lock_key(shop_id: uuid.UUID, kind: SourceKind, external_id: str) -> int:
+    digest = hashlib.blake2b(f"{shop_id}:{kind}:{external_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_objects(
+    session: AsyncSession, shop_id: uuid.UUID, kind: SourceKind, external_ids: Sequence[str]
+) -> None:
+    """Transaction-scoped locks on these objects of the shop, taken in one order: a
+    webhook and a sync batch writing the same product never interleave their version
+    check and their write."""
+    keys = sorted({_lock_key(shop_id, kind, e) for e in external_ids})
+    if keys:
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+            {"keys": keys},
+        )
+
+
 async def newer_versions(
     session: AsyncSession, shop_id: uuid.UUID, kind: SourceKind, versions: dict[str, datetime]
 ) -> set[str]:
@@ -470,7 +492,7 @@ async def record_versions(
     statement = pg_insert(ShopifySourceVersion).values(
         [
             {
-                "id": uuid.uuid4(),
+                "id": uuid7(),
                 "organisation_id": shop.organisation_id,
                 "shop_id": shop.id,
                 "kind": kind,
