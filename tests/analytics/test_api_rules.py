@@ -99,3 +99,10 @@ def test_days_beyond_the_calendar_we_keep_are_refused(seeded: Seeded) -> None:
     for first, last in (("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31")):
         response = seeded.api.get("/api/v1/analytics/summary", params={"from": first, "to": last})
         _problem(response, 422)
+
+
+def test_a_zone_file_that_is_no_zone_name_is_refused(seeded: Seeded) -> None:
+    response = seeded.api.get(
+        "/api/v1/analytics/summary", params=seeded.period(timezone="localtime")
+    )
+    _problem(response, 422)
