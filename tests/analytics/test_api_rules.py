@@ -5,6 +5,7 @@ viewer read."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -106,3 +107,17 @@ def test_a_zone_file_that_is_no_zone_name_is_refused(seeded: Seeded) -> None:
         "/api/v1/analytics/summary", params=seeded.period(timezone="localtime")
     )
     _problem(response, 422)
+
+
+def test_without_dates_a_question_is_about_the_last_four_weeks(seeded: Seeded) -> None:
+    response = seeded.api.get(
+        "/api/v1/analytics/summary", params={"timezone": "Pacific/Kiritimati"}
+    )
+    assert response.status_code == 200, response.text
+    period = response.json()["period"]
+    today = datetime.now(ZoneInfo("Pacific/Kiritimati")).date()
+    assert period["to"] == today.isoformat()
+    assert period["from"] == (today - timedelta(days=27)).isoformat()
+    # Only an end: the four weeks before it.
+    ending = seeded.api.get("/api/v1/analytics/summary", params={"to": "2026-03-28"}).json()
+    assert (ending["period"]["from"], ending["period"]["to"]) == ("2026-03-01", "2026-03-28")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import definitions, rollups, service
-from cybergine.analytics.periods import Filters, Interval, period
+from cybergine.analytics.periods import Filters, Interval, period, today_in
 from cybergine.analytics.schemas import (
     AssistantCount,
     ChannelCount,
@@ -43,15 +43,28 @@ Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 Exporter = Annotated[Authorized, authorize_outside_transaction(Permission.CONVERSATIONS_READ)]
 
 
+# The period a question without dates is about: the last four weeks, today included.
+DEFAULT_DAYS = 28
+
+
 def filters_of(
-    first: Annotated[date, Query(alias="from", description="First local day, included")],
-    last: Annotated[date, Query(alias="to", description="Last local day, included")],
+    first: Annotated[
+        date | None,
+        Query(alias="from", description="First local day, included (default: 27 days before to)"),
+    ] = None,
+    last: Annotated[
+        date | None, Query(alias="to", description="Last local day, included (default: today)")
+    ] = None,
     timezone: Annotated[
         str, Query(max_length=64, description="IANA zone of the days, e.g. Europe/Paris")
     ] = "UTC",
     assistant_id: uuid.UUID | None = None,
     channel: Channel | None = None,
 ) -> Filters:
+    if last is None:
+        last = today_in(timezone)
+    if first is None:
+        first = last - timedelta(days=DEFAULT_DAYS - 1)
     return Filters(period(first, last, timezone), assistant_id, channel)
 
 

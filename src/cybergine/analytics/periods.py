@@ -56,15 +56,24 @@ class Period:
         return self.start - (self.end - self.start), self.start
 
 
-def period(first: date, last: date, timezone: str) -> Period:
-    """The period from ``first`` to ``last`` (both included) in ``timezone``; refused
-    (422, naming the field) when it ends before it starts, is longer than ``MAX_DAYS``
-    or names no known zone."""
+def _zone(timezone: str) -> ZoneInfo:
     if timezone not in _known_zones():
         raise InvalidInput(
             f"{timezone!r} is not a known timezone (e.g. 'Europe/Paris').", field="timezone"
         )
-    zone = ZoneInfo(timezone)
+    return ZoneInfo(timezone)
+
+
+def today_in(timezone: str) -> date:
+    """Today's date in ``timezone`` (422, naming the field, for an unknown zone)."""
+    return datetime.now(_zone(timezone)).date()
+
+
+def period(first: date, last: date, timezone: str) -> Period:
+    """The period from ``first`` to ``last`` (both included) in ``timezone``; refused
+    (422, naming the field) when it ends before it starts, is longer than ``MAX_DAYS``
+    or names no known zone."""
+    zone = _zone(timezone)
     for name, day in (("from", first), ("to", last)):
         if not EARLIEST <= day <= LATEST:
             raise InvalidInput(f"Name a day from {EARLIEST} to {LATEST}.", field=name)
