@@ -55,15 +55,18 @@ async def test_a_failing_handler_is_retried_then_marked_failed_without_the_paylo
     await run_jobs(database, settings)
     (delivery,) = await deliveries(database)
     assert delivery.status is DeliveryStatus.RECEIVED
-    assert delivery.attempts == 1
+    # The first retry comes a second or two later: on a slow machine the worker, still
+    # busy with the install's own jobs, may have run it before it stopped.
+    tries = delivery.attempts
+    assert tries in (1, 2)
     assert delivery.error == "RuntimeError"
     async with database.transaction() as session:
         retry = await session.scalar(
             text(
                 "SELECT status FROM procrastinate_jobs WHERE task_name = :task "
-                "AND attempts = 1 AND scheduled_at IS NOT NULL"
+                "AND attempts = :tries AND scheduled_at IS NOT NULL"
             ),
-            {"task": JobName.PROCESS_SHOPIFY_WEBHOOK.value},
+            {"task": JobName.PROCESS_SHOPIFY_WEBHOOK.value, "tries": tries},
         )
     # Retried later, with backoff (a second or two: not "later than now", which a slow
     # machine may already have passed).
@@ -73,7 +76,7 @@ async def test_a_failing_handler_is_retried_then_marked_failed_without_the_paylo
         await processing.process(database, delivery.id, last_attempt=True)
     (failed,) = await deliveries(database)
     assert failed.status is DeliveryStatus.FAILED
-    assert failed.attempts == 2
+    assert failed.attempts == tries + 1
     assert SECRET_IN_PAYLOAD not in (failed.error or "")
     # A failed delivery is not processed again.
     assert await processing.process(database, delivery.id, last_attempt=False) is None
