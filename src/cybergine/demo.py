@@ -18,8 +18,9 @@ from cybergine.accounts.models import Membership, Organisation, Role
 from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import users
 from cybergine.accounts.service.organisations import create_organisation
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import Assistant
-from cybergine.assistants.service import AssistantChanges, create_assistant
+from cybergine.assistants.service import create_assistant
 from cybergine.channels.whatsapp.models import WhatsAppNumber
 from cybergine.channels.whatsapp.sandbox import (
     SANDBOX_ACCESS_TOKEN,

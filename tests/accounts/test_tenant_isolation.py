@@ -25,6 +25,7 @@ from cybergine.accounts.principal import Principal
 from cybergine.accounts.service import team
 from cybergine.app import create_app
 from cybergine.assistants import service as assistants
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import Assistant
 from cybergine.catalog import service as catalog
 from cybergine.catalog.models import Product
@@ -140,7 +141,7 @@ async def _build(database: Database, server: LiveServer) -> World:
         assistant = await assistants.create_assistant(
             alpha_scope,
             owner,
-            assistants.AssistantChanges(
+            AssistantChanges(
                 name="alpha-concierge",
                 persona="Alpha secret persona",
                 fields_set={"name", "persona"},

@@ -12,6 +12,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 from cybergine.accounts.models import Role
 from cybergine.accounts.principal import Principal
 from cybergine.assistants import service as assistants
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge import service as knowledge
@@ -44,7 +45,7 @@ def _shop(database_url: str, settings: Settings) -> tuple[str, str]:
                 assistant = await assistants.create_assistant(
                     scope,
                     principal,
-                    assistants.AssistantChanges(name="Mia", fields_set={"name"}),
+                    AssistantChanges(name="Mia", fields_set={"name"}),
                 )
                 await knowledge.create_qa(
                     scope, question="What is your return policy?", answer=RETURNS_ANSWER

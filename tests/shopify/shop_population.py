@@ -112,7 +112,10 @@ def _chat_on_the_widget(server: LiveServer, widget_key: str) -> None:
     said = httpx.post(
         f"{server.url}/widget/v1/messages",
         json={"text": "Do you ship abroad?", "client_id": uuid.uuid4().hex},
-        headers={"Origin": STOREFRONT, "Authorization": f"Bearer {started.json()['visitor_token']}"},
+        headers={
+            "Origin": STOREFRONT,
+            "Authorization": f"Bearer {started.json()['visitor_token']}",
+        },
     )
     assert said.status_code in (200, 201, 202), said.text
 

@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from cybergine.accounts.models import Role, User
 from cybergine.accounts.principal import Principal
-from cybergine.assistants.service import AssistantChanges, create_assistant, update_assistant
+from cybergine.assistants.changes import AssistantChanges
+from cybergine.assistants.service import create_assistant, update_assistant
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.job_names import JobName

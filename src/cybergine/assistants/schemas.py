@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import Assistant, LlmProvider, Tone
-from cybergine.assistants.service import AssistantChanges
 
 
 class _Settings(BaseModel):

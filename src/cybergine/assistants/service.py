@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +19,7 @@ from cybergine import egress
 from cybergine.accounts.principal import Principal
 from cybergine.assistants import disclosure
 from cybergine.assistants.business_hours import clean_business_hours
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import (
     DEFAULT_AI_DISCLOSURE,
     DEFAULT_FALLBACK_MESSAGE,
@@ -65,35 +65,6 @@ NULLABLE = frozenset({"llm_base_url", "llm_api_key", "business_hours"})
 WIDGET_PLACEMENT = frozenset({"allowed_origins", "active"})
 # Settings that decide where completions go and with which key (:class:`ChatEndpoints`).
 ENDPOINT_SETTINGS = frozenset({"llm_provider", "llm_base_url", "llm_api_key"})
-
-
-@dataclass
-class AssistantChanges:
-    """The settings to write. Only the names in ``fields_set`` are applied (so a PATCH
-    can tell "not sent" from "set to null"); on create the others keep their defaults."""
-
-    name: str | None = None
-    persona: str | None = None
-    instructions: str | None = None
-    tone: Tone | None = None
-    languages: Sequence[str] | None = None
-    greeting: str | None = None
-    fallback_message: str | None = None
-    ai_disclosure: str | None = None
-    knowledge_collections: Sequence[str] | None = None
-    llm_provider: LlmProvider | None = None
-    llm_model: str | None = None
-    llm_base_url: str | None = None
-    llm_api_key: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    redact_personal_data: bool | None = None
-    business_hours: Mapping[str, Any] | None = None
-    handoff_keywords: Sequence[str] | None = None
-    active: bool | None = None
-    allowed_origins: Sequence[str] | None = None
-    widget: Mapping[str, Any] | None = None
-    fields_set: set[str] = field(default_factory=set)
 
 
 # --- Validation ---------------------------------------------------------------------

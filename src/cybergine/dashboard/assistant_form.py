@@ -16,11 +16,11 @@ from zoneinfo import available_timezones
 from fastapi import Request
 
 from cybergine.assistants.business_hours import WEEKDAYS
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import Assistant, LlmProvider, Tone
 from cybergine.assistants.service import (
     MAX_COLLECTIONS,
     MAX_LONG_TEXT_CHARS,
-    AssistantChanges,
     clean_setting,
 )
 from cybergine.errors import CybergineError, InvalidInput

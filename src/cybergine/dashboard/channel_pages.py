@@ -22,8 +22,9 @@ from fastapi.responses import HTMLResponse
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.assistants import service as assistants
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import Assistant
-from cybergine.assistants.service import AssistantChanges, clean_widget
+from cybergine.assistants.service import clean_widget
 from cybergine.channels.webchat.service import DEFAULT_COLOUR
 from cybergine.channels.whatsapp import service as whatsapp
 from cybergine.dashboard.forms import fields

@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.assistants import service as assistants
-from cybergine.assistants.service import AssistantChanges
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.conversations.activity import today_numbers
 from cybergine.dashboard.channel_pages import snippet
 from cybergine.dashboard.forms import fields

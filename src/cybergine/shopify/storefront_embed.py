@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.models import Role, User
 from cybergine.accounts.principal import Principal
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.assistants.models import Assistant
-from cybergine.assistants.service import AssistantChanges, create_assistant, update_assistant
+from cybergine.assistants.service import create_assistant, update_assistant
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import InvalidInput

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.accounts.models import Role
 from cybergine.accounts.principal import Principal
 from cybergine.assistants import service as assistants
+from cybergine.assistants.changes import AssistantChanges
 from cybergine.channels.whatsapp.ingest import (
     INGEST_NAMES,
     NumberDirectory,
@@ -180,7 +181,7 @@ async def seeded_url(postgres_admin_url: str, template_url: str) -> AsyncIterato
             assistant = await assistants.create_assistant(
                 scope,
                 Principal(organisation.id, Role.OWNER, user_id=owner.id),
-                assistants.AssistantChanges(name="Mia", fields_set={"name"}),
+                AssistantChanges(name="Mia", fields_set={"name"}),
             )
             number = await make_whatsapp_number(
                 session, organisation.id, assistant.id, phone_number_id=PHONE_NUMBER_ID

@@ -1,17 +1,12 @@
 """How the Admin API subset (``admin_schema.graphql``) reads a simulated shop.
 
-Connections page by cursor as Shopify's do (``first``/``after``, ``last``/``before``,
-``reverse``; at most 250 a page; one of ``first`` or ``last`` required), with opaque
-cursors over the objects' ids. In a bulk operation connections have no page size: the
-root connection is walked in windows by the bulk runner and nested ones are read whole.
+Connections page as Shopify's do (``pagination.py``); a ``query`` argument is read in
+Shopify's search syntax (``search_syntax.py``).
 """
 
 from __future__ import annotations
 
-import base64
-import bisect
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +16,8 @@ from urllib.parse import urlsplit
 
 from graphql import GraphQLError, GraphQLResolveInfo, GraphQLSchema, build_schema
 
+from cybergine.shopify.simulator.pagination import connection
+from cybergine.shopify.simulator.search_syntax import product_filter
 from cybergine.shopify.simulator.store import (
     Article,
     Blog,
@@ -38,10 +35,8 @@ from cybergine.shopify.simulator.store import (
     parse_gid,
 )
 
-MAX_PAGE_SIZE = 250  # Shopify: a connection returns at most 250 nodes a page
 _TAGS = re.compile(r"<[^>]+>")
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
-_FILTER = re.compile(r"(\w+):(>=|<=|>|<)?'?\"?([^'\"\s]+)'?\"?")
 
 
 class Services(Protocol):
@@ -83,122 +78,6 @@ class MediaView:
         return self.image.id
 
 
-# -- pagination ----------------------------------------------------------------------------
-
-
-def cursor_for(number: int) -> str:
-    raw = json.dumps({"last_id": number, "last_value": str(number)}, separators=(",", ":"))
-    return base64.b64encode(raw.encode()).decode()
-
-
-def _cursor_id(cursor: str) -> int:
-    try:
-        data = json.loads(base64.b64decode(cursor.encode(), validate=True))
-        return int(data["last_id"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise GraphQLError("Invalid cursor for current pagination sort.") from error
-
-
-def connection(
-    info: Info,
-    ids: Sequence[int],
-    load: Callable[[int], Any],
-    arguments: Mapping[str, Any],
-) -> dict[str, Any]:
-    """One page of a connection over objects identified by ascending ``ids``."""
-    context: AdminContext = info.context
-    first, last = arguments.get("first"), arguments.get("last")
-    after, before = arguments.get("after"), arguments.get("before")
-    reverse = bool(arguments.get("reverse"))
-    root = info.path.prev is None
-    if context.bulk and root and context.window is not None:
-        after_id, size = context.window
-        after, first, last, before = (cursor_for(after_id) if after_id else None), size, None, None
-    elif context.bulk:
-        first = last = None
-    else:
-        if first is None and last is None:
-            raise GraphQLError("you must provide one of first or last")
-        if max(first or 0, last or 0) > MAX_PAGE_SIZE or min(first or 0, last or 0) < 0:
-            raise GraphQLError(f"The page size must be between 0 and {MAX_PAGE_SIZE}.")
-    lo, hi = 0, len(ids)
-    if after is not None:
-        point = _cursor_id(after)
-        if reverse:
-            hi = bisect.bisect_left(ids, point)
-        else:
-            lo = bisect.bisect_right(ids, point)
-    if before is not None:
-        point = _cursor_id(before)
-        if reverse:
-            lo = bisect.bisect_right(ids, point, lo, hi)
-        else:
-            hi = bisect.bisect_left(ids, point, lo, hi)
-    window = list(ids[lo:hi])
-    if reverse:
-        window.reverse()
-    more_after = more_before = False
-    if first is not None and len(window) > first:
-        window, more_after = window[:first], True
-    if last is not None and len(window) > last:
-        window, more_before = window[-last:], True
-    more_after = more_after or (before is not None and (hi < len(ids) if not reverse else lo > 0))
-    more_before = more_before or (after is not None and (lo > 0 if not reverse else hi < len(ids)))
-    nodes = [node for node in (load(n) for n in window) if node is not None]
-    if context.bulk and root:
-        context.window_end = window[-1] if window else None
-        context.window_more = more_after
-    return {
-        "edges": [
-            {"cursor": cursor_for(n), "node": node} for n, node in zip(window, nodes, strict=False)
-        ],
-        "nodes": nodes,
-        "pageInfo": {
-            "hasNextPage": more_after,
-            "hasPreviousPage": more_before,
-            "startCursor": cursor_for(window[0]) if window else None,
-            "endCursor": cursor_for(window[-1]) if window else None,
-        },
-    }
-
-
-@dataclass(frozen=True)
-class _Term:
-    """One term of Shopify's search syntax: ``name:value``, ``name:>value`` or a word."""
-
-    name: str
-    operator: str
-    value: str
-
-    def matches(self, product: Product) -> bool:
-        if self.name in ("updated_at", "created_at"):
-            moment = iso(getattr(product, self.name)) or ""
-            comparisons = {
-                ">": moment > self.value,
-                ">=": moment >= self.value,
-                "<": moment < self.value,
-                "<=": moment <= self.value,
-            }
-            return comparisons.get(self.operator, moment.startswith(self.value))
-        if self.name == "status":
-            return product.status in {v.upper() for v in self.value.split(",")}
-        if self.name == "handle":
-            return product.handle == self.value
-        if self.name in ("title", ""):
-            return self.value.strip("*").lower() in product.title.lower()
-        return True  # a field the simulator does not search: Shopify ignores it as well
-
-
-def _product_filter(query: str | None) -> Callable[[Product], bool] | None:
-    """Shopify's search syntax, the part a sync uses: ``updated_at:>'…'``, ``status:…``,
-    ``handle:…``, ``title:…`` and bare words (in the title)."""
-    if not query:
-        return None
-    terms = [_Term(*found) for found in _FILTER.findall(query)]
-    terms += [_Term("", "", word) for word in _FILTER.sub(" ", query).split()]
-    return lambda product: all(term.matches(product) for term in terms)
-
-
 # -- root fields ---------------------------------------------------------------------------
 
 
@@ -212,7 +91,7 @@ def _products(_: Any, info: Info, **arguments: Any) -> dict[str, Any]:
         raise GraphQLError("The Shopify simulator orders products by ID only.")
     shop = _shop(info)
     ids = shop.product_ids()
-    wanted = _product_filter(arguments.get("query"))
+    wanted = product_filter(arguments.get("query"))
     if wanted is not None:
         ids = [n for n in ids if (p := shop.products.get(n)) is not None and wanted(p)]
     return connection(info, ids, shop.products.get, arguments)
