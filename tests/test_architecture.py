@@ -383,3 +383,16 @@ def test_the_checker_names_each_rule() -> None:
     assert rule("cybergine.channels.whatsapp.ingest", "cybergine.conversations.service") is None
     assert rule("cybergine.db.models", "cybergine.mail.models") is not None
     assert rule("cybergine.mail.models", "cybergine.db.base") is None
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_passes_600_lines() -> None:
+    """CONTRIBUTING's rule: a module that grows past it is split along its seams."""
+    long = {
+        str(path.relative_to(SOURCE)): lines
+        for path in SOURCE.rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
