@@ -222,6 +222,45 @@ async def test_a_change_is_searchable_and_its_vector_made_again(database: Databa
     assert before == after
 
 
+async def test_a_product_is_found_by_the_meaning_of_its_descriptions_start(
+    database: Database, minilm
+) -> None:
+    owner, _ = await shoe_shop(database, minilm)
+    org = owner.organisation_id
+    care = "Wash cold on a gentle cycle, close every buckle first and dry flat. " * 30
+    cover = {
+        **SHOES["socks"],
+        "title": "Nordlys",
+        "product_type": "Accessories",
+        "body_html": "<p>Keeps a toddler dry and warm in the pram on wet winter walks: a "
+        "waterproof shell clips over any pushchair in seconds, with a clear window so the "
+        "little one can watch the world go by, and folds into its own pouch under the "
+        f"seat.</p><p>{care}</p><p>Sewn in Tallinn.</p>",
+    }
+    await add_products(database, owner, {"cover": cover})
+    assert await search_index.embed_pending(database, org, minilm) == 1
+    async with database.autocommit() as session:
+        document = await session.scalar(
+            text(
+                "SELECT document FROM catalog_product_search WHERE organisation_id = :o "
+                "AND document LIKE 'Nordlys.%'"
+            ),
+            {"o": org},
+        )
+        by_meaning = await search_products(
+            session, org, "rain cover for a baby buggy", k=3, provider=minilm
+        )
+    # The vector is made of the product's facets and the start of its description (its
+    # care instructions, cut off, would drown that meaning: 0.29 against 0.43)...
+    assert "toddler dry and warm in the pram" in document
+    assert len(document) <= search_index.DOCUMENT_CHARS
+    # ...which is enough to find it with no word in common,
+    assert [hit.title for hit in by_meaning] == ["Nordlys"]
+    assert by_meaning[0].lexical == 0
+    # and the words past it are still searched.
+    assert await _titles(database, org, "tallinn") == ["Nordlys"]
+
+
 async def test_shopifys_own_products_are_searchable(database: Database) -> None:
     owner, _ = await shoe_shop(database, None)
     await add_products(database, owner, {str(n): p for n, p in enumerate(shopify_products())})
@@ -272,10 +311,15 @@ async def test_the_embedding_job_embeds_what_a_write_changed(
     await add_products(database, principal, {"fit": SHOES["fit"], "road": SHOES["road"]})
     async with database.autocommit() as session:
         waiting = await session.scalar(
-            text("SELECT count(*) FROM procrastinate_jobs WHERE queueing_lock = :lock"),
+            text(
+                "SELECT count(*) FROM procrastinate_jobs "
+                "WHERE queueing_lock = :lock AND lock = :lock"
+            ),
             {"lock": search_index.embed_lock(organisation.id)},
         )
-    assert waiting == 1  # one job for the organisation, however many products changed
+    # One job for the organisation, however many products changed; and the one queued
+    # while another runs waits for it (the same lock) rather than embed the same rows.
+    assert waiting == 1
     await run_jobs(database, settings)
     async with database.autocommit() as session:
         models = list(

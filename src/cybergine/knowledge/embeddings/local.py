@@ -167,7 +167,8 @@ def _describe(session: Any, path: Path) -> _Model:
 # The local model's inferences run on threads of their own: a burst of indexing cannot
 # take the shared pool's threads from other blocking work (nor the other way round), and
 # no more inferences run at once than there are cores to run them.
-_INFERENCE = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="cybergine-embedding")
+_INFERENCE_THREADS = os.cpu_count() or 1
+_INFERENCE = ThreadPoolExecutor(_INFERENCE_THREADS, thread_name_prefix="cybergine-embedding")
 
 
 async def _infer_in_pool(
@@ -339,14 +340,30 @@ class LocalMiniLM:
         # other: a hop costs ~60-90 us of CPU, and the queue keeps a worker's 16
         # concurrent replies to one inference at a time. Small means at most batch_size
         # texts and max_batch_chars characters, told before tokenising. Bigger calls
-        # (indexing) take a hop per text: a question never waits behind a whole
-        # document, and cancelling the call stops it within one text.
+        # (indexing) take a hop per text, one text in flight per inference thread: every
+        # core works on the batch, a question waits behind one text at most, never a
+        # whole batch, and cancelling the call stops it within one text per thread.
         chars = sum(map(len, texts))
         if len(texts) <= self._batch_size and chars <= self._max_batch_chars:
             return await self._coalescer().embed(texts, chars)
-        rows: list[list[float]] = []
-        for text in texts:
-            rows += await _infer_in_pool(self._embed_now, [text])
+        rows: list[list[float]] = [[] for _ in texts]
+        pending = iter(enumerate(texts))
+
+        async def lane() -> None:
+            for index, text in pending:
+                (rows[index],) = await _infer_in_pool(self._embed_now, [text])
+
+        lanes = [asyncio.ensure_future(lane()) for _ in range(min(_INFERENCE_THREADS, len(texts)))]
+        try:
+            # The first error (or the caller's cancellation) stops the other lanes and is
+            # raised as it is, not wrapped in a group.
+            await asyncio.wait(lanes, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for running in lanes:
+                running.cancel()
+        for finished in lanes:
+            if not finished.cancelled() and (error := finished.exception()) is not None:
+                raise error
         return rows
 
     def _coalescer(self) -> _Coalescer:
