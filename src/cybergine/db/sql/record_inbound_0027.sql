@@ -51,8 +51,8 @@ BEGIN
       FROM messages AS msg
       JOIN conversations AS conv ON conv.id = msg.conversation_id
      WHERE msg.organisation_id = v_org
-       AND msg.external_id IN (SELECT item->>'erased_external_id'
-                                 FROM jsonb_array_elements(messages) AS item);
+       AND msg.external_id = ANY (ARRAY(SELECT item->>'erased_external_id'
+                                          FROM jsonb_array_elements(messages) AS item));
     FOR m IN SELECT value FROM jsonb_array_elements(messages) LOOP
         IF v_erased ? (m->>'erased_external_id') THEN
             recorded := array_append(recorded, jsonb_build_object(
