@@ -74,7 +74,6 @@ def upgrade() -> None:
             [column],
         )
 
-
     # Erasing a shop deletes its products' images; each deleted image looks up the
     # variants that show it (ON DELETE SET NULL), a scan of every variant without this.
     op.create_index(op.f("ix_catalog_variants_image_id"), "catalog_variants", ["image_id"])
