@@ -284,17 +284,22 @@ async def beyond_allowance(
     if conversation is None:
         return False
     since = month_start(conversation.created_at)
-    place = await session.scalar(
-        select(func.count())
-        .select_from(Conversation)
+    allowance = current_plan(shop).conversations_per_month
+    # Counted no further than one past the allowance: each reply reads at most that many
+    # index entries, however busy the month.
+    earlier = (
+        select(Conversation.id)
         .where(
             Conversation.organisation_id == organisation_id,
             Conversation.created_at >= since,
             tuple_(Conversation.created_at, Conversation.id)
             <= tuple_(conversation.created_at, conversation.id),
         )
+        .limit(allowance + 1)
+        .subquery()
     )
-    return int(place or 0) > current_plan(shop).conversations_per_month
+    place = await session.scalar(select(func.count()).select_from(earlier))
+    return int(place or 0) > allowance
 
 
 def limit_reason(plan: Plan) -> str:
