@@ -1,4 +1,4 @@
-"""analytics_feedback_usage (placeholder: filled by the change that owns it).
+"""csat_surveys (placeholder: filled by the change that owns it).
 
 Revision ID: 0029
 Revises: 0028
