@@ -18,6 +18,7 @@ import enum
 
 from cybergine.assistants.business_hours import WEEKDAYS
 from cybergine.conversations import intents
+from cybergine.conversations.csat_models import POSITIVE_RATING
 from cybergine.conversations.models import ConversationState, Direction, Sender
 
 # The hand-off reasons counted by name; any other reason (a model's own words, a
@@ -82,6 +83,13 @@ _BUSINESS_WEEKS = f"""
      GROUP BY a.id
 """  # noqa: S608
 
+# CSAT (``conversations.csat``): a survey was sent when the conversation closed, the
+# customer answered it (a 1-5 rating), and the answer was positive (4 or 5).
+_CSAT = f"""(s.id IS NOT NULL) AS csat_surveys_sent,
+           (s.rating IS NOT NULL) AS csat_responses,
+           coalesce(s.rating >= {POSITIVE_RATING}, false) AS csat_positive,
+           s.rating AS csat_rating"""
+
 _FACTS = f"""
     SELECT c.id AS conversation_id,
            c.assistant_id,
@@ -98,6 +106,7 @@ _FACTS = f"""
            hours.starts AS business_starts,
            hours.ends AS business_ends,
            hours.weekly AS business_weekly,
+           {_CSAT},
            f.*,
            (SELECT min(t) FROM unnest(f.agent_times) AS t WHERE t >= f.first_customer_at)
                AS first_agent_at,
@@ -110,6 +119,7 @@ _FACTS = f"""
            END AS resolved_at
       FROM conversations c
       LEFT JOIN ({_BUSINESS_WEEKS}) AS hours ON hours.assistant_id = c.assistant_id
+      LEFT JOIN csat_surveys s ON s.conversation_id = c.id
      CROSS JOIN LATERAL ({_MESSAGE_FACTS}) AS f
      WHERE c.organisation_id = :organisation_id AND ({{where}})
 """  # noqa: S608
@@ -207,6 +217,9 @@ class Figure(enum.StrEnum):
     HANDED_TO_PERSON = "handed_to_person"
     RESOLVED = "resolved"
     WITH_FALLBACK = "with_fallback"
+    CSAT_SURVEYS_SENT = "csat_surveys_sent"
+    CSAT_RESPONSES = "csat_responses"
+    CSAT_POSITIVE = "csat_positive"
 
     @property
     def predicate(self) -> str:

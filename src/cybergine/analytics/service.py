@@ -83,6 +83,11 @@ class Totals:
         figures["grounded_rate"] = _ratio(
             self.sums["grounded_answers"], self.sums["assistant_answers"]
         )
+        # CSAT: satisfied (4-5) answers per answer, and answers per survey sent.
+        figures["csat_score"] = _ratio(self.sums["csat_positive"], self.sums["csat_responses"])
+        figures["csat_response_rate"] = _ratio(
+            self.sums["csat_responses"], self.sums["csat_surveys_sent"]
+        )
         for duration in DURATIONS:
             figures[f"{duration}_seconds"] = self.average(duration)
             figures[f"{duration}_business_seconds"] = self.average(duration, business=True)
@@ -321,12 +326,20 @@ CSV_COLUMNS = (
     *(f"{name}{kind}_seconds" for name in DURATIONS for kind in ("", "_business")),
     "prompt_tokens",
     "completion_tokens",
+    "csat_surveys_sent",
+    "csat_rating",
 )
 
 
 _CSV_MOMENTS = frozenset({"started_at", "handoff_at", "resolved_at"})
 _CSV_YES_NO = frozenset(
-    {"answered_by_assistant", "resolved_by_assistant", "handed_to_person", "resolved"}
+    {
+        "answered_by_assistant",
+        "resolved_by_assistant",
+        "handed_to_person",
+        "resolved",
+        "csat_surveys_sent",
+    }
 )
 
 

@@ -34,6 +34,8 @@ class AssistantChanges:
     business_hours: Mapping[str, Any] | None = None
     handoff_keywords: Sequence[str] | None = None
     active: bool | None = None
+    csat_enabled: bool | None = None
+    csat_question: str | None = None
     allowed_origins: Sequence[str] | None = None
     widget: Mapping[str, Any] | None = None
     fields_set: set[str] = field(default_factory=set)

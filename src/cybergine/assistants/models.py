@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -109,6 +110,11 @@ class Assistant(TenantMixin, Base):
     # Words and phrases that hand the conversation to a person, beyond the built-in ones.
     handoff_keywords: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A 1-5 rating asked for when a conversation closes: on for new assistants; rows from
+    # before the setting existed (and raw inserts) have it off until the merchant chooses.
+    csat_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
+    # None: the default question in the assistant's first language (``conversations.csat``).
+    csat_question: Mapped[str | None] = mapped_column(Text, default=None)
     # The web chat widget: its public key (in the page's <script data-assistant=…>), the
     # sites that may embed it, and how it looks.
     widget_key: Mapped[str] = mapped_column(String(40), unique=True, default=new_widget_key)

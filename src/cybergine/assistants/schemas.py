@@ -51,6 +51,16 @@ class _Settings(BaseModel):
     )
     handoff_keywords: list[str] | None = None
     active: bool | None = None
+    csat_enabled: bool | None = Field(
+        default=None,
+        description="Ask the customer for a 1-5 rating when a conversation closes "
+        "(default for a new assistant: true)",
+    )
+    csat_question: str | None = Field(
+        default=None,
+        description="The survey's question; null or empty: a default in the assistant's "
+        "first language",
+    )
     allowed_origins: list[str] | None = Field(
         default=None, description="Sites that may embed the widget, e.g. https://shop.example"
     )
@@ -97,6 +107,8 @@ class AssistantOut(BaseModel):
     business_hours: dict[str, Any] | None
     handoff_keywords: list[str]
     active: bool
+    csat_enabled: bool
+    csat_question: str | None = Field(description="null: the default question")
     widget_key: str
     allowed_origins: list[str]
     widget: dict[str, Any]
@@ -126,6 +138,8 @@ class AssistantOut(BaseModel):
             business_hours=assistant.business_hours,
             handoff_keywords=list(assistant.handoff_keywords),
             active=assistant.active,
+            csat_enabled=assistant.csat_enabled,
+            csat_question=assistant.csat_question,
             widget_key=assistant.widget_key,
             allowed_origins=list(assistant.allowed_origins),
             widget=dict(assistant.widget or {}),

@@ -60,7 +60,7 @@ MAX_BASE_URL_CHARS = 500  # the column's width
 _LANGUAGE_TAG = re.compile(r"([a-z]{2,3})(?:-([a-z]{4}))?(?:-([a-z]{2}|[0-9]{3}))?", re.IGNORECASE)
 
 # Settings that may be null (cleared); null for any other is refused.
-NULLABLE = frozenset({"llm_base_url", "llm_api_key", "business_hours"})
+NULLABLE = frozenset({"llm_base_url", "llm_api_key", "business_hours", "csat_question"})
 # Settings that decide which sites the widget answers on (a shop's storefront embed).
 WIDGET_PLACEMENT = frozenset({"allowed_origins", "active"})
 # Settings that decide where completions go and with which key (:class:`ChatEndpoints`).
@@ -343,6 +343,8 @@ def clean_setting(name: str, value: Any) -> Any:
             return _text(value, field_name=name, limit=MAX_MESSAGE_CHARS, required=False)
         case "fallback_message":
             return _text(value, field_name=name, limit=MAX_MESSAGE_CHARS, required=True)
+        case "csat_question":  # empty: the default question in the assistant's language
+            return _text(value, field_name=name, limit=MAX_MESSAGE_CHARS, required=False) or None
         case "ai_disclosure":
             return clean_ai_disclosure(value)
         case "tone":
@@ -367,7 +369,7 @@ def clean_setting(name: str, value: Any) -> Any:
             return clean_business_hours(value)
         case "handoff_keywords":
             return clean_keywords(value)
-        case "redact_personal_data" | "active":
+        case "redact_personal_data" | "active" | "csat_enabled":
             return bool(value)
         case "allowed_origins":
             return clean_origins(value)
@@ -457,6 +459,8 @@ def new_assistant() -> Assistant:
         business_hours=None,
         handoff_keywords=[],
         active=True,
+        csat_enabled=True,
+        csat_question=None,
         widget_key=new_widget_key(),
         allowed_origins=[],
         widget={},

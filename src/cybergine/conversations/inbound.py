@@ -27,7 +27,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.conversations import intents
+from cybergine.conversations import csat, intents
 from cybergine.conversations.channel import adapter_for
 from cybergine.conversations.locks import CONVERSATION_LOCK_PREFIX
 from cybergine.conversations.message_types import SILENT_TYPES
@@ -163,7 +163,10 @@ def message_item(
         "sent_at": content.sent_at.isoformat(),
         "context": content.context_external_id,
         # A consent word is answered by its confirmation, never by the assistant.
-        "answerable": content.type not in SILENT_TYPES and consent_change(account, content) is None,
+        # A chosen survey row is a rating, never a question.
+        "answerable": content.type not in SILENT_TYPES
+        and consent_change(account, content) is None
+        and not csat.is_survey_choice(content.payload),
     }
 
 

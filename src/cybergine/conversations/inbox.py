@@ -22,6 +22,7 @@ from cybergine.accounts.models import Membership
 from cybergine.accounts.permissions import Permission, allows
 from cybergine.accounts.principal import Principal
 from cybergine.conversations.channel import may_send_free_form
+from cybergine.conversations.csat import send_survey
 from cybergine.conversations.handback import (
     WaitingMessage,
     back_notice,
@@ -150,8 +151,9 @@ async def hand_back(
 async def close(
     scope: TenantScope, principal: Principal, conversation_id: uuid.UUID
 ) -> Conversation:
-    """Closed for good: the customer's next message starts a new conversation. Closing a
-    closed conversation changes nothing."""
+    """Closed for good: the customer's next message starts a new conversation, and they
+    are asked for their rating when the assistant's survey is on (``conversations.csat``).
+    Closing a closed conversation changes nothing."""
     conversation = await _locked(scope, conversation_id)
     if conversation.state == ConversationState.CLOSED:
         return conversation
@@ -160,7 +162,14 @@ async def close(
     conversation.closed_at = datetime.now(UTC)
     await scope.session.flush()
     await publish(scope.session, state_event(conversation))
-    await _audit(scope, principal, "conversation.closed", conversation, {"from": previous.value})
+    survey = await send_survey(scope.session, conversation)
+    await _audit(
+        scope,
+        principal,
+        "conversation.closed",
+        conversation,
+        {"from": previous.value, "survey_sent": survey is not None},
+    )
     return conversation
 
 

@@ -120,6 +120,8 @@ class AssistantForm:
     timezone: str = DEFAULT_TIMEZONE
     hours: dict[str, str] = field(default_factory=dict)
     handoff_keywords: str = ""
+    csat_enabled: bool = True
+    csat_question: str = ""
     # Write-only: a key typed here is never put back into a page.
     new_api_key: str = ""
     remove_api_key: bool = False
@@ -152,6 +154,8 @@ class AssistantForm:
                 else dict(USUAL_WEEK)
             ),
             handoff_keywords="\n".join(assistant.handoff_keywords),
+            csat_enabled=assistant.csat_enabled,
+            csat_question=assistant.csat_question or "",
         )
 
     @classmethod
@@ -187,6 +191,8 @@ class AssistantForm:
             timezone=text("timezone"),
             hours={day: text(f"hours_{day}") for day in WEEKDAYS},
             handoff_keywords=text("handoff_keywords"),
+            csat_enabled=bool(text("csat_enabled")),
+            csat_question=text("csat_question"),
             new_api_key=text("llm_api_key"),
             remove_api_key=bool(text("remove_llm_api_key")),
         )
@@ -220,6 +226,8 @@ class AssistantForm:
             "redact_personal_data": self.redact_personal_data,
             "business_hours": self._business_hours,
             "handoff_keywords": self.handoff_keywords.splitlines(),
+            "csat_enabled": self.csat_enabled,
+            "csat_question": self.csat_question,
         }
         if self.remove_api_key and self.new_api_key.strip():
             values["llm_api_key"] = _refuse(
@@ -337,6 +345,8 @@ FORM_FIELDS = frozenset(
         "business_hours",
         "timezone",
         "handoff_keywords",
+        "csat_enabled",
+        "csat_question",
         *(f"hours_{day}" for day in WEEKDAYS),
     }
 )

@@ -11,6 +11,7 @@ from cybergine.catalog import models as catalog_models
 from cybergine.channels.whatsapp import models as whatsapp_models
 from cybergine.conversations import models as conversations_models
 from cybergine.db.base import Base
+from cybergine.conversations import csat_models as csat_models
 from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
@@ -34,6 +35,8 @@ __all__ = [
     "knowledge_models",
     "mail_models",
     "metadata",
+    "csat_models",
+    "gap_models",
     "organisation_export_models",
     "privacy_policy_models",
     "privacy_request_models",

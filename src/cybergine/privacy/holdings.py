@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.conversations.customers import phone_digits
+from cybergine.conversations.csat_models import CsatSurvey
 from cybergine.conversations.models import Attachment, Channel, Conversation, Customer, Message
 from cybergine.db.tenancy import TenantScope
 from cybergine.privacy import registry
@@ -83,6 +84,15 @@ async def _webhook_events(
     or by the id of one of their messages (Meta's ids hold the phone number)."""
     if customer.channel != Channel.WHATSAPP or customer.erased:
         return []
+    holdings.ids["csat_surveys"] = list(
+        (
+            await session.execute(
+                select(CsatSurvey.id)
+                .where(CsatSurvey.organisation_id == org, CsatSurvey.customer_id == customer.id)
+                .order_by(CsatSurvey.id)
+            )
+        ).scalars()
+    )
     wa_id = customer.external_id
     mentions = [
         WebhookEvent.value.contains({"contacts": [{"wa_id": wa_id}]}),

@@ -98,6 +98,7 @@ PERSONAL: tuple[Personal, ...] = (
     _customer("customers", "opt_in_source", _CLEAR, "how they opted in (their words)"),
     _customer("customers", "opt_out_source", _CLEAR, "how they opted out (their words)"),
     _customer("conversations", "handoff_reason", _CLEAR, "why a person was asked for"),
+    _customer("csat_surveys", "rating", _ROW, "how they rated a conversation", Category.USAGE),
     _customer("messages", "text", _CLEAR, "what was written, by them or to them"),
     _customer("messages", "payload", _CLEAR, "media, location, buttons they chose"),
     # Meta's wamids are base64 of a structure holding the phone number; web chat's

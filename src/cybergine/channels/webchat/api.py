@@ -33,6 +33,7 @@ from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
 from cybergine.channels.webchat.ratelimit import SlidingWindow
 from cybergine.channels.webchat.visitors import Visitor
+from cybergine.conversations import csat
 from cybergine.errors import (
     CybergineError,
     Forbidden,
@@ -289,6 +290,34 @@ async def request_person(
         message = await service.request_person(session, assistant, visitor)
         view = service.message_view(message)
     return _reply(request, origin, {"message": view}, status=202)
+
+
+class RatingIn(BaseModel):
+    survey_id: uuid.UUID
+    rating: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
+
+
+@router.post(
+    "/widget/v1/rating",
+    responses=may_answer(Unauthorized, Forbidden, NotFound, TooManyRequests, OrganisationClosing),
+    summary="Rate a closed conversation its survey asked about; the first rating stands",
+)
+async def rate(
+    _: Widget, __: ListedOrigin, request: Request, body: RatingIn, database: DatabaseDep
+) -> Response:
+    async with database.transaction() as session:
+        assistant, visitor = await service.authenticate(session, _bearer(request))
+        origin = _check_origin(request, assistant)
+        _limit(_limits(request).per_visitor, visitor.visitor_id)
+        rated = await csat.record_rating(
+            session, assistant.organisation_id, visitor.customer_id, body.survey_id, body.rating
+        )
+        data = {
+            "survey_id": str(rated.survey.id),
+            "rating": rated.survey.rating,
+            "recorded": rated.recorded,
+        }
+    return _reply(request, origin, data)
 
 
 def _after(value: str | None) -> uuid.UUID | None:

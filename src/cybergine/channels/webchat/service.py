@@ -186,6 +186,11 @@ def message_view(message: Message) -> dict[str, Any]:
         "buttons": buttons_of(message.payload),
         "products": [card.view() for card in cards_of(message.payload)],
     }
+    survey = (message.payload or {}).get("csat")
+    if isinstance(survey, dict):
+        # A satisfaction survey: the widget shows stars (POST /widget/v1/rating), not rows.
+        view["survey"] = {"id": survey.get("survey_id"), "rating": survey.get("rating")}
+        view["buttons"] = []
     external = message.external_id or ""
     if message.sender == Sender.CUSTOMER and external.startswith("web:"):
         # The widget matches its pending bubble to the stored message by this.

@@ -41,7 +41,7 @@ from cybergine.channels.whatsapp.payloads import (
     without_card_numbers,
 )
 from cybergine.channels.whatsapp.signature import verify_signature
-from cybergine.conversations import intents
+from cybergine.conversations import csat, intents
 from cybergine.conversations.inbound import (
     RECORD_NAMES,
     ChannelAccount,
@@ -261,6 +261,7 @@ async def store_delivery(
     items, pending = _items(body, routes)
     if not items:
         return IngestResult()
+    answers = await _take_survey_answers(session, items, pending)
     outcome: dict[str, Any] = (
         await session.execute(
             select(
@@ -274,10 +275,54 @@ async def store_delivery(
         await follow_up(session, account, recorded, content)
     return IngestResult(
         events=len(items),
-        messages=outcome["messages"],
+        messages=outcome["messages"] + answers,
         duplicates=outcome["duplicates"],
         statuses=outcome["statuses"],
         problems=sum(item["problem_count"] for item in items),
+    )
+
+
+async def _take_survey_answers(
+    session: AsyncSession,
+    items: list[dict[str, Any]],
+    pending: Mapping[str, tuple[ChannelAccount, InboundContent]],
+) -> int:
+    """The messages that answer a customer's survey are kept in the surveyed conversation
+    (``conversations.csat``) and taken out of the items: they open no new conversation.
+    Answers how many were taken."""
+    taken = 0
+    for item in items:
+        kept = []
+        for message in item["messages"]:
+            wanted = pending.get(message["id"])
+            if wanted is not None and await _survey_answer(session, message, *wanted):
+                taken += 1
+            else:
+                kept.append(message)
+        item["messages"] = kept
+    return taken
+
+
+async def _survey_answer(
+    session: AsyncSession,
+    message: Mapping[str, Any],
+    account: ChannelAccount,
+    content: InboundContent,
+) -> bool:
+    if not csat.may_answer_survey(content.type, content.text, content.payload):
+        return False
+    return await csat.take_whatsapp_answer(
+        session,
+        csat.Answer(
+            organisation_id=account.organisation_id,
+            whatsapp_number_id=account.whatsapp_number_id,
+            customer_external_id=str(message["customer"]),
+            external_id=content.external_id,
+            type=content.type,
+            text=content.text,
+            payload=dict(content.payload) if content.payload else None,
+            sent_at=content.sent_at,
+        ),
     )
 
 
@@ -313,7 +358,11 @@ def _items(
             content = _content(message)
             item = message_item(account, _customer(message), content)
             messages.append(item)
-            if route.active and needs_python(account, content):
+            if route.active and (
+                needs_python(account, content)
+                # Perhaps a survey's answer: looked for before it is recorded.
+                or csat.may_answer_survey(content.type, content.text, content.payload)
+            ):
                 pending[item["id"]] = (account, content)
         statuses = []
         for status in batch.statuses:

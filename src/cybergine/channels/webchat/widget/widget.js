@@ -80,6 +80,10 @@
       inStock: "In stock",
       outOfStock: "Out of stock",
       was: "Was",
+      rating: "Your rating",
+      stars: "{n} of 5 stars",
+      rate: "Send rating",
+      thanks: "Thank you for your rating.",
     },
     fr: {
       open: "Ouvrir la discussion",
@@ -111,6 +115,10 @@
       inStock: "En stock",
       outOfStock: "Rupture de stock",
       was: "Au lieu de",
+      rating: "Votre note",
+      stars: "{n} \u00e9toiles sur 5",
+      rate: "Envoyer la note",
+      thanks: "Merci pour votre note.",
     },
     de: {
       open: "Chat \u00f6ffnen",
@@ -141,6 +149,10 @@
       inStock: "Auf Lager",
       outOfStock: "Nicht auf Lager",
       was: "Statt",
+      rating: "Ihre Bewertung",
+      stars: "{n} von 5 Sternen",
+      rate: "Bewertung senden",
+      thanks: "Danke f\u00fcr Ihre Bewertung.",
     },
     es: {
       open: "Abrir chat",
@@ -172,6 +184,10 @@
       inStock: "En stock",
       outOfStock: "Agotado",
       was: "Antes",
+      rating: "Tu valoraci\u00f3n",
+      stars: "{n} de 5 estrellas",
+      rate: "Enviar valoraci\u00f3n",
+      thanks: "Gracias por tu valoraci\u00f3n.",
     },
   };
 
@@ -629,6 +645,16 @@
     ".sources ul{margin:2px 0 0;padding-left:18px}",
     ".sources a{color:#1a1a1a;text-decoration:underline;overflow-wrap:anywhere}",
     ".buttons{display:flex;flex-wrap:wrap;gap:6px}",
+    /* survey stars: the radios stay focusable (hidden visually), the label shows the star */
+    ".survey{display:flex;flex-wrap:wrap;align-items:center;gap:6px}",
+    ".survey fieldset{border:0;margin:0;padding:0;display:flex;gap:2px}",
+    ".survey legend{font-size:13px;color:#3d3d3d;padding:0 4px}",
+    ".survey input{position:absolute;opacity:0;width:1px;height:1px}",
+    ".survey label{font-size:26px;line-height:1;padding:2px;color:#5c5c5c;cursor:pointer}",
+    ".survey .on,.survey label:has(~ input:checked) .off,.survey input:checked + label .off{display:none}",
+    ".survey label:has(~ input:checked) .on,.survey input:checked + label .on{display:inline;color:#8a5a00}",
+    ".survey input:focus-visible + label{outline:2px solid var(--cg-ring);border-radius:4px}",
+    ".survey-status{flex-basis:100%;margin:0;font-size:13px;color:#3d3d3d}",
     ".reply{min-height:36px;padding:6px 12px;border-radius:18px;border:1.5px solid var(--cg-ring);",
     "background:#fff;color:#1a1a1a;font-size:14px}",
     ".reply:hover:not(:disabled){background:#f0f1f3}",
@@ -1221,6 +1247,9 @@
       }
     }
 
+    var survey = message.survey && typeof message.survey === "object" ? message.survey : null;
+    if (survey && sender !== "customer" && str(survey.id)) node.appendChild(renderSurvey(survey));
+
     var buttons = Array.isArray(message.buttons) ? message.buttons.slice(0, 10) : [];
     if (buttons.length && sender !== "customer") {
       var group = el("div", { class: "buttons", role: "group" });
@@ -1248,6 +1277,66 @@
       if (group.firstChild) node.appendChild(group);
     }
     return node;
+  }
+
+  // A satisfaction survey: five stars as a radio group (arrow keys move between them, as
+  // in any radio group), sent by a button; once rated, the choice stays shown, disabled.
+  function renderSurvey(survey) {
+    var form = el("form", { class: "survey", "data-testid": "cg-survey" });
+    var box = el("fieldset");
+    box.appendChild(el("legend", null, t.rating));
+    var name = "cg-rating-" + str(survey.id);
+    var given = Number(survey.rating);
+    var inputs = [];
+    [1, 2, 3, 4, 5].forEach(function (n) {
+      var id = name + "-" + n;
+      var input = el("input", { type: "radio", name: name, id: id, value: String(n) });
+      if (n === given) input.checked = true;
+      var label = el("label", { for: id, title: t.stars.replace("{n}", String(n)) });
+      label.appendChild(el("span", { class: "off", "aria-hidden": "true" }, "\u2606"));
+      label.appendChild(el("span", { class: "on", "aria-hidden": "true" }, "\u2605"));
+      label.appendChild(el("span", { class: "sr-only" }, t.stars.replace("{n}", String(n))));
+      inputs.push(input);
+      box.appendChild(input);
+      box.appendChild(label);
+    });
+    form.appendChild(box);
+    var submit = el("button", { type: "submit", class: "reply", "data-testid": "cg-rate" }, t.rate);
+    form.appendChild(submit);
+    var status = el("p", { class: "survey-status", role: "status" });
+    form.appendChild(status);
+    function done(rating) {
+      inputs.forEach(function (input) {
+        input.checked = Number(input.value) === rating;
+        input.disabled = true;
+      });
+      submit.disabled = true;
+      status.textContent = t.thanks;
+    }
+    if (given >= 1 && given <= 5) done(given);
+    on(form, "submit", function (event) {
+      event.preventDefault();
+      var chosen = inputs.filter(function (input) {
+        return input.checked;
+      })[0];
+      if (!chosen || submit.disabled) return;
+      submit.disabled = true;
+      request("POST", "/rating", { survey_id: str(survey.id), rating: Number(chosen.value) }, true)
+        .then(function (response) {
+          if (ok(response) && response.data && response.data.rating) {
+            done(Number(response.data.rating));
+            announce(t.thanks);
+          } else {
+            submit.disabled = false;
+            showError(problemDetail(response.data) || t.failed);
+          }
+        })
+        .catch(function () {
+          submit.disabled = false;
+          showError(t.network);
+        });
+    });
+    return form;
   }
 
   // The page's own language formats prices ("49,90 \u20ac" on a German shop), falling
