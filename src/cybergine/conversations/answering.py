@@ -214,6 +214,21 @@ def data_request_confirmation(request: intents.DataRequest) -> str:
     )
 
 
+def request_answer(assistant: AssistantView, question: Question, now: datetime) -> Answer | None:
+    """The answer to what the customer's words ask, by phrase alone (no model, no search):
+    a person (a review of an automated decision among them, policy §7), or a right over
+    their data (§14), which the caller records. None: they ask for neither."""
+    handoff = handoff_request(assistant, question)
+    if handoff is not None:
+        reason: Reason = "handoff_button" if handoff.matched == "button" else "handoff_request"
+        return Answer(handoff_notice(assistant, now), reason, system=True, handoff=handoff)
+    asked = data_request(assistant, question)
+    if asked is None:
+        return None
+    text = data_request_confirmation(asked)
+    return Answer(text, "data_request", system=True, data_request=asked.kind)
+
+
 def quick_decision(
     assistant: AssistantView, question: Question
 ) -> Literal["handoff", "product", "data_request", "not_text", "greeting"] | None:
@@ -290,15 +305,10 @@ class Responder:
         ``search_products`` the model's product search (offered as a tool when given)."""
         now = datetime.now(UTC)
         quick = quick_decision(assistant, question)
-        if quick == "handoff":
-            request = handoff_request(assistant, question)
-            assert request is not None
-            return Answer(
-                text=handoff_notice(assistant, now),
-                reason="handoff_button" if request.matched == "button" else "handoff_request",
-                system=True,
-                handoff=request,
-            )
+        if quick in ("handoff", "data_request"):
+            asked = request_answer(assistant, question, now)
+            assert asked is not None
+            return asked
         if quick == "product":
             # A list row shows neither image nor link: the answer is the product's card
             # (on WhatsApp its image with the details and the link as the caption).
@@ -317,15 +327,6 @@ class Responder:
                 reason="product_choice",
                 grounded=True,
                 products=[card],
-            )
-        if quick == "data_request":
-            asked = data_request(assistant, question)
-            assert asked is not None
-            return Answer(
-                text=data_request_confirmation(asked),
-                reason="data_request",
-                system=True,
-                data_request=asked.kind,
             )
         if quick == "not_text":
             return Answer(text=NOT_TEXT, reason="not_text")

@@ -33,7 +33,7 @@ import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
@@ -51,6 +51,7 @@ from cybergine.conversations.answering import (
     Responder,
     Turn,
     needs_search,
+    request_answer,
     retrieve,
 )
 from cybergine.conversations.channel import (
@@ -90,6 +91,7 @@ Outcome = Literal[
     "already_answered",
     "not_for_the_assistant",
     "superseded",
+    "restricted",
     "gone",
 ]
 
@@ -112,6 +114,10 @@ class _Context:
     # A read receipt (WhatsApp, with typing indicator) runs while the answer is made.
     marking_read: asyncio.Task[bool] | None = None
     marked_read: bool = False
+    # The customer's processing is restricted (policy §14): only ``answer``, the
+    # acknowledgement of a right they exercise, decided before and instead of the rest.
+    restricted: bool = False
+    answer: Answer | None = None
 
 
 class Pipeline:
@@ -132,6 +138,11 @@ class Pipeline:
         context, outcome = await self._read(message_id)
         if context is None:
             assert outcome is not None
+            return outcome
+        if context.answer is not None:
+            outcome, claimed = await self._write(context, context.answer)
+            if claimed is not None:
+                await context.adapter.send_claimed(self.database, self.settings, claimed)
             return outcome
         try:
             answer = await self.responder.decide(
@@ -185,12 +196,14 @@ class Pipeline:
                         conversation_id=state.conversation_id,
                         public_url=self.settings.public_url,
                     )
-            if state.verdict is not None:
+            if state.verdict is not None and state.verdict != "restricted":
                 return None, state.verdict
             scope = TenantScope(session, state.organisation_id)
             assistant = await _assistant_view(scope, state)
             if assistant is None:
                 return None, "not_for_the_assistant"
+            if state.verdict == "restricted":
+                return _rights_only(state, message_id, assistant)
             if await billing.beyond_allowance(
                 session, state.organisation_id, state.conversation_id
             ):
@@ -210,15 +223,7 @@ class Pipeline:
                 conversation_id=state.conversation_id,
                 customer_id=state.customer_id,
                 external_id=state.external_id,
-                # Only a conversation on an account (a WhatsApp number) has an address.
-                address=Address(
-                    state.phone_number_id,
-                    state.access_token,
-                    state.customer_wa_id,
-                    active=state.number_active,
-                )
-                if state.phone_number_id is not None and state.access_token is not None
-                else None,
+                address=_address(state),
             )
             context = _Context(
                 message_id=message_id,
@@ -346,6 +351,7 @@ class Pipeline:
                 adapter=context.adapter,
                 marked_read=context.marked_read,
                 default_send_rate=self.settings.whatsapp_send_rate,
+                rights_request=context.restricted,
             )
             if written.verdict is not None:
                 typing_ended = context.adapter.typing_ended(context.inbound)
@@ -391,6 +397,52 @@ class Pipeline:
                 ),
             )
         return answer.outcome, claimed
+
+
+def _rights_only(
+    state: replies.MessageState, message_id: uuid.UUID, assistant: AssistantView
+) -> tuple[_Context | None, Outcome | None]:
+    """A customer whose processing is restricted (policy §14) is answered only when they
+    exercise a right: a request about their data, or a person's review of an automated
+    decision (§7). Restriction stops the assistant, not the handling of their rights: the
+    acknowledgement is decided by phrase alone (no model, no embeddings, no history), and
+    the request is recorded for the team with it. Anything else waits for the team."""
+    text = (state.text or "").strip() or None
+    choice = (state.payload or {}).get("choice_id")
+    question = Question(text=text, choice_id=choice if isinstance(choice, str) else None)
+    answer = request_answer(assistant, question, datetime.now(UTC))
+    if answer is None or (answer.handoff is not None and not answer.handoff.human_review):
+        return None, "restricted"
+    return _Context(
+        message_id=message_id,
+        organisation_id=state.organisation_id,
+        conversation_id=state.conversation_id,
+        customer_id=state.customer_id,
+        channel=state.channel,
+        adapter=adapter_for(state.channel),
+        inbound=Inbound(
+            organisation_id=state.organisation_id,
+            conversation_id=state.conversation_id,
+            customer_id=state.customer_id,
+            external_id=state.external_id,
+            address=_address(state),
+        ),
+        question=question,
+        type=state.type,
+        assistant=assistant,
+        restricted=True,
+        answer=answer,
+    ), None
+
+
+def _address(state: replies.MessageState) -> Address | None:
+    """Where the answer goes: only a conversation on an account (a WhatsApp number) has
+    an address."""
+    if state.phone_number_id is None or state.access_token is None:
+        return None
+    return Address(
+        state.phone_number_id, state.access_token, state.customer_wa_id, active=state.number_active
+    )
 
 
 # Assistants change rarely and are read for every reply: the view is kept per version

@@ -38,7 +38,7 @@ from cybergine.conversations.outbound import (
 )
 from cybergine.privacy.crypto import EncryptedString
 
-Verdict = Literal["not_for_the_assistant", "already_answered", "superseded"]
+Verdict = Literal["not_for_the_assistant", "already_answered", "superseded", "restricted"]
 
 # The team's record, kept with the conversation (an internal message), that a person dealt
 # with the customer's waiting message when handing the conversation back.
@@ -53,6 +53,7 @@ _FROM = """
       FROM messages m
       JOIN conversations c ON c.id = m.conversation_id AND c.organisation_id = m.organisation_id
       JOIN customers cu ON cu.id = c.customer_id
+      JOIN organisations o ON o.id = m.organisation_id
       LEFT JOIN messages answer ON answer.reply_to_id = m.id
       LEFT JOIN assistants a
              ON a.id = c.assistant_id AND a.organisation_id = m.organisation_id AND a.active
@@ -76,10 +77,16 @@ _VERDICT = f"""
                AND person.sender = 'agent'
                AND (person.direction = 'outbound' OR person.type = '{DEALT_WITH_TYPE}')
         ) THEN 'already_answered'
+        -- policy §11: an organisation scheduled for deletion (or hidden since its shop
+        -- uninstalled the app) answers no one, even from a reply job queued before
+        WHEN o.status <> 'active' THEN 'not_for_the_assistant'
         WHEN cu.opted_out_at IS NOT NULL THEN 'not_for_the_assistant'
-        -- policy §14: processing restricted, or an objection to the assistant (people only)
-        WHEN cu.processing_restricted_at IS NOT NULL OR cu.objected_at IS NOT NULL
-            THEN 'not_for_the_assistant'
+        -- policy §14: an objection to the assistant (people only)
+        WHEN cu.objected_at IS NOT NULL THEN 'not_for_the_assistant'
+        -- processing restricted: nothing answers them but the acknowledgement of a right
+        -- they exercise, decided by phrase alone (the write's :rights_request)
+        WHEN cu.processing_restricted_at IS NOT NULL AND NOT CAST(:rights_request AS boolean)
+            THEN 'restricted'
         WHEN EXISTS (
             SELECT 1 FROM messages newer
              WHERE newer.conversation_id = m.conversation_id AND newer.direction = 'inbound'
@@ -230,7 +237,10 @@ async def read_state(
     conversation, the answer it already has, its assistant's version, its number, and
     ``history``: up to ``history_turns`` earlier [sender, text] pairs, oldest first."""
     row = (
-        await session.execute(_READ, {"message_id": message_id, "history_turns": history_turns})
+        await session.execute(
+            _READ,
+            {"message_id": message_id, "history_turns": history_turns, "rights_request": False},
+        )
     ).one_or_none()
     if row is None:
         return None
@@ -280,9 +290,12 @@ async def write_answer(
     adapter: ChannelAdapter,
     marked_read: bool,
     default_send_rate: float,
+    rights_request: bool = False,
 ) -> Written:
     """``reply`` to ``message_id``, if it is still wanted (see the module's docstring),
-    written by the rules of ``adapter``, its conversation's channel."""
+    written by the rules of ``adapter``, its conversation's channel. ``rights_request``:
+    ``reply`` acknowledges a right the customer exercises (policy §14), which a customer
+    whose processing is restricted still gets."""
     window = adapter.free_form_window
     row = (
         await session.execute(
@@ -306,6 +319,7 @@ async def write_answer(
                 "completion_tokens": reply.completion_tokens,
                 "marked_read": marked_read,
                 "rate": default_send_rate,
+                "rights_request": rights_request,
             },
         )
     ).one_or_none()

@@ -8,7 +8,9 @@ who asked: each right does what the policy says, through the one implementation 
 - restriction: processing stops (:func:`restrict_processing`): their messages are still
   stored, but no reply is made, nothing goes to a model or an embeddings endpoint (the
   reply verdict, ``conversations.replies``, reads ``processing_restricted_at``), and the
-  inbox shows it; it can be lifted;
+  inbox shows it; it can be lifted. Their rights are still handled: a right they exercise
+  in the chat is acknowledged and recorded, decided by phrase alone
+  (``conversations.pipeline._rights_only``);
 - objection: the assistant stops answering them and people take over
   (:func:`object_to_assistant`): their open conversations wait for a person;
 - human review: a person has reviewed the automated decision (the chat already handed the
