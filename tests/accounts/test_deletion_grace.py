@@ -10,13 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from cybergine.accounts.models import Membership, Role, User
 from cybergine.accounts.service import organisations
 from cybergine.app import create_app
 from cybergine.channels.whatsapp.models import WebhookEvent
-from cybergine.conversations.models import Message
+from cybergine.conversations.models import Direction, Message, MessageStatus
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.browser import Browser
@@ -26,6 +26,8 @@ from tests.support.whatsapp import Shop
 
 CLOSING = "urn:cybergine:problem:organisation-pending-deletion"
 SHOP_SITE = "https://shop.example"
+ADA = "15550001111"
+GRACE = "15550002222"
 
 
 async def _schedule_deletion(database: Database, organisation_id: uuid.UUID) -> None:
@@ -173,3 +175,51 @@ async def test_the_widget_says_the_chat_is_no_longer_available(
         )
         assert said.status_code == 423, said.text
         assert await _count(shop.database, Message) == 0
+
+
+async def test_jobs_queued_before_the_deletion_send_nothing_and_cancelling_resumes(
+    shop: Shop,
+) -> None:
+    """Policy §11: from the moment the deletion is scheduled nothing goes out, not even
+    what was queued before: a customer's message waiting for its reply job, or a
+    person's message waiting for its delivery job (failed, with the reason, so the team
+    sees it was not sent). Cancelling the deletion brings the assistant back."""
+    shop.says("Hello?", wa_id=ADA)
+    await shop.work()
+    assert len(shop.sent_to(ADA)) == 1
+    [conversation] = shop.conversations()
+    posted = shop.api.post(
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        json={"text": "A person will call you tomorrow."},
+    )
+    assert posted.status_code == 202, posted.text
+    shop.says("What is your return policy?", wa_id=GRACE)  # its reply job waits
+    async with shop.database.transaction() as session:
+        waiting = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
+        )
+    assert waiting == 2  # the delivery of the person's message, the reply to GRACE
+
+    await _schedule_deletion(shop.database, shop.organisation_id)
+    await shop.work()
+    assert shop.sent_to(GRACE) == []
+    assert len(shop.sent_to(ADA)) == 1
+    async with shop.database.transaction() as session:
+        outbound = (
+            await session.execute(
+                select(Message.text, Message.status, Message.error_title)
+                .where(Message.direction == Direction.OUTBOUND)
+                .order_by(Message.id)
+            )
+        ).all()
+    [(_, greeting_status, _), (text_, status, error)] = outbound
+    assert greeting_status is not MessageStatus.FAILED
+    assert (text_, status) == ("A person will call you tomorrow.", MessageStatus.FAILED)
+    assert error is not None
+    assert "scheduled for deletion" in error
+
+    async with shop.database.transaction() as session:
+        await organisations.cancel_deletion(session, shop.organisation_id)
+    shop.says("Do you ship abroad?", wa_id=GRACE)
+    await shop.work()
+    assert len(shop.sent_to(GRACE)) == 1

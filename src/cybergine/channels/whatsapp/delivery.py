@@ -3,8 +3,9 @@
 Sending one message:
 
 1. Claim (a short transaction): the message moves ``queued → sending`` unless a rule
-   forbids the send: the customer opted out (only the platform's own opt-out and opt-in
-   confirmations still go), the number was disconnected, or the 24-hour customer-service
+   forbids the send: the organisation is in its deletion grace period (policy §11), the
+   customer opted out (only the platform's own opt-out and opt-in confirmations still
+   go), the number was disconnected, or the 24-hour customer-service
    window is closed and the message is not an approved template. A forbidden send fails
    at once with the reason, so an agent sees why.
 2. Wait for a slot of the number's send rate (a clock shared by every worker).
@@ -31,9 +32,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import String, bindparam, cast, func, text, update
+from sqlalchemy import String, bindparam, cast, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.accounts.grace import accepting as organisation_accepting
+from cybergine.accounts.models import Organisation
 from cybergine.channels.whatsapp import messages as bodies
 from cybergine.channels.whatsapp.graph import GraphClient, GraphError, MediaTooLarge
 from cybergine.channels.whatsapp.health import record_error
@@ -64,6 +67,10 @@ WINDOW_CLOSED = (
     "24 hours ago, and only an approved template can be sent now."
 )
 DISCONNECTED = "This conversation's WhatsApp number is no longer connected."
+CLOSING = (
+    "Not sent: the organisation is scheduled for deletion (or its Shopify shop uninstalled "
+    "the app), and its channels send nothing until that is cancelled."
+)
 
 # Meta's supported media types (Cloud API "Supported media types").
 ACCEPTED_MEDIA: dict[str, frozenset[str]] = {
@@ -212,7 +219,14 @@ async def _claim(database: Database, settings: Settings, message_id: uuid.UUID) 
         )
         assert customer is not None
         refusal: str | None = None
-        if number is None or not number.active:
+        # Policy §11: nothing goes out during an organisation's deletion grace period, not
+        # even a message queued before the deletion was scheduled.
+        status = await session.scalar(
+            select(Organisation.status).where(Organisation.id == message.organisation_id)
+        )
+        if status is not None and not organisation_accepting(status):
+            refusal = CLOSING
+        elif number is None or not number.active:
             refusal = DISCONNECTED
         elif customer.opted_out_at is not None and message.sender != Sender.SYSTEM:
             refusal = OPTED_OUT
