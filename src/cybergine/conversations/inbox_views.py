@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, true
+from sqlalchemy import ColumnElement, Subquery, and_, case, or_, select, true
 from sqlalchemy.orm import defer
 
 from cybergine import pagination
@@ -50,6 +50,9 @@ class InboxFilter:
     unassigned: bool = False
     assigned_user_id: uuid.UUID | None = None
     channel: Channel | None = None
+    # Only the conversations whose ids it lists (``conversation_id``): an analytics
+    # drill-down.
+    among: Subquery | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ async def list_inbox(
         statement = statement.where(Conversation.assigned_user_id == filters.assigned_user_id)
     if filters.channel is not None:
         statement = statement.where(Conversation.channel == filters.channel)
+    if filters.among is not None:
+        statement = statement.where(Conversation.id.in_(select(filters.among.c.conversation_id)))
     if cursor:
         statement = statement.where(
             _after(

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,13 +20,16 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.principal import Principal
+from cybergine.analytics import service as analytics
 from cybergine.conversations import inbox, inbox_views, service
 from cybergine.conversations.handback import WaitingMessage, has_waiting_message
 from cybergine.conversations.models import Channel, Conversation, ConversationState
+from cybergine.dashboard.analytics_drill import Drill, drill_of
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.realtime.hub import Hub
+from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -126,14 +129,26 @@ class _Listing:
 
 async def _listing(
     caller: Reader,
-    state: StateQuery = "open",
+    settings: SettingsDep,
+    drill: Annotated[Drill | None, Depends(drill_of)],
+    state: StateQuery = "",
     assignee: AssigneeQuery = "anyone",
     channel: ChannelQuery = "",
     cursor: CursorQuery = None,
 ) -> _Listing:
     """The inbox list for the filters in the query string (both pages below show it), and
-    who asks (this dependency is the routes' protection)."""
+    who asks (this dependency is the routes' protection). An analytics drill-down
+    (``analytics_drill``) lists the conversations behind a figure, in every state."""
+    state = state or ("all" if drill else "open")
     filters, query = _filters(caller, state, assignee, channel)
+    if drill is not None:
+        await analytics.check_filters(caller.scope, drill.filters)
+        among = drill.conversations(
+            caller.principal.organisation_id,
+            settings.analytics_idle_resolution_hours,
+        )
+        filters = replace(filters, among=among)
+        query = {**drill.query, "state": state, **query}
     page = await inbox_views.list_inbox(caller.scope, filters, cursor=cursor or None)
     here = {**query, **({"cursor": cursor} if cursor else {})}
     return _Listing(
@@ -146,6 +161,7 @@ async def _listing(
             else None,
             "first_url": ("/inbox" + (f"?{urlencode(query)}" if query else "")) if cursor else None,
             "filters": {"state": state, "assignee": assignee, "channel": channel},
+            "drill": drill,
         },
     )
 

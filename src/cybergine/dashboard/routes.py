@@ -1,6 +1,7 @@
 """Every dashboard router, in one list for the app factory."""
 
 from cybergine.dashboard import (
+    analytics_pages,
     api_reference_pages,
     asset_routes,
     assistant_pages,
@@ -35,6 +36,7 @@ routers = [
     misc_pages.router,
     onboarding_pages.router,
     inbox_pages.router,
+    analytics_pages.router,
     customer_pages.router,
     privacy_policy_pages.router,
     privacy_request_pages.router,

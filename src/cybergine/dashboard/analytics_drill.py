@@ -1,0 +1,160 @@
+"""The drill-down from the Analytics page to the inbox: the link to the conversations
+behind a figure, a chart point, a bucket or a cell (``inbox_url``), and the inbox's
+reading of it (``drill_of``, a dependency of the inbox's list), with the sentence its
+banner shows. The query parameters are the API's (``analytics``, ``from``, ``to``,
+``timezone``, ``assistant_id``, ``channel``) plus ``weekday``, ``hour``, ``response`` and
+``bucket``, which only the dashboard's charts need."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Query
+from sqlalchemy import Subquery
+
+from cybergine.analytics import distributions, rollups
+from cybergine.analytics.definitions import Figure
+from cybergine.analytics.periods import Filters, period
+from cybergine.conversations.models import Channel
+from cybergine.errors import InvalidInput
+
+FIGURE_LABELS = {
+    Figure.CONVERSATIONS: "conversations",
+    Figure.ANSWERED_BY_ASSISTANT: "answered by the assistant",
+    Figure.RESOLVED_BY_ASSISTANT: "resolved by the assistant",
+    Figure.HANDED_TO_PERSON: "handed to a person",
+    Figure.RESOLVED: "resolved",
+    Figure.WITH_FALLBACK: "with a fallback answer",
+}
+
+
+def period_text(first: date, last: date, timezone: str) -> str:
+    if first == last:
+        days = first.strftime("%-d %B %Y")
+    elif first.year == last.year:
+        days = f"{first.strftime('%-d %B')} to {last.strftime('%-d %B %Y')}"
+    else:
+        days = f"{first.strftime('%-d %B %Y')} to {last.strftime('%-d %B %Y')}"
+    return f"{days} ({timezone})"
+
+
+def drill_query(selection: distributions.Selection, filters: Filters) -> dict[str, str]:
+    """The query parameters naming ``selection`` in ``filters``."""
+    query: dict[str, str] = {
+        "analytics": selection.figure.value,
+        "from": filters.period.first.isoformat(),
+        "to": filters.period.last.isoformat(),
+        "timezone": filters.period.timezone,
+    }
+    if filters.assistant_id is not None:
+        query["assistant_id"] = str(filters.assistant_id)
+    if filters.channel is not None:
+        query["channel"] = filters.channel.value
+    for name in ("weekday", "hour", "response", "bucket"):
+        value = getattr(selection, name)
+        if value is not None:
+            query[name] = str(value)
+    return query
+
+
+def inbox_url(selection: distributions.Selection, filters: Filters) -> str:
+    """The inbox listing exactly the conversations ``selection`` names in ``filters``."""
+    return f"/inbox?{urlencode(drill_query(selection, filters))}"
+
+
+@dataclass(frozen=True)
+class Drill:
+    """A drill-down the inbox shows: which conversations, said in words, and the query
+    parameters that name it (kept by the inbox's filters and pages)."""
+
+    selection: distributions.Selection
+    filters: Filters
+    query: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        selection = self.selection
+        what = FIGURE_LABELS.get(selection.figure, selection.figure.value.replace("_", " "))
+        parts = []
+        if selection.response is not None and selection.bucket is not None:
+            who = distributions.RESPONSE_TIMES[selection.response].lower()
+            bucket = distributions.BUCKETS[selection.bucket].label
+            parts.append(f"{who}'s first response {bucket}")
+        if selection.weekday is not None:
+            parts.append(f"begun on a {distributions.WEEKDAYS[selection.weekday - 1]}")
+        if selection.hour is not None:
+            parts.append(f"between {selection.hour:02d}:00 and {selection.hour:02d}:59")
+        narrowed = f" ({', '.join(parts)})" if parts else ""
+        return f"{what}{narrowed}"
+
+    @property
+    def period(self) -> str:
+        found = period_text(
+            self.filters.period.first, self.filters.period.last, self.filters.period.timezone
+        )
+        if self.filters.channel is not None:
+            found += f", {CHANNEL_NAMES[self.filters.channel]}"
+        return found
+
+    def conversations(self, organisation_id: uuid.UUID, idle_hours: float) -> Subquery:
+        return distributions.selected_conversations(
+            organisation_id, self.selection, self.filters, rollups.measure_now(idle_hours)
+        )
+
+
+CHANNEL_NAMES = {Channel.WHATSAPP: "WhatsApp", Channel.WEBCHAT: "Web chat"}
+
+_Text = Annotated[str, Query(max_length=64)]
+
+
+def drill_of(
+    analytics: _Text = "",
+    first: Annotated[str, Query(alias="from", max_length=20)] = "",
+    last: Annotated[str, Query(alias="to", max_length=20)] = "",
+    timezone: _Text = "UTC",
+    assistant_id: _Text = "",
+    channel: _Text = "",
+    weekday: _Text = "",
+    hour: _Text = "",
+    response: _Text = "",
+    bucket: _Text = "",
+) -> Drill | None:
+    """The drill-down a query names (None without ``analytics``); a readable 422 for
+    anything it cannot be."""
+    if not analytics:
+        return None
+    try:
+        figure = Figure(analytics)
+    except ValueError as exc:
+        raise InvalidInput("That figure has no conversations to list.", field="analytics") from exc
+    try:
+        days = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError as exc:
+        raise InvalidInput("A figure's conversations need its period: from and to.") from exc
+    try:
+        chosen_assistant = uuid.UUID(assistant_id) if assistant_id else None
+        chosen_channel = Channel(channel) if channel else None
+        chosen_weekday = int(weekday) if weekday else None
+        chosen_hour = int(hour) if hour else None
+        chosen_bucket = int(bucket) if bucket else None
+    except ValueError as exc:
+        raise InvalidInput("That link names no conversations we can list.") from exc
+    if chosen_weekday is not None and not 1 <= chosen_weekday <= 7:
+        raise InvalidInput("A weekday is 1 (Monday) to 7 (Sunday).", field="weekday")
+    if chosen_hour is not None and not 0 <= chosen_hour <= 23:
+        raise InvalidInput("An hour is 0 to 23.", field="hour")
+    if (response or chosen_bucket is not None) and (
+        response not in distributions.RESPONSE_TIMES
+        or chosen_bucket is None
+        or not 0 <= chosen_bucket < len(distributions.BUCKETS)
+    ):
+        raise InvalidInput("That link names no response time we measure.", field="bucket")
+    filters = Filters(period(*days, timezone), chosen_assistant, chosen_channel)
+    selection = distributions.Selection(
+        figure, chosen_weekday, chosen_hour, response or None, chosen_bucket
+    )
+    return Drill(selection, filters, drill_query(selection, filters))
