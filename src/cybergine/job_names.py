@@ -32,6 +32,7 @@ class JobName(enum.StrEnum):
     SET_SHOPIFY_APP_METAFIELDS = "shopify:set_app_metafields"
     EMBED_PRODUCTS = "catalog:embed_products"
     REFRESH_ANALYTICS = "analytics:refresh"
+    COLLECT_KNOWLEDGE_GAPS = "analytics:collect_knowledge_gaps"
 
     @property
     def namespace(self) -> str:

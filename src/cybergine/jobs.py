@@ -19,6 +19,7 @@ import structlog
 from procrastinate import JobContext
 
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
+from cybergine.analytics.gap_tasks import blueprint as knowledge_gaps_blueprint
 from cybergine.analytics.tasks import blueprint as analytics_blueprint
 from cybergine.catalog.tasks import blueprint as catalog_blueprint
 from cybergine.channels.adapters import register_channel_adapters
@@ -79,6 +80,7 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     spells the job names with."""
     app.add_tasks_from(accounts_blueprint, namespace="accounts")
     app.add_tasks_from(analytics_blueprint, namespace="analytics")
+    app.add_tasks_from(knowledge_gaps_blueprint, namespace="analytics")
     app.add_tasks_from(catalog_blueprint, namespace="catalog")
     app.add_tasks_from(conversations_blueprint, namespace="conversations")
     app.add_tasks_from(knowledge_blueprint, namespace="knowledge")

@@ -15,6 +15,9 @@ from fastapi.responses import StreamingResponse
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import definitions, rollups, service
+from cybergine.analytics.gap_report import report as gap_report
+from cybergine.analytics.gap_schemas import KnowledgeGapsOut, group_out
+from cybergine.analytics.gaps import DEFAULT_GROUPS, MAX_GROUPS
 from cybergine.analytics.periods import Filters, Interval, period, today_in
 from cybergine.analytics.schemas import (
     AssistantCount,
@@ -188,3 +191,28 @@ async def _csv_chunks(
     async with database.transaction() as session:
         async for chunk in service.conversation_csv(session, organisation_id, filters, measured):
             yield chunk
+
+
+@router.get(
+    "/knowledge-gaps",
+    response_model=KnowledgeGapsOut,
+    responses=may_answer(NotFound),
+    summary="Questions the assistant could not answer, grouped by meaning",
+    description="The customers' questions asked in the period that got the fallback or that "
+    "the model handed to a person, grouped by meaning (README: 'knowledge gap'), most asked "
+    "first, answered groups after the open ones. Collected by a job every minute.",
+)
+async def knowledge_gaps(
+    caller: Reader,
+    filters: FiltersDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_GROUPS, description="Groups listed")] = (
+        DEFAULT_GROUPS
+    ),
+) -> KnowledgeGapsOut:
+    await service.check_filters(caller.scope, filters)
+    found = await gap_report(caller.scope, filters, limit=limit)
+    return KnowledgeGapsOut(
+        period=_period_out(filters),
+        questions=found.questions,
+        groups=[group_out(group, filters) for group in found.groups],
+    )

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
-from cybergine.analytics import rollups
+from cybergine.analytics import gaps, rollups
 from cybergine.analytics import service as analytics
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.periods import Filters, period
@@ -69,6 +69,13 @@ async def list_conversations(
             "to and timezone, as /api/v1/analytics/summary's drilldown links give them)",
         ),
     ] = None,
+    knowledge_gap: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="Only the conversations behind this knowledge gap's questions (with "
+            "from, to and timezone, as /api/v1/analytics/knowledge-gaps links give them)"
+        ),
+    ] = None,
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
     timezone: Annotated[str, Query(max_length=64)] = "UTC",
@@ -89,6 +96,15 @@ async def list_conversations(
             filters,
             rollups.measure_now(settings.analytics_idle_resolution_hours),
         )
+    if knowledge_gap is not None:
+        if first is None or last is None or among is not None:
+            raise InvalidInput(
+                "A knowledge gap needs its period (from and to), and no analytics figure.",
+                field="knowledge_gap",
+            )
+        filters = Filters(period(first, last, timezone), assistant_id, channel)
+        await analytics.check_filters(caller.scope, filters)
+        among = gaps.group_conversations(caller.principal.organisation_id, knowledge_gap, filters)
     page = await queries.list_conversations(
         caller.scope,
         state=state,

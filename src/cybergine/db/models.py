@@ -5,6 +5,7 @@ package adds its ``models`` module to this list.
 """
 
 from cybergine.accounts import models as accounts_models
+from cybergine.analytics import gap_models as gap_models
 from cybergine.analytics import models as analytics_models
 from cybergine.assistants import models as assistants_models
 from cybergine.catalog import models as catalog_models
@@ -32,6 +33,7 @@ __all__ = [
     "audit_models",
     "catalog_models",
     "conversations_models",
+    "gap_models",
     "knowledge_models",
     "mail_models",
     "metadata",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from cybergine.accounts.principal import Principal
@@ -61,6 +62,8 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "message_attachments": ("id", "message_id", "status", "mime_type", "size_bytes", "created_at"),
     "whatsapp_webhook_events": ("id", "created_at", "field"),
     "shopify_webhook_deliveries": ("id", "created_at", "topic"),
+    # A question of theirs the assistant could not answer (its text is the message's).
+    "knowledge_gap_questions": ("id", "message_id", "cause", "created_at", "embedding_model"),
 }
 
 
@@ -102,6 +105,7 @@ async def export_customer(
         "conversations": conversations,
         "webhook_events": rows["whatsapp_webhook_events"],
         "shopify_requests": rows["shopify_webhook_deliveries"],
+        "knowledge_gap_questions": rows["knowledge_gap_questions"],
     }
 
 
@@ -138,6 +142,8 @@ def _json(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, np.ndarray):  # a vector (pgvector)
+        return [float(x) for x in value]
     return value
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import String, any_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from cybergine.analytics.gap_models import GapQuestion
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.conversations.customers import phone_digits
 from cybergine.conversations.csat_models import CsatSurvey
@@ -64,6 +65,18 @@ async def locate(scope: TenantScope, customer: Customer) -> Holdings:
                     Attachment.message_id.in_(holdings.ids["messages"]),
                 )
                 .order_by(Attachment.id)
+            )
+        ).scalars()
+    )
+    holdings.ids["knowledge_gap_questions"] = list(
+        (
+            await session.execute(
+                select(GapQuestion.id)
+                .where(
+                    GapQuestion.organisation_id == org,
+                    GapQuestion.conversation_id.in_(conversations),
+                )
+                .order_by(GapQuestion.id)
             )
         ).scalars()
     )

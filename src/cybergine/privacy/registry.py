@@ -107,6 +107,13 @@ PERSONAL: tuple[Personal, ...] = (
     _customer("messages", "context_external_id", _CLEAR, "the message they quoted"),
     _customer("messages", "error_detail", _CLEAR, "the channel's account of a failure"),
     _customer("messages", "sources", _CLEAR, "what the answer to them drew on"),
+    _customer(
+        "knowledge_gap_questions",
+        "embedding",
+        _ROW,
+        "the vector of a question of theirs the assistant could not answer",
+        Category.USAGE,
+    ),
     _customer("message_attachments", "media_id", _ROW, "the channel's id of their file"),
     _customer("message_attachments", "filename", _ROW, "their file's name"),
     _customer("message_attachments", "sha256", _ROW, "their file's fingerprint"),
@@ -306,6 +313,11 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("analytics_hourly_model_usage", "model", "the name of a model"),
     NotPersonal("analytics_hourly_sources", "item", "the id of a knowledge source"),
     NotPersonal("analytics_hourly_reasons", "item", "a fixed reason code, or 'other' for any text"),
+    # Knowledge gaps (analytics.gaps): the question's text stays in messages.
+    NotPersonal("knowledge_gap_questions", "cause", "'fallback' or 'handoff'"),
+    NotPersonal("knowledge_gap_questions", "channel", _ENUM),
+    NotPersonal("knowledge_gap_questions", "embedding_model", "the name of a model"),
+    NotPersonal("knowledge_gap_groups", "embedding_model", "the name of a model"),
     # The product catalogue (catalog): what a shop sells.
     *(
         NotPersonal("catalog_products", column, _CATALOGUE)

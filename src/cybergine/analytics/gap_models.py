@@ -1,0 +1,81 @@
+"""Knowledge gaps: the customers' questions the assistant could not answer from the
+knowledge base, each with its vector and the group of questions of the same meaning it
+belongs to (``analytics.gaps``).
+
+A question's row is usage data about a customer (retention: usage logs, 12 months, by
+``created_at``, which is when the question was asked); its text stays in ``messages``
+(the row points at it, and goes with it), and its vector is declared in the privacy
+registry, so a customer's export shows it and their erasure deletes the row. A group
+holds no text: the mean of its questions' vectors, and whether someone answered it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cybergine.conversations.models import Channel
+from cybergine.db.base import Base, TenantMixin, value_enum
+from cybergine.knowledge.models import EMBEDDING_DIMENSIONS
+from cybergine.privacy.retention import Retention
+
+
+class GapGroup(TenantMixin, Base):
+    """Questions of one meaning. ``centroid``: the normalised mean of its questions'
+    vectors (by ``embedding_model``); ``answered_at``: when a Q&A pair was written for
+    it from the knowledge gaps page (``answer_item_id``: that pair, while it exists)."""
+
+    __tablename__ = "knowledge_gap_groups"
+    __retention__ = Retention.USAGE_LOG
+
+    centroid: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
+    embedding_model: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    answer_item_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("kb_items.id", ondelete="SET NULL"), default=None
+    )
+
+
+class GapQuestion(TenantMixin, Base):
+    """A customer's message that got the fallback (``cause`` "fallback") or that the
+    model handed to a person (``cause`` "handoff"). ``created_at`` is when it was asked;
+    ``similarity``: its cosine to its group's centroid when it joined the group."""
+
+    __tablename__ = "knowledge_gap_questions"
+    __retention__ = Retention.USAGE_LOG
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index(None, "organisation_id", "created_at"),
+    )
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    # No foreign key, as in the hourly aggregates: a deleted assistant's gaps stay.
+    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+    cause: Mapped[str] = mapped_column(String(16))
+    group_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("knowledge_gap_groups.id", ondelete="SET NULL"), index=True, default=None
+    )
+    similarity: Mapped[float] = mapped_column(Float, default=1.0)
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
+    embedding_model: Mapped[str] = mapped_column(String(100))
+
+
+class GapMark(TenantMixin, Base):
+    """Up to when an organisation's questions have been collected: the next collection
+    reads the conversations changed since."""
+
+    __tablename__ = "knowledge_gap_marks"
+    __retention__ = Retention.USAGE_LOG
+    __table_args__ = (UniqueConstraint("organisation_id"),)
+
+    collected_until: Mapped[datetime]

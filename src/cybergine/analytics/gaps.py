@@ -1,0 +1,347 @@
+"""Knowledge gaps: the questions the assistant could not answer from the knowledge base,
+grouped by meaning (README, "Analytics: what each figure means").
+
+**What counts.** A customer's message with text that got, as its reply
+(``messages.reply_to_id``), either
+
+- the fallback: an assistant answer not grounded in a source (``grounded`` false: no
+  source above the threshold, the model said nothing usable, the best source fell below
+  the threshold, a product question no product matches); ``cause`` "fallback";
+- or a hand-off decided by the model (the platform's hand-off notice written with the
+  model that called ``handoff_to_human``, which it is told to do when the sources do not
+  answer); ``cause`` "handoff". Hand-offs the customer asked for (their words, the
+  button, a keyword) are not gaps: the question behind a button is already counted by
+  the fallback that offered it.
+
+**Collection** (off the request path: embedding a few thousand questions takes seconds).
+The periodic ``analytics:knowledge_gaps_sweep`` defers one ``COLLECT_KNOWLEDGE_GAPS`` job
+per organisation whose conversations changed since its mark; the job embeds the new
+questions with the organisation's embedding model (the one knowledge retrieval uses) and
+puts each in the group whose centroid is nearest, if its cosine is at least
+``SIMILARITY``, else in a new group; the centroid is the normalised mean of its
+questions' vectors. A group ages by its newest question (its ``created_at``), so the
+retention purge removes groups nobody asked about for 12 months; a question whose group
+went joins a group again at the next collection. Without an embedding model nothing is
+collected (and the mark stays, so history is collected once there is one).
+
+**Reading** (:func:`report`): the questions asked in the period (a question counts when
+it was asked), narrowed by assistant and channel, per group: how many, in how many
+conversations, first and last asked, the question nearest the centroid as the group's
+representative, the newest examples. Groups someone answered (a Q&A pair written from
+the page, :func:`mark_answered`) are marked answered and listed after the open ones,
+with the questions still asked since the answer exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Uuid, column, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Subquery
+
+from cybergine.analytics.periods import Filters
+from cybergine.conversations.models import Direction, Sender
+from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.privacy.retention import MAXIMUM_AGE, Retention
+
+# The cosine to a group's centroid a question needs to join it (all-MiniLM-L6-v2:
+# paraphrases of one question score 0.5-0.9 against each other, unrelated shop
+# questions below 0.45).
+SIMILARITY = 0.47
+# What of a question is embedded: a question is short; a long message is cut.
+EMBEDDED_CHARACTERS = 500
+# A transaction that began before a collection and commits after it wrote
+# ``updated_at`` earlier than the mark; looking this far back catches it.
+CHANGES_LOOKBACK = timedelta(minutes=5)
+# Groups a report lists, and examples per group.
+MAX_GROUPS = 100
+DEFAULT_GROUPS = 50
+EXAMPLES = 5
+
+CAUSES = ("fallback", "handoff")
+
+_ASSISTANT = f"'{Sender.ASSISTANT.value}'"
+_SYSTEM = f"'{Sender.SYSTEM.value}'"
+_INBOUND = f"'{Direction.INBOUND.value}'"
+
+# The customers' questions answered since ``:since`` by the fallback or a model's hand-off,
+# not yet collected (``conversations.updated_at`` moves with every message written).
+_CANDIDATES = f"""
+    SELECT q.id AS message_id, q.conversation_id, c.assistant_id, c.channel,
+           q.created_at AS asked_at, q.text,
+           CASE WHEN a.sender = {_ASSISTANT} THEN 'fallback' ELSE 'handoff' END AS cause
+      FROM conversations c
+      JOIN messages a ON a.conversation_id = c.id AND a.created_at >= :since
+      JOIN messages q ON q.id = a.reply_to_id
+     WHERE c.organisation_id = :organisation_id AND c.updated_at >= :since
+       AND ((a.sender = {_ASSISTANT} AND a.grounded = false)
+            OR (a.sender = {_SYSTEM} AND a.llm_provider IS NOT NULL))
+       AND q.direction = {_INBOUND} AND q.text IS NOT NULL AND btrim(q.text) <> ''
+       AND NOT EXISTS (SELECT 1 FROM knowledge_gap_questions g WHERE g.message_id = q.id)
+     ORDER BY q.created_at, q.id
+"""  # noqa: S608
+
+_STALE_ORGANISATIONS = """
+    SELECT o.id
+      FROM organisations o
+      LEFT JOIN knowledge_gap_marks m ON m.organisation_id = o.id
+     WHERE EXISTS (SELECT 1 FROM conversations c
+                    WHERE c.organisation_id = o.id
+                      AND c.updated_at > coalesce(m.collected_until, '-infinity'))
+"""
+
+
+def collect_lock(organisation_id: uuid.UUID) -> str:
+    """The queueing lock of an organisation's collection: one waits at a time."""
+    return f"knowledge_gaps:{organisation_id}"
+
+
+async def stale_organisations(session: AsyncSession) -> list[uuid.UUID]:
+    """The organisations with conversations changed since their last collection."""
+    return list(await session.scalars(text(_STALE_ORGANISATIONS)))
+
+
+def _vector(value: Any) -> npt.NDArray[np.float32]:
+    return np.asarray(value, dtype=np.float32)
+
+
+def _unit(vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 1e-12 else vector
+
+
+@dataclass
+class _Groups:
+    """An organisation's groups of one model, as the collection moves them."""
+
+    ids: list[uuid.UUID] = field(default_factory=list)
+    centroids: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    newest: list[datetime | None] = field(default_factory=list)
+    new: set[int] = field(default_factory=set)
+    changed: set[int] = field(default_factory=set)
+
+    def place(self, vector: npt.NDArray[np.float32], asked_at: datetime) -> tuple[uuid.UUID, float]:
+        """The group ``vector`` joins (a new one when none is near enough), and its cosine
+        to the centroid it joined."""
+        if self.centroids:
+            similarities = np.stack(self.centroids) @ vector
+            best = int(similarities.argmax())
+            if float(similarities[best]) >= SIMILARITY:
+                size = self.sizes[best]
+                self.centroids[best] = _unit(self.centroids[best] * size + vector)
+                self.sizes[best] = size + 1
+                previous = self.newest[best]
+                self.newest[best] = asked_at if previous is None else max(previous, asked_at)
+                self.changed.add(best)
+                return self.ids[best], float(similarities[best])
+        self.ids.append(uuid.uuid4())
+        self.centroids.append(_unit(vector))
+        self.sizes.append(1)
+        self.newest.append(asked_at)
+        self.new.add(len(self.ids) - 1)
+        return self.ids[-1], 1.0
+
+
+async def _groups_of(session: AsyncSession, organisation_id: uuid.UUID, model: str) -> _Groups:
+    rows = await session.execute(
+        text(
+            "SELECT id, CAST(centroid AS real[]) AS centroid, size FROM knowledge_gap_groups"
+            " WHERE organisation_id = :organisation_id AND embedding_model = :model"
+            " ORDER BY id"
+        ),
+        {"organisation_id": organisation_id, "model": model},
+    )
+    groups = _Groups()
+    for row in rows:
+        groups.ids.append(row.id)
+        groups.centroids.append(_vector(row.centroid))
+        groups.sizes.append(int(row.size))
+        groups.newest.append(None)
+    return groups
+
+
+async def _save_groups(
+    session: AsyncSession, organisation_id: uuid.UUID, groups: _Groups, model: str
+) -> None:
+    for index in sorted(groups.new | groups.changed):
+        await session.execute(
+            text(
+                "INSERT INTO knowledge_gap_groups"
+                " (id, organisation_id, centroid, embedding_model, size, created_at, updated_at)"
+                " VALUES (:id, :organisation_id, CAST(:centroid AS vector), :model, :size,"
+                "         :newest, now())"
+                " ON CONFLICT (id) DO UPDATE SET centroid = excluded.centroid,"
+                "   size = excluded.size, updated_at = now(),"
+                "   created_at = greatest(knowledge_gap_groups.created_at, excluded.created_at)"
+            ),
+            {
+                "id": groups.ids[index],
+                "organisation_id": organisation_id,
+                "centroid": str([float(x) for x in groups.centroids[index]]),
+                "model": model,
+                "size": groups.sizes[index],
+                "newest": groups.newest[index],
+            },
+        )
+
+
+async def collect(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    embeddings: EmbeddingProvider | None,
+    now: datetime,
+) -> int:
+    """Collect the organisation's questions asked since its mark (the last 12 months
+    the first time) into their groups; answers how many were added. Idempotent."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": collect_lock(organisation_id)},
+    )
+    if embeddings is None or embeddings.dimensions == 0:
+        return 0
+    mark = await session.scalar(
+        text("SELECT collected_until FROM knowledge_gap_marks WHERE organisation_id = :o"),
+        {"o": organisation_id},
+    )
+    oldest = now - MAXIMUM_AGE[Retention.USAGE_LOG]
+    since = oldest if mark is None else max(oldest, mark - CHANGES_LOOKBACK)
+    found = (
+        await session.execute(
+            text(_CANDIDATES), {"organisation_id": organisation_id, "since": since}
+        )
+    ).all()
+    # Questions whose group the retention purge removed join one again.
+    orphans = (
+        await session.execute(
+            text(
+                "SELECT id, CAST(embedding AS real[]) AS embedding, created_at"
+                " FROM knowledge_gap_questions"
+                " WHERE organisation_id = :o AND group_id IS NULL AND embedding_model = :model"
+                " ORDER BY created_at, id"
+            ),
+            {"o": organisation_id, "model": embeddings.name},
+        )
+    ).all()
+    groups = await _groups_of(session, organisation_id, embeddings.name)
+    regrouped = []
+    for orphan in orphans:
+        group_id, similarity = groups.place(_vector(orphan.embedding), orphan.created_at)
+        regrouped.append({"g": group_id, "s": similarity, "id": orphan.id})
+    vectors = await _embed(embeddings, [row.text for row in found])
+    placed: list[dict[str, Any]] = []
+    for row, vector in zip(found, vectors, strict=True):
+        group_id, similarity = groups.place(vector, row.asked_at)
+        placed.append(
+            {
+                "id": uuid.uuid4(),
+                "organisation_id": organisation_id,
+                "message_id": row.message_id,
+                "conversation_id": row.conversation_id,
+                "assistant_id": row.assistant_id,
+                "channel": row.channel,
+                "cause": row.cause,
+                "group_id": group_id,
+                "similarity": similarity,
+                "embedding": str([float(x) for x in vector]),
+                "model": embeddings.name,
+                "asked_at": row.asked_at,
+            }
+        )
+    await _save_groups(session, organisation_id, groups, embeddings.name)
+    if regrouped:
+        await session.execute(
+            text(
+                "UPDATE knowledge_gap_questions SET group_id = :g, similarity = :s WHERE id = :id"
+            ),
+            regrouped,
+        )
+    if placed:
+        await session.execute(
+            text(
+                "INSERT INTO knowledge_gap_questions"
+                " (id, organisation_id, message_id, conversation_id, assistant_id, channel,"
+                "  cause, group_id, similarity, embedding, embedding_model, created_at,"
+                "  updated_at)"
+                " VALUES (:id, :organisation_id, :message_id, :conversation_id, :assistant_id,"
+                "  CAST(:channel AS channel), :cause, :group_id, :similarity,"
+                "  CAST(:embedding AS vector), :model, :asked_at, now())"
+                " ON CONFLICT (message_id) DO NOTHING"
+            ),
+            placed,
+        )
+    # A group whose questions all left (erased, purged with their conversation) goes.
+    await session.execute(
+        text(
+            "DELETE FROM knowledge_gap_groups g WHERE g.organisation_id = :o"
+            " AND NOT EXISTS (SELECT 1 FROM knowledge_gap_questions q WHERE q.group_id = g.id)"
+        ),
+        {"o": organisation_id},
+    )
+    # created_at moves too: the retention purge ages a mark by it.
+    await session.execute(
+        text(
+            "INSERT INTO knowledge_gap_marks (id, organisation_id, collected_until,"
+            " created_at, updated_at) VALUES (:id, :o, :now, now(), now())"
+            " ON CONFLICT (organisation_id) DO UPDATE SET"
+            " collected_until = excluded.collected_until, created_at = now(), updated_at = now()"
+        ),
+        {"id": uuid.uuid4(), "o": organisation_id, "now": now},
+    )
+    return len(placed)
+
+
+async def _embed(
+    embeddings: EmbeddingProvider, texts: Sequence[str]
+) -> list[npt.NDArray[np.float32]]:
+    found: list[npt.NDArray[np.float32]] = []
+    step = 256
+    for start in range(0, len(texts), step):
+        batch = [" ".join(t.split())[:EMBEDDED_CHARACTERS] for t in texts[start : start + step]]
+        found += [_vector(v) for v in await embeddings.embed(batch, kind="query")]
+    return found
+
+
+async def mark_answered(scope: TenantScope, group_id: uuid.UUID, item_id: uuid.UUID | None) -> bool:
+    """Record that the Q&A pair ``item_id`` answers the group (False: no such group of
+    the organisation's, e.g. regrouped since the page was shown)."""
+    result = await scope.session.execute(
+        text(
+            "UPDATE knowledge_gap_groups SET answered_at = now(), answer_item_id = :item,"
+            " updated_at = now() WHERE id = :id AND organisation_id = :o"
+        ),
+        {"item": item_id, "id": group_id, "o": scope.organisation_id},
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def group_conversations(
+    organisation_id: uuid.UUID, group_id: uuid.UUID, filters: Filters
+) -> Subquery:
+    """The ids of the conversations behind a group's questions in the period
+    (``conversation_id``): what the drill-down lists."""
+    sql = f"""
+        SELECT DISTINCT q.conversation_id FROM knowledge_gap_questions q
+         WHERE q.organisation_id = :gap_organisation_id AND q.group_id = :gap_group_id
+           AND q.created_at >= :gap_start AND q.created_at < :gap_end AND {filters.where("q")}
+    """  # noqa: S608
+    statement = (
+        text(sql)
+        .bindparams(
+            gap_organisation_id=organisation_id,
+            gap_group_id=group_id,
+            gap_start=filters.period.start,
+            gap_end=filters.period.end,
+            **filters.parameters,
+        )
+        .columns(column("conversation_id", Uuid))
+    )
+    return statement.subquery("gap_conversations")

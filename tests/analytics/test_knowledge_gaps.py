@@ -1,0 +1,222 @@
+"""Knowledge gaps on the hand-built history of ``gap_history.py``: which questions are
+collected, how they are grouped by meaning (the local embedding model), what a report of
+the period counts, and that erasure and the drill-down reach them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from cybergine.analytics import gaps
+from cybergine.analytics.gap_models import GapGroup, GapMark, GapQuestion
+from cybergine.analytics.gap_report import Group, report
+from cybergine.analytics.periods import Filters, period
+from cybergine.conversations.models import Channel, Conversation
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge.embeddings import LocalMiniLM
+from tests.analytics import gap_history
+from tests.analytics.gap_history import GIFT_CARDS, SHIPPING, GapHistory, ask
+from tests.support.factories import make_organisation
+
+
+@pytest.fixture(scope="module")
+def minilm() -> LocalMiniLM:
+    return LocalMiniLM()
+
+
+@dataclass
+class World:
+    history: GapHistory
+    other_organisation_id: object
+    minilm: LocalMiniLM
+    database: Database
+
+    async def collect(self, organisation_id: object | None = None) -> int:
+        async with self.database.transaction() as session:
+            return await gaps.collect(
+                session,
+                organisation_id or self.history.organisation_id,  # type: ignore[arg-type]
+                self.minilm,
+                datetime.now(UTC),
+            )
+
+    def filters(self, **extra: object) -> Filters:
+        today = datetime.now(UTC).date()
+        return Filters(period(self.history.first.date(), today, "UTC"), **extra)  # type: ignore[arg-type]
+
+    async def report(self, **extra: object) -> list[Group]:
+        async with self.database.transaction() as session:
+            found = await report(
+                TenantScope(session, self.history.organisation_id), self.filters(**extra)
+            )
+        return found.groups
+
+
+@pytest.fixture
+async def world(database: Database, minilm: LocalMiniLM) -> AsyncIterator[World]:
+    organisation, _ = await make_organisation(database, name="Gaps")
+    other, _ = await make_organisation(database, name="Other")
+    async with database.transaction() as session:
+        history = await gap_history.seed(session, organisation.id, other.id, datetime.now(UTC))
+    yield World(history, other.id, minilm, database)
+
+
+def _by_meaning(groups: list[Group]) -> dict[str, Group]:
+    found = {}
+    for group in groups:
+        texts = {e.question for e in group.examples} | {group.representative}
+        if texts & set(SHIPPING):
+            found["shipping"] = group
+        if texts & set(GIFT_CARDS):
+            found["gift_cards"] = group
+    return found
+
+
+async def test_fallbacks_of_two_meanings_make_two_groups_with_their_counts(world: World) -> None:
+    # 5 shipping + 3 gift cards in the period + 1 gift card question before it.
+    assert await world.collect() == 9
+    groups = await world.report()
+    assert len(groups) == 2
+    meanings = _by_meaning(groups)
+    shipping, gifts = meanings["shipping"], meanings["gift_cards"]
+    assert groups == [shipping, gifts]  # most asked first
+    assert (shipping.questions, shipping.conversations) == (5, 4)
+    assert (shipping.fallbacks, shipping.handoffs) == (4, 1)
+    assert {e.question for e in shipping.examples} == set(SHIPPING)
+    assert shipping.representative in SHIPPING
+    assert (gifts.questions, gifts.conversations, gifts.handoffs) == (3, 3, 0)
+    assert [e.question for e in gifts.examples] == list(reversed(GIFT_CARDS))  # newest first
+    monday = world.history.first
+    assert shipping.first_seen == monday + timedelta(hours=9)
+    assert shipping.last_seen == monday + timedelta(days=3, hours=12)
+    assert gifts.first_seen == monday + timedelta(hours=15)
+    assert gifts.answered_at is None and gifts.asked_since_answer == 0
+
+
+async def test_a_second_collection_adds_nothing_and_a_new_question_joins_its_group(
+    world: World,
+) -> None:
+    await world.collect()
+    assert await world.collect() == 0
+    async with world.database.transaction() as session:
+        conversation = await session.scalar(
+            select(Conversation).where(Conversation.id.in_(world.history.gift_conversations))
+        )
+        assert conversation is not None
+        await ask(session, conversation, datetime.now(UTC), "Do you offer gift cards?")
+    assert await world.collect() == 1
+    gifts = _by_meaning(await world.report())["gift_cards"]
+    assert gifts.questions == 4
+    assert gifts.examples[0].question == "Do you offer gift cards?"
+
+
+async def test_filters_narrow_by_assistant_and_channel(world: World) -> None:
+    await world.collect()
+    by_b = await world.report(assistant_id=world.history.assistant_b)
+    assert [(g.questions, g.examples[0].question) for g in by_b] == [(1, SHIPPING[1])]
+    webchat = await world.report(channel=Channel.WEBCHAT)
+    assert [g.questions for g in webchat] == [1]
+    whatsapp = _by_meaning(await world.report(channel=Channel.WHATSAPP))
+    assert (whatsapp["shipping"].questions, whatsapp["gift_cards"].questions) == (4, 3)
+
+
+async def test_another_organisations_questions_stay_its_own(world: World) -> None:
+    await world.collect()
+    await world.collect(world.other_organisation_id)
+    async with world.database.transaction() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(GapQuestion.organisation_id, func.count()).group_by(
+                        GapQuestion.organisation_id
+                    )
+                )
+            ).all()
+        )
+    assert counts == {world.history.organisation_id: 9, world.other_organisation_id: 1}
+    shipping = _by_meaning(await world.report())["shipping"]
+    assert shipping.questions == 5  # the other organisation's question is not in it
+
+
+async def test_answered_groups_come_after_open_ones_and_count_questions_since(
+    world: World,
+) -> None:
+    await world.collect()
+    shipping = _by_meaning(await world.report())["shipping"]
+    async with world.database.transaction() as session:
+        assert await gaps.mark_answered(
+            TenantScope(session, world.history.organisation_id), shipping.id, None
+        )
+        # Another organisation cannot mark it.
+        assert not await gaps.mark_answered(
+            TenantScope(session, world.other_organisation_id), shipping.id, None
+        )
+    groups = await world.report()
+    assert [g.id for g in groups][-1] == shipping.id
+    assert groups[-1].answered_at is not None and groups[-1].asked_since_answer == 0
+    async with world.database.transaction() as session:
+        conversation = await session.get(
+            Conversation, next(iter(world.history.shipping_conversations))
+        )
+        assert conversation is not None
+        await ask(session, conversation, datetime.now(UTC), "Do you ship to Canada?")
+    await world.collect()
+    answered = (await world.report())[-1]
+    assert (answered.id, answered.questions, answered.asked_since_answer) == (shipping.id, 6, 1)
+
+
+async def test_drill_down_lists_the_conversations_behind_a_group(world: World) -> None:
+    await world.collect()
+    shipping = _by_meaning(await world.report())["shipping"]
+    among = gaps.group_conversations(world.history.organisation_id, shipping.id, world.filters())
+    async with world.database.transaction() as session:
+        found = set((await session.execute(select(among.c.conversation_id))).scalars())
+    assert found == world.history.shipping_conversations
+
+
+async def test_without_an_embedding_model_nothing_is_collected_and_history_waits(
+    world: World,
+) -> None:
+    async with world.database.transaction() as session:
+        assert (
+            await gaps.collect(session, world.history.organisation_id, None, datetime.now(UTC)) == 0
+        )
+        assert await session.scalar(select(func.count()).select_from(GapMark)) == 0
+    assert await world.collect() == 9
+
+
+async def test_questions_whose_group_was_purged_join_a_group_again(world: World) -> None:
+    await world.collect()
+    async with world.database.transaction() as session:
+        await session.execute(text("DELETE FROM knowledge_gap_groups"))
+    assert await world.collect() == 0
+    groups = await world.report()
+    assert sorted(g.questions for g in groups) == [3, 5]
+    async with world.database.transaction() as session:
+        orphans = await session.scalar(
+            select(func.count()).select_from(GapQuestion).where(GapQuestion.group_id.is_(None))
+        )
+        assert orphans == 0
+        # A group whose questions all left goes at the next collection.
+        await session.execute(
+            text("DELETE FROM knowledge_gap_questions WHERE group_id = :g"), {"g": groups[1].id}
+        )
+    await world.collect()
+    async with world.database.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(GapGroup)) == 1
+
+
+async def test_the_sweep_finds_organisations_with_changes_since_their_mark(world: World) -> None:
+    async with world.database.transaction() as session:
+        stale = set(await gaps.stale_organisations(session))
+    assert {world.history.organisation_id, world.other_organisation_id} <= stale
+    await world.collect()
+    async with world.database.transaction() as session:
+        stale = set(await gaps.stale_organisations(session))
+    assert world.history.organisation_id not in stale
+    assert world.other_organisation_id in stale
