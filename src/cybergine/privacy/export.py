@@ -59,6 +59,8 @@ CONTEXT: dict[str, tuple[str, ...]] = {
         "llm_provider",
         "llm_model",
     ),
+    # Their rating of a conversation, asked when it closed.
+    "csat_surveys": ("id", "conversation_id", "created_at", "rated_at"),
     "message_attachments": ("id", "message_id", "status", "mime_type", "size_bytes", "created_at"),
     "whatsapp_webhook_events": ("id", "created_at", "field"),
     "shopify_webhook_deliveries": ("id", "created_at", "topic"),
@@ -103,6 +105,7 @@ async def export_customer(
         "exported_at": datetime.now(UTC).isoformat(),
         "customer": rows["customers"][0],
         "conversations": conversations,
+        "satisfaction_ratings": rows["csat_surveys"],
         "webhook_events": rows["whatsapp_webhook_events"],
         "shopify_requests": rows["shopify_webhook_deliveries"],
         "knowledge_gap_questions": rows["knowledge_gap_questions"],

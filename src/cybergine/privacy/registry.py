@@ -195,6 +195,7 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
             "greeting",
             "fallback_message",
             "ai_disclosure",
+            "csat_question",
             "llm_provider",
             "llm_model",
             "llm_base_url",
