@@ -38,6 +38,7 @@ from cybergine.db.engine import Database
 from cybergine.privacy import audit
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 from cybergine.privacy.retention_settings import RetentionSettings
+from cybergine.privacy_policy.models import PolicyVersion
 
 # Rows a batch removes at most: small enough that a batch's transaction lasts
 # milliseconds, large enough that a million rows take a few hundred transactions.
@@ -361,14 +362,33 @@ def _retention_of(table: Table) -> Retention:
 
 class AuditPurger(Purger):
     """Audit entries older than 7 years, as a prefix of the chain with a checkpoint, so
-    ``cybergine audit verify`` still passes (``privacy.audit.purge_expired``)."""
+    ``cybergine audit verify`` still passes (``privacy.audit.purge_expired``).
+
+    The versions of the platform's privacy policy (§18) are compliance records too: the
+    proof of which version was in force when, announced to how many users, to which
+    everyone's acknowledgement (``users.policy_acknowledged_at``) refers. A version is
+    kept while it is in force, however old, and then for 7 years after a newer one took
+    effect."""
 
     serves = frozenset({Retention.AUDIT})
 
     def covers(self, table: Table) -> str | None:
         if table.name == audit.AuditEvent.__tablename__:
             return "older than 7 years, as a prefix of the hash chain, with a checkpoint"
+        if table.name == PolicyVersion.__tablename__:
+            return "while in force, then 7 years after a newer version took effect"
         return None
+
+    @staticmethod
+    def _superseded(as_of: datetime) -> Any:
+        """Versions a newer one replaced more than 7 years before ``as_of``."""
+        version, newer = PolicyVersion.__table__, PolicyVersion.__table__.alias("newer")
+        cutoff = (as_of - MAXIMUM_AGE[Retention.AUDIT]).date()
+        return (
+            select(newer.c.id)
+            .where(newer.c.effective_on > version.c.effective_on, newer.c.effective_on <= cutoff)
+            .exists()
+        )
 
     async def due(self, database: Database, as_of: datetime) -> list[Removal]:
         # The same prefix as ``audit.purge_expired`` takes: up to the oldest young entry,
@@ -381,7 +401,14 @@ class AuditPurger(Purger):
             rows = await session.scalar(
                 select(func.count()).where(events.seq < func.least(oldest_young, newest))
             )
-        return _removals(None, Retention.AUDIT, {events.__tablename__: rows or 0})
+            versions = await session.scalar(
+                select(func.count()).select_from(PolicyVersion).where(self._superseded(as_of))
+            )
+        return _removals(
+            None,
+            Retention.AUDIT,
+            {events.__tablename__: rows or 0, PolicyVersion.__tablename__: versions or 0},
+        )
 
     async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
         total = 0
@@ -393,7 +420,17 @@ class AuditPurger(Purger):
             if purged < batch_size:
                 break
             await _rest_after(database, started)
-        return _removals(None, Retention.AUDIT, {audit.AuditEvent.__tablename__: total})
+        async with database.transaction() as session:
+            # A handful of rows a year: one statement.
+            versions = await session.execute(
+                delete(PolicyVersion).where(self._superseded(as_of)).returning(PolicyVersion.id)
+            )
+            removed = len(versions.all())
+        return _removals(
+            None,
+            Retention.AUDIT,
+            {audit.AuditEvent.__tablename__: total, PolicyVersion.__tablename__: removed},
+        )
 
 
 # --- usage logs, aggregated analytics, billing: a fixed maximum age ---------------------

@@ -18,9 +18,11 @@ MAX_SUMMARY_CHARS = 1000
 
 class PolicyVersion(Base):
     __tablename__ = "policy_versions"
-    # The platform's own notices, no one's data: of use while they are news, and kept
-    # two years to show which version was in force when.
-    __retention__ = Retention.ANALYTICS
+    # The platform's own notices, no one's data, but compliance records (policy §11, §18):
+    # the proof of which version was in force when, and that every user was told 30 days
+    # ahead, to which their acknowledgement refers. Kept while in force, then as long as
+    # the audit trail (``privacy.purgers.AuditPurger``).
+    __retention__ = Retention.AUDIT
 
     effective_on: Mapped[date]
     url: Mapped[str] = mapped_column(String(MAX_URL_CHARS))
