@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from cybergine import __version__
 from cybergine.accounts import api as accounts_api
 from cybergine.analytics import api as analytics_api
+from cybergine.analytics.api_usage import ApiUsageMiddleware, ApiUsageRecorder
 from cybergine.assistants import api as assistants_api
 from cybergine.catalog import api as catalog_api
 from cybergine.channels.adapters import register_channel_adapters
@@ -86,6 +87,7 @@ def create_app(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         app.state.database = database
+        await api_usage.start(database)
         hub = Hub(url)
         await hub.start()
         app.state.hub = hub
@@ -120,6 +122,7 @@ def create_app(
                     await worker_task
             await batcher.stop()
             await hub.stop()
+            await api_usage.stop()
             await database.dispose()
 
     app = FastAPI(
@@ -131,6 +134,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    # Calls made with API keys, queued by the middleware below and written in batches.
+    api_usage = ApiUsageRecorder()
+    app.state.api_usage = api_usage
     app.state.extraction_shares = ExtractionShares(
         seconds_per_minute=settings.extraction_share_seconds_per_minute,
         wait_seconds=settings.extraction_timeout_seconds,
@@ -166,6 +172,7 @@ def create_app(
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(InputHygieneMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(ApiUsageMiddleware, recorder=api_usage)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.behind_https)
     trusted = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cybergine.analytics.prices import ModelPrice, check_keys
 from cybergine.egress import parse_allowed
 from cybergine.web.proxies import parse_trusted_proxies
 
@@ -268,6 +269,20 @@ class Settings(BaseSettings):
         "resolved (see the README's analytics definitions); after a change, run "
         "`cybergine analytics rebuild` so history follows.",
     )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="JSON: each model's price per million tokens, keyed 'provider/model', "
+        'e.g. {"openai/gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}; a dated '
+        "snapshot the server reports (gpt-4o-mini-2024-07-18) takes its model's price. "
+        "Empty: costs are unknown (shown as such, never as 0).",
+    )
+    model_price_currency: str = Field(
+        default="USD",
+        min_length=3,
+        max_length=3,
+        pattern="^[A-Z]{3}$",
+        description="ISO 4217 code of the currency the model prices are in.",
+    )
 
     # --- Security monitoring (policy §12) -----------------------------------------
     security_alert_window_minutes: int = Field(
@@ -288,6 +303,12 @@ class Settings(BaseSettings):
     security_alert_exports_and_erasures: int = Field(
         default=25, ge=1, description="Customers exported or erased in one organisation."
     )
+
+    @field_validator("model_prices")
+    @classmethod
+    def _valid_price_keys(cls, value: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+        check_keys(value)  # a typo stops the start, with the key named
+        return value
 
     @field_validator("data_dir")
     @classmethod

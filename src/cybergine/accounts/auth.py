@@ -43,6 +43,8 @@ SESSION_COOKIE = "cybergine_session"
 ANONYMOUS_CSRF_COOKIE = "cybergine_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
+# Where a request made with an API key keeps its principal and route (request.state).
+API_KEY_CALL = "api_key_call"
 
 
 class SignInRequired(CybergineError):
@@ -172,6 +174,9 @@ async def _authenticate(
         principal = await api_keys.authenticate(session, credentials.strip())
         if principal is None:
             raise Unauthorized("This API key is not valid, or it was revoked.")
+        # The key and the route's template, for the API usage log written once the
+        # response is sent (``analytics.api_usage``).
+        setattr(request.state, API_KEY_CALL, (principal, request.scope.get("route")))
         return principal, None
     signed_in = await browser_session(request, session)
     if signed_in is None:

@@ -14,7 +14,9 @@ from fastapi.responses import StreamingResponse
 
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
-from cybergine.analytics import definitions, rollups, service
+from cybergine.analytics import api_usage_report, costs, definitions, rollups, service
+from cybergine.analytics.api_usage_schemas import ApiUsageOut, ApiUsageRowOut
+from cybergine.analytics.cost_schemas import ModelCostOut
 from cybergine.analytics.gap_report import report as gap_report
 from cybergine.analytics.gap_schemas import KnowledgeGapsOut, group_out
 from cybergine.analytics.gaps import DEFAULT_GROUPS, MAX_GROUPS
@@ -109,8 +111,11 @@ def drilldown_url(figure: definitions.Figure, filters: Filters) -> str:
     responses=may_answer(NotFound),
     summary="Headline figures of a period, the previous period's beside them",
 )
-async def summary(caller: Reader, filters: FiltersDep) -> SummaryOut:
+async def summary(caller: Reader, filters: FiltersDep, settings: SettingsDep) -> SummaryOut:
     found = await service.summary(caller.scope, filters)
+    model_costs = costs.priced(
+        found.breakdowns["model_usage"], settings.model_prices, settings.model_price_currency
+    )
     current, previous = found.current.headline(), found.previous.headline()
     return SummaryOut(
         period=_period_out(filters),
@@ -119,7 +124,8 @@ async def summary(caller: Reader, filters: FiltersDep) -> SummaryOut:
         by_channel=[ChannelCount(**row) for row in found.breakdowns["by_channel"]],
         by_assistant=[AssistantCount(**row) for row in found.breakdowns["by_assistant"]],
         by_state={k: int(v or 0) for k, v in found.breakdowns["by_state"][0].items()},
-        model_usage=[ModelUsageOut(**row) for row in found.breakdowns["model_usage"]],
+        model_usage=[ModelUsageOut(**row) for row in model_costs.rows],
+        model_cost=ModelCostOut.of(model_costs),
         top_sources=[SourceOut(**row) for row in found.breakdowns["top_sources"]],
         handoff_reasons=[ReasonOut(**row) for row in found.breakdowns["handoff_reasons"]],
     )
@@ -147,6 +153,33 @@ async def timeseries(
             )
             for point in points
         ],
+    )
+
+
+@router.get(
+    "/api-usage",
+    response_model=ApiUsageOut,
+    summary="Requests made with the organisation's API keys, per key and route",
+    description="From the API usage log (kept 12 months): per key, method and route template, "
+    "the requests, the errors (4xx and 5xx apart) and the median and 95th percentile "
+    "latency in milliseconds, busiest first. Requests signed in with a browser session are "
+    "not logged. Needs the role that manages API keys.",
+)
+async def api_usage(
+    caller: Annotated[Caller, authorize(Permission.API_KEYS_MANAGE)],
+    first: Annotated[
+        date | None, Query(alias="from", description="First local day, included")
+    ] = None,
+    last: Annotated[date | None, Query(alias="to", description="Last local day, included")] = None,
+    timezone: Annotated[str, Query(max_length=64, description="IANA zone of the days")] = "UTC",
+    api_key_id: Annotated[uuid.UUID | None, Query(description="Only this key's requests")] = None,
+) -> ApiUsageOut:
+    filters = filters_of(first, last, timezone)
+    rows = await api_usage_report.report(
+        caller.scope, filters.period.start, filters.period.end, api_key_id
+    )
+    return ApiUsageOut(
+        period=_period_out(filters), rows=[ApiUsageRowOut(**vars(row)) for row in rows]
     )
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from cybergine.analytics.cost_schemas import ModelCostOut
 from cybergine.analytics.periods import Interval
 
 
@@ -34,6 +35,9 @@ class ModelUsageOut(BaseModel):
     answers: int
     prompt_tokens: int
     completion_tokens: int
+    cost: float | None = Field(
+        default=None, description="In model_cost's currency; null: the model has no price set"
+    )
 
 
 class SourceOut(BaseModel):
@@ -68,6 +72,9 @@ class SummaryOut(BaseModel):
     by_assistant: list[AssistantCount]
     by_state: dict[str, int]
     model_usage: list[ModelUsageOut]
+    model_cost: ModelCostOut = Field(
+        description="The model usage's cost, in all and per assistant (CYBERGINE_MODEL_PRICES)"
+    )
     top_sources: list[SourceOut]
     handoff_reasons: list[ReasonOut]
 

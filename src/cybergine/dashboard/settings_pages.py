@@ -22,6 +22,7 @@ from cybergine.accounts.auth import (
 from cybergine.accounts.models import Role
 from cybergine.accounts.permissions import Permission
 from cybergine.accounts.service import api_keys, organisations, own_account, user_erasure, users
+from cybergine.analytics import api_usage_report
 from cybergine.dashboard.forms import fields
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.errors import CybergineError, InvalidInput
@@ -173,6 +174,8 @@ async def _keys_page(
         caller,
         {
             "keys": await api_keys.list_api_keys(caller.scope),
+            "api_usage": await api_usage_report.recent(caller.scope),
+            "api_usage_days": api_usage_report.RECENT_DAYS,
             "created": created,
             "role_choices": role_choices(caller.principal.role),
             "error": error,

@@ -6,6 +6,7 @@ package adds its ``models`` module to this list.
 
 from cybergine.accounts import models as accounts_models
 from cybergine.analytics import gap_models as gap_models
+from cybergine.analytics import api_usage_models as api_usage_models
 from cybergine.analytics import models as analytics_models
 from cybergine.assistants import models as assistants_models
 from cybergine.catalog import models as catalog_models
@@ -29,6 +30,7 @@ metadata = Base.metadata
 __all__ = [
     "accounts_models",
     "analytics_models",
+    "api_usage_models",
     "assistants_models",
     "audit_models",
     "catalog_models",
