@@ -5,15 +5,15 @@ package adds its ``models`` module to this list.
 """
 
 from cybergine.accounts import models as accounts_models
-from cybergine.analytics import gap_models as gap_models
 from cybergine.analytics import api_usage_models as api_usage_models
+from cybergine.analytics import gap_models as gap_models
 from cybergine.analytics import models as analytics_models
 from cybergine.assistants import models as assistants_models
 from cybergine.catalog import models as catalog_models
 from cybergine.channels.whatsapp import models as whatsapp_models
+from cybergine.conversations import csat_models as csat_models
 from cybergine.conversations import models as conversations_models
 from cybergine.db.base import Base
-from cybergine.conversations import csat_models as csat_models
 from cybergine.knowledge import models as knowledge_models
 from cybergine.mail import models as mail_models
 from cybergine.privacy import audit as audit_models
@@ -35,12 +35,11 @@ __all__ = [
     "audit_models",
     "catalog_models",
     "conversations_models",
+    "csat_models",
     "gap_models",
     "knowledge_models",
     "mail_models",
     "metadata",
-    "csat_models",
-    "gap_models",
     "organisation_export_models",
     "privacy_policy_models",
     "privacy_request_models",
