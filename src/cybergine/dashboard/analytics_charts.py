@@ -67,7 +67,9 @@ def _y(value: float, top: float) -> float:
 
 
 def _y_ticks(top: float, label: str = "{:g}") -> list[Tick]:
-    return [Tick(LEFT - 6, _y(top * part, top), label.format(top * part)) for part in (0, 0.5, 1)]
+    """0, the top, and halfway when it is a whole count (or the scale is a rate)."""
+    parts = (0, 0.5, 1) if (top / 2).is_integer() or label != "{:g}" else (0, 1)
+    return [Tick(LEFT - 6, _y(top * part, top), label.format(top * part)) for part in parts]
 
 
 def _x_ticks(labels: list[str], centre: list[float]) -> list[Tick]:

@@ -48,6 +48,9 @@ GROUPS: dict[str, dict[str, str]] = {
     "Satisfaction": {
         "csat_score": "CSAT score",
         "csat_response_rate": "CSAT response rate",
+        "csat_surveys_sent": "Surveys sent",
+        "csat_responses": "Survey answers",
+        "csat_positive": "Satisfied answers (4 or 5)",
     },
     "Model usage": {
         "prompt_tokens": "Prompt tokens",
