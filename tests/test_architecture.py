@@ -69,6 +69,7 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ("cybergine.db.models", "cybergine.assistants.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.channels.whatsapp.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.conversations.models"): _SCHEMA_ROOT,
+    ("cybergine.db.models", "cybergine.conversations.csat_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.knowledge.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.mail.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.privacy.audit"): _SCHEMA_ROOT,

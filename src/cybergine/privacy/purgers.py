@@ -204,6 +204,7 @@ _CONVERSATION_TABLES = {
     "conversations": "when their last activity is older than the organisation's period",
     "messages": "with their conversation",
     "message_attachments": "with their message",
+    "csat_surveys": "with their conversation (ON DELETE CASCADE)",
 }
 
 
