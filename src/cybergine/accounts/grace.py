@@ -4,7 +4,11 @@ Its people can still sign in, read everything and download a whole-organisation 
 (``privacy.organisation_export``), or cancel the deletion; nothing else is written and
 its channels take no new messages. Written once: ``auth.authorize`` refuses every unsafe
 request of a permission outside ``permissions.WRITABLE_DURING_DELETION_GRACE``, the web
-chat refuses its sessions and the WhatsApp webhook acknowledges without storing.
+chat refuses its sessions and the WhatsApp webhook acknowledges without storing. Nothing
+goes out either, not even what was queued before: the reply verdict
+(``conversations.replies``) answers no message of an organisation that is not
+:func:`accepting`, and the WhatsApp delivery claim fails a queued message with the
+reason; cancelling the deletion lets the assistant answer again.
 
 An organisation whose Shopify shop uninstalled the app (policy §8b: a soft delete at
 once) is hidden instead: every request of its people and API keys is refused with
