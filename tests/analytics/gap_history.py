@@ -19,15 +19,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.analytics import gaps
 from cybergine.assistants.models import Assistant
 from cybergine.conversations.models import Channel, Conversation, Direction, Message, Sender
+from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
+from cybergine.knowledge.embeddings import LocalMiniLM
 from tests.analytics.known import monday_of_last_week
 from tests.support.conversations import make_conversation, make_message
+from tests.support.factories import make_organisation
 
 SHIPPING = (
     "Do you ship to Canada?",
@@ -163,3 +167,21 @@ async def seed(
     other = await make_conversation(session, other_organisation_id, created_at=at(0, 9))
     await ask(session, other, at(0, 9), "Do you ship to Canada?")
     return history
+
+
+async def collect(database: Database, organisation_id: uuid.UUID, minilm: LocalMiniLM) -> int:
+    """The collection job's work for one organisation, now."""
+    async with database.transaction() as session:
+        return await gaps.collect(session, organisation_id, minilm, datetime.now(UTC))
+
+
+async def seeded(database: Database, minilm: LocalMiniLM) -> tuple[GapHistory, uuid.UUID]:
+    """Organisation "Gaps" with the history above, collected, and "Other" with its one
+    question, collected too."""
+    organisation, _ = await make_organisation(database, name="Gaps")
+    other, _ = await make_organisation(database, name="Other")
+    async with database.transaction() as session:
+        history = await seed(session, organisation.id, other.id, datetime.now(UTC))
+    await collect(database, organisation.id, minilm)
+    await collect(database, other.id, minilm)
+    return history, other.id

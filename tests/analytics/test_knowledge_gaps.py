@@ -63,7 +63,7 @@ async def world(database: Database, minilm: LocalMiniLM) -> AsyncIterator[World]
     other, _ = await make_organisation(database, name="Other")
     async with database.transaction() as session:
         history = await gap_history.seed(session, organisation.id, other.id, datetime.now(UTC))
-    yield World(history, other.id, minilm, database)
+    return World(history, other.id, minilm, database)
 
 
 def _by_meaning(groups: list[Group]) -> dict[str, Group]:
@@ -95,7 +95,8 @@ async def test_fallbacks_of_two_meanings_make_two_groups_with_their_counts(world
     assert shipping.first_seen == monday + timedelta(hours=9)
     assert shipping.last_seen == monday + timedelta(days=3, hours=12)
     assert gifts.first_seen == monday + timedelta(hours=15)
-    assert gifts.answered_at is None and gifts.asked_since_answer == 0
+    assert gifts.answered_at is None
+    assert gifts.asked_since_answer == 0
 
 
 async def test_a_second_collection_adds_nothing_and_a_new_question_joins_its_group(
@@ -158,7 +159,8 @@ async def test_answered_groups_come_after_open_ones_and_count_questions_since(
         )
     groups = await world.report()
     assert [g.id for g in groups][-1] == shipping.id
-    assert groups[-1].answered_at is not None and groups[-1].asked_since_answer == 0
+    assert groups[-1].answered_at is not None
+    assert groups[-1].asked_since_answer == 0
     async with world.database.transaction() as session:
         conversation = await session.get(
             Conversation, next(iter(world.history.shipping_conversations))

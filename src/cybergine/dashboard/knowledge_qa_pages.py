@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from cybergine import pagination
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
+from cybergine.analytics import gaps
 from cybergine.dashboard.knowledge_pages import HELPERS, collection_filter, human_size
 from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.errors import CybergineError, InvalidInput
@@ -92,8 +93,18 @@ async def _qa_page(
 
 @router.get("/knowledge/qa", response_class=HTMLResponse)
 async def qa_page(
-    request: Request, caller: Reader, collection: CollectionQuery = "", cursor: CursorQuery = ""
+    request: Request,
+    caller: Reader,
+    collection: CollectionQuery = "",
+    cursor: CursorQuery = "",
+    question: Annotated[str, Query(max_length=5000)] = "",
+    gap: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
+    """``question`` and ``gap``: the form pre-filled from the knowledge gaps page, whose
+    group the pair answers once written."""
+    if question or gap:
+        form = _empty_form() | {"question": question, "gap": gap}
+        return await _qa_page(request, caller, collection=collection, cursor=cursor, form=form)
     return await _qa_page(request, caller, collection=collection, cursor=cursor)
 
 
@@ -124,7 +135,16 @@ async def _read_form(request: Request) -> dict[str, str]:
     for name in FORM_FIELDS:
         value = form.get(name)
         values[name] = value if isinstance(value, str) else ""
+    gap = form.get("gap")
+    values["gap"] = gap if isinstance(gap, str) else ""
     return values
+
+
+def _gap_id(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 @router.post("/knowledge/qa")
@@ -133,13 +153,16 @@ async def create_qa(request: Request, caller: Editor) -> Response:
     try:
         async with caller.session.begin_nested():
             _check_answer(form["answer"])
-            await service.create_qa(
+            item = await service.create_qa(
                 caller.scope,
                 question=form["question"],
                 answer=form["answer"],
                 alternatives=_alternatives(form["alternatives"]),
                 collection=form["collection"] or None,
             )
+            # Written from the knowledge gaps page: the pair answers that group.
+            if (gap := _gap_id(form["gap"])) is not None:
+                await gaps.mark_answered(caller.scope, gap, item.id)
     except CybergineError as exc:
         return await _qa_page(
             request, caller, form=form, errors={_field_of(exc): exc.detail}, status_code=422

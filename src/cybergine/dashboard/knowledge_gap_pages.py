@@ -1,0 +1,106 @@
+"""The Knowledge gaps page: the questions the assistant could not answer, grouped by
+meaning (``analytics.gaps``), for a period (from/to, default the last 28 days) and
+filters (assistant, channel) in a GET form, as ``GET /api/v1/analytics/knowledge-gaps``
+gives them. Each group shows its counts, its representative question, its newest
+examples and the conversations behind it in the inbox, and a one-click "Answer this"
+that opens the Q&A form pre-filled with the question (writing the pair marks the group
+answered). Every member who may read conversations may read it.
+
+Nothing a person types gives an error page: a value that is not one becomes a message,
+and the page shows the default instead."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import QueryParams
+
+from cybergine.accounts.auth import Caller, authorize
+from cybergine.accounts.permissions import Permission
+from cybergine.analytics import service
+from cybergine.analytics.gap_report import report
+from cybergine.analytics.gap_schemas import answer_url
+from cybergine.analytics.periods import Filters, period, today_in
+from cybergine.assistants.models import Assistant
+from cybergine.conversations.models import Channel
+from cybergine.dashboard.templating import render_page
+from cybergine.errors import CybergineError, NotFound
+from cybergine.knowledge.providers import embedding_provider
+from cybergine.web.deps import SettingsDep
+
+router = APIRouter(include_in_schema=False)
+
+Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+
+DEFAULT_DAYS = 28
+CHANNEL_NAMES = {Channel.WHATSAPP: "WhatsApp", Channel.WEBCHAT: "Web chat"}
+
+
+def choose(query: QueryParams) -> tuple[Filters, list[str]]:
+    """The page's period and filters from its query string, leniently: each value that
+    is not one adds a message and falls back to its default."""
+    errors: list[str] = []
+    timezone = query.get("timezone", "").strip() or "UTC"
+    try:
+        today = today_in(timezone)
+    except CybergineError:
+        errors.append(f"“{timezone[:64]}” is not a time zone we know; showing UTC.")
+        timezone, today = "UTC", today_in("UTC")
+    assistant_id = None
+    if raw := query.get("assistant_id", ""):
+        try:
+            assistant_id = uuid.UUID(raw)
+        except ValueError:
+            errors.append("Choose one of the assistants offered; showing all of them.")
+    channel = None
+    if raw := query.get("channel", ""):
+        try:
+            channel = Channel(raw)
+        except ValueError:
+            errors.append("Choose one of the channels offered; showing every channel.")
+    default_first = today - timedelta(days=DEFAULT_DAYS - 1)
+    first, last = query.get("from", "").strip(), query.get("to", "").strip()
+    try:
+        chosen = period(
+            date.fromisoformat(first) if first else default_first,
+            date.fromisoformat(last) if last else today,
+            timezone,
+        )
+    except (ValueError, CybergineError) as exc:
+        reason = exc.detail if isinstance(exc, CybergineError) else "Dates are like 2026-03-31."
+        errors.append(f"{reason} Showing the last {DEFAULT_DAYS} days.")
+        chosen = period(default_first, today, timezone)
+    return Filters(chosen, assistant_id, channel), errors
+
+
+@router.get("/analytics/knowledge-gaps", response_class=HTMLResponse)
+async def knowledge_gaps_page(
+    request: Request, caller: Reader, settings: SettingsDep
+) -> HTMLResponse:
+    scope = caller.scope
+    filters, errors = choose(request.query_params)
+    try:
+        await service.check_filters(scope, filters)
+    except NotFound:
+        errors.append("That assistant is not one of yours; showing all of them.")
+        filters = replace(filters, assistant_id=None)
+    assistants = list(
+        (await scope.session.execute(scope.select(Assistant).order_by(Assistant.name))).scalars()
+    )
+    found = await report(scope, filters)
+    context: dict[str, Any] = {
+        "filters": filters,
+        "error": " ".join(errors) or None,
+        "assistants": assistants,
+        "channels": CHANNEL_NAMES,
+        "report": found,
+        "answer_urls": {group.id: answer_url(group) for group in found.groups},
+        "can_answer": caller.principal.can(Permission.CONFIGURATION_MANAGE),
+        "has_model": embedding_provider(settings) is not None,
+    }
+    return await render_page(request, "knowledge_gaps.html", caller, context)

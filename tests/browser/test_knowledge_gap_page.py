@@ -1,0 +1,80 @@
+"""The Knowledge gaps page in a real browser, with gaps to show (``tests/analytics/
+gap_history.py``, collected): no accessibility violation or console error on a desktop
+and on a phone, and "Answer this" opens the Q&A form with the question filled in; the
+pair written, the group is marked answered."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Browser, ViewportSize, expect
+
+from cybergine.accounts.models import Role
+from cybergine.db.engine import Database
+from cybergine.knowledge.embeddings import LocalMiniLM
+from tests.analytics.gap_history import SHIPPING, seeded
+from tests.browser.conftest import run_async, sign_in
+from tests.support.accessibility import assert_fits_and_accessible, console_errors
+from tests.support.factories import add_member
+from tests.support.server import LiveServer
+
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+def _seeded(database_url: str) -> tuple[str, str]:
+    """An admin's e-mail and the page's path for the period of the history."""
+
+    async def make() -> tuple[str, str]:
+        database = Database(database_url, pool_size=2)
+        try:
+            history, _ = await seeded(database, LocalMiniLM())
+            user, _ = await add_member(database, history.organisation_id, Role.ADMIN)
+            today = datetime.now(UTC).date().isoformat()
+            path = f"/analytics/knowledge-gaps?from={history.first.date().isoformat()}&to={today}"
+            return user.email, path
+        finally:
+            await database.dispose()
+
+    return run_async(make())
+
+
+@pytest.mark.slow
+def test_the_gaps_page_is_accessible_and_answer_this_fills_the_qa_form(
+    chromium: Browser, live_server: LiveServer, database_url: str
+) -> None:
+    email, path = _seeded(database_url)
+    for viewport in (DESKTOP, PHONE):
+        context = chromium.new_context(viewport=viewport)
+        page = context.new_page()
+        with console_errors(page) as errors:
+            sign_in(page, live_server.url, email)
+            page.goto(f"{live_server.url}{path}")
+            expect(page.get_by_role("heading", name="Knowledge gaps", level=1)).to_be_visible()
+            assert_fits_and_accessible(page, f"knowledge gaps at {viewport['width']} px")
+        assert errors == []
+        context.close()
+
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, live_server.url, email)
+    page.goto(f"{live_server.url}{path}")
+    first = page.get_by_test_id("gap").first
+    question = first.get_by_role("heading", level=2).inner_text().strip("“”")
+    assert question in SHIPPING
+    first.get_by_role("link", name="Answer this").click()
+    expect(page).to_have_url(re.compile(r"/knowledge/qa\?"))
+    expect(page.get_by_role("textbox", name="Question", exact=True)).to_have_value(question)
+    assert_fits_and_accessible(page, "the Q&A form pre-filled from a gap")
+    page.get_by_role("textbox", name="Answer", exact=True).fill(
+        "Yes, we ship to Canada in 5 to 8 days."
+    )
+    page.get_by_role("button", name="Add").click()
+    expect(page).to_have_url(re.compile(r"/knowledge/qa"))
+    page.goto(f"{live_server.url}{path}")
+    answered = page.get_by_test_id("gap").last
+    expect(answered.get_by_role("heading", level=2)).to_have_text(f"“{question}”")
+    expect(answered.get_by_test_id("gap-answered")).to_be_visible()
+    context.close()
