@@ -82,7 +82,8 @@ class ApiUsageRecorder:
         self.dropped = 0
         self.failed_flushes = 0
         self._pending: deque[Call] = deque()
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
+        self._reported_drops = 0
         self._database: Database | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -96,11 +97,12 @@ class ApiUsageRecorder:
             self.dropped += 1
             return
         self._pending.append(call)
-        if len(self._pending) >= self.batch:
+        if len(self._pending) >= self.batch and self._wake is not None:
             self._wake.set()
 
     async def start(self, database: Database) -> None:
         self._database = database
+        self._wake = asyncio.Event()  # of this loop
         self._task = asyncio.create_task(self._run(), name="api-usage-log")
 
     async def stop(self) -> None:
@@ -115,11 +117,18 @@ class ApiUsageRecorder:
             log.warning("api_usage.lost", unwritten=len(self._pending), dropped=self.dropped)
 
     async def _run(self) -> None:
+        assert self._wake is not None
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # never let the writer die: the calls wait for the next try
+                log.exception("api_usage.writer_failed")
+            if self.dropped > self._reported_drops:
+                log.warning("api_usage.dropped", calls=self.dropped - self._reported_drops)
+                self._reported_drops = self.dropped
 
     async def flush(self) -> int:
         """Write every queued call, a batch per transaction; on an error, keep the batch
