@@ -436,3 +436,30 @@ async def test_a_web_visitor_asks_in_the_widget_and_the_request_says_so(
         [conversation] = api.get("/api/v1/conversations").json()["items"]
         messages = api.get(f"/api/v1/conversations/{conversation['id']}/messages").json()
         assert "30 days" in messages["items"][-1]["text"]
+
+
+async def test_an_objecting_customer_who_asks_in_a_new_conversation_has_it_recorded(
+    shop: Shop,
+) -> None:
+    """People answer a customer who objected to the assistant, in every conversation they
+    start; a right they exercise there is still recorded for the team (policy §14)."""
+    ada = await _known_customer(shop)
+    answered = len(shop.sent_to(ADA))
+    objection = _open(shop, "objection", ada)
+    _verified(shop, objection["id"])
+    _carry_out(shop, objection["id"])
+    [conversation] = shop.conversations()
+    async with shop.database.transaction() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation["id"])
+            .values(state=ConversationState.CLOSED, closed_at=func.now())
+        )
+    shop.says("Please delete my data", wa_id=ADA)
+    await shop.work()
+    assert len(shop.sent_to(ADA)) == answered  # the assistant stays silent
+    [newer] = shop.conversations(state="waiting_for_human")
+    assert newer["id"] != conversation["id"]
+    [request] = _requests(shop, status="open")
+    assert (request["kind"], request["channel"]) == ("erasure", "whatsapp")
+    assert request["customer_id"] == ada

@@ -188,7 +188,12 @@ class Pipeline:
                     conversation_id=state.conversation_id,
                 )
             ):
-                # A conversation begun after the customer objected: people answer it.
+                # A conversation begun after the customer objected: people answer it, and
+                # a right its words exercise (policy §14) is recorded for them.
+                assistant = await _assistant_view(
+                    TenantScope(session, state.organisation_id), state
+                )
+                asked = _right_asked(state, assistant) if assistant is not None else None
                 async with self.database.transaction() as handing:
                     await people_only(
                         handing,
@@ -196,6 +201,15 @@ class Pipeline:
                         conversation_id=state.conversation_id,
                         public_url=self.settings.public_url,
                     )
+                    if asked is not None:
+                        await open_from_chat(
+                            handing,
+                            organisation_id=state.organisation_id,
+                            customer_id=state.customer_id,
+                            channel=state.channel,
+                            message_id=message_id,
+                            kind=asked,
+                        )
             if state.verdict is not None and state.verdict != "restricted":
                 return None, state.verdict
             scope = TenantScope(session, state.organisation_id)
@@ -399,20 +413,38 @@ class Pipeline:
         return answer.outcome, claimed
 
 
-def _rights_only(
-    state: replies.MessageState, message_id: uuid.UUID, assistant: AssistantView
-) -> tuple[_Context | None, Outcome | None]:
-    """A customer whose processing is restricted (policy §14) is answered only when they
-    exercise a right: a request about their data, or a person's review of an automated
-    decision (§7). Restriction stops the assistant, not the handling of their rights: the
-    acknowledgement is decided by phrase alone (no model, no embeddings, no history), and
-    the request is recorded for the team with it. Anything else waits for the team."""
+def _rights_answer(state: replies.MessageState, assistant: AssistantView) -> Answer | None:
+    """The answer to a right the customer's message exercises, by phrase alone (no model,
+    no embeddings, no history): a request about their data (policy §14), or a person's
+    review of an automated decision (§7); None for anything else."""
     text = (state.text or "").strip() or None
     choice = (state.payload or {}).get("choice_id")
     question = Question(text=text, choice_id=choice if isinstance(choice, str) else None)
     answer = request_answer(assistant, question, datetime.now(UTC))
     if answer is None or (answer.handoff is not None and not answer.handoff.human_review):
+        return None
+    return answer
+
+
+def _right_asked(state: replies.MessageState, assistant: AssistantView) -> str | None:
+    """The kind of the privacy request the customer's message makes, if any."""
+    answer = _rights_answer(state, assistant)
+    if answer is None:
+        return None
+    return answer.data_request or RequestKind.HUMAN_REVIEW.value
+
+
+def _rights_only(
+    state: replies.MessageState, message_id: uuid.UUID, assistant: AssistantView
+) -> tuple[_Context | None, Outcome | None]:
+    """A customer whose processing is restricted (policy §14) is answered only when they
+    exercise a right (:func:`_rights_answer`). Restriction stops the assistant, not the
+    handling of their rights: the acknowledgement is recorded for the team with the
+    request. Anything else waits for the team."""
+    answer = _rights_answer(state, assistant)
+    if answer is None:
         return None, "restricted"
+    question = Question(text=(state.text or "").strip() or None)
     return _Context(
         message_id=message_id,
         organisation_id=state.organisation_id,
