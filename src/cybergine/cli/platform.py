@@ -143,8 +143,12 @@ def migrate(data_dir: DataDirOption = None) -> None:
 @cli.command()
 def demo(data_dir: DataDirOption = None) -> None:
     """Seed the demo organisation (safe to run again: it changes nothing the second time)."""
+    import uuid
+    from datetime import UTC, datetime
+
     from cybergine.db.engine import Database
     from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD, seed_demo
+    from cybergine.demo_history import HISTORY_DAYS, seed_history
 
     settings = settings_for(data_dir)
     load_keys(settings)
@@ -155,10 +159,16 @@ def demo(data_dir: DataDirOption = None) -> None:
         try:
             async with database.transaction() as session:
                 seed = await seed_demo(session)
+                # Weeks of past conversations, once, for the Analytics page.
+                past = await seed_history(
+                    session, uuid.UUID(seed.organisation_id), datetime.now(UTC).date()
+                )
         finally:
             await database.dispose()
         verb = "created" if seed.created else "already present"
         typer.echo(f"Demo organisation {verb}: {seed.organisation_id}")
+        if past:
+            typer.echo(f"Demo history: {past} conversations over the last {HISTORY_DAYS} days")
         typer.echo(f"Dashboard: {settings.public_url}/ (once `cybergine serve` is running)")
         typer.echo(f"Demo sign-in: {DEMO_OWNER_EMAIL} / {DEMO_OWNER_PASSWORD}")
 

@@ -1,0 +1,111 @@
+"""`cybergine demo`'s history: weeks of closed conversations written once into the demo
+organisation, the same every time, counted into the aggregates so the Analytics page
+shows them, and quick enough for the command to stay fast."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from cybergine.analytics import service
+from cybergine.analytics.periods import Filters, period
+from cybergine.assistants.models import Assistant
+from cybergine.cli import cli
+from cybergine.conversations.models import Conversation, ConversationState, Message
+from cybergine.db.engine import Database
+from cybergine.db.tenancy import TenantScope
+from cybergine.demo import DEMO_ASSISTANT_NAME, seed_demo
+from cybergine.demo_history import HISTORY_DAYS, seed_history
+from tests.support.factories import make_organisation
+
+TODAY = date(2026, 3, 16)
+
+
+async def _shape(database: Database, organisation_id: uuid.UUID) -> list[tuple[object, ...]]:
+    """Each conversation's start, outcome and message count, oldest first."""
+    async with database.transaction() as session:
+        messages = (
+            select(func.count()).where(Message.conversation_id == Conversation.id).scalar_subquery()
+        )
+        rows = await session.execute(
+            select(
+                Conversation.created_at,
+                Conversation.channel,
+                Conversation.state,
+                Conversation.handoff_at,
+                Conversation.closed_at,
+                messages,
+            )
+            .where(Conversation.organisation_id == organisation_id)
+            .order_by(Conversation.created_at)
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.mark.slow
+async def test_the_history_is_written_once_the_same_every_time(database: Database) -> None:
+    async with database.transaction() as session:
+        demo = await seed_demo(session)
+        started = time.perf_counter()
+        written = await seed_history(session, uuid.UUID(demo.organisation_id), TODAY)
+        seconds = time.perf_counter() - started
+    print(f"demo history: {written} conversations in {seconds:.2f} s")
+    assert written > 300
+    async with database.transaction() as session:
+        assert await seed_history(session, demo.organisation_id, TODAY) == 0  # type: ignore[arg-type]
+
+    # Another organisation with the demo's assistant gets the very same history.
+    other, _ = await make_organisation(database, name="Second demo")
+    async with database.transaction() as session:
+        TenantScope(session, other.id).add(Assistant(name=DEMO_ASSISTANT_NAME))
+        await session.flush()
+        assert await seed_history(session, other.id, TODAY) == written
+    first, second = (
+        await _shape(database, uuid.UUID(demo.organisation_id)),
+        await _shape(database, other.id),
+    )
+    assert sorted(first, key=repr) == sorted(second, key=repr)
+    assert {row[2] for row in first} == {ConversationState.CLOSED}
+    assert first[0][0] >= datetime(2026, 2, 1, 23, tzinfo=UTC)  # 42 days back, in Paris
+    assert first[-1][0] < datetime(2026, 3, 16, tzinfo=UTC)  # up to yesterday
+
+
+async def test_the_analytics_show_the_history(database: Database) -> None:
+    async with database.transaction() as session:
+        demo = await seed_demo(session)
+        await seed_history(session, uuid.UUID(demo.organisation_id), TODAY)
+    async with database.transaction() as session:
+        scope = TenantScope(session, uuid.UUID(demo.organisation_id))
+        last = TODAY - timedelta(days=1)
+        found = await service.summary(
+            scope, Filters(period(last - timedelta(days=27), last, "Europe/Paris"))
+        )
+    figures = found.current.headline()
+    assert (figures["conversations"] or 0) > 200
+    assert 0.5 < (figures["containment_rate"] or 0) < 0.8
+    assert (figures["handed_to_person"] or 0) > 20
+    assert (figures["fallbacks"] or 0) > 0
+    assert (figures["human_first_response_seconds"] or 0) > 60
+    assert found.previous.headline()["conversations"]  # the weeks before have some too
+    assert HISTORY_DAYS >= 28 + 7
+
+
+def test_the_demo_command_seeds_the_history_once(
+    database_url: str, key_env: dict[str, str]
+) -> None:
+    runner = CliRunner()
+    env = {"CYBERGINE_DATABASE_URL": database_url, "CYBERGINE_LOG_LEVEL": "WARNING", **key_env}
+    started = time.perf_counter()
+    first = runner.invoke(cli, ["demo"], env=env)
+    seconds = time.perf_counter() - started
+    print(f"cybergine demo: {seconds:.2f} s")
+    assert first.exit_code == 0, first.output
+    assert "Demo history:" in first.output
+    second = runner.invoke(cli, ["demo"], env=env)
+    assert second.exit_code == 0, second.output
+    assert "Demo history:" not in second.output
