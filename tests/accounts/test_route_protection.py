@@ -88,6 +88,7 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
             "/widget/v1/session",
             "/widget/v1/messages",
             "/widget/v1/handoff",
+            "/widget/v1/rating",
             "/widget/v1/events",
             "/widget/v1/{path:path}",
             "/widget/v1/openapi.json",

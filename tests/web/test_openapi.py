@@ -180,10 +180,15 @@ def test_the_web_chat_api_has_a_document_of_its_own(settings: Settings) -> None:
         ("POST", "/widget/v1/session"),
         ("POST", "/widget/v1/messages"),
         ("POST", "/widget/v1/handoff"),
+        ("POST", "/widget/v1/rating"),
         ("GET", "/widget/v1/events"),
     }
     assert "security" not in operations["POST", "/widget/v1/session"]
-    for key in [("POST", "/widget/v1/messages"), ("GET", "/widget/v1/events")]:
+    for key in [
+        ("POST", "/widget/v1/messages"),
+        ("POST", "/widget/v1/rating"),
+        ("GET", "/widget/v1/events"),
+    ]:
         assert operations[key]["security"] == [{"VisitorToken": []}]
         assert {"401", "403"} <= set(operations[key]["responses"])
     assert "202" in operations["POST", "/widget/v1/messages"]["responses"]
