@@ -4,6 +4,7 @@ the period counts, and that erasure and the drill-down reach them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ from cybergine.conversations.models import Channel, Conversation
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import LocalMiniLM
+from cybergine.privacy.erasure import erase_customer
+from cybergine.privacy.export import export_customer
 from tests.analytics import gap_history
 from tests.analytics.gap_history import GIFT_CARDS, SHIPPING, GapHistory, ask
 from tests.support.factories import make_organisation
@@ -222,3 +225,34 @@ async def test_the_sweep_finds_organisations_with_changes_since_their_mark(world
         stale = set(await gaps.stale_organisations(session))
     assert world.history.organisation_id not in stale
     assert world.other_organisation_id in stale
+
+
+async def test_a_customers_export_shows_their_questions_and_erasure_removes_them(
+    world: World,
+) -> None:
+    await world.collect()
+    organisation_id = world.history.organisation_id
+    async with world.database.transaction() as session:
+        conversation = await session.get(Conversation, next(iter(world.history.gift_conversations)))
+        assert conversation is not None
+        customer_id = conversation.customer_id
+        scope = TenantScope(session, organisation_id)
+        exported = await export_customer(scope, None, customer_id)
+    (question,) = exported["knowledge_gap_questions"]
+    assert question["cause"] == "fallback"
+    assert question["embedding_model"] == world.minilm.name
+    assert len(question["embedding"]) == world.minilm.dimensions
+    json.dumps(exported)  # JSON-ready, the vector included
+
+    async with world.database.transaction() as session:
+        await erase_customer(TenantScope(session, organisation_id), None, customer_id)
+    async with world.database.transaction() as session:
+        left = await session.scalar(
+            select(func.count())
+            .select_from(GapQuestion)
+            .where(GapQuestion.conversation_id == conversation.id)
+        )
+    assert left == 0
+    await world.collect()
+    gifts = _by_meaning(await world.report())["gift_cards"]
+    assert gifts.questions == 2
