@@ -421,3 +421,21 @@ async def test_deleting_an_assistant(shop: Shop, database: Database) -> None:
             )
         )
     assert action == "assistant.deleted"
+
+
+async def test_the_satisfaction_survey_is_set_in_the_form(shop: Shop) -> None:
+    new = shop.owner.get("/assistants/new").text
+    assert "checked" in opening_tag(new, "f-csat_enabled")  # on for a new assistant
+    assistant_id = create(shop, csat_enabled="on", csat_question="  Did we help? 1-5  ")
+    got = shop.api.get(f"/api/v1/assistants/{assistant_id}").json()
+    assert (got["csat_enabled"], got["csat_question"]) == (True, "Did we help? 1-5")
+    page = shop.owner.get(f"/assistants/{assistant_id}").text
+    assert ">Did we help? 1-5</textarea>" in page
+
+    path = f"/assistants/{assistant_id}"
+    saved = post_form(shop.owner, path, full_form(csat_question=""), path)
+    assert saved.status_code == 303, saved.text
+    got = shop.api.get(f"/api/v1/assistants/{assistant_id}").json()
+    # An unticked box and an empty question: no survey, and the default wording if it returns.
+    assert (got["csat_enabled"], got["csat_question"]) == (False, None)
+    assert "checked" not in opening_tag(shop.owner.get(path).text, "f-csat_enabled")
