@@ -175,6 +175,23 @@ async def test_chart_points_bars_and_cells_link_to_their_conversations(world: Wo
     assert "begun on a Monday, between 08:00 and 08:59" in heat.text
 
 
+async def test_a_short_period_is_drawn_per_hour_and_a_long_one_per_week(world: World) -> None:
+    monday = world.history.first
+    one_day = world.browser.get(
+        f"/analytics?{urlencode({'from': monday, 'to': monday, 'timezone': 'UTC'})}"
+    ).text
+    assert "conversations per hour" in one_day
+    assert world.listed(_chart_link(one_day, analytics="conversations", hour="8")) == {"C1", "C6"}
+    start = monday - timedelta(days=100)
+    long = world.browser.get(
+        f"/analytics?{urlencode({'from': start, 'to': world.history.last, 'timezone': 'UTC'})}"
+    ).text
+    assert "conversations per week" in long
+    week = _chart_link(long, analytics="conversations", **{"from": monday.isoformat()})
+    assert parse_qs(urlsplit(week).query)["to"] == [(monday + timedelta(days=6)).isoformat()]
+    assert world.listed(week) == {"C1", "C2", "C4", "C5", "C6"}
+
+
 async def test_filters_narrow_the_figures_and_their_links(world: World) -> None:
     shown = figures(_page(world, assistant_id=str(world.history.assistant_b)))
     assert shown["conversations"].value == "1"
