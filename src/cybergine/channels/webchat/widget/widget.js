@@ -647,7 +647,7 @@
     ".buttons{display:flex;flex-wrap:wrap;gap:6px}",
     /* survey stars: the radios stay focusable (hidden visually), the label shows the star */
     ".survey{display:flex;flex-wrap:wrap;align-items:center;gap:6px}",
-    ".survey fieldset{border:0;margin:0;padding:0;display:flex;gap:2px}",
+    ".survey fieldset{position:relative;border:0;margin:0;padding:0;display:flex;gap:2px}",
     ".survey legend{font-size:13px;color:#3d3d3d;padding:0 4px}",
     ".survey input{position:absolute;opacity:0;width:1px;height:1px}",
     ".survey label{font-size:26px;line-height:1;padding:2px;color:#5c5c5c;cursor:pointer}",
