@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, ViewportSize, expect
 from sqlalchemy import select
 
 from cybergine.conversations.csat_models import CsatSurvey
@@ -14,7 +14,7 @@ from cybergine.db.engine import Database
 from tests.browser.conftest import run_async
 from tests.support.server import LiveServer
 
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
 def _ratings(database_url: str) -> list[int | None]:

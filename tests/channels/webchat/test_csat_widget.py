@@ -113,7 +113,8 @@ async def chat(
 
 def _survey_of(started: dict[str, Any]) -> dict[str, Any]:
     [message] = [m for m in started["messages"] if "survey" in m]
-    return message
+    found: dict[str, Any] = message
+    return found
 
 
 async def test_the_widget_shows_the_survey_and_records_the_first_rating(chat: Chat) -> None:
