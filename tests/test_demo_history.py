@@ -88,6 +88,10 @@ async def test_the_analytics_show_the_history(database: Database) -> None:
     figures = found.current.headline()
     assert (figures["conversations"] or 0) > 200
     assert 0.5 < (figures["containment_rate"] or 0) < 0.8
+    # Every closed conversation was surveyed; about two in five customers answered.
+    assert figures["csat_surveys_sent"] == figures["conversations"]
+    assert 0.3 < (figures["csat_response_rate"] or 0) < 0.55
+    assert 0.6 < (figures["csat_score"] or 0) < 0.95
     assert (figures["handed_to_person"] or 0) > 20
     assert (figures["fallbacks"] or 0) > 0
     assert (figures["human_first_response_seconds"] or 0) > 60

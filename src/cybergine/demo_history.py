@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.analytics import rollups
 from cybergine.assistants.models import Assistant
 from cybergine.conversations import intents
+from cybergine.conversations.csat_models import CsatSurvey
 from cybergine.conversations.models import (
     Channel,
     Conversation,
@@ -167,6 +168,32 @@ def _conversation(history: _History, start: datetime) -> None:
     conversation.closed_at = at + timedelta(minutes=rng.randint(5, 60))
 
 
+def _surveys(organisation_id: uuid.UUID, conversations: list[Conversation]) -> list[CsatSurvey]:
+    """Each closed conversation's satisfaction survey; about two in five answered, better
+    when the assistant resolved it alone. A generator of its own, so the conversations
+    stay the same with or without it."""
+    rng = random.Random(SEED + 29)  # noqa: S311 - invented data, the same every time
+    surveys = []
+    for conversation in conversations:
+        asked = conversation.closed_at or conversation.created_at
+        rating = None
+        if rng.random() < 0.42:
+            weights = (1, 1, 2, 3, 3) if conversation.handoff_at else (1, 1, 2, 6, 10)
+            rating = rng.choices(range(1, 6), weights)[0]
+        surveys.append(
+            CsatSurvey(
+                id=uuid.uuid4(),
+                organisation_id=organisation_id,
+                conversation_id=conversation.id,
+                customer_id=conversation.customer_id,
+                created_at=asked,
+                rating=rating,
+                rated_at=asked + timedelta(minutes=rng.randint(1, 30)) if rating else None,
+            )
+        )
+    return surveys
+
+
 async def seed_history(session: AsyncSession, organisation_id: uuid.UUID, today: date) -> int:
     """The demo's past conversations with its assistant, up to the day before ``today``
     (Paris time), once: nothing when the organisation has a conversation already or no
@@ -216,6 +243,8 @@ async def seed_history(session: AsyncSession, organisation_id: uuid.UUID, today:
     session.add_all(history.conversations)
     await session.flush()
     session.add_all(history.messages)
+    await session.flush()
+    session.add_all(_surveys(organisation_id, history.conversations))
     await session.flush()
     # Every conversation is closed: the idle time measures none of them.
     await rollups.refresh(session, organisation_id, rollups.measure_now(24))
