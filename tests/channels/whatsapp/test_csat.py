@@ -87,6 +87,11 @@ async def test_a_chosen_row_rates_the_closed_conversation_once(shop: Shop) -> No
         last = max(stored, key=lambda m: m.id)
     assert last.payload is not None
     assert last.payload["choice_id"] == four["id"]
+    # The team sees the rating on the survey in the conversation's thread.
+    owner = await member(shop.database, shop.organisation_id, Role.OWNER)
+    with signed_in(shop_url(shop), owner) as browser:
+        page = browser.get(f"/inbox/{conversation['id']}").text
+    assert 'data-rating="4">rated 4 of 5</strong>' in page
     replies_before = len([m for m in shop.graph.sent if m.to == ADA])
 
     # Another row chosen later: the first rating stands, and nothing answers it.
