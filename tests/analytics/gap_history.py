@@ -6,7 +6,8 @@ In the period (Monday of last week to today, UTC), organisation "Gaps":
 - shipping to Canada, 5 questions in 4 conversations: 3 got the fallback (one of them
   from assistant B on web chat), 1 was handed to a person by the model, and one
   conversation asked twice (fallback both times);
-- gift cards, 3 questions, each the fallback of its own conversation;
+- gift cards, 3 questions, each the fallback of its own conversation (the last customer
+  then accepts the offer of a person: "Yes please", handed off by the model, no gap);
 - noise: questions that got a grounded answer; a customer who asked for a person (the
   platform's notice, no model); a greeting (``grounded`` null); a photo that got the
   fallback (no text); a question whose fallback came with no ``reply_to_id``.
@@ -144,11 +145,12 @@ async def seed(
     history.questions[SHIPPING[4]] = (await ask(session, c, at(3, 12), SHIPPING[4])).id
     history.shipping_conversations.add(c.id)
 
-    # Gift cards.
+    # Gift cards; the last customer accepts the offer of a person, which the model hands off.
     for day, question in enumerate(GIFT_CARDS):
         c = await conversation(assistant_id=a.id, created_at=at(day, 15))
         history.questions[question] = (await ask(session, c, at(day, 15), question)).id
         history.gift_conversations.add(c.id)
+    await ask(session, c, at(2, 15, 1), "Yes please", answer="model_handoff")
 
     # Noise.
     c = await conversation(assistant_id=a.id, created_at=at(1, 8))

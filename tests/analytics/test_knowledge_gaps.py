@@ -19,12 +19,17 @@ from cybergine.analytics.periods import Filters, period
 from cybergine.conversations.models import Channel, Conversation
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
+from cybergine.job_names import JobName
+from cybergine.jobs import APP
 from cybergine.knowledge.embeddings import LocalMiniLM
 from cybergine.privacy.erasure import erase_customer
 from cybergine.privacy.export import export_customer
+from cybergine.queue import defer
+from cybergine.settings import Settings
 from tests.analytics import gap_history
 from tests.analytics.gap_history import GIFT_CARDS, SHIPPING, GapHistory, ask
 from tests.support.factories import make_organisation
+from tests.support.knowledge import run_jobs
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +261,33 @@ async def test_a_customers_export_shows_their_questions_and_erasure_removes_them
     await world.collect()
     gifts = _by_meaning(await world.report())["gift_cards"]
     assert gifts.questions == 2
+
+
+async def test_the_sweep_and_the_collection_jobs_collect_every_changed_organisation(
+    world: World, settings: Settings
+) -> None:
+    async with world.database.transaction() as session:
+        await defer(session, APP.tasks["analytics:knowledge_gaps_sweep"], timestamp=0)
+    await run_jobs(world.database, settings)
+    async with world.database.transaction() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    select(GapQuestion.organisation_id, func.count()).group_by(
+                        GapQuestion.organisation_id
+                    )
+                )
+            ).all()
+        )
+        statuses = list(
+            await session.scalars(
+                text("SELECT status::text FROM procrastinate_jobs WHERE task_name = :task"),
+                {"task": JobName.COLLECT_KNOWLEDGE_GAPS.value},
+            )
+        )
+    found = (
+        counts.get(world.history.organisation_id),
+        counts.get(world.other_organisation_id),
+        set(statuses),
+    )
+    assert found == (9, 1, {"succeeded"}), statuses

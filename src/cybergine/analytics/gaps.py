@@ -11,7 +11,8 @@ grouped by meaning (README, "Analytics: what each figure means").
   model that called ``handoff_to_human``, which it is told to do when the sources do not
   answer); ``cause`` "handoff". Hand-offs the customer asked for (their words, the
   button, a keyword) are not gaps: the question behind a button is already counted by
-  the fallback that offered it.
+  the fallback that offered it; so is the one behind a customer's "yes please" to that
+  offer, which the model hands off (the assistant's answer before it was a fallback).
 
 **Collection** (off the request path: embedding a few thousand questions takes seconds).
 The periodic ``analytics:knowledge_gaps_sweep`` defers one ``COLLECT_KNOWLEDGE_GAPS`` job
@@ -83,7 +84,14 @@ _CANDIDATES = f"""
       JOIN messages q ON q.id = a.reply_to_id
      WHERE c.organisation_id = :organisation_id AND c.updated_at >= :since
        AND ((a.sender = {_ASSISTANT} AND a.grounded = false)
-            OR (a.sender = {_SYSTEM} AND a.llm_provider IS NOT NULL))
+            OR (a.sender = {_SYSTEM} AND a.llm_provider IS NOT NULL
+                -- A customer accepting the offer of a person that came with a fallback
+                -- ("yes please") is no new question: that fallback's question counted.
+                AND NOT coalesce((SELECT p.grounded = false FROM messages p
+                                   WHERE p.conversation_id = q.conversation_id
+                                     AND p.sender = {_ASSISTANT}
+                                     AND p.created_at < q.created_at
+                                   ORDER BY p.created_at DESC LIMIT 1), false)))
        AND q.direction = {_INBOUND} AND q.text IS NOT NULL AND btrim(q.text) <> ''
        AND NOT EXISTS (SELECT 1 FROM knowledge_gap_questions g WHERE g.message_id = q.id)
      ORDER BY q.created_at, q.id
