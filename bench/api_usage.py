@@ -156,8 +156,7 @@ async def parts(url: str, key_id: uuid.UUID, organisation_id: uuid.UUID, calls: 
     async def through(handler: ASGIApp) -> float:
         started = time.perf_counter()
         for _ in range(calls):
-            scope = {"type": "http", "path": "/api/v1/conversations", "method": "GET"}
-            scope["state"] = {}
+            scope: Scope = {"type": "http", "path": PARTS_ROUTE, "method": "GET", "state": {}}
             await handler(scope, receive, send)
         return (time.perf_counter() - started) / calls * 1e6
 

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 
 from cybergine.accounts.models import ApiKey, Role
 from cybergine.analytics.api_usage import ApiUsageRecorder, Call
@@ -122,7 +122,7 @@ async def _insert(database: Database, organisation_id: uuid.UUID, **fields: Any)
         **fields,
     }
     async with database.transaction() as session:
-        await session.execute(ApiCall.__table__.insert().values(**row))
+        await session.execute(insert(ApiCall).values(**row))
 
 
 async def test_the_report_counts_requests_errors_and_latency_per_key_and_route(

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Browser
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from cybergine.accounts.models import ApiKey
 from cybergine.analytics.api_usage_models import ApiCall
@@ -32,7 +32,7 @@ async def _seed(database_url: str) -> str:
             )
             for n, route in enumerate(ROUTES):
                 await session.execute(
-                    ApiCall.__table__.insert().values(
+                    insert(ApiCall).values(
                         id=uuid7(),
                         organisation_id=shop.id,
                         api_key_id=key_id if n == 0 else uuid.uuid4(),  # then a deleted key
