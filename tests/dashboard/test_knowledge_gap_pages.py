@@ -20,7 +20,7 @@ from cybergine.db.engine import Database
 from cybergine.knowledge.embeddings import LocalMiniLM
 from cybergine.knowledge.models import Item, ItemKind
 from tests.analytics.gap_history import SHIPPING, ask, collect, seeded
-from tests.support.inbox import member, signed_in
+from tests.support.inbox import member, rows, signed_in
 from tests.support.server import LiveServer
 
 PAGE = "/analytics/knowledge-gaps"
@@ -34,6 +34,7 @@ _GAP = re.compile(
     r"(?P<rest>.*?)</article>",
     re.DOTALL,
 )
+_BEHIND = re.compile(r'<a href="(?P<href>[^"]+)" data-testid="gap-conversations">')
 _ANSWER = re.compile(r'<a class="button" href="(?P<href>[^"]+)" data-testid="gap-answer"')
 
 
@@ -63,6 +64,16 @@ async def test_groups_are_listed_and_answer_this_writes_a_pair_that_marks_the_gr
             assert str(escape(question)) in shipping["rest"]
         for conversation_id in history.shipping_conversations:
             assert f'href="/inbox/{conversation_id}"' in shipping["rest"]
+        # The conversations behind it, in the inbox: exactly those.
+        behind = _BEHIND.search(shipping["rest"])
+        assert behind is not None
+        inbox = browser.get(html.unescape(behind["href"]))
+        assert inbox.status_code == 200
+        assert "Conversations behind <strong>a knowledge gap&#39;s questions</strong>" in inbox.text
+        assert "Back to knowledge gaps" in inbox.text
+        assert {row.id for row in rows(inbox.text)} == {
+            str(c) for c in history.shipping_conversations
+        }
 
         answer = _ANSWER.search(shipping["rest"])
         assert answer is not None

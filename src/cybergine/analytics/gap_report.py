@@ -14,9 +14,6 @@ from cybergine.analytics.gaps import DEFAULT_GROUPS, EXAMPLES
 from cybergine.analytics.periods import Filters
 from cybergine.db.tenancy import TenantScope
 
-# Conversations a group lists (its questions' newest first); the drill-down has them all.
-LISTED_CONVERSATIONS = 20
-
 
 @dataclass(frozen=True)
 class Example:
@@ -40,8 +37,6 @@ class Group:
     answered_at: datetime | None
     answer_item_id: uuid.UUID | None
     asked_since_answer: int
-    # The conversations of its newest questions, newest first, each once.
-    conversation_ids: list[uuid.UUID]
 
 
 @dataclass(frozen=True)
@@ -64,9 +59,7 @@ _GROUPS = """
            count(*) FILTER (WHERE q.cause = 'handoff') AS handoffs,
            min(q.created_at) AS first_seen, max(q.created_at) AS last_seen,
            g.answered_at, g.answer_item_id,
-           count(*) FILTER (WHERE q.created_at > g.answered_at) AS asked_since_answer,
-           (array_agg(q.conversation_id ORDER BY q.created_at DESC, q.id DESC))[1:{listed}]
-               AS conversation_ids
+           count(*) FILTER (WHERE q.created_at > g.answered_at) AS asked_since_answer
       FROM ({questions}) AS q
       JOIN knowledge_gap_groups g ON g.id = q.group_id
      GROUP BY g.id
@@ -109,7 +102,7 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
     )
     rows = (
         await session.execute(
-            text(_GROUPS.format(questions=questions, listed=LISTED_CONVERSATIONS * EXAMPLES)),
+            text(_GROUPS.format(questions=questions)),
             {**parameters, "limit": limit},
         )
     ).all()
@@ -144,7 +137,6 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
                 answered_at=row.answered_at,
                 answer_item_id=row.answer_item_id,
                 asked_since_answer=row.asked_since_answer,
-                conversation_ids=list(dict.fromkeys(row.conversation_ids))[:LISTED_CONVERSATIONS],
             )
             for row in rows
         ],

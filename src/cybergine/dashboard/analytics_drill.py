@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from fastapi import Query
 from sqlalchemy import Subquery
 
-from cybergine.analytics import distributions, rollups
+from cybergine.analytics import distributions, gaps, rollups
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.periods import Filters, period
 from cybergine.conversations.models import Channel
@@ -74,9 +74,13 @@ class Drill:
     selection: distributions.Selection
     filters: Filters
     query: dict[str, str]
+    # A knowledge gap's conversations instead of a figure's (``analytics.gaps``).
+    gap: uuid.UUID | None = None
 
     @property
     def label(self) -> str:
+        if self.gap is not None:
+            return "a knowledge gap's questions"
         selection = self.selection
         what = FIGURE_LABELS.get(selection.figure, selection.figure.value.replace("_", " "))
         parts = []
@@ -101,6 +105,8 @@ class Drill:
         return found
 
     def conversations(self, organisation_id: uuid.UUID, idle_hours: float) -> Subquery:
+        if self.gap is not None:
+            return gaps.group_conversations(organisation_id, self.gap, self.filters)
         return distributions.selected_conversations(
             organisation_id, self.selection, self.filters, rollups.measure_now(idle_hours)
         )
@@ -122,9 +128,12 @@ def drill_of(
     hour: _Text = "",
     response: _Text = "",
     bucket: _Text = "",
+    knowledge_gap: _Text = "",
 ) -> Drill | None:
-    """The drill-down a query names (None without ``analytics``); a readable 422 for
-    anything it cannot be."""
+    """The drill-down a query names (None without ``analytics`` or ``knowledge_gap``); a
+    readable 422 for anything it cannot be."""
+    if knowledge_gap and not analytics:
+        return _gap_drill(knowledge_gap, first, last, timezone, assistant_id, channel)
     if not analytics:
         return None
     try:
@@ -158,3 +167,36 @@ def drill_of(
         figure, chosen_weekday, chosen_hour, response or None, chosen_bucket
     )
     return Drill(selection, filters, drill_query(selection, filters))
+
+
+def _gap_drill(
+    gap: str, first: str, last: str, timezone: str, assistant_id: str, channel: str
+) -> Drill:
+    """The conversations behind a knowledge gap's questions asked in the period (the
+    Knowledge gaps page's link)."""
+    try:
+        group = uuid.UUID(gap)
+        days = date.fromisoformat(first), date.fromisoformat(last)
+        chosen_assistant = uuid.UUID(assistant_id) if assistant_id else None
+        chosen_channel = Channel(channel) if channel else None
+    except ValueError as exc:
+        raise InvalidInput("That link names no conversations we can list.") from exc
+    filters = Filters(period(*days, timezone), chosen_assistant, chosen_channel)
+    return Drill(
+        distributions.Selection(Figure.CONVERSATIONS), filters, gap_query(group, filters), group
+    )
+
+
+def gap_query(group: uuid.UUID, filters: Filters) -> dict[str, str]:
+    """The query parameters naming a knowledge gap's conversations in ``filters``."""
+    query = {
+        "knowledge_gap": str(group),
+        "from": filters.period.first.isoformat(),
+        "to": filters.period.last.isoformat(),
+        "timezone": filters.period.timezone,
+    }
+    if filters.assistant_id is not None:
+        query["assistant_id"] = str(filters.assistant_id)
+    if filters.channel is not None:
+        query["channel"] = filters.channel.value
+    return query

@@ -2,7 +2,7 @@
 meaning (``analytics.gaps``), for a period (from/to, default the last 28 days) and
 filters (assistant, channel) in a GET form, as ``GET /api/v1/analytics/knowledge-gaps``
 gives them. Each group shows its counts, its representative question, its newest
-examples and the conversations behind it in the inbox, and a one-click "Answer this"
+examples and a link to the conversations behind it in the inbox, and a one-click "Answer this"
 that opens the Q&A form pre-filled with the question (writing the pair marks the group
 answered). Every member who may read conversations may read it.
 
@@ -15,6 +15,7 @@ import uuid
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -28,6 +29,7 @@ from cybergine.analytics.gap_schemas import answer_url
 from cybergine.analytics.periods import Filters, period, today_in
 from cybergine.assistants.models import Assistant
 from cybergine.conversations.models import Channel
+from cybergine.dashboard.analytics_drill import gap_query
 from cybergine.dashboard.templating import render_page
 from cybergine.errors import CybergineError, NotFound
 from cybergine.knowledge.providers import embedding_provider
@@ -100,6 +102,9 @@ async def knowledge_gaps_page(
         "channels": CHANNEL_NAMES,
         "report": found,
         "answer_urls": {group.id: answer_url(group) for group in found.groups},
+        "inbox_urls": {
+            group.id: f"/inbox?{urlencode(gap_query(group.id, filters))}" for group in found.groups
+        },
         "can_answer": caller.principal.can(Permission.CONFIGURATION_MANAGE),
         "has_model": embedding_provider(settings) is not None,
     }
