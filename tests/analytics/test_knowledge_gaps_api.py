@@ -95,6 +95,18 @@ async def test_filters_and_limit(world: Api) -> None:
     assert [g["questions"] for g in by_b.json()["groups"]] == [1]
     webchat = world.api.get(PATH, params=world.period(channel="webchat")).json()
     assert webchat["questions"] == 1
+    # The drill-down keeps the filters: shipping on WhatsApp is three of its conversations.
+    whatsapp = world.api.get(PATH, params=world.period(channel="whatsapp")).json()
+    shipping = next(g for g in whatsapp["groups"] if _meaning(g) == "shipping")
+    assert "channel=whatsapp" in shipping["conversations_url"]
+    listed = world.api.get(shipping["conversations_url"]).json()["items"]
+    assert len(listed) == 3
+    assert {c["channel"] for c in listed} == {"whatsapp"}
+    a_only = world.period(assistant_id=str(world.history.assistant_a))
+    shipping = next(
+        g for g in world.api.get(PATH, params=a_only).json()["groups"] if _meaning(g) == "shipping"
+    )
+    assert len(world.api.get(shipping["conversations_url"]).json()["items"]) == 3
     first = world.api.get(PATH, params=world.period(limit=1)).json()
     assert [_meaning(g) for g in first["groups"]] == ["shipping"]
     assert first["questions"] == 8
