@@ -1,0 +1,37 @@
+"""A knowledge gap from a real conversation: a customer asks the WhatsApp shop of
+``tests/support/whatsapp.py`` something its knowledge base does not answer, the assistant
+gives its fallback, and the collection job's work makes it a gap, listed by the API with
+the conversation behind it; a question the knowledge base answers is none."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cybergine.analytics import gaps
+from cybergine.knowledge.embeddings import LocalMiniLM
+from tests.support.whatsapp import Shop
+
+
+async def test_a_fallback_on_whatsapp_becomes_a_knowledge_gap(shop: Shop) -> None:
+    shop.says("What is your return policy?")
+    await shop.work()
+    shop.says("Do you deliver to Antarctica by submarine?")
+    await shop.work()
+    [conversation] = shop.conversations()
+    messages = shop.messages(conversation["id"])
+    answers = [m for m in messages if m["direction"] == "outbound"]
+    assert [a["grounded"] for a in answers] == [True, False]
+
+    async with shop.database.transaction() as session:
+        added = await gaps.collect(session, shop.organisation_id, LocalMiniLM(), datetime.now(UTC))
+    assert added == 1
+    today = datetime.now(UTC).date().isoformat()
+    body = shop.api.get(
+        "/api/v1/analytics/knowledge-gaps", params={"from": today, "to": today}
+    ).json()
+    [group] = body["groups"]
+    assert group["representative"] == "Do you deliver to Antarctica by submarine?"
+    assert (group["questions"], group["fallbacks"]) == (1, 1)
+    assert [e["conversation_id"] for e in group["examples"]] == [conversation["id"]]
+    listed = shop.api.get(group["conversations_url"]).json()["items"]
+    assert [c["id"] for c in listed] == [conversation["id"]]
