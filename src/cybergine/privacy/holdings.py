@@ -12,8 +12,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from cybergine.analytics.gap_models import GapQuestion
 from cybergine.channels.whatsapp.models import WebhookEvent
-from cybergine.conversations.customers import phone_digits
 from cybergine.conversations.csat_models import CsatSurvey
+from cybergine.conversations.customers import phone_digits
 from cybergine.conversations.models import Attachment, Channel, Conversation, Customer, Message
 from cybergine.db.tenancy import TenantScope
 from cybergine.privacy import registry
@@ -84,6 +84,15 @@ async def locate(scope: TenantScope, customer: Customer) -> Holdings:
     wamids = [form for _, external in rows if external for form in matching_external_ids(external)]
     holdings.ids["whatsapp_webhook_events"] = await _webhook_events(scope, customer, wamids)
     holdings.ids["shopify_webhook_deliveries"] = await _shopify_deliveries(scope, customer)
+    holdings.ids["csat_surveys"] = list(
+        (
+            await session.execute(
+                select(CsatSurvey.id)
+                .where(CsatSurvey.organisation_id == org, CsatSurvey.customer_id == customer.id)
+                .order_by(CsatSurvey.id)
+            )
+        ).scalars()
+    )
     missing = set(registry.tables(registry.Subject.CUSTOMER)) - set(holdings.ids)
     if missing:  # pragma: no cover - tests/privacy/test_registry.py keeps this empty
         raise RuntimeError(f"no way to find a customer's rows in {sorted(missing)}")
@@ -97,15 +106,6 @@ async def _webhook_events(
     or by the id of one of their messages (Meta's ids hold the phone number)."""
     if customer.channel != Channel.WHATSAPP or customer.erased:
         return []
-    holdings.ids["csat_surveys"] = list(
-        (
-            await session.execute(
-                select(CsatSurvey.id)
-                .where(CsatSurvey.organisation_id == org, CsatSurvey.customer_id == customer.id)
-                .order_by(CsatSurvey.id)
-            )
-        ).scalars()
-    )
     wa_id = customer.external_id
     mentions = [
         WebhookEvent.value.contains({"contacts": [{"wa_id": wa_id}]}),
