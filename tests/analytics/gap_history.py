@@ -174,7 +174,7 @@ async def seed(
 async def collect(database: Database, organisation_id: uuid.UUID, minilm: LocalMiniLM) -> int:
     """The collection job's work for one organisation, now."""
     async with database.transaction() as session:
-        return await gaps.collect(session, organisation_id, minilm, datetime.now(UTC))
+        return (await gaps.collect(session, organisation_id, minilm, datetime.now(UTC))).added
 
 
 async def seeded(database: Database, minilm: LocalMiniLM) -> tuple[GapHistory, uuid.UUID]:

@@ -46,12 +46,14 @@ class World:
 
     async def collect(self, organisation_id: object | None = None) -> int:
         async with self.database.transaction() as session:
-            return await gaps.collect(
+            found = await gaps.collect(
                 session,
                 organisation_id or self.history.organisation_id,  # type: ignore[arg-type]
                 self.minilm,
                 datetime.now(UTC),
             )
+        assert found.done
+        return found.added
 
     def filters(self, **extra: object) -> Filters:
         today = datetime.now(UTC).date()
@@ -193,9 +195,8 @@ async def test_without_an_embedding_model_nothing_is_collected_and_history_waits
     world: World,
 ) -> None:
     async with world.database.transaction() as session:
-        assert (
-            await gaps.collect(session, world.history.organisation_id, None, datetime.now(UTC)) == 0
-        )
+        found = await gaps.collect(session, world.history.organisation_id, None, datetime.now(UTC))
+        assert found.added == 0
         assert await session.scalar(select(func.count()).select_from(GapMark)) == 0
     assert await world.collect() == 9
 
@@ -212,9 +213,14 @@ async def test_questions_whose_group_was_purged_join_a_group_again(world: World)
             select(func.count()).select_from(GapQuestion).where(GapQuestion.group_id.is_(None))
         )
         assert orphans == 0
-        # A group whose questions all left goes at the next collection.
+        # A group whose questions all left (their messages purged) goes at the next
+        # collection.
         await session.execute(
-            text("DELETE FROM knowledge_gap_questions WHERE group_id = :g"), {"g": groups[1].id}
+            text(
+                "DELETE FROM messages WHERE id IN"
+                " (SELECT message_id FROM knowledge_gap_questions WHERE group_id = :g)"
+            ),
+            {"g": groups[1].id},
         )
     await world.collect()
     async with world.database.transaction() as session:
@@ -291,3 +297,55 @@ async def test_the_sweep_and_the_collection_jobs_collect_every_changed_organisat
         set(statuses),
     )
     assert found == (9, 1, {"succeeded"}), statuses
+
+
+async def _spread_changes(world: World) -> None:
+    """Each conversation last changed when it began, but one that changed just now,
+    whose fallback is older than a window."""
+    async with world.database.transaction() as session:
+        await session.execute(
+            text("UPDATE conversations SET updated_at = created_at WHERE organisation_id = :o"),
+            {"o": world.history.organisation_id},
+        )
+        await session.execute(
+            text("UPDATE conversations SET updated_at = now() WHERE id = :id"),
+            {"id": min(world.history.shipping_conversations)},
+        )
+
+
+async def test_a_first_collection_reads_history_a_window_at_a_time(world: World) -> None:
+    organisation_id = world.history.organisation_id
+    await _spread_changes(world)
+    runs = []
+    while not runs or not runs[-1].done:
+        async with world.database.transaction() as session:
+            runs.append(
+                await gaps.collect(session, organisation_id, world.minilm, datetime.now(UTC))
+            )
+        assert len(runs) < 10
+    assert len(runs) >= 2
+    assert sum(run.added for run in runs) == 9
+    meanings = _by_meaning(await world.report())
+    assert (meanings["shipping"].questions, meanings["gift_cards"].questions) == (5, 3)
+
+
+async def test_a_collection_job_with_history_left_defers_the_next_window(
+    world: World, settings: Settings
+) -> None:
+    await _spread_changes(world)
+    async with world.database.transaction() as session:
+        await defer(
+            session,
+            JobName.COLLECT_KNOWLEDGE_GAPS,
+            organisation_id=str(world.history.organisation_id),
+        )
+    await run_jobs(world.database, settings)
+    async with world.database.transaction() as session:
+        runs = await session.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task"),
+            {"task": JobName.COLLECT_KNOWLEDGE_GAPS.value},
+        )
+    assert runs is not None
+    assert runs >= 2
+    assert await world.collect() == 0  # everything was collected by the chain
+    assert sorted(g.questions for g in await world.report()) == [3, 5]

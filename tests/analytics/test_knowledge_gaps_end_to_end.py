@@ -23,8 +23,8 @@ async def test_a_fallback_on_whatsapp_becomes_a_knowledge_gap(shop: Shop) -> Non
     assert [a["grounded"] for a in answers] == [True, False]
 
     async with shop.database.transaction() as session:
-        added = await gaps.collect(session, shop.organisation_id, LocalMiniLM(), datetime.now(UTC))
-    assert added == 1
+        found = await gaps.collect(session, shop.organisation_id, LocalMiniLM(), datetime.now(UTC))
+    assert (found.added, found.done) == (1, True)
     today = datetime.now(UTC).date().isoformat()
     body = shop.api.get(
         "/api/v1/analytics/knowledge-gaps", params={"from": today, "to": today}

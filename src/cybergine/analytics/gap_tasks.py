@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import procrastinate
 import structlog
 from procrastinate.exceptions import AlreadyEnqueued
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.analytics import gaps
 from cybergine.job_names import JobName
@@ -32,27 +33,40 @@ async def sweep(context: procrastinate.JobContext, timestamp: int) -> int:
     deferred = 0
     async with job_session(context) as session:
         for organisation_id in await gaps.stale_organisations(session):
-            try:
-                async with session.begin_nested():
-                    await defer(
-                        session,
-                        JobName.COLLECT_KNOWLEDGE_GAPS,
-                        queueing_lock=gaps.collect_lock(organisation_id),
-                        organisation_id=str(organisation_id),
-                    )
-                deferred += 1
-            except AlreadyEnqueued:
-                continue
+            deferred += await _defer(session, organisation_id)
     return deferred
 
 
 @blueprint.task(name=JobName.COLLECT_KNOWLEDGE_GAPS.task, pass_context=True)
 async def collect(context: procrastinate.JobContext, organisation_id: str) -> int:
-    """Embed and group the organisation's new gap questions (idempotent)."""
+    """Embed and group the organisation's new gap questions (idempotent); a first
+    collection with more history than one window defers the next window's."""
     embeddings = embedding_provider(job_settings(context))
     async with job_session(context) as session:
-        added = await gaps.collect(
+        found = await gaps.collect(
             session, uuid.UUID(organisation_id), embeddings, datetime.now(UTC)
         )
-    log.info("knowledge gaps collected", organisation_id=organisation_id, questions=added)
-    return added
+        if not found.done:
+            await _defer(session, uuid.UUID(organisation_id))
+    log.info(
+        "knowledge gaps collected",
+        organisation_id=organisation_id,
+        questions=found.added,
+        done=found.done,
+    )
+    return found.added
+
+
+async def _defer(session: AsyncSession, organisation_id: uuid.UUID) -> bool:
+    """One collection of the organisation waiting (False: one already was)."""
+    try:
+        async with session.begin_nested():
+            await defer(
+                session,
+                JobName.COLLECT_KNOWLEDGE_GAPS,
+                queueing_lock=gaps.collect_lock(organisation_id),
+                organisation_id=str(organisation_id),
+            )
+    except AlreadyEnqueued:
+        return False
+    return True

@@ -23,7 +23,9 @@ puts each in the group whose centroid is nearest, if its cosine is at least
 questions' vectors. A group ages by its newest question (its ``created_at``), so the
 retention purge removes groups nobody asked about for 12 months; a question whose group
 went joins a group again at the next collection. Without an embedding model nothing is
-collected (and the mark stays, so history is collected once there is one).
+collected (and the mark stays, so history is collected once there is one). A collection
+reads at most ``BACKFILL_WINDOW`` of conversation changes: the first one of a busy
+organisation (its last 12 months) is a chain of jobs, each deferring the next.
 
 **Reading** (:func:`report`): the questions asked in the period (a question counts when
 it was asked), narrowed by assistant and channel, per group: how many, in how many
@@ -62,6 +64,10 @@ EMBEDDED_CHARACTERS = 500
 # A transaction that began before a collection and commits after it wrote
 # ``updated_at`` earlier than the mark; looking this far back catches it.
 CHANGES_LOOKBACK = timedelta(minutes=5)
+# How much of the conversations' history one collection reads (by ``updated_at``): the
+# first collection of a busy organisation's year runs as a chain of jobs, each a
+# statement well within the statement timeout.
+BACKFILL_WINDOW = timedelta(days=7)
 # Groups a report lists, and examples per group.
 MAX_GROUPS = 100
 DEFAULT_GROUPS = 50
@@ -80,9 +86,10 @@ _CANDIDATES = f"""
            q.created_at AS asked_at, q.text,
            CASE WHEN a.sender = {_ASSISTANT} THEN 'fallback' ELSE 'handoff' END AS cause
       FROM conversations c
-      JOIN messages a ON a.conversation_id = c.id AND a.created_at >= :since
+      JOIN messages a ON a.conversation_id = c.id AND a.created_at >= :oldest
       JOIN messages q ON q.id = a.reply_to_id
-     WHERE c.organisation_id = :organisation_id AND c.updated_at >= :since
+     WHERE c.organisation_id = :organisation_id
+       AND c.updated_at >= :since AND c.updated_at < :until
        AND ((a.sender = {_ASSISTANT} AND a.grounded = false)
             OR (a.sender = {_SYSTEM} AND a.llm_provider IS NOT NULL
                 -- A customer accepting the offer of a person that came with a fallback
@@ -202,29 +209,45 @@ async def _save_groups(
         )
 
 
+@dataclass(frozen=True)
+class Collected:
+    added: int  # questions collected
+    done: bool  # False: older changes read, newer ones wait for the next collection
+
+
 async def collect(
     session: AsyncSession,
     organisation_id: uuid.UUID,
     embeddings: EmbeddingProvider | None,
     now: datetime,
-) -> int:
-    """Collect the organisation's questions asked since its mark (the last 12 months
-    the first time) into their groups; answers how many were added. Idempotent."""
+) -> Collected:
+    """Collect the questions of the organisation's conversations changed since its mark
+    (the last 12 months the first time), ``BACKFILL_WINDOW`` of changes at most, into
+    their groups. Idempotent."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
         {"key": collect_lock(organisation_id)},
     )
     if embeddings is None or embeddings.dimensions == 0:
-        return 0
+        return Collected(0, True)
     mark = await session.scalar(
         text("SELECT collected_until FROM knowledge_gap_marks WHERE organisation_id = :o"),
         {"o": organisation_id},
     )
     oldest = now - MAXIMUM_AGE[Retention.USAGE_LOG]
     since = oldest if mark is None else max(oldest, mark - CHANGES_LOOKBACK)
+    first_change = await session.scalar(
+        text(
+            "SELECT min(updated_at) FROM conversations"
+            " WHERE organisation_id = :o AND updated_at >= :since"
+        ),
+        {"o": organisation_id, "since": since},
+    )
+    until = now if first_change is None else min(now, first_change + BACKFILL_WINDOW)
     found = (
         await session.execute(
-            text(_CANDIDATES), {"organisation_id": organisation_id, "since": since}
+            text(_CANDIDATES),
+            {"organisation_id": organisation_id, "since": since, "until": until, "oldest": oldest},
         )
     ).all()
     # Questions whose group the retention purge removed join one again.
@@ -302,9 +325,9 @@ async def collect(
             " ON CONFLICT (organisation_id) DO UPDATE SET"
             " collected_until = excluded.collected_until, created_at = now(), updated_at = now()"
         ),
-        {"id": uuid.uuid4(), "o": organisation_id, "now": now},
+        {"id": uuid.uuid4(), "o": organisation_id, "now": until},
     )
-    return len(placed)
+    return Collected(len(placed), until >= now)
 
 
 async def _embed(
