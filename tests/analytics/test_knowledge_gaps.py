@@ -5,7 +5,7 @@ the period counts, and that erasure and the drill-down reach them."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -40,15 +40,15 @@ def minilm() -> LocalMiniLM:
 @dataclass
 class World:
     history: GapHistory
-    other_organisation_id: object
+    other_organisation_id: uuid.UUID
     minilm: LocalMiniLM
     database: Database
 
-    async def collect(self, organisation_id: object | None = None) -> int:
+    async def collect(self, organisation_id: uuid.UUID | None = None) -> int:
         async with self.database.transaction() as session:
             found = await gaps.collect(
                 session,
-                organisation_id or self.history.organisation_id,  # type: ignore[arg-type]
+                organisation_id or self.history.organisation_id,
                 self.minilm,
                 datetime.now(UTC),
             )
@@ -68,7 +68,7 @@ class World:
 
 
 @pytest.fixture
-async def world(database: Database, minilm: LocalMiniLM) -> AsyncIterator[World]:
+async def world(database: Database, minilm: LocalMiniLM) -> World:
     organisation, _ = await make_organisation(database, name="Gaps")
     other, _ = await make_organisation(database, name="Other")
     async with database.transaction() as session:
@@ -187,7 +187,9 @@ async def test_drill_down_lists_the_conversations_behind_a_group(world: World) -
     shipping = _by_meaning(await world.report())["shipping"]
     among = gaps.group_conversations(world.history.organisation_id, shipping.id, world.filters())
     async with world.database.transaction() as session:
-        found = set((await session.execute(select(among.c.conversation_id))).scalars())
+        found: set[uuid.UUID] = set(
+            (await session.execute(select(among.c.conversation_id))).scalars()
+        )
     assert found == world.history.shipping_conversations
 
 
@@ -310,7 +312,7 @@ async def _spread_changes(world: World) -> None:
 async def test_a_first_collection_reads_history_a_window_at_a_time(world: World) -> None:
     organisation_id = world.history.organisation_id
     await _spread_changes(world)
-    runs = []
+    runs: list[gaps.Collected] = []
     while not runs or not runs[-1].done:
         async with world.database.transaction() as session:
             runs.append(
