@@ -10,16 +10,19 @@ from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Browser, ViewportSize, expect
+from sqlalchemy import select
 
 from cybergine.accounts.models import Role
+from cybergine.conversations.models import Conversation
 from cybergine.db.engine import Database
 from cybergine.knowledge.embeddings import LocalMiniLM
-from tests.analytics.gap_history import SHIPPING, seeded
+from tests.analytics.gap_history import SHIPPING, ask, collect, seeded
 from tests.browser.conftest import run_async, sign_in
 from tests.support.accessibility import assert_fits_and_accessible, console_errors
 from tests.support.factories import add_member
 from tests.support.server import LiveServer
 
+HOSTILE = "Pourquoi" + "x" * 300 + '<script>document.title="owned"</script>?'
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
@@ -30,7 +33,18 @@ def _seeded(database_url: str) -> tuple[str, str]:
     async def make() -> tuple[str, str]:
         database = Database(database_url, pool_size=2)
         try:
-            history, _ = await seeded(database, LocalMiniLM())
+            minilm = LocalMiniLM()
+            history, _ = await seeded(database, minilm)
+            # A customer's long unbroken word and markup: wrapped, escaped, no script.
+            async with database.transaction() as session:
+                conversation = await session.scalar(
+                    select(Conversation).where(
+                        Conversation.organisation_id == history.organisation_id
+                    )
+                )
+                assert conversation is not None
+                await ask(session, conversation, datetime.now(UTC), HOSTILE)
+            await collect(database, history.organisation_id, minilm)
             user, _ = await add_member(database, history.organisation_id, Role.ADMIN)
             today = datetime.now(UTC).date().isoformat()
             path = f"/analytics/knowledge-gaps?from={history.first.date().isoformat()}&to={today}"
@@ -54,6 +68,8 @@ def test_the_gaps_page_is_accessible_and_answer_this_fills_the_qa_form(
             page.goto(f"{live_server.url}{path}")
             expect(page.get_by_role("heading", name="Knowledge gaps", level=1)).to_be_visible()
             assert_fits_and_accessible(page, f"knowledge gaps at {viewport['width']} px")
+            expect(page.get_by_text(HOSTILE).first).to_be_visible()
+            assert page.title() != "owned"
         assert errors == []
         context.close()
 
