@@ -52,6 +52,8 @@ class GapQuestion(TenantMixin, Base):
     __table_args__ = (
         UniqueConstraint("message_id"),
         Index(None, "organisation_id", "created_at"),
+        # A group's newest questions (its examples), read newest first.
+        Index(None, "group_id", "created_at"),
     )
 
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
@@ -63,7 +65,7 @@ class GapQuestion(TenantMixin, Base):
     channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
     cause: Mapped[str] = mapped_column(String(16))
     group_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("knowledge_gap_groups.id", ondelete="SET NULL"), index=True, default=None
+        ForeignKey("knowledge_gap_groups.id", ondelete="SET NULL"), default=None
     )
     similarity: Mapped[float] = mapped_column(Float, default=1.0)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))

@@ -14,6 +14,9 @@ from cybergine.analytics.gaps import DEFAULT_GROUPS, EXAMPLES
 from cybergine.analytics.periods import Filters
 from cybergine.db.tenancy import TenantScope
 
+# The questions of a group a representative is chosen among: its newest of the period.
+CANDIDATES = 200
+
 
 @dataclass(frozen=True)
 class Example:
@@ -67,20 +70,29 @@ _GROUPS = """
      LIMIT :limit
 """
 
-# Per listed group: its newest questions, and the one nearest its centroid now.
+# Per listed group, among its newest ``CANDIDATES`` questions of the period (read newest
+# first by the group's index, so a group's size does not matter): the newest few, and
+# the one nearest its centroid now, its representative.
 _EXAMPLES = """
-    SELECT x.group_id, x.text, x.created_at, x.conversation_id, x.cause, x.newest, x.nearest
-      FROM (SELECT q.group_id, m.text, q.created_at, q.conversation_id, q.cause,
-                   row_number() OVER (PARTITION BY q.group_id
-                                      ORDER BY q.created_at DESC, q.id DESC) AS newest,
-                   row_number() OVER (PARTITION BY q.group_id
-                                      ORDER BY q.embedding <=> g.centroid, q.created_at DESC,
-                                               q.id) AS nearest
-              FROM ({questions}) AS q
-              JOIN knowledge_gap_groups g ON g.id = q.group_id
-              JOIN messages m ON m.id = q.message_id AND m.organisation_id = q.organisation_id
-             WHERE q.group_id = ANY(:groups) AND m.text IS NOT NULL) AS x
-     WHERE x.newest <= :examples OR x.nearest = 1
+    SELECT x.group_id, m.text, x.created_at, x.conversation_id, x.cause, x.newest, x.nearest
+      FROM (SELECT r.*,
+                   row_number() OVER (PARTITION BY r.group_id
+                                      ORDER BY r.created_at DESC, r.id DESC) AS newest,
+                   row_number() OVER (PARTITION BY r.group_id
+                                      ORDER BY r.embedding <=> g.centroid, r.created_at DESC,
+                                               r.id) AS nearest
+              FROM unnest(CAST(:groups AS uuid[])) AS chosen(id)
+              JOIN knowledge_gap_groups g ON g.id = chosen.id
+             CROSS JOIN LATERAL (
+                   SELECT q.id, q.group_id, q.message_id, q.created_at, q.conversation_id,
+                          q.cause, q.embedding
+                     FROM knowledge_gap_questions q
+                    WHERE q.group_id = chosen.id AND q.organisation_id = :organisation_id
+                      AND q.created_at >= :start AND q.created_at < :end AND ({where})
+                    ORDER BY q.created_at DESC, q.id DESC
+                    LIMIT :candidates) AS r) AS x
+      JOIN messages m ON m.id = x.message_id AND m.organisation_id = :organisation_id
+     WHERE (x.newest <= :examples OR x.nearest = 1) AND m.text IS NOT NULL
      ORDER BY x.group_id, x.created_at DESC
 """
 
@@ -111,8 +123,8 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
     representative: dict[uuid.UUID, str] = {}
     if ids:
         found = await session.execute(
-            text(_EXAMPLES.format(questions=questions)),
-            {**parameters, "groups": ids, "examples": EXAMPLES},
+            text(_EXAMPLES.format(where=filters.where("q"))),
+            {**parameters, "groups": ids, "examples": EXAMPLES, "candidates": CANDIDATES},
         )
         for row in found:
             if row.nearest == 1:

@@ -99,15 +99,14 @@ def upgrade() -> None:
         ),
         sa.UniqueConstraint("message_id", name="uq_knowledge_gap_questions_message_id"),
     )
-    for columns in (["organisation_id"], ["conversation_id"], ["group_id"]):
+    for columns in (["organisation_id"], ["conversation_id"]):
         op.create_index(
             f"ix_knowledge_gap_questions_{columns[0]}", "knowledge_gap_questions", columns
         )
-    op.create_index(
-        "ix_knowledge_gap_questions_organisation_id_created_at",
-        "knowledge_gap_questions",
-        ["organisation_id", "created_at"],
-    )
+    for columns in (["organisation_id", "created_at"], ["group_id", "created_at"]):
+        op.create_index(
+            f"ix_knowledge_gap_questions_{'_'.join(columns)}", "knowledge_gap_questions", columns
+        )
     op.create_table(
         "knowledge_gap_marks",
         *_head("knowledge_gap_marks"),
