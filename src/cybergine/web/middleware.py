@@ -2,8 +2,8 @@
 (no per-request task switching, and streaming bodies stay streaming).
 
 Order, outermost first: security headers → request context (id, access log, last-resort
-error) → API usage log (``analytics/api_usage.py``) → body size limit → input hygiene (``web/hygiene.py``) → HEAD as GET (``web/head.py``)
-→ the app.
+error) → API usage log (``analytics/api_usage.py``) → body size limit → input hygiene
+(``web/hygiene.py``) → HEAD as GET (``web/head.py``) → the app.
 """
 
 from __future__ import annotations
