@@ -103,6 +103,9 @@ async def test_shop_redact_leaves_no_row_of_the_shop_and_every_other_row_as_it_w
     assert await jobs_naming(database, str(shop.connected.shop.id)) == 0
     assert await jobs_naming(database, shop.connected.domain) == 0
     others_after = await rows_of(database, other.organisation_id)
+    # The API usage log records the test's own calls, written a moment after each one.
+    for rows in (others_before, others_after):
+        rows.pop("api_usage_log.organisation_id", None)
     assert others_after == others_before
     async with database.transaction() as session:
         assert await session.get(Organisation, shop.organisation_id) is None
