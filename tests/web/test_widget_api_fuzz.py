@@ -24,7 +24,8 @@ from tests.web.schemathesis_hooks import WIDGET_KEY_ENV
 
 pytestmark = pytest.mark.slow  # the web chat API fuzzed against `cybergine serve`
 
-# The web chat API has four operations, and its long poll holds a request up to 25 s.
+# The web chat API has five operations (the rating among them); its long poll holds a
+# request up to 25 s.
 WIDGET_FUZZ_SECONDS = int(os.environ.get("CYBERGINE_TEST_WIDGET_FUZZ_SECONDS", "45"))
 
 
@@ -87,7 +88,7 @@ async def test_schemathesis_finds_no_server_error_in_the_web_chat_api(
     record_property("figures", figures)
     print(f"\n{figures}")
     assert report["complete"], report
-    assert report["operations"]["tested"] == report["operations"]["total"] == 4, report
+    assert report["operations"]["tested"] == report["operations"]["total"] == 5, report
     assert report["failures"] == [], json.dumps(report["failures"], indent=2)
     assert report["errors"] == [], report["errors"]
     assert server_errors == 0, "\n".join(errors[:20])
