@@ -4,7 +4,7 @@ over time, and one CSV row per conversation; every member may read them (viewers
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -90,19 +90,22 @@ def _period_out(filters: Filters) -> PeriodOut:
     )
 
 
-def drilldown_url(figure: definitions.Figure, filters: Filters) -> str:
-    """The conversations list showing exactly the conversations ``figure`` counts."""
-    query = {
-        "analytics": figure.value,
-        "from": filters.period.first.isoformat(),
-        "to": filters.period.last.isoformat(),
-        "timezone": filters.period.timezone,
-    }
-    if filters.assistant_id is not None:
-        query["assistant_id"] = str(filters.assistant_id)
-    if filters.channel is not None:
-        query["channel"] = filters.channel.value
-    return f"/api/v1/conversations?{urlencode(query)}"
+def drilldown_query(figure: definitions.Figure, filters: Filters) -> dict[str, str]:
+    """The query parameters naming the conversations ``figure`` counts in ``filters``."""
+    return {"analytics": figure.value, **filters.query}
+
+
+def drilldown_url(
+    figure: definitions.Figure,
+    filters: Filters,
+    *,
+    path: str = "/api/v1/conversations",
+    narrow: Mapping[str, str] | None = None,
+) -> str:
+    """The conversations list showing exactly the conversations ``figure`` counts: the
+    API's by default, or another list that reads the same parameters (the dashboard's
+    inbox, ``path="/inbox"``), with what ``narrow`` adds (a chart's point, bucket, cell)."""
+    return f"{path}?{urlencode({**drilldown_query(figure, filters), **(narrow or {})})}"
 
 
 @router.get(

@@ -57,23 +57,15 @@ class KnowledgeGapsOut(BaseModel):
     )
 
 
-def _filters_query(filters: Filters) -> dict[str, str]:
-    query = {
-        "from": filters.period.first.isoformat(),
-        "to": filters.period.last.isoformat(),
-        "timezone": filters.period.timezone,
-    }
-    if filters.assistant_id is not None:
-        query["assistant_id"] = str(filters.assistant_id)
-    if filters.channel is not None:
-        query["channel"] = filters.channel.value
-    return query
+def gap_query(group_id: uuid.UUID, filters: Filters) -> dict[str, str]:
+    """The query parameters naming the conversations behind a group's questions in
+    ``filters`` (the API's conversations list and the dashboard's inbox read them)."""
+    return {"knowledge_gap": str(group_id), **filters.query}
 
 
 def conversations_url(group_id: uuid.UUID, filters: Filters) -> str:
     """The conversations list showing the conversations behind a group's questions."""
-    query = {"knowledge_gap": str(group_id), **_filters_query(filters)}
-    return f"/api/v1/conversations?{urlencode(query)}"
+    return f"/api/v1/conversations?{urlencode(gap_query(group_id, filters))}"
 
 
 def answer_url(group: Group) -> str:

@@ -105,6 +105,21 @@ class Filters:
         return " AND ".join(parts) or "true"
 
     @property
+    def query(self) -> dict[str, str]:
+        """The query parameters naming these filters in a link (``from``, ``to``,
+        ``timezone``, and ``assistant_id`` and ``channel`` when set), as the API reads them."""
+        found = {
+            "from": self.period.first.isoformat(),
+            "to": self.period.last.isoformat(),
+            "timezone": self.period.timezone,
+        }
+        if self.assistant_id is not None:
+            found["assistant_id"] = str(self.assistant_id)
+        if self.channel is not None:
+            found["channel"] = self.channel.value
+        return found
+
+    @property
     def parameters(self) -> dict[str, object]:
         """The values :meth:`where` names (only those: a text statement binds each)."""
         found: dict[str, object] = {}

@@ -11,13 +11,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import Query
 from sqlalchemy import Subquery
 
 from cybergine.analytics import distributions, gaps, rollups
+from cybergine.analytics.api import drilldown_query, drilldown_url
 from cybergine.analytics.definitions import Figure
+from cybergine.analytics.gap_schemas import gap_query
 from cybergine.analytics.periods import Filters, period
 from cybergine.conversations.models import Channel
 from cybergine.errors import InvalidInput
@@ -42,28 +43,26 @@ def period_text(first: date, last: date, timezone: str) -> str:
     return f"{days} ({timezone})"
 
 
-def drill_query(selection: distributions.Selection, filters: Filters) -> dict[str, str]:
-    """The query parameters naming ``selection`` in ``filters``."""
-    query: dict[str, str] = {
-        "analytics": selection.figure.value,
-        "from": filters.period.first.isoformat(),
-        "to": filters.period.last.isoformat(),
-        "timezone": filters.period.timezone,
-    }
-    if filters.assistant_id is not None:
-        query["assistant_id"] = str(filters.assistant_id)
-    if filters.channel is not None:
-        query["channel"] = filters.channel.value
+def _narrowing(selection: distributions.Selection) -> dict[str, str]:
+    """The parameters only the dashboard's charts add: a point's weekday or hour, a
+    response time's bucket."""
+    found: dict[str, str] = {}
     for name in ("weekday", "hour", "response", "bucket"):
         value = getattr(selection, name)
         if value is not None:
-            query[name] = str(value)
-    return query
+            found[name] = str(value)
+    return found
+
+
+def drill_query(selection: distributions.Selection, filters: Filters) -> dict[str, str]:
+    """The query parameters naming ``selection`` in ``filters``: the API's drill-down
+    (``analytics.api.drilldown_query``) and the charts' narrowing."""
+    return {**drilldown_query(selection.figure, filters), **_narrowing(selection)}
 
 
 def inbox_url(selection: distributions.Selection, filters: Filters) -> str:
     """The inbox listing exactly the conversations ``selection`` names in ``filters``."""
-    return f"/inbox?{urlencode(drill_query(selection, filters))}"
+    return drilldown_url(selection.figure, filters, path="/inbox", narrow=_narrowing(selection))
 
 
 @dataclass(frozen=True)
@@ -185,18 +184,3 @@ def _gap_drill(
     return Drill(
         distributions.Selection(Figure.CONVERSATIONS), filters, gap_query(group, filters), group
     )
-
-
-def gap_query(group: uuid.UUID, filters: Filters) -> dict[str, str]:
-    """The query parameters naming a knowledge gap's conversations in ``filters``."""
-    query = {
-        "knowledge_gap": str(group),
-        "from": filters.period.first.isoformat(),
-        "to": filters.period.last.isoformat(),
-        "timezone": filters.period.timezone,
-    }
-    if filters.assistant_id is not None:
-        query["assistant_id"] = str(filters.assistant_id)
-    if filters.channel is not None:
-        query["channel"] = filters.channel.value
-    return query

@@ -9,7 +9,6 @@ and the page shows the default period (the last 28 days) instead."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
@@ -27,10 +26,11 @@ from cybergine.analytics import distributions, rollups, service
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.periods import Filters, Interval, period, today_in
 from cybergine.assistants.models import Assistant
-from cybergine.conversations.models import Channel, Conversation
+from cybergine.conversations.models import Conversation
 from cybergine.dashboard import analytics_charts as charts
 from cybergine.dashboard.analytics_drill import CHANNEL_NAMES, inbox_url, period_text
 from cybergine.dashboard.analytics_figures import figure_views
+from cybergine.dashboard.analytics_form import narrowing
 from cybergine.dashboard.templating import render_page
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError, NotFound
@@ -65,24 +65,8 @@ def choose(query: QueryParams, default_timezone: str) -> Choice:
     """The page's question from its query string, leniently: each value that is not one
     adds a message and falls back to its default."""
     errors: list[str] = []
-    timezone = query.get("timezone", "").strip() or default_timezone
-    try:
-        today_in(timezone)
-    except CybergineError:
-        errors.append(f"“{timezone[:64]}” is not a time zone we know; showing {default_timezone}.")
-        timezone = default_timezone
-    assistant_id = None
-    if raw := query.get("assistant_id", ""):
-        try:
-            assistant_id = uuid.UUID(raw)
-        except ValueError:
-            errors.append("Choose one of the assistants offered; showing all of them.")
-    channel = None
-    if raw := query.get("channel", ""):
-        try:
-            channel = Channel(raw)
-        except ValueError:
-            errors.append("Choose one of the channels offered; showing every channel.")
+    chosen_by = narrowing(query, default_timezone, errors)
+    timezone = chosen_by.timezone
     preset: int | None = None
     first, last = query.get("from", "").strip(), query.get("to", "").strip()
     try:
@@ -101,7 +85,7 @@ def choose(query: QueryParams, default_timezone: str) -> Choice:
         reason = exc.detail if isinstance(exc, CybergineError) else "Dates are like 2026-03-31."
         errors.append(f"{reason} Showing the last {DEFAULT_DAYS} days.")
         preset, chosen = DEFAULT_DAYS, _default(timezone).period
-    return Choice(Filters(chosen, assistant_id, channel), preset, errors)
+    return Choice(Filters(chosen, chosen_by.assistant_id, chosen_by.channel), preset, errors)
 
 
 async def _assistants(scope: TenantScope) -> list[Assistant]:

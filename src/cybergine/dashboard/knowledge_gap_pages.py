@@ -11,7 +11,6 @@ and the page shows the default instead."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -25,11 +24,11 @@ from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import service
 from cybergine.analytics.gap_report import report
-from cybergine.analytics.gap_schemas import answer_url
+from cybergine.analytics.gap_schemas import answer_url, gap_query
 from cybergine.analytics.periods import Filters, period, today_in
 from cybergine.assistants.models import Assistant
-from cybergine.conversations.models import Channel
-from cybergine.dashboard.analytics_drill import gap_query
+from cybergine.dashboard.analytics_drill import CHANNEL_NAMES
+from cybergine.dashboard.analytics_form import narrowing
 from cybergine.dashboard.templating import render_page
 from cybergine.errors import CybergineError, NotFound
 from cybergine.knowledge.providers import embedding_provider
@@ -40,31 +39,15 @@ router = APIRouter(include_in_schema=False)
 Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 
 DEFAULT_DAYS = 28
-CHANNEL_NAMES = {Channel.WHATSAPP: "WhatsApp", Channel.WEBCHAT: "Web chat"}
 
 
 def choose(query: QueryParams) -> tuple[Filters, list[str]]:
     """The page's period and filters from its query string, leniently: each value that
     is not one adds a message and falls back to its default."""
     errors: list[str] = []
-    timezone = query.get("timezone", "").strip() or "UTC"
-    try:
-        today = today_in(timezone)
-    except CybergineError:
-        errors.append(f"“{timezone[:64]}” is not a time zone we know; showing UTC.")
-        timezone, today = "UTC", today_in("UTC")
-    assistant_id = None
-    if raw := query.get("assistant_id", ""):
-        try:
-            assistant_id = uuid.UUID(raw)
-        except ValueError:
-            errors.append("Choose one of the assistants offered; showing all of them.")
-    channel = None
-    if raw := query.get("channel", ""):
-        try:
-            channel = Channel(raw)
-        except ValueError:
-            errors.append("Choose one of the channels offered; showing every channel.")
+    chosen_by = narrowing(query, "UTC", errors)
+    timezone = chosen_by.timezone
+    today = today_in(timezone)
     default_first = today - timedelta(days=DEFAULT_DAYS - 1)
     first, last = query.get("from", "").strip(), query.get("to", "").strip()
     try:
@@ -77,7 +60,7 @@ def choose(query: QueryParams) -> tuple[Filters, list[str]]:
         reason = exc.detail if isinstance(exc, CybergineError) else "Dates are like 2026-03-31."
         errors.append(f"{reason} Showing the last {DEFAULT_DAYS} days.")
         chosen = period(default_first, today, timezone)
-    return Filters(chosen, assistant_id, channel), errors
+    return Filters(chosen, chosen_by.assistant_id, chosen_by.channel), errors
 
 
 @router.get("/analytics/knowledge-gaps", response_class=HTMLResponse)
