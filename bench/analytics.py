@@ -116,8 +116,8 @@ async def queries(database: Database, organisation_id: uuid.UUID, repetitions: i
 
     filters = _filters(30)
     counts = ", ".join(f"count(*) FILTER (WHERE {f.predicate})" for f in definitions.Figure)
-    raw = f"SELECT {counts} FROM ({service._metrics_in(filters)}) AS metrics"
-    parameters = service._metrics_parameters(
+    raw = f"SELECT {counts} FROM ({service.metrics_in(filters)}) AS metrics"
+    parameters = service.metrics_parameters(
         organisation_id, filters, rollups.measure_now(IDLE_HOURS)
     )
 

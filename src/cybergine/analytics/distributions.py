@@ -3,98 +3,55 @@ assistant's and people's), and conversations by local weekday and hour (the
 hours-of-week heatmap); and the drill-down that lists the conversations behind any
 figure, bucket or cell (``Selection``).
 
-Response times read ``definitions.conversation_metrics`` (a duration's spread is not a
-sum of hours); the heatmap reads the hourly aggregates, in the period's timezone.
+Both read the hourly aggregates: response times their bucket columns
+(``analytics.buckets``), the heatmap their conversations, in the period's timezone.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Subquery, Uuid, column, text
 
-from cybergine.analytics import definitions, rollups
+from cybergine.analytics import buckets, definitions, rollups
+from cybergine.analytics.buckets import BUCKETS, RESPONSE_TIMES
 from cybergine.analytics.periods import Filters
-from cybergine.analytics.service import check_filters
+from cybergine.analytics.service import check_filters, metrics_in, metrics_parameters
 from cybergine.db.tenancy import TenantScope
 
-# The response times a distribution shows, and what each is called.
-RESPONSE_TIMES = {
-    "first_response": "Assistant",
-    "agent_first_response": "People",
-}
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """[low, high) seconds; ``high`` None: no upper bound."""
-
-    low: int
-    high: int | None
-    label: str
-
-    def predicate(self, duration: str) -> str:
-        value = f"metrics.{duration}_seconds"
-        upper = f" AND {value} < {self.high}" if self.high is not None else ""
-        return f"({value} >= {self.low}{upper})"
-
-
-BUCKETS = (
-    Bucket(0, 10, "under 10 s"),
-    Bucket(10, 30, "10-30 s"),
-    Bucket(30, 60, "30-60 s"),
-    Bucket(60, 300, "1-5 min"),
-    Bucket(300, 900, "5-15 min"),
-    Bucket(900, 3600, "15-60 min"),
-    Bucket(3600, 4 * 3600, "1-4 h"),
-    Bucket(4 * 3600, 24 * 3600, "4-24 h"),
-    Bucket(24 * 3600, None, "a day or more"),
-)
-
-
-def _metrics(filters: Filters) -> str:
-    return definitions.conversation_metrics(
-        "c.created_at >= :start AND c.created_at < :end AND " + filters.where("c")
-    )
-
-
-def _parameters(
-    organisation_id: uuid.UUID, filters: Filters, measure: rollups.Measure
-) -> dict[str, Any]:
-    return {
-        "organisation_id": organisation_id,
-        "start": filters.period.start,
-        "end": filters.period.end,
-        **filters.parameters,
-        **measure.parameters,
-    }
+__all__ = ["BUCKETS", "RESPONSE_TIMES"]
 
 
 async def response_times(
-    scope: TenantScope, filters: Filters, measure: rollups.Measure
+    scope: TenantScope, filters: Filters, measure: rollups.Measure | None = None
 ) -> dict[str, list[int]]:
     """Per response time of ``RESPONSE_TIMES``, the conversations of the period in each
-    of ``BUCKETS`` (those without that response are in none)."""
+    of ``BUCKETS`` (those without that response are in none): sums of the hourly
+    aggregates' bucket columns (``measure`` is not needed: the refresh measured them)."""
     await check_filters(scope, filters)
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE {bucket.predicate(duration)}) AS {duration}_{index}"
-        for duration in RESPONSE_TIMES
-        for index, bucket in enumerate(BUCKETS)
-    )
+    sums = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in buckets.COLUMNS)
     row = (
         (
             await scope.session.execute(
-                text(f"SELECT {counts} FROM ({_metrics(filters)}) AS metrics"),  # noqa: S608
-                _parameters(scope.organisation_id, filters, measure),
+                text(
+                    f"SELECT {sums} FROM analytics_hourly h"  # noqa: S608
+                    " WHERE h.organisation_id = :organisation_id"
+                    " AND h.hour >= :start AND h.hour < :end AND " + filters.where("h")
+                ),
+                {
+                    "organisation_id": scope.organisation_id,
+                    "start": filters.period.start,
+                    "end": filters.period.end,
+                    **filters.parameters,
+                },
             )
         )
         .mappings()
         .one()
     )
     return {
-        duration: [int(row[f"{duration}_{index}"]) for index in range(len(BUCKETS))]
+        duration: [int(row[buckets.column(duration, index)]) for index in range(len(BUCKETS))]
         for duration in RESPONSE_TIMES
     }
 
@@ -164,11 +121,14 @@ def selected_conversations(
     """The ids of the conversations ``selection`` names (``conversation_id``), by the
     statement the aggregates are made from."""
     where = " AND ".join(selection.predicates())
-    parameters = _parameters(organisation_id, filters, measure)
+    parameters = metrics_parameters(organisation_id, filters, measure)
     if ":tz" in where:
         parameters["tz"] = filters.period.timezone
     statement = (
-        text(f"SELECT metrics.conversation_id FROM ({_metrics(filters)}) AS metrics WHERE {where}")  # noqa: S608
+        text(
+            f"SELECT metrics.conversation_id FROM ({metrics_in(filters)}) AS metrics"  # noqa: S608
+            f" WHERE {where}"
+        )
         .bindparams(**parameters)
         .columns(column("conversation_id", Uuid))
     )

@@ -91,6 +91,26 @@ class HourlyFigures(_HourKey, Base):
     resolution_business_count: Mapped[int] = mapped_column(BigInteger, default=0)
     resolution_business_seconds: Mapped[float] = mapped_column(Float, default=0)
 
+    # Conversations per response-time bucket (``analytics.buckets``): the distributions.
+    first_response_bucket_0: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_1: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_2: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_3: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_4: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_5: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_6: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_7: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_response_bucket_8: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_0: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_1: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_2: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_3: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_4: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_5: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_6: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_7: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_first_response_bucket_8: Mapped[int] = mapped_column(BigInteger, default=0)
+
 
 class HourlyModelUsage(_HourKey, Base):
     """The assistant's answers per provider and model (``item``: "provider/model")."""

@@ -7,7 +7,8 @@ Maintenance runs as a job, off the hot path: the job queue's periodic sweep defe
 refresh per organisation with changes (``REFRESH_ANALYTICS``, coalesced by a queueing
 lock), which finds the changed conversations by ``conversations.updated_at`` (every
 writer sets it, the SQL ingest functions included) and the ones that became idle by
-``last_message_at``. Writers pay only the upkeep of the ``updated_at`` index.
+``last_message_at``. Writers pay only the upkeep of a BRIN index on ``updated_at`` (a
+summary per range of pages, no entry per row).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import definitions
+from cybergine.analytics import buckets, definitions
 from cybergine.analytics.models import DURATIONS
 from cybergine.conversations.models import ConversationState
 
@@ -67,6 +68,11 @@ def _figure_columns() -> dict[str, str]:
         for kind in ("", "_business"):
             columns[f"{name}{kind}_count"] = f"count(metrics.{name}{kind}_seconds)"
             columns[f"{name}{kind}_seconds"] = f"coalesce(sum(metrics.{name}{kind}_seconds), 0)"
+    for duration in buckets.RESPONSE_TIMES:
+        for index, bucket in enumerate(buckets.BUCKETS):
+            columns[buckets.column(duration, index)] = (
+                f"count(*) FILTER (WHERE {bucket.predicate(duration)})"
+            )
     return columns
 
 
@@ -165,17 +171,20 @@ def _runs(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     return runs
 
 
-# The hours of the conversations changed since the mark, and of those that became idle
-# (their last message crossed the idle time) since.
+# The hours of the conversations changed since the mark (the BRIN index on ``updated_at``
+# reads only the pages written since), and of those that became idle (their last
+# message crossed the idle time) since.
 _CHANGED_HOURS = """
-    SELECT DISTINCT date_trunc('hour', c.created_at)
+    SELECT date_trunc('hour', c.created_at)
       FROM conversations c
      WHERE c.organisation_id = :organisation_id
-       AND (c.updated_at >= CAST(:since AS timestamptz) - make_interval(secs => :lookback)
-            OR c.last_message_at
-                   > CAST(:since AS timestamptz) - make_interval(secs => :idle_seconds)
-               AND c.last_message_at
-                   <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds))
+       AND c.updated_at >= CAST(:since AS timestamptz) - make_interval(secs => :lookback)
+     UNION
+    SELECT date_trunc('hour', c.created_at)
+      FROM conversations c
+     WHERE c.organisation_id = :organisation_id
+       AND c.last_message_at > CAST(:since AS timestamptz) - make_interval(secs => :idle_seconds)
+       AND c.last_message_at <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds)
 """
 
 
@@ -267,20 +276,31 @@ def refresh_lock(organisation_id: uuid.UUID) -> str:
     return f"analytics:{organisation_id}"
 
 
-# Organisations with a conversation changed, or become idle, since their mark.
+# Organisations with a conversation changed, or become idle, since their mark: the
+# conversations changed since the oldest mark are read once (BRIN index), then compared
+# with their organisation's own mark.
 _STALE_ORGANISATIONS = """
-    SELECT o.id
-      FROM organisations o
-      LEFT JOIN analytics_refresh_marks r ON r.organisation_id = o.id
-     WHERE (r.refreshed_until IS NULL
-            AND EXISTS (SELECT 1 FROM conversations c WHERE c.organisation_id = o.id))
+    WITH marks AS (
+        SELECT o.id AS organisation_id, r.refreshed_until
+          FROM organisations o
+          LEFT JOIN analytics_refresh_marks r ON r.organisation_id = o.id
+    ), changed AS (
+        SELECT DISTINCT c.organisation_id, c.updated_at
+          FROM conversations c
+         WHERE c.updated_at >= (SELECT min(refreshed_until) FROM marks)
+                               - make_interval(secs => :lookback)
+    )
+    SELECT m.organisation_id
+      FROM marks m
+     WHERE (m.refreshed_until IS NULL
+            AND EXISTS (SELECT 1 FROM conversations c WHERE c.organisation_id = m.organisation_id))
+        OR EXISTS (SELECT 1 FROM changed c
+                    WHERE c.organisation_id = m.organisation_id
+                      AND c.updated_at >= m.refreshed_until - make_interval(secs => :lookback))
         OR EXISTS (SELECT 1 FROM conversations c
-                    WHERE c.organisation_id = o.id
-                      AND c.updated_at >= r.refreshed_until - make_interval(secs => :lookback))
-        OR EXISTS (SELECT 1 FROM conversations c
-                    WHERE c.organisation_id = o.id
+                    WHERE c.organisation_id = m.organisation_id
                       AND c.last_message_at
-                          > r.refreshed_until - make_interval(secs => :idle_seconds)
+                          > m.refreshed_until - make_interval(secs => :idle_seconds)
                       AND c.last_message_at
                           <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds))
 """

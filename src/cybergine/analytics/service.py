@@ -267,13 +267,13 @@ async def timeseries(scope: TenantScope, filters: Filters, interval: Interval) -
     ]
 
 
-def _metrics_in(filters: Filters) -> str:
+def metrics_in(filters: Filters) -> str:
     return definitions.conversation_metrics(
         "c.created_at >= :start AND c.created_at < :end AND " + filters.where("c")
     )
 
 
-def _metrics_parameters(
+def metrics_parameters(
     organisation_id: uuid.UUID, filters: Filters, measure: rollups.Measure
 ) -> dict[str, Any]:
     return {
@@ -295,10 +295,10 @@ def figure_conversations(
     drill-down lists, by the statement the aggregates are made from."""
     statement = (
         text(
-            f"SELECT metrics.conversation_id FROM ({_metrics_in(filters)}) AS metrics"  # noqa: S608
+            f"SELECT metrics.conversation_id FROM ({metrics_in(filters)}) AS metrics"  # noqa: S608
             f" WHERE {figure.predicate}"
         )
-        .bindparams(**_metrics_parameters(organisation_id, filters, measure))
+        .bindparams(**metrics_parameters(organisation_id, filters, measure))
         .columns(column("conversation_id", Uuid))
     )
     return statement.subquery("figure_conversations")
@@ -361,7 +361,7 @@ def _csv_select(filters: Filters, *, as_text: bool = False) -> str:
 
     return (
         f"SELECT {', '.join(column(name) for name in CSV_COLUMNS)}"  # noqa: S608
-        f" FROM ({_metrics_in(filters)}) AS metrics"
+        f" FROM ({metrics_in(filters)}) AS metrics"
         " ORDER BY metrics.started_at, metrics.conversation_id"
     )
 
@@ -381,7 +381,7 @@ async def conversation_csv(
     flat, and no row is built in Python."""
     statement = (
         text(_csv_select(filters, as_text=True))
-        .bindparams(**_metrics_parameters(organisation_id, filters, measure))
+        .bindparams(**metrics_parameters(organisation_id, filters, measure))
         .compile(dialect=session.get_bind().dialect)
     )
     await session.execute(text(f"SET LOCAL statement_timeout = '{EXPORT_TIMEOUT}'"))
@@ -404,7 +404,7 @@ async def conversation_rows(
     however many there are."""
     result = await session.stream(
         text(_csv_select(filters)).execution_options(yield_per=ROWS_PER_FETCH),
-        _metrics_parameters(organisation_id, filters, measure),
+        metrics_parameters(organisation_id, filters, measure),
     )
     async for row in result:
         yield tuple(row)
