@@ -46,7 +46,9 @@ def vectors(model: bytes, provider: LocalMiniLM) -> npt.NDArray[np.float32]:
 
 def test_every_weight_matrix_runs_on_integer_kernels(published: bytes) -> None:
     before = onnx.load_from_string(published).graph
-    after = onnx.load_from_string(int8_kernels(published, unsigned_weights=False)).graph
+    rewritten = int8_kernels(published, unsigned_weights=False)
+    onnx.checker.check_model(rewritten)
+    after = onnx.load_from_string(rewritten).graph
     ops = collections.Counter(node.op_type for node in after.node)
     assert ops["MatMulInteger"] == 36  # 6 layers x (query, key, value, output, 2 feed-forward)
     assert ops["DynamicQuantizeLinear"] == 24  # one per distinct MatMul input, shared by Q/K/V
@@ -127,6 +129,7 @@ def test_a_scale_per_column_factors_out_of_the_product(unsigned_weights: bool) -
     x = np.array([[0.5, -1.0, 2.0, 0.25], [1.5, 0.0, -0.5, 1.0]], dtype=np.float32)
     model = dequantizing_model(np.array([[0.01, 0.02, 0.03, 0.04]], dtype=np.float32))
     rewritten = int8_kernels(model, unsigned_weights=unsigned_weights)
+    onnx.checker.check_model(rewritten)
     ops = [node.op_type for node in onnx.load_from_string(rewritten).graph.node]
     assert "MatMulInteger" in ops
     assert "MatMul" not in ops

@@ -30,6 +30,7 @@ unchanged.
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -42,7 +43,12 @@ from onnx import TensorProto, helper, numpy_helper
 def int8_kernels(data: bytes, *, unsigned_weights: bool | None = None) -> bytes:
     """``data`` (a serialized ONNX model) with its int8-dequantizing weights on int8
     kernels. ``unsigned_weights`` stores the weights as uint8 (+128, zero point 128, the
-    same products): see :func:`saturating_int8`; by default, decided for this CPU."""
+    same products): see :func:`saturating_int8`; by default, decided for this CPU.
+
+    The graph is rewritten in place, its weights read where they are: the new nodes use
+    the file's int8 tensors by name (turned into uint8 in place when nothing else reads
+    them), so the rewrite holds the file, its parsed graph and the result, never a second
+    copy of the weights (a worker's peak memory is set by this moment)."""
     if unsigned_weights is None:
         unsigned_weights = saturating_int8()
     model = onnx.load_from_string(data)
@@ -54,14 +60,15 @@ def int8_kernels(data: bytes, *, unsigned_weights: bool | None = None) -> bytes:
     nodes: list[onnx.NodeProto] = []
     added: list[onnx.TensorProto] = []
     quantized_inputs: dict[str, tuple[str, str, str]] = {}  # x -> its uint8, scale, zero
+    unsigned: dict[str, str] = {}  # int8 weights' name -> their uint8 copy's name
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in dequantized:
-            weights, scales = dequantized[node.input[1]]
+            weights = dequantized[node.input[1]]
             # One scale, or one per column (output feature): those factor out of the
             # product. A scale per row would not, and is left to float32.
             columns = weights.shape[-1]
             if len(weights.shape) == 2 and (
-                scales.size == 1 or scales.shape in ((columns,), (1, columns))
+                weights.scales.size == 1 or weights.scales.shape in ((columns,), (1, columns))
             ):
                 x = node.input[0]
                 if x not in quantized_inputs:  # one quantization of x for all its MatMuls
@@ -69,15 +76,20 @@ def int8_kernels(data: bytes, *, unsigned_weights: bool | None = None) -> bytes:
                     nodes.append(
                         helper.make_node("DynamicQuantizeLinear", [x], [*quantized_inputs[x]])
                     )
-                nodes += _integer_matmul(
-                    node, quantized_inputs[x], weights, scales, unsigned_weights, added
-                )
+                stored = weights.name
+                if unsigned_weights:
+                    stored = unsigned.setdefault(weights.name, f"{weights.name}__u8")
+                nodes += _integer_matmul(node, quantized_inputs[x], weights, stored, added)
                 continue
         if node.op_type == "Gather" and node.input[0] in dequantized:
-            weights, scales = dequantized[node.input[0]]
+            weights = dequantized[node.input[0]]
             axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-            if axis == 0 and len(weights.shape) == 2 and scales.shape == (weights.shape[0], 1):
-                nodes += _gather_rows(node, weights, scales, added)
+            if (
+                axis == 0
+                and len(weights.shape) == 2
+                and weights.scales.shape == (weights.shape[0], 1)
+            ):
+                nodes += _gather_rows(node, weights)
                 continue
         nodes.append(node)
 
@@ -89,23 +101,35 @@ def int8_kernels(data: bytes, *, unsigned_weights: bool | None = None) -> bytes:
         if len(kept) == len(nodes):
             break
         nodes = kept
-    initializers = [t for t in [*graph.initializer, *added] if t.name in read]
     del graph.node[:]
     graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-    onnx.checker.check_model(model)
+    _store_unsigned(graph, unsigned, read, added)
+    for index in reversed(range(len(graph.initializer))):
+        if graph.initializer[index].name not in read:
+            del graph.initializer[index]
+    graph.initializer.extend(added)
+    # No onnx.checker here: it would serialize the whole model once more, and
+    # onnxruntime checks the graph as it loads it (the tests run the checker).
     rewritten: bytes = model.SerializeToString()
     return rewritten
 
 
-def _dequantized_weights(
-    graph: onnx.GraphProto,
-) -> dict[str, tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]]:
-    """``Mul(Cast(int8 constant), float32 constant)`` outputs: name -> (integers, scales)."""
+@dataclass(frozen=True)
+class _Weights:
+    """An int8 constant turned into float32 by ``Mul(Cast(...), scales)``."""
+
+    name: str  # the int8 initializer's
+    shape: tuple[int, ...]
+    scales_name: str
+    scales: npt.NDArray[np.float32]
+
+
+def _dequantized_weights(graph: onnx.GraphProto) -> dict[str, _Weights]:
+    """``Mul(Cast(int8 constant), float32 constant)`` outputs: name -> the constants. The
+    weights are not read here (only their scales, which are small)."""
     constants = {tensor.name: tensor for tensor in graph.initializer}
     producers = {output: node for node in graph.node for output in node.output}
-    found: dict[str, tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]]] = {}
+    found: dict[str, _Weights] = {}
     for node in graph.node:
         if node.op_type != "Mul" or len(node.input) != 2:
             continue
@@ -120,28 +144,51 @@ def _dequantized_weights(
             or scales.data_type != TensorProto.FLOAT
         ):
             continue
-        found[node.output[0]] = (numpy_helper.to_array(weights), numpy_helper.to_array(scales))
+        found[node.output[0]] = _Weights(
+            weights.name, tuple(weights.dims), scales.name, numpy_helper.to_array(scales)
+        )
     return found
+
+
+def _store_unsigned(
+    graph: onnx.GraphProto,
+    unsigned: dict[str, str],
+    read: set[str],
+    added: list[onnx.TensorProto],
+) -> None:
+    """The uint8 twins (+128) of the int8 weights in ``unsigned``: the int8 tensor itself
+    is turned into its twin when nothing reads it any more, else a twin is added."""
+    if not unsigned:
+        return
+    for tensor in graph.initializer:
+        twin = unsigned.get(tensor.name)
+        if twin is None:
+            continue
+        shifted = (numpy_helper.to_array(tensor).astype(np.int16) + 128).astype(np.uint8)
+        if tensor.name in read:
+            added.append(numpy_helper.from_array(shifted, twin))
+        else:
+            tensor.CopyFrom(numpy_helper.from_array(shifted, twin))
+        read.add(twin)
 
 
 def _integer_matmul(
     node: onnx.NodeProto,
     x: tuple[str, str, str],
-    weights: npt.NDArray[np.int8],
-    scales: npt.NDArray[np.float32],
-    unsigned_weights: bool,
+    weights: _Weights,
+    stored: str,
     added: list[onnx.TensorProto],
 ) -> list[onnx.NodeProto]:
+    """``x @ W`` on ``stored`` (the int8 weights, or their uint8 twin)."""
     x_u8, x_scale, x_zero = x
     out = node.output[0]
-    columns = scales.reshape(-1).astype(np.float32)
-    if unsigned_weights:
-        stored: npt.NDArray[np.generic] = (weights.astype(np.int16) + 128).astype(np.uint8)
-        zero: npt.NDArray[np.generic] = np.full(columns.shape, 128, dtype=np.uint8)
+    columns = weights.scales.reshape(-1).astype(np.float32)
+    zero: npt.NDArray[np.generic]
+    if stored != weights.name:  # the uint8 twin
+        zero = np.full(columns.shape, 128, dtype=np.uint8)
     else:
-        stored, zero = weights, np.zeros(columns.shape, dtype=np.int8)
+        zero = np.zeros(columns.shape, dtype=np.int8)
     added += [
-        numpy_helper.from_array(stored, f"{out}__weights"),
         numpy_helper.from_array(columns, f"{out}__weight_scale"),
         numpy_helper.from_array(zero, f"{out}__weight_zero"),
     ]
@@ -149,7 +196,7 @@ def _integer_matmul(
         helper.make_node("Mul", [x_scale, f"{out}__weight_scale"], [f"{out}__scale"]),
         helper.make_node(
             "MatMulInteger",
-            [x_u8, f"{out}__weights", x_zero, f"{out}__weight_zero"],
+            [x_u8, stored, x_zero, f"{out}__weight_zero"],
             [f"{out}__i32"],
         ),
         helper.make_node("Cast", [f"{out}__i32"], [f"{out}__f32"], to=TensorProto.FLOAT),
@@ -157,21 +204,14 @@ def _integer_matmul(
     ]
 
 
-def _gather_rows(
-    node: onnx.NodeProto,
-    weights: npt.NDArray[np.int8],
-    scales: npt.NDArray[np.float32],
-    added: list[onnx.TensorProto],
-) -> list[onnx.NodeProto]:
+def _gather_rows(node: onnx.NodeProto, weights: _Weights) -> list[onnx.NodeProto]:
+    """The rows of the int8 table (the file's own tensor) and their scales, then only
+    those rows dequantized."""
     ids, out = node.input[1], node.output[0]
-    added += [
-        numpy_helper.from_array(weights, f"{out}__table"),
-        numpy_helper.from_array(scales, f"{out}__table_scale"),
-    ]
     return [
-        helper.make_node("Gather", [f"{out}__table", ids], [f"{out}__rows_i8"], axis=0),
+        helper.make_node("Gather", [weights.name, ids], [f"{out}__rows_i8"], axis=0),
         helper.make_node("Cast", [f"{out}__rows_i8"], [f"{out}__rows"], to=TensorProto.FLOAT),
-        helper.make_node("Gather", [f"{out}__table_scale", ids], [f"{out}__row_scale"], axis=0),
+        helper.make_node("Gather", [weights.scales_name, ids], [f"{out}__row_scale"], axis=0),
         helper.make_node("Mul", [f"{out}__rows", f"{out}__row_scale"], [out]),
     ]
 
