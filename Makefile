@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest pytest-fast migrate demo worker bench lock clean help
+.PHONY: run test lint typecheck pytest pytest-fast fuzz migrate demo worker bench lock clean help
 
 help:
 	@echo "make run        start the platform on the embedded database with a demo organisation"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint       ruff (format check + lint)"
 	@echo "make typecheck  mypy --strict on src/"
 	@echo "make pytest-fast the tests not marked slow: the inner loop (make test runs them all)"
+	@echo "make fuzz       the API fuzzers with a long time budget (make test gives them a short one)"
 	@echo "make migrate    apply database migrations"
 	@echo "make worker     run a job worker"
 	@echo "make bench      run the benchmarks under bench/"
@@ -33,7 +34,13 @@ run: $(STAMP)
 	@echo "Shopify sandbox:  http://127.0.0.1:8000/_shopify/  (simulated Shopify: open the demo shop's admin with the app)"
 	$(BIN)/cybergine serve --host 127.0.0.1 --port 8000 --whatsapp-simulator --shopify-simulator
 
-test: lint typecheck pytest
+# mypy runs beside pytest: the tests spend much of their time waiting on servers and
+# PostgreSQL, which leaves room for it on two cores. Its report is printed once both end.
+test: lint $(STAMP)
+	@log=$$(mktemp); $(MAKE) --no-print-directory typecheck >"$$log" 2>&1 & types=$$!; \
+	$(MAKE) --no-print-directory pytest; tests=$$?; \
+	wait $$types; typed=$$?; cat "$$log"; rm -f "$$log"; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
@@ -47,6 +54,12 @@ pytest: $(STAMP)
 
 pytest-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# The two schemathesis runs for minutes each instead of the short budget of `make test`.
+fuzz: $(STAMP)
+	CYBERGINE_TEST_FUZZ_SECONDS=$${CYBERGINE_TEST_FUZZ_SECONDS:-240} \
+	CYBERGINE_TEST_WIDGET_FUZZ_SECONDS=$${CYBERGINE_TEST_WIDGET_FUZZ_SECONDS:-90} \
+	$(BIN)/pytest tests/web/test_api_fuzz.py tests/web/test_widget_api_fuzz.py $(PYTEST_ARGS)
 
 migrate: $(STAMP)
 	$(BIN)/cybergine migrate
