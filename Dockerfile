@@ -16,6 +16,10 @@ ARG BASE=debian:bookworm-slim
 # --- build: a virtual environment with the wheel and its pinned dependencies ----------------
 FROM ${BASE} AS build
 ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# Optional, for a build behind a private package index or a TLS-intercepting proxy (set
+# only when passed): --build-arg PIP_INDEX_URL=… / PIP_CERT=<a CA bundle mounted at build>.
+ARG PIP_INDEX_URL
+ARG PIP_CERT
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
@@ -50,11 +54,14 @@ COPY deploy/docker/healthcheck.py /usr/local/lib/cybergine/healthcheck.py
 ENV PATH=/opt/cybergine/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    CYBERGINE_DATA_DIR=/var/lib/cybergine
+    CYBERGINE_DATA_DIR=/var/lib/cybergine \
+    CYBERGINE_METRICS_DIR=/tmp/cybergine-metrics
 USER cybergine:cybergine
 WORKDIR /var/lib/cybergine
 # Organisation exports are written here by workers and read by web processes, so one
 # volume is shared by both roles; with no database URL the embedded PostgreSQL lives here.
+# Metric values stay in the container (they are named by process id, which is per
+# container): each web container's /metrics adds up its own processes.
 VOLUME ["/var/lib/cybergine"]
 EXPOSE 8000
 # The web role is healthy when /readyz answers 200 (database reachable and migrated, not
