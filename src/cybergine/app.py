@@ -44,6 +44,7 @@ from cybergine.runtime import resolve_database_url
 from cybergine.settings import Settings
 from cybergine.shopify import api as shopify_api
 from cybergine.web import health, openapi, problems
+from cybergine.web.draining import Lifecycle
 from cybergine.web.head import HeadAsGetMiddleware
 from cybergine.web.hygiene import InputHygieneMiddleware
 from cybergine.web.middleware import (
@@ -91,6 +92,7 @@ def create_app(
         hub = Hub(url)
         await hub.start()
         app.state.hub = hub
+        lifecycle.on_close(hub.close_waiters)  # long polls, event streams and sockets end
         batcher = IngestBatcher(url, statement_timeout_ms=settings.db_statement_timeout_ms)
         await batcher.start()
         app.state.whatsapp_batcher = batcher
@@ -134,6 +136,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    # Draining on SIGTERM (`cybergine serve`'s server sets it): /readyz then answers 503.
+    lifecycle = Lifecycle()
+    app.state.lifecycle = lifecycle
     # Calls made with API keys, queued by the middleware below and written in batches.
     api_usage = ApiUsageRecorder()
     app.state.api_usage = api_usage

@@ -2,6 +2,11 @@
 (``cybergine.queue.APP``), and the worker that runs it (``cybergine worker``, or inside
 ``serve`` in embedded mode).
 
+Stopping: on SIGTERM (or when ``serve`` stops its in-process worker) a worker takes no
+new job and lets its running jobs finish for ``worker_shutdown_grace_seconds``; jobs still
+running then are cancelled and put back in the queue as they were (``ShutdownReleases``),
+so another worker runs them at once and none is left in ``doing``.
+
 Crash safety: a worker sends a heartbeat; when it dies (``kill -9``, a lost host) its
 running jobs stay in ``doing``. Every worker looks for jobs of workers silent for longer
 than ``worker_stalled_after_seconds`` when it starts and then at that same interval, and
@@ -13,10 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import procrastinate
 import structlog
 from procrastinate import JobContext
+from procrastinate.job_context import AbortReason
+from procrastinate.worker import Worker as ProcrastinateWorker
+from sqlalchemy import text
 
 from cybergine.accounts.tasks import blueprint as accounts_blueprint
 from cybergine.analytics.gap_tasks import blueprint as knowledge_gaps_blueprint
@@ -75,6 +85,49 @@ async def requeue_stalled(app: procrastinate.App, seconds_since_heartbeat: float
     return len(stalled)
 
 
+class ShutdownReleases:
+    """Jobs a stopping worker cut short, put back in the queue once it has stopped.
+
+    Procrastinate ends such a job as ``aborted`` (or, for a task with a retry policy, as
+    a retry counted as a failed attempt and delayed by the backoff). Neither is right for
+    a job nobody failed: it goes back to ``todo``, runnable now, with its attempts as
+    they were when it started.
+    """
+
+    def __init__(self) -> None:
+        self.attempts: dict[int, int] = {}  # job id -> attempts when it started
+
+    async def middleware(
+        self, call_next: Callable[[], Awaitable[Any]], context: JobContext, _: ProcrastinateWorker
+    ) -> Any:
+        try:
+            return await call_next()
+        except BaseException:
+            job = context.job
+            if job.id is not None and context.abort_reason() is AbortReason.SHUTDOWN:
+                self.attempts[job.id] = job.attempts
+            raise
+
+    async def release(self, database: Database) -> int:
+        if not self.attempts:
+            return 0
+        released = 0
+        async with database.transaction() as session:
+            for job_id, attempts in self.attempts.items():
+                result = await session.execute(
+                    text(
+                        "UPDATE procrastinate_jobs SET status = 'todo', attempts = :attempts, "
+                        "scheduled_at = NULL, abort_requested = false "
+                        "WHERE id = :id AND status IN ('aborted', 'todo')"
+                    ),
+                    {"id": job_id, "attempts": attempts},
+                )
+                released += result.rowcount  # type: ignore[attr-defined]
+        log.info("released jobs cut short by the shutdown", jobs=released)
+        self.attempts.clear()
+        return released
+
+
 def add_every_blueprint(app: procrastinate.App) -> None:
     """Give ``app`` every domain's tasks, under the namespaces ``cybergine.job_names``
     spells the job names with."""
@@ -106,6 +159,7 @@ class Worker:
         concurrency: int = 8,
         heartbeat_seconds: float = 10.0,
         stalled_after_seconds: float = 30.0,
+        shutdown_grace_seconds: float | None = None,
         name: str = "worker",
         app: procrastinate.App | None = None,
     ) -> None:
@@ -115,7 +169,13 @@ class Worker:
         self.concurrency = concurrency
         self.heartbeat_seconds = heartbeat_seconds
         self.stalled_after_seconds = stalled_after_seconds
+        self.shutdown_grace_seconds = (
+            self.settings.worker_shutdown_grace_seconds
+            if shutdown_grace_seconds is None
+            else shutdown_grace_seconds
+        )
         self.name = name
+        self.releases = ShutdownReleases()
 
     async def run(self, *, wait: bool = True, install_signal_handlers: bool = True) -> None:
         # LISTEN/NOTIFY holds one connection; the rest serve concurrent jobs.
@@ -132,6 +192,9 @@ class Worker:
                     with contextlib.suppress(asyncio.CancelledError):
                         await watchdog
                     await close_graph_clients()
+                    # Also when this task is being cancelled (``serve`` stopping): the
+                    # jobs it cut short must not wait for the stalled-job watchdog.
+                    await asyncio.shield(self.releases.release(self.database))
 
     async def _requeue_stalled_forever(self) -> None:
         while True:
@@ -152,6 +215,8 @@ class Worker:
             # New jobs arrive by NOTIFY at once; polling is what finds a job whose lock was
             # just released or whose retry has come due, so it must not wait 5 s.
             fetch_job_polling_interval=FETCH_POLLING_SECONDS,
+            shutdown_graceful_timeout=self.shutdown_grace_seconds,
+            worker_middleware=[self.releases.middleware],
             additional_context={
                 DATABASE_CONTEXT_KEY: self.database,
                 SETTINGS_CONTEXT_KEY: self.settings,

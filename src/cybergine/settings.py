@@ -55,6 +55,21 @@ class Settings(BaseSettings):
         "believed (the client is the right-most address not itself a trusted proxy). "
         "Empty: forwarded headers are ignored, and every client is its TCP peer.",
     )
+    shutdown_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description="On SIGTERM, how long the web process keeps serving with `/readyz` "
+        "answering 503, so a load balancer stops sending it traffic before it stops "
+        "accepting connections; a second SIGTERM ends the wait.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="Longest the web process waits, once it stops accepting, for requests "
+        "in flight to finish before it cuts them off.",
+    )
     widget_long_poll_seconds: float = Field(
         default=25.0,
         gt=0,
@@ -237,6 +252,13 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="A job whose worker sent no heartbeat for this long is run again.",
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long a worker lets its running jobs finish; jobs still "
+        "running then are stopped and put back in the queue for another worker.",
     )
 
     # --- Keys ---------------------------------------------------------------------

@@ -47,6 +47,7 @@ def serve(
     import uvicorn
 
     from cybergine.app import create_app
+    from cybergine.web.draining import GracefulServer
 
     settings = settings_for(data_dir)
     load_keys(settings)
@@ -74,22 +75,28 @@ def serve(
     # handler that was there before it. Make that handler a normal exit, so the
     # embedded database's exit hook runs and the last process stops the server.
     signal.signal(signal.SIGTERM, _exit_normally)
+    config = uvicorn.Config(
+        served,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # Forwarded headers are the app's to judge (CYBERGINE_TRUSTED_PROXIES,
+        # cybergine.web.proxies), not uvicorn's, which believes any local peer.
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Widget frames are small JSON: compression would buy nothing and costs
+        # about 46 KB of memory per open socket.
+        ws_per_message_deflate=False,
+    )
+    # SIGTERM: /readyz answers 503 for the drain period, then the server stops accepting
+    # and lets requests in flight finish (cybergine.web.draining).
+    server = GracefulServer(config, app.state.lifecycle, settings.shutdown_drain_seconds)
     try:
-        uvicorn.run(
-            served,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            # Forwarded headers are the app's to judge (CYBERGINE_TRUSTED_PROXIES,
-            # cybergine.web.proxies), not uvicorn's, which believes any local peer.
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=10,
-            # Widget frames are small JSON: compression would buy nothing and costs
-            # about 46 KB of memory per open socket.
-            ws_per_message_deflate=False,
-        )
+        server.run()
+        if not server.started:
+            raise typer.Exit(3)  # as uvicorn.run: the port was taken, or start-up failed
     finally:
         if sandbox is not None:
             sandbox.stop()

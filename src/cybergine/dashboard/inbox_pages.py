@@ -213,7 +213,8 @@ async def _event_stream(
         yield f"retry: {RETRY_MILLISECONDS}\n: connected\n\n"
         started = time.monotonic()
         next_keep_alive = started + KEEP_ALIVE_SECONDS
-        while time.monotonic() - started < STREAM_SECONDS:
+        # The stream also ends when the server stops: the browser reconnects elsewhere.
+        while time.monotonic() - started < STREAM_SECONDS and not hub.closing:
             if await request.is_disconnected():
                 return
             event = await subscription.next(POLL_SECONDS)

@@ -59,7 +59,10 @@ class Subscription:
 
     async def next(self, wait_seconds: float | None = None) -> Event | None:
         """The next event; None after ``wait_seconds``, or when events may have been
-        missed (the hub reconnected) — either way, re-read from the database."""
+        missed (the hub reconnected) — either way, re-read from the database. None at
+        once while the hub is closing (the server is stopping): answer and end."""
+        if self._hub.closing and self._queue.empty():
+            return None
         if wait_seconds is None:
             return await self._queue.get()
         try:
@@ -98,6 +101,7 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self.delivered = 0
+        self.closing = False
 
     @property
     def subscribers(self) -> int:
@@ -118,6 +122,11 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def close_waiters(self) -> None:
+        """The server stops accepting: every waiter is woken, and none waits again."""
+        self.closing = True
+        self._wake_all()
 
     def subscribe(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -30,9 +30,12 @@ async def healthz(_: Probe) -> dict[str, str]:
     "/readyz",
     summary="The database is reachable and migrated to the code's head revision",
     response_model=None,
-    responses={503: {"description": "The database is unreachable or not migrated."}},
+    responses={503: {"description": "Stopping, or the database is unreachable or not migrated."}},
 )
-async def readyz(_: Probe, database: DatabaseDep) -> Any:
+async def readyz(_: Probe, request: Request, database: DatabaseDep) -> Any:
+    if request.app.state.lifecycle.draining:
+        # SIGTERM received: still serving, but the load balancer should send no more.
+        return problem(503, detail="The server is shutting down.", server="draining")
     expected = head_revision()
     try:
         async with database.engine.connect() as conn:
