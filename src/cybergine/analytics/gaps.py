@@ -50,9 +50,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Subquery
 
 from cybergine.analytics.periods import Filters
-from cybergine.conversations.models import Direction, Sender
+from cybergine.conversations.models import ERASED_PREFIX, Direction, Sender
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.llm.redaction import Redactor
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 
 # The cosine to a group's centroid a question needs to join it (all-MiniLM-L6-v2:
@@ -81,15 +82,24 @@ _INBOUND = f"'{Direction.INBOUND.value}'"
 
 # The customers' questions answered since ``:since`` by the fallback or a model's hand-off,
 # not yet collected (``conversations.updated_at`` moves with every message written).
+# Never those of a customer whose processing is restricted, who objected, opted out or
+# was erased (policy §13, §14): nothing of theirs goes to an embeddings endpoint. ``redact``
+# follows the assistant's setting, as the retrieval query's does (an assistant deleted
+# since: redacted).
 _CANDIDATES = f"""
     SELECT q.id AS message_id, q.conversation_id, c.assistant_id, c.channel,
            q.created_at AS asked_at, q.text,
-           CASE WHEN a.sender = {_ASSISTANT} THEN 'fallback' ELSE 'handoff' END AS cause
+           CASE WHEN a.sender = {_ASSISTANT} THEN 'fallback' ELSE 'handoff' END AS cause,
+           coalesce(bot.redact_personal_data, true) AS redact
       FROM conversations c
+      JOIN customers cu ON cu.id = c.customer_id
+      LEFT JOIN assistants bot ON bot.id = c.assistant_id
       JOIN messages a ON a.conversation_id = c.id AND a.created_at >= :oldest
       JOIN messages q ON q.id = a.reply_to_id
      WHERE c.organisation_id = :organisation_id
        AND c.updated_at >= :since AND c.updated_at < :until
+       AND cu.processing_restricted_at IS NULL AND cu.objected_at IS NULL
+       AND cu.opted_out_at IS NULL AND cu.external_id NOT LIKE '{ERASED_PREFIX}%'
        AND ((a.sender = {_ASSISTANT} AND a.grounded = false)
             OR (a.sender = {_SYSTEM} AND a.llm_provider IS NOT NULL
                 -- A customer accepting the offer of a person that came with a fallback
@@ -104,11 +114,13 @@ _CANDIDATES = f"""
      ORDER BY q.created_at, q.id
 """  # noqa: S608
 
+# Only active organisations: one in its deletion grace period or hidden since its shop
+# uninstalled the app embeds nothing (policy §11).
 _STALE_ORGANISATIONS = """
     SELECT o.id
       FROM organisations o
       LEFT JOIN knowledge_gap_marks m ON m.organisation_id = o.id
-     WHERE EXISTS (SELECT 1 FROM conversations c
+     WHERE o.status = 'active' AND EXISTS (SELECT 1 FROM conversations c
                     WHERE c.organisation_id = o.id
                       AND c.updated_at > coalesce(m.collected_until, '-infinity'))
 """
@@ -230,6 +242,13 @@ async def collect(
     )
     if embeddings is None or embeddings.dimensions == 0:
         return Collected(0, True)
+    status = await session.scalar(
+        text("SELECT status FROM organisations WHERE id = :o"), {"o": organisation_id}
+    )
+    if status != "active":
+        # Closing or hidden (policy §11): nothing embedded; the mark stays, so a
+        # cancelled deletion or a reinstall collects what waited.
+        return Collected(0, True)
     mark = await session.scalar(
         text("SELECT collected_until FROM knowledge_gap_marks WHERE organisation_id = :o"),
         {"o": organisation_id},
@@ -267,7 +286,9 @@ async def collect(
     for orphan in orphans:
         group_id, similarity = groups.place(_vector(orphan.embedding), orphan.created_at)
         regrouped.append({"g": group_id, "s": similarity, "id": orphan.id})
-    vectors = await _embed(embeddings, [row.text for row in found])
+    vectors = await _embed(
+        embeddings, [Redactor().redact(row.text) if row.redact else row.text for row in found]
+    )
     placed: list[dict[str, Any]] = []
     for row, vector in zip(found, vectors, strict=True):
         group_id, similarity = groups.place(vector, row.asked_at)
