@@ -32,6 +32,8 @@ class CsatSurvey(TenantMixin, Base):
         ),
         # A customer's latest survey: what a reply on WhatsApp answers.
         Index(None, "customer_id", "created_at"),
+        # A message deleted (purge, erasure) sets its survey's message_id to NULL.
+        Index(None, "message_id"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.principal import Principal
@@ -237,8 +237,12 @@ async def object_to_assistant(
 async def left_to_the_assistant_after_objecting(
     session: AsyncSession, *, organisation_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> bool:
-    """Whether the conversation is still the assistant's though its customer objected: a
-    read without a lock, for the reply pipeline to ask before :func:`people_only`."""
+    """Whether the conversation is still the assistant's though its customer objected or
+    opted out (STOP): a read without a lock, for the reply pipeline to ask before
+    :func:`people_only`. The assistant answers neither, but a right either exercises in
+    their words ("delete my data") is still recorded for the team (policy §14); an
+    objecting customer's conversation goes to people as well, an opted-out customer is
+    sent nothing (the team answers the request)."""
     found = await session.scalar(
         select(Conversation.id)
         .join(Customer, Customer.id == Conversation.customer_id)
@@ -246,7 +250,7 @@ async def left_to_the_assistant_after_objecting(
             Conversation.organisation_id == organisation_id,
             Conversation.id == conversation_id,
             Conversation.state == ConversationState.BOT,
-            Customer.objected_at.is_not(None),
+            or_(Customer.objected_at.is_not(None), Customer.opted_out_at.is_not(None)),
         )
     )
     return found is not None
