@@ -147,9 +147,7 @@ async def export(database: Database, organisation_id: uuid.UUID, days: int) -> d
     rows, size, rss = 0, 0, []
     step = max(1, (total or 1) // 10)
     started = time.perf_counter()
-    async for chunk in analytics_api._csv_chunks(
-        database, organisation_id, filters, rollups.measure_now(IDLE_HOURS)
-    ):
+    async for chunk in analytics_api._csv_chunks(database, organisation_id, filters):
         size += len(chunk)
         before = rows
         rows += chunk.count(b"\n")

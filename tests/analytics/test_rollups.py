@@ -28,6 +28,7 @@ from tests.support.conversations import make_conversation, make_message
 from tests.support.knowledge import run_jobs
 
 TABLES = (
+    "analytics_conversations",
     "analytics_hourly",
     "analytics_hourly_model_usage",
     "analytics_hourly_sources",

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
-from cybergine.analytics import api_usage_report, costs, definitions, rollups, service
+from cybergine.analytics import api_usage_report, costs, definitions, service
 from cybergine.analytics.api_usage_schemas import ApiUsageOut, ApiUsageRowOut
 from cybergine.analytics.cost_schemas import ModelCostOut
 from cybergine.analytics.gap_report import report as gap_report
@@ -195,18 +195,11 @@ async def api_usage(
     },
     summary="One CSV row per conversation begun in the period, with its figures",
 )
-async def conversations_csv(
-    exporter: Exporter, filters: FiltersDep, settings: SettingsDep
-) -> StreamingResponse:
+async def conversations_csv(exporter: Exporter, filters: FiltersDep) -> StreamingResponse:
     async with exporter.transaction() as caller:
         await service.check_filters(caller.scope, filters)
     return StreamingResponse(
-        _csv_chunks(
-            exporter.database,
-            exporter.principal.organisation_id,
-            filters,
-            rollups.measure_now(settings.analytics_idle_resolution_hours),
-        ),
+        _csv_chunks(exporter.database, exporter.principal.organisation_id, filters),
         media_type="text/csv; charset=utf-8",
         headers={
             "content-disposition": content_disposition(
@@ -219,13 +212,10 @@ async def conversations_csv(
 
 
 async def _csv_chunks(
-    database: Database,
-    organisation_id: uuid.UUID,
-    filters: Filters,
-    measured: rollups.Measure,
+    database: Database, organisation_id: uuid.UUID, filters: Filters
 ) -> AsyncIterator[bytes]:
     async with database.transaction() as session:
-        async for chunk in service.conversation_csv(session, organisation_id, filters, measured):
+        async for chunk in service.conversation_csv(session, organisation_id, filters):
             yield chunk
 
 

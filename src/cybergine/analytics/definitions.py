@@ -84,8 +84,9 @@ _BUSINESS_WEEKS = f"""
 """  # noqa: S608
 
 # CSAT (``conversations.csat``): a survey was sent when the conversation closed, the
-# customer answered it (a 1-5 rating), and the answer was positive (4 or 5).
-_CSAT = f"""(s.id IS NOT NULL) AS csat_surveys_sent,
+# customer answered it (a 1-5 rating), and the answer was positive (4 or 5); over the
+# conversation's survey ``s``.
+CSAT = f"""(s.id IS NOT NULL) AS csat_surveys_sent,
            (s.rating IS NOT NULL) AS csat_responses,
            coalesce(s.rating >= {POSITIVE_RATING}, false) AS csat_positive,
            s.rating AS csat_rating"""
@@ -106,7 +107,7 @@ _FACTS = f"""
            hours.starts AS business_starts,
            hours.ends AS business_ends,
            hours.weekly AS business_weekly,
-           {_CSAT},
+           {CSAT},
            f.*,
            (SELECT min(t) FROM unnest(f.agent_times) AS t WHERE t >= f.first_customer_at)
                AS first_agent_at,

@@ -16,6 +16,9 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+# Each conversation's row of figures, which the aggregates are sums of (imported here so
+# its table is known wherever these are).
+from cybergine.analytics.fact_models import ConversationFacts as ConversationFacts
 from cybergine.conversations.models import Channel
 from cybergine.db.base import Base, TenantMixin, value_enum
 from cybergine.privacy.retention import Retention

@@ -1,7 +1,8 @@
-"""The hourly aggregates: recomputed from the raw rows for whole hours, incrementally
-(the hours of the conversations changed since the last refresh) or for a period
-(``cybergine analytics rebuild``). Both run the same statements, so an incremental
-refresh and a rebuild agree row for row.
+"""The hourly aggregates: sums of each conversation's row of figures (``facts``), kept
+current incrementally (the refresh recomputes the rows of the conversations changed
+since its mark, then sums the hours they began in again) or for a period (``cybergine
+analytics rebuild``). Both run the same statements, so an incremental refresh and a
+rebuild agree row for row.
 
 Maintenance runs as a job, off the hot path: the job queue's periodic sweep defers one
 refresh per organisation with changes (``REFRESH_ANALYTICS``, coalesced by a queueing
@@ -21,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import buckets, definitions
+from cybergine.analytics import buckets, definitions, facts
 from cybergine.analytics.models import DURATIONS
 from cybergine.conversations.models import ConversationState
 
@@ -34,6 +35,7 @@ CHANGES_LOOKBACK = timedelta(minutes=5)
 REBUILD_STEP = timedelta(days=7)
 
 _RANGE = "c.created_at >= :start AND c.created_at < :end"
+_FACTS_RANGE = "f.started_at >= :start AND f.started_at < :end"
 _TABLES = (
     "analytics_hourly",
     "analytics_hourly_model_usage",
@@ -83,7 +85,7 @@ _INSERT_FIGURES = f"""
     SELECT {_KEY_VALUES}, {", ".join(FIGURE_COLUMNS)}
       FROM (SELECT metrics.hour, metrics.assistant_id, metrics.channel,
                    {", ".join(f"{sql} AS {name}" for name, sql in FIGURE_COLUMNS.items())}
-              FROM ({definitions.conversation_metrics(_RANGE)}) AS metrics
+              FROM ({facts.metrics(_FACTS_RANGE)}) AS metrics
              GROUP BY 1, 2, 3) AS figures
 """  # noqa: S608
 _INSERT_MODEL_USAGE = f"""
@@ -100,11 +102,10 @@ _INSERT_SOURCES = f"""
 _INSERT_HANDOFF_REASONS = f"""
     INSERT INTO analytics_hourly_reasons ({_KEY}, item, handoffs)
     SELECT {_KEY_VALUES}, item, count(*)
-      FROM (SELECT date_trunc('hour', c.created_at) AS hour, c.assistant_id, c.channel,
-                   {definitions.handoff_reason_code("c.handoff_reason")} AS item
-              FROM conversations c
-             WHERE c.organisation_id = :organisation_id AND ({_RANGE})
-               AND c.handoff_at IS NOT NULL) AS reasons
+      FROM (SELECT f.hour, f.assistant_id, f.channel, f.handoff_reason AS item
+              FROM analytics_conversations f
+             WHERE f.organisation_id = :organisation_id AND ({_FACTS_RANGE})
+               AND f.handoff_at IS NOT NULL) AS reasons
      GROUP BY hour, assistant_id, channel, item
 """  # noqa: S608
 _INSERTS = (_INSERT_FIGURES, _INSERT_MODEL_USAGE, _INSERT_SOURCES, _INSERT_HANDOFF_REASONS)
@@ -142,7 +143,9 @@ async def recompute(
     end: datetime,
     measure: Measure,
 ) -> None:
-    """The aggregates of the hours in [start, end) (whole hours), from the raw rows."""
+    """The aggregates of the hours in [start, end) (whole hours): sums of the
+    conversations' rows (``facts``, current for the period), and the breakdowns by model
+    and source from the messages."""
     parameters = {"organisation_id": organisation_id, "start": start, "end": end}
     for table in _TABLES:
         await session.execute(
@@ -171,27 +174,30 @@ def _runs(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
     return runs
 
 
-# The hours of the conversations changed since the mark (the BRIN index on ``updated_at``
-# reads only the pages written since), and of those that became idle (their last
-# message crossed the idle time) since.
-_CHANGED_HOURS = """
-    SELECT date_trunc('hour', c.created_at)
+# The conversations changed since the mark (the BRIN index on ``updated_at`` reads only
+# the pages written since), and those that became idle (their last message crossed the
+# idle time) since.
+_CHANGED = """
+    SELECT c.id, date_trunc('hour', c.created_at) AS hour
       FROM conversations c
      WHERE c.organisation_id = :organisation_id
        AND c.updated_at >= CAST(:since AS timestamptz) - make_interval(secs => :lookback)
      UNION
-    SELECT date_trunc('hour', c.created_at)
+    SELECT c.id, date_trunc('hour', c.created_at) AS hour
       FROM conversations c
      WHERE c.organisation_id = :organisation_id
        AND c.last_message_at > CAST(:since AS timestamptz) - make_interval(secs => :idle_seconds)
        AND c.last_message_at <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds)
 """
+# The first refresh of an organisation takes its whole history.
+_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def refresh(session: AsyncSession, organisation_id: uuid.UUID, measure: Measure) -> int:
-    """Bring the organisation's aggregates up to ``measure.now``: the hours of the
-    conversations changed since the last refresh are recomputed. Answers how many hours;
-    a first refresh (no mark yet) recomputes every hour with a conversation."""
+    """Bring the organisation's aggregates up to ``measure.now``: the rows of the
+    conversations changed since the last refresh are recomputed (``facts``), then the
+    hours they began in are summed again. Answers how many hours; a first refresh (no
+    mark yet) recomputes every conversation and hour."""
     await _serialise(session, organisation_id)
     mark = await session.scalar(
         text(
@@ -201,24 +207,35 @@ async def refresh(session: AsyncSession, organisation_id: uuid.UUID, measure: Me
         {"organisation_id": organisation_id},
     )
     if mark is None:
-        hours = await session.scalars(
-            text(
-                "SELECT DISTINCT date_trunc('hour', created_at) FROM conversations"
-                " WHERE organisation_id = :organisation_id"
-            ),
-            {"organisation_id": organisation_id},
+        await facts.write_period(
+            session, organisation_id, _BEGINNING, measure.now + HOUR, measure.parameters
+        )
+        found = list(
+            await session.scalars(
+                text(
+                    "SELECT DISTINCT hour FROM analytics_conversations"
+                    " WHERE organisation_id = :organisation_id"
+                ),
+                {"organisation_id": organisation_id},
+            )
         )
     else:
-        hours = await session.scalars(
-            text(_CHANGED_HOURS),
-            {
-                "organisation_id": organisation_id,
-                "since": mark,
-                "lookback": CHANGES_LOOKBACK.total_seconds(),
-                **measure.parameters,
-            },
-        )
-    found = list(hours)
+        changed = (
+            await session.execute(
+                text(_CHANGED),
+                {
+                    "organisation_id": organisation_id,
+                    "since": mark,
+                    "lookback": CHANGES_LOOKBACK.total_seconds(),
+                    **measure.parameters,
+                },
+            )
+        ).all()
+        if changed:
+            await facts.write_conversations(
+                session, organisation_id, [row.id for row in changed], measure.parameters
+            )
+        found = list({row.hour for row in changed})
     for start, end in _runs(found):
         await recompute(session, organisation_id, start, end, measure)
     await _set_mark(session, organisation_id, measure.now)
@@ -254,6 +271,7 @@ async def rebuild_step(
     lock; the last step (``end`` past ``measure.now``) also moves the mark, since
     everything up to now is then counted."""
     await _serialise(session, organisation_id)
+    await facts.write_period(session, organisation_id, start, end, measure.parameters)
     await recompute(session, organisation_id, start, end, measure)
     if end > measure.now:
         await _set_mark(session, organisation_id, measure.now)

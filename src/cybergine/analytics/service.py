@@ -4,9 +4,9 @@ one (``summary``), the same over time (``timeseries``), one row per conversation
 (``figure_conversations``, the drill-down).
 
 Summary and time series read the hourly aggregates (``rollups``); unique customers,
-which no sum of hours can give, are counted from the conversations themselves. The
-rows and the drill-down read ``definitions.conversation_metrics``, the statement the
-aggregates are made from.
+which no sum of hours can give, and the CSV rows read each conversation's row of
+figures (``facts``), which the aggregates are sums of. The drill-down reads
+``definitions.conversation_metrics``, the statement those rows are made from.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ from typing import Any
 from sqlalchemy import Subquery, Uuid, column, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import definitions, rollups
+from cybergine.analytics import definitions, facts, rollups
 from cybergine.analytics.models import DURATIONS
 from cybergine.analytics.periods import Filters, Interval
 from cybergine.assistants.models import Assistant
 from cybergine.db.engine import raw_connection
 from cybergine.db.tenancy import TenantScope
 
-# The conversations per fetch of the CSV export's server-side cursor.
-ROWS_PER_FETCH = 2000
 TOP_ITEMS = 10
 
 
@@ -101,28 +99,32 @@ async def _unique_customers(
     session: AsyncSession, organisation_id: uuid.UUID, filters: Filters
 ) -> dict[bool, int]:
     """Distinct customers of the conversations begun in the period (True) and in the
-    previous one (False): a hash of (period, customer) pairs, counted."""
+    previous one (False): the conversations of each whose customer's previous one (on
+    the channel; with the assistant when it is filtered by) began before it, counted
+    from the rows of figures' index (``facts``) without gathering any customer."""
     previous_start, start = filters.period.previous
-    rows = await session.execute(
-        text(
-            "SELECT current, count(*) FROM (SELECT DISTINCT c.created_at >= :start AS current,"  # noqa: S608
-            " c.customer_id FROM conversations c WHERE c.organisation_id = :organisation_id"
-            " AND c.created_at >= :previous_start AND c.created_at < :end AND "
-            + filters.where("c")
-            + ") AS pairs GROUP BY current"
-        ),
-        {
-            "organisation_id": organisation_id,
-            "previous_start": previous_start,
-            "start": start,
-            "end": filters.period.end,
-            **filters.parameters,
-        },
-    )
-    found = {True: 0, False: 0}
-    for row in rows.mappings():
-        found[bool(row["current"])] = int(row["count"])
-    return found
+    before = "f.previous_with_assistant_at" if filters.assistant_id else "f.previous_at"
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE f.started_at >= :start"  # noqa: S608
+                f" AND ({before} IS NULL OR {before} < :start)) AS current,"
+                f" count(*) FILTER (WHERE f.started_at < :start AND ({before} IS NULL"
+                f" OR {before} < :previous_start)) AS previous"
+                " FROM analytics_conversations f WHERE f.organisation_id = :organisation_id"
+                " AND f.started_at >= :previous_start AND f.started_at < :end AND "
+                + filters.where("f")
+            ),
+            {
+                "organisation_id": organisation_id,
+                "previous_start": previous_start,
+                "start": start,
+                "end": filters.period.end,
+                **filters.parameters,
+            },
+        )
+    ).one()
+    return {True: int(row.current), False: int(row.previous)}
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,8 @@ def figure_conversations(
     return statement.subquery("figure_conversations")
 
 
-# The CSV export's columns: each a column of ``definitions.conversation_metrics``.
+# The CSV export's columns: each a column of a conversation's row of figures (``facts``)
+# or of its CSAT survey.
 CSV_COLUMNS = (
     "conversation_id",
     "started_at",
@@ -343,26 +346,26 @@ _CSV_YES_NO = frozenset(
 )
 
 
-def _csv_select(filters: Filters, *, as_text: bool = False) -> str:
-    """The export's statement; ``as_text``: every value as the CSV shows it (ISO 8601
-    UTC times, true/false), for PostgreSQL to write the CSV itself."""
+def _csv_column(name: str) -> str:
+    """A column as the CSV shows it: ISO 8601 UTC times, true/false."""
+    if name in _CSV_MOMENTS:
+        return (
+            f"to_char(metrics.{name} AT TIME ZONE 'UTC',"
+            f' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') AS {name}'
+        )
+    if name in _CSV_YES_NO:
+        return f"metrics.{name}::text AS {name}"
+    return f"metrics.{name}"
 
-    def column(name: str) -> str:
-        if name == "handoff_reason":
-            return definitions.handoff_reason_code("metrics.handoff_reason") + " AS handoff_reason"
-        if as_text and name in _CSV_MOMENTS:
-            return (
-                f"to_char(metrics.{name} AT TIME ZONE 'UTC',"
-                f' \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') AS {name}'
-            )
-        if as_text and name in _CSV_YES_NO:
-            return f"metrics.{name}::text AS {name}"
-        return f"metrics.{name}"
 
+def _csv_select(filters: Filters) -> str:
+    """The export's statement: the period's rows of figures in order (read by their
+    index), every value as text for PostgreSQL to write the CSV itself."""
     return (
-        f"SELECT {', '.join(column(name) for name in CSV_COLUMNS)}"  # noqa: S608
-        f" FROM ({metrics_in(filters)}) AS metrics"
-        " ORDER BY metrics.started_at, metrics.conversation_id"
+        f"SELECT {', '.join(_csv_column(name) for name in CSV_COLUMNS)}"  # noqa: S608
+        " FROM ("
+        + facts.metrics("f.started_at >= :start AND f.started_at < :end AND " + filters.where("f"))
+        + ") AS metrics ORDER BY metrics.started_at, metrics.conversation_id"
     )
 
 
@@ -371,17 +374,20 @@ EXPORT_TIMEOUT = "15min"
 
 
 async def conversation_csv(
-    session: AsyncSession,
-    organisation_id: uuid.UUID,
-    filters: Filters,
-    measure: rollups.Measure,
+    session: AsyncSession, organisation_id: uuid.UUID, filters: Filters
 ) -> AsyncIterator[bytes]:
-    """The export as CSV bytes (a header, then :func:`conversation_rows`' rows), written
-    by PostgreSQL (``COPY ... TO STDOUT``) and passed on as it arrives: memory stays
-    flat, and no row is built in Python."""
+    """The export as CSV bytes (a header, then one row per conversation begun in the
+    period, ``CSV_COLUMNS``, oldest first, as of the last refresh), written by
+    PostgreSQL (``COPY ... TO STDOUT``) from the rows of figures and passed on as it
+    arrives: memory stays flat, and no row is built in Python."""
     statement = (
-        text(_csv_select(filters, as_text=True))
-        .bindparams(**metrics_parameters(organisation_id, filters, measure))
+        text(_csv_select(filters))
+        .bindparams(
+            organisation_id=organisation_id,
+            start=filters.period.start,
+            end=filters.period.end,
+            **filters.parameters,
+        )
         .compile(dialect=session.get_bind().dialect)
     )
     await session.execute(text(f"SET LOCAL statement_timeout = '{EXPORT_TIMEOUT}'"))
@@ -391,20 +397,3 @@ async def conversation_csv(
         async with cursor.copy(copy_statement, statement.params) as copy:
             async for chunk in copy:
                 yield bytes(chunk)
-
-
-async def conversation_rows(
-    session: AsyncSession,
-    organisation_id: uuid.UUID,
-    filters: Filters,
-    measure: rollups.Measure,
-) -> AsyncIterator[tuple[Any, ...]]:
-    """One row per conversation begun in the period (``CSV_COLUMNS``), oldest first,
-    read through a server-side cursor ``ROWS_PER_FETCH`` at a time: memory stays flat
-    however many there are."""
-    result = await session.stream(
-        text(_csv_select(filters)).execution_options(yield_per=ROWS_PER_FETCH),
-        metrics_parameters(organisation_id, filters, measure),
-    )
-    async for row in result:
-        yield tuple(row)

@@ -224,6 +224,10 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     ),
     NotPersonal("conversations", "channel", _ENUM),
     NotPersonal("conversations", "state", _ENUM),
+    # A conversation's figures (analytics.facts): counts, moments, outcomes; no text.
+    NotPersonal("analytics_conversations", "channel", _ENUM),
+    NotPersonal("analytics_conversations", "state", _ENUM),
+    NotPersonal("analytics_conversations", "handoff_reason", "a fixed reason code, or 'other'"),
     NotPersonal("messages", "direction", _ENUM),
     NotPersonal("messages", "sender", _ENUM),
     NotPersonal("messages", "status", _ENUM),

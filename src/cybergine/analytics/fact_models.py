@@ -1,0 +1,84 @@
+"""One row of figures per conversation (retention: usage logs, 12 months), written by the
+analytics refresh from ``definitions.conversation_metrics``: what the hourly aggregates,
+the CSV export and the count of unique customers read, so none of them computes a
+conversation's figures from its messages again.
+
+``created_at`` is the conversation's start (the retention purge ages a row by it); the
+row goes with its conversation (foreign key). No text a customer wrote: the hand-off
+reason is its code (``definitions.handoff_reason_code``), and the CSAT rating stays in
+``csat_surveys`` (read from there by whoever needs it). ``previous_at``: when the same
+customer began their previous conversation on the channel (``previous_with_assistant_at``:
+with the same assistant), so a period's distinct customers are the conversations whose
+previous one began before it: a count, not a set of customers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cybergine.conversations.models import Channel, ConversationState
+from cybergine.db.base import Base, TenantMixin, value_enum
+from cybergine.privacy.retention import Retention
+
+
+class ConversationFacts(TenantMixin, Base):
+    __tablename__ = "analytics_conversations"
+    __retention__ = Retention.USAGE_LOG
+    __table_args__ = (
+        # A period's rows in order, and its distinct customers counted from the index.
+        Index(
+            None,
+            "organisation_id",
+            "started_at",
+            postgresql_include=[
+                "assistant_id",
+                "channel",
+                "previous_at",
+                "previous_with_assistant_at",
+            ],
+        ),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), unique=True
+    )
+    # No foreign key, as in the hourly aggregates: a deleted assistant's history stays.
+    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+    state: Mapped[ConversationState] = mapped_column(
+        value_enum(ConversationState, "conversation_state")
+    )
+    started_at: Mapped[datetime]
+    hour: Mapped[datetime]
+    previous_at: Mapped[datetime | None] = mapped_column(default=None)
+    previous_with_assistant_at: Mapped[datetime | None] = mapped_column(default=None)
+    handoff_at: Mapped[datetime | None] = mapped_column(default=None)
+    handoff_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    messages_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    messages_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    assistant_answers: Mapped[int] = mapped_column(BigInteger, default=0)
+    grounded_answers: Mapped[int] = mapped_column(BigInteger, default=0)
+    fallbacks: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    answered_by_assistant: Mapped[bool] = mapped_column(default=False)
+    resolved_by_assistant: Mapped[bool] = mapped_column(default=False)
+    handed_to_person: Mapped[bool] = mapped_column(default=False)
+    resolved: Mapped[bool] = mapped_column(default=False)
+    with_fallback: Mapped[bool] = mapped_column(default=False)
+
+    first_response_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    first_response_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    agent_first_response_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    agent_first_response_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    human_first_response_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    human_first_response_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    resolution_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    resolution_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)

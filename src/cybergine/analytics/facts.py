@@ -1,0 +1,126 @@
+"""Each conversation's figures as a row (``analytics_conversations``, ``fact_models``),
+written by the refresh for the conversations changed since its mark and by the rebuild
+for a period, from ``definitions.conversation_metrics``: the only statement that reads
+messages. The hourly aggregates are sums of these rows, the CSV export copies them, and
+a period's distinct customers are counted from them.
+
+:func:`metrics` gives the rows with the conversation's CSAT survey beside them, under the
+column names of ``definitions.conversation_metrics``, so every figure's predicate
+(``Figure.predicate``, ``Bucket.predicate``) reads them alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cybergine.analytics import definitions
+from cybergine.analytics.models import DURATIONS
+
+# The columns copied from ``definitions.conversation_metrics`` as they are.
+_COPIED = (
+    "conversation_id",
+    "assistant_id",
+    "channel",
+    "state",
+    "started_at",
+    "hour",
+    "handoff_at",
+    "resolved_at",
+    "messages_in",
+    "messages_out",
+    "assistant_answers",
+    "grounded_answers",
+    "fallbacks",
+    "prompt_tokens",
+    "completion_tokens",
+    "answered_by_assistant",
+    "resolved_by_assistant",
+    "handed_to_person",
+    "resolved",
+    "with_fallback",
+    *(f"{name}{kind}_seconds" for name in DURATIONS for kind in ("", "_business")),
+)
+
+
+def _previous(*, same_assistant: bool) -> str:
+    """When the customer began their previous conversation on the channel (with the same
+    assistant): ties in time are ordered by id, so two conversations begun at once count
+    one customer."""
+    assistant = " AND p.assistant_id IS NOT DISTINCT FROM m.assistant_id" if same_assistant else ""
+    return (
+        "(SELECT max(p.created_at) FROM conversations p"  # noqa: S608
+        " WHERE p.customer_id = m.customer_id AND p.channel = m.channel"
+        " AND (p.created_at < m.started_at"
+        f" OR p.created_at = m.started_at AND p.id < m.conversation_id){assistant})"
+    )
+
+
+def _insert(where: str) -> str:
+    return f"""
+    INSERT INTO analytics_conversations
+           (id, organisation_id, created_at, updated_at, {", ".join(_COPIED)},
+            handoff_reason, previous_at, previous_with_assistant_at)
+    SELECT gen_random_uuid(), :organisation_id, m.started_at, now(),
+           {", ".join(f"m.{name}" for name in _COPIED)},
+           CASE WHEN m.handoff_at IS NOT NULL
+                THEN {definitions.handoff_reason_code("m.handoff_reason")} END,
+           {_previous(same_assistant=False)}, {_previous(same_assistant=True)}
+      FROM ({definitions.conversation_metrics(where)}) AS m
+    """  # noqa: S608
+
+
+_INSERT_CONVERSATIONS = _insert("c.id = ANY(CAST(:ids AS uuid[]))")
+_INSERT_PERIOD = _insert("c.created_at >= :start AND c.created_at < :end")
+
+
+async def write_conversations(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    ids: list[uuid.UUID],
+    parameters: dict[str, object],
+) -> None:
+    """The rows of these conversations, recomputed (``parameters``: the measure's)."""
+    await session.execute(
+        text(
+            "DELETE FROM analytics_conversations WHERE conversation_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": ids},
+    )
+    await session.execute(
+        text(_INSERT_CONVERSATIONS),
+        {"organisation_id": organisation_id, "ids": ids, **parameters},
+    )
+
+
+async def write_period(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    parameters: dict[str, object],
+) -> None:
+    """The rows of the conversations begun in [start, end), recomputed."""
+    period = {"organisation_id": organisation_id, "start": start, "end": end}
+    await session.execute(
+        text(
+            "DELETE FROM analytics_conversations WHERE organisation_id = :organisation_id"
+            " AND started_at >= :start AND started_at < :end"
+        ),
+        period,
+    )
+    await session.execute(text(_INSERT_PERIOD), {**period, **parameters})
+
+
+def metrics(where: str) -> str:
+    """The rows of the organisation's conversations matching ``where`` (SQL over the row
+    ``f``), each with its CSAT survey's figures, as ``conversation_metrics`` names them."""
+    return f"""
+    SELECT f.*, {definitions.CSAT}
+      FROM analytics_conversations f
+      LEFT JOIN csat_surveys s ON s.conversation_id = f.conversation_id
+     WHERE f.organisation_id = :organisation_id AND ({where})
+    """  # noqa: S608
