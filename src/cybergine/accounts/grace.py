@@ -53,6 +53,18 @@ def accepting(status: OrganisationStatus) -> bool:
     return status is OrganisationStatus.ACTIVE
 
 
+async def accepting_work(session: AsyncSession, organisation_id: uuid.UUID) -> bool:
+    """Whether the organisation's background work (indexing its knowledge, embedding its
+    products) runs: only while it is active. A job for one that is closing, hidden or
+    gone ends without doing anything; what it left waits for
+    ``accounts.resumed_work.resume_background_work`` when the organisation is active
+    again."""
+    status = await session.scalar(
+        select(Organisation.status).where(Organisation.id == organisation_id)
+    )
+    return status is not None and accepting(status)
+
+
 async def refuse_if_closed(
     session: AsyncSession, organisation_id: uuid.UUID, *, writing: bool
 ) -> None:

@@ -21,6 +21,7 @@ from cybergine.accounts.auth import (
 )
 from cybergine.accounts.models import Role
 from cybergine.accounts.permissions import Permission
+from cybergine.accounts.resumed_work import resume_background_work
 from cybergine.accounts.service import api_keys, organisations, own_account, user_erasure, users
 from cybergine.analytics import api_usage_report
 from cybergine.dashboard.forms import fields
@@ -123,6 +124,7 @@ async def cancel_deletion(
     await organisations.cancel_deletion(
         caller.session, caller.principal.organisation_id, actor=caller.principal.actor
     )
+    await resume_background_work(caller.session, caller.principal.organisation_id)
     return redirect("/settings", notice="deletion-cancelled")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.accounts.resumed_work import resume_background_work
 from cybergine.accounts.service import organisations
 from cybergine.privacy import audit
 from cybergine.queue import cancel_waiting_jobs_naming
@@ -68,6 +69,7 @@ async def restore_shop(session: AsyncSession, shop: ShopifyShop) -> None:
     shop.uninstalled_at = None
     await session.flush()
     await organisations.show_reinstalled_shop(session, shop.organisation_id)
+    await resume_background_work(session, shop.organisation_id)
 
 
 def _names_of(shop: ShopifyShop) -> list[str]:
