@@ -30,7 +30,9 @@ async def _jobs(database: Database, task: str) -> list[str]:
     async with database.autocommit() as session:
         return list(
             await session.scalars(
-                text("SELECT status::text FROM procrastinate_jobs WHERE task_name = :t ORDER BY id"),
+                text(
+                    "SELECT status::text FROM procrastinate_jobs WHERE task_name = :t ORDER BY id"
+                ),
                 {"t": task},
             )
         )
