@@ -66,6 +66,7 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     ("cybergine.db.models", "cybergine.analytics.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.analytics.gap_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.analytics.api_usage_models"): _SCHEMA_ROOT,
+    ("cybergine.db.models", "cybergine.analytics.embedding_usage_models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.assistants.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.channels.whatsapp.models"): _SCHEMA_ROOT,
     ("cybergine.db.models", "cybergine.conversations.models"): _SCHEMA_ROOT,

@@ -14,7 +14,13 @@ from fastapi.responses import StreamingResponse
 
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
-from cybergine.analytics import api_usage_report, costs, definitions, service
+from cybergine.analytics import (
+    api_usage_report,
+    costs,
+    definitions,
+    embedding_usage,
+    service,
+)
 from cybergine.analytics.api_usage_schemas import ApiUsageOut, ApiUsageRowOut
 from cybergine.analytics.cost_schemas import ModelCostOut
 from cybergine.analytics.gap_report import report as gap_report
@@ -116,8 +122,13 @@ def drilldown_url(
 )
 async def summary(caller: Reader, filters: FiltersDep, settings: SettingsDep) -> SummaryOut:
     found = await service.summary(caller.scope, filters)
+    embedded = await embedding_usage.usage_rows(
+        caller.scope.session, caller.scope.organisation_id, filters
+    )
     model_costs = costs.priced(
-        found.breakdowns["model_usage"], settings.model_prices, settings.model_price_currency
+        [*found.breakdowns["model_usage"], *embedded],
+        settings.model_prices,
+        settings.model_price_currency,
     )
     current, previous = found.current.headline(), found.previous.headline()
     return SummaryOut(

@@ -11,8 +11,9 @@ import structlog
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import gaps
+from cybergine.analytics import embedding_usage, gaps
 from cybergine.job_names import JobName
+from cybergine.knowledge.embeddings.base import metering
 from cybergine.knowledge.providers import embedding_provider
 from cybergine.queue import defer, job_session, job_settings
 
@@ -43,8 +44,15 @@ async def collect(context: procrastinate.JobContext, organisation_id: str) -> in
     collection with more history than one window defers the next window's."""
     embeddings = embedding_provider(job_settings(context))
     async with job_session(context) as session:
-        found = await gaps.collect(
-            session, uuid.UUID(organisation_id), embeddings, datetime.now(UTC)
+        with metering() as usage:
+            found = await gaps.collect(
+                session, uuid.UUID(organisation_id), embeddings, datetime.now(UTC)
+            )
+        await embedding_usage.record(
+            session,
+            uuid.UUID(organisation_id),
+            usage,
+            purpose=embedding_usage.Purpose.KNOWLEDGE_GAPS,
         )
         if not found.done:
             await _defer(session, uuid.UUID(organisation_id))

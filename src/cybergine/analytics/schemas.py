@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,9 +30,20 @@ class AssistantCount(BaseModel):
 
 
 class ModelUsageOut(BaseModel):
+    kind: Literal["chat", "embeddings"] = Field(
+        default="chat",
+        description="chat: the assistant's answers' model calls; embeddings: calls to a "
+        "billed embeddings endpoint (a local model's are not counted)",
+    )
     provider: str | None
     model: str | None
     assistant_id: uuid.UUID | None
+    purpose: str | None = Field(
+        default=None,
+        description="Embeddings: retrieval, knowledge, product_search, products or "
+        "knowledge_gaps (README: 'Analytics: what each figure means')",
+    )
+    requests: int | None = Field(default=None, description="Embeddings: requests made")
     answers: int
     prompt_tokens: int
     completion_tokens: int

@@ -32,8 +32,10 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.analytics import embedding_usage
 from cybergine.catalog.shape import DEFAULT_VARIANT_TITLE
 from cybergine.knowledge.embeddings import EmbeddingError, EmbeddingProvider
+from cybergine.knowledge.embeddings.base import metering
 from cybergine.knowledge.models import TEXT_SEARCH_CONFIG
 from cybergine.knowledge.search import FusionWeights, shares, vector_literal
 
@@ -346,7 +348,11 @@ async def search_products(
     query = _clean(query[:MAX_QUERY_CHARS])
     k = max(1, min(k, MAX_RESULTS))
     if query_vector is None:
-        query_vector = await embed_query(provider, query)
+        with metering() as usage:
+            query_vector = await embed_query(provider, query)
+        await embedding_usage.record(
+            session, organisation_id, usage, purpose=embedding_usage.Purpose.PRODUCT_SEARCH
+        )
     use_dense = query_vector is not None and provider is not None
     parameters = _parameters(organisation_id, filters)
     rows = (

@@ -32,10 +32,12 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.analytics import embedding_usage
 from cybergine.catalog.shape import DEFAULT_OPTION, DEFAULT_VARIANT_TITLE
 from cybergine.db.engine import Database
 from cybergine.job_names import JobName
 from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.embeddings.base import metering
 from cybergine.knowledge.models import TEXT_SEARCH_CONFIG
 from cybergine.knowledge.search import vector_literal
 from cybergine.queue import defer
@@ -270,7 +272,11 @@ async def embed_pending(
             ).all()
         if not rows:
             return done
-        vectors = await provider.embed([row.document for row in rows], kind="document")
+        with metering() as usage:
+            vectors = await provider.embed([row.document for row in rows], kind="document")
+        await embedding_usage.record_apart(
+            database, organisation_id, usage, purpose=embedding_usage.Purpose.PRODUCTS
+        )
         async with database.transaction() as session:
             await session.execute(
                 _STORE,

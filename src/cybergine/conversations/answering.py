@@ -276,6 +276,7 @@ async def retrieve(
             collections=assistant.knowledge_collections or None,
             provider=embeddings,
             embedded_query=Redactor().redact(query) if assistant.redact_personal_data else None,
+            answering=assistant.id,
         )
     except InvalidInput:
         return []

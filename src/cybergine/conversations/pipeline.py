@@ -272,6 +272,7 @@ class Pipeline:
                     languages=assistant.languages,
                     embeddings=self.embeddings,
                     redact=assistant.redact_personal_data,
+                    assistant_id=assistant.id,
                 )
             return context, None
 
@@ -312,6 +313,7 @@ class Pipeline:
                 limit,
                 embeddings=self.embeddings,
                 redact=context.assistant.redact_personal_data,
+                assistant_id=context.assistant.id,
             )
 
     # --- 3. write ------------------------------------------------------------------

@@ -130,6 +130,7 @@ async def preview_reply(
                 languages=assistant.languages,
                 embeddings=embeddings,
                 redact=assistant.redact_personal_data,
+                assistant_id=assistant.id,
             )
 
     async def search_again(query: str) -> list[Hit]:
@@ -147,6 +148,7 @@ async def preview_reply(
                 limit,
                 embeddings=embeddings,
                 redact=assistant.redact_personal_data,
+                assistant_id=assistant.id,
             )
 
     responder = Responder(settings, chat_provider=chat_provider)

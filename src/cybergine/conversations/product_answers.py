@@ -16,11 +16,13 @@ and the catalogue answers it better than the knowledge base:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cybergine.analytics import embedding_usage
 from cybergine.catalog.search import (
     MAX_RESULTS,
     OptionFilter,
@@ -38,6 +40,7 @@ from cybergine.conversations.intent_phrases.products import OPTION_NAMES, PHRASE
 from cybergine.conversations.product_questions import ProductQuestion, candidate_values, parse
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.embeddings.base import metering
 from cybergine.knowledge.search import Hit
 from cybergine.llm import extractive
 from cybergine.llm.redaction import Redactor
@@ -74,6 +77,7 @@ async def look_up(
     languages: Sequence[str],
     embeddings: EmbeddingProvider | None,
     redact: bool,
+    assistant_id: uuid.UUID | None = None,
 ) -> Catalogue | None:
     """None when the organisation shows no product (the tool is not offered then)."""
     session, organisation_id = scope.session, scope.organisation_id
@@ -84,7 +88,13 @@ async def look_up(
     if not question.about_products:
         return Catalogue(None, [])
     hits = await search_products_for(
-        scope, question.words, question.filters(), CARDS, embeddings=embeddings, redact=redact
+        scope,
+        question.words,
+        question.filters(),
+        CARDS,
+        embeddings=embeddings,
+        redact=redact,
+        assistant_id=assistant_id,
     )
     return Catalogue(question, hits)
 
@@ -97,10 +107,20 @@ async def search_products_for(
     *,
     embeddings: EmbeddingProvider | None,
     redact: bool,
+    assistant_id: uuid.UUID | None = None,
 ) -> list[ProductHit]:
     """A search of the organisation's products; the query's vector is made from the
-    query redacted as a prompt is when it may leave for an external model (policy §7)."""
-    vector = await embed_query(embeddings, Redactor().redact(query) if redact else query)
+    query redacted as a prompt is when it may leave for an external model (policy §7),
+    and counted in the analytics' embedding usage under ``assistant_id``."""
+    with metering() as usage:
+        vector = await embed_query(embeddings, Redactor().redact(query) if redact else query)
+    await embedding_usage.record(
+        scope.session,
+        scope.organisation_id,
+        usage,
+        purpose=embedding_usage.Purpose.PRODUCT_SEARCH,
+        assistant_id=assistant_id,
+    )
     return await search_products(
         scope.session,
         scope.organisation_id,

@@ -6,6 +6,7 @@ package adds its ``models`` module to this list.
 
 from cybergine.accounts import models as accounts_models
 from cybergine.analytics import api_usage_models as api_usage_models
+from cybergine.analytics import embedding_usage_models as embedding_usage_models
 from cybergine.analytics import gap_models as gap_models
 from cybergine.analytics import models as analytics_models
 from cybergine.assistants import models as assistants_models
@@ -36,6 +37,7 @@ __all__ = [
     "catalog_models",
     "conversations_models",
     "csat_models",
+    "embedding_usage_models",
     "gap_models",
     "knowledge_models",
     "mail_models",

@@ -21,12 +21,14 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.analytics import embedding_usage
 from cybergine.db.engine import Database, raw_connection
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError
 from cybergine.knowledge import indexing, service
 from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.embeddings.base import metering
 from cybergine.knowledge.models import Chunk, Item, ItemKind, ItemStatus
 
 DEFAULT_BATCH = 200
@@ -124,7 +126,11 @@ async def import_records(
             ]
         )
         texts = [chunk.text for chunks in prepared for chunk in chunks]
-        vectors = await provider.embed(texts, kind="document") if provider and texts else None
+        with metering() as usage:
+            vectors = await provider.embed(texts, kind="document") if provider and texts else None
+        await embedding_usage.record_apart(
+            database, organisation_id, usage, purpose=embedding_usage.Purpose.KNOWLEDGE
+        )
         return _Prepared(len(batch), unique, prepared, vectors)
 
     # Pipelined: the next batch is chunked (and embedded) while this one is written.

@@ -15,10 +15,12 @@ from typing import Any
 
 from sqlalchemy import delete, update
 
+from cybergine.analytics import embedding_usage
 from cybergine.db.engine import Database
 from cybergine.errors import InvalidInput
 from cybergine.knowledge import chunking, extract
 from cybergine.knowledge.embeddings import EmbeddingProvider
+from cybergine.knowledge.embeddings.base import metering
 from cybergine.knowledge.extraction_process import ExtractionProcesses
 from cybergine.knowledge.models import Chunk, ChunkKind, Item, ItemKind, ItemStatus
 
@@ -113,6 +115,7 @@ async def index_item(
             return False
         item.status = ItemStatus.PROCESSING
         snapshot = _Snapshot.of(item)
+        organisation_id = item.organisation_id
 
     try:
         parsed = None
@@ -125,14 +128,18 @@ async def index_item(
             count_tokens=provider.count_tokens if provider else None,
             parsed=parsed,
         )
-        vectors = (
-            await provider.embed([p.text for p in prepared], kind="document")
-            if provider is not None and prepared
-            else None
-        )
+        with metering() as usage:
+            vectors = (
+                await provider.embed([p.text for p in prepared], kind="document")
+                if provider is not None and prepared
+                else None
+            )
     except Exception as exc:
         await _mark_failed(database, item_id, version, exc)
         raise
+    await embedding_usage.record_apart(
+        database, organisation_id, usage, purpose=embedding_usage.Purpose.KNOWLEDGE
+    )
 
     async with database.transaction() as session:
         item = await session.get(Item, item_id, with_for_update=True)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine import pagination
 from cybergine.accounts.principal import Principal
+from cybergine.analytics import embedding_usage
 from cybergine.assistants.models import Assistant
 from cybergine.db.ids import uuid7
 from cybergine.db.tenancy import TenantScope
@@ -484,13 +485,16 @@ async def search_knowledge(
     metadata: Mapping[str, Any] | None = None,
     provider: EmbeddingProvider | None,
     embedded_query: str | None = None,
+    answering: uuid.UUID | None = None,
 ) -> list[retrieval.Hit]:
     """Hybrid search of the caller's knowledge base (lexical only without a provider), in
     the named ``collections`` or in those the assistant ``assistant_id`` answers from
     (all of them when it names none), as its replies search. ``embedded_query``: what the
     provider is given to embed instead of ``query`` (a customer's words with their
     personal data redacted, since the provider can be an external endpoint); the
-    lexical search, on this database, reads ``query``."""
+    lexical search, on this database, reads ``query``. The query's embedding is counted
+    in the analytics' embedding usage, under the assistant ``answering`` (whose answer
+    the search is for) or ``assistant_id``."""
     query = query.strip()
     if not query:
         raise InvalidInput("Say what to search for.", field="query")
@@ -508,7 +512,21 @@ async def search_knowledge(
         if not collection_ids:
             return []
     to_embed = (embedded_query or "").strip() or query
-    vector = (await provider.embed([to_embed], kind="query"))[0] if provider else None
+    vector = (
+        (
+            await embedding_usage.embed(
+                scope.session,
+                provider,
+                [to_embed],
+                kind="query",
+                organisation_id=scope.organisation_id,
+                purpose=embedding_usage.Purpose.RETRIEVAL,
+                assistant_id=answering or assistant_id,
+            )
+        )[0]
+        if provider
+        else None
+    )
     return await retrieval.search(
         scope.session,
         organisation_id=scope.organisation_id,

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -36,6 +39,46 @@ class EmbeddingProvider(Protocol):
     async def embed(
         self, texts: Sequence[str], *, kind: EmbeddingKind
     ) -> list[list[float]]: ...  # L2-normalised, one per text, in order
+
+
+# --- Usage: what a paid endpoint's calls used ----------------------------------------
+
+
+@dataclass
+class EmbeddingUsage:
+    """The calls a provider made to a billed endpoint, per (provider, model): requests,
+    texts and the tokens the server reported (``usage.prompt_tokens``)."""
+
+    calls: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+    def add(self, provider: str, model: str, inputs: int, tokens: int) -> None:
+        found = self.calls.setdefault((provider, model), [0, 0, 0])
+        found[0] += 1
+        found[1] += inputs
+        found[2] += tokens
+
+
+_meter: ContextVar[EmbeddingUsage | None] = ContextVar("embedding_usage", default=None)
+
+
+@contextmanager
+def metering() -> Iterator[EmbeddingUsage]:
+    """What the embedding calls made inside the block (in this task, and in tasks it
+    starts) used. The local model reports nothing: it runs on this machine's CPU, which
+    no price covers."""
+    usage = EmbeddingUsage()
+    token = _meter.set(usage)
+    try:
+        yield usage
+    finally:
+        _meter.reset(token)
+
+
+def report_usage(provider: str, model: str, inputs: int, tokens: int) -> None:
+    """A billed call's usage, counted by the innermost :func:`metering` block, if any."""
+    usage = _meter.get()
+    if usage is not None:
+        usage.add(provider, model, inputs, tokens)
 
 
 def normalise_rows(matrix: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -15,6 +15,7 @@ from cybergine.knowledge.embeddings.base import (
     EmbeddingKind,
     approximate_tokens,
     normalise_rows,
+    report_usage,
 )
 from cybergine.outbound import BearerClient, redact_inputs, retry_after_seconds, server_message
 
@@ -108,7 +109,7 @@ class OpenAICompatibleEmbeddings(BearerClient):
         if self._request_dimensions:
             payload["dimensions"] = self.dimensions
         response = await self._post(payload, batch)
-        return self._parse(response, len(batch))
+        return self._parse(response, batch)
 
     async def _post(self, payload: dict[str, Any], batch: list[str]) -> httpx.Response:
         client = self._http()
@@ -147,7 +148,20 @@ class OpenAICompatibleEmbeddings(BearerClient):
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _parse(self, response: httpx.Response, expected: int) -> list[list[float]]:
+    def _report(self, body: dict[str, Any], batch: list[str]) -> None:
+        """The call's usage for the analytics (``metering``): the tokens the server
+        reported, or the chunker's estimate when it reports none; the model it served."""
+        usage = body.get("usage")
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            tokens = sum(approximate_tokens(text) for text in batch)
+        served = body.get("model")
+        model = served if isinstance(served, str) and served else self.model
+        report_usage(self.name, model, len(batch), tokens)
+
+    def _parse(self, response: httpx.Response, batch: list[str]) -> list[list[float]]:
+        expected = len(batch)
+
         def malformed(why: str) -> EmbeddingError:
             return EmbeddingError(
                 f"malformed embedding response from {self.url}: {why}",
@@ -186,4 +200,5 @@ class OpenAICompatibleEmbeddings(BearerClient):
         if not np.all(np.isfinite(matrix)) or np.any(norms == 0):
             raise malformed("a zero or non-finite vector")
         result: list[list[float]] = normalise_rows(matrix).tolist()
+        self._report(body, batch)
         return result
