@@ -32,6 +32,9 @@ from cybergine.knowledge import api as knowledge_api
 from cybergine.knowledge.extraction_share import ExtractionShares
 from cybergine.knowledge.providers import extraction_processes, stop_extractions
 from cybergine.logging import configure_logging
+from cybergine.observability import api as metrics_api
+from cybergine.observability import metrics
+from cybergine.observability.http import HttpMetricsMiddleware
 from cybergine.onboarding import api as onboarding_api
 from cybergine.privacy import api as privacy_api
 from cybergine.privacy import keys
@@ -74,6 +77,7 @@ def create_app(
     ``run_worker`` defaults to: embedded mode and ``embedded_worker`` enabled.
     """
     configure_logging(settings.log_level, settings.log_format)
+    metrics.enable(settings.metrics)
     keys.load(settings)
     register_channel_adapters()
     if run_worker is None:
@@ -149,6 +153,7 @@ def create_app(
     problems.install(app, html=render_error)
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(metrics_api.router)
     app.include_router(accounts_api.router)
     app.include_router(knowledge_api.router)
     app.include_router(assistants_api.router)
@@ -174,6 +179,9 @@ def create_app(
     app.mount("/static", static_assets, name="static")
 
     # Added innermost first: Starlette wraps each new middleware around the previous.
+    if settings.metrics:
+        # Innermost, around the router: it labels requests by the route matched.
+        app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(InputHygieneMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)

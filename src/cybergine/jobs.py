@@ -40,6 +40,7 @@ from cybergine.db.engine import Database
 from cybergine.db.urls import libpq_url
 from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
 from cybergine.mail.tasks import blueprint as mail_blueprint
+from cybergine.observability.job_metrics import observe_job
 from cybergine.privacy.organisation_export.tasks import blueprint as organisation_export_blueprint
 from cybergine.privacy.request_tasks import blueprint as privacy_requests_blueprint
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
@@ -216,7 +217,10 @@ class Worker:
             # just released or whose retry has come due, so it must not wait 5 s.
             fetch_job_polling_interval=FETCH_POLLING_SECONDS,
             shutdown_graceful_timeout=self.shutdown_grace_seconds,
-            worker_middleware=[self.releases.middleware],
+            worker_middleware=[
+                *([observe_job] if self.settings.metrics else []),  # /metrics: time, failures
+                self.releases.middleware,
+            ],
             additional_context={
                 DATABASE_CONTEXT_KEY: self.database,
                 SETTINGS_CONTEXT_KEY: self.settings,

@@ -275,6 +275,23 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    # --- Metrics ----------------------------------------------------------------
+    metrics: bool = Field(
+        default=True,
+        description="Prometheus metrics at `/metrics` on the main port; `off` records "
+        "nothing and answers 404 there.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token `/metrics` asks of clients beyond this machine (loopback "
+        "clients need none). Unset: only loopback clients get the metrics.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Where the processes of one host (`serve`, `worker`) keep their metric "
+        "values for `/metrics` to add up. Unset: `<data dir>/metrics`.",
+    )
+
     # --- Privacy ----------------------------------------------------------------
     organisation_deletion_grace_days: int = Field(
         default=30,

@@ -53,6 +53,7 @@ def test_public_routes_are_the_expected_few(settings: Settings) -> None:
         {
             "/healthz",
             "/readyz",
+            "/metrics",  # loopback clients, or CYBERGINE_METRICS_TOKEN (observability/api.py)
             "/login",
             "/logout",
             "/signup",

@@ -47,9 +47,11 @@ def serve(
     import uvicorn
 
     from cybergine.app import create_app
+    from cybergine.observability.process import prepare as prepare_metrics
     from cybergine.web.draining import GracefulServer
 
     settings = settings_for(data_dir)
+    prepare_metrics(settings, "web")
     load_keys(settings)
     url = database_url(settings, migrate=settings.embedded)
     sandbox = None
@@ -114,8 +116,10 @@ def worker(
     """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first)."""
     from cybergine.db.engine import Database
     from cybergine.jobs import Worker
+    from cybergine.observability.process import prepare as prepare_metrics
 
     settings = settings_for(data_dir)
+    prepare_metrics(settings, "worker")
     load_keys(settings)
     url = database_url(settings, migrate=settings.embedded)
 

@@ -74,6 +74,7 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
 from cybergine.llm.providers import LLMProvider
+from cybergine.observability.metrics import reply_stored
 from cybergine.privacy.request_actions import left_to_the_assistant_after_objecting, people_only
 from cybergine.privacy.request_models import RequestKind
 from cybergine.privacy.requests import open_from_chat
@@ -143,6 +144,7 @@ class Pipeline:
             outcome, claimed = await self._write(context, context.answer)
             if claimed is not None:
                 await context.adapter.send_claimed(self.database, self.settings, claimed)
+            reply_stored(message_id, context.channel, outcome)
             return outcome
         try:
             answer = await self.responder.decide(
@@ -169,6 +171,7 @@ class Pipeline:
         outcome, claimed = await self._write(context, answer)
         if claimed is not None:
             await context.adapter.send_claimed(self.database, self.settings, claimed)
+        reply_stored(message_id, context.channel, outcome)  # /metrics: the reply's latency
         return outcome
 
     # --- 1. read -------------------------------------------------------------------

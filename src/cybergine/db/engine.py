@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from cybergine.db.urls import sqlalchemy_url
+from cybergine.observability.pool import MeteredPool
 
 
 class Database:
@@ -49,6 +50,8 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=pre_ping,
+            # Counts connections in use and checkouts that wait (``/metrics``).
+            poolclass=MeteredPool,
             connect_args=connect_args,
             # Parameters are customers' words and numbers: never in an error's text.
             hide_parameters=True,

@@ -30,6 +30,7 @@ from openai.types.chat import (
 from openai.types.chat.chat_completion import Choice
 
 from cybergine.egress import DestinationRefused, OutboundPolicy
+from cybergine.observability.metrics import metered_model_call
 
 # One retry policy and one reading of servers' errors for every OpenAI-compatible client.
 from cybergine.outbound import (
@@ -356,6 +357,7 @@ class OpenAICompatibleChat(AsyncClosable):
         if client is not None:
             await client.close()
 
+    @metered_model_call("openai")
     async def complete(
         self,
         messages: Sequence[ChatMessage],

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.errors import NotFound, PayloadTooLarge
+from cybergine.observability.metrics import metered_webhook
 from cybergine.shopify import sync_status, webhooks
 from cybergine.shopify.signing import InvalidSignature
 from cybergine.web.access import public
@@ -41,6 +42,7 @@ _TOO_LARGE = "A Shopify webhook body is at most 5 MB."
         }
     },
 )
+@metered_webhook("shopify")
 async def receive(
     _: Shopify, request: Request, database: DatabaseDep, settings: SettingsDep
 ) -> JSONResponse:

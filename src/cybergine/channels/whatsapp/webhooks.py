@@ -31,6 +31,7 @@ from cybergine.channels.whatsapp.models import PHONE_NUMBER_ID_LENGTH, WhatsAppN
 from cybergine.channels.whatsapp.payloads import PayloadError, check_envelope
 from cybergine.channels.whatsapp.signature import HEADER, verify_signature
 from cybergine.errors import CybergineError, Forbidden, PayloadTooLarge, Unauthorized
+from cybergine.observability.metrics import metered_webhook
 from cybergine.web.access import public
 from cybergine.web.deps import DatabaseDep, SettingsDep
 from cybergine.web.openapi import may_answer
@@ -111,6 +112,7 @@ async def verify_subscription(
         }
     },
 )
+@metered_webhook("whatsapp")
 async def receive(_: Meta, request: Request, database: DatabaseDep) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:

@@ -1,0 +1,80 @@
+"""Where a process keeps its metric values, so that one ``/metrics`` answers for every
+process of its host.
+
+Prometheus' Python client has a multiprocess mode: each process writes its values to
+memory-mapped files of its own (named by its pid) in one directory, and whoever serves
+``/metrics`` adds them up when asked. Cybergine manages that directory:
+``CYBERGINE_METRICS_DIR`` (default ``<data dir>/metrics``), set for the client by
+``prepare`` when ``cybergine serve`` or ``cybergine worker`` starts. The web process of
+a host then reports its own requests and sockets and the jobs, replies and model calls
+of every worker on the same host that shares the directory. A worker on a host without
+a web process reports through a directory shared with one (or is scraped through a web
+process of its own host).
+
+On start, a process removes what no running process owns: the live gauges (open
+sockets, connections in use) of processes that are gone, and, when no process that
+wrote to the directory still runs, every file (counters then start again from zero,
+which Prometheus' ``rate()`` understands as a restart).
+
+Without ``prepare`` (tests, ``create_app`` in a process of one's own), values live in
+the process' memory and ``/metrics`` serves them alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from pathlib import Path
+
+import psutil
+from prometheus_client import multiprocess, values
+
+from cybergine.observability import metrics
+from cybergine.settings import Settings
+
+ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_LIVE_PREFIX = "gauge_live"
+
+
+def directory_of(settings: Settings) -> Path:
+    return settings.metrics_dir or settings.data_dir / "metrics"
+
+
+def shared_directory() -> Path | None:
+    """The directory this process' values are kept in, when ``prepare`` chose one."""
+    value = os.environ.get(ENVIRONMENT_VARIABLE)
+    return Path(value) if value else None
+
+
+def prepare(settings: Settings, role: str) -> Path | None:
+    """Call at the start of a process, before anything is recorded: ``role`` is ``web``
+    or ``worker``. Returns the shared directory (None: metrics are off)."""
+    metrics.set_process(role)
+    metrics.enable(settings.metrics)
+    if not settings.metrics:
+        return None
+    if metrics.any_recorded():
+        raise RuntimeError("a metric was recorded before its process chose where values live")
+    directory = directory_of(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_files(directory)
+    os.environ[ENVIRONMENT_VARIABLE] = str(directory)
+    # The client reads the variable when it is imported; it may have been already.
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    atexit.register(multiprocess.mark_process_dead, os.getpid(), str(directory))
+    return directory
+
+
+def _remove_stale_files(directory: Path) -> None:
+    me = os.getpid()
+    owners: dict[Path, int] = {}
+    for path in directory.glob("*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit():
+            owners[path] = int(pid)
+    alive = {owner for owner in set(owners.values()) if owner != me and psutil.pid_exists(owner)}
+    for path, owner in owners.items():
+        # A file named with this process' pid is a previous process' (a container's pid 1).
+        stale = owner not in alive
+        if stale and (not alive or path.name.startswith(_LIVE_PREFIX)):
+            path.unlink(missing_ok=True)
