@@ -116,10 +116,12 @@ async def queries(database: Database, organisation_id: uuid.UUID, repetitions: i
 
     filters = _filters(30)
     counts = ", ".join(f"count(*) FILTER (WHERE {f.predicate})" for f in definitions.Figure)
-    raw = f"SELECT {counts} FROM ({service.metrics_in(filters)}) AS metrics"
-    parameters = service.metrics_parameters(
-        organisation_id, filters, rollups.measure_now(IDLE_HOURS)
-    )
+    within = "c.created_at >= :start AND c.created_at < :end"
+    raw = f"SELECT {counts} FROM ({definitions.conversation_metrics(within)}) AS metrics"
+    parameters = {
+        **service.metrics_parameters(organisation_id, filters),
+        **rollups.measure_now(IDLE_HOURS).parameters,
+    }
 
     async def baseline(session: Any) -> None:
         await session.execute(text(raw), parameters)

@@ -1,7 +1,7 @@
 """The analytics upkeep while bench/whatsapp.py measures ingest (``--upkeep-rounds``):
 the index the refresh finds changed conversations by, in one of its forms, and a process
-refreshing every organisation with changes every ``--every`` seconds (60 times as often
-as the job queue's sweep: an upper bound of what the refresh costs).
+refreshing every organisation with changes every ``--every`` seconds (more often than
+the job queue's sweep, once a minute: an upper bound of what the refresh costs).
 
 VARIANTS says what each form is; ``apply`` puts one in place on the bench's database.
 Run as a script it is the refreshing process: ``analytics_upkeep.py <database url>``.
@@ -25,16 +25,18 @@ _DROP = (
 VARIANTS: dict[str, tuple[tuple[str, ...], bool]] = {
     # No analytics upkeep at all: what the hot path costs without rollups.
     "none": ((), False),
-    # The B-tree of migration 0028: an entry per insert and per update.
-    "btree": (
+    # Migration 0028's B-tree (an entry per insert and per update), refreshed by the
+    # code given as --upkeep-old-src (whole hours recomputed from messages).
+    "old": (
         (
             "CREATE INDEX ix_conversations_organisation_id_updated_at"
             " ON conversations (organisation_id, updated_at)",
         ),
         True,
     ),
-    # The BRIN index of migration 0032: a summary per 8 pages.
-    "brin": (
+    # Migration 0032's BRIN index (a summary per 8 pages), refreshed by this tree's code
+    # (the changed conversations' rows, then their hours summed from the rows).
+    "new": (
         (
             "CREATE INDEX ix_conversations_updated_at ON conversations USING brin (updated_at)"
             " WITH (pages_per_range = 8, autosummarize = on)",

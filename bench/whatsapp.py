@@ -209,11 +209,20 @@ def run_upkeep_rounds(
         for variant in variants[shift:] + variants[:shift]:
             tag += 1
             refreshes = analytics_upkeep.apply(platform.sql, variant)
+            env = {**os.environ, **platform.env}
+            if variant == "old":
+                env["PYTHONPATH"] = args.upkeep_old_src
             refresher = (
                 platform.processes.start(
                     f"upkeep-{tag}",
-                    [sys.executable, str(Path(__file__).with_name("analytics_upkeep.py")), url],
-                    {**os.environ, **platform.env},
+                    [
+                        sys.executable,
+                        str(Path(__file__).with_name("analytics_upkeep.py")),
+                        url,
+                        "--every",
+                        str(args.upkeep_every),
+                    ],
+                    env,
                 )
                 if refreshes
                 else None
@@ -516,7 +525,14 @@ if __name__ == "__main__":
         help="instead of the ingest runs: rounds of one ingest run per analytics upkeep"
         " variant (--upkeep-variants), in alternating order",
     )
-    parser.add_argument("--upkeep-variants", default="none,btree,brin")
+    parser.add_argument("--upkeep-variants", default="none,old,new")
+    parser.add_argument(
+        "--upkeep-old-src",
+        default="",
+        help="the src directory of the code the 'old' variant refreshes with (e.g. a git"
+        " worktree of an earlier commit)",
+    )
+    parser.add_argument("--upkeep-every", type=float, default=5.0, help="seconds between refreshes")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
     # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.

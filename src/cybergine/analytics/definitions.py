@@ -2,9 +2,10 @@
 figure means" says the same in words).
 
 Everything is derived from one statement, :func:`conversation_metrics`: a row per
-conversation with its counts, the moments that matter and the outcome. The hourly
-aggregates (``rollups``), the CSV export and the drill-down (the conversations behind a
-figure, ``Figure.predicate``) all read it, so a figure and its conversations cannot
+conversation with its counts, the moments that matter and the outcome, which the refresh
+keeps as each conversation's row of figures (``facts``). The hourly aggregates
+(``rollups``), the CSV export and the drill-down (the conversations behind a figure,
+``Figure.predicate``) all read those rows, so a figure and its conversations cannot
 disagree, and a fix here reaches history with ``cybergine analytics rebuild``.
 
 Period rule: a conversation counts in the hour it began (``conversations.created_at``),

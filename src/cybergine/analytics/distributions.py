@@ -116,12 +116,13 @@ def selected_conversations(
     organisation_id: uuid.UUID,
     selection: Selection,
     filters: Filters,
-    measure: rollups.Measure,
+    measure: rollups.Measure | None = None,
 ) -> Subquery:
-    """The ids of the conversations ``selection`` names (``conversation_id``), by the
-    statement the aggregates are made from."""
+    """The ids of the conversations ``selection`` names (``conversation_id``), from the
+    rows the aggregates are sums of (``measure`` is not needed: the refresh measured
+    them)."""
     where = " AND ".join(selection.predicates())
-    parameters = metrics_parameters(organisation_id, filters, measure)
+    parameters = metrics_parameters(organisation_id, filters)
     if ":tz" in where:
         parameters["tz"] = filters.period.timezone
     statement = (

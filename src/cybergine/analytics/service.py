@@ -5,8 +5,8 @@ one (``summary``), the same over time (``timeseries``), one row per conversation
 
 Summary and time series read the hourly aggregates (``rollups``); unique customers,
 which no sum of hours can give, and the CSV rows read each conversation's row of
-figures (``facts``), which the aggregates are sums of. The drill-down reads
-``definitions.conversation_metrics``, the statement those rows are made from.
+figures (``facts``), which the aggregates are sums of, and so does the drill-down: a
+figure and the conversations listed behind it cannot disagree.
 """
 
 from __future__ import annotations
@@ -270,20 +270,18 @@ async def timeseries(scope: TenantScope, filters: Filters, interval: Interval) -
 
 
 def metrics_in(filters: Filters) -> str:
-    return definitions.conversation_metrics(
-        "c.created_at >= :start AND c.created_at < :end AND " + filters.where("c")
-    )
+    """The rows of figures (``facts``) of the conversations begun in the period, under
+    the filters: what the aggregates are sums of, so a figure and the conversations
+    listed behind it agree."""
+    return facts.metrics("f.started_at >= :start AND f.started_at < :end AND " + filters.where("f"))
 
 
-def metrics_parameters(
-    organisation_id: uuid.UUID, filters: Filters, measure: rollups.Measure
-) -> dict[str, Any]:
+def metrics_parameters(organisation_id: uuid.UUID, filters: Filters) -> dict[str, Any]:
     return {
         "organisation_id": organisation_id,
         "start": filters.period.start,
         "end": filters.period.end,
         **filters.parameters,
-        **measure.parameters,
     }
 
 
@@ -291,16 +289,17 @@ def figure_conversations(
     organisation_id: uuid.UUID,
     figure: definitions.Figure,
     filters: Filters,
-    measure: rollups.Measure,
+    measure: rollups.Measure | None = None,
 ) -> Subquery:
     """The ids of the conversations a figure counts (``conversation_id``): what the
-    drill-down lists, by the statement the aggregates are made from."""
+    drill-down lists, from the rows the aggregates are sums of (as of the last refresh,
+    which measured them: ``measure`` is not needed)."""
     statement = (
         text(
             f"SELECT metrics.conversation_id FROM ({metrics_in(filters)}) AS metrics"  # noqa: S608
             f" WHERE {figure.predicate}"
         )
-        .bindparams(**metrics_parameters(organisation_id, filters, measure))
+        .bindparams(**metrics_parameters(organisation_id, filters))
         .columns(column("conversation_id", Uuid))
     )
     return statement.subquery("figure_conversations")
@@ -363,9 +362,8 @@ def _csv_select(filters: Filters) -> str:
     index), every value as text for PostgreSQL to write the CSV itself."""
     return (
         f"SELECT {', '.join(_csv_column(name) for name in CSV_COLUMNS)}"  # noqa: S608
-        " FROM ("
-        + facts.metrics("f.started_at >= :start AND f.started_at < :end AND " + filters.where("f"))
-        + ") AS metrics ORDER BY metrics.started_at, metrics.conversation_id"
+        f" FROM ({metrics_in(filters)}) AS metrics"
+        " ORDER BY metrics.started_at, metrics.conversation_id"
     )
 
 
@@ -382,12 +380,7 @@ async def conversation_csv(
     arrives: memory stays flat, and no row is built in Python."""
     statement = (
         text(_csv_select(filters))
-        .bindparams(
-            organisation_id=organisation_id,
-            start=filters.period.start,
-            end=filters.period.end,
-            **filters.parameters,
-        )
+        .bindparams(**metrics_parameters(organisation_id, filters))
         .compile(dialect=session.get_bind().dialect)
     )
     await session.execute(text(f"SET LOCAL statement_timeout = '{EXPORT_TIMEOUT}'"))
