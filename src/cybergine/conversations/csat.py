@@ -2,7 +2,8 @@
 asked once for a 1-5 rating; their answer is recorded once.
 
 Asking (:func:`send_survey`, called by every close that may ask: a person closing it in
-the inbox or through the API; an erasure's close never asks). Never for an assistant
+the inbox; an erasure's close never asks; ``tests/conversations/test_csat_close_paths``
+lists every close there is). Never for an assistant
 with the survey off, for a customer erased, restricted, objecting or opted out, outside
 the channel's window (WhatsApp: 24 hours after the customer's last message), or twice
 for one conversation (``csat_surveys.conversation_id`` is unique). The survey is an
