@@ -29,6 +29,16 @@ async def _versions(database: Database, organisation_id: uuid.UUID) -> dict[uuid
         return {row[0]: row[1] for row in rows}
 
 
+async def test_a_refresh_right_after_another_rewrites_nothing(
+    seeded: Seeded, database: Database
+) -> None:
+    """Every conversation is within the look-back of the seeding's refresh, but none of
+    their rows changed since its figures were computed."""
+    before = await _versions(database, seeded.known.organisation_id)
+    assert await refresh(database, seeded.known) == 0
+    assert await _versions(database, seeded.known.organisation_id) == before
+
+
 async def test_the_refresh_rewrites_only_the_rows_of_changed_conversations(
     seeded: Seeded, database: Database
 ) -> None:

@@ -104,6 +104,8 @@ _FACTS = f"""
            c.handoff_reason,
            c.closed_at,
            c.last_message_at,
+           -- The version of the conversation's row these figures were read from.
+           c.xmin::text::bigint AS conversation_version,
            hours.timezone AS business_timezone,
            hours.starts AS business_starts,
            hours.ends AS business_ends,

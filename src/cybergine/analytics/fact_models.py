@@ -52,6 +52,9 @@ class ConversationFacts(TenantMixin, Base):
     state: Mapped[ConversationState] = mapped_column(
         value_enum(ConversationState, "conversation_state")
     )
+    # The version (``xmin``) of the conversation's row the figures were computed from: a
+    # conversation whose row has not changed since is not computed again.
+    conversation_version: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[datetime]
     hour: Mapped[datetime]
     previous_at: Mapped[datetime | None] = mapped_column(default=None)

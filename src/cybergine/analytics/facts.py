@@ -23,6 +23,7 @@ from cybergine.analytics.models import DURATIONS
 # The columns copied from ``definitions.conversation_metrics`` as they are.
 _COPIED = (
     "conversation_id",
+    "conversation_version",
     "assistant_id",
     "channel",
     "state",

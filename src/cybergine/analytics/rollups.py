@@ -175,13 +175,16 @@ def _runs(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
 
 
 # The conversations changed since the mark (the BRIN index on ``updated_at`` reads only
-# the pages written since), and those that became idle (their last message crossed the
-# idle time) since.
+# the pages written since; of those the look-back takes again, only the ones whose row
+# changed since its figures were computed), and those that became idle (their last
+# message crossed the idle time) since.
 _CHANGED = """
     SELECT c.id, date_trunc('hour', c.created_at) AS hour
       FROM conversations c
+      LEFT JOIN analytics_conversations f ON f.conversation_id = c.id
      WHERE c.organisation_id = :organisation_id
        AND c.updated_at >= CAST(:since AS timestamptz) - make_interval(secs => :lookback)
+       AND f.conversation_version IS DISTINCT FROM c.xmin::text::bigint
      UNION
     SELECT c.id, date_trunc('hour', c.created_at) AS hour
       FROM conversations c

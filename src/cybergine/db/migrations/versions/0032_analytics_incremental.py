@@ -61,6 +61,7 @@ def _create_facts() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("organisation_id", sa.Uuid(), nullable=False),
         sa.Column("conversation_id", sa.Uuid(), nullable=False),
+        sa.Column("conversation_version", sa.BigInteger(), nullable=False),
         sa.Column("assistant_id", sa.Uuid(), nullable=True),
         sa.Column("channel", postgresql.ENUM(name="channel", create_type=False), nullable=False),
         sa.Column(
