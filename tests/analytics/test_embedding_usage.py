@@ -15,11 +15,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from cybergine.analytics import embedding_usage
+from cybergine.analytics.periods import Filters, period
 from cybergine.analytics.prices import ModelPrice
+from cybergine.catalog.search import search_products
 from cybergine.db.engine import Database
 from cybergine.knowledge.embeddings import OpenAICompatibleEmbeddings
 from cybergine.knowledge.embeddings.base import metering
 from cybergine.settings import Settings
+from tests.support.catalog import shoe_shop
 from tests.support.factories import make_organisation_with_key
 from tests.support.knowledge import run_jobs, search
 from tests.support.openai_simulator import OpenAISimulator
@@ -167,3 +171,30 @@ async def test_the_local_model_is_not_counted() -> None:
         vectors = await LocalMiniLM().embed(["where is my parcel"], kind="query")
     assert len(vectors) == 1
     assert usage.calls == {}
+
+
+async def test_the_catalogue_indexed_and_searched_is_counted(
+    database: Database, simulator: OpenAISimulator
+) -> None:
+    provider = OpenAICompatibleEmbeddings(
+        base_url=simulator.base_url, api_key=simulator.api_key, model=MODEL, dimensions=384
+    )
+    async with provider:
+        principal, _ = await shoe_shop(database, provider)
+        organisation_id = principal.organisation_id
+        indexed = sum(_reported(simulator))
+        async with database.transaction() as session:
+            hits = await search_products(
+                session, organisation_id, "waterproof trail shoe", provider=provider
+            )
+    assert hits
+    searched = _reported(simulator)[-1]
+    today = datetime.now(UTC).date()
+    async with database.transaction() as session:
+        rows = await embedding_usage.usage_rows(
+            session, organisation_id, Filters(period(today, today, "UTC"))
+        )
+    assert {row["purpose"]: row["prompt_tokens"] for row in rows} == {
+        "products": indexed,
+        "product_search": searched,
+    }
