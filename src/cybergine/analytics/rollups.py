@@ -298,8 +298,9 @@ def refresh_lock(organisation_id: uuid.UUID) -> str:
 
 
 # Organisations with a conversation changed, or become idle, since their mark: the
-# conversations changed since the oldest mark are read once (BRIN index), then compared
-# with their organisation's own mark.
+# conversations changed since the oldest mark (BRIN index) whose row is not the one
+# their figures were computed from are read once, then compared with their
+# organisation's own mark.
 _STALE_ORGANISATIONS = """
     WITH marks AS (
         SELECT o.id AS organisation_id, r.refreshed_until
@@ -308,8 +309,10 @@ _STALE_ORGANISATIONS = """
     ), changed AS (
         SELECT DISTINCT c.organisation_id, c.updated_at
           FROM conversations c
+          LEFT JOIN analytics_conversations f ON f.conversation_id = c.id
          WHERE c.updated_at >= (SELECT min(refreshed_until) FROM marks)
                                - make_interval(secs => :lookback)
+           AND f.conversation_version IS DISTINCT FROM c.xmin::text::bigint
     )
     SELECT m.organisation_id
       FROM marks m
