@@ -50,6 +50,7 @@ from typing import Any
 
 import psutil
 
+import metrics_cost
 from live_platform import Platform, Replier, Replies, base_env
 from load import (
     GENERATOR,
@@ -403,7 +404,13 @@ def main(args: argparse.Namespace) -> None:
             )
             secret = secrets.token_hex(16)
 
-            if args.upkeep_rounds:
+            if args.metrics_rounds:
+                for row in metrics_cost.run_rounds(
+                    platform, sim, args, secret=secret, run_ingest=run_ingest
+                ):
+                    ingest.append(row)
+                    cpu_rows.append((row.label, row.load.cpu))
+            elif args.upkeep_rounds:
                 upkeep = run_upkeep_rounds(platform, sim, args, secret=secret)
                 for row in upkeep:
                     ingest.append(row)
@@ -533,6 +540,14 @@ if __name__ == "__main__":
         " worktree of an earlier commit)",
     )
     parser.add_argument("--upkeep-every", type=float, default=5.0, help="seconds between refreshes")
+    parser.add_argument(
+        "--metrics-rounds",
+        type=int,
+        default=0,
+        help="instead of the ingest runs: rounds of one ingest run with CYBERGINE_METRICS=on"
+        " and one with =off, in alternating order (bench/metrics_cost.py)",
+    )
+    parser.add_argument("--metrics-scrape-seconds", type=float, default=1.0)
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
     # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.

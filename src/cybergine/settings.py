@@ -291,6 +291,14 @@ class Settings(BaseSettings):
         description="Where the processes of one host (`serve`, `worker`) keep their metric "
         "values for `/metrics` to add up. Unset: `<data dir>/metrics`.",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`cybergine worker` serves its host's `/metrics` on this port (all "
+        "interfaces, the same loopback-or-token rule), for hosts without a web process. "
+        "Unset: it serves none.",
+    )
 
     # --- Privacy ----------------------------------------------------------------
     organisation_deletion_grace_days: int = Field(

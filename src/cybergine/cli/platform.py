@@ -123,6 +123,13 @@ def worker(
     load_keys(settings)
     url = database_url(settings, migrate=settings.embedded)
 
+    metrics_server = None
+    if settings.metrics and settings.worker_metrics_port is not None:
+        from cybergine.observability.worker_endpoint import WorkerMetricsServer
+
+        metrics_server = WorkerMetricsServer(settings, settings.worker_metrics_port)
+        metrics_server.start()
+
     async def main() -> None:
         database = Database(url, pool_size=settings.db_pool_size, pre_ping=False)
         try:
@@ -138,7 +145,11 @@ def worker(
 
     # The web server runs on uvloop (uvicorn's choice); so does the worker, whose jobs
     # are many small database and HTTP round trips, each a few event-loop operations.
-    uvloop.run(main())
+    try:
+        uvloop.run(main())
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 @cli.command()

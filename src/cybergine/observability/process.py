@@ -7,9 +7,9 @@ memory-mapped files of its own (named by its pid) in one directory, and whoever 
 ``CYBERGINE_METRICS_DIR`` (default ``<data dir>/metrics``), set for the client by
 ``prepare`` when ``cybergine serve`` or ``cybergine worker`` starts. The web process of
 a host then reports its own requests and sockets and the jobs, replies and model calls
-of every worker on the same host that shares the directory. A worker on a host without
-a web process reports through a directory shared with one (or is scraped through a web
-process of its own host).
+of every worker on the same host that shares the directory. On a host with no web
+process, ``cybergine worker`` serves the directory itself
+(``CYBERGINE_WORKER_METRICS_PORT``, ``worker_endpoint``).
 
 On start, a process removes what no running process owns: the live gauges (open
 sockets, connections in use) of processes that are gone, and, when no process that
@@ -57,7 +57,7 @@ def prepare(settings: Settings, role: str) -> Path | None:
         raise RuntimeError("a metric was recorded before its process chose where values live")
     directory = directory_of(settings)
     directory.mkdir(parents=True, exist_ok=True)
-    _remove_stale_files(directory)
+    forget_gone_processes(directory)
     os.environ[ENVIRONMENT_VARIABLE] = str(directory)
     # The client reads the variable when it is imported; it may have been already.
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
@@ -65,7 +65,9 @@ def prepare(settings: Settings, role: str) -> Path | None:
     return directory
 
 
-def _remove_stale_files(directory: Path) -> None:
+def forget_gone_processes(directory: Path) -> None:
+    """Removes the live gauges of processes that no longer run; every file, when none of
+    the processes that wrote them runs any more."""
     me = os.getpid()
     owners: dict[Path, int] = {}
     for path in directory.glob("*.db"):

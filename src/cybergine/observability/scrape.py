@@ -114,7 +114,8 @@ def exposition(extra: list[Metric]) -> bytes:
     return generate_latest(REGISTRY) + generate_latest(registry)
 
 
-async def render(database: Database, known_queues: Iterable[str]) -> bytes:
-    rows = await read_queues(database)
+async def render(database: Database | None, known_queues: Iterable[str]) -> bytes:
+    """The text ``/metrics`` answers; the queue's figures when given a ``database``."""
+    rows = await read_queues(database) if database is not None else None
     extra = queue_families(rows, known_queues) if rows is not None else []
     return await asyncio.to_thread(exposition, extra)
