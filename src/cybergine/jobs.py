@@ -46,6 +46,7 @@ from cybergine.privacy.request_tasks import blueprint as privacy_requests_bluepr
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
 from cybergine.queue import APP as APP  # the App with every task: re-exported
 from cybergine.queue import DATABASE_CONTEXT_KEY, SETTINGS_CONTEXT_KEY
+from cybergine.ratelimits.tasks import blueprint as ratelimits_blueprint
 from cybergine.security.tasks import blueprint as security_blueprint
 from cybergine.settings import Settings, load_settings
 from cybergine.shopify.sync_tasks import blueprint as shopify_sync_blueprint
@@ -142,6 +143,7 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     app.add_tasks_from(privacy_blueprint, namespace="privacy")
     app.add_tasks_from(organisation_export_blueprint, namespace="organisation_export")
     app.add_tasks_from(privacy_requests_blueprint, namespace="privacy")
+    app.add_tasks_from(ratelimits_blueprint, namespace="ratelimits")
     app.add_tasks_from(security_blueprint, namespace="security")
     app.add_tasks_from(shopify_blueprint, namespace="shopify")
     app.add_tasks_from(shopify_sync_blueprint, namespace="shopify")

@@ -22,6 +22,7 @@ from cybergine.privacy import request_models as privacy_request_models
 from cybergine.privacy import retention_settings as retention_models
 from cybergine.privacy.organisation_export import models as organisation_export_models
 from cybergine.privacy_policy import models as privacy_policy_models
+from cybergine.ratelimits import models as ratelimits_models
 from cybergine.security import models as security_models
 from cybergine.shopify import models as shopify_models
 from cybergine.shopify import sync_models as shopify_sync_models
@@ -45,6 +46,7 @@ __all__ = [
     "organisation_export_models",
     "privacy_policy_models",
     "privacy_request_models",
+    "ratelimits_models",
     "retention_models",
     "security_models",
     "shopify_models",

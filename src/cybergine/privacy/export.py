@@ -66,6 +66,8 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     "shopify_webhook_deliveries": ("id", "created_at", "topic"),
     # A question of theirs the assistant could not answer (its text is the message's).
     "knowledge_gap_questions": ("id", "message_id", "cause", "created_at", "embedding_model"),
+    # How many requests they made lately, counted for the widget's rate limits.
+    "rate_counters": ("id", "purpose", "window_start", "hits"),
 }
 
 
@@ -109,6 +111,7 @@ async def export_customer(
         "webhook_events": rows["whatsapp_webhook_events"],
         "shopify_requests": rows["shopify_webhook_deliveries"],
         "knowledge_gap_questions": rows["knowledge_gap_questions"],
+        "rate_limit_counters": rows["rate_counters"],
     }
 
 

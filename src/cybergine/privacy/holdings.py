@@ -18,6 +18,8 @@ from cybergine.conversations.models import Attachment, Channel, Conversation, Cu
 from cybergine.db.tenancy import TenantScope
 from cybergine.privacy import registry
 from cybergine.privacy.pseudonyms import matching_external_ids
+from cybergine.ratelimits.limiter import customer_key
+from cybergine.ratelimits.models import RateCounter
 from cybergine.shopify.models import WebhookDelivery
 
 
@@ -90,6 +92,18 @@ async def locate(scope: TenantScope, customer: Customer) -> Holdings:
                 select(CsatSurvey.id)
                 .where(CsatSurvey.organisation_id == org, CsatSurvey.customer_id == customer.id)
                 .order_by(CsatSurvey.id)
+            )
+        ).scalars()
+    )
+    holdings.ids["rate_counters"] = list(
+        (
+            await session.execute(
+                select(RateCounter.id)
+                .where(
+                    RateCounter.organisation_id == org,
+                    RateCounter.key_hash == customer_key(customer.id),
+                )
+                .order_by(RateCounter.id)
             )
         ).scalars()
     )

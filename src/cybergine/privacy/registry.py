@@ -99,6 +99,14 @@ PERSONAL: tuple[Personal, ...] = (
     _customer("customers", "opt_out_source", _CLEAR, "how they opted out (their words)"),
     _customer("conversations", "handoff_reason", _CLEAR, "why a person was asked for"),
     _customer("csat_surveys", "rating", _ROW, "how they rated a conversation", Category.USAGE),
+    _customer(
+        "rate_counters",
+        "key_hash",
+        _ROW,
+        "keyed hash of their id (or of an address, which names no customer), counting "
+        "their requests for two hours",
+        Category.TECHNICAL,
+    ),
     _customer("messages", "text", _CLEAR, "what was written, by them or to them"),
     _customer("messages", "payload", _CLEAR, "media, location, buttons they chose"),
     # Meta's wamids are base64 of a structure holding the phone number; web chat's
@@ -154,6 +162,7 @@ _KNOWLEDGE = "the organisation's knowledge base (§3c): business content, erased
 _CATALOGUE = "the shop's product catalogue (§8b): the shop's data, not a person's"
 
 NOT_PERSONAL: tuple[NotPersonal, ...] = (
+    NotPersonal("rate_counters", "purpose", "the name of a rate limit"),
     NotPersonal("audit_events", "actor_type", _ENUM),
     NotPersonal("audit_events", "actor_id", "an id: who it is lives in users, erasable there"),
     NotPersonal("audit_events", "action", "the name of what was done"),

@@ -28,12 +28,13 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketState
 
 from cybergine.accounts.grace import OrganisationClosing
+from cybergine.accounts.throttle import address_block
 from cybergine.assistants.models import MAX_ORIGIN_LENGTH, Assistant
 from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
-from cybergine.channels.webchat.ratelimit import SlidingWindow
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.conversations import csat
+from cybergine.db.engine import Database
 from cybergine.errors import (
     CybergineError,
     Forbidden,
@@ -42,6 +43,8 @@ from cybergine.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from cybergine.ratelimits import limiter
+from cybergine.ratelimits.limiter import RateLimit
 from cybergine.realtime.hub import Hub
 from cybergine.web import hygiene
 from cybergine.web.access import public
@@ -61,20 +64,10 @@ SOCKET_IDLE_SECONDS = 60.0  # no ping for this long: the client is gone
 SERVICE_RESTART = 1012  # the close code of a stopping server: reconnect (elsewhere)
 
 
-class Limits:
-    """Generous for a person typing, tight for a script (one set per app)."""
-
-    def __init__(self) -> None:
-        self.per_visitor = SlidingWindow(limit=20, seconds=60)
-        self.per_ip = SlidingWindow(limit=60, seconds=60)
-        self.sessions_per_ip = SlidingWindow(limit=30, seconds=60)
-
-
-def _limits(request: Request) -> Limits:
-    limits: Limits | None = getattr(request.app.state, "widget_limits", None)
-    if limits is None:
-        limits = request.app.state.widget_limits = Limits()
-    return limits
+# Generous for a person typing, tight for a script; counted across every web process.
+PER_VISITOR = RateLimit("widget-visitor", maximum=20, seconds=60)
+PER_ADDRESS = RateLimit("widget-address", maximum=60, seconds=60)
+SESSIONS_PER_ADDRESS = RateLimit("widget-sessions-address", maximum=30, seconds=60)
 
 
 def _listed_origins(request: Request) -> BoundedCache[str, bool]:
@@ -167,8 +160,18 @@ def _check_origin(request: Request, assistant: Assistant, *, required: bool = Tr
     return origin
 
 
-def _limit(window: SlidingWindow, key: str) -> None:
-    wait = window.hit(key)
+def _address(request: Request) -> str:
+    return limiter.address_key(address_block(client_ip(request)))
+
+
+def _visitor(visitor: Visitor) -> str:
+    return limiter.customer_key(visitor.customer_id)
+
+
+async def _limit(
+    database: Database, limit: RateLimit, organisation_id: uuid.UUID, key: str
+) -> None:
+    wait = await limiter.hit(database, limit, organisation_id, key)
     if wait is not None:
         raise TooManyRequests(
             "You're sending messages too quickly. Try again in a moment.",
@@ -218,7 +221,7 @@ async def start_session(
         origin = _check_origin(request, assistant)
         # Counted once the site is known to be the shop's: another site cannot use up
         # the sessions of the shop's visitors behind a shared address.
-        _limit(_limits(request).sessions_per_ip, client_ip(request))
+        await _limit(database, SESSIONS_PER_ADDRESS, assistant.organisation_id, _address(request))
         visitor: Visitor | None = None
         parsed = visitors.parse(body.visitor_token)
         if parsed is not None:
@@ -261,8 +264,8 @@ async def post_message(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        _limit(_limits(request).per_ip, client_ip(request))
-        _limit(_limits(request).per_visitor, visitor.visitor_id)
+        await _limit(database, PER_ADDRESS, assistant.organisation_id, _address(request))
+        await _limit(database, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
         message = await service.post_message(
             session,
             assistant,
@@ -287,7 +290,7 @@ async def request_person(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        _limit(_limits(request).per_visitor, visitor.visitor_id)
+        await _limit(database, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
         message = await service.request_person(session, assistant, visitor)
         view = service.message_view(message)
     return _reply(request, origin, {"message": view}, status=202)
@@ -309,7 +312,7 @@ async def rate(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        _limit(_limits(request).per_visitor, visitor.visitor_id)
+        await _limit(database, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
         rated = await csat.record_rating(
             session, assistant.organisation_id, visitor.customer_id, body.survey_id, body.rating
         )
