@@ -16,6 +16,7 @@ from cybergine.analytics import api as analytics_api
 from cybergine.analytics.api_usage import ApiUsageMiddleware, ApiUsageRecorder
 from cybergine.assistants import api as assistants_api
 from cybergine.catalog import api as catalog_api
+from cybergine.catalog.warm_up import WARM_CONNECTIONS, warm_up
 from cybergine.channels.adapters import register_channel_adapters
 from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
@@ -30,7 +31,11 @@ from cybergine.db.engine import Database
 from cybergine.jobs import Worker, run_until_cancelled
 from cybergine.knowledge import api as knowledge_api
 from cybergine.knowledge.extraction_share import ExtractionShares
-from cybergine.knowledge.providers import extraction_processes, stop_extractions
+from cybergine.knowledge.providers import (
+    embedding_provider,
+    extraction_processes,
+    stop_extractions,
+)
 from cybergine.logging import configure_logging
 from cybergine.observability import api as metrics_api
 from cybergine.observability import metrics
@@ -101,6 +106,10 @@ def create_app(
         await batcher.start()
         app.state.whatsapp_batcher = batcher
         extraction_processes(settings).start_server()
+        # Product search ready before the first request (none is served, /readyz
+        # included, until this returns): the query-embedding model loaded, connections
+        # with the search statements prepared (cybergine.catalog.warm_up).
+        await warm_up(database, embedding_provider(settings), connections=WARM_CONNECTIONS)
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker = Worker(

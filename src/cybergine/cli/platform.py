@@ -114,8 +114,10 @@ def worker(
     data_dir: DataDirOption = None,
 ) -> None:
     """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first)."""
+    from cybergine.catalog.warm_up import WARM_CONNECTIONS, warm_up
     from cybergine.db.engine import Database
     from cybergine.jobs import Worker
+    from cybergine.knowledge.providers import embedding_provider
     from cybergine.observability.process import prepare as prepare_metrics
 
     settings = settings_for(data_dir)
@@ -133,6 +135,9 @@ def worker(
     async def main() -> None:
         database = Database(url, pool_size=settings.db_pool_size, pre_ping=False)
         try:
+            # Replies search the catalogue: the model loaded and the search statements
+            # prepared before the first job (cybergine.catalog.warm_up).
+            await warm_up(database, embedding_provider(settings), connections=WARM_CONNECTIONS)
             await Worker(
                 database,
                 settings=settings,
