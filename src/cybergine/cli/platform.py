@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvloop
 
+from cybergine.cli.ops import ready_to_start
 from cybergine.cli.root import DataDirOption, cli, database_url, load_keys, settings_for
 
 
@@ -52,8 +53,8 @@ def serve(
 
     settings = settings_for(data_dir)
     prepare_metrics(settings, "web")
-    load_keys(settings)
-    url = database_url(settings, migrate=settings.embedded)
+    # Refuses to start, listing every problem, as `cybergine check` would.
+    url = ready_to_start(settings, "serve")
     sandbox = None
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     if whatsapp_simulator:
@@ -122,8 +123,7 @@ def worker(
 
     settings = settings_for(data_dir)
     prepare_metrics(settings, "worker")
-    load_keys(settings)
-    url = database_url(settings, migrate=settings.embedded)
+    url = ready_to_start(settings, "worker")  # refuses to start, as `cybergine check`
 
     metrics_server = None
     if settings.metrics and settings.worker_metrics_port is not None:

@@ -3,10 +3,12 @@ directory option, the settings, the server keys and the database URL."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from cybergine.privacy.keys import ServerKeys
 from cybergine.settings import Settings, load_settings
@@ -33,11 +35,31 @@ DataDirOption = Annotated[
 ]
 
 
+def report(problems: Sequence[object], who: str) -> None:
+    """List what is wrong in the configuration (``cybergine check``'s words)."""
+    typer.echo(f"{who}: {len(problems)} problem(s) in the configuration:", err=True)
+    for problem in problems:
+        typer.echo(f"  - {problem}", err=True)
+
+
+def refuse(problems: Sequence[object], who: str) -> NoReturn:
+    """List the problems, then exit 2."""
+    report(problems, who)
+    typer.echo("Fix them, then run `cybergine check` to see that nothing is left.", err=True)
+    raise typer.Exit(2)
+
+
 def settings_for(data_dir: Path | None = None) -> Settings:
-    """The settings, with ``--data-dir`` over the environment; logging set up by them."""
+    """The settings, with ``--data-dir`` over the environment; logging set up by them.
+    A setting that does not parse: exit 2, each one named."""
     from cybergine.logging import configure_logging
 
-    settings = load_settings(**({"data_dir": data_dir} if data_dir else {}))
+    try:
+        settings = load_settings(**({"data_dir": data_dir} if data_dir else {}))
+    except ValidationError as error:
+        from cybergine.ops.check import settings_problems
+
+        refuse(settings_problems(error), "cybergine")
     configure_logging(settings.log_level, settings.log_format)
     return settings
 

@@ -1,0 +1,220 @@
+"""What must hold before the platform starts, each failure named with how to fix it.
+
+``cybergine check`` runs all of it; ``serve`` and ``worker`` run the same checks but the
+model endpoints' (those are tenants' settings: one tenant's broken URL must not stop the
+platform) and refuse to start with the same list.
+
+- every setting parses (``settings_problems``: pydantic's errors, by variable name);
+- the secrets the configured features need are there, and the key file is readable
+  (``configuration_problems``);
+- the URLs the operator configured are absolute http(s) URLs;
+- the database answers and is at the code's migration head (``database_problems``);
+- the model base URLs tenants saved still pass the outbound-URL policy
+  (``endpoint_problems``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import psycopg
+from pydantic import ValidationError
+
+from cybergine.db.migrate import head_revision
+from cybergine.db.urls import libpq_url
+from cybergine.egress import DestinationRefused, parse_url, policy_for
+from cybergine.mail.smtp import SmtpConfig, SmtpConfigError
+from cybergine.privacy import keys
+from cybergine.settings import Settings
+
+CONNECT_TIMEOUT_SECONDS = 5
+ENDPOINT_TIMEOUT_SECONDS = 10.0
+OPENAI_HOST = "api.openai.com"
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str  # a setting's variable, or "database", "key file", ...
+    detail: str  # what is wrong, and what to do
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.detail}"
+
+
+def settings_problems(error: ValidationError) -> list[Problem]:
+    """Each setting that does not parse, by its environment variable (never its value)."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = "_".join(str(part) for part in item["loc"] if isinstance(part, str))
+        problems.append(Problem(f"CYBERGINE_{name.upper()}", item["msg"]))
+    return problems
+
+
+def configuration_problems(settings: Settings) -> list[Problem]:
+    """The keys, the secrets the configured features need, and the operator's URLs."""
+    return [*_key_problems(settings), *_feature_problems(settings), *_url_problems(settings)]
+
+
+def _key_problems(settings: Settings) -> list[Problem]:
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    encryption = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    problems = []
+    if not settings.embedded:
+        for name, value in (
+            ("CYBERGINE_SECRET_KEY", secret),
+            ("CYBERGINE_ENCRYPTION_KEYS", encryption),
+        ):
+            if not value:
+                problems.append(
+                    Problem(
+                        name,
+                        "must be set when CYBERGINE_DATABASE_URL is set (generate it with "
+                        "`cybergine keys generate`; keep it: stored data needs it)",
+                    )
+                )
+    key_file = keys.key_file(settings)
+    if settings.embedded and not (secret and encryption) and key_file.exists():
+        try:
+            keys.read_key_file(key_file)
+        except keys.KeyConfigurationError as error:
+            problems.append(Problem("key file", str(error)))
+    if secret and encryption:
+        try:
+            keys.ServerKeys(
+                secret_key=secret.encode(),
+                encryption_keys=tuple(p.strip() for p in encryption.split(",") if p.strip()),
+            )
+        except keys.KeyConfigurationError as error:
+            problems.append(Problem("keys", str(error)))
+    return problems
+
+
+def _feature_problems(settings: Settings) -> list[Problem]:
+    problems = []
+    if (settings.shopify_api_key is None) != (settings.shopify_api_secret is None):
+        problems.append(
+            Problem(
+                "CYBERGINE_SHOPIFY_API_KEY / CYBERGINE_SHOPIFY_API_SECRET",
+                "the Shopify app needs both its client id and its client secret",
+            )
+        )
+    if (
+        settings.embeddings == "openai"
+        and settings.openai_api_key is None
+        and _host(settings.openai_base_url) == OPENAI_HOST
+    ):
+        problems.append(
+            Problem(
+                "CYBERGINE_OPENAI_API_KEY",
+                "CYBERGINE_EMBEDDINGS=openai with OpenAI's API needs a key",
+            )
+        )
+    if settings.smtp_url is not None:
+        try:
+            SmtpConfig.from_url(settings.smtp_url.get_secret_value())
+        except SmtpConfigError as error:
+            problems.append(Problem("CYBERGINE_SMTP_URL", str(error)))
+    if settings.behind_https and not settings.public_url.startswith("https://"):
+        problems.append(
+            Problem(
+                "CYBERGINE_PUBLIC_URL",
+                "must be an https:// address when CYBERGINE_BEHIND_HTTPS is set",
+            )
+        )
+    return problems
+
+
+def _url_problems(settings: Settings) -> list[Problem]:
+    urls = {
+        "CYBERGINE_PUBLIC_URL": settings.public_url,
+        "CYBERGINE_OPENAI_BASE_URL": settings.openai_base_url,
+        "CYBERGINE_WHATSAPP_GRAPH_URL": settings.whatsapp_graph_url,
+        "CYBERGINE_SHOPIFY_ADMIN_URL": settings.shopify_admin_url.replace(
+            "{shop}", "example.myshopify.com"
+        ),
+        "CYBERGINE_SHOPIFY_APP_BRIDGE_URL": settings.shopify_app_bridge_url,
+    }
+    problems = []
+    for name, url in urls.items():
+        try:
+            parse_url(url)
+        except DestinationRefused as refused:
+            problems.append(Problem(name, str(refused)))
+    return problems
+
+
+def _host(url: str) -> str | None:
+    try:
+        return parse_url(url).host
+    except DestinationRefused:
+        return None
+
+
+async def database_problems(settings: Settings, url: str) -> list[Problem]:
+    """The database answers, and (outside embedded mode, where `serve` migrates it) is at
+    the code's migration head."""
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True
+        ) as connection:
+            cursor = await connection.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
+            migrated = (await cursor.fetchone() or (False,))[0]
+            current = None
+            if migrated:
+                cursor = await connection.execute("SELECT version_num FROM alembic_version")
+                row = await cursor.fetchone()
+                current = row[0] if row else None
+    except (psycopg.Error, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return [Problem("database", f"cannot be reached ({reason})")]
+    expected = head_revision()
+    if current != expected and not settings.embedded:
+        return [
+            Problem(
+                "database",
+                f"is at migration {current or 'none'}, this version needs {expected}: run "
+                "`cybergine migrate` (once, before starting the new version)",
+            )
+        ]
+    return []
+
+
+async def endpoint_problems(settings: Settings, url: str) -> list[Problem]:
+    """The model base URLs assistants were given, checked again against the outbound-URL
+    policy as it is configured now (an allow-list entry may have been removed)."""
+    policy = policy_for(settings.outbound_allowed_hosts)
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS
+    ) as connection:
+        try:
+            cursor = await connection.execute(
+                "SELECT llm_base_url, count(*) FROM assistants WHERE llm_base_url IS NOT NULL "
+                "GROUP BY llm_base_url ORDER BY llm_base_url"
+            )
+        except psycopg.errors.UndefinedTable:
+            return []  # a new embedded database, which `serve` migrates: no assistant yet
+        rows = await cursor.fetchall()
+    problems = []
+    for base_url, assistants in rows:
+        try:
+            async with asyncio.timeout(ENDPOINT_TIMEOUT_SECONDS):
+                await policy.check(base_url)
+        except (DestinationRefused, TimeoutError) as refused:
+            reason = str(refused) or "no answer from the name service in time"
+            problems.append(
+                Problem(
+                    "model endpoint",
+                    f"{base_url} ({assistants} assistant(s)): {reason}",
+                )
+            )
+    return problems
+
+
+__all__ = [
+    "Problem",
+    "configuration_problems",
+    "database_problems",
+    "endpoint_problems",
+    "settings_problems",
+]
