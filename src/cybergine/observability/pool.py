@@ -21,7 +21,7 @@ class MeteredPool(AsyncAdaptedQueuePool):
             metrics.DB_POOL_WAIT_SECONDS.labels(role).observe(time.perf_counter() - started)
         else:
             record = super()._do_get()
-        metrics.DB_POOL_IN_USE.labels(role).inc()
+        metrics.child(metrics.DB_POOL_IN_USE, role).inc()
         return record
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
@@ -29,4 +29,4 @@ class MeteredPool(AsyncAdaptedQueuePool):
             super()._do_return_conn(record)
         finally:
             if metrics.enabled():
-                metrics.DB_POOL_IN_USE.labels(metrics.process_role()).dec()
+                metrics.child(metrics.DB_POOL_IN_USE, metrics.process_role()).dec()

@@ -11,6 +11,9 @@ of every worker on the same host that shares the directory. On a host with no we
 process, ``cybergine worker`` serves the directory itself
 (``CYBERGINE_WORKER_METRICS_PORT``, ``worker_endpoint``).
 
+A process' increments reach its files once a second (``buffered``), so that recording
+costs a request a fraction of a microsecond; ``/metrics`` flushes its own process first.
+
 On start, a process removes what no running process owns: the live gauges (open
 sockets, connections in use) of processes that are gone, and, when no process that
 wrote to the directory still runs, every file (counters then start again from zero,
@@ -30,10 +33,13 @@ import psutil
 from prometheus_client import multiprocess, values
 
 from cybergine.observability import metrics
+from cybergine.observability.buffered import BufferedValues
 from cybergine.settings import Settings
 
 ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+FLUSH_SECONDS = 1.0
 _LIVE_PREFIX = "gauge_live"
+_buffer: BufferedValues | None = None
 
 
 def directory_of(settings: Settings) -> Path:
@@ -59,10 +65,20 @@ def prepare(settings: Settings, role: str) -> Path | None:
     directory.mkdir(parents=True, exist_ok=True)
     forget_gone_processes(directory)
     os.environ[ENVIRONMENT_VARIABLE] = str(directory)
+    global _buffer
+    _buffer = BufferedValues(values.MultiProcessValue(), period=FLUSH_SECONDS)  # type: ignore[no-untyped-call]
     # The client reads the variable when it is imported; it may have been already.
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    values.ValueClass = _buffer.value_class()
+    _buffer.start()
     atexit.register(multiprocess.mark_process_dead, os.getpid(), str(directory))
+    atexit.register(_buffer.stop)  # runs first: the last values reach the files
     return directory
+
+
+def flush() -> None:
+    """This process' values, written to the shared files now (before a scrape)."""
+    if _buffer is not None:
+        _buffer.flush()
 
 
 def forget_gone_processes(directory: Path) -> None:

@@ -21,7 +21,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import text
 
 from cybergine.db.engine import Database
-from cybergine.observability.process import shared_directory
+from cybergine.observability.process import flush, shared_directory
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +109,7 @@ def exposition(extra: list[Metric]) -> bytes:
     registry = CollectorRegistry()
     registry.register(_Families(extra))
     if directory is not None:
+        flush()
         MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest(REGISTRY) + generate_latest(registry)
