@@ -3,7 +3,8 @@
 
 Order, outermost first: security headers → request context (id, access log, last-resort
 error) → API usage log (``analytics/api_usage.py``) → body size limit → input hygiene
-(``web/hygiene.py``) → HEAD as GET (``web/head.py``) → the app.
+(``web/hygiene.py``) → HEAD as GET (``web/head.py``) → request time by route
+(``observability/http.py``, unless ``CYBERGINE_METRICS=off``) → the app.
 """
 
 from __future__ import annotations
