@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -57,16 +56,26 @@ def _visitor(base: str, key: str) -> str:
     return token
 
 
+def _headers(port: int, token: str) -> str:
+    return (
+        f"Host: 127.0.0.1:{port}\r\nOrigin: {SHOP}\r\nAuthorization: Bearer {token}\r\n"
+        "Connection: close\r\n"
+    )
+
+
+def _request(port: int, data: str | bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(data.encode() if isinstance(data, str) else data)
+    return sock
+
+
 def _start_message(port: int, token: str, body: bytes) -> socket.socket:
     """A widget message whose body is only partly sent: a request in flight."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     head = (
-        f"POST /widget/v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: {SHOP}\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"POST /widget/v1/messages HTTP/1.1\r\n{_headers(port, token)}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    sock.sendall(head.encode() + body[:10])
-    return sock
+    return _request(port, head.encode() + body[:10])
 
 
 def _response(sock: socket.socket) -> bytes:
@@ -135,17 +144,9 @@ def _drain(
                 open_timeout=5,
             )
         )
-        polled: list[httpx.Response] = []
-        poller = threading.Thread(
-            target=lambda: polled.append(
-                httpx.get(
-                    f"{base}/widget/v1/events",
-                    headers={"Origin": SHOP, "Authorization": f"Bearer {token}"},
-                    timeout=150,
-                )
-            )
-        )
-        poller.start()
+        # Raw connections made before the first SIGTERM: the server accepts them before
+        # the probes below (the listen queue is first in, first out).
+        poll = _request(port, f"GET /widget/v1/events HTTP/1.1\r\n{_headers(port, token)}\r\n")
         body = json.dumps({"text": words, "client_id": uuid.uuid4().hex}).encode()
         in_flight = _start_message(port, token, body)
 
@@ -157,7 +158,6 @@ def _drain(
         widget.send('{"type":"ping"}')
         assert json.loads(widget.recv(timeout=10)) == {"type": "pong"}
         assert server.poll() is None
-        assert not polled
 
         # Second SIGTERM: the drain wait ends; the server stops accepting.
         stopping = time.monotonic()
@@ -165,11 +165,11 @@ def _drain(
         code = _close_code(widget)
         socket_closed = time.monotonic() - stopping
         assert code == 1012
-        poller.join(timeout=20)
+        answered = _response(poll)
         poll_answered = time.monotonic() - stopping
-        assert polled, "the long poll was not answered"
-        assert polled[0].status_code == 200, polled[0].text
-        assert polled[0].json()["events"] == []
+        head, _, payload = answered.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), answered[:300]
+        assert json.loads(payload)["events"] == []
         wait_until(lambda: _refused(port), 20, "new connections refused")
         assert server.poll() is None, "the server left before its request in flight finished"
 
