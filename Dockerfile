@@ -41,10 +41,10 @@ RUN /opt/cybergine/bin/pip wheel --quiet --no-deps --wheel-dir /dist . \
 
 # --- runtime: Debian's python3, the virtual environment, a user without privileges ---------
 FROM ${BASE}
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 ca-certificates tini \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 cybergine \
  && useradd --system --uid 10001 --gid cybergine --home-dir /var/lib/cybergine \
       --shell /usr/sbin/nologin cybergine \

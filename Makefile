@@ -19,6 +19,8 @@ help:
 	@echo "make worker     run a job worker"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make lock       re-resolve constraints.txt from pyproject.toml"
+	@echo "make dist       build the sdist and the wheel into dist/ (offline)"
+	@echo "make image      build the container image cybergine:local (CONTAINER=podman for podman)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +81,16 @@ bench: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
 		--no-header --output-file constraints.txt
+
+# The sdist, then the wheel from it (as `python -m build`), with the venv's setuptools.
+.PHONY: dist image
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/uv build --no-build-isolation --python $(BIN)/python --out-dir dist
+
+CONTAINER ?= docker
+image:
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--format docker) -t cybergine:local .
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -99,7 +99,7 @@ def test_compose_runs_the_roles_from_one_image_and_the_env_file() -> None:
             assert service["depends_on"] == {
                 "migrate": {"condition": "service_completed_successfully"}
             }, name
-    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
     assert "pgvector" in services["db"]["image"]
 
 

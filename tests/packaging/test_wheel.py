@@ -32,7 +32,8 @@ from cybergine.db.migrate import head_revision
 from tests.support.processes import clean_env, wait_http
 from tests.support.server import free_port
 
-pytestmark = pytest.mark.slow
+# Building, installing and migrating take tens of seconds each on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "src/cybergine/"
