@@ -4,6 +4,7 @@ every connection taken (the pool at ``pool_size`` + ``max_overflow``) and waited
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
@@ -11,17 +12,26 @@ from cybergine.observability import metrics
 
 
 class MeteredPool(AsyncAdaptedQueuePool):
+    _role = ""
+    _in_use: Any = None  # the gauge's child for this process' role, looked up once
+
+    def _gauge(self) -> Any:
+        role = metrics.process_role()
+        if role != self._role:
+            self._role, self._in_use = role, metrics.DB_POOL_IN_USE.labels(role)
+        return self._in_use
+
     def _do_get(self) -> ConnectionPoolEntry:
         if not metrics.enabled():
             return super()._do_get()
-        role = metrics.process_role()
         if self.checkedout() >= self.size() + self._max_overflow:
             started = time.perf_counter()
             record = super()._do_get()
-            metrics.DB_POOL_WAIT_SECONDS.labels(role).observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.DB_POOL_WAIT_SECONDS.labels(metrics.process_role()).observe(elapsed)
         else:
             record = super()._do_get()
-        metrics.child(metrics.DB_POOL_IN_USE, role).inc()
+        self._gauge().inc()
         return record
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
@@ -29,4 +39,4 @@ class MeteredPool(AsyncAdaptedQueuePool):
             super()._do_return_conn(record)
         finally:
             if metrics.enabled():
-                metrics.child(metrics.DB_POOL_IN_USE, metrics.process_role()).dec()
+                self._gauge().dec()
