@@ -192,8 +192,6 @@ _CHANGED = """
        AND c.last_message_at > CAST(:since AS timestamptz) - make_interval(secs => :idle_seconds)
        AND c.last_message_at <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds)
 """
-# The first refresh of an organisation takes its whole history.
-_BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def refresh(session: AsyncSession, organisation_id: uuid.UUID, measure: Measure) -> int:
@@ -210,9 +208,13 @@ async def refresh(session: AsyncSession, organisation_id: uuid.UUID, measure: Me
         {"organisation_id": organisation_id},
     )
     if mark is None:
-        await facts.write_period(
-            session, organisation_id, _BEGINNING, measure.now + HOUR, measure.parameters
+        oldest = await session.scalar(
+            text("SELECT min(created_at) FROM conversations WHERE organisation_id = :o"),
+            {"o": organisation_id},
         )
+        # A statement per week of history: each stays well within the statement timeout.
+        for start, end in rebuild_steps(oldest or measure.now, measure.now):
+            await facts.write_period(session, organisation_id, start, end, measure.parameters)
         found = list(
             await session.scalars(
                 text(
