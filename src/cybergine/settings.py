@@ -306,6 +306,20 @@ class Settings(BaseSettings):
         ge=0,
         description="Policy §11: days between an organisation's deletion and its erasure.",
     )
+    retention_purge_rest_busy: float = Field(
+        default=19.0,
+        ge=0,
+        le=1000,
+        description="After each batch, the retention purge rests this many times as long as "
+        "the batch took while replies wait for a worker (19: it works a twentieth of the "
+        "time beside them).",
+    )
+    retention_purge_rest_idle: float = Field(
+        default=0.25,
+        ge=0,
+        le=1000,
+        description="The same rest while no reply waits (0.25: it works four fifths of the time).",
+    )
 
     # --- Analytics ---------------------------------------------------------------
     analytics_idle_resolution_hours: float = Field(

@@ -33,7 +33,7 @@ from cybergine.job_names import JobName
 from cybergine.jobs import APP
 from cybergine.privacy import audit, purge, purgers
 from cybergine.privacy.audit import AuditEvent
-from cybergine.privacy.purgers import PURGERS, AgePurger, OperationalPurger, Removal
+from cybergine.privacy.purgers import PURGERS, AgePurger, OperationalPurger, Pace, Removal
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 from cybergine.privacy.retention_settings import RetentionSettings
 from tests.support.conversations import (
@@ -347,10 +347,10 @@ async def test_age_purger_removes_rows_older_than_the_class_allows(database: Dat
     assert await purger.due(database, NOW) == [
         Removal(shop.id, Retention.USAGE_LOG, "usage_log_scratch", 2)
     ]
-    assert await purger.purge(database, NOW, batch_size=1) == [
+    assert await purger.purge(database, NOW, batch_size=1, pace=Pace()) == [
         Removal(shop.id, Retention.USAGE_LOG, "usage_log_scratch", 2)
     ]
-    assert await purger.purge(database, NOW, batch_size=1) == []
+    assert await purger.purge(database, NOW, batch_size=1, pace=Pace()) == []
     async with database.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(scratch)) == 1
 

@@ -66,6 +66,7 @@ def privacy_purge(
 
     from cybergine.db.engine import Database
     from cybergine.privacy import purge
+    from cybergine.privacy.purging import Pace
 
     moment = datetime.now(UTC)
     if as_of is not None:
@@ -85,7 +86,7 @@ def privacy_purge(
     async def main() -> purge.Report:
         database = Database(url, pool_size=1)
         try:
-            return await purge.run(database, as_of=moment, dry_run=dry_run)
+            return await purge.run(database, as_of=moment, dry_run=dry_run, pace=Pace.of(settings))
         finally:
             await database.dispose()
 

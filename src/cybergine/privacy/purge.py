@@ -20,7 +20,7 @@ from cybergine.accounts.models import Organisation
 from cybergine.db.engine import Database
 from cybergine.privacy import audit
 from cybergine.privacy.erasure import defer_vacuum
-from cybergine.privacy.purgers import BATCH_SIZE, PURGERS, Purger, Removal
+from cybergine.privacy.purgers import BATCH_SIZE, PURGERS, Pace, Purger, Removal
 from cybergine.privacy.retention import Retention
 
 log = structlog.get_logger(__name__)
@@ -86,13 +86,19 @@ async def run(
     as_of: datetime | None = None,
     dry_run: bool = False,
     batch_size: int = BATCH_SIZE,
+    pace: Pace | None = None,
 ) -> Report:
+    """Purge (or, ``dry_run``, count) what is past its time at ``as_of`` (now), in
+    batches of ``batch_size`` rows paced by ``pace`` (``privacy.purging.Pace``'s
+    defaults)."""
     report = Report(as_of=as_of or datetime.now(UTC), dry_run=dry_run)
     for purger in _purgers():
         if dry_run:
             report.removals += await purger.due(database, report.as_of)
         else:
-            report.removals += await purger.purge(database, report.as_of, batch_size)
+            report.removals += await purger.purge(
+                database, report.as_of, batch_size, pace or Pace()
+            )
     await _name_organisations(database, report)
     if not dry_run:
         await _audit(database, report)

@@ -5,68 +5,46 @@ the rows of each table of its class (``covers``); ``tests/privacy/test_retention
 fails for a class without a purger and for a table its class's purger does not cover, so
 a new class or table cannot be added and forgotten.
 
-Purgers work in small batches, each its own short transaction that takes rows with
-``FOR UPDATE SKIP LOCKED``: a row the reply path holds is left for the next run instead
-of being waited for, and a batch holds its locks for milliseconds. After each batch a
-purger rests in proportion to the time the batch took: briefly while the job queue is
-idle, and five times as long while jobs wait for a worker (replies to customers above
-all), so that then it uses at most a sixth of a core and the reply path keeps the database
-on a small machine (``bench/privacy.py`` runs WhatsApp replies beside a purge). Running
-one twice removes nothing the second time.
+Purgers work in small batches that make way for the reply path (``privacy.purging``);
+conversation history, by far the most rows, has a module of its own
+(``privacy.conversation_purge``). Running one twice removes nothing the second time.
 """
 
 from __future__ import annotations
 
-import abc
-import asyncio
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, cast, delete, func, null, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, cast, delete, func, null, select
 
-from cybergine import queue
 from cybergine.accounts.models import Organisation, OrganisationStatus
 from cybergine.accounts.service import organisations
 from cybergine.db.base import Base
 from cybergine.db.engine import Database
 from cybergine.privacy import audit
+from cybergine.privacy.conversation_purge import ConversationPurger
+from cybergine.privacy.purging import BATCH_SIZE, Pace, Purger, Removal, batch, removals
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
-from cybergine.privacy.retention_settings import RetentionSettings
 from cybergine.privacy_policy.models import PolicyVersion
 
-# Rows a batch removes at most: small enough that a batch's transaction lasts
-# milliseconds, large enough that a million rows take a few hundred transactions.
-BATCH_SIZE = 2000
-
-
-# A purger's rest after each batch, per second the batch took (see the module's docstring):
-# while jobs wait for a worker, and while none do.
-REST_PER_BATCH_SECOND_BUSY = 5.0
-REST_PER_BATCH_SECOND_IDLE = 0.5
-
-
-async def _rest_after(database: Database, started: float) -> None:
-    took = time.monotonic() - started
-    async with database.transaction() as session:
-        busy = await queue.jobs_are_waiting(session)
-    await asyncio.sleep(took * (REST_PER_BATCH_SECOND_BUSY if busy else REST_PER_BATCH_SECOND_IDLE))
-
-
-@dataclass(frozen=True)
-class Removal:
-    """Rows of one table, of one organisation (None: the platform's own), removed (or,
-    in a dry run, due)."""
-
-    organisation_id: uuid.UUID | None
-    retention: Retention
-    table: str
-    rows: int
+__all__ = [
+    "BATCH_SIZE",
+    "PURGERS",
+    "AccountPurger",
+    "AgePurger",
+    "AuditPurger",
+    "ConversationPurger",
+    "OperationalPurger",
+    "Pace",
+    "Purger",
+    "Removal",
+    "tables_of",
+]
 
 
 def tables_of(retention: Retention) -> list[Table]:
@@ -83,182 +61,6 @@ def is_tenant_table(table: Table) -> bool:
         foreign.column.table.name == Organisation.__tablename__
         for foreign in table.c.organisation_id.foreign_keys
     )
-
-
-class Purger(abc.ABC):
-    """Removes what is past its time for the classes in ``serves``."""
-
-    serves: frozenset[Retention]
-
-    @abc.abstractmethod
-    def covers(self, table: Table) -> str | None:
-        """How the purger removes the rows of ``table`` (for people reading a test
-        failure or the dry run), or None when it does not."""
-
-    @abc.abstractmethod
-    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
-        """What a purge at ``as_of`` would remove, counted (the dry run)."""
-
-    @abc.abstractmethod
-    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
-        """Remove it, batch by batch; what was removed."""
-
-
-async def _counts(session: AsyncSession, sql: str, params: Mapping[str, Any]) -> dict[str, int]:
-    row = (await session.execute(text(sql), dict(params))).one()
-    return {name: int(value or 0) for name, value in row._mapping.items()}
-
-
-# --- conversation history: an organisation's own period ------------------------------
-
-# A conversation is expired when its last activity is older than the period. Written so
-# the planner can use (organisation_id, last_message_at); a conversation with no message
-# yet counts from its creation.
-_EXPIRED_CONVERSATION = """
-    c.organisation_id = :organisation_id
-    AND (c.last_message_at < :cutoff OR (c.last_message_at IS NULL AND c.created_at < :cutoff))
-"""
-# A customer left without any conversation, not seen for the period either.
-_EXPIRED_CUSTOMER = """
-    cu.organisation_id = :organisation_id AND cu.updated_at < :cutoff
-    AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.customer_id = cu.id)
-"""
-_EXPIRED_EVENT = "e.organisation_id = :organisation_id AND e.created_at < :cutoff"
-
-# Messages first, in batches (a conversation may hold many), with their attachments. A
-# message in the snapshot of a conversation found expired is as old as its last
-# activity: one written later moved last_message_at in the same transaction.
-_PURGE_MESSAGES = f"""
-WITH doomed AS (
-    SELECT m.id FROM conversations c
-    JOIN messages m ON m.conversation_id = c.id
-    WHERE {_EXPIRED_CONVERSATION}
-    LIMIT :batch_size
-    FOR UPDATE OF m SKIP LOCKED
-), attachments AS (
-    DELETE FROM message_attachments a USING doomed WHERE a.message_id = doomed.id RETURNING 1
-), gone AS (
-    DELETE FROM messages m USING doomed WHERE m.id = doomed.id RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone) AS messages,
-       (SELECT count(*) FROM attachments) AS message_attachments
-"""  # noqa: S608 (fragments of this module, no input)
-# Then the conversations emptied, each locked and checked again: one that came back to
-# life since (a message written under its lock) is not expired any more and stays. Only
-# empty ones, so no cascade waits for a message row someone else holds.
-_PURGE_CONVERSATIONS = f"""
-WITH doomed AS (
-    SELECT c.id FROM conversations c WHERE {_EXPIRED_CONVERSATION}
-    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM conversations c USING doomed WHERE c.id = doomed.id RETURNING 1
-)
-SELECT count(*) AS conversations FROM gone
-"""  # noqa: S608 (fragments of this module, no input)
-_PURGE_CUSTOMERS = f"""
-WITH doomed AS (
-    SELECT cu.id FROM customers cu WHERE {_EXPIRED_CUSTOMER}
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM customers cu USING doomed WHERE cu.id = doomed.id RETURNING 1
-)
-SELECT count(*) AS customers FROM gone
-"""  # noqa: S608 (fragments of this module, no input)
-# Raw webhook events are pruned after a week anyway; a shorter period takes them sooner.
-_PURGE_EVENTS = f"""
-WITH doomed AS (
-    SELECT e.id FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT}
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM whatsapp_webhook_events e USING doomed WHERE e.id = doomed.id RETURNING 1
-)
-SELECT count(*) AS whatsapp_webhook_events FROM gone
-"""  # noqa: S608 (fragments of this module, no input)
-_DUE = f"""
-SELECT
-    (SELECT count(*) FROM conversations c WHERE {_EXPIRED_CONVERSATION}) AS conversations,
-    (SELECT count(*) FROM conversations c JOIN messages m ON m.conversation_id = c.id
-        WHERE {_EXPIRED_CONVERSATION}) AS messages,
-    (SELECT count(*) FROM conversations c JOIN messages m ON m.conversation_id = c.id
-        JOIN message_attachments a ON a.message_id = m.id
-        WHERE {_EXPIRED_CONVERSATION}) AS message_attachments,
-    -- Customers whose conversations all go now (or who have none left).
-    (SELECT count(*) FROM customers cu WHERE cu.organisation_id = :organisation_id
-        AND cu.updated_at < :cutoff AND NOT EXISTS (
-            SELECT 1 FROM conversations c WHERE c.customer_id = cu.id
-            AND ({_EXPIRED_CONVERSATION}) IS NOT TRUE
-        )) AS customers,
-    (SELECT count(*) FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT})
-        AS whatsapp_webhook_events
-"""  # noqa: S608 (fragments of this module, no input)
-# The order the purge goes in: children before parents, so each batch stays small.
-_CONVERSATION_STEPS = (_PURGE_MESSAGES, _PURGE_CONVERSATIONS, _PURGE_CUSTOMERS, _PURGE_EVENTS)
-# The raw events are operational rows, purged here too for a period shorter than theirs.
-_CONVERSATION_TABLES = {
-    "customers": "once none of their conversations is left and they were not seen for "
-    "the organisation's period",
-    "conversations": "when their last activity is older than the organisation's period",
-    "messages": "with their conversation",
-    "message_attachments": "with their message",
-    "csat_surveys": "with their conversation (ON DELETE CASCADE)",
-}
-
-
-class ConversationPurger(Purger):
-    """Conversation history, with its messages, attachments and raw events, once its
-    last activity is older than the organisation's period. Organisations that set none
-    keep it while the account is active; the account purger removes it after."""
-
-    serves = frozenset({Retention.CONVERSATION})
-
-    def covers(self, table: Table) -> str | None:
-        return _CONVERSATION_TABLES.get(table.name)
-
-    async def _periods(
-        self, database: Database, as_of: datetime
-    ) -> list[tuple[uuid.UUID, datetime]]:
-        async with database.transaction() as session:
-            rows = await session.execute(
-                select(RetentionSettings.organisation_id, RetentionSettings.conversation_days)
-                .where(RetentionSettings.conversation_days.is_not(None))
-                .order_by(RetentionSettings.organisation_id)
-            )
-            return [(row[0], as_of - timedelta(days=row[1] or 0)) for row in rows]
-
-    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
-        found: list[Removal] = []
-        for organisation_id, cutoff in await self._periods(database, as_of):
-            async with database.transaction() as session:
-                counts = await _counts(
-                    session, _DUE, {"organisation_id": organisation_id, "cutoff": cutoff}
-                )
-            found += _removals(organisation_id, Retention.CONVERSATION, counts)
-        return found
-
-    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
-        removed: list[Removal] = []
-        for organisation_id, cutoff in await self._periods(database, as_of):
-            params = {
-                "organisation_id": organisation_id,
-                "cutoff": cutoff,
-                "batch_size": batch_size,
-            }
-            totals: Counter[str] = Counter()
-            for step in _CONVERSATION_STEPS:
-                while True:
-                    started = time.monotonic()
-                    async with database.transaction() as session:
-                        counts = await _counts(session, step, params)
-                    totals.update(counts)
-                    if max(counts.values()) < batch_size:
-                        break
-                    await _rest_after(database, started)
-            removed += _removals(organisation_id, Retention.CONVERSATION, totals)
-        return removed
 
 
 @dataclass(frozen=True)
@@ -324,7 +126,9 @@ class AccountPurger(Purger):
                         found.append(Removal(organisation_id, retention, table.name, rows))
         return found
 
-    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+    async def purge(
+        self, database: Database, as_of: datetime, batch_size: int, pace: Pace
+    ) -> list[Removal]:
         removed: list[Removal] = []
         # Counted just before: the cascade reports no numbers.
         for removal in await self.due(database, as_of):
@@ -405,29 +209,31 @@ class AuditPurger(Purger):
             versions = await session.scalar(
                 select(func.count()).select_from(PolicyVersion).where(self._superseded(as_of))
             )
-        return _removals(
+        return removals(
             None,
             Retention.AUDIT,
             {events.__tablename__: rows or 0, PolicyVersion.__tablename__: versions or 0},
         )
 
-    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+    async def purge(
+        self, database: Database, as_of: datetime, batch_size: int, pace: Pace
+    ) -> list[Removal]:
         total = 0
         while True:
             started = time.monotonic()
-            async with database.transaction() as session:
+            async with batch(database) as session:
                 purged = await audit.purge_expired(session, now=as_of, limit=batch_size)
             total += purged
             if purged < batch_size:
                 break
-            await _rest_after(database, started)
+            await pace.rest_after(database, started)
         async with database.transaction() as session:
             # A handful of rows a year: one statement.
             versions = await session.execute(
                 delete(PolicyVersion).where(self._superseded(as_of)).returning(PolicyVersion.id)
             )
             removed = len(versions.all())
-        return _removals(
+        return removals(
             None,
             Retention.AUDIT,
             {audit.AuditEvent.__tablename__: total, PolicyVersion.__tablename__: removed},
@@ -467,7 +273,9 @@ class AgePurger(Purger):
                 found += [Removal(row[0], self.retention, table.name, row[1]) for row in rows]
         return found
 
-    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+    async def purge(
+        self, database: Database, as_of: datetime, batch_size: int, pace: Pace
+    ) -> list[Removal]:
         removed: Counter[tuple[uuid.UUID | None, str]] = Counter()
         for table in self._tables():
             doomed = (
@@ -480,12 +288,12 @@ class AgePurger(Purger):
             statement = delete(table).where(table.c.id.in_(doomed)).returning(_owner_column(table))
             while True:
                 started = time.monotonic()
-                async with database.transaction() as session:
+                async with batch(database) as session:
                     owners: list[uuid.UUID | None] = list(await session.scalars(statement))
                 removed.update((owner, table.name) for owner in owners)
                 if len(owners) < batch_size:
                     break
-                await _rest_after(database, started)
+                await pace.rest_after(database, started)
         return [
             Removal(owner, self.retention, name, rows) for (owner, name), rows in removed.items()
         ]
@@ -539,16 +347,10 @@ class OperationalPurger(Purger):
     async def due(self, database: Database, as_of: datetime) -> list[Removal]:
         return []
 
-    async def purge(self, database: Database, as_of: datetime, batch_size: int) -> list[Removal]:
+    async def purge(
+        self, database: Database, as_of: datetime, batch_size: int, pace: Pace
+    ) -> list[Removal]:
         return []
-
-
-def _removals(
-    organisation_id: uuid.UUID | None, retention: Retention, counts: Mapping[str, int]
-) -> list[Removal]:
-    return [
-        Removal(organisation_id, retention, table, rows) for table, rows in counts.items() if rows
-    ]
 
 
 _ACCOUNT = AccountPurger()

@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from cybergine.job_names import JobName
 from cybergine.privacy import audit, purge, registry
-from cybergine.queue import DATABASE_CONTEXT_KEY, job_session
+from cybergine.privacy.purging import Pace
+from cybergine.queue import DATABASE_CONTEXT_KEY, job_session, job_settings
 
 blueprint = procrastinate.Blueprint()
 log = structlog.get_logger(__name__)
@@ -20,7 +21,9 @@ async def purge_expired_data(context: procrastinate.JobContext, timestamp: int) 
     """Policy §11: everything past its retention period, every hour, in small batches
     (``privacy.purge``); the queueing lock keeps one run at a time. Returns the rows
     removed."""
-    report = await purge.run(context.additional_context[DATABASE_CONTEXT_KEY])
+    report = await purge.run(
+        context.additional_context[DATABASE_CONTEXT_KEY], pace=Pace.of(job_settings(context))
+    )
     return sum(removal.rows for removal in report.removals)
 
 

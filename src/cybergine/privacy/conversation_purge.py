@@ -1,0 +1,186 @@
+"""The purger of conversation history (policy §11): an organisation's own period.
+
+A conversation is expired when its last activity is older than the organisation's
+period; it goes with its messages, their attachments and raw events, and its customer
+once they have no conversation left. Messages go first, a batch at a time, taken in the
+order the planner finds cheapest (on a table where they lie together, the order they
+lie in: a batch then dirties a few dozen pages, not a page per message); each batch
+then removes its messages and their attachments by their primary and unique keys, never
+by a join that reads either whole table.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from cybergine.db.engine import Database
+from cybergine.privacy.purging import Pace, Purger, Removal, batch, counts, removals
+from cybergine.privacy.retention import Retention
+from cybergine.privacy.retention_settings import RetentionSettings
+
+# A conversation is expired when its last activity is older than the period. Written so
+# the planner can use (organisation_id, last_message_at); a conversation with no message
+# yet counts from its creation.
+_EXPIRED_CONVERSATION = """
+    c.organisation_id = :organisation_id
+    AND (c.last_message_at < :cutoff OR (c.last_message_at IS NULL AND c.created_at < :cutoff))
+"""
+# A customer left without any conversation, not seen for the period either.
+_EXPIRED_CUSTOMER = """
+    cu.organisation_id = :organisation_id AND cu.updated_at < :cutoff
+    AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.customer_id = cu.id)
+"""
+_EXPIRED_EVENT = "e.organisation_id = :organisation_id AND e.created_at < :cutoff"
+
+# Messages first, in batches (a conversation may hold many), with their attachments. A
+# message in the snapshot of a conversation found expired is as old as its last
+# activity: one written later moved last_message_at in the same transaction. The batch
+# is materialised, then its rows are removed by key (``= ANY``: an index probe each).
+_PURGE_MESSAGES = f"""
+WITH doomed AS MATERIALIZED (
+    SELECT m.id FROM conversations c
+    JOIN messages m ON m.conversation_id = c.id
+    WHERE {_EXPIRED_CONVERSATION}
+    LIMIT :batch_size
+    FOR UPDATE OF m SKIP LOCKED
+), attachments AS (
+    DELETE FROM message_attachments a
+     WHERE a.message_id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING 1
+), gone AS (
+    DELETE FROM messages m WHERE m.id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS messages,
+       (SELECT count(*) FROM attachments) AS message_attachments
+"""  # noqa: S608 (fragments of this module, no input)
+# Then the conversations emptied, each locked and checked again: one that came back to
+# life since (a message written under its lock) is not expired any more and stays. Only
+# empty ones, so no cascade waits for a message row someone else holds.
+_PURGE_CONVERSATIONS = f"""
+WITH doomed AS (
+    SELECT c.id FROM conversations c WHERE {_EXPIRED_CONVERSATION}
+    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM conversations c USING doomed WHERE c.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS conversations FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+_PURGE_CUSTOMERS = f"""
+WITH doomed AS (
+    SELECT cu.id FROM customers cu WHERE {_EXPIRED_CUSTOMER}
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM customers cu USING doomed WHERE cu.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS customers FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+# Raw webhook events are pruned after a week anyway; a shorter period takes them sooner.
+_PURGE_EVENTS = f"""
+WITH doomed AS (
+    SELECT e.id FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT}
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM whatsapp_webhook_events e USING doomed WHERE e.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS whatsapp_webhook_events FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+_DUE = f"""
+SELECT
+    (SELECT count(*) FROM conversations c WHERE {_EXPIRED_CONVERSATION}) AS conversations,
+    (SELECT count(*) FROM conversations c JOIN messages m ON m.conversation_id = c.id
+        WHERE {_EXPIRED_CONVERSATION}) AS messages,
+    (SELECT count(*) FROM conversations c JOIN messages m ON m.conversation_id = c.id
+        JOIN message_attachments a ON a.message_id = m.id
+        WHERE {_EXPIRED_CONVERSATION}) AS message_attachments,
+    -- Customers whose conversations all go now (or who have none left).
+    (SELECT count(*) FROM customers cu WHERE cu.organisation_id = :organisation_id
+        AND cu.updated_at < :cutoff AND NOT EXISTS (
+            SELECT 1 FROM conversations c WHERE c.customer_id = cu.id
+            AND ({_EXPIRED_CONVERSATION}) IS NOT TRUE
+        )) AS customers,
+    (SELECT count(*) FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT})
+        AS whatsapp_webhook_events
+"""  # noqa: S608 (fragments of this module, no input)
+# The order the purge goes in: children before parents, so each batch stays small.
+_STEPS = (_PURGE_MESSAGES, _PURGE_CONVERSATIONS, _PURGE_CUSTOMERS, _PURGE_EVENTS)
+# The raw events are operational rows, purged here too for a period shorter than theirs.
+_TABLES = {
+    "customers": "once none of their conversations is left and they were not seen for "
+    "the organisation's period",
+    "conversations": "when their last activity is older than the organisation's period",
+    "messages": "with their conversation",
+    "message_attachments": "with their message",
+    "csat_surveys": "with their conversation (ON DELETE CASCADE)",
+}
+
+
+class ConversationPurger(Purger):
+    """Conversation history, with its messages, attachments and raw events, once its
+    last activity is older than the organisation's period. Organisations that set none
+    keep it while the account is active; the account purger removes it after."""
+
+    serves = frozenset({Retention.CONVERSATION})
+
+    def covers(self, table: Table) -> str | None:
+        return _TABLES.get(table.name)
+
+    async def _periods(
+        self, database: Database, as_of: datetime
+    ) -> list[tuple[uuid.UUID, datetime]]:
+        async with database.transaction() as session:
+            rows = await session.execute(
+                select(RetentionSettings.organisation_id, RetentionSettings.conversation_days)
+                .where(RetentionSettings.conversation_days.is_not(None))
+                .order_by(RetentionSettings.organisation_id)
+            )
+            return [(row[0], as_of - timedelta(days=row[1] or 0)) for row in rows]
+
+    async def due(self, database: Database, as_of: datetime) -> list[Removal]:
+        found: list[Removal] = []
+        for organisation_id, cutoff in await self._periods(database, as_of):
+            async with database.transaction() as session:
+                counted = await counts(
+                    session, _DUE, {"organisation_id": organisation_id, "cutoff": cutoff}
+                )
+            found += removals(organisation_id, Retention.CONVERSATION, counted)
+        return found
+
+    async def purge(
+        self, database: Database, as_of: datetime, batch_size: int, pace: Pace
+    ) -> list[Removal]:
+        removed: list[Removal] = []
+        for organisation_id, cutoff in await self._periods(database, as_of):
+            params = {
+                "organisation_id": organisation_id,
+                "cutoff": cutoff,
+                "batch_size": batch_size,
+            }
+            totals: Counter[str] = Counter()
+            for step in _STEPS:
+                await _steps(database, step, params, totals, pace)
+            removed += removals(organisation_id, Retention.CONVERSATION, totals)
+        return removed
+
+
+async def _steps(
+    database: Database, sql: str, params: dict[str, Any], totals: Counter[str], pace: Pace
+) -> None:
+    """``sql`` batch after batch until a batch removes fewer than a batch's rows, resting
+    after each."""
+    while True:
+        started = time.monotonic()
+        async with batch(database) as session:
+            counted = await counts(session, sql, params)
+        totals.update(counted)
+        await pace.rest_after(database, started)
+        if max(counted.values()) < params["batch_size"]:
+            return
