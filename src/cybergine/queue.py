@@ -163,9 +163,9 @@ async def cancel_waiting_jobs_about(
 
 
 async def jobs_are_waiting(session: AsyncSession) -> bool:
-    """Whether any job is due and waiting for a worker: work that background chores (the
-    retention purge) should make way for. One probe of Procrastinate's partial index of
-    waiting jobs."""
+    """Whether any job is due and waiting for a worker (the retention purge makes way for
+    the reply path's jobs only: ``privacy.purging.replies_waiting``). One probe of
+    Procrastinate's partial index of waiting jobs."""
     waiting = await session.scalar(
         text(
             "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status = 'todo' "
