@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest pytest-fast fuzz migrate demo worker bench lock clean help
+.PHONY: run test lint typecheck pytest pytest-fast test-cluster fuzz migrate demo worker bench lock clean help
 
 help:
 	@echo "make run        start the platform on the embedded database with a demo organisation"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint       ruff (format check + lint)"
 	@echo "make typecheck  mypy --strict on src/"
 	@echo "make pytest-fast the tests not marked slow: the inner loop (make test runs them all)"
+	@echo "make test-cluster a cluster in network namespaces under faults (as root; needs haproxy)"
 	@echo "make fuzz       the API fuzzers with a long time budget (make test gives them a short one)"
 	@echo "make migrate    apply database migrations"
 	@echo "make worker     run a job worker"
@@ -56,6 +57,11 @@ pytest: $(STAMP)
 
 pytest-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# Hosts as network namespaces (root, iproute2, Debian's haproxy): PostgreSQL, web x2,
+# worker x2, HAProxy, the load; kills a web host, a worker host, restarts PostgreSQL.
+test-cluster: $(STAMP)
+	$(BIN)/pytest tests/cluster -m cluster -n 0 -p no:cacheprovider -s --timeout 300 $(PYTEST_ARGS)
 
 # The two schemathesis runs for minutes each instead of the short budget of `make test`.
 fuzz: $(STAMP)

@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import procrastinate
+import procrastinate.exceptions
+import procrastinate.signals
 import structlog
 from procrastinate import JobContext
 from procrastinate.job_context import AbortReason
@@ -60,6 +62,9 @@ SUCCEEDED_JOBS_KEPT_HOURS = 7 * 24
 FAILED_JOBS_KEPT_HOURS = 30 * 24
 
 FETCH_POLLING_SECONDS = 0.5
+# After losing the database, the worker starts again after 0.5 s, then 1, 2, 4, 8, 10 s.
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
 
 maintenance = procrastinate.Blueprint()
 
@@ -208,11 +213,56 @@ class Worker:
             await asyncio.sleep(self.stalled_after_seconds)
 
     async def _run(self, *, wait: bool, install_signal_handlers: bool) -> None:
+        """Runs Procrastinate's worker until asked to stop (SIGINT/SIGTERM, or this task
+        cancelled). When it stops by itself because the database went away (a restart, a
+        fail-over: its listener or a query fails), it starts again once the database
+        answers, instead of ending the process with the queue unattended; the jobs it was
+        running are re-queued by the stalled-job watchdog, as a killed worker's are."""
+        current = asyncio.current_task()
+        assert current is not None
+        asked = asyncio.Event()
+
+        def stop() -> None:  # a graceful stop: Procrastinate's, when its run is cancelled
+            asked.set()
+            current.cancel()
+
+        signals = procrastinate.signals.on_stop(stop)
+        delay = RECONNECT_FIRST_SECONDS
+        with signals if install_signal_handlers else contextlib.nullcontext():
+            while True:
+                started = asyncio.get_running_loop().time()
+                try:
+                    await self._run_once(wait=wait)
+                    if not wait:
+                        return
+                    reason = "stopped by itself"
+                except procrastinate.exceptions.ConnectorException as exc:
+                    if not wait:
+                        raise
+                    reason = str(exc.__cause__ or exc)
+                except asyncio.CancelledError:
+                    if asked.is_set():
+                        current.uncancel()
+                        return
+                    raise
+                if asyncio.get_running_loop().time() - started > RECONNECT_MAX_SECONDS:
+                    delay = RECONNECT_FIRST_SECONDS  # it had been running: a new outage
+                log.warning("worker.database_lost", reason=reason, retry_in=delay)
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    if asked.is_set():
+                        current.uncancel()
+                        return
+                    raise
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def _run_once(self, *, wait: bool) -> None:
         await self.app.run_worker_async(
             name=self.name,
             concurrency=self.concurrency,
             wait=wait,
-            install_signal_handlers=install_signal_handlers,
+            install_signal_handlers=False,  # ``_run``'s, which outlive one run
             update_heartbeat_interval=self.heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after_seconds,
             # New jobs arrive by NOTIFY at once; polling is what finds a job whose lock was
