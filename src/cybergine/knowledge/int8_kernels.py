@@ -56,6 +56,9 @@ def int8_kernels(data: bytes, *, unsigned_weights: bool | None = None) -> bytes:
     dequantized = _dequantized_weights(graph)
     if not dequantized:
         return data
+    # The graph has what it needs: the file's bytes go now (when the caller kept no
+    # reference of its own), not after the model is serialized again.
+    del data
 
     nodes: list[onnx.NodeProto] = []
     added: list[onnx.TensorProto] = []
