@@ -37,8 +37,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "src/cybergine/"
-#: What the sdist brings beside the package: the pins and everything that deploys it.
+#: What the sdist brings beside the package: the pins and everything that deploys it (the
+#: Dockerfile builds from an unpacked sdist as from a clone).
 SDIST_EXTRAS = (
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "MANIFEST.in",
     "constraints.txt",
     "alembic.ini",
     "Dockerfile",
@@ -145,6 +150,7 @@ def test_the_sdist_brings_the_package_the_pins_and_the_deployment(installed: Ins
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     wanted = {f"src/{name}" for name in installed.package_files} | set(SDIST_EXTRAS)
     assert sorted(wanted - names) == []
+    assert not any(name.startswith(("tests/", "bench/", "docs/screenshots/")) for name in names)
 
 
 def test_the_wheel_holds_every_file_of_the_package(installed: Installed) -> None:
