@@ -234,7 +234,9 @@ def test_the_installed_package_migrates_and_serves(
         check=False,
     )
     assert migrated.returncode == 0, migrated.stderr[-4000:]
-    assert head_revision() in migrated.stdout
+    head = head_revision()
+    assert head is not None
+    assert head in migrated.stdout
 
     port = free_port()
     log = tmp_path / "serve.log"
