@@ -5,6 +5,8 @@ searchable, and a products/update webhook to search.
   each, descriptions, images) and its pages, articles and policies; a web server in this
   process takes its webhooks (POST /webhooks/shopify); ``cybergine worker`` runs as a
   process of its own, so its peak RSS (VmHWM of /proc/<pid>/status) is the sync's alone.
+  The worker loads the embedding model at start (its warm-up, ``catalog.warm_up``): the
+  idle baseline has it loaded, and the peak includes its load.
 - Full sync: from requesting it to every product searchable by its words *and* its
   vector (local model), the run completed (target ≤ 120 s; worker peak RSS ≤ 400 MB).
   Baseline in the same run: the bulk operation, its download and the relinking alone
