@@ -97,7 +97,8 @@ async def test_distinct_customers_are_counted_exactly(seeded: Seeded, database: 
     """Far from the known history (three weeks after it), in days D-7..D-1 (previous)
     and D..D+6 (current): customer U begins a conversation with A on D-2, with A on D,
     with B on D+1 and with A again on D+1 at the same instant as the B one; customer V
-    (web chat) on D+3 twice with B; customer W on D-5 only."""
+    (web chat) on D+3 twice with B; customer W on D-5 only; customer X with A on D-1 at
+    10:00 and on D+2; customer Y with A on D-1 at 21:00."""
     organisation_id = seeded.known.organisation_id
     a, b = seeded.known.assistant_a, seeded.known.assistant_b
     day = datetime.combine(seeded.known.last, datetime.min.time(), UTC) + timedelta(days=21)
@@ -125,14 +126,27 @@ async def test_distinct_customers_are_counted_exactly(seeded: Seeded, database: 
         await begin(v, b, day + timedelta(days=3))
         await begin(v, b, day + timedelta(days=3, hours=1))
         await begin(w, a, day - timedelta(days=5))
+        x = await make_customer(session, organisation_id)
+        await begin(x, a, day - timedelta(hours=14))
+        await begin(x, a, day + timedelta(days=2))
+        y = await make_customer(session, organisation_id)
+        await begin(y, a, day - timedelta(hours=3))
     await refresh(database, seeded.known)
 
     last = day + timedelta(days=6)
-    assert _customers(seeded, day, last) == (2, 2)  # U, V; U, W
-    assert _customers(seeded, day, last, assistant_id=str(a)) == (1, 2)  # U; U, W
+    assert _customers(seeded, day, last) == (3, 4)  # U, V, X; U, W, X, Y
+    assert _customers(seeded, day, last, assistant_id=str(a)) == (2, 4)  # U, X; U, W, X, Y
     assert _customers(seeded, day, last, assistant_id=str(b)) == (2, 0)  # U, V
     assert _customers(seeded, day, last, channel="webchat") == (1, 0)  # V
     # One day: D+1 alone has U once, though U has two conversations in it; D has U,
     # whose conversation of D-2 is outside the previous day.
     assert _customers(seeded, day + timedelta(days=1), day + timedelta(days=1)) == (1, 1)
     assert _customers(seeded, day - timedelta(days=2), day - timedelta(days=2)) == (1, 0)
+    # In Dubai (UTC+4) the week begins at 20:00 UTC the day before D: Y (21:00 UTC) is
+    # in it; X's first conversation (10:00 UTC that day) is before it, in the part of a
+    # day the daily counts cannot split; X counts once in each week all the same.
+    dubai = {"timezone": "Asia/Dubai"}
+    assert _customers(seeded, day, last, **dubai) == (4, 3)  # U, V, X, Y; U, W, X
+    assert _customers(seeded, day, last, assistant_id=str(a), **dubai) == (3, 3)
+    # D+2 in Dubai: X (D+2 00:00 UTC); the day before: U (D+1 03:00 UTC).
+    assert _customers(seeded, day + timedelta(days=2), day + timedelta(days=2), **dubai) == (1, 1)

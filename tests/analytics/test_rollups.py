@@ -6,6 +6,7 @@ one job; ``cybergine analytics rebuild`` recomputes history."""
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from tests.support.knowledge import run_jobs
 
 TABLES = (
     "analytics_conversations",
+    "analytics_daily_customers",
     "analytics_hourly",
     "analytics_hourly_model_usage",
     "analytics_hourly_sources",
@@ -43,11 +45,12 @@ async def _snapshot(database: Database, organisation_id: uuid.UUID) -> dict[str,
             rows = await session.execute(
                 text(
                     f"SELECT to_jsonb(t) - 'id' - 'created_at' - 'updated_at' FROM {table} t"
-                    " WHERE organisation_id = :o ORDER BY 1::text"
+                    " WHERE organisation_id = :o"
                 ),
                 {"o": organisation_id},
             )
-            found[table] = [row[0] for row in rows]
+            # In a known order whatever order the rows are stored in.
+            found[table] = sorted((row[0] for row in rows), key=json.dumps)
     return found
 
 

@@ -7,7 +7,7 @@ conversation's figures from its messages again.
 row goes with its conversation (foreign key). No text a customer wrote: the hand-off
 reason is its code (``definitions.handoff_reason_code``), and the CSAT rating stays in
 ``csat_surveys`` (read from there by whoever needs it). ``previous_at``: when the same
-customer began their previous conversation on the channel (``previous_with_assistant_at``:
+customer began their previous conversation (``previous_with_assistant_at``:
 with the same assistant), so a period's distinct customers are the conversations whose
 previous one began before it: a count, not a set of customers.
 """
@@ -40,6 +40,13 @@ class ConversationFacts(TenantMixin, Base):
                 "previous_at",
                 "previous_with_assistant_at",
             ],
+        ),
+        # The conversations whose previous one began at a given time (``customers``).
+        Index("ix_analytics_conversations_previous", "organisation_id", "previous_at"),
+        Index(
+            "ix_analytics_conversations_previous_with_assistant",
+            "organisation_id",
+            "previous_with_assistant_at",
         ),
     )
 
@@ -85,3 +92,23 @@ class ConversationFacts(TenantMixin, Base):
     human_first_response_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     resolution_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     resolution_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class DailyCustomers(TenantMixin, Base):
+    """Conversations per UTC day (``day``) by the UTC day the customer's previous one
+    began in (``previous_day``; none: their first), per assistant and channel, for
+    both kinds of "previous" (``per_assistant``): what ``analytics.customers`` counts
+    distinct customers with. Counts only (retention: aggregated analytics, 2 years,
+    by the day)."""
+
+    __tablename__ = "analytics_daily_customers"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = (Index(None, "organisation_id", "day"),)
+
+    day: Mapped[datetime]
+    previous_day: Mapped[datetime | None] = mapped_column(default=None)
+    per_assistant: Mapped[bool]
+    # No foreign key, as in the hourly aggregates: a deleted assistant's history stays.
+    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+    conversations: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -48,13 +48,14 @@ _COPIED = (
 
 
 def _previous(*, same_assistant: bool) -> str:
-    """When the customer began their previous conversation on the channel (with the same
-    assistant): ties in time are ordered by id, so two conversations begun at once count
-    one customer."""
+    """When the customer began their previous conversation (with the same assistant):
+    ties in time are ordered by id, so two conversations begun at once count one
+    customer. A customer belongs to one channel, so the channel filter needs no kind
+    of its own."""
     assistant = " AND p.assistant_id IS NOT DISTINCT FROM m.assistant_id" if same_assistant else ""
     return (
         "(SELECT max(p.created_at) FROM conversations p"  # noqa: S608
-        " WHERE p.customer_id = m.customer_id AND p.channel = m.channel"
+        " WHERE p.customer_id = m.customer_id"
         " AND (p.created_at < m.started_at"
         f" OR p.created_at = m.started_at AND p.id < m.conversation_id){assistant})"
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 # Each conversation's row of figures, which the aggregates are sums of (imported here so
 # its table is known wherever these are).
 from cybergine.analytics.fact_models import ConversationFacts as ConversationFacts
+from cybergine.analytics.fact_models import DailyCustomers as DailyCustomers
 from cybergine.conversations.models import Channel
 from cybergine.db.base import Base, TenantMixin, value_enum
 from cybergine.privacy.retention import Retention

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import buckets, definitions, facts
+from cybergine.analytics import buckets, customers, definitions, facts
 from cybergine.analytics.models import DURATIONS
 from cybergine.conversations.models import ConversationState
 
@@ -157,6 +157,7 @@ async def recompute(
         )
     for statement in _INSERTS:
         await session.execute(text(statement), {**parameters, **measure.parameters})
+    await customers.recompute(session, organisation_id, start, end)
 
 
 def hour_of(moment: datetime) -> datetime:

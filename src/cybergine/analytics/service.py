@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Subquery, Uuid, column, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import definitions, facts, rollups
+from cybergine.analytics import customers, definitions, facts, rollups
 from cybergine.analytics.models import DURATIONS
 from cybergine.analytics.periods import Filters, Interval
 from cybergine.assistants.models import Assistant
@@ -99,32 +99,12 @@ async def _unique_customers(
     session: AsyncSession, organisation_id: uuid.UUID, filters: Filters
 ) -> dict[bool, int]:
     """Distinct customers of the conversations begun in the period (True) and in the
-    previous one (False): the conversations of each whose customer's previous one (on
-    the channel; with the assistant when it is filtered by) began before it, counted
-    from the rows of figures' index (``facts``) without gathering any customer."""
+    previous one (False) (``customers``)."""
     previous_start, start = filters.period.previous
-    before = "f.previous_with_assistant_at" if filters.assistant_id else "f.previous_at"
-    row = (
-        await session.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE f.started_at >= :start"  # noqa: S608
-                f" AND ({before} IS NULL OR {before} < :start)) AS current,"
-                f" count(*) FILTER (WHERE f.started_at < :start AND ({before} IS NULL"
-                f" OR {before} < :previous_start)) AS previous"
-                " FROM analytics_conversations f WHERE f.organisation_id = :organisation_id"
-                " AND f.started_at >= :previous_start AND f.started_at < :end AND "
-                + filters.where("f")
-            ),
-            {
-                "organisation_id": organisation_id,
-                "previous_start": previous_start,
-                "start": start,
-                "end": filters.period.end,
-                **filters.parameters,
-            },
-        )
-    ).one()
-    return {True: int(row.current), False: int(row.previous)}
+    return {
+        True: await customers.count(session, organisation_id, filters, start, filters.period.end),
+        False: await customers.count(session, organisation_id, filters, previous_start, start),
+    }
 
 
 @dataclass(frozen=True)

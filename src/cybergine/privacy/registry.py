@@ -237,6 +237,7 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("analytics_conversations", "channel", _ENUM),
     NotPersonal("analytics_conversations", "state", _ENUM),
     NotPersonal("analytics_conversations", "handoff_reason", "a fixed reason code, or 'other'"),
+    NotPersonal("analytics_daily_customers", "channel", _ENUM),
     NotPersonal("messages", "direction", _ENUM),
     NotPersonal("messages", "sender", _ENUM),
     NotPersonal("messages", "status", _ENUM),

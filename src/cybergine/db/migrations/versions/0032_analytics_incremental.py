@@ -111,6 +111,39 @@ def _create_facts() -> None:
         ["organisation_id", "started_at"],
         postgresql_include=["assistant_id", "channel", "previous_at", "previous_with_assistant_at"],
     )
+    op.create_index(f"ix_{table}_previous", table, ["organisation_id", "previous_at"])
+    op.create_index(
+        f"ix_{table}_previous_with_assistant",
+        table,
+        ["organisation_id", "previous_with_assistant_at"],
+    )
+    daily = "analytics_daily_customers"
+    op.create_table(
+        daily,
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("organisation_id", sa.Uuid(), nullable=False),
+        _moment("day", nullable=False),
+        _moment("previous_day"),
+        sa.Column("per_assistant", sa.Boolean(), nullable=False),
+        sa.Column("assistant_id", sa.Uuid(), nullable=True),
+        sa.Column("channel", postgresql.ENUM(name="channel", create_type=False), nullable=False),
+        sa.Column("conversations", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"],
+            ["organisations.id"],
+            name=f"fk_{daily}_organisation_id_organisations",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=f"pk_{daily}"),
+    )
+    op.create_index(f"ix_{daily}_organisation_id", daily, ["organisation_id"])
+    op.create_index(f"ix_{daily}_organisation_id_day", daily, ["organisation_id", "day"])
 
 
 def upgrade() -> None:
@@ -132,6 +165,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("analytics_daily_customers")
     op.drop_table("analytics_conversations")
     for name in _bucket_columns():
         op.drop_column("analytics_hourly", name)
