@@ -233,28 +233,28 @@ class Worker:
                 started = asyncio.get_running_loop().time()
                 try:
                     await self._run_once(wait=wait)
-                    if not wait:
-                        return
                     reason = "stopped by itself"
                 except procrastinate.exceptions.ConnectorException as exc:
-                    if not wait:
+                    if not (wait or asked.is_set()):
                         raise
                     reason = str(exc.__cause__ or exc)
                 except asyncio.CancelledError:
-                    if asked.is_set():
+                    if not asked.is_set():
+                        raise
+                if asked.is_set() or not wait:  # stopped as asked (also by a failure then)
+                    if current.cancelling():
                         current.uncancel()
-                        return
-                    raise
+                    return
                 if asyncio.get_running_loop().time() - started > RECONNECT_MAX_SECONDS:
                     delay = RECONNECT_FIRST_SECONDS  # it had been running: a new outage
                 log.warning("worker.database_lost", reason=reason, retry_in=delay)
                 try:
                     await asyncio.sleep(delay)
                 except asyncio.CancelledError:
-                    if asked.is_set():
-                        current.uncancel()
-                        return
-                    raise
+                    if not asked.is_set():
+                        raise
+                    current.uncancel()
+                    return
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     async def _run_once(self, *, wait: bool) -> None:
