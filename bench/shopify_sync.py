@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -343,3 +344,4 @@ async def sync_section(url: str, database: Database, args: argparse.Namespace) -
             web.stop()
             if worker.process.returncode not in (0, -signal.SIGTERM):
                 print(f"  worker exited {worker.process.returncode}: {errors}")
+            shutil.rmtree(workdir, ignore_errors=True)
