@@ -52,9 +52,9 @@ def serve(
     from cybergine.web.draining import GracefulServer
 
     settings = settings_for(data_dir)
-    prepare_metrics(settings, "web")
     # Refuses to start, listing every problem, as `cybergine check` would.
     url = ready_to_start(settings, "serve")
+    prepare_metrics(settings, "web")
     sandbox = None
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     if whatsapp_simulator:
@@ -122,8 +122,8 @@ def worker(
     from cybergine.observability.process import prepare as prepare_metrics
 
     settings = settings_for(data_dir)
-    prepare_metrics(settings, "worker")
     url = ready_to_start(settings, "worker")  # refuses to start, as `cybergine check`
+    prepare_metrics(settings, "worker")
 
     metrics_server = None
     if settings.metrics and settings.worker_metrics_port is not None:

@@ -12,6 +12,9 @@ from cybergine.observability import metrics
 
 
 class MeteredPool(AsyncAdaptedQueuePool):
+    # Logs under SQLAlchemy's own name for the pool it extends, which SQLAlchemy keeps at
+    # WARNING: under this module's name its INFO lines ("Pool disposed") reached stdout.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
     _role = ""
     _in_use: Any = None  # the gauge's child for this process' role, looked up once
 
