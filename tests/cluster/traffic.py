@@ -83,11 +83,11 @@ class Deliveries:
     secret: str
     from_base: int
     rate: float
-    limit: int = 20_000
+    limit: int = 200_000
     attempts: int = 30
     concurrency: int = 16
     statuses: dict[int, list[int]] = field(default_factory=dict)  # k: statuses in order
-    latencies: list[tuple[float, float]] = field(default_factory=list)  # (sent at, s)
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, s)
     problems: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
@@ -113,9 +113,8 @@ class Deliveries:
         spec = self.spec()
         conns = [[Connection(*self.lb)] for _ in range(self.concurrency)]
         requests: dict[int, bytes] = {}
-        started = time.perf_counter()
         while not self.stop.is_set() and self.sent < self.limit:
-            tick = time.perf_counter()
+            tick, wall = time.perf_counter(), time.monotonic()
             chunk = build_requests(spec, self.sent, max(1, int(self.rate)))
             first = self.sent
             self.sent += len(chunk)
@@ -123,7 +122,7 @@ class Deliveries:
             for i, request in enumerate(chunk):
                 requests[first + i] = request[0]
                 self.statuses.setdefault(first + i, []).append(status[i])
-                self.latencies.append((tick - started + at[i], latency[i]))
+                self.latencies.append((wall + at[i], latency[i]))
             self.problems += problems[:5]
         # Meta's redelivery: the same request again, until a 2xx.
         for _ in range(self.attempts):
@@ -166,6 +165,7 @@ class Visitors:
     lb_url: str
     tokens: list[str]
     every: float = 2.0
+    writers: int | None = None  # the first so many visitors write (None: all)
     max_opens: int = 50
     visitors: list[Visitor] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -242,7 +242,7 @@ class Visitors:
         async with httpx.AsyncClient(base_url=self.lb_url, timeout=10) as client:
             await asyncio.gather(
                 *(self._socket(v) for v in self.visitors),
-                *(self._writer(v, client) for v in self.visitors),
+                *(self._writer(v, client) for v in self.visitors[: self.writers]),
             )
 
     def thread(self) -> threading.Thread:
