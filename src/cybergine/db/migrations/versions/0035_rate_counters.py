@@ -1,8 +1,8 @@
 """Rate limits across processes: the counters of the widget's limits, shared by every web
 process. Operational rows, pruned two hours after their window.
 
-Revision ID: 0036
-Revises: 0035
+Revision ID: 0035
+Revises: 0034
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0036"
-down_revision: str | None = "0035"
+revision: str = "0035"
+down_revision: str | None = "0034"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
