@@ -1,6 +1,7 @@
 """The shared rate limit against a real PostgreSQL: exact under concurrency from several
-connection pools (as several processes would be), sliding across windows, refusals not
-counted, keys apart per organisation and per limit, and old counters pruned."""
+connection pools (as several processes would be), sliding across windows, refusals and
+rolled-back requests not counted, keys apart per organisation and per limit, and old
+counters pruned."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from cybergine.db.engine import Database
@@ -17,6 +19,21 @@ from cybergine.ratelimits.models import RateCounter
 from tests.support.factories import make_organisation
 
 TEN_A_MINUTE = RateLimit("test-limit", maximum=10, seconds=60)
+
+
+async def _hit(
+    database: Database,
+    limit: RateLimit,
+    organisation_id: uuid.UUID,
+    key: str,
+    *,
+    now: float | None = None,
+) -> float | None:
+    """One request's check, in a transaction of its own as a request's would be."""
+    async with database.transaction() as session:
+        return await limiter.hit(session, limit, organisation_id, key, now=now)
+
+
 # A moment 50 s into a window (windows start at multiples of 60 s since the epoch).
 LATE_IN_A_WINDOW = 1_800_000_050.0
 
@@ -31,7 +48,7 @@ async def test_exactly_the_limit_gets_through_from_several_processes_at_once(
         pools = [database, other] * 15
         waits = await asyncio.gather(
             *(
-                limiter.hit(pool, TEN_A_MINUTE, organisation.id, key, now=LATE_IN_A_WINDOW)
+                _hit(pool, TEN_A_MINUTE, organisation.id, key, now=LATE_IN_A_WINDOW)
                 for pool in pools
             )
         )
@@ -49,7 +66,7 @@ async def test_the_last_window_fades_out_as_the_window_slides(database: Database
     key = limiter.address_key("198.51.100.7")
 
     async def hit(at: float) -> float | None:
-        return await limiter.hit(database, TEN_A_MINUTE, organisation.id, key, now=at)
+        return await _hit(database, TEN_A_MINUTE, organisation.id, key, now=at)
 
     for _ in range(10):
         assert await hit(LATE_IN_A_WINDOW) is None
@@ -75,12 +92,12 @@ async def test_keys_count_apart_per_organisation_and_per_limit(database: Databas
     key = limiter.address_key("203.0.113.9")
     other_limit = RateLimit("test-other", maximum=10, seconds=60)
     for _ in range(10):
-        assert await limiter.hit(database, TEN_A_MINUTE, first.id, key) is None
-    assert await limiter.hit(database, TEN_A_MINUTE, first.id, key) is not None
-    assert await limiter.hit(database, TEN_A_MINUTE, second.id, key) is None
-    assert await limiter.hit(database, other_limit, first.id, key) is None
+        assert await _hit(database, TEN_A_MINUTE, first.id, key) is None
+    assert await _hit(database, TEN_A_MINUTE, first.id, key) is not None
+    assert await _hit(database, TEN_A_MINUTE, second.id, key) is None
+    assert await _hit(database, other_limit, first.id, key) is None
     another = limiter.address_key("203.0.113.10")
-    assert await limiter.hit(database, TEN_A_MINUTE, first.id, another) is None
+    assert await _hit(database, TEN_A_MINUTE, first.id, another) is None
 
 
 async def test_prune_drops_the_windows_no_limit_looks_at(database: Database) -> None:
@@ -88,12 +105,25 @@ async def test_prune_drops_the_windows_no_limit_looks_at(database: Database) -> 
     now = datetime.now(UTC)
     key = limiter.customer_key(uuid.uuid4())
     for at in (now - timedelta(hours=3), now - timedelta(minutes=5), now):
-        assert (
-            await limiter.hit(database, TEN_A_MINUTE, organisation.id, key, now=at.timestamp())
-            is None
-        )
+        assert await _hit(database, TEN_A_MINUTE, organisation.id, key, now=at.timestamp()) is None
     assert await limiter.prune(database, now=now) == 1
     async with database.transaction() as session:
         left = list((await session.execute(select(RateCounter.window_start))).scalars())
     assert len(left) == 2
     assert min(left) > now - timedelta(hours=2)
+
+
+async def test_a_request_that_rolls_back_is_not_counted(database: Database) -> None:
+    organisation, _ = await make_organisation(database)
+    key = limiter.customer_key(uuid.uuid4())
+    one_a_minute = RateLimit("test-one", maximum=1, seconds=60)
+
+    async def failing_request() -> None:
+        async with database.transaction() as session:
+            assert await limiter.hit(session, one_a_minute, organisation.id, key) is None
+            raise RuntimeError("the request failed after its check")
+
+    with pytest.raises(RuntimeError):
+        await failing_request()
+    assert await _hit(database, one_a_minute, organisation.id, key) is None
+    assert await _hit(database, one_a_minute, organisation.id, key) is not None

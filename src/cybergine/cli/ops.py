@@ -101,16 +101,28 @@ def restore(
 def ready_to_start(settings: Settings, command: str) -> str:
     """What ``serve`` and ``worker`` do first: the checks of ``cybergine check`` (but the
     tenants' model endpoints). Then the keys are loaded and the database is resolved (the
-    embedded one started and migrated): its URL. Else exit 2, listing every problem."""
+    embedded one started and migrated): its URL. Else exit 2, listing every problem.
+
+    An external database that is not reachable or not migrated yet stops a worker, but
+    not ``serve``: it starts with ``/readyz`` answering 503 until the database is ready,
+    so web processes may start before the release's ``cybergine migrate`` has run (the
+    load balancer sends them nothing meanwhile). It says so on stderr."""
     from cybergine.ops.check import Problem, configuration_problems, database_problems
 
     problems = configuration_problems(settings)
+    waiting: list[Problem] = []
     try:
         url = database_url(settings, migrate=settings.embedded)
     except Exception as error:  # the embedded server or a migration failed: say which
         problems.append(Problem("database", f"could not be started or migrated: {error}"))
     else:
-        problems += asyncio.run(database_problems(settings, url))
+        found = asyncio.run(database_problems(settings, url))
+        if command == "serve" and not settings.embedded:
+            waiting = found
+        else:
+            problems += found
+    for problem in waiting:
+        typer.echo(f"warning: {problem} (/readyz answers 503 until then)", err=True)
     if problems:
         refuse(problems, f"`cybergine {command}` will not start")
     load_keys(settings)

@@ -5,10 +5,13 @@ the last window's, weighted by how much of the last window still lies within one
 length of now (the "sliding window counter": within a few per cent of an exact log of
 hits, at one row per key and window instead of one per hit).
 
-One statement per check, in a transaction of its own: the bump and the decision are one
-``INSERT .. ON CONFLICT DO UPDATE .. WHERE``, so concurrent requests from any process
-queue on the row and exactly the limit get through. The request's own transaction never
-holds the counter's row lock, and a refused request is not counted.
+One statement per check, in the request's own transaction: the bump and the decision are
+one ``INSERT .. ON CONFLICT DO UPDATE .. WHERE``, so concurrent requests from any process
+queue on the counter's row until the one ahead commits, and exactly the limit get
+through. (A transaction of its own would need a second pooled connection while the
+request holds one: a full pool would then wait on itself.) A refused request is not
+counted, nor is one whose transaction rolls back. Callers take a request's counters in
+one order (address, then visitor), so two requests never wait on each other in a cycle.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.tokens import keyed_hash
 from cybergine.db.engine import Database
@@ -79,7 +83,7 @@ def address_key(address: str) -> str:
 
 
 async def hit(
-    database: Database,
+    session: AsyncSession,
     limit: RateLimit,
     organisation_id: uuid.UUID,
     key: str,
@@ -92,22 +96,21 @@ async def hit(
     start = math.floor(now / limit.seconds) * limit.seconds
     # The share of the last window that still lies within one window length of now.
     weight = 1 - (now - start) / limit.seconds
-    async with database.autocommit() as session:
-        row = (
-            await session.execute(
-                _BUMP,
-                {
-                    "id": uuid7(),
-                    "organisation_id": organisation_id,
-                    "purpose": limit.purpose,
-                    "key_hash": key,
-                    "window_start": datetime.fromtimestamp(start, UTC),
-                    "previous_start": datetime.fromtimestamp(start - limit.seconds, UTC),
-                    "weight": weight,
-                    "maximum": limit.maximum,
-                },
-            )
-        ).one()
+    row = (
+        await session.execute(
+            _BUMP,
+            {
+                "id": uuid7(),
+                "organisation_id": organisation_id,
+                "purpose": limit.purpose,
+                "key_hash": key,
+                "window_start": datetime.fromtimestamp(start, UTC),
+                "previous_start": datetime.fromtimestamp(start - limit.seconds, UTC),
+                "weight": weight,
+                "maximum": limit.maximum,
+            },
+        )
+    ).one()
     if row.hits is not None:
         return None
     return _wait(limit, now - start, int(row.previous), int(row.current or 0))

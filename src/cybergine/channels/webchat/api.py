@@ -25,6 +25,7 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketState
 
 from cybergine.accounts.grace import OrganisationClosing
@@ -34,7 +35,6 @@ from cybergine.bounded_cache import BoundedCache
 from cybergine.channels.webchat import service, visitors
 from cybergine.channels.webchat.visitors import Visitor
 from cybergine.conversations import csat
-from cybergine.db.engine import Database
 from cybergine.errors import (
     CybergineError,
     Forbidden,
@@ -169,9 +169,9 @@ def _visitor(visitor: Visitor) -> str:
 
 
 async def _limit(
-    database: Database, limit: RateLimit, organisation_id: uuid.UUID, key: str
+    session: AsyncSession, limit: RateLimit, organisation_id: uuid.UUID, key: str
 ) -> None:
-    wait = await limiter.hit(database, limit, organisation_id, key)
+    wait = await limiter.hit(session, limit, organisation_id, key)
     if wait is not None:
         raise TooManyRequests(
             "You're sending messages too quickly. Try again in a moment.",
@@ -221,7 +221,7 @@ async def start_session(
         origin = _check_origin(request, assistant)
         # Counted once the site is known to be the shop's: another site cannot use up
         # the sessions of the shop's visitors behind a shared address.
-        await _limit(database, SESSIONS_PER_ADDRESS, assistant.organisation_id, _address(request))
+        await _limit(session, SESSIONS_PER_ADDRESS, assistant.organisation_id, _address(request))
         visitor: Visitor | None = None
         parsed = visitors.parse(body.visitor_token)
         if parsed is not None:
@@ -264,8 +264,8 @@ async def post_message(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        await _limit(database, PER_ADDRESS, assistant.organisation_id, _address(request))
-        await _limit(database, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
+        await _limit(session, PER_ADDRESS, assistant.organisation_id, _address(request))
+        await _limit(session, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
         message = await service.post_message(
             session,
             assistant,
@@ -290,7 +290,7 @@ async def request_person(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        await _limit(database, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
+        await _limit(session, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
         message = await service.request_person(session, assistant, visitor)
         view = service.message_view(message)
     return _reply(request, origin, {"message": view}, status=202)
@@ -312,7 +312,7 @@ async def rate(
     async with database.transaction() as session:
         assistant, visitor = await service.authenticate(session, _bearer(request))
         origin = _check_origin(request, assistant)
-        await _limit(database, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
+        await _limit(session, PER_VISITOR, assistant.organisation_id, _visitor(visitor))
         rated = await csat.record_rating(
             session, assistant.organisation_id, visitor.customer_id, body.survey_id, body.rating
         )
