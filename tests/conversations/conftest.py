@@ -38,13 +38,7 @@ async def llm_shop(
         database,
         settings,
         graph,
-        assistant={
-            "llm_provider": "openai",
-            "llm_base_url": llm.base_url,
-            "llm_api_key": llm.api_key,
-            "llm_model": "gpt-test",
-            "instructions": INSTRUCTIONS,
-        },
+        assistant={**llm.assistant_fields(), "instructions": INSTRUCTIONS},
     )
     yield opened
     opened.close()

@@ -62,12 +62,7 @@ async def llm_shop(
         database,
         settings,
         graph,
-        assistant={
-            "llm_provider": "openai",
-            "llm_base_url": llm.base_url,
-            "llm_api_key": llm.api_key,
-            "llm_model": "gpt-test",
-        },
+        assistant=llm.assistant_fields(),
     )
     yield opened
     opened.close()

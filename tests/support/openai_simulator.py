@@ -324,6 +324,15 @@ class OpenAISimulator:
 
     # -- switches --
 
+    def assistant_fields(self) -> dict[str, str | None]:
+        """The fields an assistant is given to answer through this server."""
+        return {
+            "llm_provider": "openai",
+            "llm_base_url": self.base_url,
+            "llm_api_key": self.api_key,
+            "llm_model": "gpt-test",
+        }
+
     def fail_next(self, *faults: Fault) -> None:
         with self._lock:
             self._faults.extend(faults)
