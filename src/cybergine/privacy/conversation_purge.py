@@ -55,41 +55,35 @@ WITH doomed AS (
 SELECT (SELECT count(*) FROM gone) AS messages,
        (SELECT count(*) FROM attachments) AS message_attachments
 """  # noqa: S608 (fragments of this module, no input)
+
+
+def _batch_delete(table: str, alias: str, condition: str) -> str:
+    """A batch of ``table``'s rows that meet ``condition``, locked (skipping rows others
+    hold) and deleted; counted under the table's name."""
+    return f"""
+WITH doomed AS (
+    SELECT {alias}.id FROM {table} {alias} WHERE {condition}
+    LIMIT :batch_size
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM {table} {alias} USING doomed WHERE {alias}.id = doomed.id RETURNING 1
+)
+SELECT count(*) AS {table} FROM gone
+"""  # noqa: S608 (fragments of this module, no input)
+
+
 # Then the conversations emptied, each locked and checked again: one that came back to
 # life since (a message written under its lock) is not expired any more and stays. Only
 # empty ones, so no cascade waits for a message row someone else holds.
-_PURGE_CONVERSATIONS = f"""
-WITH doomed AS (
-    SELECT c.id FROM conversations c WHERE {_EXPIRED_CONVERSATION}
-    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM conversations c USING doomed WHERE c.id = doomed.id RETURNING 1
+_PURGE_CONVERSATIONS = _batch_delete(
+    "conversations",
+    "c",
+    f"{_EXPIRED_CONVERSATION}\n    AND NOT EXISTS "  # noqa: S608 (fragments of this module)
+    "(SELECT 1 FROM messages m WHERE m.conversation_id = c.id)",
 )
-SELECT count(*) AS conversations FROM gone
-"""  # noqa: S608 (fragments of this module, no input)
-_PURGE_CUSTOMERS = f"""
-WITH doomed AS (
-    SELECT cu.id FROM customers cu WHERE {_EXPIRED_CUSTOMER}
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM customers cu USING doomed WHERE cu.id = doomed.id RETURNING 1
-)
-SELECT count(*) AS customers FROM gone
-"""  # noqa: S608 (fragments of this module, no input)
+_PURGE_CUSTOMERS = _batch_delete("customers", "cu", _EXPIRED_CUSTOMER)
 # Raw webhook events are pruned after a week anyway; a shorter period takes them sooner.
-_PURGE_EVENTS = f"""
-WITH doomed AS (
-    SELECT e.id FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT}
-    LIMIT :batch_size
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM whatsapp_webhook_events e USING doomed WHERE e.id = doomed.id RETURNING 1
-)
-SELECT count(*) AS whatsapp_webhook_events FROM gone
-"""  # noqa: S608 (fragments of this module, no input)
+_PURGE_EVENTS = _batch_delete("whatsapp_webhook_events", "e", _EXPIRED_EVENT)
 _DUE = f"""
 SELECT
     (SELECT count(*) FROM conversations c WHERE {_EXPIRED_CONVERSATION}) AS conversations,
