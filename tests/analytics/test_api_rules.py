@@ -43,6 +43,28 @@ def test_a_period_longer_than_a_year_is_refused(seeded: Seeded, route: str) -> N
     assert "at most 366 days" in str(_problem(response, 422))
 
 
+@pytest.mark.parametrize("route", (*ROUTES, "knowledge-gaps"))
+def test_a_last_day_alone_before_the_calendar_is_refused_not_a_server_error(
+    seeded: Seeded, route: str
+) -> None:
+    # The first day defaults to four weeks before the last: from the first day of year 1
+    # there is none, which once was an overflow and a 500.
+    response = seeded.api.get(f"/api/v1/analytics/{route}", params={"to": "0001-01-01"})
+    problem = _problem(response, 422)
+    assert "Name a day from 1970-01-01" in str(problem)
+    assert "'to'" in str(problem) or '"to"' in str(problem), problem
+
+
+def test_a_last_day_alone_near_the_calendars_start_begins_on_its_first_day(
+    seeded: Seeded,
+) -> None:
+    response = seeded.api.get("/api/v1/analytics/summary", params={"to": "1970-01-10"})
+    assert response.status_code == 200, response.text
+    assert response.json()["period"]["from"] == "1970-01-01"
+    later = seeded.api.get("/api/v1/analytics/summary", params={"to": "2026-03-31"})
+    assert later.json()["period"]["from"] == "2026-03-04"
+
+
 def test_an_unknown_timezone_is_refused(seeded: Seeded) -> None:
     response = seeded.api.get(
         "/api/v1/analytics/summary", params=seeded.period(timezone="Mars/Olympus")

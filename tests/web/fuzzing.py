@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +85,42 @@ def server_statuses(log: Path) -> tuple[collections.Counter[int], list[str]]:
         if entry.get("event") == "request" and isinstance(entry.get("status"), int):
             statuses[entry["status"]] += 1
         elif entry.get("level") in {"error", "critical"}:
-            exception = str(entry.get("exception", "")).strip().splitlines()
-            errors.append(f"{entry.get('event')} {entry.get('path', '')}: {exception[-1:]}")
+            # The raising line and the error: enough to find the bug from CI's output.
+            exception = str(entry.get("exception", "")).strip().splitlines()[-3:]
+            errors.append(f"{entry.get('event')} {entry.get('path', '')}: {exception}")
     return statuses, errors
+
+
+def check_run(
+    report: dict[str, object],
+    log: Path,
+    *,
+    title: str,
+    elapsed: float,
+    record_property: Callable[[str, object], None],
+) -> None:
+    """Prints and records the run's figures from the server's log, then asserts the run
+    was whole and clean: every operation tested, no finding, no server error."""
+    statuses, errors = server_statuses(log)
+    server_errors = sum(count for status, count in statuses.items() if status >= 500)
+    figures = (
+        f"{title}: the server answered {sum(statuses.values())} requests in {elapsed:.0f} s "
+        f"(seed {report['seed']}), {server_errors} answered 5xx; "
+        f"by status {dict(sorted(statuses.items()))}"
+    )
+    record_property("figures", figures)
+    print(f"\n{figures}")
+    operations = report["operations"]
+    assert report["complete"], report
+    assert isinstance(operations, dict)
+    assert operations["tested"] == operations["total"], report
+    # With the server's own account of its errors: the report names the operation only.
+    assert report["failures"] == [], "\n".join(
+        [json.dumps(report["failures"], indent=2), *errors[:20]]
+    )
+    assert report["errors"] == [], report["errors"]
+    assert server_errors == 0, "\n".join(errors[:20])
+    assert errors == []
 
 
 def run_schemathesis(

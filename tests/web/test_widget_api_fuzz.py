@@ -6,7 +6,6 @@ the fuzzer runs). A file of its own, so the two fuzz runs can go to different wo
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
@@ -19,7 +18,7 @@ import pytest
 from cybergine.db.engine import Database
 from tests.support.processes import clean_env, start_serve
 from tests.support.server import free_port
-from tests.web.fuzzing import run_schemathesis, seed_harness, server_statuses
+from tests.web.fuzzing import check_run, run_schemathesis, seed_harness
 from tests.web.schemathesis_hooks import WIDGET_KEY_ENV
 
 pytestmark = pytest.mark.slow  # the web chat API fuzzed against `cybergine serve`
@@ -79,18 +78,13 @@ async def test_schemathesis_finds_no_server_error_in_the_web_chat_api(
         await asyncio.to_thread(server.wait, 30)
     elapsed = time.monotonic() - started
 
-    statuses, errors = server_statuses(log)
-    server_errors = sum(count for status, count in statuses.items() if status >= 500)
-    figures = (
-        f"schemathesis (web chat): the server answered {sum(statuses.values())} requests in "
-        f"{elapsed:.0f} s (seed {report['seed']}), {server_errors} answered 5xx; "
-        f"by status {dict(sorted(statuses.items()))}"
+    operations = report["operations"]
+    assert isinstance(operations, dict)
+    assert operations["total"] == 5, report
+    check_run(
+        report,
+        log,
+        title="schemathesis (web chat)",
+        elapsed=elapsed,
+        record_property=record_property,
     )
-    record_property("figures", figures)
-    print(f"\n{figures}")
-    assert report["complete"], report
-    assert report["operations"]["tested"] == report["operations"]["total"] == 5, report
-    assert report["failures"] == [], json.dumps(report["failures"], indent=2)
-    assert report["errors"] == [], report["errors"]
-    assert server_errors == 0, "\n".join(errors[:20])
-    assert errors == []

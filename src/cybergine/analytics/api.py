@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -26,7 +26,7 @@ from cybergine.analytics.cost_schemas import ModelCostOut
 from cybergine.analytics.gap_report import report as gap_report
 from cybergine.analytics.gap_schemas import KnowledgeGapsOut, group_out
 from cybergine.analytics.gaps import DEFAULT_GROUPS, MAX_GROUPS
-from cybergine.analytics.periods import Filters, Interval, period, today_in
+from cybergine.analytics.periods import Filters, Interval, period_of
 from cybergine.analytics.schemas import (
     AssistantCount,
     ChannelCount,
@@ -54,10 +54,6 @@ Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 Exporter = Annotated[Authorized, authorize_outside_transaction(Permission.CONVERSATIONS_READ)]
 
 
-# The period a question without dates is about: the last four weeks, today included.
-DEFAULT_DAYS = 28
-
-
 def filters_of(
     first: Annotated[
         date | None,
@@ -72,11 +68,7 @@ def filters_of(
     assistant_id: uuid.UUID | None = None,
     channel: Channel | None = None,
 ) -> Filters:
-    if last is None:
-        last = today_in(timezone)
-    if first is None:
-        first = last - timedelta(days=DEFAULT_DAYS - 1)
-    return Filters(period(first, last, timezone), assistant_id, channel)
+    return Filters(period_of(first, last, timezone), assistant_id, channel)
 
 
 FiltersDep = Annotated[Filters, Depends(filters_of)]

@@ -18,6 +18,8 @@ MAX_DAYS = 366
 # The days a question may name: the period before the earliest must still be a date.
 EARLIEST = date(1970, 1, 1)
 LATEST = date(2999, 12, 31)
+# The period a question without dates is about: the last four weeks, today included.
+DEFAULT_DAYS = 28
 
 
 @functools.cache
@@ -84,6 +86,20 @@ def period(first: date, last: date, timezone: str) -> Period:
     start = datetime.combine(first, time(), zone)
     end = datetime.combine(last + timedelta(days=1), time(), zone)
     return Period(first, last, timezone, _ceil_hour(start), _ceil_hour(end))
+
+
+def period_of(
+    first: date | None, last: date | None, timezone: str, *, days: int = DEFAULT_DAYS
+) -> Period:
+    """The period a question names, either day left out: ``last`` is then today in
+    ``timezone``, ``first`` the day ``days - 1`` before ``last`` (never before
+    ``EARLIEST``: a ``last`` near the start of the calendar is refused by :func:`period`,
+    not an overflow)."""
+    if last is None:
+        last = today_in(timezone)
+    if first is None:
+        first = last - timedelta(days=days - 1) if last >= EARLIEST + timedelta(days) else EARLIEST
+    return period(first, last, timezone)
 
 
 @dataclass(frozen=True)

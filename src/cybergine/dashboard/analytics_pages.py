@@ -24,7 +24,7 @@ from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import distributions, rollups, service
 from cybergine.analytics.definitions import Figure
-from cybergine.analytics.periods import Filters, Interval, period, today_in
+from cybergine.analytics.periods import DEFAULT_DAYS, Filters, Interval, period, period_of
 from cybergine.assistants.models import Assistant
 from cybergine.conversations.models import Conversation
 from cybergine.dashboard import analytics_charts as charts
@@ -41,7 +41,6 @@ router = APIRouter(include_in_schema=False)
 Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 
 PRESETS = (7, 28, 90)
-DEFAULT_DAYS = 28
 # Up to two days: a point per hour; up to 92 days: per day; longer: per week.
 HOURLY_DAYS = 2
 DAILY_DAYS = 92
@@ -57,8 +56,7 @@ class Choice:
 
 
 def _default(timezone: str, days: int = DEFAULT_DAYS) -> Filters:
-    last = today_in(timezone)
-    return Filters(period(last - timedelta(days=days - 1), last, timezone))
+    return Filters(period_of(None, None, timezone, days=days))
 
 
 def choose(query: QueryParams, default_timezone: str) -> Choice:
@@ -71,9 +69,9 @@ def choose(query: QueryParams, default_timezone: str) -> Choice:
     first, last = query.get("from", "").strip(), query.get("to", "").strip()
     try:
         if first or last:
-            chosen = period(
-                date.fromisoformat(first) if first else today_in(timezone) - timedelta(days=27),
-                date.fromisoformat(last) if last else today_in(timezone),
+            chosen = period_of(
+                date.fromisoformat(first) if first else None,
+                date.fromisoformat(last) if last else None,
                 timezone,
             )
         else:

@@ -12,7 +12,7 @@ and the page shows the default instead."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -25,7 +25,7 @@ from cybergine.accounts.permissions import Permission
 from cybergine.analytics import service
 from cybergine.analytics.gap_report import report
 from cybergine.analytics.gap_schemas import answer_url, gap_query
-from cybergine.analytics.periods import Filters, period, today_in
+from cybergine.analytics.periods import DEFAULT_DAYS, Filters, period_of
 from cybergine.assistants.models import Assistant
 from cybergine.dashboard.analytics_drill import CHANNEL_NAMES
 from cybergine.dashboard.analytics_form import narrowing
@@ -38,8 +38,6 @@ router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
 
-DEFAULT_DAYS = 28
-
 
 def choose(query: QueryParams) -> tuple[Filters, list[str]]:
     """The page's period and filters from its query string, leniently: each value that
@@ -47,19 +45,17 @@ def choose(query: QueryParams) -> tuple[Filters, list[str]]:
     errors: list[str] = []
     chosen_by = narrowing(query, "UTC", errors)
     timezone = chosen_by.timezone
-    today = today_in(timezone)
-    default_first = today - timedelta(days=DEFAULT_DAYS - 1)
     first, last = query.get("from", "").strip(), query.get("to", "").strip()
     try:
-        chosen = period(
-            date.fromisoformat(first) if first else default_first,
-            date.fromisoformat(last) if last else today,
+        chosen = period_of(
+            date.fromisoformat(first) if first else None,
+            date.fromisoformat(last) if last else None,
             timezone,
         )
     except (ValueError, CybergineError) as exc:
         reason = exc.detail if isinstance(exc, CybergineError) else "Dates are like 2026-03-31."
         errors.append(f"{reason} Showing the last {DEFAULT_DAYS} days.")
-        chosen = period(default_first, today, timezone)
+        chosen = period_of(None, None, timezone)
     return Filters(chosen, chosen_by.assistant_id, chosen_by.channel), errors
 
 
