@@ -38,7 +38,7 @@ from cybergine.knowledge.providers import (
 )
 from cybergine.logging import configure_logging
 from cybergine.observability import api as metrics_api
-from cybergine.observability import metrics
+from cybergine.observability import metrics, tracing
 from cybergine.observability.http import HttpMetricsMiddleware
 from cybergine.onboarding import api as onboarding_api
 from cybergine.privacy import api as privacy_api
@@ -196,6 +196,9 @@ def create_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(ApiUsageMiddleware, recorder=api_usage)
     app.add_middleware(RequestContextMiddleware)
+    if tracing.enabled():
+        # Outside the request log, so that its line carries the request's trace id.
+        app.add_middleware(tracing.TracingMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.behind_https)
     trusted = TrustedProxies(parse_trusted_proxies(settings.trusted_proxies))
     app.add_middleware(ForwardedHeadersMiddleware, trusted=trusted)

@@ -39,11 +39,11 @@ from cybergine.channels.whatsapp.delivery import close_graph_clients
 from cybergine.channels.whatsapp.tasks import blueprint as whatsapp_blueprint
 from cybergine.conversations.tasks import blueprint as conversations_blueprint
 from cybergine.db.engine import Database
-from cybergine.db.partition_tasks import blueprint as partitions_blueprint
 from cybergine.db.urls import libpq_url
 from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
 from cybergine.mail.tasks import blueprint as mail_blueprint
 from cybergine.observability.job_metrics import observe_job
+from cybergine.observability.tracing import traced_job
 from cybergine.privacy.organisation_export.tasks import blueprint as organisation_export_blueprint
 from cybergine.privacy.request_tasks import blueprint as privacy_requests_blueprint
 from cybergine.privacy.tasks import blueprint as privacy_blueprint
@@ -155,7 +155,6 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     app.add_tasks_from(shopify_sync_blueprint, namespace="shopify")
     app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")
     app.add_tasks_from(maintenance, namespace="maintenance")
-    app.add_tasks_from(partitions_blueprint, namespace="maintenance")
 
 
 class Worker:
@@ -272,6 +271,8 @@ class Worker:
             fetch_job_polling_interval=FETCH_POLLING_SECONDS,
             shutdown_graceful_timeout=self.shutdown_grace_seconds,
             worker_middleware=[
+                # Always: it takes a deferrer's trace context out of the job's arguments.
+                traced_job,
                 *([observe_job] if self.settings.metrics else []),  # /metrics: time, failures
                 self.releases.middleware,
             ],

@@ -1,5 +1,7 @@
 """Structured logs: one JSON object per line, with the request id on every line
-logged while a request is handled (bound in a context variable by the middleware).
+logged while a request is handled (bound in a context variable by the middleware), and
+the trace and span ids on every line logged inside a span when traces are on
+(``cybergine.observability.tracing``).
 
 Standard-library loggers (uvicorn, procrastinate, alembic) go through the same
 renderer, so the whole process speaks one format.
@@ -13,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from cybergine.observability.tracing import add_trace_ids
 from cybergine.privacy.card_numbers import mask_card_numbers_in
 
 _configured: tuple[str, str] | None = None
@@ -26,6 +29,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.db.engine import Database, raw_connection
 from cybergine.job_names import JobName
+from cybergine.observability.tracing import job_arguments
 from cybergine.settings import Settings
 
 
@@ -105,6 +106,8 @@ async def defer(
         options["queueing_lock"] = queueing_lock
     if lock is not None:
         options["lock"] = lock
+    # The deferring span's trace context, when traces are on (observability.tracing).
+    task_kwargs.update(job_arguments())
     deferrer = (
         APP.configure_task(job.value, allow_unknown=False, **options)
         if isinstance(job, JobName)

@@ -48,6 +48,7 @@ def serve(
     import uvicorn
 
     from cybergine.app import create_app
+    from cybergine.observability import tracing
     from cybergine.observability.process import prepare as prepare_metrics
     from cybergine.web.draining import GracefulServer
 
@@ -55,6 +56,7 @@ def serve(
     # Refuses to start, listing every problem, as `cybergine check` would.
     url = ready_to_start(settings, "serve")
     prepare_metrics(settings, "web")
+    tracing.configure("web")  # OTEL_EXPORTER_OTLP_ENDPOINT: traces on
     sandbox = None
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     if whatsapp_simulator:
@@ -101,6 +103,7 @@ def serve(
         if not server.started:
             raise typer.Exit(3)  # as uvicorn.run: the port was taken, or start-up failed
     finally:
+        tracing.shutdown()  # the spans still buffered are exported
         if sandbox is not None:
             sandbox.stop()
         if shopify_sandbox is not None:
@@ -119,11 +122,13 @@ def worker(
     from cybergine.db.engine import Database
     from cybergine.jobs import Worker
     from cybergine.knowledge.providers import embedding_provider
+    from cybergine.observability import tracing
     from cybergine.observability.process import prepare as prepare_metrics
 
     settings = settings_for(data_dir)
     url = ready_to_start(settings, "worker")  # refuses to start, as `cybergine check`
     prepare_metrics(settings, "worker")
+    tracing.configure("worker")  # OTEL_EXPORTER_OTLP_ENDPOINT: traces on
 
     metrics_server = None
     if settings.metrics and settings.worker_metrics_port is not None:
@@ -153,6 +158,7 @@ def worker(
     try:
         uvloop.run(main())
     finally:
+        tracing.shutdown()  # the spans still buffered are exported
         if metrics_server is not None:
             metrics_server.stop()
 

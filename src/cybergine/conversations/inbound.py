@@ -36,6 +36,7 @@ from cybergine.conversations.service import queue_outbound
 from cybergine.db.ids import uuid7
 from cybergine.db.jsonb import jsonb_argument
 from cybergine.job_names import JobName
+from cybergine.observability.tracing import job_arguments
 from cybergine.privacy.pseudonyms import erased_external_id
 from cybergine.realtime.events import CHANNEL
 
@@ -167,6 +168,9 @@ def message_item(
         "answerable": content.type not in SILENT_TYPES
         and consent_change(account, content) is None
         and not csat.is_survey_choice(content.payload),
+        # What its reply job carries besides the message's id: the trace context of the
+        # request that received it, when traces are on (observability.tracing).
+        "job_arguments": job_arguments(),
     }
 
 

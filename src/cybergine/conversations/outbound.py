@@ -14,6 +14,7 @@ value is a bound parameter.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,7 @@ from cybergine.conversations.channel import ChannelAdapter
 from cybergine.conversations.locks import SEND_LOCK_PREFIX
 from cybergine.conversations.models import Sender
 from cybergine.db.ids import uuid7
+from cybergine.observability.tracing import job_arguments
 from cybergine.realtime.events import CHANNEL
 
 # The new message's id, from the conversation ``c`` locked by the statement: ``:id``
@@ -47,12 +49,14 @@ SENT_AT = "CASE WHEN CAST(:delivered_by_storing AS boolean) THEN now() END"
 # The conversation ``c`` after message ``r.id``.
 MOVED_ON = "last_message_at = now(), last_message_id = r.id, updated_at = now()"
 
-# The delivery job of each row of ``{rows}`` not sent at once, when its channel has one.
+# The delivery job of each row of ``{rows}`` not sent at once, when its channel has one;
+# its arguments carry the writer's trace context when traces are on (``send_carries``).
 DELIVERY_JOB = """
     SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(
                CAST(:send_queue AS text), CAST(:send_task AS text), 0,
                CAST(:send_lock_prefix AS text) || r.conversation_id, NULL,
-               jsonb_build_object('message_id', r.id::text), NULL
+               jsonb_build_object('message_id', r.id::text) || CAST(:send_carries AS jsonb),
+               NULL
            )]::procrastinate_job_to_defer_v1[]) AS ids
       FROM {rows} r
      WHERE CAST(:send_task AS text) IS NOT NULL AND NOT r.send_now
@@ -73,6 +77,7 @@ def channel_parameters(adapter: ChannelAdapter) -> dict[str, Any]:
         "send_task": adapter.delivery_job,
         "send_queue": DEFAULT_QUEUE,
         "send_lock_prefix": SEND_LOCK_PREFIX,
+        "send_carries": json.dumps(job_arguments()),
         "events_channel": CHANNEL,
         "id": uuid7(),
     }

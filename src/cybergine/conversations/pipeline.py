@@ -74,6 +74,7 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
 from cybergine.llm.providers import LLMProvider
+from cybergine.observability import tracing
 from cybergine.observability.metrics import reply_stored
 from cybergine.privacy.request_actions import left_to_the_assistant_after_objecting, people_only
 from cybergine.privacy.request_models import RequestKind
@@ -141,9 +142,7 @@ class Pipeline:
             assert outcome is not None
             return outcome
         if context.answer is not None:
-            outcome, claimed = await self._write(context, context.answer)
-            if claimed is not None:
-                await context.adapter.send_claimed(self.database, self.settings, claimed)
+            outcome = await self._write_and_send(context, context.answer)
             reply_stored(message_id, context.channel, outcome)
             return outcome
         try:
@@ -168,10 +167,21 @@ class Pipeline:
                 async with self.database.autocommit() as session:
                     await publish(session, typing_ended)
             raise
-        outcome, claimed = await self._write(context, answer)
+        outcome = await self._write_and_send(context, answer)
+        reply_stored(message_id, context.channel, outcome)  # /metrics: the reply's latency
+        return outcome
+
+    async def _write_and_send(self, context: _Context, answer: Answer) -> Outcome:
+        """Steps 3 and 4. On a channel that delivers by storing (web chat) the write is the
+        send, and its span is named so (``observability.tracing``)."""
+        by_storing = context.adapter.delivers_by_storing
+        with tracing.span(
+            f"send {context.channel.value}" if by_storing else "store answer",
+            attributes={"messaging.system": context.channel.value},
+        ):
+            outcome, claimed = await self._write(context, answer)
         if claimed is not None:
             await context.adapter.send_claimed(self.database, self.settings, claimed)
-        reply_stored(message_id, context.channel, outcome)  # /metrics: the reply's latency
         return outcome
 
     # --- 1. read -------------------------------------------------------------------

@@ -31,6 +31,7 @@ from openai.types.chat.chat_completion import Choice
 
 from cybergine.egress import DestinationRefused, OutboundPolicy
 from cybergine.observability.metrics import metered_model_call
+from cybergine.observability.tracing import traced_model_call
 
 # One retry policy and one reading of servers' errors for every OpenAI-compatible client.
 from cybergine.outbound import (
@@ -358,6 +359,7 @@ class OpenAICompatibleChat(AsyncClosable):
             await client.close()
 
     @metered_model_call("openai")
+    @traced_model_call("openai")
     async def complete(
         self,
         messages: Sequence[ChatMessage],

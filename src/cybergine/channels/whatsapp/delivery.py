@@ -54,6 +54,7 @@ from cybergine.conversations.models import (
 )
 from cybergine.conversations.product_cards import cards_of
 from cybergine.db.engine import Database
+from cybergine.observability import tracing
 from cybergine.queue import RetryLater
 from cybergine.settings import Settings
 
@@ -149,6 +150,21 @@ async def deliver(
 ) -> str:
     """Steps 2 to 4 for a claimed message. Raises :class:`RetryLater` after putting the
     message back to ``queued`` when Meta asks to try again later."""
+    with tracing.span(
+        "send whatsapp",
+        attributes={"messaging.system": "whatsapp", "cybergine.message.parts": len(claim.bodies)},
+    ):
+        return await _deliver(database, graph, message_id, claim, last_attempt=last_attempt)
+
+
+async def _deliver(
+    database: Database,
+    graph: GraphClient,
+    message_id: uuid.UUID,
+    claim: Claim,
+    *,
+    last_attempt: bool,
+) -> str:
     if claim.mark_read is not None:
         try:
             await graph.mark_read(claim.phone_number_id, claim.access_token, claim.mark_read)

@@ -40,6 +40,7 @@ from typing import Any, NoReturn
 import aiohttp
 import httpx
 
+from cybergine.observability import tracing
 from cybergine.outbound import AsyncClosable, redact_inputs, retry_after_seconds, server_message
 
 __all__ = [
@@ -364,16 +365,24 @@ class GraphClient(AsyncClosable):
         content: Iterable[str] = (),
     ) -> _Answer:
         headers = {"Authorization": _bearer(access_token, operation)}
-        try:
-            async with self._http().request(
-                method, url, json=json, headers=headers, allow_redirects=False
-            ) as response:
-                answer = _answer(response, await response.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            _network_error(operation, exc, self._timeout, access_token, url)
-        if 200 <= answer.status < 300:
-            return answer
-        raise _response_error(answer, operation, access_token, content)
+        # A client span (observability.tracing): the operation, never the URL's ids.
+        with tracing.span(
+            f"graph {operation}",
+            kind=tracing.CLIENT,
+            attributes={"http.request.method": method, "server.address": self._origin.host},
+        ) as span:
+            try:
+                async with self._http().request(
+                    method, url, json=json, headers=headers, allow_redirects=False
+                ) as response:
+                    answer = _answer(response, await response.read())
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                _network_error(operation, exc, self._timeout, access_token, url)
+            if span is not None:
+                span.set_attribute("http.response.status_code", answer.status)
+            if 200 <= answer.status < 300:
+                return answer
+            raise _response_error(answer, operation, access_token, content)
 
     def _check_media_url(self, url: str, operation: str) -> None:
         try:
