@@ -26,8 +26,19 @@ _parameters = PRODUCTION
 _hasher = PasswordHasher.from_parameters(_parameters)
 
 # Verified against when the account does not exist, so a missing account takes as long
-# to reject as a wrong password.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+# to reject as a wrong password. Made at the first such check, not at import: every
+# process imports this module (workers, CLI commands), few of them check a password, and
+# the hash costs a production-strength hashing's CPU.
+_dummy_hash: str | None = None
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
+    global _dummy_hash
+    if not password_hash:
+        if _dummy_hash is None:
+            _dummy_hash = _hasher.hash("not a real password, only for timing")
+        password_hash = _dummy_hash
+    return _hasher.verify(password_hash, password)
 
 
 def use_parameters(parameters: Parameters) -> None:
@@ -36,10 +47,10 @@ def use_parameters(parameters: Parameters) -> None:
     Only the test suite calls it: at production strength every account a test seeds costs
     about 0.2 s of CPU. Hashes made with other parameters still verify, and are rehashed
     to the current ones at the next sign-in."""
-    global _parameters, _hasher, _DUMMY_HASH
+    global _parameters, _hasher, _dummy_hash
     _parameters = parameters
     _hasher = PasswordHasher.from_parameters(parameters)
-    _DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+    _dummy_hash = None
 
 
 def parameters() -> Parameters:
@@ -65,7 +76,7 @@ _HASHING = ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="c
 _T = TypeVar("_T")
 
 
-async def _hashing(function: Callable[..., _T], *args: str) -> _T:
+async def _hashing(function: Callable[..., _T], *args: str | None) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_HASHING, function, *args)
 
 
@@ -77,9 +88,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return await _hashing(_hasher.verify, password_hash or _DUMMY_HASH, password) and (
-            password_hash is not None
-        )
+        return await _hashing(_verify, password_hash, password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

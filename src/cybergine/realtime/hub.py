@@ -99,7 +99,8 @@ class Hub:
         self._by_organisation: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_customer: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        # Set once the first LISTEN is in place, or has failed (see start).
+        self._first_try = asyncio.Event()
         self.delivered = 0
         self.closing = False
 
@@ -113,8 +114,11 @@ class Hub:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="realtime-hub")
         # Wait (briefly) for LISTEN, so an event committed right after start is not missed.
+        # A database that refuses the first try is not waited for: nothing is committed
+        # while it is away, the process starts (its /readyz says why it is not ready) and
+        # LISTEN follows as soon as the database answers.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout=10)
+            await asyncio.wait_for(self._first_try.wait(), timeout=10)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -194,7 +198,7 @@ class Hub:
                     self._conninfo, autocommit=True
                 ) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
+                    self._first_try.set()
                     if not first:
                         self._wake_all()  # events may have been missed while away
                     first, delay = False, 0.5
@@ -207,6 +211,7 @@ class Hub:
                 raise
             except Exception as error:  # the database restarts, the network drops
                 log.warning("realtime.listen_failed", error=str(error), retry_in=delay)
+                self._first_try.set()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
 
