@@ -39,6 +39,7 @@ from cybergine.channels.whatsapp.delivery import close_graph_clients
 from cybergine.channels.whatsapp.tasks import blueprint as whatsapp_blueprint
 from cybergine.conversations.tasks import blueprint as conversations_blueprint
 from cybergine.db.engine import Database
+from cybergine.db.partition_tasks import blueprint as partitions_blueprint
 from cybergine.db.urls import libpq_url
 from cybergine.knowledge.tasks import blueprint as knowledge_blueprint
 from cybergine.mail.tasks import blueprint as mail_blueprint
@@ -155,6 +156,7 @@ def add_every_blueprint(app: procrastinate.App) -> None:
     app.add_tasks_from(shopify_sync_blueprint, namespace="shopify")
     app.add_tasks_from(whatsapp_blueprint, namespace="whatsapp")
     app.add_tasks_from(maintenance, namespace="maintenance")
+    app.add_tasks_from(partitions_blueprint, namespace="maintenance")
 
 
 class Worker:

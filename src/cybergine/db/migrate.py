@@ -17,6 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
+from cybergine.db.partitions import is_partition
 from cybergine.db.urls import sqlalchemy_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -44,8 +45,12 @@ def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
     """Leave Procrastinate's tables out of autogenerate: they come from its own schema
-    file (see the first migration) and must not be proposed for dropping."""
-    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
+    file (see the first migration) and must not be proposed for dropping. Nor the
+    partitions of the time-partitioned tables, which the maintenance job makes and the
+    retention jobs drop (``db.partitions``)."""
+    if type_ != "table" or name is None:
+        return True
+    return not (name.startswith("procrastinate_") or (reflected and is_partition(name)))
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from sqlalchemy import Table, cast, delete, func, null, select
 
 from cybergine.accounts.models import Organisation, OrganisationStatus
 from cybergine.accounts.service import organisations
+from cybergine.db import partitions
 from cybergine.db.base import Base
 from cybergine.db.engine import Database
 from cybergine.privacy import audit
@@ -245,7 +246,8 @@ class AuditPurger(Purger):
 
 class AgePurger(Purger):
     """Rows of every table of the class older than the policy's maximum age for it
-    (by ``created_at``, which every table has)."""
+    (by ``created_at``, which every table has); of a time-partitioned table, the
+    partitions wholly older, then the rows (``db.partitions``)."""
 
     def __init__(
         self, retention: Retention, tables: Callable[[], Iterable[Table]] | None = None
@@ -278,6 +280,13 @@ class AgePurger(Purger):
     ) -> list[Removal]:
         removed: Counter[tuple[uuid.UUID | None, str]] = Counter()
         for table in self._tables():
+            # A time-partitioned table loses its expired partitions whole; the row
+            # deletes below then reach only the partition that straddles the cut.
+            partitioning = partitions.PARTITIONED.get(table.name)
+            if partitioning is not None:
+                cutoff = as_of - self.maximum_age
+                for dropped in await partitions.drop_expired(database, partitioning, cutoff):
+                    removed.update({(o, table.name): n for o, n in dropped.rows.items()})
             doomed = (
                 select(table.c.id)
                 .where(table.c.created_at < as_of - self.maximum_age)

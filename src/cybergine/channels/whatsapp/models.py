@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ARRAY, Boolean, Float, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -60,13 +60,22 @@ class WebhookEvent(TenantMixin, Base):
     """One change of a webhook delivery, as Meta sent it (its ``value`` object).
 
     A delivery may carry changes for numbers of several organisations; each organisation
-    keeps only its own part. Pruned after a week: the messages hold what is kept.
+    keeps only its own part. Pruned after a week: the messages hold what is kept. A
+    partition a day (``db.partitions``): a day's partition is dropped a week after it.
     """
 
     __tablename__ = "whatsapp_webhook_events"
     __retention__ = Retention.OPERATIONAL
     # Pruning (after a week, or an organisation's shorter conversation period) by age.
-    __table_args__ = (Index(None, "created_at"),)
+    __table_args__ = (
+        Index(None, "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
+    )
+
+    # The partition key is part of every unique key of a partitioned table.
+    created_at: Mapped[datetime] = mapped_column(
+        primary_key=True, server_default=func.now(), sort_order=100
+    )
 
     whatsapp_number_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("whatsapp_numbers.id", ondelete="CASCADE"), index=True

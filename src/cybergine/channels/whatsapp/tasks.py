@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import procrastinate
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 
 from cybergine.channels.whatsapp import delivery
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.retries import MEDIA_RETRY, SEND_RETRY
+from cybergine.db import partitions
+from cybergine.db.engine import Database
 from cybergine.job_names import JobName
-from cybergine.queue import DATABASE_CONTEXT_KEY, job_session, job_settings
+from cybergine.queue import DATABASE_CONTEXT_KEY, job_settings
 
 blueprint = procrastinate.Blueprint()
 
@@ -44,11 +47,16 @@ async def fetch_media(context: procrastinate.JobContext, attachment_id: str) -> 
 @blueprint.task(name="prune_webhook_events", pass_context=True, queueing_lock="prune_wa_events")
 async def prune_webhook_events(context: procrastinate.JobContext, timestamp: int) -> int:
     """Raw deliveries are for debugging; the messages hold what is kept."""
-    async with job_session(context) as session:
-        result = await session.execute(
-            delete(WebhookEvent).where(
-                WebhookEvent.created_at
-                < func.now() - func.make_interval(0, 0, 0, WEBHOOK_EVENTS_KEPT_DAYS)
-            )
-        )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await prune_events(context.additional_context[DATABASE_CONTEXT_KEY], datetime.now(UTC))
+
+
+async def prune_events(database: Database, now: datetime) -> int:
+    """Events older than ``WEBHOOK_EVENTS_KEPT_DAYS``: each day's partition a week after
+    its day, then the rows of the day that straddles the cut (``db.partitions``)."""
+    cutoff = now - timedelta(days=WEBHOOK_EVENTS_KEPT_DAYS)
+    partitioning = partitions.PARTITIONED[WebhookEvent.__tablename__]
+    dropped = await partitions.drop_expired(database, partitioning, cutoff)
+    async with database.transaction() as session:
+        result = await session.execute(delete(WebhookEvent).where(WebhookEvent.created_at < cutoff))
+    deleted = int(getattr(result, "rowcount", 0) or 0)
+    return deleted + sum(sum(partition.rows.values()) for partition in dropped)

@@ -1,0 +1,27 @@
+"""The job that keeps the partitions of the time-partitioned tables ready
+(``db.partitions``): every hour, the current partition of each and the ones after it,
+so rows land in the default partition only when this job has not run for ``ahead``
+days (or months)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import procrastinate
+
+from cybergine.db import partitions
+from cybergine.queue import DATABASE_CONTEXT_KEY
+
+blueprint = procrastinate.Blueprint()
+
+
+@blueprint.periodic(cron="3 * * * *", periodic_id="prepare_partitions")
+@blueprint.task(name="prepare_partitions", pass_context=True, queueing_lock="partitions")
+async def prepare_partitions(context: procrastinate.JobContext, timestamp: int) -> list[str]:
+    """The partitions made (none when all were ready)."""
+    database = context.additional_context[DATABASE_CONTEXT_KEY]
+    now = datetime.now(UTC)
+    made: list[str] = []
+    for partitioning in partitions.PARTITIONED.values():
+        made += await partitions.prepare(database, partitioning, now)
+    return made
