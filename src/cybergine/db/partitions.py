@@ -44,7 +44,10 @@ from cybergine.db.engine import Database
 
 log = structlog.get_logger(__name__)
 
-LOCK_TIMEOUT = "5s"
+# While a drop waits for its exclusive lock on the table, every query of the table queues
+# behind it: so a drop waits briefly, and a partition missed is taken at the next run
+# (a day's partition is dropped at any of the day's hourly runs).
+LOCK_TIMEOUT = "200ms"
 
 Unit = Literal["day", "month"]
 
