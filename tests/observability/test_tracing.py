@@ -17,6 +17,7 @@ from cybergine.db.ids import uuid7
 from cybergine.job_names import JobName
 from cybergine.llm.providers import ChatMessage, LLMError, OpenAICompatibleChat
 from cybergine.observability import tracing
+from cybergine.ops.check import configuration_problems
 from cybergine.queue import defer
 from cybergine.settings import Settings
 from tests.observability.otlp import Receiver, ancestors
@@ -60,6 +61,24 @@ def test_traces_are_off_unless_an_endpoint_is_named() -> None:
     assert tracing.job_arguments() == {}
     with tracing.span("nothing") as span:
         assert span is None
+
+
+def test_check_names_what_the_exporter_cannot_do(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    def listed() -> list[str]:
+        return [str(p) for p in configuration_problems(settings) if p.what.startswith("OTEL_")]
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    assert listed() == []  # traces are not asked for: nothing to say
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")
+    [protocol, endpoint] = listed()
+    assert protocol.startswith("OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' is not supported")
+    assert endpoint.startswith("OTEL_EXPORTER_OTLP_ENDPOINT: must be the OTLP/HTTP receiver's")
+    # The traces' own variables come first, as the exporter reads them.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    assert listed() == []
 
 
 async def test_a_web_chat_message_and_its_answer_are_one_trace(

@@ -51,6 +51,7 @@ TRACE_ARGUMENT = "traceparent"
 SERVICE_NAME = "cybergine"
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _HEADERS = {b"traceparent": "traceparent", b"tracestate": "tracestate"}
 _NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -75,6 +76,34 @@ def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "otlp":
         return False
     return any(environ.get(name, "").strip() for name in _ENDPOINT_VARIABLES)
+
+
+def configuration_problems(environ: Mapping[str, str] = os.environ) -> list[tuple[str, str]]:
+    """What in the OpenTelemetry variables this platform cannot do, by variable, when
+    traces are asked for (``cybergine check``): another protocol than OTLP/HTTP with
+    protobuf, an endpoint that is no http(s) URL."""
+    if not wanted(environ):
+        return []
+    found = []
+    for name in _PROTOCOL_VARIABLES:
+        protocol = environ.get(name, "").strip()
+        if protocol:
+            if protocol != "http/protobuf":
+                found.append(
+                    (
+                        name,
+                        f"{protocol!r} is not supported: traces are exported over OTLP/HTTP "
+                        "with protobuf; set http/protobuf or leave it unset",
+                    )
+                )
+            break  # the first one set is the one the exporter uses
+    for name in _ENDPOINT_VARIABLES:
+        endpoint = environ.get(name, "").strip()
+        if endpoint and not endpoint.lower().startswith(("http://", "https://")):
+            found.append(
+                (name, "must be the OTLP/HTTP receiver's http(s) URL, e.g. http://collector:4318")
+            )
+    return found
 
 
 def configure(role: str) -> bool:

@@ -25,6 +25,7 @@ from cybergine.db.migrate import head_revision
 from cybergine.db.urls import libpq_url
 from cybergine.egress import DestinationRefused, parse_url, policy_for
 from cybergine.mail.smtp import SmtpConfig, SmtpConfigError
+from cybergine.observability import tracing
 from cybergine.privacy import keys
 from cybergine.settings import Settings
 
@@ -52,8 +53,14 @@ def settings_problems(error: ValidationError) -> list[Problem]:
 
 
 def configuration_problems(settings: Settings) -> list[Problem]:
-    """The keys, the secrets the configured features need, and the operator's URLs."""
-    return [*_key_problems(settings), *_feature_problems(settings), *_url_problems(settings)]
+    """The keys, the secrets the configured features need, and the operator's URLs
+    (the OpenTelemetry exporter's too, when traces are asked for)."""
+    return [
+        *_key_problems(settings),
+        *_feature_problems(settings),
+        *_url_problems(settings),
+        *(Problem(what, detail) for what, detail in tracing.configuration_problems()),
+    ]
 
 
 def _key_problems(settings: Settings) -> list[Problem]:
