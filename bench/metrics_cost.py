@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -53,9 +54,12 @@ class Scraper:
         self._thread.join(timeout=30)
 
 
-def _start_web(platform: Any, metrics: str) -> tuple[Any, int]:
-    platform.env["CYBERGINE_METRICS"] = metrics
+def _start_web(platform: Any, env: dict[str, str]) -> tuple[Any, int]:
+    saved = dict(platform.env)
+    platform.env.update(env)
     platform.start_web()
+    platform.env.clear()
+    platform.env.update(saved)
     return platform.web[-1]
 
 
@@ -70,6 +74,76 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
+@dataclass
+class SideBySide:
+    rows: list[Any]
+    ratios: list[float]  # each round's CPU per delivery, on over off
+    per_delivery: dict[str, list[float]]  # CPU ms per delivery of each round, "on"/"off"
+
+    @property
+    def cost(self) -> float:
+        """The median of the rounds' on/off ratios, minus one, in %."""
+        return 100 * (_median(self.ratios) - 1)
+
+    def summary(self) -> str:
+        return (
+            f"  web CPU ms per delivery, median: on {_median(self.per_delivery['on']):.3f},"
+            f" off {_median(self.per_delivery['off']):.3f}\n"
+            f"  cost (median of each round's on/off ratio - 1): {self.cost:.1f}%;"
+            f" rounds' ratios {', '.join(f'{r:.3f}' for r in self.ratios)}"
+        )
+
+
+def side_by_side(
+    platform: Any,
+    sim: Any,
+    args: argparse.Namespace,
+    *,
+    secret: str,
+    run_ingest: Callable[..., Any],
+    rounds: int,
+    on_env: dict[str, str],
+    off_env: dict[str, str],
+    what: str,
+    started: Callable[[int], None] = lambda port: None,
+    ended: Callable[[], None] = lambda: None,
+) -> SideBySide:
+    """Rounds of one ingest run shared by two web processes, one started with ``on_env``
+    and one with ``off_env`` (``started`` is told the first one's port, ``ended`` that the
+    rounds are over). Leaves one web process running with the default settings, as it
+    found it."""
+    on = _start_web(platform, on_env)
+    off = _start_web(platform, off_env)
+    platform.stop_web(0)  # the one main started: only the two measured serve
+    started(on[1])
+    measured = SideBySide([], [], {"on": [], "off": []})
+    try:
+        for round_ in range(rounds):
+            # Even requests go to the first process; the API calls to it as well.
+            platform.web[:] = [on, off] if round_ % 2 == 0 else [off, on]
+            platform.api.base_url = f"http://127.0.0.1:{platform.web[0][1]}"
+            processes = (("on", on), ("off", off))
+            before = {name: _cpu_seconds(proc.pid) for name, (proc, _) in processes}
+            row = run_ingest(platform, sim, args, secret=secret, tag=31 + round_)
+            deliveries = (args.deliveries + args.warmup) / 2
+            cpu = {
+                name: (_cpu_seconds(proc.pid) - before[name]) / deliveries
+                for name, (proc, _) in processes
+            }
+            for name in cpu:
+                measured.per_delivery[name].append(1000 * cpu[name])
+            measured.ratios.append(cpu["on"] / cpu["off"])
+            row.label = f"{what} on+off, round {round_ + 1}"
+            measured.rows.append(row)
+    finally:
+        ended()
+    platform.start_web()
+    platform.stop_web(0)
+    platform.stop_web(0)
+    platform.api.base_url = f"http://127.0.0.1:{platform.web[0][1]}"
+    return measured
+
+
 def run_rounds(
     platform: Any,
     sim: Any,
@@ -78,57 +152,35 @@ def run_rounds(
     secret: str,
     run_ingest: Callable[..., Any],
 ) -> list[Any]:
-    """The ingest runs of every round (their rows), after printing the verdict. Leaves
-    one web process running with the default settings, as it found it."""
-    on = _start_web(platform, "on")
-    off = _start_web(platform, "off")
-    platform.env.pop("CYBERGINE_METRICS", None)
-    platform.stop_web(0)  # the one main started: only the two measured serve
-    scraper = Scraper(on[1], args.metrics_scrape_seconds)
-    rows: list[Any] = []
-    ratios: list[float] = []
-    per_delivery: dict[str, list[float]] = {"on": [], "off": []}
-    try:
-        for round_ in range(args.metrics_rounds):
-            # Even requests go to the first process; the API calls to it as well.
-            platform.web[:] = [on, off] if round_ % 2 == 0 else [off, on]
-            platform.api.base_url = f"http://127.0.0.1:{platform.web[0][1]}"
-            before = {
-                name: _cpu_seconds(proc.pid) for name, (proc, _) in (("on", on), ("off", off))
-            }
-            row = run_ingest(platform, sim, args, secret=secret, tag=31 + round_)
-            cpu = {
-                name: (_cpu_seconds(proc.pid) - before[name])
-                / ((args.deliveries + args.warmup) / 2)
-                for name, (proc, _) in (("on", on), ("off", off))
-            }
-            for name in cpu:
-                per_delivery[name].append(1000 * cpu[name])
-            ratios.append(cpu["on"] / cpu["off"])
-            row.label = f"metrics on+off, round {round_ + 1}"
-            rows.append(row)
-    finally:
-        scraper.stop()
-    platform.start_web()
-    platform.stop_web(0)
-    platform.stop_web(0)
-    platform.api.base_url = f"http://127.0.0.1:{platform.web[0][1]}"
+    """The ingest runs of every round (their rows), after printing the verdict."""
+    scrapers: list[Scraper] = []
 
-    cost = 100 * (_median(ratios) - 1)
+    def stop_scraping() -> None:
+        for scraper in scrapers:
+            scraper.stop()
+
+    measured = side_by_side(
+        platform,
+        sim,
+        args,
+        secret=secret,
+        run_ingest=run_ingest,
+        rounds=args.metrics_rounds,
+        on_env={"CYBERGINE_METRICS": "on"},
+        off_env={"CYBERGINE_METRICS": "off"},
+        what="metrics",
+        started=lambda port: scrapers.append(Scraper(port, args.metrics_scrape_seconds)),
+        ended=stop_scraping,
+    )
+    [scraper] = scrapers
+    cost = measured.cost
     print(
         f"\n/metrics cost on the ingest: {args.metrics_rounds} rounds, two web processes side by"
         f" side (CYBERGINE_METRICS=on and =off) sharing each run's deliveries equally; the"
         f" one with metrics scraped every {args.metrics_scrape_seconds:g} s"
         f" ({scraper.scrapes} scrapes, {scraper.failures} failed)"
     )
-    print(
-        f"  web CPU ms per delivery, median: on {_median(per_delivery['on']):.3f},"
-        f" off {_median(per_delivery['off']):.3f}"
-    )
-    print(
-        f"  cost (median of each round's on/off ratio - 1): {cost:.1f}%;"
-        f" rounds' ratios {', '.join(f'{r:.3f}' for r in ratios)}"
-    )
+    print(measured.summary())
     accepted = [
         line
         for line in scraper.last.splitlines()
@@ -139,4 +191,4 @@ def run_rounds(
         f" {'; '.join(accepted) or 'NO webhook series'}"
     )
     print(f"  goal: at most 3% — {'met' if cost <= 3 else 'MISSED'}")
-    return rows
+    return measured.rows

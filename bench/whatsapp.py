@@ -51,6 +51,7 @@ from typing import Any
 import psutil
 
 import metrics_cost
+import tracing_cost
 from live_platform import Platform, Replier, Replies, base_env
 from load import (
     GENERATOR,
@@ -404,8 +405,9 @@ def main(args: argparse.Namespace) -> None:
             )
             secret = secrets.token_hex(16)
 
-            if args.metrics_rounds:
-                for row in metrics_cost.run_rounds(
+            if args.metrics_rounds or args.tracing_rounds:
+                cost = metrics_cost if args.metrics_rounds else tracing_cost
+                for row in cost.run_rounds(
                     platform, sim, args, secret=secret, run_ingest=run_ingest
                 ):
                     ingest.append(row)
@@ -548,6 +550,13 @@ if __name__ == "__main__":
         " and one with =off, in alternating order (bench/metrics_cost.py)",
     )
     parser.add_argument("--metrics-scrape-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--tracing-rounds",
+        type=int,
+        default=0,
+        help="instead of the ingest runs: rounds of one ingest run with OpenTelemetry traces"
+        " on and one with them off, in alternating order (bench/tracing_cost.py)",
+    )
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
     # SIGTERM (kill, timeout) cleans up like Ctrl-C: the `finally` blocks stop the servers.
