@@ -206,6 +206,18 @@ async def test_the_usage_log_purge_drops_expired_months_and_deletes_only_expired
     await add_call(database, second.id, at(2018, 1, 1))  # the default partition
     recent = await add_call(database, second.id, datetime.now(UTC))
 
+    # The row deletes reach only the partitions that hold rows older than the cut.
+    async with database.transaction() as session:
+        plan = "\n".join(
+            await session.scalars(
+                text("EXPLAIN DELETE FROM api_usage_log WHERE created_at < :cutoff"),
+                {"cutoff": cutoff},
+            )
+        )
+    assert "api_usage_log_p201906" in plan
+    assert CALLS.default in plan
+    assert CALLS.name(CALLS.start_of(datetime.now(UTC))) not in plan
+
     purger = AgePurger(Retention.USAGE_LOG, tables=lambda: [ApiCall.__table__])
     expected = {
         Removal(first.id, Retention.USAGE_LOG, CALLS.table, 3),
