@@ -31,6 +31,7 @@ class Span:
     kind: int  # opentelemetry.proto.trace.v1.Span.SpanKind
     attributes: dict[str, Any]
     status: int  # 0 unset, 1 ok, 2 error
+    status_message: str
     events: tuple[str, ...]
     resource: dict[str, Any]
 
@@ -93,6 +94,7 @@ class Receiver:
                             kind=span.kind,
                             attributes={a.key: _value(a.value) for a in span.attributes},
                             status=span.status.code,
+                            status_message=span.status.message,
                             events=tuple(event.name for event in span.events),
                             resource=resource,
                         )

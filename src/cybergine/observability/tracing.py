@@ -27,10 +27,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from procrastinate import JobContext
@@ -146,11 +147,39 @@ def span(
     name: str, *, kind: SpanKind = INTERNAL, attributes: Mapping[str, Any] | None = None
 ) -> contextlib.AbstractContextManager[trace.Span | None]:
     """A span around a block, current inside it (None when traces are off). An exception
-    leaving the block is recorded on it and sets its status to error."""
+    leaving the block sets its status to error (:func:`_started`)."""
     tracer = _state.tracer
     if tracer is None:
         return _NOTHING
-    return tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+    return _started(tracer, name, kind=kind, attributes=attributes)
+
+
+@contextlib.contextmanager
+def _started(
+    tracer: trace.Tracer,
+    name: str,
+    *,
+    kind: SpanKind,
+    attributes: Mapping[str, Any] | None = None,
+    context: Context | None = None,
+) -> Iterator[trace.Span]:
+    """A current span whose failure is told by the exception's type alone: its message,
+    which may quote what a customer wrote, never leaves for the collector (the SDK would
+    record it, and its traceback, as an event and in the status)."""
+    with tracer.start_as_current_span(
+        name,
+        context=context,
+        kind=kind,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except BaseException as error:
+            current.set_attribute("error.type", type(error).__qualname__)
+            current.set_status(Status(StatusCode.ERROR))
+            raise
 
 
 def job_arguments() -> Mapping[str, str]:
@@ -182,8 +211,12 @@ async def traced_job(call_next: AsyncCallNext, context: JobContext, worker: Work
         "cybergine.job.id": job.id or 0,
         "cybergine.job.attempts": job.attempts,
     }
-    with tracer.start_as_current_span(
-        f"job {job.task_name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+    with _started(
+        tracer,
+        f"job {job.task_name}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
     ):
         return await call_next()
 
@@ -225,13 +258,12 @@ def traced_model_call(
                 "gen_ai.system": provider,
                 "gen_ai.request.model": model,
             }
-            with tracer.start_as_current_span(
-                f"chat {model}".strip(), kind=CLIENT, attributes=attributes
+            with _started(
+                tracer, f"chat {model}".strip(), kind=CLIENT, attributes=attributes
             ) as current:
                 try:
                     completion = await call(*args, **kwargs)
                 except Exception as error:
-                    current.set_attribute("error.type", type(error).__qualname__)
                     status = getattr(error, "status", None)
                     if isinstance(status, int):
                         current.set_attribute("http.response.status_code", status)
@@ -286,7 +318,8 @@ class TracingMiddleware:
         method = scope["method"]
         incoming = _incoming(scope)
         parent = _PROPAGATOR.extract(incoming) if incoming else None
-        with tracer.start_as_current_span(
+        with _started(
+            tracer,
             method,
             context=parent,
             kind=SpanKind.SERVER,
