@@ -5,7 +5,10 @@ Domain packages declare tasks on their own ``procrastinate.Blueprint`` in ``task
 ``cybergine.jobs`` adds them to the one App, defined here. A service defers a job by its
 name (``cybergine.job_names``), never by importing a task module: task modules import
 the services they run, so that would be a cycle. Job arguments carry ids only, never
-personal data: the job table is operational data pruned on a short schedule.
+personal data: the job table is operational data pruned on a short schedule. With
+OpenTelemetry traces on, a job also carries its deferrer's trace context
+(``observability.tracing.job_arguments``), which the worker takes out before its task
+runs.
 """
 
 from __future__ import annotations
