@@ -35,6 +35,9 @@ TABLES = (
     "analytics_hourly_model_usage",
     "analytics_hourly_sources",
     "analytics_hourly_reasons",
+    "analytics_daily_model_usage",
+    "analytics_daily_sources",
+    "analytics_daily_reasons",
 )
 
 

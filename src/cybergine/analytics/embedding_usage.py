@@ -8,7 +8,7 @@ A caller embeds through :func:`embed` (with a session) or wraps its calls in
 own (when no transaction is open while the model works). Only calls to an
 OpenAI-compatible endpoint are counted (its ``usage.prompt_tokens``, or an estimate when
 it reports none): the local model runs on this machine's CPU, which no price covers, so
-it is not counted at all. A call counts in the hour it was recorded. Where no
+it is not counted at all. A call counts in the hour (and the UTC day) it was recorded. Where no
 transaction is open while the model works (indexing, catalogue sync), the usage is
 written in a transaction of its own, so it counts even when the caller's later write
 fails (the endpoint billed it either way); elsewhere it is one statement in the caller's
@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.analytics import days
 from cybergine.analytics.embedding_usage_models import Purpose
 from cybergine.analytics.periods import Filters
 from cybergine.db.engine import Database
@@ -37,15 +38,29 @@ from cybergine.knowledge.embeddings.base import (
 
 __all__ = ["Purpose", "embed", "record", "record_apart", "usage_rows"]
 
+# One statement writes the hour's row and the UTC day's (``days``): the same counts.
 _UPSERT = text(
     """
-    INSERT INTO analytics_hourly_embeddings AS t
-           (id, organisation_id, hour, assistant_id, provider, model, purpose,
+    WITH hour AS (
+        INSERT INTO analytics_hourly_embeddings AS t
+               (id, organisation_id, hour, assistant_id, provider, model, purpose,
+                requests, inputs, prompt_tokens, created_at, updated_at)
+        VALUES (:id, :organisation_id, date_trunc('hour', now()), :assistant_id, :provider,
+                :model, :purpose, :requests, :inputs, :prompt_tokens,
+                date_trunc('hour', now()), now())
+        ON CONFLICT ON CONSTRAINT uq_analytics_hourly_embeddings_key DO UPDATE
+           SET requests = t.requests + excluded.requests,
+               inputs = t.inputs + excluded.inputs,
+               prompt_tokens = t.prompt_tokens + excluded.prompt_tokens,
+               updated_at = now()
+    )
+    INSERT INTO analytics_daily_embeddings AS t
+           (id, organisation_id, day, assistant_id, provider, model, purpose,
             requests, inputs, prompt_tokens, created_at, updated_at)
-    VALUES (:id, :organisation_id, date_trunc('hour', now()), :assistant_id, :provider,
-            :model, :purpose, :requests, :inputs, :prompt_tokens,
-            date_trunc('hour', now()), now())
-    ON CONFLICT ON CONSTRAINT uq_analytics_hourly_embeddings_key DO UPDATE
+    SELECT :day_id, :organisation_id, day, :assistant_id, :provider, :model, :purpose,
+           :requests, :inputs, :prompt_tokens, day, now()
+      FROM (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day) d
+    ON CONFLICT ON CONSTRAINT uq_analytics_daily_embeddings_key DO UPDATE
        SET requests = t.requests + excluded.requests,
            inputs = t.inputs + excluded.inputs,
            prompt_tokens = t.prompt_tokens + excluded.prompt_tokens,
@@ -53,16 +68,22 @@ _UPSERT = text(
     """
 )
 
+# The period's rows: daily ones for its whole UTC days, hourly ones for its edges.
 _ROWS = text(
-    """
+    f"""
     SELECT h.provider, h.model, h.assistant_id, h.purpose, sum(h.requests) AS requests,
            sum(h.prompt_tokens) AS prompt_tokens
-      FROM analytics_hourly_embeddings h
-     WHERE h.organisation_id = :organisation_id AND h.hour >= :start AND h.hour < :end
-       AND (CAST(:assistant_id AS uuid) IS NULL OR h.assistant_id = :assistant_id)
+      FROM ({
+        days.rows(
+            "analytics_hourly_embeddings",
+            "analytics_daily_embeddings",
+            "provider, model, assistant_id, purpose, requests, prompt_tokens",
+            "(CAST(:assistant_id AS uuid) IS NULL OR h.assistant_id = :assistant_id)",
+        )
+    }) h
      GROUP BY 1, 2, 3, 4
      ORDER BY 6 DESC, 1, 2, 4
-    """
+    """  # noqa: S608
 )
 
 
@@ -81,6 +102,7 @@ async def record(
             _UPSERT,
             {
                 "id": uuid7(),
+                "day_id": uuid7(),
                 "organisation_id": organisation_id,
                 "assistant_id": assistant_id,
                 "provider": provider[:100],
@@ -139,9 +161,8 @@ async def usage_rows(
         _ROWS,
         {
             "organisation_id": organisation_id,
-            "start": filters.period.start,
-            "end": filters.period.end,
             "assistant_id": filters.assistant_id,
+            **days.split(filters.period.start, filters.period.end).parameters,
         },
     )
     return [

@@ -1,10 +1,11 @@
-"""What the embedding calls to a billed endpoint used, per hour (aggregated analytics,
-kept 2 years): the organisation, the assistant when the call was for one of its answers
-(none for the organisation's knowledge and catalogue), the provider and the model the
-server reported, and what the call was for (``purpose``). Counts only: no customer, no
-text. ``created_at`` is the row's hour, so the retention purge ages a row by the time it
-measures. Written by ``embedding_usage.record``; no rebuild recomputes it (there are no
-raw rows to recompute it from), so ``analytics rebuild`` leaves it alone.
+"""What the embedding calls to a billed endpoint used, per hour and per UTC day
+(aggregated analytics, kept 2 years): the organisation, the assistant when the call was
+for one of its answers (none for the organisation's knowledge and catalogue), the
+provider and the model the server reported, and what the call was for (``purpose``).
+Counts only: no customer, no text. ``created_at`` is the row's hour (day), so the
+retention purge ages a row by the time it measures. Written by
+``embedding_usage.record``; no rebuild recomputes it (there are no raw rows to
+recompute it from), so ``analytics rebuild`` leaves it alone.
 """
 
 from __future__ import annotations
@@ -30,25 +31,24 @@ class Purpose(enum.StrEnum):
     KNOWLEDGE_GAPS = "knowledge_gaps"  # unanswered questions grouped by meaning
 
 
-class HourlyEmbeddingUsage(TenantMixin, Base):
-    __tablename__ = "analytics_hourly_embeddings"
-    __retention__ = Retention.ANALYTICS
-    __table_args__ = (
-        # NULLS NOT DISTINCT: usage for no assistant has a key too.
+def _key(table: str, grain: str) -> tuple[UniqueConstraint, Index]:
+    # NULLS NOT DISTINCT: usage for no assistant has a key too.
+    return (
         UniqueConstraint(
             "organisation_id",
-            "hour",
+            grain,
             "assistant_id",
             "provider",
             "model",
             "purpose",
-            name="uq_analytics_hourly_embeddings_key",
+            name=f"uq_{table}_key",
             postgresql_nulls_not_distinct=True,
         ),
-        Index(None, "organisation_id", "hour"),
+        Index(None, "organisation_id", grain),
     )
 
-    hour: Mapped[datetime]
+
+class _Usage(TenantMixin):
     # No foreign key: a deleted assistant's usage stays counted under its id.
     assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     provider: Mapped[str] = mapped_column(String(100))
@@ -57,3 +57,22 @@ class HourlyEmbeddingUsage(TenantMixin, Base):
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
     inputs: Mapped[int] = mapped_column(BigInteger, default=0)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HourlyEmbeddingUsage(_Usage, Base):
+    __tablename__ = "analytics_hourly_embeddings"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly_embeddings", "hour")
+
+    hour: Mapped[datetime]
+
+
+class DailyEmbeddingUsage(_Usage, Base):
+    """The same per UTC day (``day``: its start), written by the same statement as the
+    hour's row: what a long period reads for the whole days inside it."""
+
+    __tablename__ = "analytics_daily_embeddings"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_daily_embeddings", "day")
+
+    day: Mapped[datetime]

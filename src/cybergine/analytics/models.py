@@ -1,11 +1,12 @@
 """Hourly aggregates of the analytics figures (retention: aggregated analytics, 2 years).
 
 One row per organisation, hour, assistant and channel, plus three breakdowns of the same
-key (model usage, sources cited, hand-off reasons). The hour is the one the conversation
-began in (``definitions``): every figure counts conversations begun in a period and what
-happened in them since. No row names a customer or holds anything a customer wrote;
-``created_at`` is the row's hour, so the retention purge ages a row by the time it
-measures rather than by when it was last recomputed.
+key (model usage, sources cited, hand-off reasons), which are also kept per UTC day
+(``days``). The hour is the one the conversation began in (``definitions``): every
+figure counts conversations begun in a period and what happened in them since. No row
+names a customer or holds anything a customer wrote; ``created_at`` is the row's hour
+(day), so the retention purge ages a row by the time it measures rather than by when it
+was last recomputed.
 """
 
 from __future__ import annotations
@@ -29,27 +30,35 @@ from cybergine.privacy.retention import Retention
 DURATIONS = ("first_response", "agent_first_response", "human_first_response", "resolution")
 
 
-def _key(table: str) -> tuple[UniqueConstraint, Index]:
+def _key(table: str, grain: str = "hour") -> tuple[UniqueConstraint, Index]:
     # NULLS NOT DISTINCT: a conversation without an assistant has a key too.
     return (
         UniqueConstraint(
             "organisation_id",
-            "hour",
+            grain,
             "assistant_id",
             "channel",
             *(() if table == "analytics_hourly" else ("item",)),
             name=f"uq_{table}_key",
             postgresql_nulls_not_distinct=True,
         ),
-        Index(None, "organisation_id", "hour"),
+        Index(None, "organisation_id", grain),
     )
 
 
-class _HourKey(TenantMixin):
-    hour: Mapped[datetime]
+class _Key(TenantMixin):
     # No foreign key: a deleted assistant's history stays counted under its id.
     assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+
+
+class _HourKey(_Key):
+    hour: Mapped[datetime]
+
+
+class _DayKey(_Key):
+    # The start of a UTC day: its row is the sum of the day's 24 hourly rows.
+    day: Mapped[datetime]
 
 
 class HourlyFigures(_HourKey, Base):
@@ -116,12 +125,8 @@ class HourlyFigures(_HourKey, Base):
     agent_first_response_bucket_8: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class HourlyModelUsage(_HourKey, Base):
+class _ModelUsage:
     """The assistant's answers per provider and model (``item``: "provider/model")."""
-
-    __tablename__ = "analytics_hourly_model_usage"
-    __retention__ = Retention.ANALYTICS
-    __table_args__ = _key("analytics_hourly_model_usage")
 
     item: Mapped[str] = mapped_column(String(201))
     provider: Mapped[str | None] = mapped_column(String(100), default=None)
@@ -131,26 +136,57 @@ class HourlyModelUsage(_HourKey, Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class HourlySources(_HourKey, Base):
+class _Sources:
     """How often each knowledge source was cited (``item``: the source's item id)."""
-
-    __tablename__ = "analytics_hourly_sources"
-    __retention__ = Retention.ANALYTICS
-    __table_args__ = _key("analytics_hourly_sources")
 
     item: Mapped[str] = mapped_column(String(200))
     citations: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class HourlyHandoffReasons(_HourKey, Base):
+class _HandoffReasons:
     """Hand-offs per reason (``item``: a reason code, or ``other`` for a free-text one)."""
 
+    item: Mapped[str] = mapped_column(String(64))
+    handoffs: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HourlyModelUsage(_HourKey, _ModelUsage, Base):
+    __tablename__ = "analytics_hourly_model_usage"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly_model_usage")
+
+
+class HourlySources(_HourKey, _Sources, Base):
+    __tablename__ = "analytics_hourly_sources"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_hourly_sources")
+
+
+class HourlyHandoffReasons(_HourKey, _HandoffReasons, Base):
     __tablename__ = "analytics_hourly_reasons"
     __retention__ = Retention.ANALYTICS
     __table_args__ = _key("analytics_hourly_reasons")
 
-    item: Mapped[str] = mapped_column(String(64))
-    handoffs: Mapped[int] = mapped_column(BigInteger, default=0)
+
+# The same breakdowns per UTC day (``days``): what a long period reads for the whole
+# days inside it, so a year is 365 rows per key rather than 8,760. The refresh and the
+# rebuild write them from the hourly rows of the days they recompute.
+class DailyModelUsage(_DayKey, _ModelUsage, Base):
+    __tablename__ = "analytics_daily_model_usage"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_daily_model_usage", "day")
+
+
+class DailySources(_DayKey, _Sources, Base):
+    __tablename__ = "analytics_daily_sources"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_daily_sources", "day")
+
+
+class DailyHandoffReasons(_DayKey, _HandoffReasons, Base):
+    __tablename__ = "analytics_daily_reasons"
+    __retention__ = Retention.ANALYTICS
+    __table_args__ = _key("analytics_daily_reasons", "day")
 
 
 class RefreshMark(TenantMixin, Base):

@@ -7,7 +7,7 @@ import enum
 import functools
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
 from cybergine.conversations.models import Channel
@@ -36,8 +36,11 @@ class Interval(enum.StrEnum):
 
 
 def _ceil_hour(moment: datetime) -> datetime:
-    floor = moment.replace(minute=0, second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(hours=1)
+    """The next whole UTC hour from ``moment`` (itself if it is one), in its zone: a local
+    midnight at +5:45 or +10:30 is no whole hour in local time's own terms either."""
+    utc = moment.astimezone(UTC)
+    floor = utc.replace(minute=0, second=0, microsecond=0)
+    return (floor if floor == utc else floor + timedelta(hours=1)).astimezone(moment.tzinfo)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import buckets, customers, definitions, facts
+from cybergine.analytics import buckets, customers, days, definitions, facts
 from cybergine.analytics.models import DURATIONS
 from cybergine.conversations.models import ConversationState
 
@@ -145,7 +145,8 @@ async def recompute(
 ) -> None:
     """The aggregates of the hours in [start, end) (whole hours): sums of the
     conversations' rows (``facts``, current for the period), and the breakdowns by model
-    and source from the messages."""
+    and source from the messages; then the daily copies of the breakdowns for the UTC
+    days those hours touch (``days``)."""
     parameters = {"organisation_id": organisation_id, "start": start, "end": end}
     for table in _TABLES:
         await session.execute(
@@ -157,6 +158,7 @@ async def recompute(
         )
     for statement in _INSERTS:
         await session.execute(text(statement), {**parameters, **measure.parameters})
+    await days.write(session, organisation_id, start, end)
     await customers.recompute(session, organisation_id, start, end)
 
 

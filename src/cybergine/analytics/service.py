@@ -3,7 +3,8 @@ one (``summary``), the same over time (``timeseries``), one row per conversation
 (``conversation_rows``, streamed), and the conversations behind a figure
 (``figure_conversations``, the drill-down).
 
-Summary and time series read the hourly aggregates (``rollups``); unique customers,
+Summary and time series read the hourly aggregates (``rollups``), the summary's
+breakdowns their daily copies for the whole days of a period (``days``); unique customers,
 which no sum of hours can give, and the CSV rows read each conversation's row of
 figures (``facts``), which the aggregates are sums of, and so does the drill-down: a
 figure and the conversations listed behind it cannot disagree.
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import Subquery, Uuid, column, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import customers, definitions, facts, rollups
+from cybergine.analytics import customers, days, definitions, facts, rollups
 from cybergine.analytics.models import DURATIONS
 from cybergine.analytics.periods import Filters, Interval
 from cybergine.assistants.models import Assistant
@@ -153,6 +154,13 @@ async def summary(scope: TenantScope, filters: Filters) -> Summary:
     )
 
 
+def _days(breakdown: str, filters: Filters) -> str:
+    """A breakdown's rows of the period: daily ones for its whole UTC days, hourly ones
+    for its edges (``days``)."""
+    hourly, daily, key, sums = days.BREAKDOWNS[breakdown]
+    return days.rows(hourly, daily, ", ".join((*key, *sums, "h.assistant_id")), filters.where("h"))
+
+
 async def _breakdowns(
     session: AsyncSession, parameters: dict[str, Any], filters: Filters
 ) -> dict[str, list[dict[str, Any]]]:
@@ -171,16 +179,17 @@ async def _breakdowns(
         f" sum(h.resolved_by_assistant) AS resolved_by_assistant FROM analytics_hourly h"
         f" {within} GROUP BY 1 ORDER BY 2 DESC, 1",
         "by_state": f"SELECT {states} FROM analytics_hourly h {within}",  # noqa: S608
-        "model_usage": f"SELECT h.provider, h.model, h.assistant_id, sum(h.answers) AS answers,"  # noqa: S608
-        f" sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS completion_tokens"
-        f" FROM analytics_hourly_model_usage h {within} GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2",
-        "top_sources": f"SELECT h.item AS item_id, k.title, sum(h.citations) AS citations"  # noqa: S608
-        f" FROM analytics_hourly_sources h"
-        f" LEFT JOIN kb_items k ON k.id::text = h.item AND k.organisation_id = h.organisation_id"
-        f" {within} GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT {TOP_ITEMS}",
-        "handoff_reasons": f"SELECT h.item AS reason, sum(h.handoffs) AS handoffs"  # noqa: S608
-        f" FROM analytics_hourly_reasons h {within} GROUP BY 1 ORDER BY 2 DESC, 1",
+        "model_usage": "SELECT h.provider, h.model, h.assistant_id, sum(h.answers) AS answers,"  # noqa: S608
+        " sum(h.prompt_tokens) AS prompt_tokens, sum(h.completion_tokens) AS completion_tokens"
+        f" FROM ({_days('model_usage', filters)}) h GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2",
+        "top_sources": "SELECT h.item AS item_id, k.title, sum(h.citations) AS citations"  # noqa: S608
+        f" FROM ({_days('sources', filters)}) h"
+        " LEFT JOIN kb_items k ON k.id::text = h.item AND k.organisation_id = :organisation_id"
+        f" GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT {TOP_ITEMS}",
+        "handoff_reasons": "SELECT h.item AS reason, sum(h.handoffs) AS handoffs"  # noqa: S608
+        f" FROM ({_days('handoff_reasons', filters)}) h GROUP BY 1 ORDER BY 2 DESC, 1",
     }
+    parameters = {**parameters, **days.split(parameters["start"], parameters["end"]).parameters}
     found: dict[str, list[dict[str, Any]]] = {}
     for name, sql in queries.items():
         rows = (await session.execute(text(sql), parameters)).mappings().all()

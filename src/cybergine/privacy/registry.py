@@ -321,6 +321,9 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
             "analytics_hourly_model_usage",
             "analytics_hourly_sources",
             "analytics_hourly_reasons",
+            "analytics_daily_model_usage",
+            "analytics_daily_sources",
+            "analytics_daily_reasons",
         )
     ),
     NotPersonal("analytics_hourly_model_usage", "item", "a model provider's and model's names"),
@@ -331,6 +334,15 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("analytics_hourly_embeddings", "provider", "the name of an embedding provider"),
     NotPersonal("analytics_hourly_embeddings", "model", "the name of a model"),
     NotPersonal("analytics_hourly_embeddings", "purpose", "a fixed code of what the call was for"),
+    # The same breakdowns per UTC day (analytics.days).
+    NotPersonal("analytics_daily_model_usage", "item", "a model provider's and model's names"),
+    NotPersonal("analytics_daily_model_usage", "provider", "the name of a model provider"),
+    NotPersonal("analytics_daily_model_usage", "model", "the name of a model"),
+    NotPersonal("analytics_daily_sources", "item", "the id of a knowledge source"),
+    NotPersonal("analytics_daily_reasons", "item", "a fixed reason code, or 'other' for any text"),
+    NotPersonal("analytics_daily_embeddings", "provider", "the name of an embedding provider"),
+    NotPersonal("analytics_daily_embeddings", "model", "the name of a model"),
+    NotPersonal("analytics_daily_embeddings", "purpose", "a fixed code of what the call was for"),
     # The API usage log (analytics.api_usage): which key called which route, no path or body.
     NotPersonal("api_usage_log", "method", "an HTTP method"),
     NotPersonal("api_usage_log", "route", "a route's template, with no id or query"),
