@@ -16,7 +16,7 @@ from cybergine.conversations.models import Channel
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from tests.analytics import known
-from tests.analytics.conftest import Seeded, measure
+from tests.analytics.conftest import Seeded
 
 # Known first responses: the assistant's C1 30 s, C2 10 s, C3 60 s; people's C4 300 s
 # (agent 10:05 after 10:00), C2 3000 s (agent 08:20 after 07:30). C7 is before the period.
@@ -67,7 +67,7 @@ async def test_a_buckets_drilldown_lists_exactly_its_conversations(
                 Figure.CONVERSATIONS, response=duration, bucket=index
             )
             ids = distributions.selected_conversations(
-                seeded.known.organisation_id, selection, filters, measure()
+                seeded.known.organisation_id, selection, filters
             )
             async with database.transaction() as session:
                 listed: set[uuid.UUID] = set(await session.scalars(select(ids.c.conversation_id)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Subquery, Uuid, column, text
 
-from cybergine.analytics import buckets, definitions, rollups
+from cybergine.analytics import buckets, definitions
 from cybergine.analytics.buckets import BUCKETS, RESPONSE_TIMES
 from cybergine.analytics.periods import Filters
 from cybergine.analytics.service import check_filters, metrics_in, metrics_parameters
@@ -23,12 +23,10 @@ from cybergine.db.tenancy import TenantScope
 __all__ = ["BUCKETS", "RESPONSE_TIMES"]
 
 
-async def response_times(
-    scope: TenantScope, filters: Filters, measure: rollups.Measure | None = None
-) -> dict[str, list[int]]:
+async def response_times(scope: TenantScope, filters: Filters) -> dict[str, list[int]]:
     """Per response time of ``RESPONSE_TIMES``, the conversations of the period in each
     of ``BUCKETS`` (those without that response are in none): sums of the hourly
-    aggregates' bucket columns (``measure`` is not needed: the refresh measured them)."""
+    aggregates' bucket columns, as the last refresh measured them."""
     await check_filters(scope, filters)
     sums = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in buckets.COLUMNS)
     row = (
@@ -113,14 +111,10 @@ class Selection:
 
 
 def selected_conversations(
-    organisation_id: uuid.UUID,
-    selection: Selection,
-    filters: Filters,
-    measure: rollups.Measure | None = None,
+    organisation_id: uuid.UUID, selection: Selection, filters: Filters
 ) -> Subquery:
     """The ids of the conversations ``selection`` names (``conversation_id``), from the
-    rows the aggregates are sums of (``measure`` is not needed: the refresh measured
-    them)."""
+    rows the aggregates are sums of, as the last refresh measured them."""
     where = " AND ".join(selection.predicates())
     parameters = metrics_parameters(organisation_id, filters)
     if ":tz" in where:

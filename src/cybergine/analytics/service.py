@@ -275,14 +275,11 @@ def metrics_parameters(organisation_id: uuid.UUID, filters: Filters) -> dict[str
 
 
 def figure_conversations(
-    organisation_id: uuid.UUID,
-    figure: definitions.Figure,
-    filters: Filters,
-    measure: rollups.Measure | None = None,
+    organisation_id: uuid.UUID, figure: definitions.Figure, filters: Filters
 ) -> Subquery:
     """The ids of the conversations a figure counts (``conversation_id``): what the
     drill-down lists, from the rows the aggregates are sums of (as of the last refresh,
-    which measured them: ``measure`` is not needed)."""
+    which measured them)."""
     statement = (
         text(
             f"SELECT metrics.conversation_id FROM ({metrics_in(filters)}) AS metrics"  # noqa: S608

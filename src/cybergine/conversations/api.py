@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
-from cybergine.analytics import gaps, rollups
+from cybergine.analytics import gaps
 from cybergine.analytics import service as analytics
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.periods import Filters, period
@@ -56,7 +56,6 @@ _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*
 @router.get("", response_model=ConversationPage, responses=may_answer(NotFound))
 async def list_conversations(
     caller: Reader,
-    settings: SettingsDep,
     state: ConversationState | None = None,
     channel: Channel | None = None,
     assistant_id: uuid.UUID | None = None,
@@ -91,10 +90,7 @@ async def list_conversations(
         filters = Filters(period(first, last, timezone), assistant_id, channel)
         await analytics.check_filters(caller.scope, filters)
         among = analytics.figure_conversations(
-            caller.principal.organisation_id,
-            analytics_figure,
-            filters,
-            rollups.measure_now(settings.analytics_idle_resolution_hours),
+            caller.principal.organisation_id, analytics_figure, filters
         )
     if knowledge_gap is not None:
         if first is None or last is None or among is not None:

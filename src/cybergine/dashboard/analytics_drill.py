@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Query
 from sqlalchemy import Subquery
 
-from cybergine.analytics import distributions, gaps, rollups
+from cybergine.analytics import distributions, gaps
 from cybergine.analytics.api import drilldown_query, drilldown_url
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.gap_schemas import gap_query
@@ -103,12 +103,10 @@ class Drill:
             found += f", {CHANNEL_NAMES[self.filters.channel]}"
         return found
 
-    def conversations(self, organisation_id: uuid.UUID, idle_hours: float) -> Subquery:
+    def conversations(self, organisation_id: uuid.UUID) -> Subquery:
         if self.gap is not None:
             return gaps.group_conversations(organisation_id, self.gap, self.filters)
-        return distributions.selected_conversations(
-            organisation_id, self.selection, self.filters, rollups.measure_now(idle_hours)
-        )
+        return distributions.selected_conversations(organisation_id, self.selection, self.filters)
 
 
 CHANNEL_NAMES = {Channel.WHATSAPP: "WhatsApp", Channel.WEBCHAT: "Web chat"}

@@ -22,7 +22,7 @@ from starlette.datastructures import QueryParams
 
 from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
-from cybergine.analytics import distributions, rollups, service
+from cybergine.analytics import distributions, service
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.periods import DEFAULT_DAYS, Filters, Interval, period, period_of
 from cybergine.assistants.models import Assistant
@@ -34,7 +34,6 @@ from cybergine.dashboard.analytics_form import narrowing
 from cybergine.dashboard.templating import render_page
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError, NotFound
-from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -261,7 +260,7 @@ def _heat(grid: list[list[int]], filters: Filters) -> dict[str, Any]:
 
 
 @router.get("/analytics", response_class=HTMLResponse)
-async def analytics_page(request: Request, caller: Reader, settings: SettingsDep) -> HTMLResponse:
+async def analytics_page(request: Request, caller: Reader) -> HTMLResponse:
     scope = caller.scope
     assistants = await _assistants(scope)
     default_timezone = organisation_timezone(assistants)
@@ -294,7 +293,6 @@ async def analytics_page(request: Request, caller: Reader, settings: SettingsDep
         + _query(filters, **{"from": str(filters.period.first), "to": str(filters.period.last)}),
     }
     if has_conversations:
-        measure = rollups.measure_now(settings.analytics_idle_resolution_hours)
         found = await service.summary(scope, filters)
         previous_last = filters.period.first - timedelta(days=1)
         previous_first = previous_last - (filters.period.last - filters.period.first)
@@ -308,9 +306,7 @@ async def analytics_page(request: Request, caller: Reader, settings: SettingsDep
             "interval": interval.value,
             "volume": volume,
             "containment": containment,
-            "responses": _responses(
-                await distributions.response_times(scope, filters, measure), filters
-            ),
+            "responses": _responses(await distributions.response_times(scope, filters), filters),
             "heat": _heat(await distributions.hours_of_week(scope, filters), filters),
         }
     return await render_page(request, "analytics.html", caller, context)

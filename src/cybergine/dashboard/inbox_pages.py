@@ -29,7 +29,6 @@ from cybergine.dashboard.templating import redirect, render, render_page
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import CybergineError, InvalidInput
 from cybergine.realtime.hub import Hub
-from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -129,7 +128,6 @@ class _Listing:
 
 async def _listing(
     caller: Reader,
-    settings: SettingsDep,
     drill: Annotated[Drill | None, Depends(drill_of)],
     state: StateQuery = "",
     assignee: AssigneeQuery = "anyone",
@@ -143,10 +141,7 @@ async def _listing(
     filters, query = _filters(caller, state, assignee, channel)
     if drill is not None:
         await analytics.check_filters(caller.scope, drill.filters)
-        among = drill.conversations(
-            caller.principal.organisation_id,
-            settings.analytics_idle_resolution_hours,
-        )
+        among = drill.conversations(caller.principal.organisation_id)
         filters = replace(filters, among=among)
         query = {**drill.query, "state": state, **query}
     page = await inbox_views.list_inbox(caller.scope, filters, cursor=cursor or None)
