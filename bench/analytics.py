@@ -8,19 +8,29 @@ over the last 365 days, seeded with set-based SQL (``bench/analytics_seeds.py``)
 rebuild: ``analytics.rebuild.rebuild`` of the 12 months (what ``cybergine analytics
 rebuild`` runs), timed. Goal: <= 10 minutes at 1,000,000 conversations.
 
-queries: the services the API routes call, each in its own transaction as a request's,
-``--repetitions`` times: ``summary`` over the last 30 days, 90 days and 12 months,
-``timeseries`` by day over 12 months and by hour over 30 days; p50 and p95 server time.
-Goal: p95 <= 200 ms. Baseline, in the same run: the 30-day summary's headline counts
-computed straight from the raw rows (``definitions.conversation_metrics``), which is
-what the aggregates spare each request.
+queries: the services the API routes and the Analytics pages call, each in its own
+transaction as a request's, ``--repetitions`` times: the summary (with the embedding
+usage the API adds) over the last 30 days, 90 days and 12 months, ``timeseries`` by day
+over 12 months and by hour over 30 days, the response-time distribution and the
+hours-of-week heatmap over 12 months (what the page adds), and the knowledge gaps
+report over 30 days and 12 months (``--gap-groups`` groups of the questions before each
+fallback, ``GAPS`` in the seeds); p50 and p95 server time. Goal: p95 <= 200 ms.
+Baseline, in the same run: the 30-day summary's headline counts computed straight from
+the raw rows (``definitions.conversation_metrics``), which is what the aggregates spare
+each request.
 
 export: the CSV export's generator (``analytics.api._csv_chunks``, what the route
 streams) over the last ``--export-days`` days, drained: rows/s, and this process's
 resident memory at each tenth of the rows. Goal: >= 50,000 rows/s with flat memory.
 
+``--data-dir DIR`` keeps the database in DIR (made if missing): a later run with the same
+DIR seeds and rebuilds nothing and runs no migration, so the questions can be timed again,
+e.g. by the previous commit's code (``PYTHONPATH=<its src>``) beside the current one.
+``--only queries`` times the questions alone.
+
 Usage: .venv/bin/python bench/analytics.py [--conversations 1000000] [--messages 10]
-       [--repetitions 20] [--export-days 30]
+       [--repetitions 20] [--export-days 30] [--gap-groups 300] [--data-dir DIR]
+       [--only queries]
 """
 
 from __future__ import annotations
@@ -42,9 +52,18 @@ from typing import Any
 import psutil
 from sqlalchemy import text
 
-from analytics_seeds import SEED
+import cybergine
+from analytics_seeds import GAPS, SEED
 from cybergine.analytics import api as analytics_api
-from cybergine.analytics import definitions, rebuild, rollups, service
+from cybergine.analytics import (
+    definitions,
+    distributions,
+    embedding_usage,
+    gap_report,
+    rebuild,
+    rollups,
+    service,
+)
 from cybergine.analytics.periods import Filters, Interval, period
 from cybergine.db import embedded, migrate
 from cybergine.db.engine import Database
@@ -60,6 +79,18 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+SHOP = "Analytics Shop"
+
+
+async def seeded_organisation(database: Database) -> uuid.UUID | None:
+    """The organisation an earlier run seeded in this database, if any."""
+    async with database.transaction() as session:
+        found: uuid.UUID | None = await session.scalar(
+            text("SELECT id FROM organisations WHERE name = :name"), {"name": SHOP}
+        )
+    return found
+
+
 async def seed(database: Database, args: argparse.Namespace) -> dict[str, Any]:
     parameters = {
         "org": uuid.uuid4(),
@@ -68,8 +99,9 @@ async def seed(database: Database, args: argparse.Namespace) -> dict[str, Any]:
         "conversations": args.conversations,
         "messages": args.messages,
         "days": DAYS,
+        "groups": args.gap_groups,
     }
-    for statement in SEED:
+    for statement in [*SEED, *GAPS]:
         started = time.perf_counter()
         async with database.autocommit() as session:
             await session.execute(text(statement), parameters)
@@ -97,12 +129,21 @@ async def queries(database: Database, organisation_id: uuid.UUID, repetitions: i
     measured = []
 
     def summary(days: int) -> Any:
-        return lambda s: service.summary(TenantScope(s, organisation_id), _filters(days))
+        async def work(s: Any) -> None:
+            # What the API's summary reads: the figures and breakdowns, and the embedding
+            # usage beside the answers' model usage.
+            await service.summary(TenantScope(s, organisation_id), _filters(days))
+            await embedding_usage.usage_rows(s, organisation_id, _filters(days))
+
+        return work
 
     def series(days: int, interval: Interval) -> Any:
         return lambda s: service.timeseries(
             TenantScope(s, organisation_id), _filters(days), interval
         )
+
+    def scoped(call: Any, days: int) -> Any:
+        return lambda s: call(TenantScope(s, organisation_id), _filters(days))
 
     cases = [
         ("summary, 30 days", summary(30)),
@@ -110,6 +151,10 @@ async def queries(database: Database, organisation_id: uuid.UUID, repetitions: i
         ("summary, 12 months", summary(365)),
         ("timeseries by day, 12 months", series(365, Interval.DAY)),
         ("timeseries by hour, 30 days", series(30, Interval.HOUR)),
+        ("response times, 12 months", scoped(distributions.response_times, 365)),
+        ("hours of week, 12 months", scoped(distributions.hours_of_week, 365)),
+        ("knowledge gaps, 30 days", scoped(gap_report.report, 30)),
+        ("knowledge gaps, 12 months", scoped(gap_report.report, 365)),
     ]
     for name, work in cases:
         measured.append((name, await _timed(database, work, repetitions)))
@@ -163,63 +208,87 @@ async def run(url: str, args: argparse.Namespace) -> bool:
     database = Database(url, pool_size=2, statement_timeout_ms=0)
     ok = True
     try:
-        print(f"seeding {args.conversations:,} conversations, {args.messages} messages each")
-        seeded = await seed(database, args)
-        organisation_id = seeded["org"]
-
-        started = time.perf_counter()
-        await rebuild.rebuild(
-            database,
-            idle_hours=IDLE_HOURS,
-            organisation_id=organisation_id,
-            since=datetime.now(UTC) - timedelta(days=DAYS + 1),
-        )
-        rebuilt = time.perf_counter() - started
-        scale = 1_000_000 / args.conversations
-        print(
-            f"\nrebuild of 12 months: {rebuilt:.1f} s ({rebuilt * scale / 60:.1f} min scaled"
-            f" linearly to 1,000,000 conversations; goal <= 10 min)"
-        )
-        ok &= rebuilt * scale <= 600
-        # What autovacuum does soon after a rebuild: statistics, and the visibility map
-        # that lets the count of distinct customers read the index alone.
-        async with database.autocommit() as session:
-            for table in ("analytics_conversations", "analytics_hourly"):
-                await session.execute(text(f"VACUUM ANALYZE {table}"))
-
-        print(f"\nqueries ({args.repetitions} each; server time in ms)")
-        for name, times in await queries(database, organisation_id, args.repetitions):
-            p50, p95 = _p(times, 0.5) * 1000, _p(times, 0.95) * 1000
-            goal = (
-                "" if name.startswith("baseline") else ("  ok" if p95 <= 200 else "  OVER 200 ms")
-            )
-            if not name.startswith("baseline"):
-                ok &= p95 <= 200
-            print(f"  {name:42} p50 {p50:8.1f}  p95 {p95:8.1f}{goal}")
-
-        exported = await export(database, organisation_id, args.export_days)
-        rate = exported["rows"] / exported["seconds"]
-        rss = [r / 2**20 for r in exported["rss"]]
-        growth = (max(rss) - min(rss)) if rss else 0.0
-        print(
-            f"\nexport of {args.export_days} days: {exported['rows']:,} rows,"
-            f" {exported['bytes'] / 2**20:.1f} MiB in {exported['seconds']:.1f} s ="
-            f" {rate:,.0f} rows/s (goal >= 50,000); resident memory per tenth"
-            f" {', '.join(f'{r:.0f}' for r in rss)} MiB (growth {growth:.1f} MiB)"
-        )
-        ok &= rate >= 50_000
+        kept = await seeded_organisation(database)
+        if kept is not None:
+            print(f"the database of an earlier run: organisation {kept}, nothing seeded")
+            organisation_id = kept
+        else:
+            print(f"seeding {args.conversations:,} conversations, {args.messages} messages each")
+            organisation_id = (await seed(database, args))["org"]
+        if kept is None and args.only != "queries":
+            ok &= await rebuilt(database, organisation_id, args)
+        ok &= await timed_queries(database, organisation_id, args)
+        if args.only != "queries":
+            ok &= await exported(database, organisation_id, args)
     finally:
         await database.dispose()
     return ok
 
 
+async def rebuilt(database: Database, organisation_id: uuid.UUID, args: argparse.Namespace) -> bool:
+    started = time.perf_counter()
+    await rebuild.rebuild(
+        database,
+        idle_hours=IDLE_HOURS,
+        organisation_id=organisation_id,
+        since=datetime.now(UTC) - timedelta(days=DAYS + 1),
+    )
+    rebuilt = time.perf_counter() - started
+    scale = 1_000_000 / args.conversations
+    print(
+        f"\nrebuild of 12 months: {rebuilt:.1f} s ({rebuilt * scale / 60:.1f} min scaled"
+        f" linearly to 1,000,000 conversations; goal <= 10 min)"
+    )
+    # What autovacuum does soon after a rebuild: statistics, and the visibility map
+    # that lets the count of distinct customers read the index alone.
+    async with database.autocommit() as session:
+        for table in ("analytics_conversations", "analytics_hourly"):
+            await session.execute(text(f"VACUUM ANALYZE {table}"))
+    return rebuilt * scale <= 600
+
+
+async def timed_queries(
+    database: Database, organisation_id: uuid.UUID, args: argparse.Namespace
+) -> bool:
+    ok = True
+    print(f"\nqueries ({args.repetitions} each; server time in ms)")
+    for name, times in await queries(database, organisation_id, args.repetitions):
+        p50, p95 = _p(times, 0.5) * 1000, _p(times, 0.95) * 1000
+        goal = "" if name.startswith("baseline") else ("  ok" if p95 <= 200 else "  OVER 200 ms")
+        if not name.startswith("baseline"):
+            ok &= p95 <= 200
+        print(f"  {name:42} p50 {p50:8.1f}  p95 {p95:8.1f}{goal}")
+    return ok
+
+
+async def exported(
+    database: Database, organisation_id: uuid.UUID, args: argparse.Namespace
+) -> bool:
+    exported = await export(database, organisation_id, args.export_days)
+    rate = exported["rows"] / exported["seconds"]
+    rss = [r / 2**20 for r in exported["rss"]]
+    growth = (max(rss) - min(rss)) if rss else 0.0
+    print(
+        f"\nexport of {args.export_days} days: {exported['rows']:,} rows,"
+        f" {exported['bytes'] / 2**20:.1f} MiB in {exported['seconds']:.1f} s ="
+        f" {rate:,.0f} rows/s (goal >= 50,000); resident memory per tenth"
+        f" {', '.join(f'{r:.0f}' for r in rss)} MiB (growth {growth:.1f} MiB)"
+    )
+    return bool(rate >= 50_000)
+
+
 def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()
-    workdir = Path(tempfile.mkdtemp(prefix="cybergine-bench-analytics-"))
-    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-    data_dir = workdir / "data"
-    data_dir.mkdir()
+    if args.data_dir is not None:
+        data_dir = Path(args.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="cybergine-bench-analytics-"))
+        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        data_dir = workdir / "data"
+        data_dir.mkdir()
+    fresh = not (data_dir / "postgres" / "PG_VERSION").exists()
     keys.install(
         keys.ServerKeys(
             secret_key=keys.generate_secret_key().encode(),
@@ -227,7 +296,9 @@ def main(args: argparse.Namespace) -> int:
         )
     )
     url = embedded.start(data_dir).url
-    migrate.upgrade(url)
+    if fresh:  # a kept database is left at its revision, whichever code reads it
+        migrate.upgrade(url)
+    print(f"code: {Path(cybergine.__file__).parent}")
     ok = asyncio.run(run(url, args))
     print(
         f"\nhost: {host.node()} {host.machine()}, {os.cpu_count()} cores; load average before"
@@ -243,4 +314,7 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=10, help="per conversation")
     parser.add_argument("--repetitions", type=int, default=20, help="per query")
     parser.add_argument("--export-days", type=int, default=30)
+    parser.add_argument("--gap-groups", type=int, default=300, help="knowledge gap groups")
+    parser.add_argument("--data-dir", help="keep the database here, reuse it if present")
+    parser.add_argument("--only", choices=["queries"], help="time the questions alone")
     sys.exit(main(parser.parse_args()))

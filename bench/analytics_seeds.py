@@ -77,3 +77,32 @@ SEED = [
     "ANALYZE conversations",
     "ANALYZE messages",
 ]
+
+GAPS = [
+    # A made-up vector per group (the outer g makes the subquery run once per row).
+    """INSERT INTO knowledge_gap_groups (id, organisation_id, centroid, embedding_model, size,
+                                       created_at, updated_at)
+       SELECT gen_random_uuid(), :org,
+              (SELECT array_agg(random() - 0.5)::vector
+                 FROM generate_series(1, 384) WHERE g > 0),
+              'bench', 0, now(), now()
+       FROM generate_series(1, :groups) AS g""",
+    # Each question's group drawn once (materialised: a random() in the join's condition
+    # would be drawn again for every pair).
+    """WITH asked AS MATERIALIZED (
+           SELECT q.id AS message_id, c.id AS conversation_id, c.assistant_id, c.channel,
+                  q.created_at, 1 + floor(:groups * power(random(), 3))::int AS n
+           FROM conversations c
+           JOIN messages q ON q.conversation_id = c.id AND q.text = 'Message 7'
+           WHERE c.organisation_id = :org AND c.handoff_at IS NULL)
+       INSERT INTO knowledge_gap_questions (id, organisation_id, message_id, conversation_id,
+                                           assistant_id, channel, cause, group_id, similarity,
+                                           embedding, embedding_model, created_at, updated_at)
+       SELECT gen_random_uuid(), :org, a.message_id, a.conversation_id, a.assistant_id,
+              a.channel, 'fallback', g.id, 1.0, g.centroid, 'bench', a.created_at, a.created_at
+       FROM asked a
+       JOIN (SELECT id, centroid, row_number() OVER (ORDER BY id) AS n
+               FROM knowledge_gap_groups WHERE organisation_id = :org) AS g ON g.n = a.n""",
+    "ANALYZE knowledge_gap_groups",
+    "ANALYZE knowledge_gap_questions",
+]
