@@ -6,6 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# Python caches what it compiles (its default, which some environments turn off): each of
+# the many processes the tests start imports the platform, and compiling its sources anew
+# costs every one of them about 0.7 s of CPU.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: run test lint typecheck pytest pytest-fast test-cluster fuzz migrate demo worker bench lock clean help
 
 help:
