@@ -51,7 +51,14 @@ class GapQuestion(TenantMixin, Base):
     __retention__ = Retention.USAGE_LOG
     __table_args__ = (
         UniqueConstraint("message_id"),
-        Index(None, "organisation_id", "created_at"),
+        # A period's questions, counted per group from the index alone: a row's vector
+        # makes it wide (a few rows per page), so reading a year of rows is what costs.
+        Index(
+            None,
+            "organisation_id",
+            "created_at",
+            postgresql_include=["group_id", "conversation_id", "cause", "assistant_id", "channel"],
+        ),
         # A group's newest questions (its examples), read newest first.
         Index(None, "group_id", "created_at"),
     )
