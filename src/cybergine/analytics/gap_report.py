@@ -48,44 +48,26 @@ class Report:
     groups: list[Group]
 
 
-# The period's questions per group: counted per group and conversation first (a
-# conversation counts once per group), all from the index by organisation and time, which
-# carries every column read here; the total of every group rides along (a window over
-# the groups, before the limit).
-_GROUPS = """
-    WITH asked AS (
-        SELECT q.group_id, count(*) AS questions,
-               count(*) FILTER (WHERE q.cause = 'fallback') AS fallbacks,
-               count(*) FILTER (WHERE q.cause = 'handoff') AS handoffs,
-               min(q.created_at) AS first_seen, max(q.created_at) AS last_seen
-          FROM knowledge_gap_questions q
-         WHERE q.organisation_id = :organisation_id
-           AND q.created_at >= :start AND q.created_at < :end
-           AND q.group_id IS NOT NULL AND ({where})
-         GROUP BY q.group_id, q.conversation_id
-    )
-    SELECT g.id, sum(a.questions) AS questions, count(*) AS conversations,
-           sum(a.fallbacks) AS fallbacks, sum(a.handoffs) AS handoffs,
-           min(a.first_seen) AS first_seen, max(a.last_seen) AS last_seen,
-           g.answered_at, g.answer_item_id, sum(sum(a.questions)) OVER () AS total
-      FROM asked a
-      JOIN knowledge_gap_groups g ON g.id = a.group_id
-     GROUP BY g.id
-     ORDER BY g.answered_at IS NOT NULL, sum(a.questions) DESC, max(a.last_seen) DESC, g.id
-     LIMIT :limit
+_QUESTIONS = """
+    SELECT q.*
+      FROM knowledge_gap_questions q
+     WHERE q.organisation_id = :organisation_id
+       AND q.created_at >= :start AND q.created_at < :end
+       AND q.group_id IS NOT NULL AND ({where})
 """
 
-# The questions asked since its answer, per listed group someone answered (read by the
-# group's index, from the later of the answer and the period's start).
-_SINCE_ANSWER = """
-    SELECT g.id, count(q.id) AS asked
-      FROM knowledge_gap_groups g
-      JOIN knowledge_gap_questions q
-        ON q.group_id = g.id AND q.created_at > g.answered_at
-       AND q.created_at >= :start AND q.created_at < :end AND ({where})
-     WHERE g.id = ANY(CAST(:groups AS uuid[])) AND g.organisation_id = :organisation_id
-       AND q.organisation_id = :organisation_id
+_GROUPS = """
+    SELECT g.id, count(*) AS questions, count(DISTINCT q.conversation_id) AS conversations,
+           count(*) FILTER (WHERE q.cause = 'fallback') AS fallbacks,
+           count(*) FILTER (WHERE q.cause = 'handoff') AS handoffs,
+           min(q.created_at) AS first_seen, max(q.created_at) AS last_seen,
+           g.answered_at, g.answer_item_id,
+           count(*) FILTER (WHERE q.created_at > g.answered_at) AS asked_since_answer
+      FROM ({questions}) AS q
+      JOIN knowledge_gap_groups g ON g.id = q.group_id
      GROUP BY g.id
+     ORDER BY g.answered_at IS NOT NULL, count(*) DESC, max(q.created_at) DESC, g.id
+     LIMIT :limit
 """
 
 # Per listed group, among its newest ``CANDIDATES`` questions of the period (read newest
@@ -118,7 +100,7 @@ _EXAMPLES = """
 async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_GROUPS) -> Report:
     """The period's gaps: at most ``limit`` groups, each with ``EXAMPLES`` examples,
     newest first."""
-    where = filters.where("q")
+    questions = _QUESTIONS.format(where=filters.where("q"))
     parameters = {
         "organisation_id": scope.organisation_id,
         "start": filters.period.start,
@@ -126,22 +108,22 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
         **filters.parameters,
     }
     session = scope.session
+    total = await session.scalar(
+        text(f"SELECT count(*) FROM ({questions}) AS q"),  # noqa: S608
+        parameters,
+    )
     rows = (
-        await session.execute(text(_GROUPS.format(where=where)), {**parameters, "limit": limit})
-    ).all()
-    answered = [row.id for row in rows if row.answered_at is not None]
-    since_answer: dict[uuid.UUID, int] = {}
-    if answered:
-        found_since = await session.execute(
-            text(_SINCE_ANSWER.format(where=where)), {**parameters, "groups": answered}
+        await session.execute(
+            text(_GROUPS.format(questions=questions)),
+            {**parameters, "limit": limit},
         )
-        since_answer = {row.id: int(row.asked) for row in found_since}
+    ).all()
     ids = [row.id for row in rows]
     examples: dict[uuid.UUID, list[Example]] = {id: [] for id in ids}
     representative: dict[uuid.UUID, str] = {}
     if ids:
         found = await session.execute(
-            text(_EXAMPLES.format(where=where)),
+            text(_EXAMPLES.format(where=filters.where("q"))),
             {**parameters, "groups": ids, "examples": EXAMPLES, "candidates": CANDIDATES},
         )
         for row in found:
@@ -152,21 +134,21 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
                     Example(row.text, row.created_at, row.conversation_id, row.cause)
                 )
     return Report(
-        questions=int(rows[0].total) if rows else 0,
+        questions=int(total or 0),
         groups=[
             Group(
                 id=row.id,
-                questions=int(row.questions),
-                conversations=int(row.conversations),
-                fallbacks=int(row.fallbacks),
-                handoffs=int(row.handoffs),
+                questions=row.questions,
+                conversations=row.conversations,
+                fallbacks=row.fallbacks,
+                handoffs=row.handoffs,
                 first_seen=row.first_seen,
                 last_seen=row.last_seen,
                 representative=representative.get(row.id, ""),
                 examples=examples[row.id],
                 answered_at=row.answered_at,
                 answer_item_id=row.answer_item_id,
-                asked_since_answer=since_answer.get(row.id, 0),
+                asked_since_answer=row.asked_since_answer,
             )
             for row in rows
         ],
