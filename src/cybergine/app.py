@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import APIRouter, FastAPI
 
-from cybergine import __version__
+from cybergine import __version__, startup
 from cybergine.accounts import api as accounts_api
 from cybergine.analytics import api as analytics_api
 from cybergine.analytics.api_usage import ApiUsageMiddleware, ApiUsageRecorder
@@ -135,10 +134,7 @@ def create_app(
                 name="serve-worker",
             )
             worker_task = asyncio.create_task(run_until_cancelled(worker))
-        # Everything loaded so far lives as long as the process: keep it out of the
-        # garbage collector's full passes, which otherwise pause every socket for
-        # hundreds of milliseconds once thousands of widgets are connected.
-        gc.freeze()
+        startup.loaded()  # the collector resumes, what was loaded is kept out of its passes
         log.info("cybergine started", version=__version__, in_process_worker=run_worker)
         try:
             yield

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvloop
 
+from cybergine import startup
 from cybergine.cli.ops import ready_to_start
 from cybergine.cli.root import DataDirOption, cli, database_url, load_keys, settings_for
 
@@ -45,6 +46,7 @@ def serve(
     worker in the same process (set CYBERGINE_EMBEDDED_WORKER=false to run
     `cybergine worker` separately).
     """
+    startup.loading()  # until the app has started (cybergine.startup)
     import uvicorn
 
     from cybergine.app import create_app
@@ -118,6 +120,7 @@ def worker(
     data_dir: DataDirOption = None,
 ) -> None:
     """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first)."""
+    startup.loading()  # until it is ready to take jobs (cybergine.startup)
     from cybergine.catalog.warm_up import WARM_CONNECTIONS, warm_up
     from cybergine.db.engine import Database
     from cybergine.jobs import Worker
@@ -143,6 +146,7 @@ def worker(
             # Replies search the catalogue: the model loaded and the search statements
             # prepared before the first job (cybergine.catalog.warm_up).
             await warm_up(database, embedding_provider(settings), connections=WARM_CONNECTIONS)
+            startup.loaded()
             await Worker(
                 database,
                 settings=settings,
