@@ -43,7 +43,7 @@ def test_a_period_longer_than_a_year_is_refused(seeded: Seeded, route: str) -> N
     assert "at most 366 days" in str(_problem(response, 422))
 
 
-@pytest.mark.parametrize("route", (*ROUTES, "knowledge-gaps"))
+@pytest.mark.parametrize("route", [*ROUTES, "knowledge-gaps"])
 def test_a_last_day_alone_before_the_calendar_is_refused_not_a_server_error(
     seeded: Seeded, route: str
 ) -> None:
