@@ -11,6 +11,7 @@ memory bombs (decompression, parser trees many times the input) and malformed fi
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import sys
@@ -553,13 +554,15 @@ _BUILDERS: tuple[Callable[[], HostileDocument | list[HostileDocument]], ...] = (
 )
 
 
-def hostile_documents() -> list[HostileDocument]:
-    """Every hostile document, freshly built (a second or two)."""
+@functools.cache
+def hostile_documents() -> tuple[HostileDocument, ...]:
+    """Every hostile document, built once per process (a second or two of CPU, which
+    every test process would otherwise pay at collection and again in each test file)."""
     documents: list[HostileDocument] = []
     for build in _BUILDERS:
         built = build()
         documents.extend(built if isinstance(built, list) else [built])
-    return documents
+    return tuple(documents)
 
 
 def main(argv: Sequence[str]) -> int:
