@@ -110,6 +110,19 @@ def create_app(
             statement_timeout_ms=settings.db_statement_timeout_ms,
         )
         app.state.database = database
+        # Analytics read from a second database when one is named (a read replica,
+        # cybergine.analytics.reading); it is not connected to until a figure is asked for.
+        analytics_database = (
+            Database(
+                settings.analytics_database_url,
+                pool_size=settings.db_pool_size,
+                statement_timeout_ms=settings.db_statement_timeout_ms,
+                application_name="cybergine-analytics",
+            )
+            if settings.analytics_database_url is not None
+            else None
+        )
+        app.state.analytics_database = analytics_database
         await api_usage.start(database)
         hub = Hub(url)
         await hub.start()
@@ -148,6 +161,8 @@ def create_app(
             await batcher.stop()
             await hub.stop()
             await api_usage.stop()
+            if analytics_database is not None:
+                await analytics_database.dispose()
             await database.dispose()
 
     app = FastAPI(

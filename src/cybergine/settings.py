@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cybergine.analytics.prices import ModelPrice, check_keys
+from cybergine.db.urls import check_postgresql_url
 from cybergine.egress import parse_allowed
 from cybergine.web.proxies import parse_trusted_proxies
 
@@ -32,6 +33,12 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    analytics_database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL the Analytics pages and API read from, in read-only "
+        "transactions: a streaming read replica of the primary. Unset: the primary. "
+        "Sign-in, permissions, writes and the inbox stay on the primary.",
+    )
 
     # --- Web --------------------------------------------------------------------
     max_request_body_bytes: int = Field(
@@ -393,10 +400,17 @@ class Settings(BaseSettings):
         parse_trusted_proxies(value)  # a typo stops the start, with the entry named
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "analytics_database_url")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("analytics_database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_postgresql_url(value)  # a typo stops the start, the password unsaid
+        return value
 
     @property
     def embedded(self) -> bool:

@@ -9,10 +9,10 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from cybergine.accounts.auth import Authorized, Caller, authorize, authorize_outside_transaction
+from cybergine.accounts.auth import Authorized, authorize_outside_transaction
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import (
     api_usage_report,
@@ -27,6 +27,13 @@ from cybergine.analytics.gap_report import report as gap_report
 from cybergine.analytics.gap_schemas import KnowledgeGapsOut, group_out
 from cybergine.analytics.gaps import DEFAULT_GROUPS, MAX_GROUPS
 from cybergine.analytics.periods import Filters, Interval, period_of
+from cybergine.analytics.reading import (
+    AnalyticsReader,
+    AnalyticsUnavailable,
+    analytics_database,
+    analytics_scope,
+    read_analytics,
+)
 from cybergine.analytics.schemas import (
     AssistantCount,
     ChannelCount,
@@ -48,9 +55,12 @@ from cybergine.web.openapi import may_answer
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
-Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+# The caller is checked on the primary; the figures are read on the analytics database
+# (a read replica) when one is configured (``analytics.reading``).
+Reader = Annotated[AnalyticsReader, read_analytics(Permission.CONVERSATIONS_READ)]
 # The export streams with no connection held by the request: the caller is checked in a
-# short transaction, the rows are read on a connection of the stream's own.
+# short transaction, the rows are read on a connection of the stream's own (on the
+# analytics database too).
 Exporter = Annotated[Authorized, authorize_outside_transaction(Permission.CONVERSATIONS_READ)]
 
 
@@ -109,13 +119,13 @@ def drilldown_url(
 @router.get(
     "/summary",
     response_model=SummaryOut,
-    responses=may_answer(NotFound),
+    responses=may_answer(NotFound, AnalyticsUnavailable),
     summary="Headline figures of a period, the previous period's beside them",
 )
-async def summary(caller: Reader, filters: FiltersDep, settings: SettingsDep) -> SummaryOut:
-    found = await service.summary(caller.scope, filters)
+async def summary(reader: Reader, filters: FiltersDep, settings: SettingsDep) -> SummaryOut:
+    found = await service.summary(reader.scope, filters)
     embedded = await embedding_usage.usage_rows(
-        caller.scope.session, caller.scope.organisation_id, filters
+        reader.scope.session, reader.scope.organisation_id, filters
     )
     model_costs = costs.priced(
         [*found.breakdowns["model_usage"], *embedded],
@@ -140,13 +150,13 @@ async def summary(caller: Reader, filters: FiltersDep, settings: SettingsDep) ->
 @router.get(
     "/timeseries",
     response_model=TimeseriesOut,
-    responses=may_answer(NotFound),
+    responses=may_answer(NotFound, AnalyticsUnavailable),
     summary="The figures per hour, day or week of a period",
 )
 async def timeseries(
-    caller: Reader, filters: FiltersDep, interval: Interval = Interval.DAY
+    reader: Reader, filters: FiltersDep, interval: Interval = Interval.DAY
 ) -> TimeseriesOut:
-    points = await service.timeseries(caller.scope, filters, interval)
+    points = await service.timeseries(reader.scope, filters, interval)
     return TimeseriesOut(
         period=_period_out(filters),
         interval=interval,
@@ -165,6 +175,7 @@ async def timeseries(
 @router.get(
     "/api-usage",
     response_model=ApiUsageOut,
+    responses=may_answer(AnalyticsUnavailable),
     summary="Requests made with the organisation's API keys, per key and route",
     description="From the API usage log (kept 12 months): per key, method and route template, "
     "the requests, the errors (4xx and 5xx apart) and the median and 95th percentile "
@@ -172,7 +183,7 @@ async def timeseries(
     "not logged. Needs the role that manages API keys.",
 )
 async def api_usage(
-    caller: Annotated[Caller, authorize(Permission.API_KEYS_MANAGE)],
+    reader: Annotated[AnalyticsReader, read_analytics(Permission.API_KEYS_MANAGE)],
     first: Annotated[
         date | None, Query(alias="from", description="First local day, included")
     ] = None,
@@ -182,7 +193,7 @@ async def api_usage(
 ) -> ApiUsageOut:
     filters = filters_of(first, last, timezone)
     rows = await api_usage_report.report(
-        caller.scope, filters.period.start, filters.period.end, api_key_id
+        reader.scope, filters.period.start, filters.period.end, api_key_id
     )
     return ApiUsageOut(
         period=_period_out(filters), rows=[ApiUsageRowOut(**vars(row)) for row in rows]
@@ -194,15 +205,21 @@ async def api_usage(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/csv": {}}, "description": "One row per conversation"},
-        **may_answer(NotFound),
+        **may_answer(NotFound, AnalyticsUnavailable),
     },
     summary="One CSV row per conversation begun in the period, with its figures",
 )
-async def conversations_csv(exporter: Exporter, filters: FiltersDep) -> StreamingResponse:
-    async with exporter.transaction() as caller:
-        await service.check_filters(caller.scope, filters)
+async def conversations_csv(
+    exporter: Exporter, filters: FiltersDep, request: Request
+) -> StreamingResponse:
+    database = analytics_database(request)
+    organisation_id = exporter.principal.organisation_id
+    # Before the response starts: an unknown assistant is a 404, an unreachable
+    # analytics database a 503, not a cut-off download.
+    async with analytics_scope(database, organisation_id) as scope:
+        await service.check_filters(scope, filters)
     return StreamingResponse(
-        _csv_chunks(exporter.database, exporter.principal.organisation_id, filters),
+        _csv_chunks(database, organisation_id, filters),
         media_type="text/csv; charset=utf-8",
         headers={
             "content-disposition": content_disposition(
@@ -217,29 +234,29 @@ async def conversations_csv(exporter: Exporter, filters: FiltersDep) -> Streamin
 async def _csv_chunks(
     database: Database, organisation_id: uuid.UUID, filters: Filters
 ) -> AsyncIterator[bytes]:
-    async with database.transaction() as session:
-        async for chunk in service.conversation_csv(session, organisation_id, filters):
+    async with analytics_scope(database, organisation_id) as scope:
+        async for chunk in service.conversation_csv(scope.session, organisation_id, filters):
             yield chunk
 
 
 @router.get(
     "/knowledge-gaps",
     response_model=KnowledgeGapsOut,
-    responses=may_answer(NotFound),
+    responses=may_answer(NotFound, AnalyticsUnavailable),
     summary="Questions the assistant could not answer, grouped by meaning",
     description="The customers' questions asked in the period that got the fallback or that "
     "the model handed to a person, grouped by meaning (README: 'knowledge gap'), most asked "
     "first, answered groups after the open ones. Collected by a job every minute.",
 )
 async def knowledge_gaps(
-    caller: Reader,
+    reader: Reader,
     filters: FiltersDep,
     limit: Annotated[int, Query(ge=1, le=MAX_GROUPS, description="Groups listed")] = (
         DEFAULT_GROUPS
     ),
 ) -> KnowledgeGapsOut:
-    await service.check_filters(caller.scope, filters)
-    found = await gap_report(caller.scope, filters, limit=limit)
+    await service.check_filters(reader.scope, filters)
+    found = await gap_report(reader.scope, filters, limit=limit)
     return KnowledgeGapsOut(
         period=_period_out(filters),
         questions=found.questions,

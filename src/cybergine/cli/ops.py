@@ -132,11 +132,14 @@ def ready_to_start(settings: Settings, command: str) -> str:
 @cli.command()
 def check(data_dir: DataDirOption = None) -> None:
     """Check the configuration: every setting, the secrets the configured features need,
-    the key file, the database (reachable, migrated) and the model endpoints' URLs
-    (against the outbound-URL policy). Exit 1 listing what is wrong or missing."""
+    the key file, the database (reachable, migrated), the model endpoints' URLs
+    (against the outbound-URL policy) and the analytics database when one is named
+    (reachable, at the primary's migration; a warning if it is no replica). Exit 1
+    listing what is wrong or missing."""
     from cybergine.db.migrate import current_revision, head_revision
     from cybergine.ops.check import (
         Problem,
+        analytics_database_check,
         configuration_problems,
         database_problems,
         endpoint_problems,
@@ -162,6 +165,14 @@ def check(data_dir: DataDirOption = None) -> None:
                 )
             problems += asyncio.run(endpoint_problems(settings, url))
             checked.append("model endpoints")
+    if url is not None and settings.analytics_database_url is not None:
+        analytics = asyncio.run(analytics_database_check(settings, url))
+        problems += analytics.problems
+        if analytics.warning:
+            typer.echo(f"warning: {analytics.warning}", err=True)
+        if not analytics.problems:
+            kind = "a read replica" if analytics.replica else "not a replica"
+            checked.append(f"analytics database ({kind}, migration {analytics.revision})")
     if problems:
         report(problems, "cybergine check")
         raise typer.Exit(1)

@@ -20,11 +20,11 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from starlette.datastructures import QueryParams
 
-from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import distributions, service
 from cybergine.analytics.definitions import Figure
 from cybergine.analytics.periods import DEFAULT_DAYS, Filters, Interval, period, period_of
+from cybergine.analytics.reading import AnalyticsReader, read_analytics
 from cybergine.assistants.models import Assistant
 from cybergine.conversations.models import Conversation
 from cybergine.dashboard import analytics_charts as charts
@@ -37,7 +37,8 @@ from cybergine.errors import CybergineError, NotFound
 
 router = APIRouter(include_in_schema=False)
 
-Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+# Checked on the primary, read on the analytics database when there is one.
+Reader = Annotated[AnalyticsReader, read_analytics(Permission.CONVERSATIONS_READ)]
 
 PRESETS = (7, 28, 90)
 # Up to two days: a point per hour; up to 92 days: per day; longer: per week.
@@ -260,8 +261,8 @@ def _heat(grid: list[list[int]], filters: Filters) -> dict[str, Any]:
 
 
 @router.get("/analytics", response_class=HTMLResponse)
-async def analytics_page(request: Request, caller: Reader) -> HTMLResponse:
-    scope = caller.scope
+async def analytics_page(request: Request, reader: Reader) -> HTMLResponse:
+    scope = reader.scope
     assistants = await _assistants(scope)
     default_timezone = organisation_timezone(assistants)
     choice = choose(request.query_params, default_timezone)
@@ -309,4 +310,4 @@ async def analytics_page(request: Request, caller: Reader) -> HTMLResponse:
             "responses": _responses(await distributions.response_times(scope, filters), filters),
             "heat": _heat(await distributions.hours_of_week(scope, filters), filters),
         }
-    return await render_page(request, "analytics.html", caller, context)
+    return await render_page(request, "analytics.html", reader.caller, context)

@@ -20,12 +20,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import QueryParams
 
-from cybergine.accounts.auth import Caller, authorize
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import service
 from cybergine.analytics.gap_report import report
 from cybergine.analytics.gap_schemas import answer_url, gap_query
 from cybergine.analytics.periods import DEFAULT_DAYS, Filters, period_of
+from cybergine.analytics.reading import AnalyticsReader, read_analytics
 from cybergine.assistants.models import Assistant
 from cybergine.dashboard.analytics_drill import CHANNEL_NAMES
 from cybergine.dashboard.analytics_form import narrowing
@@ -36,7 +36,8 @@ from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
-Reader = Annotated[Caller, authorize(Permission.CONVERSATIONS_READ)]
+# Checked on the primary, read on the analytics database when there is one.
+Reader = Annotated[AnalyticsReader, read_analytics(Permission.CONVERSATIONS_READ)]
 
 
 def choose(query: QueryParams) -> tuple[Filters, list[str]]:
@@ -61,9 +62,9 @@ def choose(query: QueryParams) -> tuple[Filters, list[str]]:
 
 @router.get("/analytics/knowledge-gaps", response_class=HTMLResponse)
 async def knowledge_gaps_page(
-    request: Request, caller: Reader, settings: SettingsDep
+    request: Request, reader: Reader, settings: SettingsDep
 ) -> HTMLResponse:
-    scope = caller.scope
+    scope, caller = reader.scope, reader.caller
     filters, errors = choose(request.query_params)
     try:
         await service.check_filters(scope, filters)

@@ -7,6 +7,7 @@ psycopg dialect named, while psycopg and Procrastinate take the libpq form.
 from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 
 def _parse(url: str) -> URL:
@@ -14,6 +15,15 @@ def _parse(url: str) -> URL:
     if parsed.get_backend_name() not in {"postgresql", "postgres"}:
         raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
     return parsed
+
+
+def check_postgresql_url(url: str) -> None:
+    """A ``ValueError`` unless ``url`` is a PostgreSQL URL; its message never quotes the
+    password."""
+    try:
+        _parse(url)
+    except ArgumentError:
+        raise ValueError("not a URL like postgresql://user:password@host:5432/database") from None
 
 
 def sqlalchemy_url(url: str) -> URL:

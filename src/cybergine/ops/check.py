@@ -9,6 +9,8 @@ platform) and refuse to start with the same list.
   (``configuration_problems``);
 - the URLs the operator configured are absolute http(s) URLs;
 - the database answers and is at the code's migration head (``database_problems``);
+- the analytics database, when one is named, answers, is at the primary's migration and
+  is a replica, or a primary said with a warning (``analytics_database_check``);
 - the model base URLs tenants saved still pass the outbound-URL policy
   (``endpoint_problems``).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from pydantic import ValidationError
@@ -158,6 +161,20 @@ def _host(url: str) -> str | None:
         return None
 
 
+async def _revision(connection: psycopg.AsyncConnection[Any]) -> str | None:
+    cursor = await connection.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
+    if not (await cursor.fetchone() or (False,))[0]:
+        return None
+    cursor = await connection.execute("SELECT version_num FROM alembic_version")
+    row = await cursor.fetchone()
+    return str(row[0]) if row else None
+
+
+def _unreachable(error: Exception) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"cannot be reached ({reason})"
+
+
 async def database_problems(settings: Settings, url: str) -> list[Problem]:
     """The database answers, and (outside embedded mode, where `serve` migrates it) is at
     the code's migration head."""
@@ -165,16 +182,9 @@ async def database_problems(settings: Settings, url: str) -> list[Problem]:
         async with await psycopg.AsyncConnection.connect(
             libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True
         ) as connection:
-            cursor = await connection.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
-            migrated = (await cursor.fetchone() or (False,))[0]
-            current = None
-            if migrated:
-                cursor = await connection.execute("SELECT version_num FROM alembic_version")
-                row = await cursor.fetchone()
-                current = row[0] if row else None
+            current = await _revision(connection)
     except (psycopg.Error, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return [Problem("database", f"cannot be reached ({reason})")]
+        return [Problem("database", _unreachable(error))]
     expected = head_revision()
     if current != expected and not settings.embedded:
         return [
@@ -185,6 +195,65 @@ async def database_problems(settings: Settings, url: str) -> list[Problem]:
             )
         ]
     return []
+
+
+@dataclass(frozen=True)
+class AnalyticsDatabaseCheck:
+    """What ``CYBERGINE_ANALYTICS_DATABASE_URL`` names: problems stop a start, a warning
+    is said and allowed."""
+
+    problems: list[Problem]
+    warning: str | None = None
+    revision: str | None = None
+    replica: bool | None = None  # pg_is_in_recovery(): a standby (read replica)
+
+
+async def analytics_database_check(settings: Settings, url: str) -> AnalyticsDatabaseCheck:
+    """The analytics database answers, is at the primary's (``url``) migration, and is a
+    read replica; a primary named there is allowed (analytics read it in read-only
+    transactions) but said as a warning: it takes no load off the primary, and its
+    figures drift from the primary's as soon as they differ."""
+    if settings.analytics_database_url is None:
+        return AnalyticsDatabaseCheck([])
+    what = "CYBERGINE_ANALYTICS_DATABASE_URL"
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            libpq_url(settings.analytics_database_url),
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            autocommit=True,
+        ) as connection:
+            revision = await _revision(connection)
+            cursor = await connection.execute("SELECT pg_is_in_recovery()")
+            replica = bool((await cursor.fetchone() or (False,))[0])
+    except (psycopg.Error, OSError) as error:
+        return AnalyticsDatabaseCheck(
+            [Problem(what, f"the analytics database {_unreachable(error)}")]
+        )
+    try:
+        async with await psycopg.AsyncConnection.connect(
+            libpq_url(url), connect_timeout=CONNECT_TIMEOUT_SECONDS, autocommit=True
+        ) as connection:
+            expected: str | None = await _revision(connection)
+    except (psycopg.Error, OSError):
+        expected = revision  # the primary's own problem is listed by database_problems
+    problems = []
+    if revision != expected:
+        problems.append(
+            Problem(
+                what,
+                f"the analytics database is at migration {revision or 'none'}, the primary "
+                f"at {expected or 'none'}: it must be a replica of the primary (a replica "
+                "follows the primary's migrations by itself)",
+            )
+        )
+    warning = None
+    if not replica:
+        warning = (
+            f"{what}: names a database that is not a read replica (pg_is_in_recovery() is "
+            "false): analytics read it in read-only transactions, but it takes no reads "
+            "off a primary and a copy does not follow the primary"
+        )
+    return AnalyticsDatabaseCheck(problems, warning, revision, replica)
 
 
 async def endpoint_problems(settings: Settings, url: str) -> list[Problem]:
@@ -219,7 +288,9 @@ async def endpoint_problems(settings: Settings, url: str) -> list[Problem]:
 
 
 __all__ = [
+    "AnalyticsDatabaseCheck",
     "Problem",
+    "analytics_database_check",
     "configuration_problems",
     "database_problems",
     "endpoint_problems",
