@@ -35,34 +35,16 @@ from cybergine.db.tenancy import TenantScope
 from cybergine.settings import Settings
 from tests.analytics import known
 from tests.analytics.conftest import refresh
+from tests.analytics.copies import UNREACHABLE, copy_of
 from tests.support.browser import Browser
 from tests.support.conversations import make_conversation, make_message
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import drop_database
 from tests.support.factories import make_api_key, make_organisation
 from tests.support.inbox import member, signed_in
 from tests.support.server import LiveServer
 
-UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 # Each figure route of the API, with a period.
 ROUTES = ("summary", "timeseries", "knowledge-gaps", "conversations.csv")
-
-
-def _name(url: str) -> str:
-    return url.rsplit("/", 1)[1].split("?", 1)[0]
-
-
-def copy_of(admin_url: str, url: str) -> str:
-    """A new database with what ``url``'s holds now. Its source must have no other
-    session: an autovacuum worker may hold one for a moment, so a few tries."""
-    for attempt in range(50):
-        try:
-            return create_database(admin_url, template=_name(url))
-        except psycopg.errors.ObjectInUse:
-            if attempt == 49:
-                raise
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute("SELECT pg_sleep(0.1)")
-    raise AssertionError("unreachable")
 
 
 @dataclass
