@@ -165,7 +165,8 @@ def test_every_analytics_read_answers_from_the_analytics_database(
     with psycopg.connect(replicated.copy_url, autocommit=True) as conn:
         names = conn.execute(
             "SELECT DISTINCT application_name FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
         ).fetchall()
     assert names == [("cybergine-analytics",)]
 
