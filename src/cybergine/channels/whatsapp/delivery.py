@@ -11,9 +11,11 @@ Sending one message:
 2. Wait for a slot of the number's send rate (a clock shared by every worker).
 3. Call the Graph API, part by part for text over 4,096 characters, recording each
    accepted part so that a retry resumes after it.
-4. Record the outcome. A retryable error puts the message back to ``queued`` and the job
-   runs again later (after Meta's Retry-After when it gave one); anything else, or the last
-   attempt, marks it ``failed`` with Meta's code and message.
+4. Record the outcome; what Meta accepted is written down even across a database restart
+   (waited out for up to ``RECORD_PATIENCE_SECONDS``). A retryable error puts the message
+   back to ``queued`` and the job runs again later (after Meta's Retry-After when it gave
+   one); anything else, or the last attempt, marks it ``failed`` with Meta's code and
+   message.
 
 A worker killed between Meta's acceptance and step 4 leaves the message ``sending``. Its
 status webhook, which echoes our message id in ``biz_opaque_callback_data``, usually
@@ -25,14 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import String, bindparam, cast, func, select, text, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.accounts.grace import accepting as organisation_accepting
@@ -61,6 +68,12 @@ from cybergine.settings import Settings
 log = structlog.get_logger(__name__)
 
 RECONCILE_SECONDS = 20.0
+# Meta has accepted a message: until that is written down, a retry would send it again.
+# A database away for a moment (a restart, a fail-over) is waited for this long before
+# the job gives up and leaves the message to the retry's reconciliation.
+RECORD_PATIENCE_SECONDS = 60.0
+_RECORD_FIRST_WAIT = 0.2
+_RECORD_LONGEST_WAIT = 5.0
 
 OPTED_OUT = "The customer opted out (STOP); nothing is sent until they write START."
 WINDOW_CLOSED = (
@@ -182,12 +195,35 @@ async def _deliver(
         except GraphError as error:
             return await _failed_send(database, message_id, error, last_attempt=last_attempt)
         if index < len(claim.bodies) - 1:
-            await _record_part(database, message_id, index + 1, wamid)
+            await _accepted(functools.partial(_record_part, database, message_id, index + 1, wamid))
 
     assert wamid is not None
+    await _accepted(functools.partial(_record_sent, database, message_id, wamid))
+    return "sent"
+
+
+async def _record_sent(database: Database, message_id: uuid.UUID, wamid: str) -> None:
     async with database.autocommit() as session:  # one statement
         await session.execute(_SENT, {"p_id": message_id, "p_wamid": wamid})
-    return "sent"
+
+
+async def _accepted(write: Callable[[], Awaitable[None]]) -> None:
+    """Write what Meta accepted, waiting out a database that is away (its connections
+    cut, or refused) for up to ``RECORD_PATIENCE_SECONDS``: the send cannot be taken back,
+    and a job failed here would leave the message ``sending``, sent again after
+    ``RECONCILE_SECONDS`` if its status webhook was lost in the same outage."""
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    wait = _RECORD_FIRST_WAIT
+    while True:
+        try:
+            await write()
+            return
+        except (OperationalError, InterfaceError, PoolTimeout) as error:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("whatsapp.record_waits", error=type(error).__name__, retry_in=wait)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, _RECORD_LONGEST_WAIT)
 
 
 # Built once: one per send. Parameters are named p_*: SQLAlchemy would take one named after
