@@ -359,7 +359,8 @@ def _checks(
     # Every socket: nothing missed, nothing twice, by the end.
     for v in visitors.visitors:
         history = visitors.history(v)
-        assert history, "a visitor without messages"
+        # At a soak's sizes most visitors only listen (CLUSTER_WRITERS of them write).
+        assert history or not v.sent, "a visitor who wrote has no messages"
 
         def complete(v: Visitor = v, history: list[str] = history) -> bool:
             return set(history) <= set(v.received)
