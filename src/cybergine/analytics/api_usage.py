@@ -28,12 +28,13 @@ from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import insert
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cybergine.accounts.auth import API_KEY_CALL
 from cybergine.analytics.api_usage_models import METHOD_LENGTH, ROUTE_LENGTH, ApiCall
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
+from cybergine.response_status import ResponseStatus
 
 log = structlog.get_logger(__name__)
 
@@ -180,16 +181,9 @@ class ApiUsageMiddleware:
         state = scope.setdefault("state", {})
         at = datetime.now(UTC)
         started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, status)
         finally:
             found = state.get(API_KEY_CALL)
             if found is not None:
@@ -201,7 +195,7 @@ class ApiUsageMiddleware:
                             api_key_id=principal.api_key_id,
                             method=scope["method"],
                             route=_template(route),
-                            status=status,
+                            status=status.code,
                             latency_ms=(time.perf_counter() - started) * 1000,
                             at=at,
                         )

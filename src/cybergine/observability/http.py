@@ -15,6 +15,7 @@ from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cybergine.observability.metrics import HTTP_REQUEST_SECONDS, OPEN_SOCKETS
+from cybergine.response_status import ResponseStatus
 
 UNMATCHED = "unmatched"
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
@@ -43,19 +44,12 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, status)
         finally:
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            key = (route_template(scope), method, _STATUS_CLASSES.get(status // 100, "5xx"))
+            key = (route_template(scope), method, _STATUS_CLASSES.get(status.code // 100, "5xx"))
             child = self._children.get(key)
             if child is None:
                 child = self._children[key] = HTTP_REQUEST_SECONDS.labels(*key)

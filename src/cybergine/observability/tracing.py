@@ -37,9 +37,10 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from procrastinate import JobContext
 from procrastinate.middleware import AsyncCallNext
 from procrastinate.worker import Worker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cybergine.observability.http import UNMATCHED, route_template
+from cybergine.response_status import ResponseStatus
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -325,21 +326,14 @@ class TracingMiddleware:
             kind=SpanKind.SERVER,
             attributes={"http.request.method": method},
         ) as current:
-            status = 500
-
-            async def send_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
+            status = ResponseStatus(send)
             try:
-                await self.app(scope, receive, send_status)
+                await self.app(scope, receive, status)
             finally:
                 route = route_template(scope)
                 if route != UNMATCHED:
                     current.update_name(f"{method} {route}")
                     current.set_attribute("http.route", route)
-                current.set_attribute("http.response.status_code", status)
-                if status >= 500:
+                current.set_attribute("http.response.status_code", status.code)
+                if status.code >= 500:
                     current.set_status(Status(StatusCode.ERROR))
