@@ -20,9 +20,10 @@ import time
 import uuid
 
 from cybergine.catalog.search import search_products
-from cybergine.catalog.warm_up import WARM_CONNECTIONS, warm_up
+from cybergine.catalog.warm_up import warm_up
 from cybergine.db.engine import Database
 from cybergine.knowledge.embeddings import LocalMiniLM
+from cybergine.settings import Settings
 from shopify import queries
 
 
@@ -30,7 +31,9 @@ async def main(url: str, organisation_id: uuid.UUID, count: int) -> None:
     started = time.perf_counter()
     database = Database(url, pool_size=4)
     provider = LocalMiniLM()
-    await warm_up(database, provider, connections=WARM_CONNECTIONS)
+    # As a process started with the default settings does.
+    warm = Settings.model_fields["search_warm_connections"].default
+    await warm_up(database, provider, connections=warm)
     startup = time.perf_counter() - started
     latencies, empty = [], 0
     async with database.autocommit() as session:

@@ -200,6 +200,10 @@ def settings(
         log_level="WARNING",
         secret_key=server_keys.secret_key.decode(),
         encryption_keys=",".join(server_keys.encryption_keys),
+        # A test's server searches a catalogue of a few products, if any: readying product
+        # search at its start (a tenth of a second of planning per server, and a server per
+        # test) buys nothing. tests/catalog/test_search_warm_up.py tests the warm-up.
+        search_warm_connections=0,
         **whatsapp,
     )
 

@@ -15,7 +15,7 @@ from cybergine.analytics import api as analytics_api
 from cybergine.analytics.api_usage import ApiUsageMiddleware, ApiUsageRecorder
 from cybergine.assistants import api as assistants_api
 from cybergine.catalog import api as catalog_api
-from cybergine.catalog.warm_up import WARM_CONNECTIONS, warm_up
+from cybergine.catalog.warm_up import warm_up
 from cybergine.channels.adapters import register_channel_adapters
 from cybergine.channels.webchat import api as webchat_api
 from cybergine.channels.whatsapp import api as whatsapp_api
@@ -135,7 +135,9 @@ def create_app(
         # Product search ready before the first request (none is served, /readyz
         # included, until this returns): the query-embedding model loaded, connections
         # with the search statements prepared (cybergine.catalog.warm_up).
-        await warm_up(database, embedding_provider(settings), connections=WARM_CONNECTIONS)
+        await warm_up(
+            database, embedding_provider(settings), connections=settings.search_warm_connections
+        )
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker = Worker(

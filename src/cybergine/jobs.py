@@ -190,8 +190,13 @@ class Worker:
 
     async def run(self, *, wait: bool = True, install_signal_handlers: bool = True) -> None:
         # LISTEN/NOTIFY holds one connection; the rest serve concurrent jobs.
+        # A connection not had within the wait means the database is gone: the fetch loop
+        # fails and ``_run`` starts again once it answers.
         connector = procrastinate.PsycopgConnector(
-            conninfo=libpq_url(self.database.url), min_size=1, max_size=self.concurrency + 2
+            conninfo=libpq_url(self.database.url),
+            min_size=1,
+            max_size=self.concurrency + 2,
+            timeout=self.settings.worker_connection_wait_seconds,
         )
         with self.app.replace_connector(connector):
             async with self.app.open_async():

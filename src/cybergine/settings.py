@@ -111,6 +111,14 @@ class Settings(BaseSettings):
         "most work per CPU second (replies' questions come one or a few at a time); more "
         "index a large document sooner on an otherwise idle machine.",
     )
+    search_warm_connections: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="Connections `serve` and `worker` make ready for product search before "
+        "they answer or take a job (the query model loaded, the search statements "
+        "prepared). 0: none, and the first searches pay for it instead.",
+    )
     openai_base_url: str = Field(
         default="https://api.openai.com/v1",
         description="Base URL of the OpenAI-compatible API (OpenAI, Azure, Ollama, vLLM, …).",
@@ -259,6 +267,13 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="A job whose worker sent no heartbeat for this long is run again.",
+    )
+    worker_connection_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Longest a worker waits for a database connection before it takes the "
+        "database as lost (a restart, a fail-over) and starts again once it answers.",
     )
     worker_shutdown_grace_seconds: float = Field(
         default=30.0,

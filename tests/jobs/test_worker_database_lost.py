@@ -1,6 +1,7 @@
 """A worker outlives its database going away (a restart, a fail-over): it runs the jobs
 deferred once the database is back, and still stops gracefully on SIGTERM."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.slow  # a worker process, its connections cut
 
 ROOT = Path(__file__).resolve().parents[2]
 LOST = "worker.database_lost"
+# The worker takes the database as lost once a connection is not had in this long.
+CONNECTION_WAIT_SECONDS = 2
 OPEN = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true")
 
 
@@ -41,6 +44,10 @@ def _start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
             cwd=ROOT,
             stdout=out,
             stderr=out,
+            env={
+                **os.environ,
+                "CYBERGINE_WORKER_CONNECTION_WAIT_SECONDS": str(CONNECTION_WAIT_SECONDS),
+            },
         )
 
 
@@ -74,7 +81,7 @@ async def test_worker_runs_jobs_again_after_losing_the_database(
 
         # The database goes away for a while (a restart, a fail-over): no connection is
         # accepted and every open one is cut, until Procrastinate's worker stops (a side
-        # task failed, or its fetch loop: then within the pool's 30 s timeout) ...
+        # task failed, or its fetch loop: then within the connection wait) ...
         closed = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
         admin.execute(closed)
         admin.execute(

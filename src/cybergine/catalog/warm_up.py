@@ -44,9 +44,6 @@ log = structlog.get_logger(__name__)
 
 # No organisation has it: the statements run and find nothing.
 NO_ORGANISATION = uuid.UUID(int=0)
-# Connections a process makes ready at start (the pool opens more under load, and those
-# pay their first searches' planning, a few milliseconds each).
-WARM_CONNECTIONS = 4
 # psycopg prepares a statement at its sixth run on a connection (after prepare_threshold,
 # 5, runs unprepared).
 RUNS_TO_PREPARE = 6
@@ -61,12 +58,16 @@ async def warm_up(
     database: Database, provider: EmbeddingProvider | None, *, connections: int
 ) -> float:
     """Load the query-embedding model and make ``connections`` connections of the pool
-    ready to search (opened at once, so the pool keeps that many); the seconds it took."""
+    ready to search (opened at once, so the pool keeps that many; the pool opens more under
+    load, and those pay their first searches' planning); the seconds it took. No
+    connections: nothing is done."""
     started = time.perf_counter()
+    if connections < 1:
+        return 0.0
     vector = await _query_vector(provider)
     try:
         await asyncio.gather(
-            *(_warm_connection(database, provider, vector) for _ in range(max(1, connections)))
+            *(_warm_connection(database, provider, vector) for _ in range(connections))
         )
     except Exception as error:  # a start is never refused for its warm-up
         log.warning("catalog.warm_up.statements_failed", error=str(error))

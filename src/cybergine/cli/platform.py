@@ -121,7 +121,7 @@ def worker(
 ) -> None:
     """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first)."""
     startup.loading()  # until it is ready to take jobs (cybergine.startup)
-    from cybergine.catalog.warm_up import WARM_CONNECTIONS, warm_up
+    from cybergine.catalog.warm_up import warm_up
     from cybergine.db.engine import Database
     from cybergine.jobs import Worker
     from cybergine.knowledge.providers import embedding_provider
@@ -145,7 +145,11 @@ def worker(
         try:
             # Replies search the catalogue: the model loaded and the search statements
             # prepared before the first job (cybergine.catalog.warm_up).
-            await warm_up(database, embedding_provider(settings), connections=WARM_CONNECTIONS)
+            await warm_up(
+                database,
+                embedding_provider(settings),
+                connections=settings.search_warm_connections,
+            )
             startup.loaded()
             await Worker(
                 database,
