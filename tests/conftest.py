@@ -87,12 +87,32 @@ def key_env(server_keys: keys.ServerKeys) -> dict[str, str]:
     }
 
 
+# The run's PostgreSQL writes a database of about 12 MB for every test and deletes it after,
+# so its files live in memory when the machine has room there: on a disk (ext4 mounted with
+# discard, as here) cloning the template slows from about 45 ms to 250 ms once the disk is
+# busy trimming what the last clones deleted. Nothing in the cluster outlives the run.
+MEMORY_FILESYSTEM = Path("/dev/shm")  # noqa: S108  (a 0700 directory named by the run id)
+MEMORY_NEEDED_BYTES = 4 * 1024**3
+
+
+def _scratch_root() -> Path:
+    try:
+        room = os.statvfs(MEMORY_FILESYSTEM)
+    except OSError:
+        return Path(tempfile.gettempdir())
+    if room.f_bavail * room.f_frsize < MEMORY_NEEDED_BYTES or not os.access(
+        MEMORY_FILESYSTEM, os.W_OK
+    ):
+        return Path(tempfile.gettempdir())
+    return MEMORY_FILESYSTEM
+
+
 def _run_dir(testrun_uid: str) -> Path:
     """The run's PostgreSQL and the locks around it, shared by its xdist workers. Outside
     pytest's temp root on purpose: a run starting beside this one prunes older numbered
     directories there (and re-tightens their modes), which would pull the data directory
     from under a server still in use."""
-    path = Path(tempfile.gettempdir()) / f"cybergine-test-pg-{testrun_uid}"
+    path = _scratch_root() / f"cybergine-test-pg-{testrun_uid}"
     path.mkdir(mode=0o700, exist_ok=True)
     return path
 
