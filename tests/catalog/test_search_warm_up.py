@@ -1,10 +1,11 @@
 """A process's product search made ready at start-up (catalog/warm_up.py): the pool's
 connections have the search statements prepared, nobody's products are read, a broken
-model never stops a start, and the app does it before it serves."""
+model never stops a start, and the app does it before it serves (unless told not to)."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from cybergine.catalog.search import search_products
@@ -87,16 +88,31 @@ async def test_without_a_model_the_statements_are_still_prepared(database: Datab
     assert await _prepared_on_every_connection(database, 1) == [2]
 
 
-async def test_the_app_is_warm_before_it_serves(
-    live_server: LiveServer, settings: Settings
+@pytest.fixture
+def warm_settings(settings: Settings) -> Settings:
+    """The default warm-up, which the other tests' servers skip."""
+    default = Settings.model_fields["search_warm_connections"].default
+    return settings.model_copy(update={"search_warm_connections": default})
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["default", "turned-off"])
+async def test_the_app_is_warm_before_it_serves_unless_turned_off(
+    warm: bool, settings: Settings, warm_settings: Settings
 ) -> None:
-    async with httpx.AsyncClient() as client:
-        assert (await client.get(f"{live_server.url}/readyz")).status_code == 200
-    # The app's connections ran the search statements before its first request.
+    from cybergine.app import create_app
+
+    with LiveServer(create_app(warm_settings if warm else settings, run_worker=False)) as server:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{server.url}/readyz")).status_code == 200
+        assert await _warmed_backends(settings) == (1 if warm else 0)
+
+
+async def _warmed_backends(settings: Settings) -> int:
+    """Whether the app's connections ran the search statements before its first request."""
     assert settings.database_url is not None
     probe = Database(settings.database_url, pool_size=1, application_name="probe")
     try:
         async with probe.autocommit() as session:
-            assert (await session.scalar(_BACKENDS_PREPARED) or 0) >= 1
+            return min(1, await session.scalar(_BACKENDS_PREPARED) or 0)
     finally:
         await probe.dispose()
