@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cybergine.accounts.models import Role
 from cybergine.analytics import service
@@ -32,6 +33,7 @@ from cybergine.app import create_app
 from cybergine.conversations.models import Direction, Sender
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
+from cybergine.db.urls import libpq_url
 from cybergine.settings import Settings
 from tests.analytics import known
 from tests.analytics.conftest import refresh
@@ -229,3 +231,52 @@ async def test_the_scope_says_so_when_the_database_cannot_be_reached() -> None:
                 raise AssertionError("no scope without a database")
     finally:
         await database.dispose()
+
+
+async def _lose_between_reads(
+    database: Database, admin: psycopg.AsyncConnection[object], name: str
+) -> None:
+    """Two reads of one scope, the database cut off and closed between them."""
+    async with analytics_scope(database, uuid.uuid4()) as scope:
+        await scope.session.execute(text("SELECT 1"))
+        closed = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false")
+        await admin.execute(closed.format(sql.Identifier(name)))
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        await scope.session.execute(text("SELECT 1"))
+
+
+async def test_a_database_lost_in_the_middle_of_the_reads_is_unavailable_too(
+    database_url: str, postgres_admin_url: str
+) -> None:
+    """A replica that goes away between two reads of one request (its connections cut, new
+    ones refused) gives the same 503 as one that was never reached."""
+    name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
+    database = Database(database_url, pool_size=1)
+    admin = await psycopg.AsyncConnection.connect(libpq_url(postgres_admin_url), autocommit=True)
+    try:
+        with pytest.raises(AnalyticsUnavailable):
+            await _lose_between_reads(database, admin, name)
+    finally:
+        opened = sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true")
+        await admin.execute(opened.format(sql.Identifier(name)))
+        await admin.close()
+        await database.dispose()
+
+
+async def _timed_out_read(database: Database) -> None:
+    async with analytics_scope(database, uuid.uuid4()) as scope:
+        await scope.session.execute(text("SET LOCAL statement_timeout = 10"))
+        await scope.session.execute(text("SELECT pg_sleep(1)"))
+
+
+async def test_an_error_of_a_database_that_still_answers_is_not_hidden(
+    database: Database,
+) -> None:
+    """A read cancelled by its statement timeout is an OperationalError too, but the
+    database is there: the error stays what it is."""
+    with pytest.raises(OperationalError, match="statement timeout"):
+        await _timed_out_read(database)

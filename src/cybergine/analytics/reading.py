@@ -9,8 +9,9 @@ inbox a figure drills down into stays on the primary (it lists the conversations
 they are now), so a figure read from a replica may trail its drill-down by the
 replica's lag.
 
-An analytics database that cannot be reached answers 503 ``AnalyticsUnavailable`` on the
-analytics routes only; ``/readyz`` and the rest of the product do not depend on it.
+An analytics database that cannot be reached, at a request's start or lost in its middle,
+answers 503 ``AnalyticsUnavailable`` on the analytics routes only; ``/readyz`` and the
+rest of the product do not depend on it.
 """
 
 from __future__ import annotations
@@ -64,14 +65,36 @@ async def analytics_scope(
         try:
             await session.execute(_READ_ONLY)
         except (OperationalError, InterfaceError) as error:
-            # Its text names the host; the log line says what failed, not where.
-            log.warning("analytics database unreachable", error=type(error.orig or error).__name__)
-            raise AnalyticsUnavailable(
-                "The analytics database is unreachable; the figures are back as soon as it "
-                "answers again. Everything else works as usual.",
-                analytics_database="unreachable",
-            ) from None
-        yield TenantScope(session, organisation_id)
+            raise _unavailable(error) from None
+        try:
+            yield TenantScope(session, organisation_id)
+        except (OperationalError, InterfaceError) as error:
+            # Lost in the middle of the reads (a replica restarted, its host gone)? Then it
+            # is a 503 like a refused start; an error of a database that still answers is
+            # the error it is.
+            if await _answers(database):
+                raise
+            raise _unavailable(error) from None
+
+
+def _unavailable(error: OperationalError | InterfaceError) -> AnalyticsUnavailable:
+    # Its text names the host; the log line says what failed, not where.
+    log.warning("analytics database unreachable", error=type(error.orig or error).__name__)
+    return AnalyticsUnavailable(
+        "The analytics database is unreachable; the figures are back as soon as it "
+        "answers again. Everything else works as usual.",
+        analytics_database="unreachable",
+    )
+
+
+async def _answers(database: Database) -> bool:
+    """Whether ``database`` answers a new connection now."""
+    try:
+        async with database.autocommit() as session:
+            await session.execute(text("SELECT 1"))
+    except (OperationalError, InterfaceError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
