@@ -168,6 +168,9 @@ def test_handing_back_asks_about_the_waiting_message_and_tells_the_visitor(
         agent.goto(f"{platform.url}/inbox")
         agent.get_by_test_id("inbox-row").first.locator("a").first.click()
         agent.get_by_test_id("take-over").click()
+        # The choice is on the page before the take-over too (waiting for a person): the
+        # page the take-over brings, without its button, must be the one chosen on.
+        expect(agent.get_by_test_id("take-over")).to_have_count(0)
         choice = agent.get_by_test_id("waiting-message")
         expect(choice).to_be_visible()
         expect(agent.get_by_label("Let the assistant answer the waiting message")).to_be_checked()
