@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.simulator import GraphSimulator, webhook_request
-from cybergine.conversations.models import Message
+from cybergine.conversations.models import Direction, Message, MessageStatus, Sender
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.conversations import digits
@@ -172,3 +172,19 @@ async def open_shop(
     )
     await shop.work()  # index the knowledge base
     return shop
+
+
+def answer_to(inbound: Message, text: str, status: MessageStatus, **fields: Any) -> Message:
+    """The assistant's answer to ``inbound`` as a reply job writes it (its id the next
+    after the question's), in ``status``; for a test to add where a worker stopped."""
+    return Message(
+        id=uuid.UUID(int=inbound.id.int + 1),
+        organisation_id=inbound.organisation_id,
+        conversation_id=inbound.conversation_id,
+        direction=Direction.OUTBOUND,
+        sender=Sender.ASSISTANT,
+        type="text",
+        text=text,
+        status=status,
+        **fields,
+    )

@@ -61,9 +61,9 @@ async def warm_up(
     ready to search (opened at once, so the pool keeps that many; the pool opens more under
     load, and those pay their first searches' planning); the seconds it took. No
     connections: nothing is done."""
-    started = time.perf_counter()
     if connections < 1:
         return 0.0
+    started = time.perf_counter()
     vector = await _query_vector(provider)
     try:
         await asyncio.gather(

@@ -5,18 +5,15 @@ an answer a dead worker left unsent)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
 from cybergine.conversations.models import (
-    Direction,
     Message,
     MessageStatus,
-    Sender,
 )
-from tests.support.whatsapp import RETURNS_QA, SHIPPING_QA, Shop
+from tests.support.whatsapp import RETURNS_QA, SHIPPING_QA, Shop, answer_to
 
 CUSTOMER = "15550001111"
 ACCEPTED = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}
@@ -105,15 +102,10 @@ async def test_an_answer_a_dead_worker_left_unsent_is_sent_once_by_the_next_run(
     # is run again (as the stalled-job watchdog re-queues it).
     async with shop.database.transaction() as session:
         session.add(
-            Message(
-                id=uuid.UUID(int=inbound.id.int + 1),
-                organisation_id=inbound.organisation_id,
-                conversation_id=inbound.conversation_id,
-                direction=Direction.OUTBOUND,
-                sender=Sender.ASSISTANT,
-                type="text",
-                text="Returns are free within 30 days.",
-                status=MessageStatus.SENDING,
+            answer_to(
+                inbound,
+                "Returns are free within 30 days.",
+                MessageStatus.SENDING,
                 send_started_at=datetime.now(UTC) - timedelta(minutes=1),
                 send_attempts=1,
                 reply_to_id=inbound.id,

@@ -13,9 +13,9 @@ from psycopg import sql
 from sqlalchemy import select
 
 from cybergine.channels.whatsapp import delivery
-from cybergine.conversations.models import Direction, Message, MessageStatus, Sender
+from cybergine.conversations.models import Message, MessageStatus
 from cybergine.db.urls import libpq_url
-from tests.support.whatsapp import Shop
+from tests.support.whatsapp import Shop, answer_to
 
 CUSTOMER = "15550001111"
 
@@ -27,15 +27,10 @@ async def _queued_answer(shop: Shop) -> uuid.UUID:
             select(Message).where(Message.organisation_id == shop.organisation_id)
         )
         assert inbound is not None
-        answer = Message(
-            id=uuid.UUID(int=inbound.id.int + 1),
-            organisation_id=inbound.organisation_id,
-            conversation_id=inbound.conversation_id,
-            direction=Direction.OUTBOUND,
-            sender=Sender.ASSISTANT,
-            type="text",
-            text="Returns are free within 30 days.",
-            status=MessageStatus.QUEUED,
+        answer = answer_to(
+            inbound,
+            "Returns are free within 30 days.",
+            MessageStatus.QUEUED,
             created_at=datetime.now(UTC),
         )
         session.add(answer)
