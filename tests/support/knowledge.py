@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import httpx
+import procrastinate
 
 from cybergine.db.engine import Database
-from cybergine.jobs import Worker
+from cybergine.jobs import APP, Worker
 from cybergine.settings import Settings
 
 
+@cache
+def tasks_without_schedule() -> procrastinate.App:
+    """The one App's tasks without its periodic schedule. A worker's first act is to defer
+    every periodic task due in the last ten minutes: in a test, the retention purge or an
+    analytics sweep would then run inside an unrelated test, or not, by the minute of the
+    hour. Jobs defer on the caller's connection (``cybergine.queue.defer``), so this App's
+    own connector is never opened either."""
+    APP.perform_import_paths()
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+    app.tasks = APP.tasks
+    return app
+
+
 async def run_jobs(database: Database, settings: Settings) -> None:
-    """Run every job that is due, then return (as a worker would, once)."""
-    await Worker(database, settings=settings, concurrency=2).run(
+    """Run every job the test has deferred and that is due, then return (as a worker
+    would, once), without deferring the periodic ones (``tasks_without_schedule``)."""
+    await Worker(database, settings=settings, concurrency=2, app=tasks_without_schedule()).run(
         wait=False, install_signal_handlers=False
     )
 
