@@ -33,7 +33,7 @@ from cybergine.knowledge.models import Item
 from cybergine.knowledge.service import create_qa
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.shop_domains import shop_origin
-from cybergine.shopify.simulator.sandbox import DEMO_SHOP
+from cybergine.shopify.simulator import DEMO_SHOP
 
 DEMO_ORGANISATION_NAME = "Demo Shop"
 DEMO_OWNER_EMAIL = "demo@cybergine.example"

@@ -11,7 +11,8 @@ import pytest
 from cybergine.egress import OutboundPolicy
 from cybergine.errors import InvalidInput
 from cybergine.llm.endpoints import ChatEndpoints
-from cybergine.llm.providers import ChatMessage, LLMError, OpenAICompatibleChat
+from cybergine.llm.openai_chat import OpenAICompatibleChat
+from cybergine.llm.providers import ChatMessage, LLMError
 from cybergine.settings import load_settings
 from tests.support.openai_simulator import OpenAISimulator
 

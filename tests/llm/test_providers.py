@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from cybergine.llm.openai_chat import OpenAICompatibleChat
 from cybergine.llm.providers import (
     HANDOFF_TOOL,
     SEARCH_KNOWLEDGE_TOOL,
     ChatMessage,
     LLMError,
     LLMProvider,
-    OpenAICompatibleChat,
     ToolCall,
     Usage,
 )

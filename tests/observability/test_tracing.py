@@ -15,7 +15,8 @@ from cybergine.app import create_app
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
 from cybergine.job_names import JobName
-from cybergine.llm.providers import ChatMessage, LLMError, OpenAICompatibleChat
+from cybergine.llm.openai_chat import OpenAICompatibleChat
+from cybergine.llm.providers import ChatMessage, LLMError
 from cybergine.observability import tracing
 from cybergine.ops.check import configuration_problems
 from cybergine.queue import defer

@@ -16,7 +16,6 @@ own search (a tool call) through the ``search`` function the caller gives.
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +30,6 @@ from cybergine.conversations import data_request_replies, intents, product_answe
 from cybergine.conversations.intent_phrases.products import PHRASES as PRODUCT_PHRASES
 from cybergine.conversations.product_cards import ProductCard
 from cybergine.db.tenancy import TenantScope
-from cybergine.egress import OutboundPolicy
 from cybergine.errors import InvalidInput
 from cybergine.knowledge.embeddings import EmbeddingProvider
 from cybergine.knowledge.search import Hit
@@ -45,7 +43,6 @@ from cybergine.llm.providers import (
     ChatMessage,
     LLMError,
     LLMProvider,
-    OpenAICompatibleChat,
     ToolCall,
     ToolSpec,
 )
@@ -379,7 +376,10 @@ class Responder:
         endpoint = ChatEndpoints.of(self.settings).choose(
             assistant.llm_base_url, assistant.llm_api_key
         )
-        provider = self._chat_override or _chat_provider(
+        # Imported where a model is first called, not at start (llm/providers.py).
+        from cybergine.llm.openai_chat import shared_chat
+
+        provider = self._chat_override or shared_chat(
             endpoint.base_url, endpoint.api_key, assistant.llm_model, endpoint.policy
         )
         redactor = Redactor() if assistant.redact_personal_data else None
@@ -567,14 +567,6 @@ def _source_record(source: prompts.Source, cited: bool) -> dict[str, Any]:
         "score": round(source.score, 4),
         "cited": cited,
     }
-
-
-@functools.lru_cache(maxsize=64)
-def _chat_provider(
-    base_url: str, api_key: str | None, model: str, policy: OutboundPolicy | None
-) -> OpenAICompatibleChat:
-    """One client per endpoint, key, model and policy in this process, for connection reuse."""
-    return OpenAICompatibleChat(base_url=base_url, api_key=api_key, model=model, policy=policy)
 
 
 __all__: Sequence[str] = (

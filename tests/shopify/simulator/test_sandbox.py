@@ -18,8 +18,9 @@ from starlette.types import Receive, Scope, Send
 from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD
 from cybergine.settings import Settings
 from cybergine.shopify.session_tokens import verify_session_token
+from cybergine.shopify.simulator import DEMO_SHOP
 from cybergine.shopify.simulator.generator import generate_products
-from cybergine.shopify.simulator.sandbox import DEMO_PRODUCTS, DEMO_SHOP, PREFIX, ShopifySandbox
+from cybergine.shopify.simulator.sandbox import DEMO_PRODUCTS, PREFIX, ShopifySandbox
 from cybergine.shopify.simulator.store import Ids, Shop
 from tests.shopify.simulator.conftest import CLIENT_ID, CLIENT_SECRET, Admin
 from tests.support.browser import Browser

@@ -33,8 +33,39 @@ Data: ``admin_schema.graphql`` and ``catalogue_words`` (for ``generator``).
 
 from __future__ import annotations
 
-from cybergine.shopify.simulator.app_bridge import session_token
-from cybergine.shopify.simulator.server import DEFAULT_VERSION, ShopifySimulator
-from cybergine.shopify.simulator.webhooks import Delivery
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_VERSION", "Delivery", "ShopifySimulator", "session_token"]
+if TYPE_CHECKING:
+    from cybergine.shopify.simulator.app_bridge import session_token
+    from cybergine.shopify.simulator.server import DEFAULT_VERSION, ShopifySimulator
+    from cybergine.shopify.simulator.webhooks import Delivery
+
+# The stocked shop of `cybergine serve --shopify-simulator` (``sandbox``), which the demo
+# organisation (``cybergine.demo``) is connected to.
+DEMO_SHOP = "cybergine-demo.myshopify.com"
+DEMO_SHOP_NAME = "Cybergine Demo Outdoor"
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "DEMO_SHOP",
+    "DEMO_SHOP_NAME",
+    "Delivery",
+    "ShopifySimulator",
+    "session_token",
+]
+
+# Loaded when first asked for: the simulator's GraphQL engine is a quarter of a second of
+# a start, and `cybergine demo` and `serve` name the demo shop without running it.
+_LAZY = {
+    "DEFAULT_VERSION": "server",
+    "ShopifySimulator": "server",
+    "session_token": "app_bridge",
+    "Delivery": "webhooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

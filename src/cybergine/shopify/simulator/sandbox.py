@@ -30,11 +30,10 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cybergine.settings import Settings
+from cybergine.shopify.simulator import DEMO_SHOP, DEMO_SHOP_NAME
 from cybergine.shopify.simulator.server import ShopifySimulator
 
 PREFIX = "/_shopify"
-DEMO_SHOP = "cybergine-demo.myshopify.com"
-DEMO_SHOP_NAME = "Cybergine Demo Outdoor"
 DEMO_PRODUCTS = 300
 # Used when no client id is configured: a development value, as Shopify's are opaque.
 SANDBOX_CLIENT_ID = "cybergine-sandbox-client-id"
