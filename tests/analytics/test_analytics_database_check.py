@@ -1,13 +1,16 @@
 """``cybergine check`` and the analytics database: it must answer and be at the primary's
 migration; a database that is no replica (``pg_is_in_recovery()`` false: a primary named
-by mistake, or a copy as here) is allowed, with a warning."""
+by mistake, or a copy as here) is allowed, with a warning. ``serve`` says the same at
+start, as warnings, and serves."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -16,7 +19,8 @@ from cybergine.ops.check import analytics_database_check
 from cybergine.settings import Settings
 from tests.analytics.copies import UNREACHABLE, copy_of
 from tests.support.databases import drop_database
-from tests.support.processes import CYBERGINE, clean_env
+from tests.support.processes import CYBERGINE, clean_env, start_serve
+from tests.support.server import free_port
 
 
 @pytest.fixture
@@ -81,3 +85,25 @@ def test_cybergine_check_says_what_the_analytics_database_is(
     assert "warning: CYBERGINE_ANALYTICS_DATABASE_URL: names a database that is not a read" in (
         checked.stderr
     )
+
+
+def test_serve_says_at_start_that_the_analytics_database_is_unreachable_and_serves(
+    database_url: str, key_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = clean_env(
+        CYBERGINE_DATABASE_URL=database_url,
+        CYBERGINE_ANALYTICS_DATABASE_URL=UNREACHABLE,
+        CYBERGINE_DATA_DIR=str(tmp_path / "data"),
+        CYBERGINE_EMBEDDED_WORKER="false",
+        **key_env,
+    )
+    port, log = free_port(), tmp_path / "serve.log"
+    server = start_serve(port, env, log)
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    said = log.read_text()
+    assert "warning: CYBERGINE_ANALYTICS_DATABASE_URL: the analytics database cannot be" in said
+    assert "(serving all the same: only analytics read it)" in said

@@ -125,8 +125,25 @@ def ready_to_start(settings: Settings, command: str) -> str:
         typer.echo(f"warning: {problem} (/readyz answers 503 until then)", err=True)
     if problems:
         refuse(problems, f"`cybergine {command}` will not start")
+    if command == "serve":
+        _say_what_the_analytics_database_is(settings, url)
     load_keys(settings)
     return url
+
+
+def _say_what_the_analytics_database_is(settings: Settings, url: str) -> None:
+    """``serve`` with ``CYBERGINE_ANALYTICS_DATABASE_URL``: what ``cybergine check`` finds
+    there, said as warnings. It does not stop the start: only analytics read the replica,
+    and they answer 503 while it cannot be read (everything else works)."""
+    from cybergine.ops.check import analytics_database_check
+
+    if settings.analytics_database_url is None:
+        return
+    found = asyncio.run(analytics_database_check(settings, url))
+    for problem in found.problems:
+        typer.echo(f"warning: {problem} (serving all the same: only analytics read it)", err=True)
+    if found.warning:
+        typer.echo(f"warning: {found.warning}", err=True)
 
 
 @cli.command()
