@@ -26,14 +26,17 @@ Decisions:
 - A bad or missing token is a 401 with code 190; a valid token used for a number it does
   not belong to is Meta's "object does not exist" (code 100, subcode 33).
 - Webhook bodies are serialised as Meta serialises them (compact, non-ASCII escaped) and
-  signed over exactly the bytes sent. A delivery is tried three times, then recorded as
-  failed in ``webhook_deliveries``; it never fails the send that caused it.
+  signed over exactly the bytes sent. A status webhook the receiver does not take is
+  tried again as Meta does, less and less often for up to 7 days (``webhook_retries``,
+  ``webhook_retries.META_RETRIES``; tests pass a shorter ``WebhookRetries``), then
+  recorded in ``webhook_deliveries``, as is one still being tried when the simulator
+  stops; it never fails the send that caused it.
 - Records (``sent``, ``read_receipts``, ``webhook_deliveries``) are snapshots taken under a
   lock: tests read them from another thread while the simulator serves.
 
 Layout: ``server`` (the simulator), ``meta_formats`` (webhook and error bodies, usable
 without a simulator), ``checks`` (what a request must be to be accepted), ``records``
-(what it records and serves).
+(what it records and serves), ``webhook_retries`` (how a status webhook is delivered).
 """
 
 from __future__ import annotations

@@ -46,10 +46,15 @@ from cybergine.channels.whatsapp.simulator.records import (
     SentMessage,
     WebhookDelivery,
 )
+from cybergine.channels.whatsapp.simulator.webhook_retries import (
+    META_RETRIES,
+    Deliveries,
+    WebhookRetries,
+    post_until_delivered,
+)
 from cybergine.web.threaded import ThreadedServer
 
 MEDIA_URL_TTL_SECONDS = 300.0  # Meta: a media URL is valid for five minutes
-WEBHOOK_ATTEMPTS = 3
 
 _FAULT_ENDPOINTS = frozenset({"send", "read", "media", "download", "number", "any"})
 # The fields of a WhatsAppBusinessPhoneNumber node it knows; Meta answers these without `fields`.
@@ -80,8 +85,10 @@ class GraphSimulator:
         app_secret: str | None = None,
         auto_read: bool = False,
         waba_id: str = DEFAULT_WABA_ID,
+        webhook_retries: WebhookRetries = META_RETRIES,
     ) -> None:
         self.version = version
+        self.webhook_retries = webhook_retries
         self.webhook_url = webhook_url
         self.app_secret = app_secret
         self.auto_read = auto_read
@@ -103,6 +110,7 @@ class GraphSimulator:
         # Status webhooks go out over kept-alive connections, as Meta's do; one session
         # for the serving loop, closed when the app shuts down.
         self._webhook_session: aiohttp.ClientSession | None = None
+        self._reports = Deliveries()  # status webhooks being tried, for up to days
         self.app = FastAPI(
             title="WhatsApp Graph API simulator",
             openapi_url=None,
@@ -309,6 +317,7 @@ class GraphSimulator:
         try:
             yield
         finally:
+            await self._reports.stop()
             session, self._webhook_session = self._webhook_session, None
             if session is not None:
                 await session.close()
@@ -382,7 +391,7 @@ class GraphSimulator:
         background = None
         if self.webhook_url and self.app_secret:
             background = BackgroundTask(
-                self._report_statuses,
+                self._start_report,
                 record,
                 number.display_phone_number,
                 self.webhook_url,
@@ -390,6 +399,10 @@ class GraphSimulator:
                 failure,
             )
         return JSONResponse(answer, background=background)
+
+    async def _start_report(self, *report: Any) -> None:
+        """Once the answer is sent: Meta answers a send before its statuses come."""
+        self._reports.start(self._report_statuses(*report))
 
     def _read_receipt(self, phone_number_id: str, body: Mapping[str, Any]) -> Response:
         if body.get("status") != "read":
@@ -545,7 +558,8 @@ class GraphSimulator:
         app_secret: str,
         failure: dict[str, Any] | None,
     ) -> None:
-        """Posts the status webhooks of an accepted message, in order."""
+        """Posts the status webhooks of an accepted message, in order: the next once the
+        last was delivered, or given up (``webhook_retries``)."""
         states: list[str] = ["sent"]
         if failure is not None:
             states.append("failed")
@@ -569,30 +583,14 @@ class GraphSimulator:
                 errors=[failure] if state == "failed" and failure else (),
                 pricing_category=category,
             )
-            await self._post(client, url, body, app_secret)
+            raw, headers = webhook_request(body, app_secret)
+            await post_until_delivered(
+                client, url, raw, headers, self.webhook_retries, self._record_delivery
+            )
 
-    async def _post(
-        self, client: aiohttp.ClientSession, url: str, body: Mapping[str, Any], app_secret: str
-    ) -> None:
-        raw, headers = webhook_request(body, app_secret)
-        status: int | None = None
-        error: str | None = None
-        attempts = 0
-        for attempt in range(WEBHOOK_ATTEMPTS):
-            attempts = attempt + 1
-            try:
-                async with client.post(url, data=raw, headers=headers) as response:
-                    status = response.status
-                    ok = 200 <= status < 300
-                    error = None if ok else (await response.read()).decode("utf-8", "replace")[:200]
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                status, error = None, f"{type(exc).__name__}: {exc}"
-            else:
-                if ok:
-                    break
-            await asyncio.sleep(0.1 * 2**attempt)
+    def _record_delivery(self, delivery: WebhookDelivery) -> None:
         with self._lock:
-            self._deliveries.append(WebhookDelivery(url, raw, status, error, attempts))
+            self._deliveries.append(delivery)
 
 
 @functools.cache  # one load of the certificate store, which costs more than a delivery here
