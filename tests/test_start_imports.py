@@ -8,9 +8,10 @@ import json
 import subprocess
 import sys
 
-# What every start would otherwise pay for: the OpenAI SDK (its hundreds of models) and
-# the Shopify simulator's GraphQL engine.
-LOADED_ON_USE = ("openai", "graphql")
+# What every start would otherwise pay for: the OpenAI SDK (its hundreds of models), the
+# Shopify simulator's GraphQL engine, and the PDF and Word parsers (documents are read in
+# the extraction fork server's children, which load them once).
+LOADED_ON_USE = ("openai", "graphql", "pypdf", "docx")
 
 PROBE = """
 import json, sys
@@ -19,11 +20,21 @@ started = sorted(sys.modules)
 from cybergine.llm.openai_chat import shared_chat
 shared_chat("http://127.0.0.1:9/v1", None, "model", None)
 from cybergine.shopify.simulator import ShopifySimulator
+import io, zipfile
+from cybergine.knowledge.extract import CorruptDocument, extract
+word = io.BytesIO()
+with zipfile.ZipFile(word, "w") as archive:
+    archive.writestr("word/document.xml", "<w:document/>")
+for damaged in (b"%PDF-1.7 not really", word.getvalue()):
+    try:
+        extract(damaged)
+    except CorruptDocument:
+        pass
 print(json.dumps({"started": started, "used": sorted(sys.modules)}))
 """
 
 
-def test_a_start_loads_neither_the_model_sdk_nor_the_simulators_graphql_until_used() -> None:
+def test_a_start_loads_no_optional_heavy_part_until_it_is_used() -> None:
     # A process of its own: this one has loaded everything the other tests use.
     result = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True

@@ -54,6 +54,8 @@ from cybergine.knowledge.extract import (
 
 __all__ = ["ExtractionBusy", "ExtractionProcesses"]
 
+PARSER_MODULES = ("cybergine.knowledge.extract.pdf", "cybergine.knowledge.extract.docx")
+
 log = structlog.get_logger(__name__)
 
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -144,7 +146,9 @@ class ExtractionProcesses:
         # "main fixup"); under the `cybergine` console script that imports cybergine.cli.
         # Importing it in the fork server too makes that free in every child: ~7 ms to
         # start one instead of ~250 ms. (Python 3.11 cannot preload "__main__" itself.)
-        _CONTEXT.set_forkserver_preload([__name__, "cybergine.cli"])
+        # The PDF and Word parsers, which ``extract`` imports on first use, are loaded here
+        # once rather than by every child.
+        _CONTEXT.set_forkserver_preload([__name__, "cybergine.cli", *PARSER_MODULES])
         forkserver.ensure_running()
 
     async def extract(

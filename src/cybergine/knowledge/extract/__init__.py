@@ -8,6 +8,11 @@ no parser exception escapes, and no message echoes the file's content.
 Each format's parser counts its work as it goes against `Limits` (content-stream bytes
 and operators for PDF, inflated bytes and XML elements for Word, tokens, elements and
 nesting for Markdown and HTML), so a small hostile file is refused after bounded work.
+
+The PDF and Word parsers (pypdf, python-docx and its lxml) are imported by ``extract`` when
+it first meets their format, not with this package: the web process names the package's
+types and never parses a document itself (``knowledge.extraction_process`` does, in
+children of a fork server that loads both once).
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from cybergine.knowledge.extract.document import (
     Limits,
     Section,
 )
-from cybergine.knowledge.extract.docx import extract_docx
 from cybergine.knowledge.extract.errors import (
     CorruptDocument,
     DocumentTooLarge,
@@ -31,7 +35,6 @@ from cybergine.knowledge.extract.errors import (
 )
 from cybergine.knowledge.extract.html import extract_html
 from cybergine.knowledge.extract.markdown import extract_markdown
-from cybergine.knowledge.extract.pdf import extract_pdf
 from cybergine.knowledge.extract.sniffing import sniff, sniff_and_decode
 from cybergine.knowledge.extract.text import extract_text
 
@@ -68,8 +71,12 @@ def extract(
     )
     try:
         if kind is DocumentType.PDF:
+            from cybergine.knowledge.extract.pdf import extract_pdf
+
             document = extract_pdf(data, limits)
         elif kind is DocumentType.DOCX:
+            from cybergine.knowledge.extract.docx import extract_docx
+
             document = extract_docx(data, limits)
         else:
             assert text is not None
