@@ -152,8 +152,8 @@ class ShopifySimulator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()  # first: a bulk runner that stops names its file by the server's URL
         server, self._server = self._server, None
-        self.close()
         if server is not None:
             server.stop()
 
