@@ -11,8 +11,8 @@ nesting for Markdown and HTML), so a small hostile file is refused after bounded
 
 The PDF and Word parsers (pypdf, python-docx and its lxml) are imported by ``extract`` when
 it first meets their format, not with this package: the web process names the package's
-types and never parses a document itself (``knowledge.extraction_process`` does, in
-children of a fork server that loads both once).
+types, and uploaded files are read in ``knowledge.extraction_process``'s children, forked
+from a server that loads both once.
 """
 
 from __future__ import annotations
