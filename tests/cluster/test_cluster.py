@@ -14,6 +14,7 @@ Run with ``make test-cluster`` (root, iproute2 and Debian's haproxy).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -162,8 +163,13 @@ def _scenario(net: Network, workdir: Path, key_env: dict[str, str], t: Timeline)
             print(f"--- postgres ---\n{tail(pg.log)}")
             raise
         finally:
-            for host in [*WEB, *WORKERS, "lb", "db"]:
+            for host in [*WEB, *WORKERS, "lb"]:
                 net.kill_all(host)
+            # Stopped, not killed: a killed PostgreSQL leaves its shared memory files in
+            # /dev/shm. Killed all the same if the stop fails.
+            with contextlib.suppress(Exception):
+                pg.stop()
+            net.kill_all("db")
 
 
 def _under_faults(
