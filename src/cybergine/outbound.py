@@ -45,6 +45,17 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def retry_wait(
+    headers: Mapping[str, str], backoff: float, *, last: bool, longest: float
+) -> float | None:
+    """How long to wait before trying again after an answer worth retrying: the server's
+    ``Retry-After``, else ``backoff``; None when no try is left or the server asks for
+    longer than ``longest``."""
+    retry_after = retry_after_seconds(headers)
+    wait = backoff if retry_after is None else retry_after
+    return None if last or wait > longest else wait
+
+
 def server_message(body: bytes, reason: str) -> str:
     """The error message a server gave in an answer's ``body``: OpenAI's
     ``{"error": {"message"}}``, Ollama's ``{"error": "..."}``, FastAPI's ``{"detail"}``,

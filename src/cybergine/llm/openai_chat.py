@@ -43,7 +43,7 @@ from cybergine.outbound import (
     AsyncClosable,
     BorrowedTransport,
     redact_inputs,
-    retry_after_seconds,
+    retry_wait,
     server_message,
 )
 
@@ -258,11 +258,11 @@ class OpenAICompatibleChat(AsyncClosable):
                     server_message(response.content, response.reason_phrase), texts
                 )
                 if status in (408, 429) or status >= 500:
-                    retry_after = retry_after_seconds(response.headers)
-                    if retry_after is not None:
-                        wait = retry_after
-                    if not last and wait <= self._max_retry_after:
-                        await asyncio.sleep(wait)
+                    later = retry_wait(
+                        response.headers, wait, last=last, longest=self._max_retry_after
+                    )
+                    if later is not None:
+                        await asyncio.sleep(later)
                         continue
                     raise LLMError(
                         f"chat completion request to {self.url} failed with HTTP {status} "

@@ -17,7 +17,7 @@ from cybergine.knowledge.embeddings.base import (
     normalise_rows,
     report_usage,
 )
-from cybergine.outbound import BearerClient, redact_inputs, retry_after_seconds, server_message
+from cybergine.outbound import BearerClient, redact_inputs, retry_wait, server_message
 
 
 class OpenAICompatibleEmbeddings(BearerClient):
@@ -131,11 +131,9 @@ class OpenAICompatibleEmbeddings(BearerClient):
                 return response
             message = redact_inputs(server_message(response.content, response.reason_phrase), batch)
             if status == 429 or status >= 500:
-                retry_after = retry_after_seconds(response.headers)
-                if retry_after is not None:
-                    wait = retry_after
-                if not last and wait <= self._max_retry_after:
-                    await asyncio.sleep(wait)
+                later = retry_wait(response.headers, wait, last=last, longest=self._max_retry_after)
+                if later is not None:
+                    await asyncio.sleep(later)
                     continue
                 raise EmbeddingError(
                     f"embedding request to {self.url} failed with HTTP {status} after "
