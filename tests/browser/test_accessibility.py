@@ -40,11 +40,13 @@ from cybergine.settings import Settings
 from tests.browser.conftest import run_async, sign_in
 from tests.support.accessibility import (
     BLOCKING_IMPACTS,
+    NETWORK_WATCH_SCRIPT,
     assert_accessible,
     axe_violations,
     console_errors,
     describe,
     horizontal_overflow,
+    wait_until_quiet,
 )
 from tests.support.conversations import make_conversation, make_customer, make_message
 from tests.support.knowledge import run_jobs
@@ -204,7 +206,7 @@ def _check(page: Page, base: str, path: str, walk: Walk, *, token_page: bool) ->
     page.set_viewport_size(DESKTOP)
     with console_errors(page) as errors:
         response = page.goto(base + url)
-        page.wait_for_load_state("networkidle")
+        wait_until_quiet(page)
         assert response is not None
         if response.status >= 400 and not token_page:
             walk.problems.append(f"{path}: answered {response.status}")
@@ -252,6 +254,7 @@ def test_every_dashboard_page_passes_the_accessibility_scan(
     ]
 
     signed_out = chromium.new_context()
+    signed_out.add_init_script(NETWORK_WATCH_SCRIPT)
     page = signed_out.new_page()
     for path in paths:
         token_page = set(_PARAMETER.findall(path)) & EMAILED_LINKS
@@ -260,6 +263,7 @@ def test_every_dashboard_page_passes_the_accessibility_scan(
     signed_out.close()
 
     owner = chromium.new_context()
+    owner.add_init_script(NETWORK_WATCH_SCRIPT)
     page = owner.new_page()
     _sign_in(page, platform.url)
     for path in paths:
@@ -284,6 +288,7 @@ def test_the_developer_pages_pass_the_accessibility_scan(chromium: Browser, tmp_
     walk = Walk(ids={})
     try:
         context = chromium.new_context()
+        context.add_init_script(NETWORK_WATCH_SCRIPT)
         page = context.new_page()
         for path in sorted(DEVELOPER_PAGES):
             _check(page, f"http://127.0.0.1:{port}", path, walk, token_page=False)

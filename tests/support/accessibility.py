@@ -26,6 +26,48 @@ BLOCKING_IMPACTS = frozenset({"serious", "critical"})
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
 
+# Installed in a browser context before any script of its pages runs: counts the page's
+# fetch and XMLHttpRequest calls under way (HTMX sends XHR, the API reference's Swagger UI
+# fetches its document) and when the last one began or ended. Server-Sent Events are not
+# counted: the inbox keeps one open for as long as it is shown.
+NETWORK_WATCH_SCRIPT = """
+(() => {
+  const network = { pending: 0, last: performance.now() };
+  window.__cybergineNetwork = network;
+  const begin = () => { network.pending += 1; network.last = performance.now(); };
+  const end = () => { network.pending -= 1; network.last = performance.now(); };
+  const fetch = window.fetch;
+  window.fetch = function (...args) {
+    begin();
+    return fetch.apply(this, args).finally(end);
+  };
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (...args) {
+    begin();
+    this.addEventListener("loadend", end, { once: true });
+    return send.apply(this, args);
+  };
+})();
+"""
+# Quiet for this long after the last request ended: what a script does with an answer it
+# got (Swagger UI renders the operations) is done by then. Playwright's "networkidle"
+# waits 500 ms after every page, which for a walk of forty pages is most of its time.
+QUIET_MS = 100
+
+
+def wait_until_quiet(page: Page) -> None:
+    """Once the page has loaded: waits until none of its requests is under way and none
+    began or ended in the last ``QUIET_MS``. The page's context must have
+    ``NETWORK_WATCH_SCRIPT`` installed (``context.add_init_script``)."""
+    page.wait_for_function(
+        """(quiet) => {
+            const network = window.__cybergineNetwork;
+            return network.pending === 0 && performance.now() - network.last >= quiet;
+        }""",
+        arg=QUIET_MS,
+    )
+
+
 @cache
 def _axe_source() -> str:
     return AXE_CORE.read_text(encoding="utf-8")
