@@ -36,6 +36,7 @@ import httpcore
 import httpx
 
 from cybergine.errors import InvalidInput
+from cybergine.tls import client_context
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -399,12 +400,15 @@ class _PolicyTransport(httpx.AsyncHTTPTransport):
     def __init__(
         self, policy: OutboundPolicy, *, verify: ssl.SSLContext | bool, limits: httpx.Limits
     ) -> None:
-        super().__init__(verify=verify, limits=limits)
+        if verify is True:
+            verify = client_context()
+        context = httpx.create_ssl_context(verify=verify)  # a context given is used as it is
+        super().__init__(verify=context, limits=limits)
         self._policy = policy
         # httpx 0.28 takes no network backend: its pool is made again, with ours (if
         # httpx stops using ``_pool``, tests/test_egress.py's listed-name test fails).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify),
+            ssl_context=context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

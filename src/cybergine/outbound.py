@@ -15,6 +15,8 @@ from typing import Self
 
 import httpx
 
+from cybergine.tls import client_context
+
 
 class BorrowedTransport(httpx.AsyncBaseTransport):
     """A transport the caller owns: our clients use it but never close it."""
@@ -140,6 +142,7 @@ class BearerClient(AsyncClosable):
             headers.update(self._headers)
             self._client = httpx.AsyncClient(
                 transport=self._transport,
+                verify=client_context(),
                 timeout=httpx.Timeout(self._timeout),
                 headers=headers,
                 params=self._params,

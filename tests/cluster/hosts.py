@@ -15,6 +15,7 @@ import httpx
 
 from tests.cluster.network import SUBNET, Network
 from tests.support.processes import CYBERGINE, clean_env
+from tests.support.server import TLS
 
 PG_USER = "pgserver"  # the embedded server's user when run as root
 WEB_PORT = 8000
@@ -184,7 +185,7 @@ class Cybergine:
             raise AssertionError(f"{host} exited {process.returncode}:\n{tail(self.log(host))}")
         try:
             url = f"http://{self.net.hosts[host]}:{WEB_PORT}/readyz"
-            return httpx.get(url, timeout=2).status_code == 200
+            return httpx.get(url, timeout=2, verify=TLS).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -20,6 +20,7 @@ from cybergine.shopify.models import ShopifyShop, ShopStatus, WebhookDelivery
 from cybergine.shopify.webhook_signature import webhook_hmac
 from tests.shopify.signed_fixtures import FIXTURES
 from tests.support.factories import make_organisation
+from tests.support.server import TLS
 
 SECRET = "shpss_webhooks_current_0123456789abcdef"
 PREVIOUS_SECRET = "shpss_webhooks_previous_0123456789abcd"
@@ -97,7 +98,9 @@ def deliver(
 ) -> httpx.Response:
     sent = headers_for(body, topic=topic, shop=shop, webhook_id=webhook_id, secret=secret)
     sent.update(headers or {})
-    return httpx.post(f"{base_url}/webhooks/shopify", content=body, headers=sent, timeout=10)
+    return httpx.post(
+        f"{base_url}/webhooks/shopify", content=body, headers=sent, timeout=10, verify=TLS
+    )
 
 
 async def run_jobs(database: Database, settings: Settings) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.server import TLS
+
 VENV_BIN = Path(sys.executable).parent
 CYBERGINE = str(VENV_BIN / "cybergine")
 
@@ -49,7 +51,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: fl
         if process.poll() is not None:
             raise AssertionError(f"server exited early:\n{log.read_text()[-4000:]}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, verify=TLS).status_code == 200:
                 return
         except httpx.TransportError:
             pass

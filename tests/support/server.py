@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import socket
-import ssl
 from types import TracebackType
 
 import httpx
 from starlette.types import ASGIApp
 
+from cybergine.tls import client_context
 from cybergine.web.threaded import ThreadedServer
 
-# httpx builds a TLS context for every client it makes, loading the CA bundle (tens of
-# milliseconds, a hundred on a busy machine), though these clients speak plain HTTP to local
-# servers. One context, made once, verifies exactly as each new one would.
-TLS = ssl.create_default_context()
+# The platform's one client TLS context (see cybergine/tls.py): the tests' clients speak
+# plain HTTP to local servers, and would otherwise each load the certificate store.
+TLS = client_context()
 
 
 def free_port() -> int:

@@ -46,6 +46,7 @@ from cybergine.outbound import (
     retry_wait,
     server_message,
 )
+from cybergine.tls import client_context
 
 # --- Wire format --------------------------------------------------------------------------
 
@@ -291,7 +292,9 @@ class OpenAICompatibleChat(AsyncClosable):
                 self._policy.client(timeout=self._timeout)
                 if self._policy is not None
                 else httpx.AsyncClient(
-                    transport=self._transport, timeout=httpx.Timeout(self._timeout)
+                    transport=self._transport,
+                    timeout=httpx.Timeout(self._timeout),
+                    verify=client_context(),
                 )
             )
             client = AsyncOpenAI(

@@ -32,6 +32,7 @@ import httpx
 
 from cybergine.outbound import AsyncClosable, retry_after_seconds, server_message
 from cybergine.settings import Settings
+from cybergine.tls import client_context
 
 THROTTLED = "THROTTLED"
 # Bounded: a call gives up after this many tries of a retryable failure (5xx, network)…
@@ -167,7 +168,9 @@ class AdminClient(AsyncClosable):
         self.url = graphql_url(settings, shop_domain)
         self._token = access_token
         self._sleep = sleep
-        self._http = httpx.AsyncClient(timeout=REQUEST_TIMEOUT, transport=transport)
+        self._http = httpx.AsyncClient(
+            timeout=REQUEST_TIMEOUT, transport=transport, verify=client_context()
+        )
         self.last_throttle: ThrottleStatus | None = None
         self._last_seen = 0.0
         # What the waits cost, for the sync's report and the tests.

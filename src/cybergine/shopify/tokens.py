@@ -47,6 +47,7 @@ from cybergine.shopify.oauth_names import (
 )
 from cybergine.shopify.session_tokens import InvalidSessionToken
 from cybergine.shopify.shop_domains import shop_domain
+from cybergine.tls import client_context
 
 log = structlog.get_logger(__name__)
 
@@ -249,7 +250,9 @@ async def _post(
 ) -> tuple[int, Any]:
     url = token_url(settings, domain)
     own = client is None
-    http = client or httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, follow_redirects=False)
+    http = client or httpx.AsyncClient(
+        timeout=REQUEST_TIMEOUT_SECONDS, follow_redirects=False, verify=client_context()
+    )
     try:
         response = await http.post(url, json=dict(body), headers={"Accept": "application/json"})
     except httpx.HTTPError as error:

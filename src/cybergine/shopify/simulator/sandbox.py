@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cybergine.settings import Settings
 from cybergine.shopify.simulator import DEMO_SHOP, DEMO_SHOP_NAME
 from cybergine.shopify.simulator.server import ShopifySimulator
+from cybergine.tls import client_context
 
 PREFIX = "/_shopify"
 DEMO_PRODUCTS = 300
@@ -101,7 +102,7 @@ class ShopifySandbox:
         connects the shop and syncs it. In a thread; the outcome is logged."""
 
         def open_app() -> None:
-            with httpx.Client(timeout=60.0) as client:
+            with httpx.Client(timeout=60.0, verify=client_context()) as client:
                 deadline = time.monotonic() + STARTUP_SECONDS
                 while time.monotonic() < deadline:
                     try:

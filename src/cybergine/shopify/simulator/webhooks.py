@@ -31,6 +31,7 @@ import httpx
 
 from cybergine.shopify.simulator.store import BulkOperation, Shop, Subscription, gid, iso
 from cybergine.shopify.webhook_signature import WEBHOOK_HMAC_HEADER, webhook_hmac
+from cybergine.tls import client_context
 
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF_SECONDS = 0.5
@@ -74,7 +75,7 @@ class WebhookSender:
         self._lock = threading.Lock()
         self._pending: set[Future[None]] = set()
         self._deliveries: list[Delivery] = []
-        self._client = httpx.Client(timeout=TIMEOUT_SECONDS)
+        self._client = httpx.Client(timeout=TIMEOUT_SECONDS, verify=client_context())
 
     def send(self, shop: Shop, topic: str, payload: Mapping[str, Any]) -> None:
         """Queues a delivery of ``payload`` under ``topic`` for ``shop``."""

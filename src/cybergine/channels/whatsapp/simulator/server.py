@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import re
 import secrets
-import ssl
 import threading
 import time
 from collections import deque
@@ -52,6 +50,7 @@ from cybergine.channels.whatsapp.simulator.webhook_retries import (
     WebhookRetries,
     post_until_delivered,
 )
+from cybergine.tls import client_context
 from cybergine.web.threaded import ThreadedServer
 
 MEDIA_URL_TTL_SECONDS = 300.0  # Meta: a media URL is valid for five minutes
@@ -265,13 +264,13 @@ class GraphSimulator:
     def deliver(self, body: Mapping[str, Any], *, timeout: float = 10.0) -> int:
         """Posts a webhook body to ``webhook_url``, signed; returns the status code."""
         url, raw, headers = self._signed(body)
-        with httpx.Client(timeout=timeout, verify=_tls()) as client:
+        with httpx.Client(timeout=timeout, verify=client_context()) as client:
             return client.post(url, content=raw, headers=headers).status_code
 
     async def adeliver(self, body: Mapping[str, Any]) -> int:
         """``deliver``, from async code."""
         url, raw, headers = self._signed(body)
-        async with httpx.AsyncClient(timeout=10.0, verify=_tls()) as client:
+        async with httpx.AsyncClient(timeout=10.0, verify=client_context()) as client:
             return (await client.post(url, content=raw, headers=headers)).status_code
 
     def _signed(self, body: Mapping[str, Any]) -> tuple[str, bytes, dict[str, str]]:
@@ -591,8 +590,3 @@ class GraphSimulator:
     def _record_delivery(self, delivery: WebhookDelivery) -> None:
         with self._lock:
             self._deliveries.append(delivery)
-
-
-@functools.cache  # one load of the certificate store, which costs more than a delivery here
-def _tls() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
