@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cybergine.analytics.prices import ModelPrice, check_keys
 from cybergine.db.urls import check_postgresql_url
@@ -21,6 +21,20 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CYBERGINE_", env_file=None, extra="ignore", frozen=True
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments, then the environment: no .env file and no secrets directory is read,
+        # and their sources, which walk every field even with nothing to read, would cost
+        # half of each load (every process start and every test's settings).
+        return init_settings, env_settings
 
     # --- Database ---------------------------------------------------------------
     database_url: str | None = Field(
