@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Arguments, then the environment: no .env file and no secrets directory is read,
         # and their sources, which walk every field even with nothing to read, would cost
-        # half of each load (every process start and every test's settings).
+        # a third of each load (every process start and every test's settings).
         return init_settings, env_settings
 
     # --- Database ---------------------------------------------------------------

@@ -2,7 +2,7 @@
 Shopify, Meta, webhooks of the simulators).
 
 httpx builds a new context for each client it makes, loading the whole certificate store:
-some 30 ms of CPU, more than a request to a nearby server costs, and clients here are made
+some 40 ms of CPU, more than a request to a nearby server costs, and clients here are made
 per event loop, per shop and per delivery. One context, made on first use and shared by
 every client and thread of the process, verifies exactly as each new one would.
 """
