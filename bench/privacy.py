@@ -20,8 +20,8 @@ conversations quiet for 60 days with ``--messages-expired`` messages in all (one
 with an attachment), and as many active ones that must survive. ``privacy.purge.run``
 (in a process of its own) removes what expired, in its batches, while a probe plays the
 reply path's writes ten times a second (lock an active conversation, add a message,
-commit) and, unless
-``--skip-e2e``, the end-to-end part of ``bench/whatsapp.py`` runs on the same PostgreSQL:
+commit) and, unless ``--skip-e2e``, the end-to-end part of ``bench/whatsapp.py`` runs on
+the same PostgreSQL:
 ``cybergine serve``, ``cybergine worker`` processes, Meta's Graph API simulated, questions
 delivered at once by a load generator. Its replies/s is measured once before the purge
 (unloaded) and once while the purge runs. Goals (policy §11): the purge <= 120 s, and the
