@@ -400,9 +400,8 @@ class _PolicyTransport(httpx.AsyncHTTPTransport):
     def __init__(
         self, policy: OutboundPolicy, *, verify: ssl.SSLContext | bool, limits: httpx.Limits
     ) -> None:
-        if verify is True:
-            verify = client_context()
-        context = httpx.create_ssl_context(verify=verify)  # a context given is used as it is
+        # The process's one context by default; a context given is used as it is.
+        context = client_context() if verify is True else httpx.create_ssl_context(verify=verify)
         super().__init__(verify=context, limits=limits)
         self._policy = policy
         # httpx 0.28 takes no network backend: its pool is made again, with ours (if
