@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ViewportSize, expect
+from sqlalchemy import text
 
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
@@ -45,6 +46,38 @@ def _shop_owner(database_url: str) -> str:
             await database.dispose()
 
     return run_async(make())
+
+
+def _indexing_state(database_url: str) -> str:
+    """What the worker did with the documents: which of them waited, on which job, after
+    how many tries; read when they did not turn ready in time, to tell a slow index job
+    from one that waited behind others or was retried."""
+
+    async def read() -> str:
+        database = Database(database_url, pool_size=1)
+        try:
+            async with database.autocommit() as session:
+                items = await session.execute(
+                    text("SELECT title, status, error, indexed_at FROM kb_items")
+                )
+                jobs = await session.execute(
+                    text(
+                        "SELECT j.id, j.task_name, j.status, j.attempts, j.scheduled_at,"
+                        " array_agg(e.type || '@' || e.at::time ORDER BY e.at)"
+                        " FROM procrastinate_jobs j"
+                        " LEFT JOIN procrastinate_events e ON e.job_id = j.id"
+                        " GROUP BY j.id ORDER BY j.id"
+                    )
+                )
+                return "items:\n{}\njobs:\n{}\nnow: {}".format(
+                    "\n".join(map(str, items)),
+                    "\n".join(map(str, jobs)),
+                    await session.scalar(text("SELECT clock_timestamp()::time")),
+                )
+        finally:
+            await database.dispose()
+
+    return run_async(read())
 
 
 def test_the_knowledge_page_on_a_phone(
@@ -101,8 +134,11 @@ def test_two_files_upload_with_progress_and_turn_ready_without_a_reload(
 
         rows = page.get_by_test_id("document-row")
         expect(rows).to_have_count(2)
-        for row in (rows.nth(0), rows.nth(1)):
-            expect(row.get_by_test_id("kb-status")).to_have_text("Ready", timeout=30_000)
+        try:
+            for row in (rows.nth(0), rows.nth(1)):
+                expect(row.get_by_test_id("kb-status")).to_have_text("Ready", timeout=30_000)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_indexing_state(database_url)}") from exc
         assert page.evaluate("window.__sameDocument") is True
         assert_fits_and_accessible(page, "/knowledge (two documents)")
         page.screenshot(path=str(screenshots / "knowledge.png"))
