@@ -5,6 +5,14 @@ Several processes (``serve``, ``worker``, the CLI) attach to the same server: th
 first one starts it, each registers its pid, and the last one to exit stops it.
 A process killed with SIGKILL cannot unregister itself, so stale pids are pruned
 on every attach; otherwise the server would never be stopped again.
+
+The server's memory is sized to the machine (`memory_settings`) in ``cybergine.conf``,
+which ``postgresql.conf`` includes and every start rewrites. PostgreSQL's own defaults
+(128 MB of shared buffers) suit a shared development box: at 100,000 products the
+search rows and their vector index alone are about 460 MB, and a search that has to read
+them from the operating system's cache, or from disk once the kernel has reclaimed it,
+took ten times longer at p99 (bench/shopify.py, search section). An operator's ``ALTER
+SYSTEM`` still wins: ``postgresql.auto.conf`` is read after both files.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +35,69 @@ from cybergine.db.urls import with_database
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "cybergine"
+SETTINGS_FILE = "cybergine.conf"
+_INCLUDE = f"include_if_exists = '{SETTINGS_FILE}'"
+_MB = 1024 * 1024
+# cgroup v2's memory limit of the container this process runs in ("max": none).
+_CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """What the embedded server may use of a machine that also runs the web server, the
+    worker and the embedding model (so less than PostgreSQL's advice of a quarter of a
+    dedicated server's memory for shared buffers)."""
+
+    shared_buffers_mb: int
+    effective_cache_size_mb: int  # the planner's guess of what stays cached; no allocation
+    maintenance_work_mem_mb: int  # index builds: an HNSW graph built in memory is much faster
+
+    def lines(self) -> list[str]:
+        return [
+            f"shared_buffers = '{self.shared_buffers_mb}MB'",
+            f"effective_cache_size = '{self.effective_cache_size_mb}MB'",
+            f"maintenance_work_mem = '{self.maintenance_work_mem_mb}MB'",
+        ]
+
+
+def memory_settings(machine_bytes: int) -> MemorySettings:
+    """An eighth of the machine for shared buffers (128 MB, PostgreSQL's default, at
+    least; 4 GB at most), a 32nd for index builds (64 MB to 1 GB), half as cache."""
+    megabytes = machine_bytes // _MB
+    return MemorySettings(
+        shared_buffers_mb=min(max(megabytes // 8, 128), 4096),
+        effective_cache_size_mb=max(megabytes // 2, 256),
+        maintenance_work_mem_mb=min(max(megabytes // 32, 64), 1024),
+    )
+
+
+def machine_memory() -> int:
+    """Bytes of memory this process's machine has, or its container's limit if lower."""
+    total = int(psutil.virtual_memory().total)
+    try:
+        limit = _CGROUP_MEMORY_MAX.read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def _configure(pgdata: Path, settings: MemorySettings) -> None:
+    """Write ``cybergine.conf`` and make ``postgresql.conf`` include it (once). It takes
+    effect when the server next starts: a running server keeps what it started with."""
+    text = "# Written by cybergine at every start; ALTER SYSTEM overrides it.\n"
+    text += "\n".join(settings.lines()) + "\n"
+    owner = pgdata.stat()
+    # Another process may be writing the same file: each writes whole and renames.
+    with tempfile.NamedTemporaryFile("w", dir=pgdata, prefix=".cybergine-", delete=False) as f:
+        f.write(text)
+    os.chmod(f.name, 0o600)
+    if os.geteuid() == 0:  # the server runs as the data directory's owner (pgserver's user)
+        os.chown(f.name, owner.st_uid, owner.st_gid)
+    os.replace(f.name, pgdata / SETTINGS_FILE)
+    main = pgdata / "postgresql.conf"
+    if _INCLUDE not in main.read_text().splitlines():
+        with main.open("a") as conf:
+            conf.write(f"\n{_INCLUDE}\n")
 
 
 @dataclass(frozen=True)
@@ -69,6 +142,9 @@ def start(data_dir: Path, database: str = DATABASE_NAME) -> EmbeddedServer:
     pgdata.mkdir(exist_ok=True)
     with pgserver.PostgresServer._lock:
         _prune_dead_handles(pgdata)
+        # initdb first (it needs an empty directory), then our settings, then the start.
+        pgserver.get_server(pgdata, cleanup_mode="stop", start=False).ensure_pgdata_inited()
+        _configure(pgdata, memory_settings(machine_memory()))
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     admin_url = server.get_uri()
     _ensure_database(admin_url, database)
@@ -100,4 +176,13 @@ def pid_file_owner(pgdata: Path) -> int | None:
     return pid if psutil.pid_exists(pid) else None
 
 
-__all__ = ["DATABASE_NAME", "EmbeddedServer", "pid_file_owner", "start"]
+__all__ = [
+    "DATABASE_NAME",
+    "SETTINGS_FILE",
+    "EmbeddedServer",
+    "MemorySettings",
+    "machine_memory",
+    "memory_settings",
+    "pid_file_owner",
+    "start",
+]
