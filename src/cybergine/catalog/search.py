@@ -58,7 +58,12 @@ CANDIDATES = 40
 # meaning). A word common to a third of a large catalogue ("shoe") would otherwise have
 # every one of its products checked against the filters.
 LEXICAL_POOL = 300
-SOME_WORD_POOL = 100
+# Products with only some of the words are taken as they come, unranked, until this many
+# pass the filters: a sample of a common word's thousands either way. A larger sample
+# mostly costs more rows checked under selective filters (6,000 for 100 at 100,000
+# products: a third of such a search's time); at 40 instead of 100, the top five of the
+# 300 bench queries were the same (bench/shopify.py, search section).
+SOME_WORD_POOL = CANDIDATES
 MAX_RESULTS = 20
 MAX_QUERY_CHARS = 500
 # ts_rank_cd's weights for D, C, B, A: the title counts ten times the description.
