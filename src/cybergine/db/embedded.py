@@ -11,7 +11,7 @@ which ``postgresql.conf`` includes and every start rewrites. PostgreSQL's own de
 (128 MB of shared buffers) suit a shared development box: at 100,000 products the
 search rows and their vector index alone are about 460 MB, and a search that has to read
 them from the operating system's cache, or from disk once the kernel has reclaimed it,
-took ten times longer at p99 (bench/shopify.py, search section). An operator's ``ALTER
+took several times longer at p99 (bench/shopify.py, search section). An operator's ``ALTER
 SYSTEM`` still wins: ``postgresql.auto.conf`` is read after both files.
 """
 
