@@ -222,6 +222,31 @@ async def test_a_change_is_searchable_and_its_vector_made_again(database: Databa
     assert before == after
 
 
+async def test_one_pass_embeds_every_product_a_batch_at_a_time(database: Database, minilm) -> None:
+    """Batches of two: each batch's vectors are stored while the next one is embedded,
+    and every visible product ends with the vector of its own text."""
+    organisation, owner = await make_organisation(database, name="Batches")
+    principal = principal_of(organisation.id, owner.id, owner.email)
+    await add_products(database, principal, SHOES)
+    embedded = await search_index.embed_pending(database, organisation.id, minilm, batch=2)
+    assert await search_index.embed_pending(database, organisation.id, minilm, batch=2) == 0
+    async with database.autocommit() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT document, embedding::text FROM catalog_product_search "
+                    "WHERE organisation_id = :o AND visible"
+                ),
+                {"o": organisation.id},
+            )
+        ).all()
+    assert embedded == len(rows) > 4  # three batches at least
+    own = await minilm.embed([row.document for row in rows], kind="document")
+    for row, vector in zip(rows, own, strict=True):
+        stored = [float(x) for x in row.embedding.strip("[]").split(",")]
+        assert max(abs(a - b) for a, b in zip(stored, vector, strict=True)) < 1e-5
+
+
 async def test_a_product_is_found_by_the_meaning_of_its_descriptions_start(
     database: Database, minilm
 ) -> None:
