@@ -21,6 +21,9 @@ from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
 from cybergine.demo import DEMO_ASSISTANT_NAME, seed_demo
 from cybergine.demo_history import HISTORY_DAYS, seed_history
+from cybergine.shopify import billing
+from cybergine.shopify.models import ShopifyShop
+from tests.support.conversations import make_conversation
 from tests.support.factories import make_organisation
 
 TODAY = date(2026, 3, 16)
@@ -113,3 +116,34 @@ def test_the_demo_command_seeds_the_history_once(
     second = runner.invoke(cli, ["demo"], env=env)
     assert second.exit_code == 0, second.output
     assert "Demo history:" not in second.output
+
+
+async def test_the_demo_assistant_still_answers_at_the_end_of_a_month(database: Database) -> None:
+    """The history fills a month: on the free plan the demo shop would have used its
+    allowance within days, and the demo assistant would answer no one (a demo seeded by
+    an earlier version, with no plan, gets one when `cybergine demo` runs again)."""
+    last_day = date(2026, 3, 31)
+    async with database.transaction() as session:
+        demo = await seed_demo(session)
+        organisation_id = uuid.UUID(demo.organisation_id)
+        assert await seed_history(session, organisation_id, last_day) > 0
+        shop = await session.scalar(
+            select(ShopifyShop).where(ShopifyShop.organisation_id == organisation_id)
+        )
+        assert shop is not None
+        assert billing.current_plan(shop).conversations_per_month > 31 * 17
+        shop.plan_name = shop.subscription_status = None
+    async with database.transaction() as session:
+        await seed_demo(session)
+    async with database.transaction() as session:
+        new = await make_conversation(
+            session, organisation_id, created_at=datetime(2026, 3, 31, 20, tzinfo=UTC)
+        )
+        month = await session.scalar(
+            select(func.count()).where(
+                Conversation.organisation_id == organisation_id,
+                Conversation.created_at >= datetime(2026, 3, 1, tzinfo=UTC),
+            )
+        )
+        assert month > billing.FREE.conversations_per_month
+        assert not await billing.beyond_allowance(session, organisation_id, new.id)

@@ -31,6 +31,7 @@ from cybergine.channels.whatsapp.service import NumberChanges, create_number
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.models import Item
 from cybergine.knowledge.service import create_qa
+from cybergine.shopify import billing
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.shop_domains import shop_origin
 from cybergine.shopify.simulator import DEMO_SHOP
@@ -46,6 +47,8 @@ DEMO_PHONE_NUMBER_ID = SANDBOX_PHONE_NUMBER_ID
 DEMO_WABA_ID = "100000000000002"
 DEMO_DISPLAY_PHONE_NUMBER = SANDBOX_DISPLAY_PHONE_NUMBER
 DEMO_ACCESS_TOKEN = SANDBOX_ACCESS_TOKEN
+# The demo shop's plan (``shopify.plans``), large enough for the demo's history.
+DEMO_PLAN = "Starter"
 
 DEMO_FAQ = (
     (
@@ -186,13 +189,17 @@ async def seed_demo(session: AsyncSession) -> DemoSeed:
         # The demo organisation is the Shopify demo shop's: `serve --shopify-simulator` opens
         # the app for it, and the platform connects this row (token exchange) and syncs the
         # shop's catalogue, which the demo assistant then answers from.
-        session.add(
-            ShopifyShop(
-                organisation_id=organisation.id,
-                shop_domain=DEMO_SHOP,
-                status=ShopStatus.INSTALLED,
-            )
+        shop = ShopifyShop(
+            organisation_id=organisation.id,
+            shop_domain=DEMO_SHOP,
+            status=ShopStatus.INSTALLED,
         )
+        session.add(shop)
+    if shop.subscription_status is None:
+        # The demo's history alone begins 6 to 17 conversations a day: on the free plan's
+        # 50 a month the demo assistant would leave every new one to the team from about
+        # the fourth day of each month. A demo shop an earlier version seeded has no plan.
+        shop.plan_name, shop.subscription_status = DEMO_PLAN, billing.ACTIVE
 
     number = await session.scalar(
         select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id == DEMO_PHONE_NUMBER_ID)
