@@ -58,12 +58,6 @@ CANDIDATES = 40
 # meaning). A word common to a third of a large catalogue ("shoe") would otherwise have
 # every one of its products checked against the filters.
 LEXICAL_POOL = 300
-# Products with only some of the words are taken as they come, unranked, until this many
-# pass the filters: a sample of a common word's thousands either way. A larger sample
-# mostly costs more rows checked under selective filters (6,000 for 100 at 100,000
-# products: a third of such a search's time); at 40 instead of 100, the top five of the
-# 300 bench queries were the same (bench/shopify.py, search section).
-SOME_WORD_POOL = CANDIDATES
 MAX_RESULTS = 20
 MAX_QUERY_CHARS = 500
 # ts_rank_cd's weights for D, C, B, A: the title counts ten times the description.
@@ -112,7 +106,12 @@ some_word AS MATERIALIZED (
     SELECT s.product_id, s.tsv FROM catalog_product_search s, q
     WHERE (SELECT count(*) FROM every_word) < :candidates
       AND q.tsq IS NOT NULL AND s.tsv @@ q.tsq AND {_SCOPE}
-    LIMIT :some_pool
+    -- Taken as they come, unranked, until CANDIDATES pass the filters: a sample of a
+    -- common word's thousands either way. A larger one mostly costs rows checked under
+    -- selective filters (6,000 for 100 at 100,000 products, a third of such a search's
+    -- time); with 40 instead of 100 the top five of the 300 bench queries were the same
+    -- (bench/shopify.py, search section).
+    LIMIT :candidates
 ),
 lexical AS MATERIALIZED (
     SELECT m.product_id FROM (SELECT * FROM every_word UNION ALL SELECT * FROM some_word) m, q
@@ -374,7 +373,6 @@ async def search_products(
                 "browse": not query.strip(),
                 "candidates": max(CANDIDATES, k),
                 "pool": LEXICAL_POOL,
-                "some_pool": SOME_WORD_POOL,
             },
         )
     ).all()

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import procrastinate.exceptions
-from sqlalchemy import bindparam, text
+from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -310,7 +310,7 @@ async def embed_pending(
 
 
 async def _store(
-    database: Database, model: str, rows: Sequence[Any], vectors: Sequence[Sequence[float]]
+    database: Database, model: str, rows: Sequence[Row[Any]], vectors: Sequence[Sequence[float]]
 ) -> None:
     async with database.transaction() as session:
         await session.execute(
