@@ -65,8 +65,15 @@ def test_the_preview_follows_an_unsaved_colour_and_the_snippet_copies(
         # An unsaved colour reaches the preview.
         page.get_by_label("Colour").fill("#aa3300")
         expect(launcher).to_have_css("background-color", "rgb(170, 51, 0)")
-        page.get_by_label("Title").fill("Ask Mia")
+        # The title, typed with a pause: the preview reloads meanwhile and opens without
+        # taking the focus, so the rest of the typing still lands in the field.
+        title = page.get_by_label("Title")
+        title.click()
+        page.keyboard.type("Ask")
         preview = page.frame_locator("[data-testid=widget-preview]")
+        expect(preview.get_by_test_id("cg-title")).to_have_text("Ask")
+        page.keyboard.type(" Mia")
+        expect(title).to_have_value("Ask Mia")
         expect(preview.get_by_test_id("cg-title")).to_have_text("Ask Mia")
 
         # Copy the snippet, by keyboard.

@@ -738,7 +738,6 @@
       PREVIEW_KEYS.forEach(function (name) {
         config[name] = Object.prototype.hasOwnProperty.call(PREVIEW, name) ? PREVIEW[name] : null;
       });
-      if (wantOpen === null) wantOpen = true;
     }
     state.config = config;
     lang = LANG_OVERRIDE || language(config.language) || "en";
@@ -1015,10 +1014,12 @@
     document.body.appendChild(host);
     keepAttached(host);
 
+    // Opened by no one (restored after a navigation, or the dashboard's preview, whose
+    // frame reloads while the merchant types beside it): open without taking the focus.
     if (wantOpen !== null) {
       if (wantOpen) open(true);
-    } else if (load(perTab, "open") === "1") {
-      open(false); // restored after a navigation: do not steal the page's focus
+    } else if (PREVIEW || load(perTab, "open") === "1") {
+      open(false);
     }
   }
 
