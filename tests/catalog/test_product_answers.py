@@ -204,6 +204,33 @@ async def test_german_and_french_questions(
     assert "kein passendes Produkt gefunden (höchstens 10 EUR, auf Lager)" in nothing["text"]
 
 
+async def test_a_colour_with_a_sharp_s_is_found_as_the_customer_writes_it(
+    live_server: LiveServer, database: Database, settings: Settings
+) -> None:
+    # "Weiß" is white in most German shops. Case-folded it would be "weiss", which the
+    # catalogue's lower-cased values are not: the colour would go unrecognised and every
+    # shirt be shown.
+    chat = await _chat(live_server, database, settings, assistant={"languages": ["de"]})
+    chat.add_products(
+        {
+            title: {
+                "title": title,
+                "product_type": "Hemd",
+                "currency": "EUR",
+                "options": [{"name": "Farbe", "values": [colour]}],
+                "variants": [{"option1": colour, "price": "39.00", "inventory_quantity": 5}],
+            }
+            for title, colour in (("Leinen Hemd", "Weiß"), ("Polo Hemd", "Schwarz"))
+        }
+    )
+    await run_jobs(database, settings)
+    for question in ("Haben Sie ein Hemd in Weiß?", "Haben Sie ein Hemd in WEIß?"):
+        white = await chat.reply(question)
+        assert [c["title"] for c in white["products"]] == ["Leinen Hemd"], question
+    named = await chat.reply("Gibt es ein Hemd mit Farbe weiß?")
+    assert [c["title"] for c in named["products"]] == ["Leinen Hemd"]
+
+
 async def test_a_model_searches_products_with_the_tool_over_http(
     live_server: LiveServer, database: Database, settings: Settings, llm: OpenAISimulator
 ) -> None:

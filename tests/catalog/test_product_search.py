@@ -155,6 +155,29 @@ async def test_collection_type_and_vendor_filters(database: Database) -> None:
     assert await _titles(database, org, "", ProductFilters(vendor="Nobody")) == []
 
 
+async def test_option_values_compare_as_the_catalogue_lower_cases_them(
+    database: Database,
+) -> None:
+    owner, _ = await shoe_shop(database, None)
+    org = owner.organisation_id
+    shirt = {
+        "title": "Linen Shirt",
+        "options": [{"name": "Größe", "values": ["M"]}, {"name": "Farbe", "values": ["Weiß"]}],
+        "variants": [{"option1": "M", "option2": "Weiß", "price": "39.00"}],
+    }
+    await add_products(database, owner, {"shirt": shirt})
+    # As a model's tool call or a customer writes them: "ß" kept, any case.
+    for value, names in (("Weiß", ("farbe",)), ("WEIß", ()), ("weiß", ("Farbe", "colour"))):
+        found = await _titles(
+            database, org, "", ProductFilters(options=(OptionFilter(value, names),))
+        )
+        assert found == ["Linen Shirt"], value
+    named = ProductFilters(options=(OptionFilter("m", ("GRÖßE",)),))
+    assert await _titles(database, org, "", named) == ["Linen Shirt"]
+    async with database.autocommit() as session:
+        assert await known_option_values(session, org, ["WEIß", "weiss"]) == {"weiß"}
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -273,6 +273,13 @@ def _clean(value: str) -> str:
     return value.replace("\x00", "")
 
 
+def option_key(value: str) -> str:
+    """An option's name or value as search rows keep it (``search_index``): lower-cased
+    the way PostgreSQL's ``lower()`` does. Not ``casefold()``, which makes "Weiß" "weiss",
+    a value no row holds."""
+    return _clean(value.lower())
+
+
 def _optional(value: str | None) -> str | None:
     return _clean(value) if value else None
 
@@ -297,10 +304,10 @@ def variant_path(filters: ProductFilters) -> tuple[str, dict[str, Any]]:
         conditions.append("@.a == true")
     for n, option in enumerate(filters.options):
         wanted = f"@.v == $v{n}"
-        variables[f"v{n}"] = _clean(option.value.casefold())
+        variables[f"v{n}"] = option_key(option.value)
         if option.names:
             wanted += f" && @.n == $n{n}[*]"
-            variables[f"n{n}"] = [_clean(name.casefold()) for name in option.names]
+            variables[f"n{n}"] = [option_key(name) for name in option.names]
         conditions.append(f"exists(@.o[*] ? ({wanted}))")
     path = f"$[*] ? ({' && '.join(conditions)})" if conditions else "$[*]"
     return path, variables
@@ -444,7 +451,7 @@ async def known_option_values(
 ) -> set[str]:
     """Which of ``candidates`` (lower-cased words and phrases of a question) are option
     values of one of the organisation's visible products."""
-    wanted = sorted({_clean(c.casefold()) for c in candidates if c.strip()})
+    wanted = sorted({option_key(c) for c in candidates if c.strip()})
     if not wanted:
         return set()
     result = await session.scalars(

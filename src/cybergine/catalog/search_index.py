@@ -98,6 +98,8 @@ WITH parts AS (
         JOIN catalog_collections c ON c.id = m.collection_id
         WHERE m.product_id = p.id
     ) cols ON true
+    -- Option names and values are kept lower-cased (``search.option_key`` is the twin
+    -- that questions and filters are compared through).
     LEFT JOIN LATERAL (
         SELECT string_agg(o.name || ': ' || array_to_string(o.values, ', '), '; '
                           ORDER BY o.position) AS text,

@@ -32,6 +32,7 @@ from cybergine.catalog.search import (
     embed_query,
     has_products,
     known_option_values,
+    option_key,
     product_card,
     search_products,
     tool_result,
@@ -189,11 +190,11 @@ def _text(raw: Any, name: str) -> str | None:
 
 
 def _option_names(name: str) -> tuple[str, ...]:
-    folded = name.strip().casefold()
+    key = option_key(name.strip())
     for group in OPTION_NAMES.values():
-        if folded in group:
-            return tuple(dict.fromkeys((folded, *group)))
-    return (folded,)
+        if key in group:
+            return tuple(dict.fromkeys((key, *group)))
+    return (key,)
 
 
 def tool_arguments(arguments: dict[str, Any]) -> tuple[str, ProductFilters, int]:

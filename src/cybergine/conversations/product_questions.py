@@ -18,7 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from cybergine.catalog.search import OptionFilter, ProductFilters
+from cybergine.catalog.search import OptionFilter, ProductFilters, option_key
 from cybergine.conversations.intent_phrases.products import (
     CURRENCIES,
     OPTION_NAMES,
@@ -99,8 +99,9 @@ def _folded(text: str) -> str:
 
 def candidate_values(text: str) -> list[str]:
     """The words and phrases of up to three words of the question, lower-cased as the
-    catalogue keeps option values (with and without accents), that could be values."""
-    plain = " ".join(text[:MAX_QUESTION_CHARS].casefold().split())
+    catalogue keeps option values (``option_key``), and folded (without accents, "ß" as
+    "ss"), that could be values."""
+    plain = " ".join(option_key(text[:MAX_QUESTION_CHARS]).split())
     found: list[str] = []
     for form in dict.fromkeys((plain, _folded(text))):
         tokens = [t.strip(".,") for t in _TOKEN.findall(form)]
