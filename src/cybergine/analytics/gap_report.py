@@ -62,7 +62,10 @@ _GROUPS = """
            count(*) FILTER (WHERE q.cause = 'handoff') AS handoffs,
            min(q.created_at) AS first_seen, max(q.created_at) AS last_seen,
            g.answered_at, g.answer_item_id,
-           count(*) FILTER (WHERE q.created_at > g.answered_at) AS asked_since_answer
+           count(*) FILTER (WHERE q.created_at > g.answered_at) AS asked_since_answer,
+           -- Every group's questions, listed or not (the window runs before the LIMIT):
+           -- the period's total, without reading its questions a second time.
+           sum(count(*)) OVER () AS total
       FROM ({questions}) AS q
       JOIN knowledge_gap_groups g ON g.id = q.group_id
      GROUP BY g.id
@@ -108,10 +111,6 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
         **filters.parameters,
     }
     session = scope.session
-    total = await session.scalar(
-        text(f"SELECT count(*) FROM ({questions}) AS q"),  # noqa: S608
-        parameters,
-    )
     rows = (
         await session.execute(
             text(_GROUPS.format(questions=questions)),
@@ -134,7 +133,7 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
                     Example(row.text, row.created_at, row.conversation_id, row.cause)
                 )
     return Report(
-        questions=int(total or 0),
+        questions=int(rows[0].total) if rows else 0,
         groups=[
             Group(
                 id=row.id,
