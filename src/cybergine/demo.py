@@ -31,7 +31,7 @@ from cybergine.channels.whatsapp.service import NumberChanges, create_number
 from cybergine.db.tenancy import TenantScope
 from cybergine.knowledge.models import Item
 from cybergine.knowledge.service import create_qa
-from cybergine.shopify import billing
+from cybergine.shopify import billing, plans
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.shop_domains import shop_origin
 from cybergine.shopify.simulator import DEMO_SHOP
@@ -47,8 +47,8 @@ DEMO_PHONE_NUMBER_ID = SANDBOX_PHONE_NUMBER_ID
 DEMO_WABA_ID = "100000000000002"
 DEMO_DISPLAY_PHONE_NUMBER = SANDBOX_DISPLAY_PHONE_NUMBER
 DEMO_ACCESS_TOKEN = SANDBOX_ACCESS_TOKEN
-# The demo shop's plan (``shopify.plans``), large enough for the demo's history.
-DEMO_PLAN = "Starter"
+# The demo shop's plan, large enough for the demo's history.
+DEMO_PLAN = plans.STARTER
 
 DEMO_FAQ = (
     (
@@ -199,7 +199,7 @@ async def seed_demo(session: AsyncSession) -> DemoSeed:
         # The demo's history alone begins 6 to 17 conversations a day: on the free plan's
         # 50 a month the demo assistant would leave every new one to the team from about
         # the fourth day of each month. A demo shop an earlier version seeded has no plan.
-        shop.plan_name, shop.subscription_status = DEMO_PLAN, billing.ACTIVE
+        shop.plan_name, shop.subscription_status = DEMO_PLAN.name, billing.ACTIVE
 
     number = await session.scalar(
         select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id == DEMO_PHONE_NUMBER_ID)

@@ -27,8 +27,9 @@ class Plan:
 
 
 FREE = Plan("Free", Decimal("0"), "USD", "EVERY_30_DAYS", conversations_per_month=50)
+STARTER = Plan("Starter", Decimal("19.00"), "USD", "EVERY_30_DAYS", 1_000, trial_days=14)
 PLANS: tuple[Plan, ...] = (
     FREE,
-    Plan("Starter", Decimal("19.00"), "USD", "EVERY_30_DAYS", 1_000, trial_days=14),
+    STARTER,
     Plan("Growth", Decimal("79.00"), "USD", "EVERY_30_DAYS", 10_000, trial_days=14),
 )
