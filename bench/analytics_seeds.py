@@ -104,6 +104,8 @@ GAPS = [
        JOIN (SELECT id, centroid, row_number() OVER (ORDER BY id) AS n
                FROM knowledge_gap_groups WHERE organisation_id = :org) AS g ON g.n = a.n""",
     "ANALYZE knowledge_gap_groups",
-    # What autovacuum soon does after inserts: the visibility map an index-only scan needs.
+    # What autovacuum soon does after inserts: the visibility map an index-only scan needs,
+    # and the statistics of the daily counts the trigger on the questions wrote.
     "VACUUM ANALYZE knowledge_gap_questions",
+    "VACUUM ANALYZE knowledge_gap_days",
 ]

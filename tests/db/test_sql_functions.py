@@ -19,6 +19,8 @@ SQL_DIR = Path(cybergine.db.__file__).parent / "sql"
 FUNCTIONS = {
     "cybergine_record_inbound": ("record_inbound", "account jsonb, messages jsonb, names jsonb"),
     "cybergine_whatsapp_ingest": ("whatsapp_ingest", "batch jsonb, names jsonb"),
+    "cybergine_knowledge_gap_days_keep": ("knowledge_gap_days_keep", ""),
+    "cybergine_knowledge_gap_days_rebuild": ("knowledge_gap_days_rebuild", "organisation uuid"),
 }
 
 

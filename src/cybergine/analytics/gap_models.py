@@ -7,6 +7,8 @@ A question's row is usage data about a customer (retention: usage logs, 12 month
 (the row points at it, and goes with it), and its vector is declared in the privacy
 registry, so a customer's export shows it and their erasure deletes the row. A group
 holds no text: the mean of its questions' vectors, and whether someone answered it.
+A day's counts per group (``GapDay``) are sums of the questions, kept by the database
+as questions are written (``analytics.gap_report`` reads them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cybergine.conversations.models import Channel
@@ -45,7 +47,10 @@ class GapGroup(TenantMixin, Base):
 class GapQuestion(TenantMixin, Base):
     """A customer's message that got the fallback (``cause`` "fallback") or that the
     model handed to a person (``cause`` "handoff"). ``created_at`` is when it was asked;
-    ``similarity``: its cosine to its group's centroid when it joined the group."""
+    ``similarity``: its cosine to its group's centroid when it joined the group;
+    ``previous_at``: when its conversation last asked a question of the same group
+    before it (none: never), so a period's conversations per group are counted, not
+    gathered (``analytics.gap_report``)."""
 
     __tablename__ = "knowledge_gap_questions"
     __retention__ = Retention.USAGE_LOG
@@ -57,7 +62,14 @@ class GapQuestion(TenantMixin, Base):
             None,
             "organisation_id",
             "created_at",
-            postgresql_include=["group_id", "conversation_id", "cause", "assistant_id", "channel"],
+            postgresql_include=["group_id", "previous_at", "cause", "assistant_id", "channel"],
+        ),
+        # The questions whose conversation asked in the group shortly before a period.
+        Index(
+            None,
+            "organisation_id",
+            "previous_at",
+            postgresql_where=text("previous_at IS NOT NULL"),
         ),
         # A group's newest questions (its examples), read newest first.
         Index(None, "group_id", "created_at"),
@@ -75,8 +87,49 @@ class GapQuestion(TenantMixin, Base):
         ForeignKey("knowledge_gap_groups.id", ondelete="SET NULL"), default=None
     )
     similarity: Mapped[float] = mapped_column(Float, default=1.0)
+    previous_at: Mapped[datetime | None] = mapped_column(default=None)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
     embedding_model: Mapped[str] = mapped_column(String(100))
+
+
+class GapDay(TenantMixin, Base):
+    """The questions of one group asked on one UTC day (``day``) whose conversation last
+    asked in the group on ``previous_day`` (none: never), per assistant, channel and
+    cause: how many, and the first and last asked. Kept by the database
+    (``cybergine_knowledge_gap_days_keep``, a trigger on the questions), so every writer
+    and every deletion of a question moves it; counts only, of rows that are usage data
+    themselves (retention: usage logs, by the day)."""
+
+    __tablename__ = "knowledge_gap_days"
+    __retention__ = Retention.USAGE_LOG
+    __table_args__ = (
+        # NULLS NOT DISTINCT: a first question and one without an assistant have a key too.
+        UniqueConstraint(
+            "organisation_id",
+            "group_id",
+            "day",
+            "previous_day",
+            "assistant_id",
+            "channel",
+            "cause",
+            name="uq_knowledge_gap_days_key",
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index(None, "organisation_id", "day"),
+    )
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("knowledge_gap_groups.id", ondelete="CASCADE")
+    )
+    day: Mapped[datetime]
+    previous_day: Mapped[datetime | None] = mapped_column(default=None)
+    # No foreign key, as in the hourly aggregates: a deleted assistant's gaps stay.
+    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+    cause: Mapped[str] = mapped_column(String(16))
+    questions: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
 
 
 class GapMark(TenantMixin, Base):

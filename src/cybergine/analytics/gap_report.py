@@ -1,6 +1,11 @@
 """The knowledge gaps of a period (``analytics.gaps`` says what they are): the groups of
 questions asked in it, narrowed by assistant and channel, most asked first, answered
-groups after the open ones."""
+groups after the open ones.
+
+A group's figures come from its daily counts (``knowledge_gap_days``, which the database
+keeps as questions are written and deleted) for the period's whole UTC days, and from
+the questions themselves for its ragged edges (``days.split``): a year is a few rows per
+group and day, whatever the number of questions."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from datetime import datetime
 
 from sqlalchemy import text
 
-from cybergine.analytics.gaps import DEFAULT_GROUPS, EXAMPLES
+from cybergine.analytics import days
+from cybergine.analytics.gaps import DEFAULT_GROUPS, EXAMPLES, FALLBACK, HANDOFF
 from cybergine.analytics.periods import Filters
 from cybergine.db.tenancy import TenantScope
 
@@ -48,29 +54,63 @@ class Report:
     groups: list[Group]
 
 
-_QUESTIONS = """
-    SELECT q.*
+# Each group's figures over the period's pieces (``days.split``): its whole UTC days from
+# the daily rows, its ragged edges from the questions. A conversation counts once per
+# group: by its first question of the group in the period, the one whose conversation
+# had not asked in the group since before the period (``previous_at``). A daily row knows
+# that question's day only, so the whole days' questions whose previous one was asked on
+# the day the period starts in, but before its start, are read from the questions too.
+_PIECES = """
+    SELECT d.group_id, d.cause, d.questions, d.first_seen, d.last_seen,
+           CASE WHEN d.previous_day IS NULL OR d.previous_day < :start_day
+                THEN d.questions ELSE 0 END AS conversations
+      FROM knowledge_gap_days d
+     WHERE d.organisation_id = :organisation_id
+       AND d.day >= :first_day AND d.day < :last_day AND ({days})
+    UNION ALL
+    SELECT q.group_id, q.cause, 0, NULL, NULL, 1
       FROM knowledge_gap_questions q
      WHERE q.organisation_id = :organisation_id
-       AND q.created_at >= :start AND q.created_at < :end
-       AND q.group_id IS NOT NULL AND ({where})
+       AND q.previous_at >= :start_day AND q.previous_at < :start
+       AND q.created_at >= :first_day AND q.created_at < :last_day
+       AND q.group_id IS NOT NULL AND ({questions})
+    UNION ALL
+    SELECT q.group_id, q.cause, 1, q.created_at, q.created_at,
+           CASE WHEN q.previous_at IS NULL OR q.previous_at < :start THEN 1 ELSE 0 END
+      FROM knowledge_gap_questions q
+     WHERE q.organisation_id = :organisation_id
+       AND (q.created_at >= :start AND q.created_at < :first_day
+            OR q.created_at >= :last_day AND q.created_at < :end)
+       AND q.group_id IS NOT NULL AND ({questions})
 """
 
 _GROUPS = """
-    SELECT g.id, count(*) AS questions, count(DISTINCT q.conversation_id) AS conversations,
-           count(*) FILTER (WHERE q.cause = 'fallback') AS fallbacks,
-           count(*) FILTER (WHERE q.cause = 'handoff') AS handoffs,
-           min(q.created_at) AS first_seen, max(q.created_at) AS last_seen,
-           g.answered_at, g.answer_item_id,
-           count(*) FILTER (WHERE q.created_at > g.answered_at) AS asked_since_answer,
+    SELECT g.id, p.questions, p.conversations, p.fallbacks, p.handoffs, p.first_seen,
+           p.last_seen, g.answered_at, g.answer_item_id,
            -- Every group's questions, listed or not (the window runs before the LIMIT):
            -- the period's total, without reading its questions a second time.
-           sum(count(*)) OVER () AS total
-      FROM ({questions}) AS q
-      JOIN knowledge_gap_groups g ON g.id = q.group_id
-     GROUP BY g.id
-     ORDER BY g.answered_at IS NOT NULL, count(*) DESC, max(q.created_at) DESC, g.id
+           sum(p.questions) OVER () AS total
+      FROM (SELECT p.group_id, sum(p.questions) AS questions,
+                   sum(p.conversations) AS conversations,
+                   coalesce(sum(p.questions) FILTER (WHERE p.cause = :fallback), 0) AS fallbacks,
+                   coalesce(sum(p.questions) FILTER (WHERE p.cause = :handoff), 0) AS handoffs,
+                   min(p.first_seen) AS first_seen, max(p.last_seen) AS last_seen
+              FROM ({pieces}) AS p
+             GROUP BY p.group_id) AS p
+      JOIN knowledge_gap_groups g ON g.id = p.group_id
+     ORDER BY g.answered_at IS NOT NULL, p.questions DESC, p.last_seen DESC, g.id
      LIMIT :limit
+"""
+
+# The questions asked since an answered group's answer, per listed answered group (an
+# answer is rarely old and its group rarely asked again: read by the group's index).
+_SINCE_ANSWER = """
+    SELECT g.id, count(q.id) AS asked
+      FROM knowledge_gap_groups g
+      JOIN knowledge_gap_questions q ON q.group_id = g.id AND q.created_at > g.answered_at
+     WHERE g.id = ANY(CAST(:groups AS uuid[])) AND q.organisation_id = :organisation_id
+       AND q.created_at >= :start AND q.created_at < :end AND ({where})
+     GROUP BY g.id
 """
 
 # Per listed group, among its newest ``CANDIDATES`` questions of the period (read newest
@@ -103,7 +143,7 @@ _EXAMPLES = """
 async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_GROUPS) -> Report:
     """The period's gaps: at most ``limit`` groups, each with ``EXAMPLES`` examples,
     newest first."""
-    questions = _QUESTIONS.format(where=filters.where("q"))
+    pieces = days.split(filters.period.start, filters.period.end)
     parameters = {
         "organisation_id": scope.organisation_id,
         "start": filters.period.start,
@@ -111,10 +151,20 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
         **filters.parameters,
     }
     session = scope.session
+    statement = _GROUPS.format(
+        pieces=_PIECES.format(days=filters.where("d"), questions=filters.where("q"))
+    )
     rows = (
         await session.execute(
-            text(_GROUPS.format(questions=questions)),
-            {**parameters, "limit": limit},
+            text(statement),
+            {
+                **parameters,
+                **pieces.parameters,
+                "start_day": days.day_of(filters.period.start),
+                "fallback": FALLBACK,
+                "handoff": HANDOFF,
+                "limit": limit,
+            },
         )
     ).all()
     ids = [row.id for row in rows]
@@ -132,22 +182,30 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
                 examples[row.group_id].append(
                     Example(row.text, row.created_at, row.conversation_id, row.cause)
                 )
+    answered = [row.id for row in rows if row.answered_at is not None]
+    since_answer: dict[uuid.UUID, int] = {}
+    if answered:
+        found = await session.execute(
+            text(_SINCE_ANSWER.format(where=filters.where("q"))),
+            {**parameters, "groups": answered},
+        )
+        since_answer = {row.id: row.asked for row in found}
     return Report(
         questions=int(rows[0].total) if rows else 0,
         groups=[
             Group(
                 id=row.id,
-                questions=row.questions,
-                conversations=row.conversations,
-                fallbacks=row.fallbacks,
-                handoffs=row.handoffs,
+                questions=int(row.questions),
+                conversations=int(row.conversations),
+                fallbacks=int(row.fallbacks),
+                handoffs=int(row.handoffs),
                 first_seen=row.first_seen,
                 last_seen=row.last_seen,
                 representative=representative.get(row.id, ""),
                 examples=examples[row.id],
                 answered_at=row.answered_at,
                 answer_item_id=row.answer_item_id,
-                asked_since_answer=row.asked_since_answer,
+                asked_since_answer=since_answer.get(row.id, 0),
             )
             for row in rows
         ],

@@ -38,7 +38,7 @@ with the questions still asked since the answer exists.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -74,7 +74,8 @@ MAX_GROUPS = 100
 DEFAULT_GROUPS = 50
 EXAMPLES = 5
 
-CAUSES = ("fallback", "handoff")
+FALLBACK = "fallback"
+HANDOFF = "handoff"
 
 _ASSISTANT = f"'{Sender.ASSISTANT.value}'"
 _SYSTEM = f"'{Sender.SYSTEM.value}'"
@@ -89,7 +90,7 @@ _INBOUND = f"'{Direction.INBOUND.value}'"
 _CANDIDATES = f"""
     SELECT q.id AS message_id, q.conversation_id, c.assistant_id, c.channel,
            q.created_at AS asked_at, q.text,
-           CASE WHEN a.sender = {_ASSISTANT} THEN 'fallback' ELSE 'handoff' END AS cause,
+           CASE WHEN a.sender = {_ASSISTANT} THEN '{FALLBACK}' ELSE '{HANDOFF}' END AS cause,
            coalesce(bot.redact_personal_data, true) AS redact
       FROM conversations c
       JOIN customers cu ON cu.id = c.customer_id
@@ -113,6 +114,18 @@ _CANDIDATES = f"""
        AND NOT EXISTS (SELECT 1 FROM knowledge_gap_questions g WHERE g.message_id = q.id)
      ORDER BY q.created_at, q.id
 """  # noqa: S608
+
+# When each question's conversation last asked in the same group before it (the trigger
+# on the questions moves the day's counts of each row this changes).
+_PREVIOUS = """
+    UPDATE knowledge_gap_questions q SET previous_at = p.previous_at
+      FROM (SELECT id, lag(created_at) OVER (PARTITION BY conversation_id, group_id
+                                             ORDER BY created_at, id) AS previous_at
+              FROM knowledge_gap_questions
+             WHERE organisation_id = :organisation_id AND group_id IS NOT NULL
+               AND conversation_id = ANY(CAST(:conversations AS uuid[]))) AS p
+     WHERE q.id = p.id AND q.previous_at IS DISTINCT FROM p.previous_at
+"""
 
 # Only active organisations: one in its deletion grace period or hidden since its shop
 # uninstalled the app embeds nothing (policy §11).
@@ -273,7 +286,7 @@ async def collect(
     orphans = (
         await session.execute(
             text(
-                "SELECT id, CAST(embedding AS real[]) AS embedding, created_at"
+                "SELECT id, conversation_id, CAST(embedding AS real[]) AS embedding, created_at"
                 " FROM knowledge_gap_questions"
                 " WHERE organisation_id = :o AND group_id IS NULL AND embedding_model = :model"
                 " ORDER BY created_at, id"
@@ -330,6 +343,11 @@ async def collect(
             ),
             placed,
         )
+    await link_previous(
+        session,
+        organisation_id,
+        {row["conversation_id"] for row in placed} | {o.conversation_id for o in orphans},
+    )
     # A group whose questions all left (erased, purged with their conversation) goes.
     await session.execute(
         text(
@@ -349,6 +367,19 @@ async def collect(
         {"id": uuid.uuid4(), "o": organisation_id, "now": until},
     )
     return Collected(len(placed), until >= now)
+
+
+async def link_previous(
+    session: AsyncSession, organisation_id: uuid.UUID, conversations: Iterable[uuid.UUID]
+) -> None:
+    """Set ``previous_at`` on the questions of ``conversations``: when the conversation
+    last asked in the same group before each (the collection calls it for the
+    conversations it added questions to or regrouped)."""
+    ids = list(conversations)
+    if ids:
+        await session.execute(
+            text(_PREVIOUS), {"organisation_id": organisation_id, "conversations": ids}
+        )
 
 
 async def _embed(

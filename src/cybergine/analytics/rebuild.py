@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from cybergine.accounts.models import Organisation
 from cybergine.analytics import rollups
@@ -33,7 +33,9 @@ async def rebuild(
     since: datetime | None = None,
 ) -> Report:
     """The aggregates of every hour from ``since`` (default: as far back as aggregates
-    are kept) to now, for one organisation or all, a ``REBUILD_STEP`` per transaction."""
+    are kept) to now, for one organisation or all, a ``REBUILD_STEP`` per transaction;
+    and the knowledge gaps' daily counts, all of an organisation's in one transaction
+    (they hold its last 12 months, the questions' own age, whatever ``since`` says)."""
     measure = rollups.measure_now(idle_hours)
     start = max(since, measure.now - MAXIMUM_AGE[Retention.ANALYTICS]) if since else None
     start = start or measure.now - MAXIMUM_AGE[Retention.ANALYTICS]
@@ -48,4 +50,9 @@ async def rebuild(
         for step_start, step_end in rollups.rebuild_steps(start, measure.now):
             async with database.transaction() as session:
                 await rollups.rebuild_step(session, organisation, step_start, step_end, measure)
+        async with database.transaction() as session:
+            await session.execute(
+                text("SELECT cybergine_knowledge_gap_days_rebuild(:organisation_id)"),
+                {"organisation_id": organisation},
+            )
     return Report(len(organisations), rollups.hour_of(start))
