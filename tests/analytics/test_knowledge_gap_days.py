@@ -138,7 +138,8 @@ async def _days(world: World) -> list[tuple[Any, ...]]:
         rows = await session.execute(
             text(
                 "SELECT group_id, day, previous_day, assistant_id, channel, cause, questions,"
-                " first_seen, last_seen FROM knowledge_gap_days WHERE organisation_id = :o"
+                " first_seen, last_seen, created_at FROM knowledge_gap_days"
+                " WHERE organisation_id = :o"
             ),
             {"o": world.organisation_id},
         )

@@ -98,7 +98,8 @@ class GapDay(TenantMixin, Base):
     cause: how many, and the first and last asked. Kept by the database
     (``cybergine_knowledge_gap_days_keep``, a trigger on the questions), so every writer
     and every deletion of a question moves it; counts only, of rows that are usage data
-    themselves (retention: usage logs, by the day)."""
+    themselves (retention: usage logs; ``created_at`` is the end of the day, so the
+    purge takes a row once all it counts is past that age)."""
 
     __tablename__ = "knowledge_gap_days"
     __retention__ = Retention.USAGE_LOG

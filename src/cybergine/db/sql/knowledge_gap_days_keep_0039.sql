@@ -9,6 +9,8 @@ LANGUAGE plpgsql AS $$
 -- the group before on ``previous_day`` (the UTC day of the question's ``previous_at``;
 -- none: never), per assistant, channel and cause: how many, and the first and last
 -- asked (analytics.gap_report reads them). A question with no group counts nowhere.
+-- A row's ``created_at`` is the end of its day: the age purge (usage logs) takes it
+-- once every question it counts is past that age, after the trigger took them out.
 --
 -- ``cybergine_knowledge_gap_days_rebuild`` sums the same rows from scratch; a test feeds
 -- both the same questions.
@@ -50,8 +52,9 @@ BEGIN
         INSERT INTO knowledge_gap_days AS d
                (id, organisation_id, created_at, updated_at, group_id, day, previous_day,
                 assistant_id, channel, cause, questions, first_seen, last_seen)
-        VALUES (gen_random_uuid(), NEW.organisation_id, date_trunc('day', NEW.created_at, 'UTC'),
-                now(), NEW.group_id, date_trunc('day', NEW.created_at, 'UTC'),
+        VALUES (gen_random_uuid(), NEW.organisation_id,
+                date_trunc('day', NEW.created_at, 'UTC') + interval '24 hours', now(),
+                NEW.group_id, date_trunc('day', NEW.created_at, 'UTC'),
                 date_trunc('day', NEW.previous_at, 'UTC'), NEW.assistant_id, NEW.channel,
                 NEW.cause, 1, NEW.created_at, NEW.created_at)
         ON CONFLICT (organisation_id, group_id, day, previous_day, assistant_id, channel, cause)

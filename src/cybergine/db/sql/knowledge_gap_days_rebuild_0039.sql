@@ -14,8 +14,9 @@ BEGIN
     INSERT INTO knowledge_gap_days
            (id, organisation_id, created_at, updated_at, group_id, day, previous_day,
             assistant_id, channel, cause, questions, first_seen, last_seen)
-    SELECT gen_random_uuid(), organisation, s.day, now(), s.group_id, s.day, s.previous_day,
-           s.assistant_id, s.channel, s.cause, count(*), min(s.created_at), max(s.created_at)
+    SELECT gen_random_uuid(), organisation, s.day + interval '24 hours', now(), s.group_id,
+           s.day, s.previous_day, s.assistant_id, s.channel, s.cause, count(*),
+           min(s.created_at), max(s.created_at)
       FROM (SELECT date_trunc('day', q.created_at, 'UTC') AS day,
                    date_trunc('day', q.previous_at, 'UTC') AS previous_day,
                    q.group_id, q.assistant_id, q.channel, q.cause, q.created_at
