@@ -121,7 +121,9 @@ def _report(what: str, args: argparse.Namespace, rates: dict[str, list[float]]) 
     print(f"\nanalytics upkeep, {what} over {args.upkeep_rounds} rounds:")
     for variant in variants:
         found = rates[variant]
-        ratios = [mine / theirs for mine, theirs in zip(found, rates[base], strict=True)]
+        # A stalled run (none answered) has no rate to compare: its round is left out.
+        ratios = [mine / theirs for mine, theirs in zip(found, rates[base], strict=True) if theirs]
+        ratios = ratios or [0.0]
         print(
             f"  {variant:<6} median {statistics.median(found):8.1f}"
             f" ({100 * statistics.median(found) / statistics.median(rates[base]):.1f}% of"

@@ -354,8 +354,12 @@ def main(args: argparse.Namespace) -> None:
                     ingest.append(row)
                     cpu_rows.append((row.label, row.load.cpu))
             elif args.upkeep_rounds:
-                upkeep = analytics_upkeep.run_rounds(
-                    platform, sim, args, secret=secret, run_ingest=run_ingest
+                upkeep = (
+                    []
+                    if args.skip_ingest
+                    else analytics_upkeep.run_rounds(
+                        platform, sim, args, secret=secret, run_ingest=run_ingest
+                    )
                 )
                 for row in upkeep:
                     ingest.append(row)
