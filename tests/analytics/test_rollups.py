@@ -17,10 +17,19 @@ from typer.testing import CliRunner
 
 from cybergine.analytics import rebuild, rollups
 from cybergine.cli import cli
-from cybergine.conversations.models import Conversation, ConversationState, Direction, Sender
+from cybergine.conversations import intents
+from cybergine.conversations.csat_models import CsatSurvey
+from cybergine.conversations.models import (
+    Conversation,
+    ConversationState,
+    Customer,
+    Direction,
+    Sender,
+)
 from cybergine.db.engine import Database
 from cybergine.job_names import JobName
 from cybergine.jobs import APP
+from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 from cybergine.queue import defer
 from cybergine.settings import Settings
 from tests.analytics import known
@@ -52,9 +61,30 @@ async def _snapshot(database: Database, organisation_id: uuid.UUID) -> dict[str,
                 ),
                 {"o": organisation_id},
             )
-            # In a known order whatever order the rows are stored in.
-            found[table] = sorted((row[0] for row in rows), key=json.dumps)
+            # In a known order whatever order the rows are stored in; sums of seconds to
+            # the microsecond their parts are measured in (a refresh adds and takes
+            # away floating-point numbers in another order than a rebuild sums them).
+            found[table] = sorted((_rounded(row[0]) for row in rows), key=json.dumps)
     return found
+
+
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: round(v, 6) if isinstance(v, float) else v for name, v in row.items()}
+
+
+async def _equals_a_rebuild(database: Database, organisation_id: uuid.UUID) -> None:
+    """The organisation's aggregates, as they are, are what a rebuild writes."""
+    incremental = await _snapshot(database, organisation_id)
+    async with database.transaction() as session:
+        for table in (*TABLES, "analytics_refresh_marks"):
+            await session.execute(
+                text(f"DELETE FROM {table} WHERE organisation_id = :o"), {"o": organisation_id}
+            )
+    report = await rebuild.rebuild(
+        database, idle_hours=known.IDLE_HOURS, organisation_id=organisation_id
+    )
+    assert report.organisations == 1
+    assert await _snapshot(database, organisation_id) == incremental
 
 
 async def _change(database: Database, seeded: known.Known) -> set[datetime]:
@@ -86,23 +116,120 @@ async def test_an_incremental_refresh_equals_a_rebuild(seeded: Seeded, database:
     # Seeding happened moments ago, so the look-back takes its hours again too; the
     # change's hours are among those recomputed, and nothing else changes.
     assert await refresh(database, seeded.known) >= len(changed_hours)
-    incremental = await _snapshot(database, organisation_id)
-    assert incremental != before
-
-    async with database.transaction() as session:
-        for table in (*TABLES, "analytics_refresh_marks"):
-            await session.execute(
-                text(f"DELETE FROM {table} WHERE organisation_id = :o"), {"o": organisation_id}
-            )
-    report = await rebuild.rebuild(
-        database, idle_hours=known.IDLE_HOURS, organisation_id=organisation_id
-    )
-    assert report.organisations == 1
-    assert await _snapshot(database, organisation_id) == incremental
+    assert await _snapshot(database, organisation_id) != before
+    await _equals_a_rebuild(database, organisation_id)
 
     figures = seeded.api.get("/api/v1/analytics/summary", params=seeded.period()).json()["figures"]
     assert figures["conversations"]["value"] == 7
     assert figures["handed_to_person"]["value"] == 4  # C3 now too
+
+
+async def test_refreshes_after_every_kind_of_change_equal_a_rebuild(
+    seeded: Seeded, database: Database
+) -> None:
+    """Each refresh moves the aggregates by the changed conversations' old and new rows;
+    after a run of them, each after another kind of change, they hold what a rebuild
+    from the raw rows writes, breakdowns and daily customer counts included."""
+    history = seeded.known
+    now = datetime.now(UTC)
+    moments = iter(now + timedelta(seconds=second) for second in range(1, 100))
+
+    async def answer(conversation: Conversation, item: str, model: str, tokens: int) -> None:
+        at = next(moments)
+        await make_message(
+            session,
+            conversation,
+            direction=Direction.OUTBOUND,
+            sender=Sender.ASSISTANT,
+            created_at=at,
+            grounded=True,
+            sources=[{"item_id": item, "cited": True}, {"item_id": known.K2, "cited": False}],
+            llm_provider="openai",
+            llm_model=model,
+            prompt_tokens=tokens,
+            completion_tokens=7,
+        )
+        conversation.last_message_at = at
+
+    # C5 is closed, and its customer (C1's too) comes back: a new conversation,
+    # answered by a model.
+    async with database.transaction() as session:
+        c5 = await session.get_one(Conversation, history.conversations["C5"])
+        c5.state, c5.closed_at = ConversationState.CLOSED, now
+        customer = await session.get_one(Customer, c5.customer_id)
+        c9 = await make_conversation(
+            session,
+            history.organisation_id,
+            customer=customer,
+            assistant_id=history.assistant_a,
+            created_at=now,
+        )
+        await make_message(session, c9, created_at=now)
+        await answer(c9, known.K1, "gpt-x", 300)
+    assert await refresh(database, history) >= 1
+    # C2 moves to the other assistant and is answered by another model, citing another
+    # source: its old row leaves assistant A's rows, model and source.
+    async with database.transaction() as session:
+        c2 = await session.get_one(Conversation, history.conversations["C2"])
+        c2.assistant_id = history.assistant_b
+        await answer(c2, "another-item", "gpt-y", 50)
+    await refresh(database, history)
+    # C5's survey is answered (5 stars), C4 is handed to a person for another reason.
+    async with database.transaction() as session:
+        c5 = await session.get_one(Conversation, history.conversations["C5"])
+        session.add(
+            CsatSurvey(
+                organisation_id=history.organisation_id,
+                conversation_id=c5.id,
+                customer_id=c5.customer_id,
+                rating=5,
+                rated_at=next(moments),
+            )
+        )
+        c5.unread_count += 1  # a rating touches its conversation (``csat.rate``)
+        c4 = await session.get_one(Conversation, history.conversations["C4"])
+        c4.handoff_at, c4.handoff_reason = next(moments), intents.REASON_KEYWORD
+        c4.state = ConversationState.WAITING_FOR_HUMAN
+    await refresh(database, history)
+    # Nothing changed: the look-back reads the same conversations again, and moves nothing.
+    before = await _snapshot(database, history.organisation_id)
+    await refresh(database, history)
+    assert await _snapshot(database, history.organisation_id) == before
+    # C9 is closed, C2 goes back to assistant A.
+    async with database.transaction() as session:
+        c9 = await session.get_one(Conversation, c9.id)
+        c9.state, c9.closed_at = ConversationState.CLOSED, next(moments)
+        c2 = await session.get_one(Conversation, history.conversations["C2"])
+        c2.assistant_id = history.assistant_a
+    await refresh(database, history)
+
+    figures = seeded.api.get("/api/v1/analytics/summary", params=seeded.period()).json()
+    assert figures["figures"]["conversations"]["value"] == 7
+    await _equals_a_rebuild(database, history.organisation_id)
+
+
+async def test_a_conversation_whose_row_has_expired_stays_counted_once(
+    seeded: Seeded, database: Database
+) -> None:
+    """Rows of figures are kept 12 months, the aggregates 2 years: a conversation whose
+    row the purge took keeps its counts when it changes later, and is not added twice."""
+    history = seeded.known
+    now = datetime.now(UTC)
+    async with database.transaction() as session:
+        c1 = await session.get_one(Conversation, history.conversations["C1"])
+        await make_message(session, c1, created_at=now)
+        c1.last_message_at = now
+        await session.execute(
+            text("DELETE FROM analytics_conversations WHERE conversation_id = :c"), {"c": c1.id}
+        )
+    # A year and a day on, C1 began before the rows kept: what the purge found.
+    later = rollups.Measure(
+        now=now + MAXIMUM_AGE[Retention.USAGE_LOG] + timedelta(days=1), idle=measure().idle
+    )
+    async with database.transaction() as session:
+        await rollups.refresh(session, history.organisation_id, later)
+    figures = seeded.api.get("/api/v1/analytics/summary", params=seeded.period()).json()
+    assert figures["figures"]["conversations"]["value"] == 6
 
 
 async def test_a_refresh_with_nothing_changed_recomputes_only_the_look_back(

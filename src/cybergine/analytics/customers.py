@@ -30,46 +30,6 @@ def day_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def recompute(
-    session: AsyncSession, organisation_id: uuid.UUID, start: datetime, end: datetime
-) -> None:
-    """The daily rows of the UTC days meeting [start, end), from the rows of figures."""
-    parameters = {
-        "organisation_id": organisation_id,
-        "start": day_of(start),
-        "end": day_of(end) + (DAY if day_of(end) != end else timedelta()),
-    }
-    await session.execute(
-        text(
-            "DELETE FROM analytics_daily_customers WHERE organisation_id = :organisation_id"
-            " AND day >= :start AND day < :end"
-        ),
-        parameters,
-    )
-    for per_assistant, column in _KINDS.items():
-        await session.execute(
-            text(
-                f"""
-                INSERT INTO analytics_daily_customers
-                       (id, organisation_id, created_at, updated_at, day, previous_day,
-                        per_assistant, assistant_id, channel, conversations)
-                SELECT gen_random_uuid(), :organisation_id, day, now(), day, previous_day,
-                       {per_assistant}, assistant_id, channel, count(*)
-                  FROM (SELECT date_trunc('day', f.started_at AT TIME ZONE 'UTC')
-                                   AT TIME ZONE 'UTC' AS day,
-                               date_trunc('day', f.{column} AT TIME ZONE 'UTC')
-                                   AT TIME ZONE 'UTC' AS previous_day,
-                               f.assistant_id, f.channel
-                          FROM analytics_conversations f
-                         WHERE f.organisation_id = :organisation_id
-                           AND f.started_at >= :start AND f.started_at < :end) AS days
-                 GROUP BY day, previous_day, assistant_id, channel
-                """  # noqa: S608
-            ),
-            parameters,
-        )
-
-
 async def count(
     session: AsyncSession,
     organisation_id: uuid.UUID,

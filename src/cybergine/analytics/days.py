@@ -7,18 +7,14 @@ end. A year in Europe/Paris is then 364 daily rows per key and 24 hourly ones in
 8,760 hourly ones; a zone with a non-whole-hour offset or a daylight saving time change
 only moves the edges, never what is counted.
 
-The daily rows are sums of the hourly ones, written by the refresh and the rebuild for
-the days they recompute (``write``), and by ``embedding_usage.record`` for embeddings.
+The daily rows are sums of the same rows of figures as the hourly ones, kept by the
+refresh and the rebuild (``sums``), and by ``embedding_usage.record`` for embeddings.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 DAY = timedelta(days=1)
 
@@ -98,40 +94,3 @@ def rows(hourly: str, daily: str, columns: str, where: str) -> str:
         " WHERE h.organisation_id = :organisation_id"
         f" AND h.day >= :first_day AND h.day < :last_day AND {where}"
     )
-
-
-def _rewrite(hourly: str, daily: str, key: tuple[str, ...], sums: tuple[str, ...]) -> str:
-    columns = ", ".join(("assistant_id", "channel", *key))
-    return f"""
-        INSERT INTO {daily} (id, organisation_id, created_at, updated_at, day,
-                             {columns}, {", ".join(sums)})
-        SELECT gen_random_uuid(), :organisation_id, day, now(), day, {columns},
-               {", ".join(f"sum({name})" for name in sums)}
-          FROM (SELECT date_trunc('day', h.hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS day,
-                       h.*
-                  FROM {hourly} h
-                 WHERE h.organisation_id = :organisation_id
-                   AND h.hour >= :first_day AND h.hour < :last_day) AS hours
-         GROUP BY day, {columns}
-    """  # noqa: S608
-
-
-_REWRITES = {daily: _rewrite(hourly, daily, *rest) for hourly, daily, *rest in BREAKDOWNS.values()}
-
-
-async def write(
-    session: AsyncSession, organisation_id: uuid.UUID, start: datetime, end: datetime
-) -> None:
-    """The daily rows of the UTC days that [start, end) touches, summed again from their
-    hourly rows (current: the caller has just recomputed those of [start, end))."""
-    first_day, last_day = days_meeting(start, end)
-    parameters = {"organisation_id": organisation_id, "first_day": first_day, "last_day": last_day}
-    for daily, statement in _REWRITES.items():
-        await session.execute(
-            text(
-                f"DELETE FROM {daily} WHERE organisation_id = :organisation_id"  # noqa: S608
-                " AND day >= :first_day AND day < :last_day"
-            ),
-            parameters,
-        )
-        await session.execute(text(statement), parameters)

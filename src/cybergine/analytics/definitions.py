@@ -235,42 +235,44 @@ class Figure(enum.StrEnum):
 STATES = tuple(ConversationState)
 
 
-def cited_sources(where: str) -> str:
-    """Each source an assistant's answer cited (``messages.sources``; an entry marked
-    ``"cited": false`` was shown to the model but not used), per conversation hour,
-    assistant and channel: ``item`` (the source's item id) and ``citations``."""
+def cited_sources(conversation: str) -> str:
+    """SQL: a jsonb array of each source the assistant's answers in the conversation
+    (id ``conversation``) cited, ``{"item", "citations"}`` (``messages.sources``; an
+    entry marked ``"cited": false`` was shown to the model but not used)."""
     return f"""
-    SELECT date_trunc('hour', c.created_at) AS hour, c.assistant_id, c.channel,
-           source.value->>'item_id' AS item, count(*) AS citations
-      FROM conversations c
-      JOIN messages m ON m.conversation_id = c.id
-     CROSS JOIN LATERAL jsonb_array_elements(
-               CASE WHEN jsonb_typeof(m.sources) = 'array' THEN m.sources ELSE '[]' END
-           ) AS source(value)
-     WHERE c.organisation_id = :organisation_id AND ({where})
-       AND m.sender = {_ASSISTANT} AND m.sources IS NOT NULL
-       AND source.value->>'item_id' IS NOT NULL
-       AND coalesce((source.value->>'cited')::boolean, true)
-     GROUP BY 1, 2, 3, 4
+    (SELECT coalesce(jsonb_agg(jsonb_build_object('item', s.item, 'citations', s.citations)
+                               ORDER BY s.item), '[]')
+       FROM (SELECT source.value->>'item_id' AS item, count(*) AS citations
+               FROM messages answer
+              CROSS JOIN LATERAL jsonb_array_elements(
+                        CASE WHEN jsonb_typeof(answer.sources) = 'array'
+                             THEN answer.sources ELSE '[]' END
+                    ) AS source(value)
+              WHERE answer.conversation_id = {conversation}
+                AND answer.sender = {_ASSISTANT} AND answer.sources IS NOT NULL
+                AND source.value->>'item_id' IS NOT NULL
+                AND coalesce((source.value->>'cited')::boolean, true)
+              GROUP BY 1) AS s)
     """  # noqa: S608
 
 
-def model_usage(where: str) -> str:
-    """The assistant's answers that went to a model, per provider and model (``item``:
+def model_usage(conversation: str) -> str:
+    """SQL: a jsonb array of the assistant's answers in the conversation (id
+    ``conversation``) that went to a model, per provider and model (``item``:
     "provider/model"), with their prompt and completion tokens."""
     return f"""
-    SELECT date_trunc('hour', c.created_at) AS hour, c.assistant_id, c.channel,
-           coalesce(m.llm_provider, '') || '/' || coalesce(m.llm_model, '') AS item,
-           m.llm_provider AS provider, m.llm_model AS model,
-           count(*) AS answers,
-           coalesce(sum(m.prompt_tokens), 0) AS prompt_tokens,
-           coalesce(sum(m.completion_tokens), 0) AS completion_tokens
-      FROM conversations c
-      JOIN messages m ON m.conversation_id = c.id
-     WHERE c.organisation_id = :organisation_id AND ({where})
-       AND m.sender = {_ASSISTANT} AND m.direction = {_OUTBOUND}
-       AND (m.llm_provider IS NOT NULL OR m.llm_model IS NOT NULL)
-     GROUP BY 1, 2, 3, 4, 5, 6
+    (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.item), '[]')
+       FROM (SELECT coalesce(answer.llm_provider, '') || '/' || coalesce(answer.llm_model, '')
+                        AS item,
+                    min(answer.llm_provider) AS provider, min(answer.llm_model) AS model,
+                    count(*) AS answers,
+                    coalesce(sum(answer.prompt_tokens), 0) AS prompt_tokens,
+                    coalesce(sum(answer.completion_tokens), 0) AS completion_tokens
+               FROM messages answer
+              WHERE answer.conversation_id = {conversation}
+                AND answer.sender = {_ASSISTANT} AND answer.direction = {_OUTBOUND}
+                AND (answer.llm_provider IS NOT NULL OR answer.llm_model IS NOT NULL)
+              GROUP BY 1) AS u)
     """  # noqa: S608
 
 

@@ -6,7 +6,8 @@ conversation's figures from its messages again.
 ``created_at`` is the conversation's start (the retention purge ages a row by it); the
 row goes with its conversation (foreign key). No text a customer wrote: the hand-off
 reason is its code (``definitions.handoff_reason_code``), and the CSAT rating stays in
-``csat_surveys`` (read from there by whoever needs it). ``previous_at``: when the same
+``csat_surveys`` (read from there by whoever needs it; the row keeps whether it was asked,
+answered and positive). ``previous_at``: when the same
 customer began their previous conversation (``previous_with_assistant_at``:
 with the same assistant), so a period's distinct customers are the conversations whose
 previous one began before it: a count, not a set of customers.
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, UniqueConstraint, false, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cybergine.conversations.models import Channel, ConversationState
@@ -83,6 +86,19 @@ class ConversationFacts(TenantMixin, Base):
     handed_to_person: Mapped[bool] = mapped_column(default=False)
     resolved: Mapped[bool] = mapped_column(default=False)
     with_fallback: Mapped[bool] = mapped_column(default=False)
+    # Its CSAT survey's outcome (``definitions.CSAT``): the rating itself stays in the survey.
+    csat_surveys_sent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    csat_responses: Mapped[bool] = mapped_column(default=False, server_default=false())
+    csat_positive: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The assistant's answers per provider and model, and the sources they cited
+    # (``definitions.model_usage``, ``definitions.cited_sources``): item ids and names of
+    # models, no text.
+    model_usage: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    cited_sources: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
 
     first_response_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     first_response_business_seconds: Mapped[float | None] = mapped_column(Float, default=None)
@@ -103,7 +119,21 @@ class DailyCustomers(TenantMixin, Base):
 
     __tablename__ = "analytics_daily_customers"
     __retention__ = Retention.ANALYTICS
-    __table_args__ = (Index(None, "organisation_id", "day"),)
+    __table_args__ = (
+        Index(None, "organisation_id", "day"),
+        # The key the refresh adds to (``sums``); a conversation without an assistant or
+        # a previous one has a key too.
+        UniqueConstraint(
+            "organisation_id",
+            "day",
+            "previous_day",
+            "per_assistant",
+            "assistant_id",
+            "channel",
+            name="uq_analytics_daily_customers_key",
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
 
     day: Mapped[datetime]
     previous_day: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,12 +1,15 @@
 """Each conversation's figures as a row (``analytics_conversations``, ``fact_models``),
 written by the refresh for the conversations changed since its mark and by the rebuild
 for a period, from ``definitions.conversation_metrics``: the only statement that reads
-messages. The hourly aggregates are sums of these rows, the CSV export copies them, and
-a period's distinct customers are counted from them.
+messages. A row holds everything the aggregates count of its conversation: its counts,
+outcomes, durations and CSAT outcome, and its model usage and sources cited (jsonb
+arrays), so the aggregates are sums of rows (``sums``) and a change moves them by the
+difference between a conversation's old row and its new one. The CSV export copies the
+rows, and a period's distinct customers are counted from them.
 
-:func:`metrics` gives the rows with the conversation's CSAT survey beside them, under the
-column names of ``definitions.conversation_metrics``, so every figure's predicate
-(``Figure.predicate``, ``Bucket.predicate``) reads them alike.
+:func:`metrics` gives the rows under the column names of
+``definitions.conversation_metrics``, so every figure's predicate (``Figure.predicate``,
+``Bucket.predicate``) reads them alike.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ _COPIED = (
     "handed_to_person",
     "resolved",
     "with_fallback",
+    "csat_surveys_sent",
+    "csat_responses",
+    "csat_positive",
     *(f"{name}{kind}_seconds" for name in DURATIONS for kind in ("", "_business")),
 )
 
@@ -65,12 +71,15 @@ def _insert(where: str) -> str:
     return f"""
     INSERT INTO analytics_conversations
            (id, organisation_id, created_at, updated_at, {", ".join(_COPIED)},
-            handoff_reason, previous_at, previous_with_assistant_at)
+            handoff_reason, previous_at, previous_with_assistant_at, model_usage,
+            cited_sources)
     SELECT gen_random_uuid(), :organisation_id, m.started_at, now(),
            {", ".join(f"m.{name}" for name in _COPIED)},
            CASE WHEN m.handoff_at IS NOT NULL
                 THEN {definitions.handoff_reason_code("m.handoff_reason")} END,
-           {_previous(same_assistant=False)}, {_previous(same_assistant=True)}
+           {_previous(same_assistant=False)}, {_previous(same_assistant=True)},
+           {definitions.model_usage("m.conversation_id")},
+           {definitions.cited_sources("m.conversation_id")}
       FROM ({definitions.conversation_metrics(where)}) AS m
     """  # noqa: S608
 
@@ -119,9 +128,9 @@ async def write_period(
 
 def metrics(where: str) -> str:
     """The rows of the organisation's conversations matching ``where`` (SQL over the row
-    ``f``), each with its CSAT survey's figures, as ``conversation_metrics`` names them."""
+    ``f``), each with its CSAT rating beside it (``csat_rating``, for the export)."""
     return f"""
-    SELECT f.*, {definitions.CSAT}
+    SELECT f.*, s.rating AS csat_rating
       FROM analytics_conversations f
       LEFT JOIN csat_surveys s ON s.conversation_id = f.conversation_id
      WHERE f.organisation_id = :organisation_id AND ({where})

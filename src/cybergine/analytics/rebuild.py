@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, text
 
 from cybergine.accounts.models import Organisation
-from cybergine.analytics import rollups
+from cybergine.analytics import days, rollups
 from cybergine.db.engine import Database
 from cybergine.errors import NotFound
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
@@ -55,4 +55,4 @@ async def rebuild(
                 text("SELECT cybergine_knowledge_gap_days_rebuild(:organisation_id)"),
                 {"organisation_id": organisation},
             )
-    return Report(len(organisations), rollups.hour_of(start))
+    return Report(len(organisations), days.day_of(start))

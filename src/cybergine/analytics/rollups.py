@@ -1,30 +1,28 @@
-"""The hourly aggregates: sums of each conversation's row of figures (``facts``), kept
-current incrementally (the refresh recomputes the rows of the conversations changed
-since its mark, then sums the hours they began in again) or for a period (``cybergine
-analytics rebuild``). Both run the same statements, so an incremental refresh and a
-rebuild agree row for row.
+"""The aggregates (``sums``: hourly figures, breakdowns per hour and UTC day, daily
+customer counts), kept current incrementally by the refresh or recomputed for a period
+(``cybergine analytics rebuild``).
 
 Maintenance runs as a job, off the hot path: the job queue's periodic sweep defers one
 refresh per organisation with changes (``REFRESH_ANALYTICS``, coalesced by a queueing
 lock), which finds the changed conversations by ``conversations.updated_at`` (every
 writer sets it, the SQL ingest functions included) and the ones that became idle by
 ``last_message_at``. Writers pay only the upkeep of a BRIN index on ``updated_at`` (a
-summary per range of pages, no entry per row).
+summary per range of pages, no entry per row). The refresh then takes the changed
+conversations' old rows of figures away from the aggregates, writes their new rows, and
+adds those: its work follows the size of the change, not of the hours it falls in.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import buckets, customers, days, definitions, facts
-from cybergine.analytics.models import DURATIONS
-from cybergine.conversations.models import ConversationState
+from cybergine.analytics import days, facts, sums
+from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 
 HOUR = timedelta(hours=1)
 # A transaction that began before a refresh and commits after it wrote ``updated_at``
@@ -33,82 +31,6 @@ HOUR = timedelta(hours=1)
 CHANGES_LOOKBACK = timedelta(minutes=5)
 # A rebuild recomputes this much history per transaction.
 REBUILD_STEP = timedelta(days=7)
-
-_RANGE = "c.created_at >= :start AND c.created_at < :end"
-_FACTS_RANGE = "f.started_at >= :start AND f.started_at < :end"
-_TABLES = (
-    "analytics_hourly",
-    "analytics_hourly_model_usage",
-    "analytics_hourly_sources",
-    "analytics_hourly_reasons",
-)
-_KEY = "organisation_id, created_at, updated_at, id, hour, assistant_id, channel"
-_KEY_VALUES = (
-    "CAST(:organisation_id AS uuid), hour, now(), gen_random_uuid(), hour, assistant_id, channel"
-)
-
-
-def _figure_columns() -> dict[str, str]:
-    """Each column of ``analytics_hourly`` and its aggregate over ``metrics`` rows."""
-    columns = {"conversations": "count(*)"}
-    for figure in definitions.Figure:
-        if figure != definitions.Figure.CONVERSATIONS:
-            columns[figure.value] = f"count(*) FILTER (WHERE {figure.predicate})"
-    for state in ConversationState:
-        columns[f"state_{state.value}"] = f"count(*) FILTER (WHERE metrics.state = '{state.value}')"
-    for total in (
-        "messages_in",
-        "messages_out",
-        "assistant_answers",
-        "grounded_answers",
-        "fallbacks",
-        "prompt_tokens",
-        "completion_tokens",
-    ):
-        columns[total] = f"coalesce(sum(metrics.{total}), 0)"
-    for name in DURATIONS:
-        for kind in ("", "_business"):
-            columns[f"{name}{kind}_count"] = f"count(metrics.{name}{kind}_seconds)"
-            columns[f"{name}{kind}_seconds"] = f"coalesce(sum(metrics.{name}{kind}_seconds), 0)"
-    for duration in buckets.RESPONSE_TIMES:
-        for index, bucket in enumerate(buckets.BUCKETS):
-            columns[buckets.column(duration, index)] = (
-                f"count(*) FILTER (WHERE {bucket.predicate(duration)})"
-            )
-    return columns
-
-
-FIGURE_COLUMNS = _figure_columns()
-
-_INSERT_FIGURES = f"""
-    INSERT INTO analytics_hourly ({_KEY}, {", ".join(FIGURE_COLUMNS)})
-    SELECT {_KEY_VALUES}, {", ".join(FIGURE_COLUMNS)}
-      FROM (SELECT metrics.hour, metrics.assistant_id, metrics.channel,
-                   {", ".join(f"{sql} AS {name}" for name, sql in FIGURE_COLUMNS.items())}
-              FROM ({facts.metrics(_FACTS_RANGE)}) AS metrics
-             GROUP BY 1, 2, 3) AS figures
-"""  # noqa: S608
-_INSERT_MODEL_USAGE = f"""
-    INSERT INTO analytics_hourly_model_usage
-           ({_KEY}, item, provider, model, answers, prompt_tokens, completion_tokens)
-    SELECT {_KEY_VALUES}, item, provider, model, answers, prompt_tokens, completion_tokens
-      FROM ({definitions.model_usage(_RANGE)}) AS usage
-"""  # noqa: S608
-_INSERT_SOURCES = f"""
-    INSERT INTO analytics_hourly_sources ({_KEY}, item, citations)
-    SELECT {_KEY_VALUES}, item, citations
-      FROM ({definitions.cited_sources(_RANGE)}) AS sources
-"""  # noqa: S608
-_INSERT_HANDOFF_REASONS = f"""
-    INSERT INTO analytics_hourly_reasons ({_KEY}, item, handoffs)
-    SELECT {_KEY_VALUES}, item, count(*)
-      FROM (SELECT f.hour, f.assistant_id, f.channel, f.handoff_reason AS item
-              FROM analytics_conversations f
-             WHERE f.organisation_id = :organisation_id AND ({_FACTS_RANGE})
-               AND f.handoff_at IS NOT NULL) AS reasons
-     GROUP BY hour, assistant_id, channel, item
-"""  # noqa: S608
-_INSERTS = (_INSERT_FIGURES, _INSERT_MODEL_USAGE, _INSERT_SOURCES, _INSERT_HANDOFF_REASONS)
 
 
 @dataclass(frozen=True)
@@ -143,44 +65,35 @@ async def recompute(
     end: datetime,
     measure: Measure,
 ) -> None:
-    """The aggregates of the hours in [start, end) (whole hours): sums of the
-    conversations' rows (``facts``, current for the period), and the breakdowns by model
-    and source from the messages; then the daily copies of the breakdowns for the UTC
-    days those hours touch (``days``)."""
-    parameters = {"organisation_id": organisation_id, "start": start, "end": end}
-    for table in _TABLES:
-        await session.execute(
-            text(
-                f"DELETE FROM {table} WHERE organisation_id = :organisation_id"  # noqa: S608
-                " AND hour >= :start AND hour < :end"
-            ),
-            parameters,
-        )
-    for statement in _INSERTS:
-        await session.execute(text(statement), {**parameters, **measure.parameters})
-    await days.write(session, organisation_id, start, end)
-    await customers.recompute(session, organisation_id, start, end)
+    """The rows of figures of the conversations begun in [start, end) (whole UTC days)
+    and every aggregate of those days, from the raw rows."""
+    await sums.clear(session, organisation_id, start, end)
+    await facts.write_period(session, organisation_id, start, end, measure.parameters)
+    period = {"start": start, "end": end}
+    await sums.add(session, organisation_id, sums.Rows.IN_PERIOD, period, sign=1)
+
+
+async def _move(
+    session: AsyncSession, organisation_id: uuid.UUID, ids: list[uuid.UUID], measure: Measure
+) -> None:
+    """The rows of figures of these conversations recomputed, and the aggregates moved
+    by the difference: the old rows taken away, the new ones added."""
+    chosen = {"ids": ids}
+    await sums.add(session, organisation_id, sums.Rows.OF_CONVERSATIONS, chosen, sign=-1)
+    await facts.write_conversations(session, organisation_id, ids, measure.parameters)
+    await sums.add(session, organisation_id, sums.Rows.OF_CONVERSATIONS, chosen, sign=1)
 
 
 def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _runs(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
-    """Sorted hours as contiguous [start, end) runs: one statement per run."""
-    runs: list[tuple[datetime, datetime]] = []
-    for hour in sorted(set(hours)):
-        if runs and runs[-1][1] == hour:
-            runs[-1] = (runs[-1][0], hour + HOUR)
-        else:
-            runs.append((hour, hour + HOUR))
-    return runs
-
-
 # The conversations changed since the mark (the BRIN index on ``updated_at`` reads only
 # the pages written since; of those the look-back takes again, only the ones whose row
 # changed since its figures were computed), and those that became idle (their last
-# message crossed the idle time) since.
+# message crossed the idle time) since. A conversation without a row of figures that
+# began before the rows' retention had its row purged: it stays counted as it was (the
+# aggregates outlive the rows), not added a second time.
 _CHANGED = """
     SELECT c.id, date_trunc('hour', c.created_at) AS hour
       FROM conversations c
@@ -188,20 +101,23 @@ _CHANGED = """
      WHERE c.organisation_id = :organisation_id
        AND c.updated_at >= CAST(:since AS timestamptz) - make_interval(secs => :lookback)
        AND f.conversation_version IS DISTINCT FROM c.xmin::text::bigint
+       AND (f.id IS NOT NULL OR c.created_at >= :rows_since)
      UNION
     SELECT c.id, date_trunc('hour', c.created_at) AS hour
       FROM conversations c
+      LEFT JOIN analytics_conversations f ON f.conversation_id = c.id
      WHERE c.organisation_id = :organisation_id
        AND c.last_message_at > CAST(:since AS timestamptz) - make_interval(secs => :idle_seconds)
        AND c.last_message_at <= CAST(:now AS timestamptz) - make_interval(secs => :idle_seconds)
+       AND (f.id IS NOT NULL OR c.created_at >= :rows_since)
 """
 
 
 async def refresh(session: AsyncSession, organisation_id: uuid.UUID, measure: Measure) -> int:
-    """Bring the organisation's aggregates up to ``measure.now``: the rows of the
-    conversations changed since the last refresh are recomputed (``facts``), then the
-    hours they began in are summed again. Answers how many hours; a first refresh (no
-    mark yet) recomputes every conversation and hour."""
+    """Bring the organisation's aggregates up to ``measure.now``: the rows of figures of
+    the conversations changed since the last refresh are recomputed (``facts``), and the
+    aggregates moved by the difference. Answers how many hours that touched; a first
+    refresh (no mark yet) recomputes every row and aggregate, day by day."""
     await _serialise(session, organisation_id)
     mark = await session.scalar(
         text(
@@ -217,37 +133,34 @@ async def refresh(session: AsyncSession, organisation_id: uuid.UUID, measure: Me
         )
         # A statement per week of history: each stays well within the statement timeout.
         for start, end in rebuild_steps(oldest or measure.now, measure.now):
-            await facts.write_period(session, organisation_id, start, end, measure.parameters)
-        found = list(
-            await session.scalars(
-                text(
-                    "SELECT DISTINCT hour FROM analytics_conversations"
-                    " WHERE organisation_id = :organisation_id"
-                ),
-                {"organisation_id": organisation_id},
-            )
+            await recompute(session, organisation_id, start, end, measure)
+        hours = await session.scalar(
+            text(
+                "SELECT count(DISTINCT hour) FROM analytics_conversations"
+                " WHERE organisation_id = :organisation_id"
+            ),
+            {"organisation_id": organisation_id},
         )
-    else:
-        changed = (
-            await session.execute(
-                text(_CHANGED),
-                {
-                    "organisation_id": organisation_id,
-                    "since": mark,
-                    "lookback": CHANGES_LOOKBACK.total_seconds(),
-                    **measure.parameters,
-                },
-            )
-        ).all()
-        if changed:
-            await facts.write_conversations(
-                session, organisation_id, [row.id for row in changed], measure.parameters
-            )
-        found = list({row.hour for row in changed})
-    for start, end in _runs(found):
-        await recompute(session, organisation_id, start, end, measure)
+        await _set_mark(session, organisation_id, measure.now)
+        return int(hours or 0)
+    changed = (
+        await session.execute(
+            text(_CHANGED),
+            {
+                "organisation_id": organisation_id,
+                "since": mark,
+                "lookback": CHANGES_LOOKBACK.total_seconds(),
+                "rows_since": measure.now - MAXIMUM_AGE[Retention.USAGE_LOG],
+                **measure.parameters,
+            },
+        )
+    ).all()
+    touched = {row.hour for row in changed}
+    if changed:
+        await _move(session, organisation_id, [row.id for row in changed], measure)
+        await sums.drop_empty(session, organisation_id, touched)
     await _set_mark(session, organisation_id, measure.now)
-    return len(found)
+    return len(touched)
 
 
 async def _set_mark(session: AsyncSession, organisation_id: uuid.UUID, until: datetime) -> None:
@@ -279,17 +192,17 @@ async def rebuild_step(
     lock; the last step (``end`` past ``measure.now``) also moves the mark, since
     everything up to now is then counted."""
     await _serialise(session, organisation_id)
-    await facts.write_period(session, organisation_id, start, end, measure.parameters)
     await recompute(session, organisation_id, start, end, measure)
     if end > measure.now:
         await _set_mark(session, organisation_id, measure.now)
 
 
 def rebuild_steps(since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
-    """[since, now] in ``REBUILD_STEP``s of whole hours, oldest first."""
+    """[since, now] in ``REBUILD_STEP``s of whole UTC days, oldest first: a day's
+    aggregates are recomputed whole."""
     steps = []
-    start = hour_of(since)
-    end_of_all = hour_of(now) + HOUR
+    start = days.day_of(since)
+    end_of_all = days.day_of(now) + days.DAY
     while start < end_of_all:
         end = min(start + REBUILD_STEP, end_of_all)
         steps.append((start, end))

@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy import Subquery, Uuid, column, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cybergine.analytics import customers, days, definitions, facts, rollups
+from cybergine.analytics import customers, days, definitions, facts
 from cybergine.analytics.models import DURATIONS
 from cybergine.analytics.periods import Filters, Interval
+from cybergine.analytics.sums import FIGURE_COLUMNS
 from cybergine.assistants.models import Assistant
 from cybergine.db.engine import raw_connection
 from cybergine.db.tenancy import TenantScope
@@ -93,7 +94,7 @@ class Totals:
         return figures
 
 
-_SUMS = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in rollups.FIGURE_COLUMNS)
+_SUMS = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in FIGURE_COLUMNS)
 
 
 async def _unique_customers(
@@ -142,10 +143,10 @@ async def summary(scope: TenantScope, filters: Filters) -> Summary:
             parameters,
         )
     ).mappings()
-    sums = {True: dict.fromkeys(rollups.FIGURE_COLUMNS, 0.0)}
+    sums = {True: dict.fromkeys(FIGURE_COLUMNS, 0.0)}
     sums[False] = dict(sums[True])
     for row in rows:
-        sums[bool(row["current"])] = {name: float(row[name]) for name in rollups.FIGURE_COLUMNS}
+        sums[bool(row["current"])] = {name: float(row[name]) for name in FIGURE_COLUMNS}
     customers = await _unique_customers(session, organisation_id, filters)
     current = Totals(sums[True], customers[True])
     previous = Totals(sums[False], customers[False])
@@ -219,7 +220,7 @@ async def timeseries(scope: TenantScope, filters: Filters, interval: Interval) -
     """The figures per hour, day or week of the period (local days and weeks, Monday
     first, in the period's timezone); every interval is there, empty ones with zeros."""
     await check_filters(scope, filters)
-    sums = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in rollups.FIGURE_COLUMNS)
+    sums = ", ".join(f"coalesce(sum(h.{name}), 0) AS {name}" for name in FIGURE_COLUMNS)
     rows = (
         await scope.session.execute(
             text(
@@ -253,8 +254,7 @@ async def timeseries(scope: TenantScope, filters: Filters, interval: Interval) -
         )
     ).mappings()
     return [
-        Point(row["start"], Totals({n: float(row[n]) for n in rollups.FIGURE_COLUMNS}, 0))
-        for row in rows
+        Point(row["start"], Totals({n: float(row[n]) for n in FIGURE_COLUMNS}, 0)) for row in rows
     ]
 
 

@@ -37,15 +37,16 @@ def analytics_rebuild(
         str | None,
         typer.Option(
             "--since",
-            help="Recompute from this date or time (ISO 8601, UTC unless it says otherwise); "
-            "default: as far back as aggregates are kept (2 years).",
+            help="Recompute from the UTC day of this date or time (ISO 8601, UTC unless it "
+            "says otherwise); default: as far back as aggregates are kept (2 years).",
         ),
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Recompute the hourly aggregates from the conversations and messages, so a changed
-    definition (or idle time) applies to history. Runs beside the server: each week of
-    history is one transaction, under the organisation's lock that refreshes take too."""
+    """Recompute the aggregates from the conversations and messages, whole UTC days at a
+    time, so a changed definition (or idle time) applies to history. Runs beside the
+    server: each week of history is one transaction, under the organisation's lock that
+    refreshes take too."""
     from cybergine.analytics import rebuild
     from cybergine.db.engine import Database
 

@@ -237,6 +237,12 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("analytics_conversations", "channel", _ENUM),
     NotPersonal("analytics_conversations", "state", _ENUM),
     NotPersonal("analytics_conversations", "handoff_reason", "a fixed reason code, or 'other'"),
+    NotPersonal(
+        "analytics_conversations",
+        "model_usage",
+        "answers and tokens per model provider and model name",
+    ),
+    NotPersonal("analytics_conversations", "cited_sources", "citations per knowledge item id"),
     NotPersonal("analytics_daily_customers", "channel", _ENUM),
     NotPersonal("messages", "direction", _ENUM),
     NotPersonal("messages", "sender", _ENUM),
