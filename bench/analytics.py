@@ -19,6 +19,13 @@ Baseline, in the same run: the 30-day summary's headline counts computed straigh
 the raw rows (``definitions.conversation_metrics``), which is what the aggregates spare
 each request.
 
+refresh: ``rollups.refresh`` after ``--refresh-changes`` conversations of yesterday (UTC)
+were closed, ``--refresh-rounds`` times, each with other conversations: what the job
+does after a burst of changes, moving the aggregates by the changed rows' difference.
+Baseline, alternating with it in the same run: yesterday's aggregates cleared and summed
+again from all its rows (``sums.clear`` and ``sums.add``, a rebuild's statements for one
+day), the work a refresh that summed the changed hours and days again would do.
+
 export: the CSV export's generator (``analytics.api._csv_chunks``, what the route
 streams) over the last ``--export-days`` days, drained: rows/s, and this process's
 resident memory at each tenth of the rows. Goal: >= 50,000 rows/s with flat memory.
@@ -29,8 +36,8 @@ e.g. by the previous commit's code (``PYTHONPATH=<its src>``) beside the current
 ``--only queries`` times the questions alone.
 
 Usage: .venv/bin/python bench/analytics.py [--conversations 1000000] [--messages 10]
-       [--repetitions 20] [--export-days 30] [--gap-groups 300] [--data-dir DIR]
-       [--only queries]
+       [--repetitions 20] [--export-days 30] [--gap-groups 300] [--refresh-changes 100]
+       [--refresh-rounds 5] [--data-dir DIR] [--only queries]
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ import cybergine
 from analytics_seeds import GAPS, SEED
 from cybergine.analytics import api as analytics_api
 from cybergine.analytics import (
+    days,
     definitions,
     distributions,
     embedding_usage,
@@ -63,6 +71,7 @@ from cybergine.analytics import (
     rebuild,
     rollups,
     service,
+    sums,
 )
 from cybergine.analytics.periods import Filters, Interval, period
 from cybergine.db import embedded, migrate
@@ -219,10 +228,68 @@ async def run(url: str, args: argparse.Namespace) -> bool:
             ok &= await rebuilt(database, organisation_id, args)
         ok &= await timed_queries(database, organisation_id, args)
         if args.only != "queries":
+            await refreshed(database, organisation_id, args)
             ok &= await exported(database, organisation_id, args)
     finally:
         await database.dispose()
     return ok
+
+
+async def refreshed(
+    database: Database, organisation_id: uuid.UUID, args: argparse.Namespace
+) -> None:
+    day = days.day_of(datetime.now(UTC)) - days.DAY
+    async with database.transaction() as session:
+        ids = list(
+            await session.scalars(
+                text(
+                    "SELECT id FROM conversations WHERE organisation_id = :o"
+                    " AND created_at >= :day AND created_at < :day + interval '1 day'"
+                    " AND state <> 'closed' ORDER BY id"
+                ),
+                {"o": organisation_id, "day": day},
+            )
+        )
+        found = await session.scalar(
+            text(
+                "SELECT count(*) FROM analytics_conversations WHERE organisation_id = :o"
+                " AND started_at >= :day AND started_at < :day + interval '1 day'"
+            ),
+            {"o": organisation_id, "day": day},
+        )
+    timings: dict[str, list[float]] = {"refresh": [], "baseline": []}
+    for round_ in range(args.refresh_rounds):
+        chosen = ids[round_ * args.refresh_changes : (round_ + 1) * args.refresh_changes]
+        async with database.transaction() as session:
+            await session.execute(
+                text(
+                    "UPDATE conversations SET state = 'closed', closed_at = now(),"
+                    " updated_at = now() WHERE id = ANY(:ids)"
+                ),
+                {"ids": chosen},
+            )
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            await rollups.refresh(session, organisation_id, rollups.measure_now(IDLE_HOURS))
+        timings["refresh"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        async with database.transaction() as session:
+            await sums.clear(session, organisation_id, day, day + days.DAY)
+            await sums.add(
+                session,
+                organisation_id,
+                sums.Rows.IN_PERIOD,
+                {"start": day, "end": day + days.DAY},
+                sign=1,
+            )
+        timings["baseline"].append(time.perf_counter() - started)
+    print(
+        f"\nrefresh after {args.refresh_changes} of yesterday's {found:,} conversations"
+        f" closed ({args.refresh_rounds} rounds; ms):"
+    )
+    for name, times in timings.items():
+        label = "refresh" if name == "refresh" else "baseline: the day summed again"
+        print(f"  {label:42} p50 {_p(times, 0.5) * 1000:8.1f}  max {max(times) * 1000:8.1f}")
 
 
 async def rebuilt(database: Database, organisation_id: uuid.UUID, args: argparse.Namespace) -> bool:
@@ -315,6 +382,8 @@ if __name__ == "__main__":
     parser.add_argument("--repetitions", type=int, default=20, help="per query")
     parser.add_argument("--export-days", type=int, default=30)
     parser.add_argument("--gap-groups", type=int, default=300, help="knowledge gap groups")
+    parser.add_argument("--refresh-changes", type=int, default=100, help="per refresh")
+    parser.add_argument("--refresh-rounds", type=int, default=5)
     parser.add_argument("--data-dir", help="keep the database here, reuse it if present")
     parser.add_argument("--only", choices=["queries"], help="time the questions alone")
     sys.exit(main(parser.parse_args()))
