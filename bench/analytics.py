@@ -22,9 +22,10 @@ each request.
 refresh: ``rollups.refresh`` after ``--refresh-changes`` conversations of yesterday (UTC)
 were closed, ``--refresh-rounds`` times, each with other conversations: what the job
 does after a burst of changes, moving the aggregates by the changed rows' difference.
-Baseline, alternating with it in the same run: yesterday's aggregates cleared and summed
-again from all its rows (``sums.clear`` and ``sums.add``, a rebuild's statements for one
-day), the work a refresh that summed the changed hours and days again would do.
+Baseline, alternating with it in the same run: the same conversations' rows recomputed,
+then yesterday's aggregates cleared and summed again from all its rows (``sums.clear``
+and ``sums.add``, a rebuild's statements for one day): the work of a refresh that sums
+the changed days again instead of moving them by the difference.
 
 export: the CSV export's generator (``analytics.api._csv_chunks``, what the route
 streams) over the last ``--export-days`` days, drained: rows/s, and this process's
@@ -33,11 +34,11 @@ resident memory at each tenth of the rows. Goal: >= 50,000 rows/s with flat memo
 ``--data-dir DIR`` keeps the database in DIR (made if missing): a later run with the same
 DIR seeds and rebuilds nothing and runs no migration, so the questions can be timed again,
 e.g. by the previous commit's code (``PYTHONPATH=<its src>``) beside the current one.
-``--only queries`` times the questions alone.
+``--only queries`` times the questions alone, ``--only refresh`` the refresh.
 
 Usage: .venv/bin/python bench/analytics.py [--conversations 1000000] [--messages 10]
        [--repetitions 20] [--export-days 30] [--gap-groups 300] [--refresh-changes 100]
-       [--refresh-rounds 5] [--data-dir DIR] [--only queries]
+       [--refresh-rounds 5] [--data-dir DIR] [--only queries|refresh]
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from cybergine.analytics import (
     definitions,
     distributions,
     embedding_usage,
+    facts,
     gap_report,
     rebuild,
     rollups,
@@ -224,11 +226,13 @@ async def run(url: str, args: argparse.Namespace) -> bool:
         else:
             print(f"seeding {args.conversations:,} conversations, {args.messages} messages each")
             organisation_id = (await seed(database, args))["org"]
-        if kept is None and args.only != "queries":
+        if kept is None and args.only is None:
             ok &= await rebuilt(database, organisation_id, args)
-        ok &= await timed_queries(database, organisation_id, args)
-        if args.only != "queries":
+        if args.only in (None, "queries"):
+            ok &= await timed_queries(database, organisation_id, args)
+        if args.only in (None, "refresh"):
             await refreshed(database, organisation_id, args)
+        if args.only is None:
             ok &= await exported(database, organisation_id, args)
     finally:
         await database.dispose()
@@ -274,13 +278,12 @@ async def refreshed(
         timings["refresh"].append(time.perf_counter() - started)
         started = time.perf_counter()
         async with database.transaction() as session:
+            await facts.write_conversations(
+                session, organisation_id, chosen, rollups.measure_now(IDLE_HOURS).parameters
+            )
             await sums.clear(session, organisation_id, day, day + days.DAY)
             await sums.add(
-                session,
-                organisation_id,
-                sums.Rows.IN_PERIOD,
-                {"start": day, "end": day + days.DAY},
-                sign=1,
+                session, organisation_id, sums.Rows.IN_PERIOD, {"start": day, "end": day + days.DAY}
             )
         timings["baseline"].append(time.perf_counter() - started)
     print(
@@ -288,7 +291,7 @@ async def refreshed(
         f" closed ({args.refresh_rounds} rounds; ms):"
     )
     for name, times in timings.items():
-        label = "refresh" if name == "refresh" else "baseline: the day summed again"
+        label = "refresh" if name == "refresh" else "baseline: rows, then the day summed again"
         print(f"  {label:42} p50 {_p(times, 0.5) * 1000:8.1f}  max {max(times) * 1000:8.1f}")
 
 
@@ -385,5 +388,7 @@ if __name__ == "__main__":
     parser.add_argument("--refresh-changes", type=int, default=100, help="per refresh")
     parser.add_argument("--refresh-rounds", type=int, default=5)
     parser.add_argument("--data-dir", help="keep the database here, reuse it if present")
-    parser.add_argument("--only", choices=["queries"], help="time the questions alone")
+    parser.add_argument(
+        "--only", choices=["queries", "refresh"], help="time the questions or the refresh alone"
+    )
     sys.exit(main(parser.parse_args()))

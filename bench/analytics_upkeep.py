@@ -68,8 +68,10 @@ def apply(sql: Callable[[str], Any], variant: str) -> bool:
     return refreshes
 
 
-# The key of the line the refreshing process prints after each refresh.
+# The key of the line the refreshing process prints after each refresh, and the line it
+# prints once started.
 REFRESHED = "refreshed_hours"
+READY = "refreshing process ready"
 
 
 @dataclass
@@ -117,6 +119,8 @@ def in_place(
         if apply(platform.sql, variant)
         else None
     )
+    if refresher is not None:
+        _wait_until_ready(platform.processes.log_of(refresher), refresher)
     refreshes = Refreshes()
     try:
         yield refreshes
@@ -125,6 +129,16 @@ def in_place(
             log = platform.processes.log_of(refresher)
             platform.processes.stop(refresher)
             refreshes.read(log)
+
+
+def _wait_until_ready(log: Path, process: Any, timeout: float = 60.0) -> None:
+    """Until the refreshing process has started (imports, connection): a running worker
+    has, so its start is no part of what the refresh costs."""
+    deadline = time.monotonic() + timeout
+    while READY not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the refreshing process did not start:\n{log.read_text()[-2000:]}")
+        time.sleep(0.05)
 
 
 def _alternating(args: argparse.Namespace) -> Iterator[tuple[int, str]]:
@@ -230,10 +244,15 @@ def run_e2e_rounds(platform: Any, sim: Any, args: argparse.Namespace, *, secret:
 
 
 async def _refresh_forever(url: str, every: float) -> None:
+    from sqlalchemy import text
+
     from cybergine.analytics import rollups
     from cybergine.db.engine import Database
 
     database = Database(url, pool_size=1, statement_timeout_ms=0)
+    async with database.transaction() as session:
+        await session.execute(text("SELECT 1"))
+    print(READY, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

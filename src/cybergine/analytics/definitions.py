@@ -234,6 +234,17 @@ class Figure(enum.StrEnum):
 # The states a conversation can be in now, each counted.
 STATES = tuple(ConversationState)
 
+# The per-conversation counts the aggregates sum (``conversation_metrics`` columns).
+TOTALS = (
+    "messages_in",
+    "messages_out",
+    "assistant_answers",
+    "grounded_answers",
+    "fallbacks",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
 
 def cited_sources(conversation: str) -> str:
     """SQL: a jsonb array of each source the assistant's answers in the conversation

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cybergine.analytics import days, facts, sums
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 
-HOUR = timedelta(hours=1)
 # A transaction that began before a refresh and commits after it wrote ``updated_at``
 # earlier than the refresh's mark; looking this far back catches it (a transaction
 # longer than the statement timeout cannot exist).
@@ -70,7 +69,7 @@ async def recompute(
     await sums.clear(session, organisation_id, start, end)
     await facts.write_period(session, organisation_id, start, end, measure.parameters)
     period = {"start": start, "end": end}
-    await sums.add(session, organisation_id, sums.Rows.IN_PERIOD, period, sign=1)
+    await sums.add(session, organisation_id, sums.Rows.IN_PERIOD, period)
 
 
 async def _move(
@@ -78,10 +77,10 @@ async def _move(
 ) -> None:
     """The rows of figures of these conversations recomputed, and the aggregates moved
     by the difference: the old rows taken away, the new ones added."""
-    chosen = {"ids": ids}
-    await sums.add(session, organisation_id, sums.Rows.OF_CONVERSATIONS, chosen, sign=-1)
+    await sums.keep_old(session, ids)
     await facts.write_conversations(session, organisation_id, ids, measure.parameters)
-    await sums.add(session, organisation_id, sums.Rows.OF_CONVERSATIONS, chosen, sign=1)
+    await sums.add(session, organisation_id, sums.Rows.CHANGED, {"ids": ids})
+    await sums.forget_old(session)
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -63,15 +63,7 @@ class Totals:
             figure.value: self.sums[figure.value] for figure in definitions.Figure
         }
         figures["unique_customers"] = self.unique_customers
-        for name in (
-            "messages_in",
-            "messages_out",
-            "assistant_answers",
-            "grounded_answers",
-            "fallbacks",
-            "prompt_tokens",
-            "completion_tokens",
-        ):
+        for name in definitions.TOTALS:
             figures[name] = self.sums[name]
         conversations = self.sums["conversations"]
         figures["containment_rate"] = _ratio(self.sums["resolved_by_assistant"], conversations)

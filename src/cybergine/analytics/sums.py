@@ -2,13 +2,15 @@
 hourly figures, the model usage, sources and hand-off reasons per hour and per UTC day,
 and the daily counts of conversations by their customer's previous one (``customers``).
 
-One statement per aggregate table, :func:`add`, adds a set of rows to it, or takes them
-away (``sign`` -1), by an upsert on the table's key. The refresh takes the old rows of
-the conversations that changed away, writes their new rows, adds those, and drops the
-aggregate rows left with nothing (:func:`drop_empty`): its work is the size of the
-change, not of the hour or the day it falls in. A rebuild clears whole UTC days
-(:func:`clear`) and adds every row of them: the same statements, so an incremental
-refresh and a rebuild agree (to the rounding of floating-point sums of seconds).
+:func:`add` adds signed rows of figures (``sign`` 1 added, -1 taken away) to every
+aggregate table in one statement, an upsert on each table's key. The refresh keeps the
+old rows of the conversations that changed (:func:`keep_old`), writes their new rows,
+and adds both, the old ones taken away (``Rows.CHANGED``): a group where they cancel out
+writes nothing, and the aggregate rows left counting nothing are dropped
+(:func:`drop_empty`). Its work follows the size of the change, not of the hour or the
+day it falls in. A rebuild clears whole UTC days (:func:`clear`) and adds every row of
+them (``Rows.IN_PERIOD``): the same statement, so an incremental refresh and a rebuild
+agree (to the rounding of floating-point sums of seconds).
 
 A conversation deleted outright (a retention purge, a deleted organisation's) takes
 its row of figures with it, not its counts: the aggregates are kept longer than the
@@ -52,15 +54,7 @@ def _figure_columns() -> dict[str, str]:
             columns[figure.value] = _count(figure.predicate)
     for state in ConversationState:
         columns[f"state_{state.value}"] = _count(f"metrics.state = '{state.value}'")
-    for total in (
-        "messages_in",
-        "messages_out",
-        "assistant_answers",
-        "grounded_answers",
-        "fallbacks",
-        "prompt_tokens",
-        "completion_tokens",
-    ):
+    for total in definitions.TOTALS:
         columns[total] = _total(f"metrics.{total}")
     for name in DURATIONS:
         for kind in ("", "_business"):
@@ -92,7 +86,8 @@ class _Table:
     counted: str
 
     def upsert(self, rows: str) -> str:
-        """SQL: add the signed ``rows`` (SQL) to the table."""
+        """SQL: add the signed ``rows`` (the name of a query) to the table; a group whose
+        sums are all zero (rows that cancel out) writes nothing."""
         moment = "metrics.hour" if self.grain == "hour" else _DAY.format("metrics.hour")
         columns = {self.grain: moment, **self.keys, **self.names, **self.sums}
         grouped = ", ".join(str(position) for position in range(1, len(self.keys) + 2))
@@ -103,8 +98,10 @@ class _Table:
             SELECT gen_random_uuid(), CAST(:organisation_id AS uuid), d.{self.grain}, now(),
                    {", ".join(f"d.{name}" for name in columns)}
               FROM (SELECT {", ".join(f"{sql} AS {name}" for name, sql in columns.items())}
-                      FROM ({rows}) AS metrics {self.source}
+                      FROM {rows} AS metrics {self.source}
                      GROUP BY {grouped}) AS d
+             WHERE ({", ".join(f"d.{name}" for name in self.sums)})
+                   IS DISTINCT FROM ({", ".join("0" for _ in self.sums)})
             ON CONFLICT ON CONSTRAINT uq_{self.name}_key
             DO UPDATE SET {added}, updated_at = now()
         """  # noqa: S608
@@ -174,24 +171,56 @@ _CUSTOMERS = _Table(
 TABLES = (_HOURLY, *_breakdowns("hour"), *_breakdowns("day"), _CUSTOMERS)
 
 
+# The old rows of the conversations a refresh recomputes (``keep_old``), for the length
+# of its transaction.
+_OLD_ROWS = "analytics_old_rows"
+
+
 class Rows(enum.StrEnum):
-    """The organisation's rows of figures ``add`` reads (SQL over ``f``), and the
-    parameters each takes."""
+    """The signed rows of figures ``add`` adds (SQL), and the parameters each takes."""
 
-    OF_CONVERSATIONS = "f.conversation_id = ANY(CAST(:ids AS uuid[]))"  # ids
-    IN_PERIOD = "f.started_at >= :start AND f.started_at < :end"  # start, end
-
-
-_UPSERTS = {
-    rows: tuple(
-        table.upsert(
-            "SELECT CAST(:sign AS integer) AS sign, f.* FROM analytics_conversations f"  # noqa: S608
-            f" WHERE f.organisation_id = :organisation_id AND ({rows.value})"
-        )
-        for table in TABLES
+    # The rows of the conversations begun in a period (``start``, ``end``), added.
+    IN_PERIOD = (
+        "SELECT 1 AS sign, f.* FROM analytics_conversations f"
+        " WHERE f.organisation_id = :organisation_id"
+        " AND f.started_at >= :start AND f.started_at < :end"
     )
-    for rows in Rows
-}
+    # Of the conversations recomputed (``ids``): the old rows taken away, the new added.
+    CHANGED = (
+        f"SELECT -1 AS sign, o.* FROM {_OLD_ROWS} o"  # noqa: S608
+        " UNION ALL SELECT 1 AS sign, f.* FROM analytics_conversations f"
+        " WHERE f.organisation_id = :organisation_id"
+        " AND f.conversation_id = ANY(CAST(:ids AS uuid[]))"
+    )
+
+
+def _statement(rows: Rows) -> str:
+    """One statement for every aggregate table: the rows read once, each table's upsert
+    a part of it (they write different tables)."""
+    parts = ", ".join(
+        f"added_{index} AS ({table.upsert('signed')})" for index, table in enumerate(TABLES)
+    )
+    return f"WITH signed AS MATERIALIZED ({rows.value}), {parts} SELECT 1"
+
+
+_STATEMENTS = {rows: _statement(rows) for rows in Rows}
+
+
+async def keep_old(session: AsyncSession, ids: list[uuid.UUID]) -> None:
+    """Keep these conversations' rows as they are, for ``Rows.CHANGED`` once their new
+    rows are written (until the transaction ends)."""
+    await session.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {_OLD_ROWS} ON COMMIT DROP AS"  # noqa: S608
+            " SELECT * FROM analytics_conversations"
+            " WHERE conversation_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": ids},
+    )
+
+
+async def forget_old(session: AsyncSession) -> None:
+    await session.execute(text(f"DROP TABLE {_OLD_ROWS}"))
 
 
 async def add(
@@ -199,34 +228,35 @@ async def add(
     organisation_id: uuid.UUID,
     rows: Rows,
     parameters: Mapping[str, object],
-    *,
-    sign: int,
 ) -> None:
-    """Add the organisation's ``rows`` of figures to every aggregate (``sign`` 1), or
-    take them away (-1)."""
-    for statement in _UPSERTS[rows]:
-        await session.execute(
-            text(statement),
-            {"organisation_id": organisation_id, "sign": sign, **parameters},
-        )
+    """Add the signed ``rows`` of figures to every aggregate."""
+    await session.execute(
+        text(_STATEMENTS[rows]), {"organisation_id": organisation_id, **parameters}
+    )
 
 
 async def drop_empty(
     session: AsyncSession, organisation_id: uuid.UUID, hours: Iterable[datetime]
 ) -> None:
     """Remove the aggregate rows of these hours, and of their UTC days, that count
-    nothing any more: a rebuild would not write them."""
-    moments = {"hour": sorted(set(hours))}
-    moments["day"] = sorted({days.day_of(hour) for hour in moments["hour"]})
-    for table in TABLES:
-        await session.execute(
-            text(
-                f"DELETE FROM {table.name} WHERE organisation_id = :organisation_id"  # noqa: S608
-                f" AND {table.grain} = ANY(CAST(:moments AS timestamptz[]))"
-                f" AND {table.counted} = 0"
-            ),
-            {"organisation_id": organisation_id, "moments": moments[table.grain]},
-        )
+    nothing any more (a rebuild would not write them): one statement."""
+    hours = sorted(set(hours))
+    moments = {"hour": ":hours", "day": ":days"}
+    parts = ", ".join(
+        f"emptied_{index} AS (DELETE FROM {table.name}"  # noqa: S608
+        f" WHERE organisation_id = :organisation_id"
+        f" AND {table.grain} = ANY(CAST({moments[table.grain]} AS timestamptz[]))"
+        f" AND {table.counted} = 0)"
+        for index, table in enumerate(TABLES)
+    )
+    await session.execute(
+        text(f"WITH {parts} SELECT 1"),
+        {
+            "organisation_id": organisation_id,
+            "hours": hours,
+            "days": sorted({days.day_of(hour) for hour in hours}),
+        },
+    )
 
 
 async def clear(
