@@ -170,7 +170,7 @@ class HourlyHandoffReasons(_HourKey, _HandoffReasons, Base):
 
 # The same breakdowns per UTC day (``days``): what a long period reads for the whole
 # days inside it, so a year is 365 rows per key rather than 8,760. The refresh and the
-# rebuild write them from the hourly rows of the days they recompute.
+# rebuild keep them from the same rows of figures as the hourly ones (``sums``).
 class DailyModelUsage(_DayKey, _ModelUsage, Base):
     __tablename__ = "analytics_daily_model_usage"
     __retention__ = Retention.ANALYTICS
