@@ -80,7 +80,6 @@ async def _move(
     await sums.keep_old(session, ids)
     await facts.write_conversations(session, organisation_id, ids, measure.parameters)
     await sums.add(session, organisation_id, sums.Rows.CHANGED, {"ids": ids})
-    await sums.forget_old(session)
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -208,7 +208,7 @@ _STATEMENTS = {rows: _statement(rows) for rows in Rows}
 
 async def keep_old(session: AsyncSession, ids: list[uuid.UUID]) -> None:
     """Keep these conversations' rows as they are, for ``Rows.CHANGED`` once their new
-    rows are written (until the transaction ends)."""
+    rows are written (until the transaction ends: one refresh per transaction)."""
     await session.execute(
         text(
             f"CREATE TEMPORARY TABLE {_OLD_ROWS} ON COMMIT DROP AS"  # noqa: S608
@@ -217,10 +217,6 @@ async def keep_old(session: AsyncSession, ids: list[uuid.UUID]) -> None:
         ),
         {"ids": ids},
     )
-
-
-async def forget_old(session: AsyncSession) -> None:
-    await session.execute(text(f"DROP TABLE {_OLD_ROWS}"))
 
 
 async def add(
