@@ -309,3 +309,16 @@ def test_the_rebuild_command_recomputes_an_organisations_history(
     bad = runner.invoke(cli, ["analytics", "rebuild", "--since", "last tuesday"], env=env)
     assert bad.exit_code == 2
     assert "not a date" in bad.output
+
+
+def test_a_rebuild_recomputes_whole_utc_days_from_since() -> None:
+    """A day's aggregates are recomputed whole: a rebuild from 14:30 starts at that
+    UTC day's midnight, runs in steps of a week, and ends with the day after now's."""
+    since = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+    now = datetime(2026, 3, 17, 9, 5, tzinfo=UTC)
+    steps = rollups.rebuild_steps(since, now)
+    assert steps == [
+        (datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 9, tzinfo=UTC)),
+        (datetime(2026, 3, 9, tzinfo=UTC), datetime(2026, 3, 16, tzinfo=UTC)),
+        (datetime(2026, 3, 16, tzinfo=UTC), datetime(2026, 3, 18, tzinfo=UTC)),
+    ]
