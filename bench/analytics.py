@@ -69,7 +69,7 @@ from cybergine.analytics import (
     distributions,
     embedding_usage,
     facts,
-    gap_report,
+    question_report,
     rebuild,
     rollups,
     service,
@@ -164,8 +164,8 @@ async def queries(database: Database, organisation_id: uuid.UUID, repetitions: i
         ("timeseries by hour, 30 days", series(30, Interval.HOUR)),
         ("response times, 12 months", scoped(distributions.response_times, 365)),
         ("hours of week, 12 months", scoped(distributions.hours_of_week, 365)),
-        ("knowledge gaps, 30 days", scoped(gap_report.report, 30)),
-        ("knowledge gaps, 12 months", scoped(gap_report.report, 365)),
+        ("knowledge gaps, 30 days", scoped(question_report.knowledge_gaps, 30)),
+        ("knowledge gaps, 12 months", scoped(question_report.knowledge_gaps, 365)),
     ]
     for name, work in cases:
         measured.append((name, await _timed(database, work, repetitions)))

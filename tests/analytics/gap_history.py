@@ -1,14 +1,19 @@
-"""A hand-built history of knowledge gaps: questions of two meanings that the assistant
-could not answer (shipping to Canada, gift cards), and noise around them that is no gap.
+"""A hand-built history of questions: two meanings the assistant could not answer
+(shipping to Canada, gift cards), one it answered every time (returns), and noise around
+them that is no question.
 
 In the period (Monday of last week to today, UTC), organisation "Gaps":
 
-- shipping to Canada, 5 questions in 4 conversations: 3 got the fallback (one of them
-  from assistant B on web chat), 1 was handed to a person by the model, and one
-  conversation asked twice (fallback both times);
+- shipping to Canada, 5 gap questions in 4 conversations: 3 got the fallback (one of
+  them from assistant B on web chat), 1 was handed to a person by the model, and one
+  conversation asked twice (fallback both times); the web chat conversation had asked
+  it once before and got a grounded answer (``SHIPPING_ANSWERED``): 6 questions in all;
+- returns, 4 questions in 3 conversations, each with a grounded answer (one conversation
+  asked twice), and a product the customer picked from a list (a tap, no question);
 - gift cards, 3 questions, each the fallback of its own conversation (the last customer
   then accepts the offer of a person: "Yes please", handed off by the model, no gap);
-- noise: questions that got a grounded answer; a customer who asked for a person (the
+- noise: two questions that got a grounded answer, each its own meaning
+  (``NOISE[:2]``: top questions asked once); a customer who asked for a person (the
   platform's notice, no model); a greeting (``grounded`` null); a photo that got the
   fallback (no text); a question whose fallback came with no ``reply_to_id``.
 
@@ -41,7 +46,14 @@ SHIPPING = (
     "do u ship to canada",
     "Is delivery to Toronto possible?",
 )
+SHIPPING_ANSWERED = "Can you ship to Canada?"
 GIFT_CARDS = ("Do you sell gift cards?", "Can I buy a gift voucher?", "Are gift cards available?")
+RETURNS = (
+    "How do I return an item?",
+    "Can I return something I bought?",
+    "Can I return an item?",
+    "how do i return something",
+)
 NOISE = (
     "What are your opening hours?",
     "Where is my order 1234?",
@@ -57,6 +69,7 @@ class GapHistory:
     first: datetime
     shipping_conversations: set[uuid.UUID] = field(default_factory=set)
     gift_conversations: set[uuid.UUID] = field(default_factory=set)
+    return_conversations: set[uuid.UUID] = field(default_factory=set)
     questions: dict[str, uuid.UUID] = field(default_factory=dict)
 
 
@@ -73,11 +86,13 @@ async def ask(
     question: str | None,
     *,
     answer: str = "fallback",
+    choice_id: str | None = None,
 ) -> Message:
-    """The customer's ``question`` at ``at`` and its reply 10 s later: ``fallback`` (not
-    grounded), ``grounded``, ``greeting`` (grounded null), ``model_handoff`` (the
-    platform's notice written with the model), ``customer_handoff`` (the notice alone),
-    ``unlinked`` (a fallback that names no question)."""
+    """The customer's ``question`` at ``at`` (a tap on a button or list row with
+    ``choice_id``) and its reply 10 s later: ``fallback`` (not grounded), ``grounded``,
+    ``greeting`` (grounded null), ``model_handoff`` (the platform's notice written with
+    the model), ``customer_handoff`` (the notice alone), ``unlinked`` (a fallback that
+    names no question)."""
     asked = await make_message(
         session,
         conversation,
@@ -85,6 +100,7 @@ async def ask(
         text=question,
         type="text" if question is not None else "image",
         created_at=at,
+        payload=None if choice_id is None else {"choice_id": choice_id},
     )
     reply: dict[str, object] = {
         "direction": Direction.OUTBOUND,
@@ -132,7 +148,10 @@ async def seed(
     history.questions[SHIPPING[0]] = (await ask(session, c, at(0, 9), SHIPPING[0])).id
     history.questions[SHIPPING[3]] = (await ask(session, c, at(0, 9, 5), SHIPPING[3])).id
     history.shipping_conversations.add(c.id)
-    c = await conversation(assistant_id=b.id, channel=Channel.WEBCHAT, created_at=at(1, 10))
+    c = await conversation(assistant_id=b.id, channel=Channel.WEBCHAT, created_at=at(1, 9))
+    history.questions[SHIPPING_ANSWERED] = (
+        await ask(session, c, at(1, 9, 55), SHIPPING_ANSWERED, answer="grounded")
+    ).id
     history.questions[SHIPPING[1]] = (await ask(session, c, at(1, 10), SHIPPING[1])).id
     history.shipping_conversations.add(c.id)
     c = await conversation(assistant_id=a.id, created_at=at(2, 11))
@@ -151,6 +170,17 @@ async def seed(
         history.questions[question] = (await ask(session, c, at(day, 15), question)).id
         history.gift_conversations.add(c.id)
     await ask(session, c, at(2, 15, 1), "Yes please", answer="model_handoff")
+
+    # Returns, answered every time; a product picked from a list is no question.
+    c = await conversation(assistant_id=a.id, created_at=at(0, 11))
+    await ask(session, c, at(0, 11), RETURNS[0], answer="grounded")
+    await ask(session, c, at(0, 11, 2), RETURNS[1], answer="grounded")
+    await ask(session, c, at(0, 11, 4), "Blue T-shirt", answer="grounded", choice_id="product:1")
+    history.return_conversations.add(c.id)
+    for day, question in enumerate(RETURNS[2:], start=2):
+        c = await conversation(assistant_id=a.id, created_at=at(day, 16))
+        await ask(session, c, at(day, 16), question, answer="grounded")
+        history.return_conversations.add(c.id)
 
     # Noise.
     c = await conversation(assistant_id=a.id, created_at=at(1, 8))

@@ -1,8 +1,9 @@
-"""The knowledge gaps' daily counts (``knowledge_gap_days``) and the report read from
-them: the rows the trigger keeps as questions are written, regrouped and deleted are the
-rows the rebuild sums from scratch, and the report of any period, in any timezone, with
-any filter, says what counting the raw questions says (a conversation once per group,
-however many times it asked, before the period or in it).
+"""The questions' daily counts (``knowledge_gap_days``) and the reports read from them:
+the rows the trigger keeps as questions are written, regrouped and deleted are the rows
+the rebuild sums from scratch, and the top questions and knowledge gaps of any period,
+in any timezone, with any filter, say what counting the raw questions says (a
+conversation once per group, however many times it asked, before the period or in it;
+for the gaps, however many times it asked a question of a gap's cause).
 
 Questions are written straight to the table, as the collection writes them (vectors
 made up: nothing here is embedded), spread over three weeks around Europe's change to
@@ -11,6 +12,7 @@ and channel."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from dataclasses import dataclass
@@ -21,8 +23,15 @@ import pytest
 from sqlalchemy import text
 
 from cybergine.analytics import gaps, rebuild
-from cybergine.analytics.gap_report import Group, report
 from cybergine.analytics.periods import Filters, period
+from cybergine.analytics.question_report import (
+    KNOWLEDGE_GAPS,
+    TOP_QUESTIONS,
+    Group,
+    Kind,
+    knowledge_gaps,
+    report,
+)
 from cybergine.conversations.models import Channel
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
@@ -84,7 +93,7 @@ async def _ask(world: World, count: int) -> None:
                     "c": conversation,
                     "a": world.profiles[conversation][0],
                     "channel": world.profiles[conversation][1],
-                    "cause": world.random.choice([gaps.FALLBACK, gaps.HANDOFF]),
+                    "cause": world.random.choice(gaps.CAUSES),
                     "g": world.random.choice(world.groups),
                     "e": _VECTOR,
                     "at": asked,
@@ -137,8 +146,8 @@ async def _days(world: World) -> list[tuple[Any, ...]]:
     async with world.database.transaction() as session:
         rows = await session.execute(
             text(
-                "SELECT group_id, day, previous_day, assistant_id, channel, cause, questions,"
-                " first_seen, last_seen, created_at FROM knowledge_gap_days"
+                "SELECT group_id, day, previous_day, previous_gap_day, assistant_id, channel,"
+                " cause, questions, first_seen, last_seen, created_at FROM knowledge_gap_days"
                 " WHERE organisation_id = :o"
             ),
             {"o": world.organisation_id},
@@ -162,8 +171,10 @@ async def test_the_kept_rows_are_the_rebuilt_ones_through_inserts_regroupings_an
     world: World,
 ) -> None:
     kept = await _days(world)
-    assert sum(row[6] for row in kept) == QUESTIONS
+    assert sum(row[7] for row in kept) == QUESTIONS
     assert any(row[2] is not None for row in kept)  # some conversations asked again
+    # ... and some asked a gap's question again after a grounded one in between.
+    assert any(row[3] is not None and row[3] != row[2] for row in kept)
     assert kept == await _rebuilt(world)
 
     async with world.database.transaction() as session:
@@ -187,7 +198,7 @@ async def test_the_kept_rows_are_the_rebuilt_ones_through_inserts_regroupings_an
         )
     await _ask(world, 40)
     kept = await _days(world)
-    assert all(row[6] > 0 for row in kept)
+    assert all(row[7] > 0 for row in kept)
     assert kept == await _rebuilt(world)
 
     async with world.database.transaction() as session:
@@ -212,14 +223,16 @@ async def _questions(world: World) -> list[Any]:
 
 
 def _counted(
-    questions: list[Any], filters: Filters, answered: dict[uuid.UUID, datetime]
+    questions: list[Any], filters: Filters, answered: dict[uuid.UUID, datetime], kind: Kind
 ) -> list[tuple[Any, ...]]:
-    """Each group's figures counted from its raw questions, in the report's order."""
+    """Each group's figures counted from its raw questions of ``kind``'s causes, in the
+    report's order."""
     start, end = filters.period.start, filters.period.end
     chosen = [
         q
         for q in questions
         if start <= q.created_at < end
+        and q.cause in kind.causes
         and (filters.assistant_id is None or q.assistant_id == filters.assistant_id)
         and (filters.channel is None or q.channel == filters.channel.value)
     ]
@@ -232,6 +245,7 @@ def _counted(
                 group,
                 len(mine),
                 len({q.conversation_id for q in mine}),
+                sum(q.cause == gaps.GROUNDED for q in mine),
                 sum(q.cause == gaps.FALLBACK for q in mine),
                 sum(q.cause == gaps.HANDOFF for q in mine),
                 min(q.created_at for q in mine),
@@ -239,7 +253,9 @@ def _counted(
                 0 if since is None else sum(q.created_at > since for q in mine),
             )
         )
-    figures.sort(key=lambda f: (f[0] in answered, -f[1], -f[6].timestamp(), str(f[0])))
+    figures.sort(
+        key=lambda f: (kind.answered_last and f[0] in answered, -f[1], -f[7].timestamp(), str(f[0]))
+    )
     return figures
 
 
@@ -249,6 +265,7 @@ def _reported(groups: list[Group]) -> list[tuple[Any, ...]]:
             g.id,
             g.questions,
             g.conversations,
+            g.grounded,
             g.fallbacks,
             g.handoffs,
             g.first_seen,
@@ -279,18 +296,17 @@ async def test_every_period_filter_and_zone_reports_what_the_raw_questions_say(
     checked = 0
     for zone in ZONES:
         for since, until in periods:
-            for narrowed in (
-                {},
-                {"assistant_id": world.assistants[0]},
-                {"channel": Channel.WEBCHAT},
+            for narrowed, kind in itertools.product(
+                ({}, {"assistant_id": world.assistants[0]}, {"channel": Channel.WEBCHAT}),
+                (TOP_QUESTIONS, KNOWLEDGE_GAPS),
             ):
                 filters = Filters(period(since, until, zone), **narrowed)  # type: ignore[arg-type]
                 async with world.database.transaction() as session:
                     found = await report(
-                        TenantScope(session, world.organisation_id), filters, limit=50
+                        TenantScope(session, world.organisation_id), filters, kind, limit=50
                     )
-                expected = _counted(questions, filters, answered)
-                assert _reported(found.groups) == expected, (zone, since, until, narrowed)
+                expected = _counted(questions, filters, answered, kind)
+                assert _reported(found.groups) == expected, (zone, since, until, narrowed, kind)
                 assert found.questions == sum(f[1] for f in expected)
                 checked += found.questions
     assert checked > 0
@@ -301,4 +317,4 @@ async def test_every_period_filter_and_zone_reports_what_the_raw_questions_say(
 async def _whole(world: World) -> Any:
     filters = Filters(period(FIRST.date(), date(2026, 4, 30), "UTC"))
     async with world.database.transaction() as session:
-        return await report(TenantScope(session, world.organisation_id), filters)
+        return await knowledge_gaps(TenantScope(session, world.organisation_id), filters)

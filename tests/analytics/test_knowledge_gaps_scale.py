@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from cybergine.analytics.gap_report import report
 from cybergine.analytics.periods import Filters, period
+from cybergine.analytics.question_report import knowledge_gaps as report
 from cybergine.conversations.models import Conversation
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope

@@ -1,7 +1,8 @@
-"""The Knowledge gaps page in a real browser, with gaps to show (``tests/analytics/
-gap_history.py``, collected): no accessibility violation or console error on a desktop
-and on a phone, and "Answer this" opens the Q&A form with the question filled in; the
-pair written, the group is marked answered."""
+"""The Knowledge gaps and Top questions pages in a real browser, with questions to show
+(``tests/analytics/gap_history.py``, collected): no accessibility violation or console
+error on a desktop and on a phone; a top question's conversations open in the inbox with
+the way back; and "Answer this" opens the Q&A form with the question filled in; the pair
+written, the group is marked answered."""
 
 from __future__ import annotations
 
@@ -60,18 +61,32 @@ def test_the_gaps_page_is_accessible_and_answer_this_fills_the_qa_form(
     chromium: Browser, live_server: LiveServer, database_url: str
 ) -> None:
     email, path = _seeded(database_url)
+    top = path.replace("/knowledge-gaps?", "/top-questions?")
     for viewport in (DESKTOP, PHONE):
         context = chromium.new_context(viewport=viewport)
         page = context.new_page()
         with console_errors(page) as errors:
             sign_in(page, live_server.url, email)
-            page.goto(f"{live_server.url}{path}")
-            expect(page.get_by_role("heading", name="Knowledge gaps", level=1)).to_be_visible()
-            assert_fits_and_accessible(page, f"knowledge gaps at {viewport['width']} px")
-            expect(page.get_by_text(HOSTILE).first).to_be_visible()
-            assert page.title() != "owned"
+            for shown, heading in ((path, "Knowledge gaps"), (top, "Top questions")):
+                page.goto(f"{live_server.url}{shown}")
+                expect(page.get_by_role("heading", name=heading, level=1)).to_be_visible()
+                assert_fits_and_accessible(page, f"{heading} at {viewport['width']} px")
+                expect(page.get_by_text(HOSTILE).first).to_be_visible()
+                assert page.title() != "owned"
         assert errors == []
         context.close()
+
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    sign_in(page, live_server.url, email)
+    page.goto(f"{live_server.url}{top}")
+    first = page.get_by_test_id("top-question").first
+    expect(first.get_by_test_id("question-count")).to_have_text("6")
+    first.get_by_role("link", name=re.compile(r"^The 4 conversations behind")).click()
+    expect(page.get_by_test_id("drill-banner")).to_contain_text("a top question's questions")
+    page.get_by_role("link", name="Back to top questions").click()
+    expect(page.get_by_role("heading", name="Top questions", level=1)).to_be_visible()
+    context.close()
 
     context = chromium.new_context(viewport=DESKTOP)
     page = context.new_page()

@@ -23,10 +23,16 @@ from cybergine.analytics import (
 )
 from cybergine.analytics.api_usage_schemas import ApiUsageOut, ApiUsageRowOut
 from cybergine.analytics.cost_schemas import ModelCostOut
-from cybergine.analytics.gap_report import report as gap_report
-from cybergine.analytics.gap_schemas import KnowledgeGapsOut, group_out
 from cybergine.analytics.gaps import DEFAULT_GROUPS, MAX_GROUPS
 from cybergine.analytics.periods import Filters, Interval, period_of
+from cybergine.analytics.question_report import knowledge_gaps as gap_report
+from cybergine.analytics.question_report import top_questions as top_report
+from cybergine.analytics.question_schemas import (
+    KnowledgeGapsOut,
+    TopQuestionsOut,
+    group_out,
+    top_question_out,
+)
 from cybergine.analytics.reading import (
     AnalyticsReader,
     AnalyticsUnavailable,
@@ -239,6 +245,31 @@ async def _csv_chunks(
             yield chunk
 
 
+Groups = Annotated[int, Query(ge=1, le=MAX_GROUPS, description="Groups listed")]
+
+
+@router.get(
+    "/top-questions",
+    response_model=TopQuestionsOut,
+    responses=may_answer(NotFound, AnalyticsUnavailable),
+    summary="The customers' most asked questions, grouped by meaning",
+    description="The customers' questions asked in the period that the assistant answered "
+    "from a source, answered with the fallback or that the model handed to a person, "
+    "grouped by meaning (README: 'top questions'), most asked first, each with how many "
+    "were answered from a source. Collected by a job every minute.",
+)
+async def top_questions(
+    reader: Reader, filters: FiltersDep, limit: Groups = DEFAULT_GROUPS
+) -> TopQuestionsOut:
+    await service.check_filters(reader.scope, filters)
+    found = await top_report(reader.scope, filters, limit=limit)
+    return TopQuestionsOut(
+        period=_period_out(filters),
+        questions=found.questions,
+        groups=[top_question_out(group, filters) for group in found.groups],
+    )
+
+
 @router.get(
     "/knowledge-gaps",
     response_model=KnowledgeGapsOut,
@@ -249,11 +280,7 @@ async def _csv_chunks(
     "first, answered groups after the open ones. Collected by a job every minute.",
 )
 async def knowledge_gaps(
-    reader: Reader,
-    filters: FiltersDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_GROUPS, description="Groups listed")] = (
-        DEFAULT_GROUPS
-    ),
+    reader: Reader, filters: FiltersDep, limit: Groups = DEFAULT_GROUPS
 ) -> KnowledgeGapsOut:
     await service.check_filters(reader.scope, filters)
     found = await gap_report(reader.scope, filters, limit=limit)

@@ -1,6 +1,7 @@
-"""Knowledge gaps: the customers' questions the assistant could not answer from the
-knowledge base, each with its vector and the group of questions of the same meaning it
-belongs to (``analytics.gaps``).
+"""The customers' questions the assistant answered (the top questions) and among them the
+knowledge gaps, the ones it could not answer from the knowledge base, each with its
+vector and the group of questions of the same meaning it belongs to
+(``analytics.gaps``). The tables keep the knowledge gaps' names they were made with.
 
 A question's row is usage data about a customer (retention: usage logs, 12 months, by
 ``created_at``, which is when the question was asked); its text stays in ``messages``
@@ -8,7 +9,7 @@ A question's row is usage data about a customer (retention: usage logs, 12 month
 registry, so a customer's export shows it and their erasure deletes the row. A group
 holds no text: the mean of its questions' vectors, and whether someone answered it.
 A day's counts per group (``GapDay``) are sums of the questions, kept by the database
-as questions are written (``analytics.gap_report`` reads them).
+as questions are written (``analytics.question_report`` reads them).
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ class GapGroup(TenantMixin, Base):
 
 
 class GapQuestion(TenantMixin, Base):
-    """A customer's message that got the fallback (``cause`` "fallback") or that the
-    model handed to a person (``cause`` "handoff"). ``created_at`` is when it was asked;
-    ``similarity``: its cosine to its group's centroid when it joined the group;
-    ``previous_at``: when its conversation last asked a question of the same group
-    before it (none: never), so a period's conversations per group are counted, not
-    gathered (``analytics.gap_report``)."""
+    """A customer's question that got a grounded answer (``cause`` "grounded"), the
+    fallback ("fallback") or that the model handed to a person ("handoff").
+    ``created_at`` is when it was asked; ``similarity``: its cosine to its group's
+    centroid when it joined the group; ``previous_at``: when its conversation last asked
+    a question of the same group before it (none: never), and ``previous_gap_at``, for a
+    knowledge gap's question, when it last asked there one of a gap's cause, so a
+    period's conversations per group are counted, not gathered
+    (``analytics.question_report``)."""
 
     __tablename__ = "knowledge_gap_questions"
     __retention__ = Retention.USAGE_LOG
@@ -62,7 +65,14 @@ class GapQuestion(TenantMixin, Base):
             None,
             "organisation_id",
             "created_at",
-            postgresql_include=["group_id", "previous_at", "cause", "assistant_id", "channel"],
+            postgresql_include=[
+                "group_id",
+                "previous_at",
+                "previous_gap_at",
+                "cause",
+                "assistant_id",
+                "channel",
+            ],
         ),
         # The questions whose conversation asked in the group shortly before a period.
         Index(
@@ -70,6 +80,12 @@ class GapQuestion(TenantMixin, Base):
             "organisation_id",
             "previous_at",
             postgresql_where=text("previous_at IS NOT NULL"),
+        ),
+        Index(
+            None,
+            "organisation_id",
+            "previous_gap_at",
+            postgresql_where=text("previous_gap_at IS NOT NULL"),
         ),
         # A group's newest questions (its examples), read newest first.
         Index(None, "group_id", "created_at"),
@@ -88,14 +104,16 @@ class GapQuestion(TenantMixin, Base):
     )
     similarity: Mapped[float] = mapped_column(Float, default=1.0)
     previous_at: Mapped[datetime | None] = mapped_column(default=None)
+    previous_gap_at: Mapped[datetime | None] = mapped_column(default=None)
     embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIMENSIONS))
     embedding_model: Mapped[str] = mapped_column(String(100))
 
 
 class GapDay(TenantMixin, Base):
     """The questions of one group asked on one UTC day (``day``) whose conversation last
-    asked in the group on ``previous_day`` (none: never), per assistant, channel and
-    cause: how many, and the first and last asked. Kept by the database
+    asked in the group on ``previous_day`` (none: never) and, for a knowledge gap's,
+    last asked there one of a gap's cause on ``previous_gap_day``, per assistant,
+    channel and cause: how many, and the first and last asked. Kept by the database
     (``cybergine_knowledge_gap_days_keep``, a trigger on the questions), so every writer
     and every deletion of a question moves it; counts only, of rows that are usage data
     themselves (retention: usage logs; ``created_at`` is the end of the day, so the
@@ -110,6 +128,7 @@ class GapDay(TenantMixin, Base):
             "group_id",
             "day",
             "previous_day",
+            "previous_gap_day",
             "assistant_id",
             "channel",
             "cause",
@@ -124,6 +143,7 @@ class GapDay(TenantMixin, Base):
     )
     day: Mapped[datetime]
     previous_day: Mapped[datetime | None] = mapped_column(default=None)
+    previous_gap_day: Mapped[datetime | None] = mapped_column(default=None)
     # No foreign key, as in the hourly aggregates: a deleted assistant's gaps stay.
     assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))

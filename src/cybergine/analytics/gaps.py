@@ -1,18 +1,26 @@
-"""Knowledge gaps: the questions the assistant could not answer from the knowledge base,
-grouped by meaning (README, "Analytics: what each figure means").
+"""The customers' questions, grouped by meaning: the top questions, and among them the
+knowledge gaps, the ones the assistant could not answer from the knowledge base (README,
+"Analytics: what each figure means").
 
-**What counts.** A customer's message with text that got, as its reply
-(``messages.reply_to_id``), either
+**What counts.** A customer's message in their own words (not a tap on a button or a
+list row) that got, as its reply (``messages.reply_to_id``), one of
 
+- an assistant answer grounded in a source (``grounded`` true: a passage above the
+  threshold or products the catalogue matched); ``cause`` "grounded";
 - the fallback: an assistant answer not grounded in a source (``grounded`` false: no
   source above the threshold, the model said nothing usable, the best source fell below
   the threshold, a product question no product matches); ``cause`` "fallback";
-- or a hand-off decided by the model (the platform's hand-off notice written with the
+- a hand-off decided by the model (the platform's hand-off notice written with the
   model that called ``handoff_to_human``, which it is told to do when the sources do not
   answer); ``cause`` "handoff". Hand-offs the customer asked for (their words, the
-  button, a keyword) are not gaps: the question behind a button is already counted by
-  the fallback that offered it; so is the one behind a customer's "yes please" to that
-  offer, which the model hands off (the assistant's answer before it was a fallback).
+  button, a keyword) are not questions: the question behind a button is already counted
+  by the fallback that offered it; so is the one behind a customer's "yes please" to
+  that offer, which the model hands off (the assistant's answer before it was a fallback).
+
+Greetings and messages with nothing to read get no grounded answer either way
+(``grounded`` null) and are not questions. The top questions are the groups by all
+their questions; the knowledge gaps (``GAP_CAUSES``) the same groups by their fallbacks
+and hand-offs only.
 
 **Collection** (off the request path: embedding a few thousand questions takes seconds).
 The periodic ``analytics:knowledge_gaps_sweep`` defers one ``COLLECT_KNOWLEDGE_GAPS`` job
@@ -27,12 +35,13 @@ collected (and the mark stays, so history is collected once there is one). A col
 reads at most ``BACKFILL_WINDOW`` of conversation changes: the first one of a busy
 organisation (its last 12 months) is a chain of jobs, each deferring the next.
 
-**Reading** (:func:`report`): the questions asked in the period (a question counts when
-it was asked), narrowed by assistant and channel, per group: how many, in how many
-conversations, first and last asked, the question nearest the centroid as the group's
-representative, the newest examples. Groups someone answered (a Q&A pair written from
-the page, :func:`mark_answered`) are marked answered and listed after the open ones,
-with the questions still asked since the answer exists.
+**Reading** (``analytics.question_report``): the questions asked in the period (a
+question counts when it was asked), narrowed by assistant and channel, per group: how
+many, of which cause, in how many conversations, first and last asked, the question
+nearest the centroid as the group's representative, the newest examples. Knowledge gap
+groups someone answered (a Q&A pair written from the page, :func:`mark_answered`) are
+marked answered and listed after the open ones, with the questions still asked since
+the answer exists.
 """
 
 from __future__ import annotations
@@ -74,23 +83,31 @@ MAX_GROUPS = 100
 DEFAULT_GROUPS = 50
 EXAMPLES = 5
 
+GROUNDED = "grounded"
 FALLBACK = "fallback"
 HANDOFF = "handoff"
+# The causes of a knowledge gap: the questions the knowledge base did not answer.
+GAP_CAUSES = (FALLBACK, HANDOFF)
+CAUSES = (GROUNDED, *GAP_CAUSES)
 
 _ASSISTANT = f"'{Sender.ASSISTANT.value}'"
 _SYSTEM = f"'{Sender.SYSTEM.value}'"
 _INBOUND = f"'{Direction.INBOUND.value}'"
 
-# The customers' questions answered since ``:since`` by the fallback or a model's hand-off,
-# not yet collected (``conversations.updated_at`` moves with every message written).
+# The customers' questions answered since ``:since`` (a grounded answer, the fallback or
+# a model's hand-off), not yet collected (``conversations.updated_at`` moves with every
+# message written); a question with more than one reply counts by its first.
 # Never those of a customer whose processing is restricted, who objected, opted out or
 # was erased (policy §13, §14): nothing of theirs goes to an embeddings endpoint. ``redact``
 # follows the assistant's setting, as the retrieval query's does (an assistant deleted
 # since: redacted).
 _CANDIDATES = f"""
-    SELECT q.id AS message_id, q.conversation_id, c.assistant_id, c.channel,
+    SELECT * FROM (
+    SELECT DISTINCT ON (q.id)
+           q.id AS message_id, q.conversation_id, c.assistant_id, c.channel,
            q.created_at AS asked_at, q.text,
-           CASE WHEN a.sender = {_ASSISTANT} THEN '{FALLBACK}' ELSE '{HANDOFF}' END AS cause,
+           CASE WHEN a.sender = {_SYSTEM} THEN '{HANDOFF}'
+                WHEN a.grounded THEN '{GROUNDED}' ELSE '{FALLBACK}' END AS cause,
            coalesce(bot.redact_personal_data, true) AS redact
       FROM conversations c
       JOIN customers cu ON cu.id = c.customer_id
@@ -101,7 +118,7 @@ _CANDIDATES = f"""
        AND c.updated_at >= :since AND c.updated_at < :until
        AND cu.processing_restricted_at IS NULL AND cu.objected_at IS NULL
        AND cu.opted_out_at IS NULL AND cu.external_id NOT LIKE '{ERASED_PREFIX}%'
-       AND ((a.sender = {_ASSISTANT} AND a.grounded = false)
+       AND ((a.sender = {_ASSISTANT} AND a.grounded IS NOT NULL)
             OR (a.sender = {_SYSTEM} AND a.llm_provider IS NOT NULL
                 -- A customer accepting the offer of a person that came with a fallback
                 -- ("yes please") is no new question: that fallback's question counted.
@@ -111,21 +128,31 @@ _CANDIDATES = f"""
                                      AND p.created_at < q.created_at
                                    ORDER BY p.created_at DESC LIMIT 1), false)))
        AND q.direction = {_INBOUND} AND q.text IS NOT NULL AND btrim(q.text) <> ''
+       AND NOT coalesce(q.payload ? 'choice_id', false)
        AND NOT EXISTS (SELECT 1 FROM knowledge_gap_questions g WHERE g.message_id = q.id)
-     ORDER BY q.created_at, q.id
+     ORDER BY q.id, a.created_at, a.id) AS found
+     ORDER BY asked_at, message_id
 """  # noqa: S608
 
-# When each question's conversation last asked in the same group before it (the trigger
-# on the questions moves the day's counts of each row this changes).
-_PREVIOUS = """
-    UPDATE knowledge_gap_questions q SET previous_at = p.previous_at
-      FROM (SELECT id, lag(created_at) OVER (PARTITION BY conversation_id, group_id
-                                             ORDER BY created_at, id) AS previous_at
+# When each question's conversation last asked in the same group before it, and for a
+# knowledge gap's question when it last asked there a question of a gap's cause (the
+# trigger on the questions moves the day's counts of each row this changes).
+_PREVIOUS = f"""
+    UPDATE knowledge_gap_questions q
+       SET previous_at = p.previous_at, previous_gap_at = p.previous_gap_at
+      FROM (SELECT id,
+                   lag(created_at) OVER (PARTITION BY conversation_id, group_id
+                                         ORDER BY created_at, id) AS previous_at,
+                   CASE WHEN cause <> '{GROUNDED}' THEN
+                        lag(created_at) OVER (PARTITION BY conversation_id, group_id,
+                                                           cause = '{GROUNDED}'
+                                              ORDER BY created_at, id) END AS previous_gap_at
               FROM knowledge_gap_questions
              WHERE organisation_id = :organisation_id AND group_id IS NOT NULL
                AND conversation_id = ANY(CAST(:conversations AS uuid[]))) AS p
-     WHERE q.id = p.id AND q.previous_at IS DISTINCT FROM p.previous_at
-"""
+     WHERE q.id = p.id AND (q.previous_at IS DISTINCT FROM p.previous_at
+                            OR q.previous_gap_at IS DISTINCT FROM p.previous_gap_at)
+"""  # noqa: S608
 
 # Only active organisations: one in its deletion grace period or hidden since its shop
 # uninstalled the app embeds nothing (policy §11).
@@ -407,14 +434,19 @@ async def mark_answered(scope: TenantScope, group_id: uuid.UUID, item_id: uuid.U
 
 
 def group_conversations(
-    organisation_id: uuid.UUID, group_id: uuid.UUID, filters: Filters
+    organisation_id: uuid.UUID,
+    group_id: uuid.UUID,
+    filters: Filters,
+    causes: Sequence[str] = GAP_CAUSES,
 ) -> Subquery:
-    """The ids of the conversations behind a group's questions in the period
-    (``conversation_id``): what the drill-down lists."""
+    """The ids of the conversations behind a group's questions of ``causes`` in the
+    period (``conversation_id``): what the drill-down lists (a knowledge gap's by
+    default, a top question's with every cause)."""
     sql = f"""
         SELECT DISTINCT q.conversation_id FROM knowledge_gap_questions q
          WHERE q.organisation_id = :gap_organisation_id AND q.group_id = :gap_group_id
-           AND q.created_at >= :gap_start AND q.created_at < :gap_end AND {filters.where("q")}
+           AND q.created_at >= :gap_start AND q.created_at < :gap_end
+           AND q.cause = ANY(CAST(:gap_causes AS text[])) AND {filters.where("q")}
     """  # noqa: S608
     statement = (
         text(sql)
@@ -423,6 +455,7 @@ def group_conversations(
             gap_group_id=group_id,
             gap_start=filters.period.start,
             gap_end=filters.period.end,
+            gap_causes=list(causes),
             **filters.parameters,
         )
         .columns(column("conversation_id", Uuid))

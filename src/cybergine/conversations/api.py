@@ -75,6 +75,13 @@ async def list_conversations(
             "from, to and timezone, as /api/v1/analytics/knowledge-gaps links give them)"
         ),
     ] = None,
+    top_question: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="Only the conversations behind this top question's questions (with "
+            "from, to and timezone, as /api/v1/analytics/top-questions links give them)"
+        ),
+    ] = None,
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
     timezone: Annotated[str, Query(max_length=64)] = "UTC",
@@ -92,15 +99,20 @@ async def list_conversations(
         among = analytics.figure_conversations(
             caller.principal.organisation_id, analytics_figure, filters
         )
-    if knowledge_gap is not None:
+    for group, causes, field, what in (
+        (knowledge_gap, gaps.GAP_CAUSES, "knowledge_gap", "A knowledge gap"),
+        (top_question, gaps.CAUSES, "top_question", "A top question"),
+    ):
+        if group is None:
+            continue
         if first is None or last is None or among is not None:
             raise InvalidInput(
-                "A knowledge gap needs its period (from and to), and no analytics figure.",
-                field="knowledge_gap",
+                f"{what} needs its period (from and to), and no other analytics figure.",
+                field=field,
             )
         filters = Filters(period(first, last, timezone), assistant_id, channel)
         await analytics.check_filters(caller.scope, filters)
-        among = gaps.group_conversations(caller.principal.organisation_id, knowledge_gap, filters)
+        among = gaps.group_conversations(caller.principal.organisation_id, group, filters, causes)
     page = await queries.list_conversations(
         caller.scope,
         state=state,

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Query
 from sqlalchemy import Subquery
@@ -18,8 +19,8 @@ from sqlalchemy import Subquery
 from cybergine.analytics import distributions, gaps
 from cybergine.analytics.api import drilldown_query, drilldown_url
 from cybergine.analytics.definitions import Figure
-from cybergine.analytics.gap_schemas import gap_query
 from cybergine.analytics.periods import Filters, period
+from cybergine.analytics.question_schemas import gap_query, top_question_query
 from cybergine.conversations.models import Channel
 from cybergine.errors import InvalidInput
 
@@ -73,13 +74,17 @@ class Drill:
     selection: distributions.Selection
     filters: Filters
     query: dict[str, str]
-    # A knowledge gap's conversations instead of a figure's (``analytics.gaps``).
+    # A group of questions' conversations instead of a figure's (``analytics.gaps``):
+    # its knowledge gap's questions, or all of them (``causes``).
     gap: uuid.UUID | None = None
+    causes: tuple[str, ...] = gaps.GAP_CAUSES
 
     @property
     def label(self) -> str:
-        if self.gap is not None:
+        if self.gap is not None and self.causes == gaps.GAP_CAUSES:
             return "a knowledge gap's questions"
+        if self.gap is not None:
+            return "a top question's questions"
         selection = self.selection
         what = FIGURE_LABELS.get(selection.figure, selection.figure.value.replace("_", " "))
         parts = []
@@ -95,6 +100,16 @@ class Drill:
         return f"{what}{narrowed}"
 
     @property
+    def back(self) -> tuple[str, str]:
+        """The page the drill-down came from, with its query, and the link's words."""
+        query = urlencode(self.query)
+        if self.gap is None:
+            return f"/analytics?{query}", "Back to analytics"
+        if self.causes == gaps.GAP_CAUSES:
+            return f"/analytics/knowledge-gaps?{query}", "Back to knowledge gaps"
+        return f"/analytics/top-questions?{query}", "Back to top questions"
+
+    @property
     def period(self) -> str:
         found = period_text(
             self.filters.period.first, self.filters.period.last, self.filters.period.timezone
@@ -105,7 +120,7 @@ class Drill:
 
     def conversations(self, organisation_id: uuid.UUID) -> Subquery:
         if self.gap is not None:
-            return gaps.group_conversations(organisation_id, self.gap, self.filters)
+            return gaps.group_conversations(organisation_id, self.gap, self.filters, self.causes)
         return distributions.selected_conversations(organisation_id, self.selection, self.filters)
 
 
@@ -126,11 +141,14 @@ def drill_of(
     response: _Text = "",
     bucket: _Text = "",
     knowledge_gap: _Text = "",
+    top_question: _Text = "",
 ) -> Drill | None:
-    """The drill-down a query names (None without ``analytics`` or ``knowledge_gap``); a
-    readable 422 for anything it cannot be."""
-    if knowledge_gap and not analytics:
-        return _gap_drill(knowledge_gap, first, last, timezone, assistant_id, channel)
+    """The drill-down a query names (None without ``analytics``, ``knowledge_gap`` or
+    ``top_question``); a readable 422 for anything it cannot be."""
+    if (knowledge_gap or top_question) and not analytics:
+        return _group_drill(
+            knowledge_gap, top_question, first, last, timezone, assistant_id, channel
+        )
     if not analytics:
         return None
     try:
@@ -166,19 +184,27 @@ def drill_of(
     return Drill(selection, filters, drill_query(selection, filters))
 
 
-def _gap_drill(
-    gap: str, first: str, last: str, timezone: str, assistant_id: str, channel: str
+def _group_drill(
+    gap: str, top: str, first: str, last: str, timezone: str, assistant_id: str, channel: str
 ) -> Drill:
-    """The conversations behind a knowledge gap's questions asked in the period (the
-    Knowledge gaps page's link)."""
+    """The conversations behind a knowledge gap's questions asked in the period, or
+    behind all of a top question's (the Knowledge gaps and Top questions pages' links)."""
     try:
-        group = uuid.UUID(gap)
+        group = uuid.UUID(gap or top)
         days = date.fromisoformat(first), date.fromisoformat(last)
         chosen_assistant = uuid.UUID(assistant_id) if assistant_id else None
         chosen_channel = Channel(channel) if channel else None
     except ValueError as exc:
         raise InvalidInput("That link names no conversations we can list.") from exc
     filters = Filters(period(*days, timezone), chosen_assistant, chosen_channel)
+    if gap:
+        return Drill(
+            distributions.Selection(Figure.CONVERSATIONS), filters, gap_query(group, filters), group
+        )
     return Drill(
-        distributions.Selection(Figure.CONVERSATIONS), filters, gap_query(group, filters), group
+        distributions.Selection(Figure.CONVERSATIONS),
+        filters,
+        top_question_query(group, filters),
+        group,
+        gaps.CAUSES,
     )

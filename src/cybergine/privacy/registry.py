@@ -119,7 +119,7 @@ PERSONAL: tuple[Personal, ...] = (
         "knowledge_gap_questions",
         "embedding",
         _ROW,
-        "the vector of a question of theirs the assistant could not answer",
+        "the vector of a question of theirs the assistant answered",
         Category.USAGE,
     ),
     _customer("message_attachments", "media_id", _ROW, "the channel's id of their file"),
@@ -352,14 +352,14 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     # The API usage log (analytics.api_usage): which key called which route, no path or body.
     NotPersonal("api_usage_log", "method", "an HTTP method"),
     NotPersonal("api_usage_log", "route", "a route's template, with no id or query"),
-    # Knowledge gaps (analytics.gaps): the question's text stays in messages.
-    NotPersonal("knowledge_gap_questions", "cause", "'fallback' or 'handoff'"),
+    # The questions (analytics.gaps): the question's text stays in messages.
+    NotPersonal("knowledge_gap_questions", "cause", "'grounded', 'fallback' or 'handoff'"),
     NotPersonal("knowledge_gap_questions", "channel", _ENUM),
     NotPersonal("knowledge_gap_questions", "embedding_model", "the name of a model"),
     NotPersonal("knowledge_gap_groups", "embedding_model", "the name of a model"),
     # Counts of a group's questions per day (analytics.gap_models.GapDay).
     NotPersonal("knowledge_gap_days", "channel", _ENUM),
-    NotPersonal("knowledge_gap_days", "cause", "'fallback' or 'handoff'"),
+    NotPersonal("knowledge_gap_days", "cause", "'grounded', 'fallback' or 'handoff'"),
     # The product catalogue (catalog): what a shop sells.
     *(
         NotPersonal("catalog_products", column, _CATALOGUE)

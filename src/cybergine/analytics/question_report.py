@@ -1,6 +1,7 @@
-"""The knowledge gaps of a period (``analytics.gaps`` says what they are): the groups of
-questions asked in it, narrowed by assistant and channel, most asked first, answered
-groups after the open ones.
+"""The top questions and the knowledge gaps of a period (``analytics.gaps`` says what
+they are): the groups of questions asked in it, narrowed by assistant and channel, most
+asked first. The top questions count every question of a group; the knowledge gaps its
+fallbacks and hand-offs only, and list the groups someone answered after the open ones.
 
 A group's figures come from its daily counts (``knowledge_gap_days``, which the database
 keeps as questions are written and deleted) for the period's whole UTC days, and from
@@ -16,7 +17,15 @@ from datetime import datetime
 from sqlalchemy import text
 
 from cybergine.analytics import days
-from cybergine.analytics.gaps import DEFAULT_GROUPS, EXAMPLES, FALLBACK, HANDOFF
+from cybergine.analytics.gaps import (
+    CAUSES,
+    DEFAULT_GROUPS,
+    EXAMPLES,
+    FALLBACK,
+    GAP_CAUSES,
+    GROUNDED,
+    HANDOFF,
+)
 from cybergine.analytics.periods import Filters
 from cybergine.db.tenancy import TenantScope
 
@@ -37,6 +46,7 @@ class Group:
     id: uuid.UUID
     questions: int
     conversations: int
+    grounded: int
     fallbacks: int
     handoffs: int
     first_seen: datetime
@@ -50,55 +60,76 @@ class Group:
 
 @dataclass(frozen=True)
 class Report:
-    questions: int  # every gap question of the period, in all groups
+    questions: int  # every question of the period the report counts, in all groups
     groups: list[Group]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a report counts: the questions of ``causes``, a group's conversations by
+    the question of those causes its conversation asked before in the group (the
+    ``previous`` columns: ``previous_at`` / ``previous_day`` or the gaps' own)."""
+
+    causes: tuple[str, ...]
+    previous: str
+    answered_last: bool  # the groups a Q&A pair answers come after the open ones
+
+
+TOP_QUESTIONS = Kind(CAUSES, "previous", answered_last=False)
+KNOWLEDGE_GAPS = Kind(GAP_CAUSES, "previous_gap", answered_last=True)
 
 
 # Each group's figures over the period's pieces (``days.split``): its whole UTC days from
 # the daily rows, its ragged edges from the questions. A conversation counts once per
 # group: by its first question of the group in the period, the one whose conversation
-# had not asked in the group since before the period (``previous_at``). A daily row knows
+# had not asked in the group since before the period (``previous_at``, for the gaps
+# ``previous_gap_at``: ``Kind.previous``). A daily row knows
 # that question's day only, so the whole days' questions whose previous one was asked on
 # the day the period starts in, but before its start, are read from the questions too.
 _PIECES = """
     SELECT d.group_id, d.cause, d.questions, d.first_seen, d.last_seen,
-           CASE WHEN d.previous_day IS NULL OR d.previous_day < :start_day
+           CASE WHEN d.{previous}_day IS NULL OR d.{previous}_day < :start_day
                 THEN d.questions ELSE 0 END AS conversations
       FROM knowledge_gap_days d
      WHERE d.organisation_id = :organisation_id
        AND d.day >= :first_day AND d.day < :last_day AND ({days})
+       AND d.cause = ANY(CAST(:causes AS text[]))
     UNION ALL
     SELECT q.group_id, q.cause, 0, NULL, NULL, 1
       FROM knowledge_gap_questions q
      WHERE q.organisation_id = :organisation_id
-       AND q.previous_at >= :start_day AND q.previous_at < :start
+       AND q.{previous}_at >= :start_day AND q.{previous}_at < :start
        AND q.created_at >= :first_day AND q.created_at < :last_day
        AND q.group_id IS NOT NULL AND ({questions})
+       AND q.cause = ANY(CAST(:causes AS text[]))
     UNION ALL
     SELECT q.group_id, q.cause, 1, q.created_at, q.created_at,
-           CASE WHEN q.previous_at IS NULL OR q.previous_at < :start THEN 1 ELSE 0 END
+           CASE WHEN q.{previous}_at IS NULL OR q.{previous}_at < :start THEN 1 ELSE 0 END
       FROM knowledge_gap_questions q
      WHERE q.organisation_id = :organisation_id
        AND (q.created_at >= :start AND q.created_at < :first_day
             OR q.created_at >= :last_day AND q.created_at < :end)
        AND q.group_id IS NOT NULL AND ({questions})
+       AND q.cause = ANY(CAST(:causes AS text[]))
 """
 
 _GROUPS = """
-    SELECT g.id, p.questions, p.conversations, p.fallbacks, p.handoffs, p.first_seen,
+    SELECT g.id, p.questions, p.conversations, p.grounded, p.fallbacks, p.handoffs,
+           p.first_seen,
            p.last_seen, g.answered_at, g.answer_item_id,
            -- Every group's questions, listed or not (the window runs before the LIMIT):
            -- the period's total, without reading its questions a second time.
            sum(p.questions) OVER () AS total
       FROM (SELECT p.group_id, sum(p.questions) AS questions,
                    sum(p.conversations) AS conversations,
+                   coalesce(sum(p.questions) FILTER (WHERE p.cause = :grounded), 0) AS grounded,
                    coalesce(sum(p.questions) FILTER (WHERE p.cause = :fallback), 0) AS fallbacks,
                    coalesce(sum(p.questions) FILTER (WHERE p.cause = :handoff), 0) AS handoffs,
                    min(p.first_seen) AS first_seen, max(p.last_seen) AS last_seen
               FROM ({pieces}) AS p
              GROUP BY p.group_id) AS p
       JOIN knowledge_gap_groups g ON g.id = p.group_id
-     ORDER BY g.answered_at IS NOT NULL, p.questions DESC, p.last_seen DESC, g.id
+     ORDER BY {answered_last} p.questions DESC, p.last_seen DESC, g.id
      LIMIT :limit
 """
 
@@ -110,6 +141,7 @@ _SINCE_ANSWER = """
       JOIN knowledge_gap_questions q ON q.group_id = g.id AND q.created_at > g.answered_at
      WHERE g.id = ANY(CAST(:groups AS uuid[])) AND q.organisation_id = :organisation_id
        AND q.created_at >= :start AND q.created_at < :end AND ({where})
+       AND q.cause = ANY(CAST(:causes AS text[]))
      GROUP BY g.id
 """
 
@@ -132,6 +164,7 @@ _EXAMPLES = """
                      FROM knowledge_gap_questions q
                     WHERE q.group_id = chosen.id AND q.organisation_id = :organisation_id
                       AND q.created_at >= :start AND q.created_at < :end AND ({where})
+                      AND q.cause = ANY(CAST(:causes AS text[]))
                     ORDER BY q.created_at DESC, q.id DESC
                     LIMIT :candidates) AS r) AS x
       JOIN messages m ON m.id = x.message_id AND m.organisation_id = :organisation_id
@@ -140,19 +173,40 @@ _EXAMPLES = """
 """
 
 
-async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_GROUPS) -> Report:
-    """The period's gaps: at most ``limit`` groups, each with ``EXAMPLES`` examples,
-    newest first."""
+async def top_questions(
+    scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_GROUPS
+) -> Report:
+    """The period's most asked questions: at most ``limit`` groups by all their
+    questions, each with ``EXAMPLES`` examples, newest first."""
+    return await report(scope, filters, TOP_QUESTIONS, limit=limit)
+
+
+async def knowledge_gaps(
+    scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_GROUPS
+) -> Report:
+    """The period's knowledge gaps: at most ``limit`` groups by their fallbacks and
+    hand-offs, the answered ones last, each with ``EXAMPLES`` examples, newest first."""
+    return await report(scope, filters, KNOWLEDGE_GAPS, limit=limit)
+
+
+async def report(
+    scope: TenantScope, filters: Filters, kind: Kind, *, limit: int = DEFAULT_GROUPS
+) -> Report:
+    """The period's groups of the questions ``kind`` counts."""
     pieces = days.split(filters.period.start, filters.period.end)
     parameters = {
         "organisation_id": scope.organisation_id,
         "start": filters.period.start,
         "end": filters.period.end,
+        "causes": list(kind.causes),
         **filters.parameters,
     }
     session = scope.session
     statement = _GROUPS.format(
-        pieces=_PIECES.format(days=filters.where("d"), questions=filters.where("q"))
+        pieces=_PIECES.format(
+            days=filters.where("d"), questions=filters.where("q"), previous=kind.previous
+        ),
+        answered_last="g.answered_at IS NOT NULL," if kind.answered_last else "",
     )
     rows = (
         await session.execute(
@@ -161,6 +215,7 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
                 **parameters,
                 **pieces.parameters,
                 "start_day": days.day_of(filters.period.start),
+                "grounded": GROUNDED,
                 "fallback": FALLBACK,
                 "handoff": HANDOFF,
                 "limit": limit,
@@ -197,6 +252,7 @@ async def report(scope: TenantScope, filters: Filters, *, limit: int = DEFAULT_G
                 id=row.id,
                 questions=int(row.questions),
                 conversations=int(row.conversations),
+                grounded=int(row.grounded),
                 fallbacks=int(row.fallbacks),
                 handoffs=int(row.handoffs),
                 first_seen=row.first_seen,

@@ -1,10 +1,11 @@
-"""The Knowledge gaps page: the questions the assistant could not answer, grouped by
-meaning (``analytics.gaps``), for a period (from/to, default the last 28 days) and
-filters (assistant, channel) in a GET form, as ``GET /api/v1/analytics/knowledge-gaps``
-gives them. Each group shows its counts, its representative question, its newest
-examples and a link to the conversations behind it in the inbox, and a one-click "Answer this"
-that opens the Q&A form pre-filled with the question (writing the pair marks the group
-answered). Every member who may read conversations may read it.
+"""The Top questions and Knowledge gaps pages: the customers' questions grouped by
+meaning (``analytics.gaps``), all of them or those the assistant could not answer, for a
+period (from/to, default the last 28 days) and filters (assistant, channel) in a GET
+form, as ``GET /api/v1/analytics/top-questions`` and ``/knowledge-gaps`` give them. Each
+group shows its counts, its representative question, its newest examples and a link to
+the conversations behind it in the inbox, and a one-click "Answer this" that opens the
+Q&A form pre-filled with the question (writing the pair marks the gap answered). Every
+member who may read conversations may read them.
 
 Nothing a person types gives an error page: a value that is not one becomes a message,
 and the page shows the default instead."""
@@ -22,9 +23,9 @@ from starlette.datastructures import QueryParams
 
 from cybergine.accounts.permissions import Permission
 from cybergine.analytics import service
-from cybergine.analytics.gap_report import report
-from cybergine.analytics.gap_schemas import answer_url, gap_query
 from cybergine.analytics.periods import DEFAULT_DAYS, Filters, period_of
+from cybergine.analytics.question_report import KNOWLEDGE_GAPS, TOP_QUESTIONS, Kind, report
+from cybergine.analytics.question_schemas import answer_url, gap_query, top_question_query
 from cybergine.analytics.reading import AnalyticsReader, read_analytics
 from cybergine.assistants.models import Assistant
 from cybergine.dashboard.analytics_drill import CHANNEL_NAMES
@@ -32,6 +33,7 @@ from cybergine.dashboard.analytics_form import narrowing
 from cybergine.dashboard.templating import render_page
 from cybergine.errors import CybergineError, NotFound
 from cybergine.knowledge.providers import embedding_provider
+from cybergine.settings import Settings
 from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -60,9 +62,22 @@ def choose(query: QueryParams) -> tuple[Filters, list[str]]:
     return Filters(chosen, chosen_by.assistant_id, chosen_by.channel), errors
 
 
+@router.get("/analytics/top-questions", response_class=HTMLResponse)
+async def top_questions_page(
+    request: Request, reader: Reader, settings: SettingsDep
+) -> HTMLResponse:
+    return await _page(request, reader, settings, TOP_QUESTIONS)
+
+
 @router.get("/analytics/knowledge-gaps", response_class=HTMLResponse)
 async def knowledge_gaps_page(
     request: Request, reader: Reader, settings: SettingsDep
+) -> HTMLResponse:
+    return await _page(request, reader, settings, KNOWLEDGE_GAPS)
+
+
+async def _page(
+    request: Request, reader: AnalyticsReader, settings: Settings, kind: Kind
 ) -> HTMLResponse:
     scope, caller = reader.scope, reader.caller
     filters, errors = choose(request.query_params)
@@ -74,7 +89,8 @@ async def knowledge_gaps_page(
     assistants = list(
         (await scope.session.execute(scope.select(Assistant).order_by(Assistant.name))).scalars()
     )
-    found = await report(scope, filters)
+    found = await report(scope, filters, kind)
+    drill = gap_query if kind is KNOWLEDGE_GAPS else top_question_query
     context: dict[str, Any] = {
         "filters": filters,
         "error": " ".join(errors) or None,
@@ -83,9 +99,10 @@ async def knowledge_gaps_page(
         "report": found,
         "answer_urls": {group.id: answer_url(group) for group in found.groups},
         "inbox_urls": {
-            group.id: f"/inbox?{urlencode(gap_query(group.id, filters))}" for group in found.groups
+            group.id: f"/inbox?{urlencode(drill(group.id, filters))}" for group in found.groups
         },
         "can_answer": caller.principal.can(Permission.CONFIGURATION_MANAGE),
         "has_model": embedding_provider(settings) is not None,
     }
-    return await render_page(request, "knowledge_gaps.html", caller, context)
+    template = "knowledge_gaps.html" if kind is KNOWLEDGE_GAPS else "top_questions.html"
+    return await render_page(request, template, caller, context)
