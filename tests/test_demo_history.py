@@ -1,6 +1,7 @@
 """`cybergine demo`'s history: weeks of closed conversations written once into the demo
 organisation, the same every time, counted into the aggregates so the Analytics page
-shows them, and quick enough for the command to stay fast."""
+shows them, with questions the Top questions and Knowledge gaps pages group, and quick
+enough for the command to stay fast."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from cybergine.analytics import service
+from cybergine.analytics import gaps, question_report, service
 from cybergine.analytics.periods import Filters, period
 from cybergine.assistants.models import Assistant
 from cybergine.cli import cli
 from cybergine.conversations.models import Conversation, ConversationState, Message
 from cybergine.db.engine import Database
 from cybergine.db.tenancy import TenantScope
-from cybergine.demo import DEMO_ASSISTANT_NAME, seed_demo
-from cybergine.demo_history import HISTORY_DAYS, seed_history
+from cybergine.demo import DEMO_ASSISTANT_NAME, DEMO_FAQ, seed_demo
+from cybergine.demo_history import HISTORY_DAYS, UNANSWERED, seed_history
+from cybergine.knowledge.embeddings import LocalMiniLM
 from cybergine.shopify import billing
 from cybergine.shopify.models import ShopifyShop
 from tests.support.conversations import make_conversation
@@ -100,6 +102,30 @@ async def test_the_analytics_show_the_history(database: Database) -> None:
     assert (figures["human_first_response_seconds"] or 0) > 60
     assert found.previous.headline()["conversations"]  # the weeks before have some too
     assert HISTORY_DAYS >= 28 + 7
+
+
+async def test_the_history_fills_the_top_questions_and_knowledge_gaps(database: Database) -> None:
+    async with database.transaction() as session:
+        demo = await seed_demo(session)
+        organisation_id = uuid.UUID(demo.organisation_id)
+        await seed_history(session, organisation_id, TODAY)
+    async with database.transaction() as session:
+        await gaps.collect(session, organisation_id, LocalMiniLM(), datetime.now(UTC))
+    filters = Filters(period(TODAY - timedelta(days=HISTORY_DAYS), TODAY, "Europe/Paris"))
+    async with database.transaction() as session:
+        scope = TenantScope(session, organisation_id)
+        top = await question_report.top_questions(scope, filters)
+        unanswered = await question_report.knowledge_gaps(scope, filters)
+    # The FAQ's questions, answered from it, are the most asked.
+    faq = {question for question, _ in DEMO_FAQ}
+    assert top.groups[0].representative in faq
+    answered = [g for g in top.groups if g.representative in faq]
+    assert len(answered) >= 6
+    assert all(g.grounded > g.fallbacks + g.handoffs for g in answered)
+    # What it does not cover is the gaps: shipping to Canada, gift cards, vegan leather.
+    assert len(unanswered.groups) == 3
+    assert {g.representative for g in unanswered.groups} <= set(UNANSWERED)
+    assert sum(g.questions for g in unanswered.groups) == unanswered.questions > 20
 
 
 def test_the_demo_command_seeds_the_history_once(

@@ -6,9 +6,12 @@ transaction.
 
 The customers are invented (names of no one, numbers in the +49 155 5 range no operator
 hands out); every conversation is closed, as the demo's present starts with none open.
-The assistant answers from the demo FAQ, citing its questions; some conversations end
-with its fallback or a hand-off, and a person of the team answers those in working hours
-(Monday to Friday, 9:00 to 18:00 Paris time, as the FAQ says).
+The assistant answers from the demo FAQ, citing its questions; some conversations ask
+what the FAQ does not cover (``UNANSWERED``) and end with its fallback or a hand-off,
+and a person of the team answers those in working hours (Monday to Friday, 9:00 to 18:00
+Paris time, as the FAQ says). Each answer names the question it answers
+(``reply_to_id``), so the questions are collected into the Top questions and Knowledge
+gaps pages as a live conversation's are.
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ _HOURS = (0, 0, 0, 0, 0, 0, 1, 2, 4, 6, 8, 8, 7, 6, 5, 5, 5, 6, 7, 8, 8, 6, 3, 1
 # after an answer; the fallback, then handed over; the fallback, and closed; a person
 # of the team answering without a hand-off.
 _OUTCOMES = (("answered", 64), ("asked", 13), ("fallback_handoff", 9), ("fallback", 8), ("team", 6))
+# What customers ask that the demo FAQ does not answer: a few meanings, each in the
+# words of several customers (the Knowledge gaps page groups them).
+UNANSWERED = (
+    "Do you ship to Canada?",
+    "Can you deliver to Canada?",
+    "How much is shipping to Canada?",
+    "Do you sell gift cards?",
+    "Can I buy a gift card?",
+    "Are your products vegan?",
+    "Is the leather real or vegan?",
+)
 NOTICE = "A person from our team will answer you here."
 TEAM_REPLY = "Hi, this is Sam from the Demo Shop team. Let me look into that for you."
 
@@ -67,11 +81,22 @@ class _History:
     customers: list[Customer]
     conversations: list[Conversation] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    # The unanswered questions are drawn by a generator of their own, so the
+    # conversations' shapes stay those the main generator makes.
+    unanswered: random.Random = field(default_factory=lambda: random.Random(SEED + 31))  # noqa: S311
+    # Each conversation's last customer message: what an answer replies to.
+    asked: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
 
     def say(self, conversation: Conversation, sender: Sender, at: datetime, **fields: Any) -> None:
         inbound = sender is Sender.CUSTOMER
+        message_id = uuid.uuid4()
+        if inbound:
+            self.asked[conversation.id] = message_id
+        elif sender is Sender.ASSISTANT:
+            fields["reply_to_id"] = self.asked.get(conversation.id)
         self.messages.append(
             Message(
+                id=message_id,
                 organisation_id=self.organisation_id,
                 conversation_id=conversation.id,
                 direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
@@ -143,7 +168,10 @@ def _conversation(history: _History, start: datetime) -> None:
     outcome = rng.choices([o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])[0]
     index = rng.randrange(len(history.faq))
     at = start
-    history.say(conversation, Sender.CUSTOMER, at, text=history.faq[index][0])
+    question = history.faq[index][0]
+    if outcome in ("fallback", "fallback_handoff"):
+        question = history.unanswered.choice(UNANSWERED)
+    history.say(conversation, Sender.CUSTOMER, at, text=question)
     at += timedelta(seconds=rng.randint(2, 25))
     if outcome in ("fallback", "fallback_handoff"):
         history.fallback(conversation, at)
