@@ -12,8 +12,9 @@ queries: the services the API routes and the Analytics pages call, each in its o
 transaction as a request's, ``--repetitions`` times: the summary (with the embedding
 usage the API adds) over the last 30 days, 90 days and 12 months, ``timeseries`` by day
 over 12 months and by hour over 30 days, the response-time distribution and the
-hours-of-week heatmap over 12 months (what the page adds), and the knowledge gaps
-report over 30 days and 12 months (``--gap-groups`` groups of the questions before each
+hours-of-week heatmap over 12 months (what the page adds), and the top questions and
+knowledge gaps reports over 30 days and 12 months (``--gap-groups`` groups of every
+conversation's first question, answered from a source, and of the question before each
 fallback, ``GAPS`` in the seeds); p50 and p95 server time. Goal: p95 <= 200 ms.
 Baseline, in the same run: the 30-day summary's headline counts computed straight from
 the raw rows (``definitions.conversation_metrics``), which is what the aggregates spare
@@ -164,6 +165,8 @@ async def queries(database: Database, organisation_id: uuid.UUID, repetitions: i
         ("timeseries by hour, 30 days", series(30, Interval.HOUR)),
         ("response times, 12 months", scoped(distributions.response_times, 365)),
         ("hours of week, 12 months", scoped(distributions.hours_of_week, 365)),
+        ("top questions, 30 days", scoped(question_report.top_questions, 30)),
+        ("top questions, 12 months", scoped(question_report.top_questions, 365)),
         ("knowledge gaps, 30 days", scoped(question_report.knowledge_gaps, 30)),
         ("knowledge gaps, 12 months", scoped(question_report.knowledge_gaps, 365)),
     ]
@@ -312,7 +315,12 @@ async def rebuilt(database: Database, organisation_id: uuid.UUID, args: argparse
     # What autovacuum does soon after a rebuild: statistics, and the visibility map
     # that lets the count of distinct customers read the index alone.
     async with database.autocommit() as session:
-        for table in ("analytics_conversations", "analytics_hourly"):
+        for table in (
+            "analytics_conversations",
+            "analytics_hourly",
+            "knowledge_gap_days",
+            "knowledge_gap_months",
+        ):
             await session.execute(text(f"VACUUM ANALYZE {table}"))
     return rebuilt * scale <= 600
 

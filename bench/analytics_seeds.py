@@ -78,6 +78,23 @@ SEED = [
     "ANALYZE messages",
 ]
 
+# Every conversation's first message answered from a source: a top question in one of
+# the same groups (a gap's question and an answered one then share groups).
+ANSWERED_QUESTIONS = """WITH asked AS MATERIALIZED (
+       SELECT q.id AS message_id, c.id AS conversation_id, c.assistant_id, c.channel,
+              q.created_at, 1 + floor(:groups * power(random(), 3))::int AS n
+       FROM conversations c
+       JOIN messages q ON q.conversation_id = c.id AND q.text = 'Message 1'
+       WHERE c.organisation_id = :org)
+   INSERT INTO knowledge_gap_questions (id, organisation_id, message_id, conversation_id,
+                                       assistant_id, channel, cause, group_id, similarity,
+                                       embedding, embedding_model, created_at, updated_at)
+   SELECT gen_random_uuid(), :org, a.message_id, a.conversation_id, a.assistant_id,
+          a.channel, 'grounded', g.id, 1.0, g.centroid, 'bench', a.created_at, a.created_at
+   FROM asked a
+   JOIN (SELECT id, centroid, row_number() OVER (ORDER BY id) AS n
+           FROM knowledge_gap_groups WHERE organisation_id = :org) AS g ON g.n = a.n"""
+
 GAPS = [
     # A made-up vector per group (the outer g makes the subquery run once per row).
     """INSERT INTO knowledge_gap_groups (id, organisation_id, centroid, embedding_model, size,
@@ -103,6 +120,7 @@ GAPS = [
        FROM asked a
        JOIN (SELECT id, centroid, row_number() OVER (ORDER BY id) AS n
                FROM knowledge_gap_groups WHERE organisation_id = :org) AS g ON g.n = a.n""",
+    ANSWERED_QUESTIONS,
     "ANALYZE knowledge_gap_groups",
     # What autovacuum soon does after inserts: the visibility map an index-only scan needs,
     # and the statistics of the daily counts the trigger on the questions wrote.

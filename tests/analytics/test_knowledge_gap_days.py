@@ -1,6 +1,7 @@
-"""The questions' daily counts (``knowledge_gap_days``) and the reports read from them:
-the rows the trigger keeps as questions are written, regrouped and deleted are the rows
-the rebuild sums from scratch, and the top questions and knowledge gaps of any period,
+"""The questions' daily and monthly counts (``knowledge_gap_days``, ``_months``) and the
+reports read from them: the rows the triggers keep as questions are written, regrouped
+and deleted are the rows the rebuild sums from scratch, the monthly rows are always the
+daily rows' sums, and the top questions and knowledge gaps of any period,
 in any timezone, with any filter, say what counting the raw questions says (a
 conversation once per group, however many times it asked, before the period or in it;
 for the gaps, however many times it asked a question of a gap's cause).
@@ -39,10 +40,10 @@ from tests.support.conversations import make_conversation
 from tests.support.factories import make_organisation
 
 FIRST = datetime(2026, 3, 18, tzinfo=UTC)
-DAYS = 21
+DAYS = 75  # to June: whole months (April, May) and the days around them
 GROUPS = 5
 CONVERSATIONS = 14
-QUESTIONS = 160
+QUESTIONS = 300
 ZONES = ("UTC", "Europe/Paris", "Asia/Kathmandu", "America/St_Johns")
 _VECTOR = str([1.0] + [0.0] * 383)
 
@@ -142,17 +143,59 @@ async def world(database: Database) -> World:
     return world
 
 
-async def _days(world: World) -> list[tuple[Any, ...]]:
+async def _rows(world: World, table: str, period: str) -> list[tuple[Any, ...]]:
     async with world.database.transaction() as session:
         rows = await session.execute(
             text(
-                "SELECT group_id, day, previous_day, previous_gap_day, assistant_id, channel,"
-                " cause, questions, first_seen, last_seen, created_at FROM knowledge_gap_days"
-                " WHERE organisation_id = :o"
+                f"SELECT group_id, {period}, previous_day, previous_gap_day, assistant_id,"
+                " channel, cause, questions, first_seen, last_seen, created_at"
+                f" FROM {table} WHERE organisation_id = :o"
             ),
             {"o": world.organisation_id},
         )
-        return sorted((tuple(row) for row in rows), key=repr)
+        return sorted((tuple(row) for row in rows), key=_order)
+
+
+async def _days(world: World) -> list[tuple[Any, ...]]:
+    """The daily rows, and the check that the monthly rows are their sums."""
+    days = await _rows(world, "knowledge_gap_days", "day")
+    assert await _rows(world, "knowledge_gap_months", "month") == _summed_per_month(days)
+    return days
+
+
+def _summed_per_month(days: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """What the monthly rows must be: the daily rows summed per UTC month, a previous
+    question's day inside the row's own month counting as the month's first."""
+    months: dict[tuple[Any, ...], list[Any]] = {}
+    for group, day, previous, previous_gap, assistant, channel, cause, n, first, last, _ in days:
+        month = day.astimezone(UTC).replace(day=1)
+
+        def collapsed(moment: datetime | None, month: datetime = month) -> datetime | None:
+            return None if moment is None else max(moment, month)
+
+        key = (
+            group,
+            month,
+            collapsed(previous),
+            collapsed(previous_gap),
+            assistant,
+            channel,
+            cause,
+        )
+        found = months.setdefault(key, [0, first, last])
+        found[0] += n
+        found[1], found[2] = min(found[1], first), max(found[2], last)
+    return sorted(
+        (
+            (*key, n, first, last, (key[1] + timedelta(days=32)).replace(day=1))
+            for key, (n, first, last) in months.items()
+        ),
+        key=_order,
+    )
+
+
+def _order(row: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(str(value) for value in row)
 
 
 async def _rebuilt(world: World) -> list[tuple[Any, ...]]:
@@ -292,7 +335,7 @@ async def test_every_period_filter_and_zone_reports_what_the_raw_questions_say(
     periods += [(first + timedelta(days=5), first + timedelta(days=5))]  # one day
     for _ in range(10):
         start = first + timedelta(days=choices.randrange(DAYS))
-        periods.append((start, start + timedelta(days=choices.randrange(1, 12))))
+        periods.append((start, start + timedelta(days=choices.randrange(1, 60))))
     checked = 0
     for zone in ZONES:
         for since, until in periods:

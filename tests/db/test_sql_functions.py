@@ -21,6 +21,7 @@ FUNCTIONS = {
     "cybergine_whatsapp_ingest": ("whatsapp_ingest", "batch jsonb, names jsonb"),
     "cybergine_knowledge_gap_days_keep": ("knowledge_gap_days_keep", ""),
     "cybergine_knowledge_gap_days_rebuild": ("knowledge_gap_days_rebuild", "organisation uuid"),
+    "cybergine_knowledge_gap_months_keep": ("knowledge_gap_months_keep", ""),
 }
 
 

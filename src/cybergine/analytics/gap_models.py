@@ -153,6 +153,49 @@ class GapDay(TenantMixin, Base):
     last_seen: Mapped[datetime]
 
 
+class GapMonth(TenantMixin, Base):
+    """The daily counts (``GapDay``) summed per UTC month (``month``), so a year's report
+    reads a few rows per group and month. Kept by the database
+    (``cybergine_knowledge_gap_months_keep``, statement triggers on the daily counts).
+    ``previous_day`` and ``previous_gap_day`` are the daily rows', except that a day
+    inside the row's own month is the month's first: a report reads a month row only for
+    a whole month of its period, so a conversation that asked before in that month was
+    never new to the period, whichever day it asked. Counts only (retention: usage logs;
+    ``created_at`` is the end of the month)."""
+
+    __tablename__ = "knowledge_gap_months"
+    __retention__ = Retention.USAGE_LOG
+    __table_args__ = (
+        UniqueConstraint(
+            "organisation_id",
+            "group_id",
+            "month",
+            "previous_day",
+            "previous_gap_day",
+            "assistant_id",
+            "channel",
+            "cause",
+            name="uq_knowledge_gap_months_key",
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index(None, "organisation_id", "month"),
+    )
+
+    group_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("knowledge_gap_groups.id", ondelete="CASCADE")
+    )
+    month: Mapped[datetime]
+    previous_day: Mapped[datetime | None] = mapped_column(default=None)
+    previous_gap_day: Mapped[datetime | None] = mapped_column(default=None)
+    # No foreign key, as in the hourly aggregates: a deleted assistant's gaps stay.
+    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
+    cause: Mapped[str] = mapped_column(String(16))
+    questions: Mapped[int] = mapped_column(Integer)
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
 class GapMark(TenantMixin, Base):
     """Up to when an organisation's questions have been collected: the next collection
     reads the conversations changed since."""

@@ -3,16 +3,17 @@ they are): the groups of questions asked in it, narrowed by assistant and channe
 asked first. The top questions count every question of a group; the knowledge gaps its
 fallbacks and hand-offs only, and list the groups someone answered after the open ones.
 
-A group's figures come from its daily counts (``knowledge_gap_days``, which the database
-keeps as questions are written and deleted) for the period's whole UTC days, and from
-the questions themselves for its ragged edges (``days.split``): a year is a few rows per
-group and day, whatever the number of questions."""
+A group's figures come from its monthly and daily counts (``knowledge_gap_months``,
+``knowledge_gap_days``, which the database keeps as questions are written and deleted)
+for the period's whole UTC months and its other whole UTC days, and from the questions
+themselves for its ragged edges (``days.split``): a year is a few rows per group and
+month, whatever the number of questions."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
@@ -79,20 +80,30 @@ TOP_QUESTIONS = Kind(CAUSES, "previous", answered_last=False)
 KNOWLEDGE_GAPS = Kind(GAP_CAUSES, "previous_gap", answered_last=True)
 
 
-# Each group's figures over the period's pieces (``days.split``): its whole UTC days from
-# the daily rows, its ragged edges from the questions. A conversation counts once per
-# group: by its first question of the group in the period, the one whose conversation
-# had not asked in the group since before the period (``previous_at``, for the gaps
-# ``previous_gap_at``: ``Kind.previous``). A daily row knows
-# that question's day only, so the whole days' questions whose previous one was asked on
-# the day the period starts in, but before its start, are read from the questions too.
+# Each group's figures over the period's pieces (``days.split``, ``_months``): its whole
+# UTC months from the monthly rows, its other whole UTC days from the daily rows, its
+# ragged edges from the questions. A conversation counts once per group: by its first
+# question of the group in the period, the one whose conversation had not asked in the
+# group since before the period (``previous_at``, for the gaps ``previous_gap_at``:
+# ``Kind.previous``). A daily or monthly row knows that question's day only, so the
+# whole days' questions whose previous one was asked on the day the period starts in,
+# but before its start, are read from the questions too.
 _PIECES = """
+    SELECT m.group_id, m.cause, m.questions, m.first_seen, m.last_seen,
+           CASE WHEN m.{previous}_day IS NULL OR m.{previous}_day < :start_day
+                THEN m.questions ELSE 0 END AS conversations
+      FROM knowledge_gap_months m
+     WHERE m.organisation_id = :organisation_id
+       AND m.month >= :first_month AND m.month < :last_month AND ({months})
+       AND m.cause = ANY(CAST(:causes AS text[]))
+    UNION ALL
     SELECT d.group_id, d.cause, d.questions, d.first_seen, d.last_seen,
            CASE WHEN d.{previous}_day IS NULL OR d.{previous}_day < :start_day
                 THEN d.questions ELSE 0 END AS conversations
       FROM knowledge_gap_days d
      WHERE d.organisation_id = :organisation_id
-       AND d.day >= :first_day AND d.day < :last_day AND ({days})
+       AND (d.day >= :first_day AND d.day < :first_month
+            OR d.day >= :last_month AND d.day < :last_day) AND ({days})
        AND d.cause = ANY(CAST(:causes AS text[]))
     UNION ALL
     SELECT q.group_id, q.cause, 0, NULL, NULL, 1
@@ -112,6 +123,23 @@ _PIECES = """
        AND q.group_id IS NOT NULL AND ({questions})
        AND q.cause = ANY(CAST(:causes AS text[]))
 """
+
+
+def _month_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _months(pieces: days.Split) -> dict[str, datetime]:
+    """The whole UTC months among the split's whole days, [first_month, last_month); with
+    none, both are ``last_day`` (the daily rows then cover every whole day)."""
+    first = _month_of(pieces.first_day)
+    if first != pieces.first_day:
+        first = _month_of(first + timedelta(days=32))
+    last = _month_of(pieces.last_day)
+    if first >= last:
+        first = last = pieces.last_day
+    return {"first_month": first, "last_month": last}
+
 
 _GROUPS = """
     SELECT g.id, p.questions, p.conversations, p.grounded, p.fallbacks, p.handoffs,
@@ -204,7 +232,10 @@ async def report(
     session = scope.session
     statement = _GROUPS.format(
         pieces=_PIECES.format(
-            days=filters.where("d"), questions=filters.where("q"), previous=kind.previous
+            months=filters.where("m"),
+            days=filters.where("d"),
+            questions=filters.where("q"),
+            previous=kind.previous,
         ),
         answered_last="g.answered_at IS NOT NULL," if kind.answered_last else "",
     )
@@ -214,6 +245,7 @@ async def report(
             {
                 **parameters,
                 **pieces.parameters,
+                **_months(pieces),
                 "start_day": days.day_of(filters.period.start),
                 "grounded": GROUNDED,
                 "fallback": FALLBACK,

@@ -357,9 +357,11 @@ NOT_PERSONAL: tuple[NotPersonal, ...] = (
     NotPersonal("knowledge_gap_questions", "channel", _ENUM),
     NotPersonal("knowledge_gap_questions", "embedding_model", "the name of a model"),
     NotPersonal("knowledge_gap_groups", "embedding_model", "the name of a model"),
-    # Counts of a group's questions per day (analytics.gap_models.GapDay).
+    # Counts of a group's questions per day and month (analytics.gap_models.GapDay, GapMonth).
     NotPersonal("knowledge_gap_days", "channel", _ENUM),
     NotPersonal("knowledge_gap_days", "cause", "'grounded', 'fallback' or 'handoff'"),
+    NotPersonal("knowledge_gap_months", "channel", _ENUM),
+    NotPersonal("knowledge_gap_months", "cause", "'grounded', 'fallback' or 'handoff'"),
     # The product catalogue (catalog): what a shop sells.
     *(
         NotPersonal("catalog_products", column, _CATALOGUE)
