@@ -109,39 +109,34 @@ class GapQuestion(TenantMixin, Base):
     embedding_model: Mapped[str] = mapped_column(String(100))
 
 
-class GapDay(TenantMixin, Base):
-    """The questions of one group asked on one UTC day (``day``) whose conversation last
-    asked in the group on ``previous_day`` (none: never) and, for a knowledge gap's,
-    last asked there one of a gap's cause on ``previous_gap_day``, per assistant,
-    channel and cause: how many, and the first and last asked. Kept by the database
-    (``cybergine_knowledge_gap_days_keep``, a trigger on the questions), so every writer
-    and every deletion of a question moves it; counts only, of rows that are usage data
-    themselves (retention: usage logs; ``created_at`` is the end of the day, so the
-    purge takes a row once all it counts is past that age)."""
+# What a daily or monthly row of counts is per, besides its group and period.
+_COUNTED_BY = ("previous_day", "previous_gap_day", "assistant_id", "channel", "cause")
 
-    __tablename__ = "knowledge_gap_days"
-    __retention__ = Retention.USAGE_LOG
-    __table_args__ = (
+
+def _counts_arguments(table: str, period: str) -> tuple[Any, ...]:
+    return (
         # NULLS NOT DISTINCT: a first question and one without an assistant have a key too.
         UniqueConstraint(
             "organisation_id",
             "group_id",
-            "day",
-            "previous_day",
-            "previous_gap_day",
-            "assistant_id",
-            "channel",
-            "cause",
-            name="uq_knowledge_gap_days_key",
+            period,
+            *_COUNTED_BY,
+            name=f"uq_{table}_key",
             postgresql_nulls_not_distinct=True,
         ),
-        Index(None, "organisation_id", "day"),
+        Index(None, "organisation_id", period),
     )
+
+
+class _QuestionCounts:
+    """The questions of one group in one period whose conversation last asked in the
+    group on ``previous_day`` (none: never) and, for a knowledge gap's, last asked there
+    one of a gap's cause on ``previous_gap_day``, per assistant, channel and cause: how
+    many, and the first and last asked."""
 
     group_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("knowledge_gap_groups.id", ondelete="CASCADE")
     )
-    day: Mapped[datetime]
     previous_day: Mapped[datetime | None] = mapped_column(default=None)
     previous_gap_day: Mapped[datetime | None] = mapped_column(default=None)
     # No foreign key, as in the hourly aggregates: a deleted assistant's gaps stay.
@@ -153,7 +148,21 @@ class GapDay(TenantMixin, Base):
     last_seen: Mapped[datetime]
 
 
-class GapMonth(TenantMixin, Base):
+class GapDay(_QuestionCounts, TenantMixin, Base):
+    """A group's question counts of one UTC day (``day``). Kept by the database
+    (``cybergine_knowledge_gap_days_keep``, a trigger on the questions), so every writer
+    and every deletion of a question moves it; counts only, of rows that are usage data
+    themselves (retention: usage logs; ``created_at`` is the end of the day, so the
+    purge takes a row once all it counts is past that age)."""
+
+    __tablename__ = "knowledge_gap_days"
+    __retention__ = Retention.USAGE_LOG
+    __table_args__ = _counts_arguments(__tablename__, "day")
+
+    day: Mapped[datetime]
+
+
+class GapMonth(_QuestionCounts, TenantMixin, Base):
     """The daily counts (``GapDay``) summed per UTC month (``month``), so a year's report
     reads a few rows per group and month. Kept by the database
     (``cybergine_knowledge_gap_months_keep``, statement triggers on the daily counts).
@@ -165,35 +174,9 @@ class GapMonth(TenantMixin, Base):
 
     __tablename__ = "knowledge_gap_months"
     __retention__ = Retention.USAGE_LOG
-    __table_args__ = (
-        UniqueConstraint(
-            "organisation_id",
-            "group_id",
-            "month",
-            "previous_day",
-            "previous_gap_day",
-            "assistant_id",
-            "channel",
-            "cause",
-            name="uq_knowledge_gap_months_key",
-            postgresql_nulls_not_distinct=True,
-        ),
-        Index(None, "organisation_id", "month"),
-    )
+    __table_args__ = _counts_arguments(__tablename__, "month")
 
-    group_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("knowledge_gap_groups.id", ondelete="CASCADE")
-    )
     month: Mapped[datetime]
-    previous_day: Mapped[datetime | None] = mapped_column(default=None)
-    previous_gap_day: Mapped[datetime | None] = mapped_column(default=None)
-    # No foreign key, as in the hourly aggregates: a deleted assistant's gaps stay.
-    assistant_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
-    channel: Mapped[Channel] = mapped_column(value_enum(Channel, "channel"))
-    cause: Mapped[str] = mapped_column(String(16))
-    questions: Mapped[int] = mapped_column(Integer)
-    first_seen: Mapped[datetime]
-    last_seen: Mapped[datetime]
 
 
 class GapMark(TenantMixin, Base):
