@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ViewportSize, expect
@@ -58,7 +59,7 @@ def _seeded(database_url: str) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_the_gaps_page_is_accessible_and_answer_this_fills_the_qa_form(
-    chromium: Browser, live_server: LiveServer, database_url: str
+    chromium: Browser, live_server: LiveServer, database_url: str, screenshots: Path
 ) -> None:
     email, path = _seeded(database_url)
     top = path.replace("/knowledge-gaps?", "/top-questions?")
@@ -80,6 +81,7 @@ def test_the_gaps_page_is_accessible_and_answer_this_fills_the_qa_form(
     page = context.new_page()
     sign_in(page, live_server.url, email)
     page.goto(f"{live_server.url}{top}")
+    page.screenshot(path=screenshots / "top-questions.png")
     first = page.get_by_test_id("top-question").first
     expect(first.get_by_test_id("question-count")).to_have_text("6")
     first.get_by_role("link", name=re.compile(r"^The 4 conversations behind")).click()
