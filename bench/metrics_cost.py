@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ class Scraper:
         self.every = every
         self.scrapes = 0
         self.failures = 0
+        self.seconds: list[float] = []  # each answered scrape's time, request to body
         self.last = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics-scraper", daemon=True)
@@ -38,6 +40,7 @@ class Scraper:
     def _run(self) -> None:
         with httpx.Client(timeout=10) as http:
             while not self._stop.wait(self.every):
+                started = time.perf_counter()
                 try:
                     response = http.get(self.url)
                 except httpx.HTTPError:
@@ -45,6 +48,7 @@ class Scraper:
                     continue
                 if response.status_code == 200:
                     self.scrapes += 1
+                    self.seconds.append(time.perf_counter() - started)
                     self.last = response.text
                 else:
                     self.failures += 1
@@ -186,6 +190,12 @@ def run_rounds(
         for line in scraper.last.splitlines()
         if line.startswith("cybergine_webhook_deliveries_total")
     ]
+    if scraper.seconds:
+        ordered = sorted(scraper.seconds)
+        print(
+            f"  a scrape's time: median {1000 * ordered[len(ordered) // 2]:.1f} ms,"
+            f" max {1000 * ordered[-1]:.1f} ms"
+        )
     print(
         f"  last scrape: {len(scraper.last.splitlines())} lines;"
         f" {'; '.join(accepted) or 'NO webhook series'}"
