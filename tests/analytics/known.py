@@ -195,10 +195,14 @@ EXPECTED = {
     "handed_to_person": 3,
     "resolved": 5,
     "with_fallback": 1,
+    "with_grounded_answer": 3,  # C1, C2, C3
+    "deflected": 2,  # C1, C3: answered, never handed to a person
     "containment_rate": 1 / 6,
     "involvement_rate": 3 / 6,
     "assistant_resolution_rate": 1 / 3,
     "handoff_rate": 3 / 6,
+    "answer_rate": 3 / 3,
+    "deflection_rate": 2 / 3,
     "messages_in": 7,
     "messages_out": 8,
     "assistant_answers": 4,
@@ -240,4 +244,6 @@ EXPECTED_DRILLDOWN = {
     "handed_to_person": {"C2", "C4", "C6"},
     "resolved": {"C1", "C2", "C4", "C5", "C6"},
     "with_fallback": {"C1"},
+    "with_grounded_answer": {"C1", "C2", "C3"},
+    "deflected": {"C1", "C3"},
 }

@@ -4,12 +4,16 @@ each count lists exactly the conversations counted."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from cybergine.conversations.models import Direction, Sender
+from cybergine.db.engine import Database
 from tests.analytics import known
-from tests.analytics.conftest import Seeded
+from tests.analytics.conftest import Seeded, refresh
+from tests.support.conversations import make_conversation, make_message
 
 
 def _summary(seeded: Seeded, **params: Any) -> dict[str, Any]:
@@ -73,6 +77,40 @@ def test_the_drilldown_lists_exactly_the_conversations_counted(seeded: Seeded, f
     names = {str(id): name for name, id in seeded.known.conversations.items()}
     assert {names[id] for id in listed} == known.EXPECTED_DRILLDOWN[figure]
     assert len(listed) == summary["figures"][figure]["value"]
+
+
+async def test_answer_and_deflection_rates_are_of_the_conversations_the_assistant_answered(
+    seeded: Seeded, database: Database
+) -> None:
+    """C8, added to the history: the assistant's only answer is its fallback, then the
+    customer asks for a person. Answered by the assistant, but neither answered from a
+    source nor deflected (Fin's answer and deflection rates)."""
+    monday = known.monday_of_last_week(seeded.known.last)
+    at = monday + timedelta(days=1, hours=14)
+    async with database.transaction() as session:
+        c8 = await make_conversation(
+            session,
+            seeded.known.organisation_id,
+            created_at=at,
+            assistant_id=seeded.known.assistant_a,
+        )
+        await make_message(session, c8, direction=Direction.INBOUND, created_at=at)
+        await make_message(
+            session,
+            c8,
+            direction=Direction.OUTBOUND,
+            sender=Sender.ASSISTANT,
+            grounded=False,
+            created_at=at + timedelta(seconds=20),
+        )
+        c8.handoff_at, c8.handoff_reason = at + timedelta(minutes=1), "customer_request"
+    await refresh(database, seeded.known)
+    figures = _summary(seeded)["figures"]
+    assert figures["answered_by_assistant"]["value"] == 4
+    assert figures["answer_rate"]["value"] == pytest.approx(3 / 4)
+    assert figures["deflection_rate"]["value"] == pytest.approx(2 / 4)
+    assert figures["with_grounded_answer"]["value"] == 3
+    assert figures["deflected"]["value"] == 2
 
 
 def test_the_timeseries_adds_up_to_the_summary(seeded: Seeded) -> None:

@@ -177,7 +177,10 @@ def _duration(name: str, start: str, end: str) -> str:
 # The outcome of a conversation: handed to a person (a hand-off was recorded, or someone
 # on the team wrote to the customer), resolved (closed, or idle for the configured time:
 # no message either way since), resolved by the assistant (resolved, the assistant
-# answered at least once, and never handed to a person).
+# answered at least once, and never handed to a person); and, as Fin's report counts
+# the conversations its agent was involved in, with a grounded answer (at least one
+# answer from a source: Fin's "answered") and deflected (answered by the assistant and
+# never handed to a person, resolved or not yet).
 _HANDED = "(x.handoff_at IS NOT NULL OR x.agent_messages > 0)"
 _RESOLVED = "(x.resolved_at IS NOT NULL)"
 _ANSWERED = "(x.assistant_answers > 0)"
@@ -186,6 +189,8 @@ _OUTCOMES = f"""
     {_RESOLVED} AS resolved,
     {_ANSWERED} AS answered_by_assistant,
     (x.fallbacks > 0) AS with_fallback,
+    (x.grounded_answers > 0) AS with_grounded_answer,
+    ({_ANSWERED} AND NOT {_HANDED}) AS deflected,
     ({_RESOLVED} AND {_ANSWERED} AND NOT {_HANDED}) AS resolved_by_assistant
 """
 
@@ -221,6 +226,8 @@ class Figure(enum.StrEnum):
     HANDED_TO_PERSON = "handed_to_person"
     RESOLVED = "resolved"
     WITH_FALLBACK = "with_fallback"
+    WITH_GROUNDED_ANSWER = "with_grounded_answer"
+    DEFLECTED = "deflected"
     CSAT_SURVEYS_SENT = "csat_surveys_sent"
     CSAT_RESPONSES = "csat_responses"
     CSAT_POSITIVE = "csat_positive"

@@ -86,6 +86,8 @@ class ConversationFacts(TenantMixin, Base):
     handed_to_person: Mapped[bool] = mapped_column(default=False)
     resolved: Mapped[bool] = mapped_column(default=False)
     with_fallback: Mapped[bool] = mapped_column(default=False)
+    with_grounded_answer: Mapped[bool] = mapped_column(default=False, server_default=false())
+    deflected: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Its CSAT survey's outcome (``definitions.CSAT``): the rating itself stays in the survey.
     csat_surveys_sent: Mapped[bool] = mapped_column(default=False, server_default=false())
     csat_responses: Mapped[bool] = mapped_column(default=False, server_default=false())

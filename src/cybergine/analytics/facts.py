@@ -40,6 +40,8 @@ _COPIED = (
     "handed_to_person",
     "resolved",
     "with_fallback",
+    "with_grounded_answer",
+    "deflected",
     "csat_surveys_sent",
     "csat_responses",
     "csat_positive",

@@ -72,6 +72,8 @@ class HourlyFigures(_HourKey, Base):
     handed_to_person: Mapped[int] = mapped_column(BigInteger, default=0)
     resolved: Mapped[int] = mapped_column(BigInteger, default=0)
     with_fallback: Mapped[int] = mapped_column(BigInteger, default=0)
+    with_grounded_answer: Mapped[int] = mapped_column(BigInteger, default=0)
+    deflected: Mapped[int] = mapped_column(BigInteger, default=0)
     csat_surveys_sent: Mapped[int] = mapped_column(BigInteger, default=0)
     csat_responses: Mapped[int] = mapped_column(BigInteger, default=0)
     csat_positive: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -72,6 +72,13 @@ class Totals:
             self.sums["resolved_by_assistant"], self.sums["answered_by_assistant"]
         )
         figures["handoff_rate"] = _ratio(self.sums["handed_to_person"], conversations)
+        # Fin's answer and deflection rates: of the conversations the assistant answered.
+        figures["answer_rate"] = _ratio(
+            self.sums["with_grounded_answer"], self.sums["answered_by_assistant"]
+        )
+        figures["deflection_rate"] = _ratio(
+            self.sums["deflected"], self.sums["answered_by_assistant"]
+        )
         figures["grounded_rate"] = _ratio(
             self.sums["grounded_answers"], self.sums["assistant_answers"]
         )
@@ -300,6 +307,8 @@ CSV_COLUMNS = (
     "resolved_by_assistant",
     "handed_to_person",
     "resolved",
+    "with_grounded_answer",
+    "deflected",
     "handoff_at",
     "handoff_reason",
     "resolved_at",
@@ -318,6 +327,8 @@ _CSV_YES_NO = frozenset(
         "resolved_by_assistant",
         "handed_to_person",
         "resolved",
+        "with_grounded_answer",
+        "deflected",
         "csat_surveys_sent",
     }
 )

@@ -31,6 +31,8 @@ FIGURE_LABELS = {
     Figure.HANDED_TO_PERSON: "handed to a person",
     Figure.RESOLVED: "resolved",
     Figure.WITH_FALLBACK: "with a fallback answer",
+    Figure.WITH_GROUNDED_ANSWER: "answered from a source",
+    Figure.DEFLECTED: "kept by the assistant (never handed to a person)",
 }
 
 

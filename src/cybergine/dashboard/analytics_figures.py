@@ -22,9 +22,13 @@ GROUPS: dict[str, dict[str, str]] = {
         "containment_rate": "Containment rate",
         "involvement_rate": "Involvement rate",
         "assistant_resolution_rate": "Assistant resolution rate",
+        "answer_rate": "Answer rate",
+        "deflection_rate": "Deflection rate",
         "answered_by_assistant": "Answered by the assistant",
         "resolved_by_assistant": "Resolved by the assistant",
         "handed_to_person": "Handed to a person",
+        "with_grounded_answer": "Answered from a source",
+        "deflected": "Kept by the assistant",
         "handoff_rate": "Hand-off rate",
         "resolved": "Resolved",
     },
@@ -64,7 +68,15 @@ OTHER_GROUPS = {"csat": "Satisfaction", "cost": "Model usage", "token": "Model u
 LOWER_IS_BETTER = ("_seconds", "fallback", "handed_to_person", "handoff_rate")
 # The counts that are better or worse for being higher (others are volume).
 DIRECTED_COUNTS = frozenset(
-    {"resolved_by_assistant", "grounded_answers", "fallbacks", "with_fallback", "csat_positive"}
+    {
+        "resolved_by_assistant",
+        "with_grounded_answer",
+        "deflected",
+        "grounded_answers",
+        "fallbacks",
+        "with_fallback",
+        "csat_positive",
+    }
 )
 
 
@@ -138,6 +150,8 @@ BEHIND = {
     "involvement_rate": "answered_by_assistant",
     "assistant_resolution_rate": "resolved_by_assistant",
     "handoff_rate": "handed_to_person",
+    "answer_rate": "with_grounded_answer",
+    "deflection_rate": "deflected",
     "fallbacks": "with_fallback",
     "csat_score": "csat_positive",
     "csat_response_rate": "csat_responses",
