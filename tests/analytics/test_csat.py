@@ -13,12 +13,15 @@ before: sent 2, responses 1, positive 0: csat_score 0, csat_response_rate 1/2.
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -41,6 +44,8 @@ from tests.analytics.conftest import measure
 from tests.analytics.known import monday_of_last_week
 from tests.support.conversations import make_conversation, make_message
 from tests.support.factories import make_api_key, make_organisation
+from tests.support.inbox import member, signed_in
+from tests.support.inbox import rows as inbox_rows
 from tests.support.server import LiveServer
 
 
@@ -215,3 +220,32 @@ async def test_a_rating_given_later_reaches_the_aggregates_by_the_next_refresh(
     assert figures["csat_responses"]["value"] == 4
     assert figures["csat_score"]["value"] == pytest.approx(3 / 4)
     assert figures["csat_response_rate"]["value"] == 1.0
+
+
+async def test_the_analytics_page_charts_the_score_per_day_with_its_conversations(
+    surveyed: Surveyed, live_server: LiveServer, database: Database
+) -> None:
+    viewer = await member(database, surveyed.organisation_id, Role.VIEWER)
+    query = urlencode({**surveyed.period(), "timezone": "UTC"})
+    with signed_in(live_server.url, viewer) as browser:
+        page = browser.get(f"/analytics?{query}")
+        assert page.status_code == 200, page.text
+        section = page.text.split('data-testid="chart-csat"', 1)[1].split("</section>", 1)[0]
+        assert "from 0 % to 100 %, over 3 ratings" in section
+        rows = {
+            m["day"]: (m["score"], m["href"] and html.unescape(m["href"]), m["count"])
+            for m in _CSAT_ROW.finditer(section)
+        }
+        monday = surveyed.first.strftime("%a %-d %b %Y")
+        tuesday = (surveyed.first + timedelta(days=1)).strftime("%a %-d %b %Y")
+        assert (rows[monday][0], rows[monday][2]) == ("100.0%", "2")  # S1 (5), S2 (4)
+        assert rows[tuesday] == ("0.0%", None, "0")  # S3 (2); S4 unanswered
+        listed = browser.get(rows[monday][1])
+        names = {str(id): name for name, id in surveyed.conversations.items()}
+        assert {names[row.id] for row in inbox_rows(listed.text)} == {"S1", "S2"}
+
+
+_CSAT_ROW = re.compile(
+    r'<tr><th scope="row">(?P<day>[^<]+)</th><td>(?P<score>[^<]+)</td>'
+    r'<td>(?:<a href="(?P<href>[^"]+)">)?(?P<count>\d+)'
+)

@@ -129,13 +129,20 @@ class Row:
     href: str | None
 
 
-def _over_time(
-    points: list[service.Point], filters: Filters, interval: Interval
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The volume and containment charts, with their tables."""
+@dataclass(frozen=True)
+class _Slot:
+    """One interval of the charts over time: its axis label, its name in words, and the
+    filters (and hour) naming its conversations."""
+
+    label: str
+    title: str
+    filters: Filters
+    narrow: dict[str, Any]
+
+
+def _slots(points: list[service.Point], filters: Filters, interval: Interval) -> list[_Slot]:
     zone = ZoneInfo(filters.period.timezone)
-    labels, titles, volume_links, contained_links = [], [], [], []
-    counts, rates = [], []
+    slots = []
     for point in points:
         local: datetime = point.start.astimezone(zone)
         day = local.date()
@@ -152,58 +159,65 @@ def _over_time(
             last = min(day + timedelta(days=6), filters.period.last)
             label, title = local.strftime("%-d %b"), f"week of {local.strftime('%-d %b %Y')}"
             within = replace(filters, period=period(first, last, filters.period.timezone))
-        conversations = point.totals["conversations"]
-        resolved = point.totals["resolved_by_assistant"]
-        labels.append(label)
-        titles.append(title)
-        counts.append(conversations)
-        rates.append(resolved / conversations if conversations else None)
-        volume_links.append(_link(Figure.CONVERSATIONS, within, **narrow))
-        contained_links.append(_link(Figure.RESOLVED_BY_ASSISTANT, within, **narrow))
-    volume = charts.bars(
-        counts,
-        labels,
-        [f"{t}: {c:g} conversations" for t, c in zip(titles, counts, strict=True)],
-        [link if count else None for link, count in zip(volume_links, counts, strict=True)],
-    )
-    containment = charts.rate_line(
-        rates,
-        labels,
-        [
-            f"{t}: {r:.0%} contained" if r is not None else t
-            for t, r in zip(titles, rates, strict=True)
-        ],
-        contained_links,
-    )
-    volume_rows = [
-        Row(t, [f"{c:g}"], link if c else None)
-        for t, c, link in zip(titles, counts, volume_links, strict=True)
+        slots.append(_Slot(label, title, within, narrow))
+    return slots
+
+
+def _volume(points: list[service.Point], slots: list[_Slot]) -> dict[str, Any]:
+    counts = [point.totals["conversations"] for point in points]
+    links = [
+        _link(Figure.CONVERSATIONS, slot.filters, **slot.narrow) if count else None
+        for slot, count in zip(slots, counts, strict=True)
     ]
-    containment_rows = [
-        Row(
-            t,
-            [f"{r:.1%}" if r is not None else "-", f"{p.totals['resolved_by_assistant']:g}"],
-            link if r else None,
-        )
-        for t, r, p, link in zip(titles, rates, points, contained_links, strict=True)
-    ]
+    titles = [slot.title for slot in slots]
     busiest = max(range(len(counts)), key=lambda i: counts[i], default=None)
+    return {
+        "chart": charts.bars(
+            counts,
+            [slot.label for slot in slots],
+            [f"{t}: {c:g} conversations" for t, c in zip(titles, counts, strict=True)],
+            links,
+        ),
+        "rows": [
+            Row(t, [f"{c:g}"], link) for t, c, link in zip(titles, counts, links, strict=True)
+        ],
+        "total": sum(counts),
+        "busiest": titles[busiest] if busiest is not None and counts[busiest] else None,
+        "busiest_count": counts[busiest] if busiest is not None else 0,
+    }
+
+
+def _rate(
+    points: list[service.Point], slots: list[_Slot], part: Figure, whole: str, said: str
+) -> dict[str, Any]:
+    """A rate per interval, ``part`` of ``whole`` (none where ``whole`` is 0), drawn as a
+    line whose every point links to the conversations ``part`` counts; its table gives
+    the rate and the count behind it."""
+    parts = [point.totals[part.value] for point in points]
+    rates = [
+        part_ / point.totals[whole] if point.totals[whole] else None
+        for part_, point in zip(parts, points, strict=True)
+    ]
+    links = [_link(part, slot.filters, **slot.narrow) for slot in slots]
     known = [r for r in rates if r is not None]
-    return (
-        {
-            "chart": volume,
-            "rows": volume_rows,
-            "total": sum(counts),
-            "busiest": titles[busiest] if busiest is not None and counts[busiest] else None,
-            "busiest_count": counts[busiest] if busiest is not None else 0,
-        },
-        {
-            "chart": containment,
-            "rows": containment_rows,
-            "low": min(known) if known else None,
-            "high": max(known) if known else None,
-        },
-    )
+    return {
+        "chart": charts.rate_line(
+            rates,
+            [slot.label for slot in slots],
+            [
+                f"{slot.title}: {r:.0%} {said}" if r is not None else slot.title
+                for slot, r in zip(slots, rates, strict=True)
+            ],
+            links,
+        ),
+        "rows": [
+            Row(slot.title, [f"{r:.1%}" if r is not None else "-", f"{n:g}"], link if n else None)
+            for slot, r, n, link in zip(slots, rates, parts, links, strict=True)
+        ],
+        "low": min(known) if known else None,
+        "high": max(known) if known else None,
+        "total": sum(point.totals[whole] for point in points),
+    }
 
 
 def _responses(found: dict[str, list[int]], filters: Filters) -> dict[str, Any]:
@@ -300,13 +314,16 @@ async def analytics_page(request: Request, reader: Reader) -> HTMLResponse:
         links = {figure: _link(figure, filters) for figure in Figure}
         interval = _interval(filters)
         points = await service.timeseries(scope, filters, interval)
-        volume, containment = _over_time(points, filters, interval)
+        slots = _slots(points, filters, interval)
         context |= {
             "groups": figure_views(found.current.headline(), found.previous.headline(), links),
             "previous_text": period_text(previous_first, previous_last, filters.period.timezone),
             "interval": interval.value,
-            "volume": volume,
-            "containment": containment,
+            "volume": _volume(points, slots),
+            "containment": _rate(
+                points, slots, Figure.RESOLVED_BY_ASSISTANT, "conversations", "contained"
+            ),
+            "csat": _rate(points, slots, Figure.CSAT_POSITIVE, "csat_responses", "satisfied"),
             "responses": _responses(await distributions.response_times(scope, filters), filters),
             "heat": _heat(await distributions.hours_of_week(scope, filters), filters),
         }
