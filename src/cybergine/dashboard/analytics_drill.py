@@ -199,14 +199,6 @@ def _group_drill(
     except ValueError as exc:
         raise InvalidInput("That link names no conversations we can list.") from exc
     filters = Filters(period(*days, timezone), chosen_assistant, chosen_channel)
-    if gap:
-        return Drill(
-            distributions.Selection(Figure.CONVERSATIONS), filters, gap_query(group, filters), group
-        )
-    return Drill(
-        distributions.Selection(Figure.CONVERSATIONS),
-        filters,
-        top_question_query(group, filters),
-        group,
-        gaps.CAUSES,
-    )
+    query, causes = (gap_query, gaps.GAP_CAUSES) if gap else (top_question_query, gaps.CAUSES)
+    selection = distributions.Selection(Figure.CONVERSATIONS)
+    return Drill(selection, filters, query(group, filters), group, causes)

@@ -38,6 +38,12 @@ from cybergine.web.deps import SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
+# Each report's page: its template, and the drill-down query naming a group's conversations.
+_PAGES = {
+    KNOWLEDGE_GAPS: ("knowledge_gaps.html", gap_query),
+    TOP_QUESTIONS: ("top_questions.html", top_question_query),
+}
+
 # Checked on the primary, read on the analytics database when there is one.
 Reader = Annotated[AnalyticsReader, read_analytics(Permission.CONVERSATIONS_READ)]
 
@@ -90,7 +96,7 @@ async def _page(
         (await scope.session.execute(scope.select(Assistant).order_by(Assistant.name))).scalars()
     )
     found = await report(scope, filters, kind)
-    drill = gap_query if kind is KNOWLEDGE_GAPS else top_question_query
+    template, drill = _PAGES[kind]
     context: dict[str, Any] = {
         "filters": filters,
         "error": " ".join(errors) or None,
@@ -104,5 +110,4 @@ async def _page(
         "can_answer": caller.principal.can(Permission.CONFIGURATION_MANAGE),
         "has_model": embedding_provider(settings) is not None,
     }
-    template = "knowledge_gaps.html" if kind is KNOWLEDGE_GAPS else "top_questions.html"
     return await render_page(request, template, caller, context)
