@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import procrastinate
+from sqlalchemy import text
 
 from cybergine.db.engine import Database
 from cybergine.jobs import APP, Worker
@@ -26,12 +27,26 @@ def tasks_without_schedule() -> procrastinate.App:
     return app
 
 
+# A worker run without waiting stops once one of its sub-workers finds the queue empty,
+# which can be while another runs a job that then defers the next (a sweep's refresh, a
+# sync's next step): the runs go on until no due job waits, this many at most.
+_RUNS = 10
+_DUE = text(
+    "SELECT count(*) FROM procrastinate_jobs"
+    " WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())"
+)
+
+
 async def run_jobs(database: Database, settings: Settings) -> None:
-    """Run every job the test has deferred and that is due, then return (as a worker
-    would, once), without deferring the periodic ones (``tasks_without_schedule``)."""
-    await Worker(database, settings=settings, concurrency=2, app=tasks_without_schedule()).run(
-        wait=False, install_signal_handlers=False
-    )
+    """Run every job the test has deferred and that is due, and every due job they
+    defer, then return, without deferring the periodic ones (``tasks_without_schedule``)."""
+    for _ in range(_RUNS):
+        await Worker(database, settings=settings, concurrency=2, app=tasks_without_schedule()).run(
+            wait=False, install_signal_handlers=False
+        )
+        async with database.transaction() as session:
+            if not await session.scalar(_DUE):
+                return
 
 
 def search(api: httpx.Client, query: str, **options: Any) -> list[dict[str, Any]]:
