@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from cybergine.db.embedded import server_setting_lines
 from tests.cluster.network import SUBNET, Network
 from tests.support.processes import CYBERGINE, clean_env
 from tests.support.server import TLS
@@ -104,6 +105,8 @@ class Postgres:
                 f"listen_addresses = '{address}'\nport = 5432\n"
                 f"unix_socket_directories = '{self.workdir}'\nmax_connections = 200\n"
             )
+            # What docs/operations.md advises for a PostgreSQL of one's own.
+            conf.write("".join(f"{line}\n" for line in server_setting_lines()))
         (self.pgdata / "pg_hba.conf").write_text(
             f"local all all scram-sha-256\nhost all all {SUBNET}.0/24 scram-sha-256\n"
         )

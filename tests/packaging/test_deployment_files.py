@@ -15,6 +15,7 @@ import yaml  # type: ignore[import-untyped]
 from typer.main import get_command
 
 from cybergine.cli import cli
+from cybergine.db.embedded import SERVER_SETTINGS
 from cybergine.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +102,14 @@ def test_compose_runs_the_roles_from_one_image_and_the_env_file() -> None:
             }, name
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
     assert "pgvector" in services["db"]["image"]
+
+
+def test_the_bundled_database_takes_the_settings_advised_for_every_server() -> None:
+    command = compose()["services"]["db"]["command"]
+    assert command[0] == "postgres"
+    given = dict(option.split("=", 1) for option in command[2::2])
+    assert command[1::2] == ["-c"] * len(given)
+    assert given == SERVER_SETTINGS
 
 
 def test_compose_names_no_secret_of_its_own() -> None:

@@ -47,7 +47,14 @@ _CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 # month's partitions), the planner guesses how many rows an equality matches and may
 # read an index range per row instead of probing it, so each write costs more as the
 # table grows. Analysing sooner ends that sooner; a launcher's wake-up costs nothing.
-_STATISTICS = ["autovacuum_naptime = '10s'"]
+# Not about memory, so it is advised for any server of ours: compose.yaml's bundled
+# database and the cluster test's PostgreSQL host set it too.
+SERVER_SETTINGS = {"autovacuum_naptime": "10s"}
+
+
+def server_setting_lines() -> list[str]:
+    """``SERVER_SETTINGS`` as ``postgresql.conf`` lines."""
+    return [f"{name} = '{value}'" for name, value in SERVER_SETTINGS.items()]
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ def _configure(pgdata: Path, settings: MemorySettings) -> None:
     """Write ``cybergine.conf`` and make ``postgresql.conf`` include it (once). It takes
     effect when the server next starts: a running server keeps what it started with."""
     text = "# Written by cybergine at every start; ALTER SYSTEM overrides it.\n"
-    text += "\n".join([*settings.lines(), *_STATISTICS]) + "\n"
+    text += "\n".join([*settings.lines(), *server_setting_lines()]) + "\n"
     owner = pgdata.stat()
     # Another process may be writing the same file: each writes whole and renames.
     with tempfile.NamedTemporaryFile("w", dir=pgdata, prefix=".cybergine-", delete=False) as f:
