@@ -41,6 +41,7 @@ from sqlalchemy import text
 from cybergine.accounts.service.organisations import create_organisation
 from cybergine.app import create_app
 from cybergine.db.engine import Database
+from cybergine.job_names import JobName
 from cybergine.privacy import keys
 from cybergine.settings import Settings, load_settings
 from cybergine.shopify import bulk_jsonl, incremental, queries, sync, tokens
@@ -48,7 +49,7 @@ from cybergine.shopify.admin_api import AdminClient
 from cybergine.shopify.models import ShopifyShop, ShopStatus
 from cybergine.shopify.simulator import ShopifySimulator
 from cybergine.shopify.simulator.store import product_to_rest
-from cybergine.shopify.sync_models import ShopifySyncRun
+from cybergine.shopify.sync_models import ShopifySyncRun, SourceKind
 from cybergine.web.threaded import ThreadedServer
 
 CLIENT_ID = "bench-sync-client"
@@ -227,24 +228,89 @@ async def _until_found(
         if found is not None and (found or not vector):
             return time.perf_counter() - started
         await asyncio.sleep(0.005)
-    raise SystemExit(f"product {external_id} not searchable as {word!r} after 60 s")
+    by = "its words and vector" if vector else "its words"
+    raise _NotFound(f"product {external_id} not searchable as {word!r} by {by} after 60 s")
+
+
+class _NotFound(Exception):
+    """An update that never reached search: the section stops with what explains it."""
+
+
+_DELIVERIES = text(
+    "SELECT d.topic, d.status, d.attempts, d.error, d.created_at FROM shopify_webhook_deliveries d "
+    "WHERE d.shop_id = :shop AND d.payload->>'id' = :e ORDER BY d.created_at"
+)
+_PRODUCT_STATE = text(
+    "SELECT p.title, p.updated_at, v.source_updated_at AS held, s.document, "
+    "s.embedding IS NOT NULL AS embedded, s.updated_at AS refreshed "
+    "FROM catalog_products p JOIN catalog_product_search s ON s.product_id = p.id "
+    "LEFT JOIN shopify_source_versions v ON v.shop_id = :shop AND v.kind = :kind "
+    "AND v.external_id = p.external_id "
+    "WHERE p.organisation_id = :o AND p.external_id = :e"
+)
+_EMBED_JOBS = text(
+    "SELECT j.id, j.status, e.type, e.at FROM procrastinate_jobs j "
+    "JOIN procrastinate_events e ON e.job_id = j.id "
+    "WHERE j.task_name = :task AND e.at > now() - interval '90 seconds' "
+    "ORDER BY e.at"
+)
+_UNFINISHED_JOBS = text(
+    "SELECT task_name, status, attempts, scheduled_at, count(*) FROM procrastinate_jobs "
+    "WHERE status NOT IN ('succeeded', 'cancelled') GROUP BY 1, 2, 3, 4 ORDER BY 1"
+)
+
+
+async def _explain(
+    database: Database, sim: ShopifySimulator, shop: ShopifyShop, external_id: str
+) -> None:
+    """What became of the product's webhook: the simulator's attempts to deliver it, our
+    rows of its deliveries, the product and its search row as stored, the last 90 s of
+    embedding jobs, and every job not done."""
+    for sent in sim.webhooks.deliveries:
+        if sent.shop == shop.shop_domain and str(sent.payload().get("id")) == external_id:
+            outcome = f"status {sent.status}, {sent.attempts} attempt(s), {sent.error}"
+            print(f"    sent {sent.topic}: {outcome}")
+    async with database.autocommit() as session:
+        for row in await session.execute(_DELIVERIES, {"shop": shop.id, "e": external_id}):
+            print(f"    stored: {tuple(row)}")
+        params = {
+            "shop": shop.id,
+            "o": shop.organisation_id,
+            "e": external_id,
+            "kind": SourceKind.PRODUCT.value,
+        }
+        for row in await session.execute(_PRODUCT_STATE, params):
+            print(f"    held: title {row.title!r}, updated {row.updated_at}, version {row.held}")
+            print(f"      searched as: {row.document[:120]!r}")
+            print(f"      refreshed {row.refreshed}, with a vector: {row.embedded}")
+        for row in await session.execute(_EMBED_JOBS, {"task": JobName.EMBED_PRODUCTS.value}):
+            print(f"    embedding job {row.id} {row.type} at {row.at:%H:%M:%S.%f}")
+        for row in await session.execute(_UNFINISHED_JOBS):
+            print(f"    job not done: {tuple(row)}")
 
 
 async def _webhooks(
     database: Database, sim: ShopifySimulator, shop: ShopifyShop, count: int, *, vectors: bool
 ) -> tuple[list[float], list[float], list[float]]:
-    ids = sorted(sim.shop(shop.shop_domain).products)
+    # Active products only: a draft is never shown, so it is never embedded either.
+    products = sim.shop(shop.shop_domain).products
+    ids = sorted(i for i, product in products.items() if product.status == "ACTIVE")
     lexical, dense, direct = [], [], []
     for index in range(count):
         product_id = ids[(index * 97) % len(ids)]
         word = f"zq{uuid.uuid4().hex[:8]}"
         started = time.perf_counter()
         sim.update_product(shop.shop_domain, product_id, title=f"Summit anorak {word}")
-        await _until_found(database, shop, str(product_id), word, vector=False)
-        lexical.append(time.perf_counter() - started)
-        if vectors:
-            await _until_found(database, shop, str(product_id), word, vector=True)
-            dense.append(time.perf_counter() - started)
+        try:
+            await _until_found(database, shop, str(product_id), word, vector=False)
+            lexical.append(time.perf_counter() - started)
+            if vectors:
+                await _until_found(database, shop, str(product_id), word, vector=True)
+                dense.append(time.perf_counter() - started)
+        except _NotFound as missing:
+            print(f"  {missing}:")
+            await _explain(database, sim, shop, str(product_id))
+            raise SystemExit(1) from None
     # Baseline: the handler in this process, no delivery and no queue.
     for index in range(count):
         product_id = ids[(index * 89 + 1) % len(ids)]
@@ -342,6 +408,6 @@ async def sync_section(url: str, database: Database, args: argparse.Namespace) -
         finally:
             errors = worker.stop()
             web.stop()
-            if worker.process.returncode not in (0, -signal.SIGTERM):
+            if worker.process.returncode not in (0, -signal.SIGTERM) or sys.exc_info()[0]:
                 print(f"  worker exited {worker.process.returncode}: {errors}")
             shutil.rmtree(workdir, ignore_errors=True)
