@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select
@@ -17,8 +18,9 @@ from cybergine.analytics import gaps, question_report, service
 from cybergine.analytics.periods import Filters, period
 from cybergine.assistants.models import Assistant
 from cybergine.cli import cli
-from cybergine.conversations.models import Conversation, ConversationState, Message
+from cybergine.conversations.models import Conversation, ConversationState, Message, Sender
 from cybergine.db.engine import Database
+from cybergine.db.ids import uuid7_time_ms
 from cybergine.db.tenancy import TenantScope
 from cybergine.demo import DEMO_ASSISTANT_NAME, DEMO_FAQ, seed_demo
 from cybergine.demo_history import HISTORY_DAYS, UNANSWERED, seed_history
@@ -78,6 +80,49 @@ async def test_the_history_is_written_once_the_same_every_time(database: Databas
     assert {row[2] for row in first} == {ConversationState.CLOSED}
     assert first[0][0] >= datetime(2026, 2, 1, 23, tzinfo=UTC)  # 42 days back, in Paris
     assert first[-1][0] < datetime(2026, 3, 16, tzinfo=UTC)  # up to yesterday
+
+
+async def test_the_historys_ids_sort_with_their_times(database: Database) -> None:
+    """Back-dated rows get the UUIDv7 of their own time, as a live row gets now's: each
+    conversation's messages sort by id as they were written (a customer's request and
+    the hand-off notice it caused share a millisecond), and its newest is its
+    last_message_id."""
+    async with database.transaction() as session:
+        demo = await seed_demo(session)
+        organisation_id = uuid.UUID(demo.organisation_id)
+        await seed_history(session, organisation_id, TODAY)
+    async with database.transaction() as session:
+        conversations = (
+            await session.scalars(
+                select(Conversation).where(Conversation.organisation_id == organisation_id)
+            )
+        ).all()
+        messages = (
+            await session.scalars(
+                select(Message)
+                .where(Message.organisation_id == organisation_id)
+                .order_by(Message.id)
+            )
+        ).all()
+
+    def ms(moment: datetime) -> int:
+        return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+    threads: dict[uuid.UUID, list[Message]] = {c.id: [] for c in conversations}
+    for message in messages:
+        assert uuid7_time_ms(message.id) == ms(message.created_at)
+        threads[message.conversation_id].append(message)
+    ties = 0
+    for conversation in conversations:
+        assert uuid7_time_ms(conversation.id) == ms(conversation.created_at)
+        thread = threads[conversation.id]
+        assert conversation.last_message_id == thread[-1].id
+        for earlier, later in pairwise(thread):
+            assert earlier.created_at <= later.created_at
+            if earlier.created_at == later.created_at:
+                ties += 1
+                assert (earlier.sender, later.sender) == (Sender.CUSTOMER, Sender.SYSTEM)
+    assert ties > 0  # the case the ordering within a millisecond is for
 
 
 async def test_the_analytics_show_the_history(database: Database) -> None:

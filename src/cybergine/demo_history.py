@@ -39,6 +39,8 @@ from cybergine.conversations.models import (
     MessageStatus,
     Sender,
 )
+from cybergine.conversations.service import message_id_after
+from cybergine.db.ids import uuid7, uuid7_at
 from cybergine.db.tenancy import TenantScope
 from cybergine.demo import DEMO_ASSISTANT_NAME, DEMO_FAQ
 from cybergine.knowledge.models import Item
@@ -89,7 +91,9 @@ class _History:
 
     def say(self, conversation: Conversation, sender: Sender, at: datetime, **fields: Any) -> None:
         inbound = sender is Sender.CUSTOMER
-        message_id = uuid.uuid4()
+        # Of its own time, and above the conversation's earlier ones, as a live message's.
+        message_id = message_id_after(conversation.last_message_id, at=at)
+        conversation.last_message_id = message_id
         if inbound:
             self.asked[conversation.id] = message_id
         elif sender is Sender.ASSISTANT:
@@ -154,7 +158,7 @@ def _conversation(history: _History, start: datetime) -> None:
     rng = history.rng
     customer = rng.choice(history.customers)
     conversation = Conversation(
-        id=uuid.uuid4(),
+        id=uuid7_at(start),
         organisation_id=history.organisation_id,
         channel=customer.channel,
         customer_id=customer.id,
@@ -210,7 +214,7 @@ def _surveys(organisation_id: uuid.UUID, conversations: list[Conversation]) -> l
             rating = rng.choices(range(1, 6), weights)[0]
         surveys.append(
             CsatSurvey(
-                id=uuid.uuid4(),
+                id=uuid7_at(asked),
                 organisation_id=organisation_id,
                 conversation_id=conversation.id,
                 customer_id=conversation.customer_id,
@@ -243,7 +247,7 @@ async def seed_history(session: AsyncSession, organisation_id: uuid.UUID, today:
         whatsapp = number % 10 < 7
         customers.append(
             Customer(
-                id=uuid.uuid4(),
+                id=uuid7(),
                 organisation_id=organisation_id,
                 channel=Channel.WHATSAPP if whatsapp else Channel.WEBCHAT,
                 external_id=f"491555{number:06d}" if whatsapp else f"{rng.getrandbits(128):032x}",

@@ -29,7 +29,7 @@ from cybergine.conversations.models import (
     Sender,
 )
 from cybergine.conversations.outbound import write_outbound
-from cybergine.db.ids import uuid7
+from cybergine.db.ids import uuid7, uuid7_at
 from cybergine.db.tenancy import TenantScope
 from cybergine.errors import Conflict, InvalidInput
 from cybergine.job_names import JobName
@@ -86,10 +86,11 @@ def next_message_id(conversation: Conversation) -> uuid.UUID:
     return candidate
 
 
-def message_id_after(last: uuid.UUID | None) -> uuid.UUID:
+def message_id_after(last: uuid.UUID | None, *, at: datetime | None = None) -> uuid.UUID:
     """A new message id above ``last`` (the conversation's newest), which it does not
-    move: the caller does once the message is stored (``next_message_id``)."""
-    candidate = uuid7()
+    move: the caller does once the message is stored (``next_message_id``). Of now, or of
+    ``at`` for a message written with a time of its own (the demo's history)."""
+    candidate = uuid7() if at is None else uuid7_at(at)
     if last is not None and candidate.int <= last.int:
         candidate = uuid.UUID(int=last.int + 1)
     return candidate

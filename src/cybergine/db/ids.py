@@ -13,12 +13,14 @@ import os
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 _RAND_BITS = 74  # 12 bits rand_a + 62 bits rand_b
 _RAND_MAX = (1 << _RAND_BITS) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def uuid7() -> uuid.UUID:
@@ -37,7 +39,12 @@ def uuid7() -> uuid.UUID:
             # Leave headroom in the top bit so increments rarely overflow.
             rand = int.from_bytes(os.urandom(10)) & (_RAND_MAX >> 1)
         _last_ms, _last_rand = ms, rand
+    return _layout(ms, rand)
 
+
+def _layout(ms: int, rand: int) -> uuid.UUID:
+    """RFC 9562's fields: 48 bits of Unix milliseconds, the version, 12 + 62 random bits
+    around the variant."""
     rand_a = rand >> 62
     rand_b = rand & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80
@@ -51,3 +58,14 @@ def uuid7() -> uuid.UUID:
 def uuid7_time_ms(value: uuid.UUID) -> int:
     """The Unix time in milliseconds encoded in a UUIDv7."""
     return value.int >> 80
+
+
+def uuid7_at(moment: datetime) -> uuid.UUID:
+    """A UUIDv7 of ``moment`` rather than of now, for rows written with a time of their
+    own (the demo's back-dated history), so that their ids sort with their times as
+    every other row's do. Random below the millisecond: two made for one millisecond
+    sort in no particular order (``message_id_after`` orders a conversation's)."""
+    # Exact: a float timestamp times 1000 can fall just below a whole millisecond.
+    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
+    rand = int.from_bytes(os.urandom(10)) & (_RAND_MAX >> 1)
+    return _layout(ms, rand)
