@@ -15,6 +15,10 @@ from tests.support.accessibility import assert_accessible, console_errors, horiz
 from tests.support.factories import PASSWORD, make_organisation
 from tests.support.server import LiveServer
 
+# The reference is built in the page from the whole OpenAPI document: seconds on a busy
+# two-core machine (two suites side by side), more than expect's default of five.
+RENDERED_MS = 20_000
+
 # Recorded by the page itself: a refusal the console might word differently still counts.
 RECORD_CSP_VIOLATIONS = """
 window.__cspViolations = [];
@@ -44,7 +48,8 @@ def test_the_reference_renders_the_operations_under_our_policy(
             assert response.status == 200
             assert "script-src 'self'" in response.headers["content-security-policy"]
             expect(page.get_by_role("heading", name="API reference", level=1)).to_be_visible()
-            expect(page.get_by_text("List Assistants", exact=True).first).to_be_visible()
+            listed = page.get_by_text("List Assistants", exact=True).first
+            expect(listed).to_be_visible(timeout=RENDERED_MS)
             expect(page.get_by_text("/api/v1/assistants", exact=True).first).to_be_visible()
             # An operation opens to show its parameters and answers; nothing to send.
             page.get_by_text("List Assistants", exact=True).first.click()
@@ -86,6 +91,7 @@ def test_the_api_keys_page_links_to_the_reference(
         page.goto(f"{live_server.url}/settings/api-keys")
         page.get_by_role("link", name="Read the API reference").click()
         page.wait_for_url(re.compile(r"/api/docs"))
-        expect(page.get_by_text("List Assistants", exact=True).first).to_be_visible()
+        listed = page.get_by_text("List Assistants", exact=True).first
+        expect(listed).to_be_visible(timeout=RENDERED_MS)
     finally:
         context.close()
