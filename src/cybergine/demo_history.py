@@ -39,7 +39,7 @@ from cybergine.conversations.models import (
     MessageStatus,
     Sender,
 )
-from cybergine.conversations.service import message_id_after
+from cybergine.conversations.service import next_message_id
 from cybergine.db.ids import uuid7, uuid7_at
 from cybergine.db.tenancy import TenantScope
 from cybergine.demo import DEMO_ASSISTANT_NAME, DEMO_FAQ
@@ -92,8 +92,7 @@ class _History:
     def say(self, conversation: Conversation, sender: Sender, at: datetime, **fields: Any) -> None:
         inbound = sender is Sender.CUSTOMER
         # Of its own time, and above the conversation's earlier ones, as a live message's.
-        message_id = message_id_after(conversation.last_message_id, at=at)
-        conversation.last_message_id = message_id
+        message_id = next_message_id(conversation, at=at)
         if inbound:
             self.asked[conversation.id] = message_id
         elif sender is Sender.ASSISTANT:

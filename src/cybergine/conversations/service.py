@@ -73,15 +73,16 @@ def message_text(text: str, *, limit: int, what: str, empty: str) -> str:
     return text
 
 
-def next_message_id(conversation: Conversation) -> uuid.UUID:
-    """An id for a new message of ``conversation``, above every earlier one.
+def next_message_id(conversation: Conversation, *, at: datetime | None = None) -> uuid.UUID:
+    """An id for a new message of ``conversation``, above every earlier one; of now, or
+    of ``at`` for a message written with a time of its own (the demo's history).
 
     Callers hold the conversation's row lock until they commit, so ids follow commit
     order within a conversation even when several processes write to it in the same
     millisecond (UUIDv7 orders by time only to the millisecond across processes). A
     client that has seen id X can then ask for "after X" and miss nothing.
     """
-    candidate = message_id_after(conversation.last_message_id)
+    candidate = message_id_after(conversation.last_message_id, at=at)
     conversation.last_message_id = candidate
     return candidate
 
