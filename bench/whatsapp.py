@@ -26,6 +26,7 @@ The load generator is a separate process (``bench/load.py``, with what the bench
 to start processes and measure them).
 
 Usage: .venv/bin/python bench/whatsapp.py [--deliveries 2000] [--concurrency 64]
+       [--message-months 24]
        [--replies 500] [--configs 1x16,2x16] [--embeddings local|none]
        [--send-rate 1000] [--paced 40] [--skip-ingest] [--skip-e2e]
 The defaults finish in about three minutes on a 2-core machine; the sizes of the brief
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,20 @@ def run_ingest(
     if load.problems:
         check += f"; first errors: {load.problems[:3]}"
     return Ingest(label, load, check=check)
+
+
+def add_message_months(platform: Platform, months: int) -> None:
+    """The partitions of messages for the ``months`` before this one, which an
+    installation that has kept that much history has: every lookup of a message by a key
+    other than its id (a delivery seen before, a status, an answer) probes each."""
+    from cybergine.db.partitions import PARTITIONED
+
+    messages = PARTITIONED["messages"]
+    start = messages.start_of(datetime.now(UTC))
+    for _ in range(months):
+        start = messages.start_of(start - timedelta(days=1))
+        for statement in messages.partition_statements(start):
+            platform.sql(statement)
 
 
 # --- output -----------------------------------------------------------------------------
@@ -338,6 +354,7 @@ def main(args: argparse.Namespace) -> None:
             )
             platform.start_web()
             platform.setup()
+            add_message_months(platform, args.message_months)
             settings = dict(
                 platform.sql(
                     "SELECT name, setting FROM pg_settings WHERE name IN ('max_connections',"
@@ -484,6 +501,13 @@ if __name__ == "__main__":
         " analytics upkeep variant (--upkeep-variants), in alternating order",
     )
     parser.add_argument("--upkeep-variants", default="none,old,new")
+    parser.add_argument(
+        "--message-months",
+        type=int,
+        default=0,
+        help="partitions of messages for this many months before this one, as an"
+        " installation keeping that much history has (0: those a new one has)",
+    )
     parser.add_argument(
         "--upkeep-old-src",
         default="",

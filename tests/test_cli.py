@@ -48,6 +48,15 @@ def test_demo_is_idempotent(database_url: str, key_env: dict[str, str]) -> None:
             for table in ("assistants", "kb_items", "whatsapp_numbers", "organisations")
         ]
     assert counts == [1, 8, 1, 1]
+    # Its weeks of history are in the partitions of their months, none in the default.
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        where = dict(
+            conn.execute(  # type: ignore[arg-type]
+                "SELECT tableoid::regclass::text, count(*) FROM messages GROUP BY 1"
+            ).fetchall()
+        )
+    assert where, "the demo wrote no history"
+    assert "messages_default" not in where
 
 
 def test_org_create_prints_the_organisation_and_a_working_key(

@@ -43,7 +43,7 @@ def at(*parts: int) -> datetime:
 
 async def partitions_of(database: Database, table: str) -> set[str]:
     async with database.transaction() as session:
-        return set(await partitions._partitions(session, table))
+        return set(await partitions.partition_names(session, table))
 
 
 async def where(database: Database, table: str, row_id: uuid.UUID) -> str | None:
@@ -113,7 +113,12 @@ def test_the_partitioned_models_are_the_partitioned_tables() -> None:
     assert declared == set(partitions.PARTITIONED)
     for name in declared:
         key = [column.name for column in metadata.tables[name].primary_key]
-        assert key == ["id", "created_at"], name
+        # The partition key is part of every unique key of a partitioned table.
+        expected = ["id"] if partitions.PARTITIONED[name].key == "id" else ["id", "created_at"]
+        assert key == expected, name
+        assert metadata.tables[name].dialect_options["postgresql"]["partition_by"] == (
+            f"RANGE ({partitions.PARTITIONED[name].key})"
+        )
 
 
 def test_partition_names_and_ranges() -> None:
@@ -132,7 +137,7 @@ def test_partition_names_and_ranges() -> None:
     assert CALLS.start_named("api_usage_log_p20261201") is None
     assert partitions.is_partition("api_usage_log_default")
     assert not partitions.is_partition("api_usage_log")
-    assert not partitions.is_partition("messages_p202612")
+    assert not partitions.is_partition("conversations_p202612")
 
 
 def test_partitions_are_made_ahead_by_a_periodic_job_of_the_app() -> None:
@@ -304,11 +309,15 @@ def test_alembic_ignores_the_partitions_and_only_them(database_url: str) -> None
         return not (type_ == "table" and (name or "").startswith("procrastinate_"))
 
     changes = _diff(database_url, only_procrastinate)
-    assert {change[0] for change in changes} == {"remove_table", "remove_index"}
+    assert {change[0] for change in changes} == {"remove_table", "remove_index", "remove_fk"}
     unfiltered = {change[1].name for change in changes if change[0] == "remove_table"}
     assert {change[1].table.name for change in changes if change[0] == "remove_index"} == (
         unfiltered
     )
+    # A foreign key to messages is also one to each of its partitions.
+    assert {change[1].referred_table.name for change in changes if change[0] == "remove_fk"} == {
+        name for name in unfiltered if name.startswith("messages_")
+    }
     assert CALLS.default in unfiltered
     assert EVENTS.default in unfiltered
     assert all(partitions.is_partition(name) for name in unfiltered)

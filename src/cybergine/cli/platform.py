@@ -185,8 +185,9 @@ def migrate(data_dir: DataDirOption = None) -> None:
 def demo(data_dir: DataDirOption = None) -> None:
     """Seed the demo organisation (safe to run again: it changes nothing the second time)."""
     import uuid
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
+    from cybergine.db import partitions
     from cybergine.db.engine import Database
     from cybergine.demo import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD, seed_demo
     from cybergine.demo_history import HISTORY_DAYS, seed_history
@@ -197,13 +198,19 @@ def demo(data_dir: DataDirOption = None) -> None:
 
     async def main() -> None:
         database = Database(url, pool_size=1)
+        now = datetime.now(UTC)
         try:
+            # The history's months of messages, so its messages land in their own.
+            await partitions.prepare(
+                database,
+                partitions.PARTITIONED["messages"],
+                now,
+                since=now - timedelta(days=HISTORY_DAYS + 1),
+            )
             async with database.transaction() as session:
                 seed = await seed_demo(session)
                 # Weeks of past conversations, once, for the Analytics page.
-                past = await seed_history(
-                    session, uuid.UUID(seed.organisation_id), datetime.now(UTC).date()
-                )
+                past = await seed_history(session, uuid.UUID(seed.organisation_id), now.date())
         finally:
             await database.dispose()
         verb = "created" if seed.created else "already present"

@@ -181,18 +181,15 @@ class Conversation(TenantMixin, Base):
 class Message(TenantMixin, Base):
     __tablename__ = "messages"
     __retention__ = Retention.CONVERSATION
+    # A partition per month of ids (db.partitions), dropped whole once all its messages
+    # have expired. Each partition has unique indexes of its own of what is unique
+    # without ``id``: (organisation_id, external_id), the idempotency of webhook
+    # deliveries and the lookup of status updates; and reply_to_id.
     __table_args__ = (
         Index(None, "conversation_id", "created_at"),
         # "After message X" reads (widget sockets, long polls) walk this one.
         Index(None, "conversation_id", "id"),
-        # Idempotency of webhook deliveries, and the lookup of status updates.
-        Index(
-            "uq_messages_external_id",
-            "organisation_id",
-            "external_id",
-            unique=True,
-            postgresql_where=text("external_id IS NOT NULL"),
-        ),
+        {"postgresql_partition_by": "RANGE (id)"},
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(
@@ -215,10 +212,10 @@ class Message(TenantMixin, Base):
     error_code: Mapped[int | None] = mapped_column(Integer, default=None)
     error_title: Mapped[str | None] = mapped_column(String(300), default=None)
     error_detail: Mapped[str | None] = mapped_column(Text, default=None)
-    # The inbound message an assistant reply answers: unique, so a retried reply job
-    # finds its earlier work instead of answering twice.
+    # The inbound message an assistant reply answers: unique (in each partition), so a
+    # retried reply job finds its earlier work instead of answering twice.
     reply_to_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("messages.id", ondelete="SET NULL"), unique=True, default=None
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None
     )
     # [{"number": 1, "title": ..., "item_id": ..., "score": ...}] for grounded answers.
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB, default=None)

@@ -65,7 +65,16 @@ def uuid7_at(moment: datetime) -> uuid.UUID:
     own (the demo's back-dated history), so that their ids sort with their times as
     every other row's do. Random below the millisecond: two made for one millisecond
     sort in no particular order (``message_id_after`` orders a conversation's)."""
-    # Exact: a float timestamp times 1000 can fall just below a whole millisecond.
-    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
     rand = int.from_bytes(os.urandom(10)) & (_RAND_MAX >> 1)
-    return _layout(ms, rand)
+    return _layout(_milliseconds(moment), rand)
+
+
+def uuid7_floor(moment: datetime) -> uuid.UUID:
+    """The lowest UUID of ``moment``'s millisecond: every UUIDv7 made at or after it
+    sorts at or above it, every one made before below (a range partition's bound)."""
+    return uuid.UUID(int=_milliseconds(moment) << 80)
+
+
+def _milliseconds(moment: datetime) -> int:
+    # Exact: a float timestamp times 1000 can fall just below a whole millisecond.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)

@@ -47,7 +47,11 @@ def include_object(
     """Leave Procrastinate's tables out of autogenerate: they come from its own schema
     file (see the first migration) and must not be proposed for dropping. Nor the
     partitions of the time-partitioned tables, which the maintenance job makes and the
-    retention jobs drop (``db.partitions``)."""
+    retention jobs drop (``db.partitions``), nor the foreign keys PostgreSQL keeps to
+    each of them."""
+    if type_ == "foreign_key_constraint" and reflected:
+        # A foreign key to a partitioned table is also one to each of its partitions.
+        return not is_partition(obj.referred_table.name)
     if type_ != "table" or name is None:
         return True
     return not (name.startswith("procrastinate_") or (reflected and is_partition(name)))

@@ -1,14 +1,20 @@
-"""Time-partitioned tables: the tables that grow with traffic, split by ``created_at`` so
-retention drops a whole partition instead of deleting its rows one by one.
+"""Partitioned tables: the tables that grow with traffic, split by time so retention
+drops a whole partition instead of deleting its rows one by one.
 
-Each table in ``PARTITIONED`` is ``PARTITION BY RANGE (created_at)`` (its model says so
-with ``postgresql_partition_by``; its primary key is ``(id, created_at)``, since a
-unique key of a partitioned table holds its partition key). It has one partition per
-day or per month, in UTC, named ``<table>_pYYYYMMDD`` or ``<table>_pYYYYMM``, and a
-``<table>_default`` partition, so an insert never fails, whatever its time.
+Each table in ``PARTITIONED`` is ``PARTITION BY RANGE`` of its ``key`` (its model says
+so with ``postgresql_partition_by``): ``created_at``, with a primary key of ``(id,
+created_at)`` since a unique key of a partitioned table holds its partition key; or
+``id``, a UUIDv7 whose first 48 bits are the millisecond it was made, so a partition is
+the range of ids of its days and the primary key stays ``(id)`` (``messages``, which
+other tables refer to). It has one partition per day or per month, in UTC, named
+``<table>_pYYYYMMDD`` or ``<table>_pYYYYMM``, and a ``<table>_default`` partition, so
+an insert never fails, whatever its time. A unique key without the partition key
+cannot hold across partitions: ``unique`` lists the indexes each partition has of its
+own, and the table's writers ask for the key before they insert (see
+``db/sql/record_inbound_0045.sql``).
 
 - :func:`prepare` (the periodic job ``maintenance:prepare_partitions``, and the
-  migration that made the tables) keeps the current partition and ``ahead`` more ready.
+  migrations that made the tables) keeps the current partition and ``ahead`` more ready.
   A partition is made as a table of its own and then attached, which locks the parent
   only against other changes of its partitions (``SHARE UPDATE EXCLUSIVE``), never
   against reads and writes; rows the default partition already held for its range (a
@@ -17,7 +23,10 @@ day or per month, in UTC, named ``<table>_pYYYYMMDD`` or ``<table>_pYYYYMM``, an
 - :func:`drop_expired` (the retention jobs, each with its table's period) detaches and
   drops the partitions whose whole range is older than the cut. The partition that
   straddles the cut, and the default one, keep the row deletes of the retention job,
-  which the planner confines to them (partition pruning on ``created_at``).
+  which the planner confines to them (partition pruning on ``created_at``). Messages
+  are kept for each organisation's own period: their purge drops a partition only once
+  every row in it has expired (``privacy.conversation_purge``), with
+  :func:`detach_and_drop`.
 
 Both wait at most ``LOCK_TIMEOUT`` for their locks: a long transaction on the table
 makes them try again at their next run, rather than queue every writer behind them.
@@ -41,6 +50,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cybergine.db.engine import Database
+from cybergine.db.ids import uuid7_floor
 
 log = structlog.get_logger(__name__)
 
@@ -50,16 +60,33 @@ log = structlog.get_logger(__name__)
 LOCK_TIMEOUT = "200ms"
 
 Unit = Literal["day", "month"]
+Key = Literal["created_at", "id"]
+
+
+@dataclass(frozen=True)
+class LocalUnique:
+    """A unique index every partition has of its own (``<partition>_<suffix>``): what a
+    partitioned table cannot hold unique across its partitions."""
+
+    suffix: str
+    definition: str  # what follows ON "<partition>"
+
+    def statement(self, partition: str) -> str:
+        return f'CREATE UNIQUE INDEX "{partition}_{self.suffix}" ON "{partition}" {self.definition}'
 
 
 @dataclass(frozen=True)
 class Partitioning:
-    """How ``table`` is split: one partition per ``unit`` of ``created_at``, and
+    """How ``table`` is split: one partition per ``unit`` of time, by ``key``, and
     ``ahead`` partitions after the current one kept ready."""
 
     table: str
     unit: Unit
     ahead: int
+    key: Key = "created_at"
+    unique: tuple[LocalUnique, ...] = ()
+    # Other tables refer to its rows: a row is never moved between partitions.
+    referenced: bool = False
 
     @property
     def default(self) -> str:
@@ -103,16 +130,35 @@ class Partitioning:
     def is_partition(self, name: str) -> bool:
         return name == self.default or self.start_named(name) is not None
 
+    def bound(self, moment: datetime) -> datetime | uuid.UUID:
+        """The value of ``key`` where ``moment`` begins: the moment itself, or the
+        lowest id of its millisecond."""
+        return moment if self.key == "created_at" else uuid7_floor(moment)
+
     def bounds(self, start: datetime) -> str:
-        return f"FOR VALUES FROM ('{start.isoformat()}') TO ('{self.after(start).isoformat()}')"
+        lower, upper = self.bound(start), self.bound(self.after(start))
+        return f"FOR VALUES FROM ('{_literal(lower)}') TO ('{_literal(upper)}')"
 
     def create_statements(self, first: datetime, last: datetime) -> list[str]:
         """The default partition and those from the one of ``first`` to the one of
-        ``last``, for a table that has none yet (its migration)."""
-        return [f'CREATE TABLE "{self.default}" PARTITION OF "{self.table}" DEFAULT'] + [
-            f'CREATE TABLE "{self.name(start)}" PARTITION OF "{self.table}" {self.bounds(start)}'
-            for start in self.starts(first, last)
-        ]
+        ``last``, with their own unique indexes, for a table that has none yet (its
+        migration)."""
+        statements = [f'CREATE TABLE "{self.default}" PARTITION OF "{self.table}" DEFAULT']
+        statements += [index.statement(self.default) for index in self.unique]
+        for start in self.starts(first, last):
+            statements += self.partition_statements(start)
+        return statements
+
+    def partition_statements(self, start: datetime) -> list[str]:
+        """The partition that begins at ``start``, made in place, with its own unique
+        indexes: for a table nobody writes to yet (its migration, a bench's database)."""
+        name = self.name(start)
+        made = f'CREATE TABLE "{name}" PARTITION OF "{self.table}" {self.bounds(start)}'
+        return [made] + [index.statement(name) for index in self.unique]
+
+
+def _literal(value: datetime | uuid.UUID) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 PARTITIONED: dict[str, Partitioning] = {
@@ -122,6 +168,22 @@ PARTITIONED: dict[str, Partitioning] = {
         Partitioning("whatsapp_webhook_events", "day", ahead=7),
         # Kept 12 months.
         Partitioning("api_usage_log", "month", ahead=1),
+        # Kept for each organisation's own period (privacy.conversation_purge). A
+        # delivery seen before and a reply job's earlier answer are found by these keys.
+        Partitioning(
+            "messages",
+            "month",
+            ahead=1,
+            key="id",
+            referenced=True,
+            unique=(
+                LocalUnique(
+                    "external_id",
+                    "(organisation_id, external_id) WHERE external_id IS NOT NULL",
+                ),
+                LocalUnique("reply_to_id", "(reply_to_id) WHERE reply_to_id IS NOT NULL"),
+            ),
+        ),
     )
 }
 
@@ -131,11 +193,13 @@ def is_partition(name: str) -> bool:
     return any(partitioning.is_partition(name) for partitioning in PARTITIONED.values())
 
 
-def _locked_out(error: DBAPIError) -> bool:
+def locked_out(error: DBAPIError) -> bool:
+    """Whether ``error`` is a lock not had within ``LOCK_TIMEOUT``."""
     return isinstance(error.orig, psycopg.errors.LockNotAvailable)
 
 
-async def _partitions(session: AsyncSession, table: str) -> list[str]:
+async def partition_names(session: AsyncSession, table: str) -> list[str]:
+    """The names of ``table``'s partitions, the default one included."""
     rows = await session.scalars(
         text(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
@@ -146,56 +210,74 @@ async def _partitions(session: AsyncSession, table: str) -> list[str]:
     return list(rows)
 
 
-async def _attach(session: AsyncSession, partitioning: Partitioning, start: datetime) -> None:
-    table, name = partitioning.table, partitioning.name(start)
-    lower, upper = start, partitioning.after(start)
+async def _attach(session: AsyncSession, partitioning: Partitioning, start: datetime) -> bool:
+    """Partition ``start`` made and attached; False when it was not made (rows of its
+    range in the default partition of a table whose rows cannot move)."""
+    table, name, key = partitioning.table, partitioning.name(start), partitioning.key
+    lower, upper = partitioning.bound(start), partitioning.bound(partitioning.after(start))
     await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    strays = text(
+        f'SELECT EXISTS (SELECT 1 FROM "{partitioning.default}"'  # noqa: S608 (our names)
+        f" WHERE {key} >= :lower AND {key} < :upper)"
+    )
+    moving = await session.scalar(strays, {"lower": lower, "upper": upper})
+    if moving and partitioning.referenced:
+        # Moving a row is deleting it, which would cascade to the rows referring to it:
+        # the range stays in the default partition, whose rows the purge deletes.
+        log.warning("partitions.range_left_in_default", partition=name)
+        return False
     await session.execute(
         text(f'CREATE TABLE "{name}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)')
     )
-    strays = text(
-        f'SELECT EXISTS (SELECT 1 FROM "{partitioning.default}"'  # noqa: S608 (our names)
-        " WHERE created_at >= :lower AND created_at < :upper)"
-    )
-    moving = await session.scalar(strays, {"lower": lower, "upper": upper})
     if moving:
         await session.execute(
             text(
                 f'WITH gone AS (DELETE FROM "{partitioning.default}"'  # noqa: S608
-                " WHERE created_at >= :lower AND created_at < :upper RETURNING *)"
+                f" WHERE {key} >= :lower AND {key} < :upper RETURNING *)"
                 f' INSERT INTO "{name}" SELECT * FROM gone'
             ),
             {"lower": lower, "upper": upper},
         )
+    for index in partitioning.unique:
+        await session.execute(text(index.statement(name)))
     await session.execute(
         text(f'ALTER TABLE "{table}" ATTACH PARTITION "{name}" {partitioning.bounds(start)}')
     )
+    return True
 
 
-async def prepare(database: Database, partitioning: Partitioning, now: datetime) -> list[str]:
-    """Make the partitions of ``now`` and the ``ahead`` after it that do not exist yet,
-    each in its own transaction; the names of those made. One its locks could not be
-    had in time is left for the next run (logged)."""
+async def prepare(
+    database: Database,
+    partitioning: Partitioning,
+    now: datetime,
+    *,
+    since: datetime | None = None,
+) -> list[str]:
+    """Make the partitions of ``now`` (or from ``since``'s, for rows about to be written
+    with times of their own) and the ``ahead`` after it that do not exist yet, each in
+    its own transaction; the names of those made. One its locks could not be had in time
+    is left for the next run (logged)."""
     made: list[str] = []
     last = partitioning.start_of(now)
     for _ in range(partitioning.ahead):
         last = partitioning.after(last)
-    wanted = partitioning.starts(now, last)
+    wanted = partitioning.starts(since or now, last)
     async with database.transaction() as session:
-        existing = set(await _partitions(session, partitioning.table))
+        existing = set(await partition_names(session, partitioning.table))
     for start in wanted:
         name = partitioning.name(start)
         if name in existing:
             continue
         try:
             async with database.transaction() as session:
-                await _attach(session, partitioning, start)
+                attached = await _attach(session, partitioning, start)
         except DBAPIError as error:
-            if not _locked_out(error):
+            if not locked_out(error):
                 raise
             log.warning("partitions.prepare_locked_out", partition=name)
             continue
-        made.append(name)
+        if attached:
+            made.append(name)
     if made:
         log.info("partitions.prepared", table=partitioning.table, partitions=made)
     return made
@@ -217,7 +299,7 @@ async def drop_expired(
     (under a lock that keeps writers out of it, so the count is what went). The default
     partition and the one holding ``cutoff`` are left to the row deletes."""
     async with database.transaction() as session:
-        names = await _partitions(session, partitioning.table)
+        names = await partition_names(session, partitioning.table)
     expired = sorted(
         (start, name)
         for name in names
@@ -228,21 +310,35 @@ async def drop_expired(
     for _, name in expired:
         try:
             async with database.transaction() as session:
-                await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-                await session.execute(text(f'LOCK TABLE "{name}" IN SHARE MODE'))
-                rows = await session.execute(
-                    text(f'SELECT organisation_id, count(*) FROM "{name}" GROUP BY 1')  # noqa: S608
-                )
-                counted: Counter[uuid.UUID] = Counter({row[0]: int(row[1]) for row in rows})
-                await session.execute(
-                    text(f'ALTER TABLE "{partitioning.table}" DETACH PARTITION "{name}"')
-                )
-                await session.execute(text(f'DROP TABLE "{name}"'))
+                counted = await detach_and_drop(session, partitioning, name)
         except DBAPIError as error:
-            if not _locked_out(error):
+            if not locked_out(error):
                 raise
             log.warning("partitions.drop_locked_out", partition=name)
             continue
         dropped.append(Dropped(name, counted))
-        log.info("partitions.dropped", partition=name, rows=sum(counted.values()))
     return dropped
+
+
+async def lock_partition(session: AsyncSession, name: str) -> None:
+    """Keeps writers out of partition ``name`` until the transaction ends (readers go
+    on), waiting at most ``LOCK_TIMEOUT`` for them to finish (else ``DBAPIError``, which
+    ``locked_out`` recognises)."""
+    await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    await session.execute(text(f'LOCK TABLE "{name}" IN SHARE MODE'))
+
+
+async def detach_and_drop(
+    session: AsyncSession, partitioning: Partitioning, name: str
+) -> Counter[uuid.UUID]:
+    """Partition ``name`` detached and dropped in the caller's transaction, locked first
+    (``lock_partition``), then its rows counted per organisation: what went."""
+    await lock_partition(session, name)
+    rows = await session.execute(
+        text(f'SELECT organisation_id, count(*) FROM "{name}" GROUP BY 1')  # noqa: S608
+    )
+    counted: Counter[uuid.UUID] = Counter({row[0]: int(row[1]) for row in rows})
+    await session.execute(text(f'ALTER TABLE "{partitioning.table}" DETACH PARTITION "{name}"'))
+    await session.execute(text(f'DROP TABLE "{name}"'))
+    log.info("partitions.dropped", partition=name, rows=sum(counted.values()))
+    return counted

@@ -3,6 +3,11 @@
 A conversation is expired when its last activity is older than the organisation's
 period; it goes with its messages, their attachments and raw events, and its customer
 once they have no conversation left, children before parents, in batches.
+
+Messages are partitioned by month (``db.partitions``). A month none of whose messages is
+kept any more goes first, whole (:func:`drop_expired_months`): a catalogue change instead
+of a delete per row, with no dead rows for vacuum. The batches then take the expired
+messages of the months that also hold kept ones.
 """
 
 from __future__ import annotations
@@ -13,19 +18,28 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select
+import structlog
+from sqlalchemy import Table, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from cybergine.db import partitions
 from cybergine.db.engine import Database
 from cybergine.privacy.purging import Pace, Purger, Removal, batch, counts, removals
 from cybergine.privacy.retention import Retention
 from cybergine.privacy.retention_settings import RetentionSettings
 
+log = structlog.get_logger(__name__)
+
 # A conversation is expired when its last activity is older than the period. Written so
 # the planner can use (organisation_id, last_message_at); a conversation with no message
 # yet counts from its creation.
-_EXPIRED_CONVERSATION = """
+_EXPIRED_BEFORE = (
+    "(c.last_message_at < {cutoff} OR (c.last_message_at IS NULL AND c.created_at < {cutoff}))"
+)
+_EXPIRED_CONVERSATION = f"""
     c.organisation_id = :organisation_id
-    AND (c.last_message_at < :cutoff OR (c.last_message_at IS NULL AND c.created_at < :cutoff))
+    AND {_EXPIRED_BEFORE.format(cutoff=":cutoff")}
 """
 # A customer left without any conversation, not seen for the period either.
 _EXPIRED_CUSTOMER = """
@@ -101,6 +115,40 @@ SELECT
     (SELECT count(*) FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT})
         AS whatsapp_webhook_events
 """  # noqa: S608 (fragments of this module, no input)
+# A month of messages (a partition, db.partitions) goes whole when none of its messages
+# is kept: each belongs to a conversation expired under its organisation's period (an
+# organisation without one keeps them). Asked under locks on the partition and on its
+# conversations, so no message comes in meanwhile to keep one of them.
+_MONTH_CONVERSATIONS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM conversations c
+     WHERE c.id IN (SELECT DISTINCT conversation_id FROM "{partition}")
+       FOR SHARE OF c
+) locked
+"""
+_MONTH_KEPT = f"""
+SELECT EXISTS (
+    SELECT 1 FROM "{{partition}}" m
+      JOIN conversations c ON c.id = m.conversation_id
+      LEFT JOIN unnest(CAST(:organisations AS uuid[]), CAST(:cutoffs AS timestamptz[]))
+           AS period(organisation_id, cutoff) ON period.organisation_id = c.organisation_id
+     WHERE period.cutoff IS NULL OR NOT {_EXPIRED_BEFORE.format(cutoff="period.cutoff")}
+)
+"""  # noqa: S608 (fragments of this module, no input)
+# What refers to the month's messages goes as the cascade of their deletion would take
+# it (PostgreSQL detaches no partition while a row refers into it).
+_MONTH_REFERENCES = (
+    'UPDATE messages SET reply_to_id = NULL WHERE reply_to_id IN (SELECT id FROM "{partition}")',
+    'UPDATE csat_surveys SET message_id = NULL WHERE message_id IN (SELECT id FROM "{partition}")',
+    'DELETE FROM knowledge_gap_questions WHERE message_id IN (SELECT id FROM "{partition}")',
+)
+_MONTH_ATTACHMENTS = """
+WITH gone AS (
+    DELETE FROM message_attachments WHERE message_id IN (SELECT id FROM "{partition}")
+    RETURNING organisation_id
+)
+SELECT organisation_id, count(*) FROM gone GROUP BY 1
+"""
 # The order the purge goes in: children before parents, so each batch stays small.
 _STEPS = (_PURGE_MESSAGES, _PURGE_CONVERSATIONS, _PURGE_CUSTOMERS, _PURGE_EVENTS)
 # The raw events are operational rows, purged here too for a period shorter than theirs.
@@ -149,13 +197,18 @@ class ConversationPurger(Purger):
         self, database: Database, as_of: datetime, batch_size: int, pace: Pace
     ) -> list[Removal]:
         removed: list[Removal] = []
-        for organisation_id, cutoff in await self._periods(database, as_of):
+        periods = await self._periods(database, as_of)
+        months = await drop_expired_months(database, periods)
+        for organisation_id, cutoff in periods:
             params = {
                 "organisation_id": organisation_id,
                 "cutoff": cutoff,
                 "batch_size": batch_size,
             }
-            totals: Counter[str] = Counter()
+            # What went with whole months, then what the batches take.
+            totals: Counter[str] = Counter(
+                {table: n for (owner, table), n in months.items() if owner == organisation_id}
+            )
             for step in _STEPS:
                 await _steps(database, step, params, totals, pace)
             removed += removals(organisation_id, Retention.CONVERSATION, totals)
@@ -175,3 +228,65 @@ async def _steps(
         await pace.rest_after(database, started)
         if max(counted.values()) < params["batch_size"]:
             return
+
+
+async def drop_expired_months(
+    database: Database, periods: list[tuple[uuid.UUID, datetime]]
+) -> Counter[tuple[uuid.UUID, str]]:
+    """Every month of messages of which none is kept under ``periods`` (organisation,
+    cutoff), detached and dropped with what refers to it, oldest first, each in a
+    transaction of its own; the rows that went, per organisation and table. A month that
+    ends after every cutoff holds a message no period has reached yet and is not looked
+    at; one whose locks could not be had at once is left for the next run (logged)."""
+    removed: Counter[tuple[uuid.UUID, str]] = Counter()
+    if not periods:
+        return removed
+    months = partitions.PARTITIONED["messages"]
+    newest_cutoff = max(cutoff for _, cutoff in periods)
+    async with database.transaction() as session:
+        names = await partitions.partition_names(session, months.table)
+    candidates = sorted(
+        (start, name)
+        for name in names
+        if (start := months.start_named(name)) is not None and months.after(start) <= newest_cutoff
+    )
+    params = {
+        "organisations": [organisation_id for organisation_id, _ in periods],
+        "cutoffs": [cutoff for _, cutoff in periods],
+    }
+    for _, name in candidates:
+        try:
+            async with database.transaction() as session:
+                removed.update(await _drop_month(session, months, name, params))
+        except DBAPIError as error:
+            if not partitions.locked_out(error):
+                raise
+            log.warning("partitions.drop_locked_out", partition=name)
+    return removed
+
+
+async def _drop_month(
+    session: AsyncSession,
+    months: partitions.Partitioning,
+    name: str,
+    params: dict[str, Any],
+) -> Counter[tuple[uuid.UUID, str]]:
+    kept = text(_MONTH_KEPT.format(partition=name))
+    # Asked first without locks: a month that keeps a message (most, while any
+    # organisation keeps history) costs a read until the first such message, and no
+    # lock on its conversations, which would write to every one of their rows.
+    if await session.scalar(kept, params):
+        return Counter()
+    await partitions.lock_partition(session, name)
+    await session.execute(text(_MONTH_CONVERSATIONS.format(partition=name)))
+    if await session.scalar(kept, params):
+        return Counter()
+    for statement in _MONTH_REFERENCES:
+        await session.execute(text(statement.format(partition=name)))
+    attachments = await session.execute(text(_MONTH_ATTACHMENTS.format(partition=name)))
+    gone: Counter[tuple[uuid.UUID, str]] = Counter(
+        {(row[0], "message_attachments"): int(row[1]) for row in attachments}
+    )
+    messages = await partitions.detach_and_drop(session, months, name)
+    gone.update({(owner, "messages"): n for owner, n in messages.items()})
+    return gone
