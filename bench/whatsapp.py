@@ -26,7 +26,7 @@ The load generator is a separate process (``bench/load.py``, with what the bench
 to start processes and measure them).
 
 Usage: .venv/bin/python bench/whatsapp.py [--deliveries 2000] [--concurrency 64]
-       [--message-months 24]
+       [--message-history-months 24]
        [--replies 500] [--configs 1x16,2x16] [--embeddings local|none]
        [--send-rate 1000] [--paced 40] [--skip-ingest] [--skip-e2e]
 The defaults finish in about three minutes on a 2-core machine; the sizes of the brief
@@ -191,18 +191,21 @@ def run_ingest(
     return Ingest(label, load, check=check)
 
 
-def add_message_months(platform: Platform, months: int) -> None:
+def add_message_history(platform: Platform, months: int) -> None:
     """The partitions of messages for the ``months`` before this one, which an
-    installation that has kept that much history has: every lookup of a message by a key
-    other than its id (a delivery seen before, a status, an answer) probes each."""
+    installation that has kept that much history has: every read of messages by a key
+    other than its id (a conversation, a delivery seen before, a status) visits each."""
     from cybergine.db.partitions import PARTITIONED
 
     messages = PARTITIONED["messages"]
-    start = messages.start_of(datetime.now(UTC))
+    now = datetime.now(UTC)
+    first = now
     for _ in range(months):
-        start = messages.start_of(start - timedelta(days=1))
-        for statement in messages.partition_statements(start):
-            platform.sql(statement)
+        first = first.replace(day=1) - timedelta(days=1)  # a day of the month before
+    for start in messages.starts(first, now):
+        if start < messages.start_of(now):  # the current one is the migration's
+            for statement in messages.partition_statements(start):
+                platform.sql(statement)
 
 
 # --- output -----------------------------------------------------------------------------
@@ -354,7 +357,7 @@ def main(args: argparse.Namespace) -> None:
             )
             platform.start_web()
             platform.setup()
-            add_message_months(platform, args.message_months)
+            add_message_history(platform, args.message_history_months)
             settings = dict(
                 platform.sql(
                     "SELECT name, setting FROM pg_settings WHERE name IN ('max_connections',"
@@ -502,10 +505,10 @@ if __name__ == "__main__":
     )
     parser.add_argument("--upkeep-variants", default="none,old,new")
     parser.add_argument(
-        "--message-months",
+        "--message-history-months",
         type=int,
         default=0,
-        help="partitions of messages for this many months before this one, as an"
+        help="the partitions of messages of this many months before this one, as an"
         " installation keeping that much history has (0: those a new one has)",
     )
     parser.add_argument(

@@ -1,8 +1,8 @@
-"""Messages partitioned by the month of their UUIDv7 id (``db.partitions``): a message
-lands in its month's partition; what is unique without the id stays unique in each
-partition and a delivery stored in an earlier month is still not stored again; a range
+"""Messages partitioned by the year of their UUIDv7 id (``db.partitions``): a message
+lands in its year's partition; what is unique without the id stays unique in each
+partition and a delivery stored in an earlier year is still not stored again; a range
 whose messages already sit in the default partition stays there (moving a message would
-cascade to what refers to it); migration 0045 moves existing messages into their months,
+cascade to what refers to it); migration 0045 moves existing messages into their years,
 keeps every reference, and goes back."""
 
 from __future__ import annotations
@@ -51,26 +51,30 @@ async def add_message(database: Database, organisation_id: uuid.UUID, **fields: 
         return await make_message(session, conversation, **fields)
 
 
-def test_a_month_of_messages_is_the_range_of_its_ids() -> None:
+def test_a_year_of_messages_is_the_range_of_its_ids() -> None:
     assert MESSAGES.key == "id"
-    assert MESSAGES.name(at(2026, 12, 1)) == "messages_p202612"
-    # 2026-12-01T00:00Z is 1,796,083,200,000 ms since the epoch: 0x1a22ee6b000.
-    assert str(uuid7_floor(at(2026, 12, 1))) == "01a22ee6-b000-0000-0000-000000000000"
-    assert MESSAGES.bounds(at(2026, 12, 1)) == (
-        "FOR VALUES FROM ('01a22ee6-b000-0000-0000-000000000000')"
+    assert MESSAGES.start_of(at(2026, 12, 31, 23, 59)) == at(2026, 1, 1)
+    assert MESSAGES.after(at(2026, 1, 1)) == at(2027, 1, 1)
+    assert MESSAGES.name(at(2026, 1, 1)) == "messages_p2026"
+    assert MESSAGES.start_named("messages_p2026") == at(2026, 1, 1)
+    assert MESSAGES.start_named("messages_p202612") is None
+    # 2026-01-01T00:00Z is 1,767,225,600,000 ms since the epoch: 0x19b76daa800.
+    assert str(uuid7_floor(at(2026, 1, 1))) == "019b76da-a800-0000-0000-000000000000"
+    assert MESSAGES.bounds(at(2026, 1, 1)) == (
+        "FOR VALUES FROM ('019b76da-a800-0000-0000-000000000000')"
         " TO ('01a2ce8b-d400-0000-0000-000000000000')"
     )
-    # Every id made in the month sorts inside its bounds, the last millisecond included.
+    # Every id made in the year sorts inside its bounds, the last millisecond included.
     last = at(2027, 1, 1) - timedelta(milliseconds=1)
-    for moment in (at(2026, 12, 1), last):
+    for moment in (at(2026, 1, 1), last):
         made = uuid7_at(moment)
-        assert uuid7_floor(at(2026, 12, 1)) <= made < uuid7_floor(at(2027, 1, 1))
-    assert partitions.is_partition("messages_p202612")
+        assert uuid7_floor(at(2026, 1, 1)) <= made < uuid7_floor(at(2027, 1, 1))
+    assert partitions.is_partition("messages_p2026")
     assert partitions.is_partition("messages_default")
     assert not partitions.is_partition("messages")
 
 
-async def test_a_message_lands_in_the_month_of_its_id(database: Database) -> None:
+async def test_a_message_lands_in_the_year_of_its_id(database: Database) -> None:
     shop, _ = await make_organisation(database)
     now = datetime.now(UTC)
     today = await add_message(database, shop.id)
@@ -79,21 +83,21 @@ async def test_a_message_lands_in_the_month_of_its_id(database: Database) -> Non
     assert await where(database, far.id) == MESSAGES.default
 
     # Its range stays in the default partition: moving the message would delete it, and
-    # its attachment with it. The month after is made as usual.
+    # its attachment with it. The year after is made as usual.
     async with database.transaction() as session:
         attachment = await make_attachment(session, far)
-    assert await partitions.prepare(database, MESSAGES, at(2099, 5, 15)) == ["messages_p209906"]
+    assert await partitions.prepare(database, MESSAGES, at(2099, 5, 15)) == ["messages_p2100"]
     assert await where(database, far.id) == MESSAGES.default
     async with database.transaction() as session:
         still = await session.scalar(
             text("SELECT count(*) FROM message_attachments WHERE id = :id"), {"id": attachment.id}
         )
     assert still == 1
-    later = await add_message(database, shop.id, id=uuid7_at(at(2099, 6, 2)))
-    assert await where(database, later.id) == "messages_p209906"
+    later = await add_message(database, shop.id, id=uuid7_at(at(2100, 6, 2)))
+    assert await where(database, later.id) == "messages_p2100"
 
 
-async def test_each_month_keeps_external_ids_and_answers_unique(database: Database) -> None:
+async def test_each_year_keeps_external_ids_and_answers_unique(database: Database) -> None:
     shop, _ = await make_organisation(database)
     first = await add_message(database, shop.id, external_id="wamid.SAME")
     with pytest.raises(IntegrityError, match="external_id"):
@@ -107,13 +111,13 @@ async def test_each_month_keeps_external_ids_and_answers_unique(database: Databa
         await add_message(database, shop.id, direction=Direction.OUTBOUND, reply_to_id=first.id)
 
 
-async def test_a_delivery_stored_in_an_earlier_month_is_not_stored_again(
+async def test_a_delivery_stored_in_an_earlier_year_is_not_stored_again(
     database: Database,
 ) -> None:
     shop, _ = await make_organisation(database)
-    earlier = datetime.now(UTC) - timedelta(days=62)
+    earlier = datetime.now(UTC) - timedelta(days=400)
     await partitions.prepare(database, MESSAGES, earlier)
-    visitor = "visitor-of-two-months-ago"
+    visitor = "visitor-of-last-year"
     async with database.transaction() as session:
         conversation = await make_conversation(
             session,
@@ -186,17 +190,17 @@ async def _foreign_keys_to_messages(database: Database) -> set[str]:
         return set(rows)
 
 
-async def test_the_migration_moves_messages_into_their_months_and_back(
+async def test_the_migration_moves_messages_into_their_years_and_back(
     at_0044: tuple[str, Database],
 ) -> None:
     url, database = at_0044
     shop, _ = await make_organisation(database)
     now = datetime.now(UTC)
-    months_ago = now - timedelta(days=75)
+    last_year = now - timedelta(days=400)
     # Raw rows: the models describe the schema at the head, not at 0044.
     async with database.transaction() as session:
         conversation = await make_conversation(session, shop.id)
-    question, answer, recent = uuid7_at(months_ago), uuid7_at(months_ago), uuid7()
+    question, answer, recent = uuid7_at(last_year), uuid7_at(last_year), uuid7()
     rows = [
         (question, "inbound", "customer", None, "wamid.Q"),
         (answer, "outbound", "assistant", question, None),
@@ -233,7 +237,7 @@ async def test_the_migration_moves_messages_into_their_months_and_back(
     await database.dispose()
 
     migrate.upgrade(url)
-    assert await where(database, question) == MESSAGES.name(MESSAGES.start_of(months_ago))
+    assert await where(database, question) == MESSAGES.name(MESSAGES.start_of(last_year))
     assert await where(database, recent) == MESSAGES.name(MESSAGES.start_of(now))
     assert await _foreign_keys_to_messages(database) == before
     async with database.transaction() as session:

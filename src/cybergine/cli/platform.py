@@ -200,7 +200,7 @@ def demo(data_dir: DataDirOption = None) -> None:
         database = Database(url, pool_size=1)
         now = datetime.now(UTC)
         try:
-            # The history's months of messages, so its messages land in their own.
+            # The partitions of the history's time, so its messages land in their own.
             await partitions.prepare(
                 database,
                 partitions.PARTITIONED["messages"],

@@ -5,13 +5,13 @@ Each table in ``PARTITIONED`` is ``PARTITION BY RANGE`` of its ``key`` (its mode
 so with ``postgresql_partition_by``): ``created_at``, with a primary key of ``(id,
 created_at)`` since a unique key of a partitioned table holds its partition key; or
 ``id``, a UUIDv7 whose first 48 bits are the millisecond it was made, so a partition is
-the range of ids of its days and the primary key stays ``(id)`` (``messages``, which
-other tables refer to). It has one partition per day or per month, in UTC, named
-``<table>_pYYYYMMDD`` or ``<table>_pYYYYMM``, and a ``<table>_default`` partition, so
-an insert never fails, whatever its time. A unique key without the partition key
-cannot hold across partitions: ``unique`` lists the indexes each partition has of its
-own, and the table's writers ask for the key before they insert (see
-``db/sql/record_inbound_0045.sql``).
+the range of ids of its time and the primary key stays ``(id)`` (``messages``, which
+other tables refer to). It has one partition per day, month or year, in UTC, named
+``<table>_pYYYYMMDD``, ``<table>_pYYYYMM`` or ``<table>_pYYYY``, and a
+``<table>_default`` partition, so an insert never fails, whatever its time. A unique
+key without the partition key cannot hold across partitions: ``unique`` lists the
+indexes each partition has of its own, and the table's writers ask for the key before
+they insert (see ``db/sql/record_inbound_0045.sql``).
 
 - :func:`prepare` (the periodic job ``maintenance:prepare_partitions``, and the
   migrations that made the tables) keeps the current partition and ``ahead`` more ready.
@@ -59,7 +59,9 @@ log = structlog.get_logger(__name__)
 # (a day's partition is dropped at any of the day's hourly runs).
 LOCK_TIMEOUT = "200ms"
 
-Unit = Literal["day", "month"]
+Unit = Literal["day", "month", "year"]
+# A partition's name after its table: <table>_p<its start, so written>.
+_NAMED: dict[Unit, str] = {"day": "%Y%m%d", "month": "%Y%m", "year": "%Y"}
 Key = Literal["created_at", "id"]
 
 
@@ -95,13 +97,19 @@ class Partitioning:
     def start_of(self, at: datetime) -> datetime:
         """The start of the partition that holds ``at``."""
         at = at.astimezone(UTC)
-        day = at.day if self.unit == "day" else 1
-        return datetime(at.year, at.month, day, tzinfo=UTC)
+        return datetime(
+            at.year,
+            at.month if self.unit != "year" else 1,
+            at.day if self.unit == "day" else 1,
+            tzinfo=UTC,
+        )
 
     def after(self, start: datetime) -> datetime:
         """The start of the partition after the one that starts at ``start``."""
         if self.unit == "day":
             return start + timedelta(days=1)
+        if self.unit == "year":
+            return datetime(start.year + 1, 1, 1, tzinfo=UTC)
         return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
 
     def starts(self, first: datetime, last: datetime) -> list[datetime]:
@@ -114,17 +122,15 @@ class Partitioning:
         return found
 
     def name(self, start: datetime) -> str:
-        return (
-            f"{self.table}_p{start:%Y%m%d}" if self.unit == "day" else f"{self.table}_p{start:%Y%m}"
-        )
+        return f"{self.table}_p{start.strftime(_NAMED[self.unit])}"
 
     def start_named(self, name: str) -> datetime | None:
         """The start of the partition called ``name``; None for a name not ours."""
-        digits = 8 if self.unit == "day" else 6
+        pattern = _NAMED[self.unit]
+        digits = len(datetime(2000, 1, 1).strftime(pattern))
         match = re.fullmatch(rf"{re.escape(self.table)}_p(\d{{{digits}}})", name)
         if match is None:
             return None
-        pattern = "%Y%m%d" if self.unit == "day" else "%Y%m"
         return datetime.strptime(match[1], pattern).replace(tzinfo=UTC)
 
     def is_partition(self, name: str) -> bool:
@@ -168,11 +174,16 @@ PARTITIONED: dict[str, Partitioning] = {
         Partitioning("whatsapp_webhook_events", "day", ahead=7),
         # Kept 12 months.
         Partitioning("api_usage_log", "month", ahead=1),
-        # Kept for each organisation's own period (privacy.conversation_purge). A
-        # delivery seen before and a reply job's earlier answer are found by these keys.
+        # Kept for each organisation's own period (privacy.conversation_purge), or while
+        # the account is active. A year each: most reads of messages name a conversation,
+        # not a time, and visit every partition (and lock each, with its indexes), so
+        # their number must stay small while history is kept for years; a year whose
+        # messages have all expired goes whole, and the row deletes of the purge free
+        # room that the year's later messages fill. A delivery seen before and a reply
+        # job's earlier answer are found by these keys.
         Partitioning(
             "messages",
-            "month",
+            "year",
             ahead=1,
             key="id",
             referenced=True,

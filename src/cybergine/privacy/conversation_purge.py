@@ -4,10 +4,11 @@ A conversation is expired when its last activity is older than the organisation'
 period; it goes with its messages, their attachments and raw events, and its customer
 once they have no conversation left, children before parents, in batches.
 
-Messages are partitioned by month (``db.partitions``). A month none of whose messages is
-kept any more goes first, whole (:func:`drop_expired_months`): a catalogue change instead
-of a delete per row, with no dead rows for vacuum. The batches then take the expired
-messages of the months that also hold kept ones.
+Messages are partitioned by year (``db.partitions``). A year none of whose messages is
+kept any more goes first, whole (:func:`drop_expired_partitions`): a catalogue change
+instead of a delete per row, which also gives back the room of the rows the batches
+deleted before (no message is written into a past year again to fill it). The batches
+take the expired messages of the years that also hold kept ones, hour by hour.
 """
 
 from __future__ import annotations
@@ -115,18 +116,18 @@ SELECT
     (SELECT count(*) FROM whatsapp_webhook_events e WHERE {_EXPIRED_EVENT})
         AS whatsapp_webhook_events
 """  # noqa: S608 (fragments of this module, no input)
-# A month of messages (a partition, db.partitions) goes whole when none of its messages
-# is kept: each belongs to a conversation expired under its organisation's period (an
+# A partition of messages (db.partitions) goes whole when none of its messages is kept:
+# each belongs to a conversation expired under its organisation's period (an
 # organisation without one keeps them). Asked under locks on the partition and on its
 # conversations, so no message comes in meanwhile to keep one of them.
-_MONTH_CONVERSATIONS = """
+_PARTITION_CONVERSATIONS = """
 SELECT count(*) FROM (
     SELECT 1 FROM conversations c
      WHERE c.id IN (SELECT DISTINCT conversation_id FROM "{partition}")
        FOR SHARE OF c
 ) locked
 """
-_MONTH_KEPT = f"""
+_PARTITION_KEPT = f"""
 SELECT EXISTS (
     SELECT 1 FROM "{{partition}}" m
       JOIN conversations c ON c.id = m.conversation_id
@@ -135,14 +136,14 @@ SELECT EXISTS (
      WHERE period.cutoff IS NULL OR NOT {_EXPIRED_BEFORE.format(cutoff="period.cutoff")}
 )
 """  # noqa: S608 (fragments of this module, no input)
-# What refers to the month's messages goes as the cascade of their deletion would take
-# it (PostgreSQL detaches no partition while a row refers into it).
-_MONTH_REFERENCES = (
+# What refers to the partition's messages goes as the cascade of their deletion would
+# take it (PostgreSQL detaches no partition while a row refers into it).
+_PARTITION_REFERENCES = (
     'UPDATE messages SET reply_to_id = NULL WHERE reply_to_id IN (SELECT id FROM "{partition}")',
     'UPDATE csat_surveys SET message_id = NULL WHERE message_id IN (SELECT id FROM "{partition}")',
     'DELETE FROM knowledge_gap_questions WHERE message_id IN (SELECT id FROM "{partition}")',
 )
-_MONTH_ATTACHMENTS = """
+_PARTITION_ATTACHMENTS = """
 WITH gone AS (
     DELETE FROM message_attachments WHERE message_id IN (SELECT id FROM "{partition}")
     RETURNING organisation_id
@@ -198,16 +199,16 @@ class ConversationPurger(Purger):
     ) -> list[Removal]:
         removed: list[Removal] = []
         periods = await self._periods(database, as_of)
-        months = await drop_expired_months(database, periods)
+        dropped = await drop_expired_partitions(database, periods)
         for organisation_id, cutoff in periods:
             params = {
                 "organisation_id": organisation_id,
                 "cutoff": cutoff,
                 "batch_size": batch_size,
             }
-            # What went with whole months, then what the batches take.
+            # What went with whole partitions, then what the batches take.
             totals: Counter[str] = Counter(
-                {table: n for (owner, table), n in months.items() if owner == organisation_id}
+                {table: n for (owner, table), n in dropped.items() if owner == organisation_id}
             )
             for step in _STEPS:
                 await _steps(database, step, params, totals, pace)
@@ -230,25 +231,27 @@ async def _steps(
             return
 
 
-async def drop_expired_months(
+async def drop_expired_partitions(
     database: Database, periods: list[tuple[uuid.UUID, datetime]]
 ) -> Counter[tuple[uuid.UUID, str]]:
-    """Every month of messages of which none is kept under ``periods`` (organisation,
-    cutoff), detached and dropped with what refers to it, oldest first, each in a
-    transaction of its own; the rows that went, per organisation and table. A month that
-    ends after every cutoff holds a message no period has reached yet and is not looked
-    at; one whose locks could not be had at once is left for the next run (logged)."""
+    """Every partition of messages of which none is kept under ``periods``
+    (organisation, cutoff), detached and dropped with what refers to it, oldest first,
+    each in a transaction of its own; the rows that went, per organisation and table. A
+    partition that ends after every cutoff may hold a message no period has reached yet
+    and is not looked at; one whose locks could not be had at once is left for the next
+    run (logged)."""
     removed: Counter[tuple[uuid.UUID, str]] = Counter()
     if not periods:
         return removed
-    months = partitions.PARTITIONED["messages"]
+    messages = partitions.PARTITIONED["messages"]
     newest_cutoff = max(cutoff for _, cutoff in periods)
     async with database.transaction() as session:
-        names = await partitions.partition_names(session, months.table)
+        names = await partitions.partition_names(session, messages.table)
     candidates = sorted(
         (start, name)
         for name in names
-        if (start := months.start_named(name)) is not None and months.after(start) <= newest_cutoff
+        if (start := messages.start_named(name)) is not None
+        and messages.after(start) <= newest_cutoff
     )
     params = {
         "organisations": [organisation_id for organisation_id, _ in periods],
@@ -257,7 +260,7 @@ async def drop_expired_months(
     for _, name in candidates:
         try:
             async with database.transaction() as session:
-                removed.update(await _drop_month(session, months, name, params))
+                removed.update(await _drop_partition(session, messages, name, params))
         except DBAPIError as error:
             if not partitions.locked_out(error):
                 raise
@@ -265,28 +268,28 @@ async def drop_expired_months(
     return removed
 
 
-async def _drop_month(
+async def _drop_partition(
     session: AsyncSession,
-    months: partitions.Partitioning,
+    messages: partitions.Partitioning,
     name: str,
     params: dict[str, Any],
 ) -> Counter[tuple[uuid.UUID, str]]:
-    kept = text(_MONTH_KEPT.format(partition=name))
-    # Asked first without locks: a month that keeps a message (most, while any
+    kept = text(_PARTITION_KEPT.format(partition=name))
+    # Asked first without locks: a partition that keeps a message (most, while any
     # organisation keeps history) costs a read until the first such message, and no
     # lock on its conversations, which would write to every one of their rows.
     if await session.scalar(kept, params):
         return Counter()
     await partitions.lock_partition(session, name)
-    await session.execute(text(_MONTH_CONVERSATIONS.format(partition=name)))
+    await session.execute(text(_PARTITION_CONVERSATIONS.format(partition=name)))
     if await session.scalar(kept, params):
         return Counter()
-    for statement in _MONTH_REFERENCES:
+    for statement in _PARTITION_REFERENCES:
         await session.execute(text(statement.format(partition=name)))
-    attachments = await session.execute(text(_MONTH_ATTACHMENTS.format(partition=name)))
+    attachments = await session.execute(text(_PARTITION_ATTACHMENTS.format(partition=name)))
     gone: Counter[tuple[uuid.UUID, str]] = Counter(
         {(row[0], "message_attachments"): int(row[1]) for row in attachments}
     )
-    messages = await partitions.detach_and_drop(session, months, name)
-    gone.update({(owner, "messages"): n for owner, n in messages.items()})
+    rows = await partitions.detach_and_drop(session, messages, name)
+    gone.update({(owner, "messages"): n for owner, n in rows.items()})
     return gone

@@ -115,8 +115,8 @@ BEGIN
         IF v_last IS NOT NULL AND v_message <= v_last THEN
             v_message := cybergine_uuid_after(v_last);
         END IF;
-        -- A delivery seen before stores nothing. Messages are partitioned by month of
-        -- id, each partition unique in external ids on its own (db.partitions), so the
+        -- A delivery seen before stores nothing. Messages are partitioned by the year of
+        -- their id, each partition unique in external ids on its own (db.partitions), so the
         -- key is asked for across all of them: in a statement of its own, after the
         -- conversation's lock, whose snapshot sees what the writer that held the lock
         -- before committed (every delivery of a message is its customer's, so it waits

@@ -1,5 +1,5 @@
-"""Messages partitioned by month of their UUIDv7 id (``db.partitions``), so the purge of
-conversation history drops a month whose messages have all expired instead of deleting
+"""Messages partitioned by the year of their UUIDv7 id (``db.partitions``), so the purge of
+conversation history drops a year whose messages have all expired instead of deleting
 its rows; ``cybergine_record_inbound`` asks for an external id across the partitions
 before it inserts (``db/sql/record_inbound_0045.sql``).
 
@@ -9,7 +9,7 @@ id, the message a reply answers) become unique indexes of each partition.
 
 In the migration's one transaction: the foreign keys that refer to messages are
 dropped, the table is locked against writes (reads go on), a partitioned table is made
-beside it with a default partition and one per month from its oldest message's to the
+beside it with a default partition and one per year from its oldest message's to the
 ones the maintenance job keeps ready, every row is copied in one statement, the old
 table is dropped and the new one takes its name, then its keys and indexes are made and
 the foreign keys made again (each checks its rows). How long it takes and what waits

@@ -1,8 +1,8 @@
-"""Conversation history's months dropped whole (``conversation_purge.drop_expired_months``):
-a month of messages goes as a partition once every message in it belongs to a conversation
+"""Conversation history's years dropped whole (``conversation_purge.drop_expired_partitions``):
+a year of messages goes as a partition once every message in it belongs to a conversation
 past its organisation's period, with what refers into it, and counts as the batches would
-have; a month holding a message still kept stays, and the batches take its expired rows;
-a conversation that came back to life keeps its old months; a month whose conversation
+have; a year holding a message still kept stays, and the batches take its expired rows;
+a conversation that came back to life keeps its old years; a year whose conversation
 someone holds is left for the next run."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from cybergine.db import partitions
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7_at
 from cybergine.privacy import purge
-from cybergine.privacy.conversation_purge import drop_expired_months
+from cybergine.privacy.conversation_purge import drop_expired_partitions
 from cybergine.privacy.retention_settings import RetentionSettings
 from tests.support.conversations import make_attachment, make_conversation, make_message
 from tests.support.factories import make_organisation
 
 MESSAGES = partitions.PARTITIONED["messages"]
-JANUARY, FEBRUARY = "messages_p202001", "messages_p202002"
+EARLIER, LATER = "messages_p2020", "messages_p2021"
 
 
 def at(*parts: int) -> datetime:
@@ -61,7 +61,7 @@ async def _history(
         return conversation, written
 
 
-async def _months(database: Database) -> set[str]:
+async def _partitions(database: Database) -> set[str]:
     async with database.transaction() as session:
         return set(await partitions.partition_names(session, MESSAGES.table))
 
@@ -71,10 +71,10 @@ async def _count(database: Database, model: type[Message] | type[Attachment]) ->
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def test_a_month_whose_messages_all_expired_goes_whole_and_counts_as_rows_would(
+async def test_a_year_whose_messages_all_expired_goes_whole_and_counts_as_rows_would(
     database: Database,
 ) -> None:
-    await partitions.prepare(database, MESSAGES, at(2020, 1, 5))  # January and February
+    await partitions.prepare(database, MESSAGES, at(2020, 1, 5))  # 2020 and 2021
     shop, _ = await make_organisation(database, name="Short Memory")
     other, _ = await make_organisation(database, name="Longer Memory")
     keeper, _ = await make_organisation(database, name="Keeps Everything")
@@ -82,16 +82,21 @@ async def test_a_month_whose_messages_all_expired_goes_whole_and_counts_as_rows_
     await _period(database, other.id, 365)
     await _period(database, keeper.id, None)
 
-    # The shop's answer to its January question came on 2 February: it refers into
-    # January from February, which the keeper's message keeps.
-    await _history(database, shop.id, [at(2020, 1, 20), at(2020, 2, 2)], last=at(2020, 2, 2))
+    # The shop's answer to its question of New Year's Eve came on 1 January: it refers
+    # into 2020 from 2021, which the keeper's message keeps.
+    await _history(
+        database,
+        shop.id,
+        [at(2020, 12, 31, 23, 50), at(2021, 1, 1, 0, 5)],
+        last=at(2021, 1, 1, 0, 5),
+    )
     await _history(
         database,
         other.id,
         [at(2020, 1, 10), at(2020, 1, 11), at(2020, 1, 12)],
         last=at(2020, 1, 12),
     )
-    await _history(database, keeper.id, [at(2020, 2, 20)], last=at(2020, 2, 20))
+    await _history(database, keeper.id, [at(2021, 2, 20)], last=at(2021, 2, 20))
 
     due = await purge.run(database, dry_run=True)
     done = await purge.run(database)
@@ -104,32 +109,32 @@ async def test_a_month_whose_messages_all_expired_goes_whole_and_counts_as_rows_
         assert removed[organisation_id]["conversation"]["message_attachments"] == 1
     assert keeper.id not in done.by_organisation()
 
-    # January went as a partition; February stays with the keeper's message only.
-    months = await _months(database)
-    assert JANUARY not in months
-    assert FEBRUARY in months
+    # 2020 went as a partition; 2021 stays with the keeper's message only.
+    left_partitions = await _partitions(database)
+    assert EARLIER not in left_partitions
+    assert LATER in left_partitions
     async with database.transaction() as session:
-        left = list(await session.execute(text(f'SELECT organisation_id FROM "{FEBRUARY}"')))
+        left = list(await session.execute(text(f'SELECT organisation_id FROM "{LATER}"')))
     assert [row[0] for row in left] == [keeper.id]
     assert await _count(database, Message) == 1
     assert await _count(database, Attachment) == 1
     assert (await purge.run(database)).removals == []
 
 
-async def test_a_conversation_that_came_back_to_life_keeps_its_old_months(
+async def test_a_conversation_that_came_back_to_life_keeps_its_old_years(
     database: Database,
 ) -> None:
     await partitions.prepare(database, MESSAGES, at(2020, 1, 5))
     shop, _ = await make_organisation(database)
     await _period(database, shop.id, 30)
-    # Written in January 2020, and again today: nothing of it has expired.
+    # Written in 2020, and again today: nothing of it has expired.
     await _history(database, shop.id, [at(2020, 1, 20), at(2020, 1, 21)], last=datetime.now(UTC))
     assert (await purge.run(database)).removals == []
-    assert JANUARY in await _months(database)
+    assert EARLIER in await _partitions(database)
     assert await _count(database, Message) == 2
 
 
-async def test_a_month_whose_conversation_someone_holds_is_left_for_the_next_run(
+async def test_a_year_whose_conversation_someone_holds_is_left_for_the_next_run(
     database: Database, database_url: str
 ) -> None:
     await partitions.prepare(database, MESSAGES, at(2020, 1, 5))
@@ -146,10 +151,10 @@ async def test_a_month_whose_conversation_someone_holds_is_left_for_the_next_run
                 {"id": conversation.id},
             )
             cutoff = datetime.now(UTC) - timedelta(days=30)
-            assert await drop_expired_months(database, [(shop.id, cutoff)]) == {}
-        assert JANUARY in await _months(database)
+            assert await drop_expired_partitions(database, [(shop.id, cutoff)]) == {}
+        assert EARLIER in await _partitions(database)
     finally:
         await holder.dispose()
     done = await purge.run(database)
     assert done.by_organisation()[shop.id]["conversation"]["messages"] == 2
-    assert JANUARY not in await _months(database)
+    assert EARLIER not in await _partitions(database)
