@@ -74,15 +74,6 @@ def test_a_year_of_messages_is_the_range_of_its_ids() -> None:
     assert not partitions.is_partition("messages")
 
 
-async def test_next_year_is_made_in_december_and_every_year_once(database: Database) -> None:
-    assert MESSAGES.last_ready(at(2030, 11, 30)) == at(2030, 1, 1)
-    assert MESSAGES.last_ready(at(2030, 12, 1)) == at(2031, 1, 1)
-    assert await partitions.prepare(database, MESSAGES, at(2030, 6, 1)) == ["messages_p2030"]
-    assert await partitions.prepare(database, MESSAGES, at(2030, 11, 30)) == []
-    assert await partitions.prepare(database, MESSAGES, at(2030, 12, 5)) == ["messages_p2031"]
-    assert await partitions.prepare(database, MESSAGES, at(2030, 12, 6)) == []
-
-
 async def test_a_message_lands_in_the_year_of_its_id(database: Database) -> None:
     shop, _ = await make_organisation(database)
     now = datetime.now(UTC)
@@ -92,11 +83,10 @@ async def test_a_message_lands_in_the_year_of_its_id(database: Database) -> None
     assert await where(database, far.id) == MESSAGES.default
 
     # Its range stays in the default partition: moving the message would delete it, and
-    # its attachment with it. The year after is made as usual, in December.
+    # its attachment with it. The year after is made as usual.
     async with database.transaction() as session:
         attachment = await make_attachment(session, far)
-    assert await partitions.prepare(database, MESSAGES, at(2099, 5, 15)) == []
-    assert await partitions.prepare(database, MESSAGES, at(2099, 12, 5)) == ["messages_p2100"]
+    assert await partitions.prepare(database, MESSAGES, at(2099, 5, 15)) == ["messages_p2100"]
     assert await where(database, far.id) == MESSAGES.default
     async with database.transaction() as session:
         still = await session.scalar(

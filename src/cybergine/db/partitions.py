@@ -14,8 +14,7 @@ indexes each partition has of its own, and the table's writers ask for the key b
 they insert (see ``db/sql/record_inbound_0045.sql``).
 
 - :func:`prepare` (the periodic job ``maintenance:prepare_partitions``, and the
-  migrations that made the tables) keeps the current partition and ``ahead`` more ready
-  (those starting within ``lead``, where a table has one).
+  migrations that made the tables) keeps the current partition and ``ahead`` more ready.
   A partition is made as a table of its own and then attached, which locks the parent
   only against other changes of its partitions (``SHARE UPDATE EXCLUSIVE``), never
   against reads and writes; rows the default partition already held for its range (a
@@ -90,9 +89,6 @@ class Partitioning:
     unique: tuple[LocalUnique, ...] = ()
     # Other tables refer to its rows: a row is never moved between partitions.
     referenced: bool = False
-    # A partition ahead is made only once it starts within this (None: at once): reads
-    # that name no time then visit one partition fewer most of the time.
-    lead: timedelta | None = None
 
     @property
     def default(self) -> str:
@@ -115,17 +111,6 @@ class Partitioning:
         if self.unit == "year":
             return datetime(start.year + 1, 1, 1, tzinfo=UTC)
         return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
-
-    def last_ready(self, now: datetime) -> datetime:
-        """The start of the last partition to have ready at ``now``: the ``ahead``
-        after the current one, of those that start within ``lead``."""
-        last = self.start_of(now)
-        for _ in range(self.ahead):
-            following = self.after(last)
-            if self.lead is not None and following - now > self.lead:
-                break
-            last = following
-        return last
 
     def starts(self, first: datetime, last: datetime) -> list[datetime]:
         """The starts of the partitions from the one holding ``first`` to the one
@@ -194,13 +179,12 @@ PARTITIONED: dict[str, Partitioning] = {
         # not a time, and visit every partition (and lock each, with its indexes), so
         # their number must stay small while history is kept for years; a year whose
         # messages have all expired goes whole, and the row deletes of the purge free
-        # room that the year's later messages fill; next year's is made in December. A
-        # delivery seen before and a reply job's earlier answer are found by these keys.
+        # room that the year's later messages fill. A delivery seen before and a reply
+        # job's earlier answer are found by these keys.
         Partitioning(
             "messages",
             "year",
             ahead=1,
-            lead=timedelta(days=31),
             key="id",
             referenced=True,
             unique=(
@@ -285,7 +269,10 @@ async def prepare(
     its own transaction; the names of those made. One its locks could not be had in time
     is left for the next run (logged)."""
     made: list[str] = []
-    wanted = partitioning.starts(since or now, partitioning.last_ready(now))
+    last = partitioning.start_of(now)
+    for _ in range(partitioning.ahead):
+        last = partitioning.after(last)
+    wanted = partitioning.starts(since or now, last)
     async with database.transaction() as session:
         existing = set(await partition_names(session, partitioning.table))
     for start in wanted:

@@ -106,7 +106,10 @@ def upgrade() -> None:
     if oldest_id is not None:
         made = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=uuid7_time_ms(oldest_id))
         oldest = min(max(made, _OLDEST), now)
-    for statement in partitioning.create_statements(oldest, partitioning.last_ready(now)):
+    last = partitioning.start_of(now)
+    for _ in range(partitioning.ahead):
+        last = partitioning.after(last)
+    for statement in partitioning.create_statements(oldest, last):
         op.execute(statement)
     op.execute(f'INSERT INTO "messages" SELECT * FROM "{old}"')  # noqa: S608
     op.execute(f'DROP TABLE "{old}"')
