@@ -4,6 +4,7 @@ is never edited once a migration loads it, so a rule changed without a new migra
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import procrastinate
@@ -37,13 +38,18 @@ def test_the_deployed_function_is_the_newest_file(database_url: str, function: s
     source = _newest(stem).read_text()
     header, _, rest = source.partition("$$")
     body = rest.rpartition("$$")[0]
+    # Settings the function runs with (SET name = value before its body).
+    settings = [
+        f"{name}={value}"
+        for name, value in re.findall(r"^SET (\w+) = (\w+)$", header, flags=re.MULTILINE)
+    ]
     with psycopg.connect(libpq_url(database_url)) as connection:
         deployed = connection.execute(
-            "SELECT pg_get_function_identity_arguments(p.oid), p.prosrc FROM pg_proc p"
-            " WHERE p.proname = %s",
+            "SELECT pg_get_function_identity_arguments(p.oid), p.prosrc, p.proconfig"
+            " FROM pg_proc p WHERE p.proname = %s",
             [function],
         ).fetchall()
-    assert deployed == [(arguments, body)]
+    assert deployed == [(arguments, body, settings or None)]
     assert f"{function}({arguments})" in header
 
 

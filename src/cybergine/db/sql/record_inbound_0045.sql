@@ -1,6 +1,12 @@
 CREATE OR REPLACE FUNCTION cybergine_record_inbound(account jsonb, messages jsonb, names jsonb)
 RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Its statements read messages, which are partitioned (db.partitions). Planned anew at
+-- each call, as PostgreSQL chose for them, they opened and locked every index of every
+-- partition; one generic plan per connection brings a call back to what it cost before
+-- the partitions (bench/whatsapp.py: PostgreSQL's CPU per delivery).
+SET plan_cache_mode = force_generic_plan
+AS $$
 -- What a customer wrote, on any channel, stored with what it calls for: the customer
 -- (created on first contact), their open conversation on this channel account (locked
 -- until commit, so message ids follow commit order), the message once (a delivery seen

@@ -1,7 +1,8 @@
 """Messages partitioned by the year of their UUIDv7 id (``db.partitions``), so the purge of
 conversation history drops a year whose messages have all expired instead of deleting
 its rows; ``cybergine_record_inbound`` asks for an external id across the partitions
-before it inserts (``db/sql/record_inbound_0045.sql``).
+before it inserts (``db/sql/record_inbound_0045.sql``), and it and
+``cybergine_whatsapp_ingest`` plan their statements once per connection.
 
 The primary key stays ``(id)``, since it holds the partition key, and so do the foreign
 keys that refer to messages. The two unique keys without ``id`` (a delivery's external
@@ -114,7 +115,8 @@ def upgrade() -> None:
     op.execute(f'INSERT INTO "messages" SELECT * FROM "{old}"')  # noqa: S608
     op.execute(f'DROP TABLE "{old}"')
     _make_keys()
-    execute_script((SQL_DIR / "record_inbound_0045.sql").read_text())
+    for script in ("record_inbound_0045.sql", "whatsapp_ingest_0045.sql"):
+        execute_script((SQL_DIR / script).read_text())
 
 
 def downgrade() -> None:
@@ -132,4 +134,5 @@ def downgrade() -> None:
         unique=True,
         postgresql_where=text("external_id IS NOT NULL"),
     )
-    execute_script((SQL_DIR / "record_inbound_0040.sql").read_text())
+    for script in ("record_inbound_0040.sql", "whatsapp_ingest_0027.sql"):
+        execute_script((SQL_DIR / script).read_text())
