@@ -156,7 +156,12 @@ def test_not_asked_the_widget_keeps_the_token_from_the_first_message(
     assert kept["local"] == [f"cybergine.{key}.token"]
     assert (kept["cookie"], kept["indexedDB"], kept["cookies"]) == ("", [], [])
 
-    # The next page resumes the same chat from what was kept.
+    # The next page, once the message is stored (the token is kept as it is sent, and a
+    # reload before the server answers would take the message with it), resumes the
+    # same chat from what was kept.
+    expect(page.locator('[data-testid="cg-message"][data-pending="true"]')).to_have_count(
+        0, timeout=10_000
+    )
     page.reload()
     _ensure_open(page)
     expect(page.locator('[data-testid="cg-message"][data-sender="customer"]')).to_have_count(1)
