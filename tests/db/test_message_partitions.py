@@ -27,6 +27,7 @@ from cybergine.db import migrate, partitions
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7, uuid7_at, uuid7_floor
 from tests.support.conversations import make_attachment, make_conversation, make_message
+from tests.support.databases import migrated_to
 from tests.support.factories import make_organisation
 
 MESSAGES = partitions.PARTITIONED["messages"]
@@ -171,12 +172,8 @@ async def test_a_delivery_stored_in_an_earlier_year_is_not_stored_again(
 
 @pytest.fixture
 async def at_0044(empty_database_url: str) -> AsyncIterator[tuple[str, Database]]:
-    migrate.upgrade(empty_database_url, "0044")
-    database = Database(empty_database_url, pool_size=2)
-    try:
+    async with migrated_to(empty_database_url, "0044") as database:
         yield empty_database_url, database
-    finally:
-        await database.dispose()
 
 
 async def _foreign_keys_to_messages(database: Database) -> set[str]:

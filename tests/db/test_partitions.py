@@ -31,6 +31,7 @@ from cybergine.jobs import APP
 from cybergine.privacy.purgers import AgePurger, Pace, Removal
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
 from tests.support.conversations import make_whatsapp_number
+from tests.support.databases import migrated_to
 from tests.support.factories import make_organisation
 
 EVENTS = partitions.PARTITIONED["whatsapp_webhook_events"]
@@ -326,12 +327,8 @@ def test_alembic_ignores_the_partitions_and_only_them(database_url: str) -> None
 
 @pytest.fixture
 async def at_0035(empty_database_url: str) -> AsyncIterator[tuple[str, Database]]:
-    migrate.upgrade(empty_database_url, "0035")
-    database = Database(empty_database_url, pool_size=2)
-    try:
+    async with migrated_to(empty_database_url, "0035") as database:
         yield empty_database_url, database
-    finally:
-        await database.dispose()
 
 
 async def _raw_insert(database: Database, table: str, rows: list[dict[str, Any]]) -> None:

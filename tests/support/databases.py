@@ -11,11 +11,15 @@ made from the template, never reused.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg import sql
 
+from cybergine.db import migrate
+from cybergine.db.engine import Database
 from cybergine.db.urls import with_database
 
 TEMPLATE = "cybergine_template"
@@ -27,8 +31,11 @@ def create_database(admin_url: str, *, template: str | None = TEMPLATE) -> str:
         if template is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         else:
+            # FILE_COPY copies the template's files whole instead of writing every block
+            # through the WAL; on a cluster without fsync its checkpoints cost little, and
+            # whole suites ran in 399 and 373 s against 422 and 416 s with WAL_LOG.
             conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
                     sql.Identifier(name), sql.Identifier(template)
                 )
             )
@@ -41,6 +48,17 @@ def drop_database(admin_url: str, url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@asynccontextmanager
+async def migrated_to(url: str, revision: str) -> AsyncIterator[Database]:
+    """An empty database migrated up to `revision`, for the tests of the migration after it."""
+    migrate.upgrade(url, revision)
+    database = Database(url, pool_size=2)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 class Clones:
