@@ -1,14 +1,21 @@
 """The cluster soak: ``tests/cluster`` (hosts in network namespaces: PostgreSQL, web x2,
 worker x2, HAProxy, the load) at a soak's sizes, each phase held for a quarter of the
 run: load, then one web host killed (SIGKILL), then one worker host, then PostgreSQL
-restarted, then the checks (nothing lost, nothing twice, sockets back, no job running).
+restarted, then the checks (nothing lost, nothing twice, every status applied, sockets
+back, no job running).
+
+The webhook traffic has Meta's mix: a customer's question, then its reply's statuses
+(sent, delivered, read), which the Graph API simulator reports through the balancer as
+Meta does, so a quarter of the deliveries are questions. ``--questions-only`` makes every
+delivery a question (the heaviest mix: each one a reply to write and send).
 
 It prints the test's timeline: when each host was ready and each fault struck, how long
 the sockets took to come back through the other web host, how many deliveries were sent
-again, and the webhook acknowledgement p50/p99 outside the 10 s after each fault.
+again, the webhook rate reached (questions and statuses), and the acknowledgement p50/p99
+outside the 10 s after each fault (of the questions, of the statuses, of all).
 
 Usage (as root, haproxy installed): .venv/bin/python bench/cluster.py
-       [--minutes 10] [--rate 200] [--sockets 500] [--writers 50]
+       [--minutes 10] [--rate 200] [--questions-only] [--sockets 500] [--writers 50]
 Goals (issue 18): 0 lost, 0 duplicated; p99 acknowledgement <= 250 ms outside the fault
 windows; sockets back within 5 s of losing their web host.
 """
@@ -27,13 +34,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=200.0, help="webhook deliveries/s")
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="webhook deliveries/s, questions and statuses"
+    )
+    parser.add_argument(
+        "--questions-only", action="store_true", help="every delivery a question, no statuses"
+    )
     parser.add_argument("--sockets", type=int, default=500, help="widget sockets held open")
-    parser.add_argument("--writers", type=int, default=50, help="visitors writing every 2 s")
+    parser.add_argument(
+        "--writers", type=int, default=50, help="visitors writing, each from its own address"
+    )
     args = parser.parse_args()
     env = {
         **os.environ,
         "CLUSTER_RATE": str(args.rate),
+        "CLUSTER_STATUSES": "0" if args.questions_only else "1",
         "CLUSTER_SOCKETS": str(args.sockets),
         "CLUSTER_WRITERS": str(min(args.writers, args.sockets)),
         "CLUSTER_HOLD_SECONDS": str(args.minutes * 60 / 4),

@@ -40,6 +40,7 @@ def _setns(fd: int) -> None:
 class Network:
     run: str = field(default_factory=lambda: secrets.token_hex(3))
     hosts: dict[str, str] = field(default_factory=dict)  # host: address
+    more_addresses: dict[str, list[str]] = field(default_factory=dict)  # host: add_addresses
     _links: int = 0
 
     @property
@@ -74,6 +75,16 @@ class Network:
         self.exec_ip(self.bridge_ns, "link", "set", outer, "master", "br0")
         self.exec_ip(self.bridge_ns, "link", "set", outer, "up")
         return address
+
+    def add_addresses(self, host: str, first_octet: int, count: int) -> list[str]:
+        """More addresses on ``host``'s eth0 (SUBNET.first_octet onwards): clients there can
+        each speak from one of their own, as people on machines of their own do."""
+        assert first_octet + count <= 255, "the subnet is a /24"
+        addresses = [f"{SUBNET}.{first_octet + k}" for k in range(count)]
+        for address in addresses:
+            self.exec_ip(self.ns(host), "addr", "add", f"{address}/24", "dev", "eth0")
+        self.more_addresses.setdefault(host, []).extend(addresses)
+        return addresses
 
     def command(self, host: str, argv: list[str], user: str | None = None) -> list[str]:
         """``argv`` run on ``host`` (as ``user``)."""
@@ -118,4 +129,5 @@ class Network:
                 if "No such file" not in str(exc):
                     problems.append(str(exc))
         self.hosts.clear()
+        self.more_addresses.clear()
         return problems

@@ -3,11 +3,13 @@
 Hosts are network namespaces on this machine (``tests/cluster/network.py``): PostgreSQL,
 two web hosts (``cybergine serve``), two worker hosts (``cybergine worker``), HAProxy in
 front of the web hosts, and a host with Meta's Graph API (the simulator) and the load:
-signed webhook deliveries, each a customer's question, and widget visitors on sockets.
-Under that load every process of one web host is killed (SIGKILL), then every process of
-one worker host, then PostgreSQL restarts. Then: every delivery the platform accepted is
-stored once, every question answered once, every socket came back through the other web
-host without missing a message, and no job is left running.
+signed webhook deliveries in Meta's mix (a customer's question, then the statuses of its
+reply: sent, delivered, read, which the simulator reports as Meta does), and widget
+visitors on sockets. Under that load every process of one web host is killed (SIGKILL),
+then every process of one worker host, then PostgreSQL restarts. Then: every delivery the
+platform accepted is stored once, every question answered once, every status applied,
+every socket came back through the other web host without missing a message, and no job
+is left running.
 
 Run with ``make test-cluster`` (root, iproute2 and Debian's haproxy).
 """
@@ -32,6 +34,8 @@ from tests.cluster.hosts import Cybergine, Haproxy, Postgres, base_env, tail, wa
 from tests.cluster.network import Network
 from tests.cluster.traffic import (
     ORIGIN,
+    STATUSES_PER_REPLY,
+    WEBHOOK_PATH,
     Deliveries,
     Simulator,
     Visitor,
@@ -48,10 +52,15 @@ QA = [
     ("How do I return an item?", "Start a return from your order page within 30 days."),
 ]
 WEB, WORKERS = ["web1", "web2"], ["worker1", "worker2"]
-RATE = float(os.environ.get("CLUSTER_RATE", "10"))  # deliveries/s
+RATE = float(os.environ.get("CLUSTER_RATE", "40"))  # webhook deliveries/s, in all
+# With statuses (the default), a question brings its reply's three statuses: a quarter of
+# the deliveries are questions. CLUSTER_STATUSES=0: every delivery a question.
+STATUSES = os.environ.get("CLUSTER_STATUSES", "1") != "0"
+QUESTION_RATE = RATE / (1 + STATUSES_PER_REPLY) if STATUSES else RATE
 SOCKETS = int(os.environ.get("CLUSTER_SOCKETS", "6"))
 # bench/cluster.py's soak: the sockets that also write, and how long each phase holds.
 WRITERS = int(os.environ.get("CLUSTER_WRITERS", str(SOCKETS)))
+VISITOR_OCTETS = 101  # each writing visitor's own address on the load host, .101 onwards
 HOLD_SECONDS = float(os.environ.get("CLUSTER_HOLD_SECONDS", "0"))
 FAULT_WINDOW_SECONDS = 10.0
 PHONE_NUMBER_ID = "3000001"
@@ -77,6 +86,7 @@ def net() -> Iterator[Network]:
             ("lb", 5), ("load", 100),
         ]:  # fmt: skip
             network.add_host(host, octet)
+        network.add_addresses("load", VISITOR_OCTETS, WRITERS)
         yield network
     finally:
         problems = network.close()
@@ -124,9 +134,10 @@ def _scenario(net: Network, workdir: Path, key_env: dict[str, str], t: Timeline)
     pg.start()
     pg.bootstrap()
     t.mark("postgres up")
-    with Simulator(net.hosts["load"]) as graph:
+    token, secret = "EAAG" + os.urandom(16).hex(), os.urandom(16).hex()
+    hook = f"http://{net.hosts['lb']}{WEBHOOK_PATH}" if STATUSES else None
+    with Simulator(net.hosts["load"], webhook_url=hook, app_secret=secret) as graph:
         sim = graph.sim
-        token, secret = "EAAG" + os.urandom(16).hex(), os.urandom(16).hex()
         sim.add_number(PHONE_NUMBER_ID, token, display_phone_number=display_number(PHONE_NUMBER_ID))
         env = base_env(pg.url(), graph.base_url, net.hosts["lb"], key_env)
         app = Cybergine(net, workdir, env)
@@ -224,8 +235,10 @@ def _under_faults(
     tokens = [
         tok for tok, _ in mint_tokens(str(assistant["id"]), str(assistant["widget_key"]), SOCKETS)
     ]
-    visitors = Visitors(lb.url, tokens, writers=WRITERS)
-    deliveries = Deliveries((net.hosts["lb"], 80), PHONE_NUMBER_ID, secret, FROM_BASE, RATE)
+    visitors = Visitors(lb.url, tokens, net.more_addresses["load"])
+    deliveries = Deliveries(
+        (net.hosts["lb"], 80), PHONE_NUMBER_ID, secret, FROM_BASE, QUESTION_RATE
+    )
     v_thread, d_thread = visitors.thread(), deliveries.thread()
     v_thread.start()
     wait_for(lambda: all(v.servers for v in visitors.visitors), 30, "every widget socket open")
@@ -344,6 +357,8 @@ def _checks(
     replies = Counter(r.to for r in sim.sent if r.to in wanted)  # type: ignore[attr-defined]
     twice = {to: n for to, n in replies.items() if n > 1}
     assert not twice, f"{len(twice)} questions answered more than once: {list(twice.items())[:5]}"
+    if STATUSES:
+        _check_statuses(url, sim, t)
 
     # Every accepted delivery stored once.
     rows = _sql(
@@ -388,14 +403,78 @@ def _checks(
     sent = sum(v.sent for v in visitors.visitors)
     frames = sum(len(v.received) for v in visitors.visitors)
     t.mark(f"sockets complete: {sent} visitor messages, {frames} message frames")
-    calm = sorted(
-        latency
-        for at, latency in deliveries.latencies
-        if not any(f <= at <= f + FAULT_WINDOW_SECONDS for f in t.faults)
+    # Each writer keeps under its own limit and speaks from its own address.
+    assert visitors.refused == 0, f"{visitors.refused} visitor messages refused (429)"
+    _acknowledgements(sim, deliveries, t)
+
+
+def _check_statuses(url: str, sim: object, t: Timeline) -> None:
+    """Every reply's statuses delivered (tried again while a host was down) and applied:
+    each reply stored as read by its customer, once."""
+    from cybergine.channels.whatsapp.simulator import GraphSimulator
+
+    assert isinstance(sim, GraphSimulator)
+    replies = sim.sent
+    expected = STATUSES_PER_REPLY * len(replies)
+    wait_for(
+        lambda: len(sim.webhook_deliveries) >= expected,
+        330,  # the last refused status may wait out its longest retry
+        f"the {expected} status webhooks delivered or given up",
+        every=0.5,
     )
-    if calm:
-        p50, p99 = calm[len(calm) // 2], calm[min(len(calm) - 1, int(len(calm) * 0.99))]
+    given_up = [d for d in sim.webhook_deliveries if not d.ok]
+    assert not given_up, f"{len(given_up)} status webhooks never accepted: {given_up[:2]}"
+    rows = _sql(
+        url,
+        "SELECT status::text, count(*) FROM messages WHERE direction = 'outbound'"
+        " AND external_id = ANY(%s) GROUP BY 1",
+        [r.wamid for r in replies],
+    )
+    assert {str(s): int(n) for s, n in rows} == {"read": len(replies)}, rows
+    retried = sum(1 for d in sim.webhook_deliveries if d.attempts > 1)
+    t.mark(f"every status applied: {len(replies)} replies read ({retried} statuses tried again)")
+
+
+def _acknowledgements(sim: object, deliveries: Deliveries, t: Timeline) -> None:
+    """The webhook rate during the load, and the first acknowledgements (of the questions
+    and of the statuses) outside the fault windows. A first try of a status that got no
+    answer there counts as never acknowledged."""
+    from cybergine.channels.whatsapp.simulator import GraphSimulator
+
+    assert isinstance(sim, GraphSimulator)
+    start, stop = deliveries.started_at, deliveries.stopped_at
+    assert start is not None
+    assert stop is not None
+    seconds = stop - start
+    statuses = [
+        (d.first_try_at, d.first_answer_seconds if d.first_answer_seconds is not None else 1e9)
+        for d in sim.webhook_deliveries
+        if d.first_try_at is not None
+    ]
+    during = sum(1 for at, _ in statuses if start <= at <= stop)
+    print(
+        f"[cluster] webhook deliveries in the load: {(deliveries.sent + during) / seconds:.1f}/s"
+        f" ({deliveries.sent / seconds:.1f}/s questions, {during / seconds:.1f}/s statuses,"
+        f" over {seconds:.0f} s)"
+    )
+
+    def calm(latencies: list[tuple[float, float]]) -> list[float]:
+        return sorted(
+            latency
+            for at, latency in latencies
+            if not any(f <= at <= f + FAULT_WINDOW_SECONDS for f in t.faults)
+        )
+
+    for what, latencies in [
+        ("questions", calm(deliveries.latencies)),
+        ("statuses", calm(statuses)),
+        ("all", calm([*deliveries.latencies, *statuses])),
+    ]:
+        if not latencies:
+            continue
+        n = len(latencies)
+        p50, p99 = latencies[n // 2], latencies[min(n - 1, int(n * 0.99))]
         print(
             f"[cluster] first acknowledgements outside the {FAULT_WINDOW_SECONDS:.0f} s after"
-            f" each fault: n={len(calm)}, p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms"
+            f" each fault, {what}: n={n}, p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms"
         )

@@ -25,12 +25,16 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+from cybergine.channels.webchat.api import PER_VISITOR
 from cybergine.channels.whatsapp.simulator import GraphSimulator
+from cybergine.channels.whatsapp.simulator.webhook_retries import WebhookRetries
 from load import WEBHOOK_PATH, Connection, build_requests, display_number, fire
 from realtime_clients import ORIGIN, mint_tokens
 
 __all__ = [
     "ORIGIN",
+    "STATUSES_PER_REPLY",
+    "WEBHOOK_PATH",
     "Deliveries",
     "Simulator",
     "Visitor",
@@ -40,12 +44,34 @@ __all__ = [
 ]
 
 
+# A reply the customer reads comes back as three status webhooks: sent, delivered, read.
+STATUSES_PER_REPLY = 3
+# Meta's schedule of tries (a second, doubling), bounded so that a soak ends: a status
+# refused while a host is down is tried again for up to five minutes.
+STATUS_RETRIES = WebhookRetries(first_seconds=1.0, longest_seconds=16.0, for_seconds=300.0)
+
+
 class Simulator:
     """``GraphSimulator``'s app served by uvicorn on ``address`` in a thread (its own
-    ``with`` block binds 127.0.0.1, which the workers on other hosts cannot reach)."""
+    ``with`` block binds 127.0.0.1, which the workers on other hosts cannot reach).
 
-    def __init__(self, address: str, port: int = 8080) -> None:
-        self.sim = GraphSimulator()
+    Given ``webhook_url`` and ``app_secret``, it reports every reply's statuses there as
+    Meta does (sent, delivered, read), so the webhook traffic has Meta's mix."""
+
+    def __init__(
+        self,
+        address: str,
+        port: int = 8080,
+        *,
+        webhook_url: str | None = None,
+        app_secret: str | None = None,
+    ) -> None:
+        self.sim = GraphSimulator(
+            webhook_url=webhook_url,
+            app_secret=app_secret,
+            auto_read=True,
+            webhook_retries=STATUS_RETRIES,
+        )
         self.address, self.port = address, port
         config = uvicorn.Config(
             self.sim.app, host=address, port=port, log_config=None, access_log=False,
@@ -91,6 +117,8 @@ class Deliveries:
     problems: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
+    started_at: float | None = None  # monotonic: the first and the last send
+    stopped_at: float | None = None
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -113,6 +141,7 @@ class Deliveries:
         spec = self.spec()
         conns = [[Connection(*self.lb)] for _ in range(self.concurrency)]
         requests: dict[int, bytes] = {}
+        self.started_at = time.monotonic()
         while not self.stop.is_set() and self.sent < self.limit:
             tick, wall = time.perf_counter(), time.monotonic()
             chunk = build_requests(spec, self.sent, max(1, int(self.rate)))
@@ -124,6 +153,7 @@ class Deliveries:
                 self.statuses.setdefault(first + i, []).append(status[i])
                 self.latencies.append((wall + at[i], latency[i]))
             self.problems += problems[:5]
+        self.stopped_at = time.monotonic()
         # Meta's redelivery: the same request again, until a 2xx.
         for _ in range(self.attempts):
             missing = sorted(set(requests) - self.accepted)
@@ -156,17 +186,25 @@ class Visitor:
     closed_at: list[float] = field(default_factory=list)
 
 
+# A writing visitor's pace: a quarter under the widget's limit per visitor, so a person
+# typing fast is never refused (the soak counts every refusal).
+WRITE_EVERY_SECONDS = 1.25 * PER_VISITOR.seconds / PER_VISITOR.maximum
+
+
 @dataclass
 class Visitors:
     """Widget visitors, each with a socket through the balancer that reopens (with the
-    last message seen as ``after``) whenever it closes, and a message sent every
-    ``every`` s (the assistant answers it: a worker writes, the web host pushes)."""
+    last message seen as ``after``) whenever it closes; the first ``len(addresses)`` of
+    them also write, each from an address of its own, a message every ``every`` s (the
+    assistant answers it: a worker writes, the web host pushes). A refused message
+    (429) waits for its ``Retry-After``, as the widget does, and is counted."""
 
     lb_url: str
     tokens: list[str]
-    every: float = 2.0
-    writers: int | None = None  # the first so many visitors write (None: all)
+    addresses: list[str] = field(default_factory=list)  # one per writing visitor
+    every: float = WRITE_EVERY_SECONDS
     max_opens: int = 50
+    refused: int = 0
     visitors: list[Visitor] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     stop_writing: threading.Event = field(default_factory=threading.Event)
@@ -220,30 +258,38 @@ class Visitors:
                 await asyncio.sleep(5)
                 await ws.send('{"type":"ping"}')
 
-    async def _writer(self, v: Visitor, client: httpx.AsyncClient) -> None:
-        while not self.stop_writing.is_set():
-            client_id = secrets.token_hex(8)
-            body = {"text": "How long does delivery usually take?", "client_id": client_id}
-            headers = {"Authorization": f"Bearer {v.token}", "Origin": ORIGIN}
-            for _ in range(40):  # the same client id again until accepted
-                try:
-                    answer = await client.post("/widget/v1/messages", json=body, headers=headers)
-                    if answer.status_code < 300:
-                        v.sent += 1
-                        break
-                    if answer.status_code == 429:
-                        self.problems.append("message: 429")
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.5)
-            await asyncio.sleep(self.every)
+    async def _writer(self, v: Visitor, address: str) -> None:
+        transport = httpx.AsyncHTTPTransport(local_address=address)
+        async with httpx.AsyncClient(
+            base_url=self.lb_url, timeout=10, transport=transport
+        ) as client:
+            while not self.stop_writing.is_set():
+                await self._write(v, client)
+                await asyncio.sleep(self.every)
+
+    async def _write(self, v: Visitor, client: httpx.AsyncClient) -> None:
+        body = {"text": "How long does delivery usually take?", "client_id": secrets.token_hex(8)}
+        headers = {"Authorization": f"Bearer {v.token}", "Origin": ORIGIN}
+        for _ in range(40):  # the same client id again until accepted
+            wait = 0.5
+            try:
+                answer = await client.post("/widget/v1/messages", json=body, headers=headers)
+                if answer.status_code < 300:
+                    v.sent += 1
+                    return
+                if answer.status_code == 429:
+                    self.refused += 1
+                    wait = min(float(answer.headers.get("retry-after", "1")), 30.0)
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(wait)
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.lb_url, timeout=10) as client:
-            await asyncio.gather(
-                *(self._socket(v) for v in self.visitors),
-                *(self._writer(v, client) for v in self.visitors[: self.writers]),
-            )
+        writers = zip(self.visitors, self.addresses, strict=False)
+        await asyncio.gather(
+            *(self._socket(v) for v in self.visitors),
+            *(self._writer(v, address) for v, address in writers),
+        )
 
     def thread(self) -> threading.Thread:
         return threading.Thread(target=lambda: asyncio.run(self._run()), name="visitors")

@@ -86,6 +86,12 @@ async def test_a_failing_receiver_gets_the_same_signed_status_until_it_answers(
         await _until(lambda: len(sim.webhook_deliveries) == 2, "both statuses delivered")
         sent, delivered = sim.webhook_deliveries
     assert (sent.ok, sent.attempts, delivered.ok, delivered.attempts) == (True, 4, True, 1)
+    # The first try is timed, answered or not: the receiver's acknowledgement latency.
+    assert sent.first_try_at is not None
+    assert delivered.first_try_at is not None
+    assert sent.first_try_at < delivered.first_try_at
+    assert sent.first_answer_seconds is not None
+    assert 0 < sent.first_answer_seconds < 5
     # Four tries of "sent", byte for byte and signature for signature, then "delivered".
     assert len(set(receiver.bodies[:4])) == 1
     assert receiver.bodies[0][0] == sent.body

@@ -55,6 +55,10 @@ class WebhookDelivery:
     status_code: int | None  # of the last attempt; None when no answer came
     error: str | None
     attempts: int
+    # When the first try began (time.monotonic()) and how long its answer took (None:
+    # no answer): what a receiver's acknowledgement latency looks like from Meta's side.
+    first_try_at: float | None = None
+    first_answer_seconds: float | None = None
 
     @property
     def ok(self) -> bool:

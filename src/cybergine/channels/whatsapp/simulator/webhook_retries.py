@@ -12,6 +12,7 @@ the tries it had (``WebhookDelivery.attempts``).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,8 @@ async def post_until_delivered(
     status: int | None = None
     error: str | None = None
     attempts = 0
+    first_try_at = time.monotonic()
+    first_answer: float | None = None
     waits = retries.waits()
     try:
         while True:
@@ -83,6 +86,8 @@ async def post_until_delivered(
             try:
                 async with client.post(url, data=raw, headers=dict(headers)) as response:
                     status, error = response.status, None
+                    if attempts == 1:
+                        first_answer = time.monotonic() - first_try_at
                     if 200 <= status < 300:
                         break
                     error = (await response.read()).decode("utf-8", "replace")[:200]
@@ -93,8 +98,8 @@ async def post_until_delivered(
                 break
             await asyncio.sleep(wait)
     except asyncio.CancelledError:
-        record(WebhookDelivery(url, raw, None, STOPPED, attempts))
+        record(WebhookDelivery(url, raw, None, STOPPED, attempts, first_try_at, first_answer))
         raise
-    delivery = WebhookDelivery(url, raw, status, error, attempts)
+    delivery = WebhookDelivery(url, raw, status, error, attempts, first_try_at, first_answer)
     record(delivery)
     return delivery.ok
