@@ -141,9 +141,12 @@ class Deliveries:
         spec = self.spec()
         conns = [[Connection(*self.lb)] for _ in range(self.concurrency)]
         requests: dict[int, bytes] = {}
-        self.started_at = time.monotonic()
+        self.started_at, schedule = time.monotonic(), time.perf_counter()
         while not self.stop.is_set() and self.sent < self.limit:
-            tick, wall = time.perf_counter(), time.monotonic()
+            # Open loop: each chunk is due at its place in the schedule, not when the last
+            # chunk's slowest answer came, so slow answers do not lower the rate.
+            tick = schedule + self.sent / self.rate
+            wall = time.monotonic() - (time.perf_counter() - tick)
             chunk = build_requests(spec, self.sent, max(1, int(self.rate)))
             first = self.sent
             self.sent += len(chunk)
