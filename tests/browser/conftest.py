@@ -43,9 +43,11 @@ def _chromium() -> str | None:
     )
 
 
-# Module-scoped: Playwright's sync API runs an event loop in this thread while it is
-# started, and the async tests that run after these (in the same worker) need it gone.
-@pytest.fixture(scope="module")
+# Package-scoped: one driver and one Chromium for the browser files a worker runs one
+# after another (each test still opens contexts of its own), stopped when the worker
+# leaves this package. It must not outlive it: Playwright's sync API runs an event loop
+# in this thread while it is started, and the async tests of other packages need it gone.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     if _chromium() is None:
         if os.environ.get("CI"):
@@ -55,11 +57,22 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def chromium(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
     yield browser
     browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _contexts_closed_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The browser outlives a test: whatever contexts a test left open (pages polling or
+    holding sockets) are closed when it ends, so the next test starts from none."""
+    yield
+    if "chromium" in request.fixturenames:
+        browser: Browser = request.getfixturevalue("chromium")
+        for context in browser.contexts:
+            context.close()
 
 
 def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD) -> None:
