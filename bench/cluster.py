@@ -11,8 +11,9 @@ delivery a question (the heaviest mix: each one a reply to write and send).
 
 It prints the test's timeline: when each host was ready and each fault struck, how long
 the sockets took to come back through the other web host, how many deliveries were sent
-again, the webhook rate reached (questions and statuses), and the acknowledgement p50/p99
-outside the 10 s after each fault (of the questions, of the statuses, of all).
+again, the webhook rate reached (questions and statuses), and the p50/p99 of the first
+tries' acknowledgements (of the questions, of the statuses, of all) outside the faults: a
+try under way at a fault or begun in the 10 s after one is left out.
 
 Usage (as root, haproxy installed): .venv/bin/python bench/cluster.py
        [--minutes 10] [--rate 200] [--questions-only] [--sockets 500] [--writers 50]

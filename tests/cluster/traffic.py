@@ -113,7 +113,8 @@ class Deliveries:
     attempts: int = 30
     concurrency: int = 16
     statuses: dict[int, list[int]] = field(default_factory=dict)  # k: statuses in order
-    latencies: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, s)
+    # Each delivery's first try: (when, monotonic; how long, s; its answer's status, -1: none)
+    first_tries: list[tuple[float, float, int]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     sent: int = 0
@@ -154,7 +155,7 @@ class Deliveries:
             for i, request in enumerate(chunk):
                 requests[first + i] = request[0]
                 self.statuses.setdefault(first + i, []).append(status[i])
-                self.latencies.append((wall + at[i], latency[i]))
+                self.first_tries.append((wall + at[i], latency[i], status[i]))
             self.problems += problems[:5]
         self.stopped_at = time.monotonic()
         # Meta's redelivery: the same request again, until a 2xx.

@@ -55,10 +55,11 @@ class WebhookDelivery:
     status_code: int | None  # of the last attempt; None when no answer came
     error: str | None
     attempts: int
-    # When the first try began (time.monotonic()) and how long its answer took (None:
-    # no answer): what a receiver's acknowledgement latency looks like from Meta's side.
+    # The first try: when it began (time.monotonic()), how long it took, and the answer's
+    # status (None: no answer): a receiver's acknowledgement as Meta sees it.
     first_try_at: float | None = None
-    first_answer_seconds: float | None = None
+    first_try_seconds: float | None = None
+    first_status: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -77,8 +77,7 @@ async def post_until_delivered(
     status: int | None = None
     error: str | None = None
     attempts = 0
-    first_try_at = time.monotonic()
-    first_answer: float | None = None
+    first: tuple[float, float | None, int | None] = (time.monotonic(), None, None)
     waits = retries.waits()
     try:
         while True:
@@ -86,20 +85,21 @@ async def post_until_delivered(
             try:
                 async with client.post(url, data=raw, headers=dict(headers)) as response:
                     status, error = response.status, None
-                    if attempts == 1:
-                        first_answer = time.monotonic() - first_try_at
                     if 200 <= status < 300:
                         break
                     error = (await response.read()).decode("utf-8", "replace")[:200]
             except (aiohttp.ClientError, TimeoutError) as exc:
                 status, error = None, f"{type(exc).__name__}: {exc}"
+            finally:
+                if attempts == 1:
+                    first = (first[0], time.monotonic() - first[0], status)
             wait = next(waits, None)
             if wait is None:
                 break
             await asyncio.sleep(wait)
     except asyncio.CancelledError:
-        record(WebhookDelivery(url, raw, None, STOPPED, attempts, first_try_at, first_answer))
+        record(WebhookDelivery(url, raw, None, STOPPED, attempts, *first))
         raise
-    delivery = WebhookDelivery(url, raw, status, error, attempts, first_try_at, first_answer)
+    delivery = WebhookDelivery(url, raw, status, error, attempts, *first)
     record(delivery)
     return delivery.ok
