@@ -190,7 +190,7 @@ class Visitor:
     closed_at: list[float] = field(default_factory=list)
 
 
-# A writing visitor's pace: a quarter under the widget's limit per visitor, so a person
+# A writing visitor's pace: a fifth under the widget's limit per visitor, so a person
 # typing fast is never refused (the soak counts every refusal).
 WRITE_EVERY_SECONDS = 1.25 * PER_VISITOR.seconds / PER_VISITOR.maximum
 
