@@ -31,6 +31,7 @@ import httpx
 import psycopg
 import pytest
 
+from cybergine.channels.whatsapp.simulator import GraphSimulator
 from tests.cluster.hosts import Cybergine, Haproxy, Postgres, base_env, tail, wait_for
 from tests.cluster.network import Network
 from tests.cluster.traffic import (
@@ -189,14 +190,11 @@ def _under_faults(
     pg: Postgres,
     app: Cybergine,
     lb: Haproxy,
-    sim: object,
+    sim: GraphSimulator,
     token: str,
     secret: str,
     t: Timeline,
 ) -> None:
-    from cybergine.channels.whatsapp.simulator import GraphSimulator
-
-    assert isinstance(sim, GraphSimulator)
     owner = json.loads(
         app.cli(
             "worker1", "org", "create", "Cluster", "--owner-email", "ops@example.com",
@@ -261,15 +259,15 @@ def _under_faults(
         v_thread.join(timeout=20)
 
 
-def _replies(sim: object) -> int:
-    return len(sim.sent)  # type: ignore[attr-defined]
+def _replies(sim: GraphSimulator) -> int:
+    return len(sim.sent)
 
 
 def _faults(
     net: Network,
     pg: Postgres,
     app: Cybergine,
-    sim: object,
+    sim: GraphSimulator,
     visitors: Visitors,
     deliveries: Deliveries,
     t: Timeline,
@@ -323,7 +321,7 @@ def _faults(
 
 
 def _checks(
-    pg: Postgres, sim: object, visitors: Visitors, deliveries: Deliveries, t: Timeline
+    pg: Postgres, sim: GraphSimulator, visitors: Visitors, deliveries: Deliveries, t: Timeline
 ) -> None:
     url = pg.url()
     accepted = deliveries.accepted
@@ -337,12 +335,12 @@ def _checks(
     wanted = {deliveries.wa_id(k) for k in accepted}
 
     def answered() -> bool:
-        return wanted <= {r.to for r in sim.sent}  # type: ignore[attr-defined]
+        return wanted <= {r.to for r in sim.sent}
 
     try:
         wait_for(answered, 90 + HOLD_SECONDS, "a reply to every accepted question", every=0.5)
     except AssertionError:
-        missing = wanted - {r.to for r in sim.sent}  # type: ignore[attr-defined]
+        missing = wanted - {r.to for r in sim.sent}
         raise AssertionError(f"{len(missing)} of {len(wanted)} questions unanswered") from None
     t.mark(f"every question answered ({len(wanted)}; {retried} deliveries were sent again)")
 
@@ -355,7 +353,7 @@ def _checks(
         return rows[0][0] == 0
 
     wait_for(settled, 60, "no job waiting or running", every=0.5)
-    replies = Counter(r.to for r in sim.sent if r.to in wanted)  # type: ignore[attr-defined]
+    replies = Counter(r.to for r in sim.sent if r.to in wanted)
     twice = {to: n for to, n in replies.items() if n > 1}
     assert not twice, f"{len(twice)} questions answered more than once: {list(twice.items())[:5]}"
     if STATUSES:
@@ -409,12 +407,9 @@ def _checks(
     _acknowledgements(sim, deliveries, t)
 
 
-def _check_statuses(url: str, sim: object, t: Timeline) -> None:
+def _check_statuses(url: str, sim: GraphSimulator, t: Timeline) -> None:
     """Every reply's statuses delivered (tried again while a host was down) and applied:
     each reply stored as read by its customer, once."""
-    from cybergine.channels.whatsapp.simulator import GraphSimulator
-
-    assert isinstance(sim, GraphSimulator)
     replies = sim.sent
     expected = STATUSES_PER_REPLY * len(replies)
     wait_for(
@@ -436,14 +431,11 @@ def _check_statuses(url: str, sim: object, t: Timeline) -> None:
     t.mark(f"every status applied: {len(replies)} replies read ({retried} statuses tried again)")
 
 
-def _acknowledgements(sim: object, deliveries: Deliveries, t: Timeline) -> None:
+def _acknowledgements(sim: GraphSimulator, deliveries: Deliveries, t: Timeline) -> None:
     """The webhook rate during the load, and the first tries' acknowledgements (of the
     questions, of the statuses, of all) outside the fault windows: a try counts unless it
     was under way at a fault or in the 10 s after one. A try that got no answer counts as
     never acknowledged."""
-    from cybergine.channels.whatsapp.simulator import GraphSimulator
-
-    assert isinstance(sim, GraphSimulator)
     start, stop = deliveries.started_at, deliveries.stopped_at
     assert start is not None
     assert stop is not None
