@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cybergine.analytics.prices import ModelPrice, check_keys
 from cybergine.db.urls import check_postgresql_url
 from cybergine.egress import parse_allowed
+from cybergine.priority import BACKGROUND_NICENESS
 from cybergine.web.proxies import parse_trusted_proxies
 
 
@@ -276,6 +277,14 @@ class Settings(BaseSettings):
         description="In embedded mode, `serve` also runs a job worker inside the server process.",
     )
     worker_concurrency: int = Field(default=8, ge=1, le=256)
+    worker_nice: int = Field(
+        default=BACKGROUND_NICENESS,
+        ge=0,
+        le=19,
+        description="The niceness `cybergine worker` runs at (Unix, 0-19; cybergine.priority): "
+        "on a machine it shares with a web process, webhooks and pages are answered first "
+        "and jobs run on the CPU left; 0 keeps the priority it was started with.",
+    )
     worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
     worker_stalled_after_seconds: float = Field(
         default=30.0,

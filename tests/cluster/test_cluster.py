@@ -64,6 +64,8 @@ SOCKETS = int(os.environ.get("CLUSTER_SOCKETS", "6"))
 WRITERS = int(os.environ.get("CLUSTER_WRITERS", str(SOCKETS)))
 VISITOR_OCTETS = 101  # each writing visitor's own address on the load host, .101 onwards
 HOLD_SECONDS = float(os.environ.get("CLUSTER_HOLD_SECONDS", "0"))
+# The workers' niceness (CYBERGINE_WORKER_NICE); unset: the platform's default.
+WORKER_NICE = os.environ.get("CLUSTER_WORKER_NICE")
 FAULT_WINDOW_SECONDS = 10.0
 PHONE_NUMBER_ID = "3000001"
 FROM_BASE = 447_000_000_000
@@ -142,6 +144,8 @@ def _scenario(net: Network, workdir: Path, key_env: dict[str, str], t: Timeline)
         sim = graph.sim
         sim.add_number(PHONE_NUMBER_ID, token, display_phone_number=display_number(PHONE_NUMBER_ID))
         env = base_env(pg.url(), graph.base_url, net.hosts["lb"], key_env)
+        if WORKER_NICE is not None:
+            env["CYBERGINE_WORKER_NICE"] = WORKER_NICE
         app = Cybergine(net, workdir, env)
         app.cli("web1", "migrate")
         t.mark("migrated")
@@ -431,6 +435,20 @@ def _check_statuses(url: str, sim: GraphSimulator, t: Timeline) -> None:
     t.mark(f"every status applied: {len(replies)} replies read ({retried} statuses tried again)")
 
 
+def _replied(sim: GraphSimulator, deliveries: Deliveries) -> list[tuple[float, float, bool]]:
+    """Each question's first try (when it began, monotonic) and how long until the
+    simulator took its reply: what the customer waited."""
+    wall_minus_monotonic = time.time() - time.monotonic()
+    asked = deliveries.first_tries
+    replied: dict[int, float] = {}
+    for message in sim.sent:
+        k = int("".join(c for c in message.to if c.isdigit())) - deliveries.from_base
+        if 0 <= k < len(asked):
+            at = message.at.timestamp() - wall_minus_monotonic
+            replied[k] = min(at, replied.get(k, at))
+    return [(asked[k][0], at - asked[k][0], True) for k, at in replied.items()]
+
+
 def _acknowledgements(sim: GraphSimulator, deliveries: Deliveries, t: Timeline) -> None:
     """The webhook rate during the load, and the first tries' acknowledgements (of the
     questions, of the statuses, of all) outside the fault windows: a try counts unless it
@@ -460,17 +478,22 @@ def _acknowledgements(sim: GraphSimulator, deliveries: Deliveries, t: Timeline) 
             if not any(at <= f + FAULT_WINDOW_SECONDS and at + took >= f for f in t.faults)
         )
 
+    outside = f"outside the faults and the {FAULT_WINDOW_SECONDS:.0f} s after each"
     for what, latencies in [
         ("questions", calm(questions)),
         ("statuses", calm(statuses)),
         ("all", calm([*questions, *statuses])),
     ]:
-        if not latencies:
-            continue
-        n = len(latencies)
-        p50, p99 = latencies[n // 2], latencies[min(n - 1, int(n * 0.99))]
-        print(
-            f"[cluster] first acknowledgements outside the faults and the"
-            f" {FAULT_WINDOW_SECONDS:.0f} s after each, {what}: n={n},"
-            f" p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms"
-        )
+        if latencies:
+            print(f"[cluster] first acknowledgements {outside}, {what}: {_spread(latencies)}")
+    # What the acknowledgements must not be bought with: the customers' wait for replies.
+    waits = calm(_replied(sim, deliveries))
+    if waits:
+        print(f"[cluster] from a question to its reply {outside}: {_spread(waits)}")
+
+
+def _spread(latencies: list[float]) -> str:
+    """``latencies`` sorted: their count, median and 99th percentile."""
+    n = len(latencies)
+    p50, p99 = latencies[n // 2], latencies[min(n - 1, int(n * 0.99))]
+    return f"n={n}, p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms"

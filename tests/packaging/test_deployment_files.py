@@ -104,6 +104,16 @@ def test_compose_runs_the_roles_from_one_image_and_the_env_file() -> None:
     assert "pgvector" in services["db"]["image"]
 
 
+def test_compose_runs_the_workers_on_the_cpu_the_web_leaves() -> None:
+    platform = [s for s in compose()["services"].values() if s.get("env_file") == ".env"]
+    default_shares = 1024  # what a container has unless it says otherwise
+    for service in platform:
+        if role(service) == "worker":
+            assert service["cpu_shares"] < default_shares / 8
+        else:
+            assert "cpu_shares" not in service
+
+
 def test_the_bundled_database_takes_the_settings_advised_for_every_server() -> None:
     command = compose()["services"]["db"]["command"]
     assert command[0] == "postgres"

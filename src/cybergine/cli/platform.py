@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 import uvloop
 
-from cybergine import startup
+from cybergine import priority, startup
 from cybergine.cli.ops import ready_to_start
 from cybergine.cli.root import DataDirOption, cli, database_url, load_keys, settings_for
 
@@ -119,8 +119,16 @@ def worker(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first)."""
+    """Run a job worker until interrupted (SIGINT/SIGTERM finish running jobs first).
+
+    Its CPU priority is below the web server's (CYBERGINE_WORKER_NICE):
+    where the two share a machine, requests are answered first.
+    """
     startup.loading()  # until it is ready to take jobs (cybergine.startup)
+    settings = settings_for(data_dir)
+    # Before any thread starts, each taking the niceness of the thread that makes it:
+    # before these imports too (numpy's BLAS starts its threads as it loads).
+    priority.lower_to(settings.worker_nice)
     from cybergine.catalog.warm_up import warm_up
     from cybergine.db.engine import Database
     from cybergine.jobs import Worker
@@ -128,7 +136,6 @@ def worker(
     from cybergine.observability import tracing
     from cybergine.observability.process import prepare as prepare_metrics
 
-    settings = settings_for(data_dir)
     url = ready_to_start(settings, "worker")  # refuses to start, as `cybergine check`
     prepare_metrics(settings, "worker")
     tracing.configure("worker")  # OTEL_EXPORTER_OTLP_ENDPOINT: traces on

@@ -51,6 +51,7 @@ from cybergine.knowledge.extract import (
     Section,
     extract,
 )
+from cybergine.priority import BACKGROUND_NICENESS
 
 __all__ = ["ExtractionBusy", "ExtractionProcesses"]
 
@@ -59,8 +60,6 @@ PARSER_MODULES = ("cybergine.knowledge.extract.pdf", "cybergine.knowledge.extrac
 log = structlog.get_logger(__name__)
 
 _CONTEXT = multiprocessing.get_context("forkserver")
-# Kernel weight 110 against the web process's 1024: an extraction takes what CPU is left.
-NICENESS = 10
 # Room in the answer for JSON's quoting and the sections' headings, beyond the text.
 _ANSWER_OVERHEAD_BYTES = 1024 * 1024
 _DEFAULT_LIMITS = Limits()
@@ -281,7 +280,8 @@ def _address_space_bytes() -> int | None:
 
 
 def _confine(memory_bytes: int, cpu_seconds: int) -> None:
-    os.nice(NICENESS)
+    # Below its web process (cybergine.priority): a file is read on the CPU left over.
+    os.nice(BACKGROUND_NICENESS)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # SIGXCPU at the soft limit ends the process (its default action), SIGKILL at the hard.
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))

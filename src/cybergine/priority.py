@@ -1,0 +1,28 @@
+"""CPU priority: background work yields the processor to what someone is waiting on.
+
+Where a web process and background work share a machine (`make run`'s one host, a
+compose file on one VM, a web process's document readers), the kernel shares the CPU
+by weight. At niceness 10 a process weighs 110 against a web process's 1024: it runs
+on what the web process leaves, and still has all of a CPU nobody else wants. So a
+webhook is acknowledged, and a dashboard page answered, in the same time whether or
+not replies are being written beside it; on a host of its own, nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+
+BACKGROUND_NICENESS = 10
+
+
+def lower_to(niceness: int) -> int:
+    """Runs the calling process at ``niceness`` at least, and returns the niceness it
+    has now. It never raises a priority (a niceness above the one asked for, given by
+    whoever started the process, stays): that would take privileges.
+
+    Call it before the process starts a thread. Linux keeps the value per thread: a
+    thread takes its creator's when it is made, and one already running keeps its own.
+    """
+    if niceness > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    return os.getpriority(os.PRIO_PROCESS, 0)
