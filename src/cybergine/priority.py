@@ -1,11 +1,13 @@
 """CPU priority: background work yields the processor to what someone is waiting on.
 
-Where a web process and background work share a machine (`make run`'s one host, a
-compose file on one VM, a web process's document readers), the kernel shares the CPU
-by weight. At niceness 10 a process weighs 110 against a web process's 1024: it runs
-on what the web process leaves, and still has all of a CPU nobody else wants. So a
-webhook is acknowledged, and a dashboard page answered, in the same time whether or
-not replies are being written beside it; on a host of its own, nothing changes.
+Where web processes and background work share a machine (`serve` and `worker` on one
+host, a web process's document readers), the kernel shares the CPU by weight. At
+niceness 10 a process weighs 110 against a web process's 1024: it runs on what the web
+processes leave, and still has all of a CPU nobody else wants. Webhooks are acknowledged
+and pages answered first while jobs catch up; on a host of its own, nothing changes.
+Containers are cgroups of their own, between which a niceness orders nothing
+(compose.yaml gives the workers a CPU weight instead), and `serve`'s embedded worker
+shares its process's event loop, and so its priority.
 """
 
 from __future__ import annotations
