@@ -34,6 +34,16 @@ def test_nonsense_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
+@pytest.mark.parametrize("niceness", ["-1", "20", "low"])
+def test_a_niceness_outside_unix_range_is_refused(
+    monkeypatch: pytest.MonkeyPatch, niceness: str
+) -> None:
+    # Raising a priority takes privileges, and the kernel has no niceness past 19.
+    monkeypatch.setenv("CYBERGINE_WORKER_NICE", niceness)
+    with pytest.raises(ValidationError, match="worker_nice"):
+        load_settings()
+
+
 def test_the_local_model_runs_on_the_threads_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     from cybergine.knowledge.embeddings import LocalMiniLM
     from cybergine.knowledge.providers import embedding_provider
