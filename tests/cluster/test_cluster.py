@@ -440,10 +440,11 @@ def _replied(sim: GraphSimulator, deliveries: Deliveries) -> list[tuple[float, f
     simulator took its reply: what the customer waited."""
     wall_minus_monotonic = time.time() - time.monotonic()
     asked = deliveries.first_tries
+    customers = {deliveries.wa_id(k): k for k in range(len(asked))}
     replied: dict[int, float] = {}
     for message in sim.sent:
-        k = int("".join(c for c in message.to if c.isdigit())) - deliveries.from_base
-        if 0 <= k < len(asked):
+        k = customers.get(message.to)
+        if k is not None:
             at = message.at.timestamp() - wall_minus_monotonic
             replied[k] = min(at, replied.get(k, at))
     return [(asked[k][0], at - asked[k][0], True) for k, at in replied.items()]
