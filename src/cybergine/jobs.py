@@ -270,6 +270,9 @@ class Worker:
             name=self.name,
             concurrency=self.concurrency,
             wait=wait,
+            # A run that stops once the queue is empty waits for no new job: listening
+            # would cost a connection (a server process) for nothing.
+            listen_notify=wait,
             install_signal_handlers=False,  # ``_run``'s, which outlive one run
             update_heartbeat_interval=self.heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after_seconds,
