@@ -25,7 +25,8 @@ from cybergine.knowledge.embeddings.base import metering
 from cybergine.settings import Settings
 from tests.support.catalog import shoe_shop
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs, search
+from tests.support.jobs import run_jobs
+from tests.support.knowledge import search
 from tests.support.openai_simulator import OpenAISimulator
 from tests.support.openai_simulator import _approximate_tokens as tokens
 from tests.support.server import LiveServer

@@ -30,7 +30,7 @@ from cybergine.settings import Settings
 from tests.analytics import gap_history
 from tests.analytics.gap_history import GIFT_CARDS, SHIPPING, GapHistory, ask
 from tests.support.factories import make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 
 # 5 shipping + 3 gift cards gaps in the period + 1 gift card question before it; 1 shipping,
 # 4 returns and 2 other questions answered from a source.

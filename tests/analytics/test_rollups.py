@@ -35,7 +35,7 @@ from cybergine.settings import Settings
 from tests.analytics import known
 from tests.analytics.conftest import Seeded, measure, refresh
 from tests.support.conversations import make_conversation, make_message
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 
 TABLES = (
     "analytics_conversations",

@@ -22,7 +22,7 @@ from cybergine.db.engine import Database
 from cybergine.demo import seed_demo
 from cybergine.settings import Settings
 from tests.support.factories import PASSWORD
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 T = TypeVar("T")

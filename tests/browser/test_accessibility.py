@@ -49,7 +49,7 @@ from tests.support.accessibility import (
     wait_until_quiet,
 )
 from tests.support.conversations import make_conversation, make_customer, make_message
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.processes import clean_env, run_cli, start_serve
 from tests.support.server import LiveServer, free_port
 

@@ -23,7 +23,7 @@ from tests.support.accessibility import (
     console_errors,
 )
 from tests.support.factories import make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}

@@ -19,7 +19,7 @@ from tests.browser.conftest import run_async, sign_in
 from tests.support.accessibility import assert_fits_and_accessible, console_errors
 from tests.support.conversations import make_conversation, make_customer, make_message
 from tests.support.factories import make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}

@@ -19,7 +19,7 @@ from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.catalog import SHOES
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.openai_simulator import OpenAISimulator, Reply, ScriptedToolCall, tool_results
 from tests.support.server import LiveServer
 

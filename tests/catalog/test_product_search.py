@@ -36,7 +36,7 @@ from tests.support.catalog import (
     shopify_products,
 )
 from tests.support.factories import make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 
 SIZE_42 = OptionFilter("42", ("size",))
 

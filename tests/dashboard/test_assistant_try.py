@@ -19,7 +19,7 @@ from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, add_member, make_api_key, make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 RETURNS = {

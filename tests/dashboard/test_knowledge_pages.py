@@ -19,7 +19,7 @@ from cybergine.knowledge.models import Collection, Item, ItemKind, ItemStatus
 from cybergine.settings import Settings
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, add_member, make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 
 RETURNS = b"Returns\n\nYou can return any unworn item within 30 days of delivery."
 SHIPPING = b"# Shipping\n\nWe ship to the EU and the UK in 3 to 5 working days."

@@ -1,4 +1,4 @@
-"""The worker tests run to finish what they deferred (``tests.support.knowledge.run_jobs``)
+"""The worker tests run to finish what they deferred (``tests.support.jobs.run_jobs``)
 runs exactly that: none of the App's periodic tasks is deferred in the test's database,
 whatever the minute of the hour, so a purge or a sweep never runs inside an unrelated test."""
 
@@ -11,7 +11,7 @@ from cybergine.db.engine import Database
 from cybergine.jobs import APP
 from cybergine.queue import defer
 from cybergine.settings import Settings
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 
 
 async def test_the_tests_worker_runs_what_was_deferred_and_defers_no_periodic_job(

@@ -17,7 +17,7 @@ from cybergine.db.engine import Database
 from cybergine.knowledge.models import Chunk, ChunkKind, Collection, Item
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 TEXT = (

@@ -16,7 +16,8 @@ from cybergine.db.engine import Database
 from cybergine.knowledge.models import Chunk, Item, ItemFile
 from cybergine.settings import Settings
 from tests.support.factories import make_api_key, make_organisation_with_key
-from tests.support.knowledge import run_jobs, search
+from tests.support.jobs import run_jobs
+from tests.support.knowledge import search
 from tests.support.server import LiveServer
 
 RETURNS = (

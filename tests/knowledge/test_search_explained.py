@@ -17,7 +17,8 @@ from cybergine.knowledge.providers import embedding_provider
 from cybergine.llm import extractive
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs, search
+from tests.support.jobs import run_jobs
+from tests.support.knowledge import search
 from tests.support.server import LiveServer
 
 DOCUMENTS = {

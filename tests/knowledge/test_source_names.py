@@ -9,7 +9,8 @@ from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
 from tests.support.hostile_files import build_pdf
-from tests.support.knowledge import run_jobs, search
+from tests.support.jobs import run_jobs
+from tests.support.knowledge import search
 from tests.support.server import LiveServer
 
 SHOP = "https://shop.example"

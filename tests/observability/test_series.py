@@ -20,7 +20,7 @@ from cybergine.observability.api import known_queues
 from cybergine.queue import defer
 from cybergine.settings import Settings
 from tests.observability.conftest import scrape, value
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.openai_simulator import Fault, OpenAISimulator
 from tests.support.server import LiveServer
 from tests.support.whatsapp import Shop

@@ -23,7 +23,7 @@ from cybergine.queue import defer
 from cybergine.settings import Settings
 from tests.observability.otlp import Receiver, ancestors
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.openai_simulator import Fault, OpenAISimulator
 from tests.support.server import LiveServer
 

@@ -22,7 +22,7 @@ from cybergine.knowledge.models import Chunk, Item, ItemStatus
 from cybergine.settings import Settings
 from tests.support.catalog import SHOES, add_products, principal_of
 from tests.support.factories import make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 
 
 async def _jobs(database: Database, task: str) -> list[str]:

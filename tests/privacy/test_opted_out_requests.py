@@ -13,7 +13,7 @@ from cybergine.conversations.models import Customer
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 from tests.support.whatsapp import Shop
 

@@ -20,7 +20,7 @@ from cybergine.privacy.audit import AuditEvent
 from cybergine.settings import Settings
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 from tests.support.whatsapp import Shop
 

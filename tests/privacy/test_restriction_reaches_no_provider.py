@@ -17,7 +17,7 @@ from cybergine.channels.whatsapp.simulator import GraphSimulator
 from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.openai_simulator import OpenAISimulator, Reply
 from tests.support.server import LiveServer
 from tests.support.whatsapp import Shop, open_shop

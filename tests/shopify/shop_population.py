@@ -22,7 +22,6 @@ from tests.shopify.webhook_support import (
     connect_shop,
     deliver,
     fixture_payload,
-    run_jobs,
 )
 from tests.support.catalog import shopify_products
 from tests.support.conversations import (
@@ -33,6 +32,7 @@ from tests.support.conversations import (
     make_whatsapp_number,
 )
 from tests.support.factories import make_api_key
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 STOREFRONT = "https://storefront.example"

@@ -22,8 +22,8 @@ from cybergine.shopify.models import ShopifyShop
 from cybergine.shopify.simulator import ShopifySimulator
 from cybergine.shopify.simulator.metafields import values_by_namespace
 from tests.shopify.app_support import SHOP, connected_shop, settings, shopify
-from tests.shopify.webhook_support import run_jobs
 from tests.support.factories import unique_email
+from tests.support.jobs import run_jobs
 
 __all__ = ["settings", "shopify"]
 

@@ -26,7 +26,7 @@ from cybergine.shopify.simulator import ShopifySimulator
 from tests.shopify.app_support import SHOP, connected_shop, load_shop, settings, shopify
 from tests.support import whatsapp as whatsapp_support
 from tests.support.conversations import make_conversation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import TLS, LiveServer
 
 __all__ = ["settings", "shopify"]

@@ -30,10 +30,10 @@ from tests.shopify.webhook_support import (
     deliver,
     deliveries,
     fixture_payload,
-    run_jobs,
     shopify_settings,
 )
 from tests.support.conversations import make_conversation, make_customer, make_message
+from tests.support.jobs import run_jobs
 from tests.support.mailbox import emails_to
 from tests.support.server import LiveServer
 

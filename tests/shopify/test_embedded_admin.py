@@ -33,7 +33,7 @@ from tests.shopify.app_support import (
     shopify,
 )
 from tests.support.factories import make_organisation
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import TLS, LiveServer
 
 __all__ = ["settings", "shopify"]

@@ -29,10 +29,10 @@ from tests.shopify.webhook_support import (
     deliver,
     delivery_count,
     fixture_payload,
-    run_jobs,
     shopify_settings,
 )
 from tests.support.factories import add_member
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 # What the shop's surfaces fill; the count below must find rows in each before.

@@ -25,11 +25,11 @@ from tests.shopify.webhook_support import (
     deliver,
     deliveries,
     fixture_payload,
-    run_jobs,
     shopify_settings,
 )
 from tests.support.browser import Browser
 from tests.support.factories import PASSWORD, make_api_key, make_organisation
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 STOREFRONT = "https://storefront.example"

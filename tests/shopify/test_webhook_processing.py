@@ -22,9 +22,9 @@ from tests.shopify.webhook_support import (
     connect_shop,
     deliver,
     deliveries,
-    run_jobs,
     shopify_settings,
 )
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 FAILING_TOPIC = "tests/always_fails"

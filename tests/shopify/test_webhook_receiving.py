@@ -26,9 +26,9 @@ from tests.shopify.webhook_support import (
     delivery_count,
     fixture_payload,
     headers_for,
-    run_jobs,
     shopify_settings,
 )
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 PRODUCT = b'{"id":788032119674292922,"title":"Example T-Shirt"}'

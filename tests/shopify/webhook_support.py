@@ -13,8 +13,6 @@ from sqlalchemy import func, select
 
 from cybergine.accounts.models import Organisation
 from cybergine.db.engine import Database
-from cybergine.jobs import Worker
-from cybergine.queue import jobs_are_waiting
 from cybergine.settings import Settings
 from cybergine.shopify.models import ShopifyShop, ShopStatus, WebhookDelivery
 from cybergine.shopify.webhook_signature import webhook_hmac
@@ -25,7 +23,6 @@ from tests.support.server import TLS
 SECRET = "shpss_webhooks_current_0123456789abcdef"
 PREVIOUS_SECRET = "shpss_webhooks_previous_0123456789abcd"
 API_VERSION = "2026-07"
-MAX_WORKER_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -101,18 +98,6 @@ def deliver(
     return httpx.post(
         f"{base_url}/webhooks/shopify", content=body, headers=sent, timeout=10, verify=TLS
     )
-
-
-async def run_jobs(database: Database, settings: Settings) -> None:
-    """Every job due now, and the jobs those defer, to the end. A worker run without
-    waiting stops once it finds nothing due, which may be before a job deferred by the
-    last one it ran is visible: so again, until nothing is waiting."""
-    for _ in range(MAX_WORKER_RUNS):
-        await Worker(database, settings=settings).run(wait=False, install_signal_handlers=False)
-        async with database.transaction() as session:
-            if not await jobs_are_waiting(session):
-                return
-    raise AssertionError("jobs still waiting after every worker run")
 
 
 async def deliveries(database: Database, shop_id: uuid.UUID | None = None) -> list[WebhookDelivery]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.simulator import GraphSimulator, webhook_request
@@ -23,7 +23,7 @@ from cybergine.db.engine import Database
 from cybergine.settings import Settings
 from tests.support.conversations import digits
 from tests.support.factories import make_organisation_with_key
-from tests.support.knowledge import run_jobs
+from tests.support.jobs import run_jobs
 from tests.support.server import LiveServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "whatsapp"
@@ -92,19 +92,9 @@ class Shop:
         return wamid
 
     async def work(self) -> None:
-        """Run jobs until none is due: a reply defers its send, which can only start once
-        the reply's job (same conversation lock) has finished."""
-        for _ in range(10):
-            await run_jobs(self.database, self.settings)
-            async with self.database.transaction() as session:
-                due = await session.scalar(
-                    text(
-                        "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo' "
-                        "AND (scheduled_at IS NULL OR scheduled_at <= now())"
-                    )
-                )
-            if not due:
-                return
+        """Run jobs until none a worker would take is left: a reply defers its send, which
+        can only start once the reply's job (same conversation lock) has finished."""
+        await run_jobs(self.database, self.settings)
 
     def sent_to(self, wa_id: str = "15550001111") -> list[str]:
         return [m.text or "" for m in self.graph.sent if m.to == wa_id]

@@ -19,7 +19,7 @@ from cybergine.shopify import tokens
 from cybergine.shopify.simulator import ShopifySimulator
 from cybergine.shopify.sync_models import ShopifySyncRun, SyncKind, SyncStatus
 from tests.shopify.sync.support import connected_shop
-from tests.shopify.webhook_support import run_jobs
+from tests.support.jobs import run_jobs
 
 CLIENT_ID = "refresh-client"
 CLIENT_SECRET = "refresh-client-secret-of-32-bytes-x"
