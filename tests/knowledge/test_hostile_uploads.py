@@ -136,7 +136,7 @@ async def test_a_costly_text_given_as_json_is_indexed_without_stalling_the_serve
         item = await service.create_document(
             TenantScope(session, organisation.id),
             title="Emphasis",
-            body="# Emphasis\n\n" + "*a **b " * 20_000,
+            body="# Emphasis\n\n" + "*a **b " * 30_000,
         )
     extraction = extraction_processes(settings)
     extraction.start_server()  # as serve does before it serves: a one-off fork of this process
@@ -158,9 +158,10 @@ async def test_a_costly_text_given_as_json_is_indexed_without_stalling_the_serve
     done.set()
     await ticking
     assert indexed
-    assert took > 0.5  # the parse really was costly
-    # Parsed here, it would stall the loop for the whole parse (about a second).
-    assert longest_pause < 0.5, f"the event loop stalled for {longest_pause:.2f} s"
+    assert took > 0.3, f"the parse took only {took:.2f} s: too cheap to show a stall"
+    # Parsed here, it would stall the loop for about the whole of ``took``; the bound is
+    # relative, as a loaded machine slows the parse and the loop's ticks alike.
+    assert longest_pause < took / 2, f"the loop stalled {longest_pause:.2f} s of {took:.2f} s"
     async with database.transaction() as session:
         stored = await session.get(Item, item.id)
         assert stored is not None
