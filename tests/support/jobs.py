@@ -13,7 +13,8 @@ from cybergine.settings import Settings
 
 # A worker run without waiting stops once one of its sub-workers finds the queue empty,
 # which can be while another runs a job that then defers the next (a sweep's refresh, a
-# sync's next step): the runs go on until no due job waits, this many at most.
+# sync's next step): the runs go on until no job a worker would take is left, this many
+# at most.
 MAX_WORKER_RUNS = 20
 
 # A due job a worker would take: one behind another of its lock, even one scheduled later
