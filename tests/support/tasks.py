@@ -49,5 +49,20 @@ async def flaky(context: procrastinate.JobContext, marker: str, failures: int) -
     await _record(context, marker, "finished")
 
 
+# Procrastinate's listening connection: idle after its ``LISTEN``, which stays its query.
+LISTENERS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+)
+
+
+@blueprint.task(name="count_listeners", pass_context=True)
+async def count_listeners(context: procrastinate.JobContext, marker: str) -> None:
+    """Records how many connections to the database listen for jobs as it runs."""
+    async with job_session(context) as session:
+        listening = await session.scalar(text(LISTENERS))
+    await _record(context, marker, f"listeners={listening}")
+
+
 if "tests:slow" not in APP.tasks:
     APP.add_tasks_from(blueprint, namespace="tests")
