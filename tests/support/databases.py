@@ -28,20 +28,20 @@ TEMPLATE = "cybergine_template"
 def create_database(admin_url: str, *, template: str | None = TEMPLATE) -> str:
     name = _new_name()
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(_create(name, template))
+        conn.execute(_create_statement(name, template))
     return with_database(admin_url, name)
 
 
 def drop_database(admin_url: str, url: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(_drop(url))
+        conn.execute(_drop_statement(url))
 
 
 def _new_name() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
-def _create(name: str, template: str | None) -> sql.Composed:
+def _create_statement(name: str, template: str | None) -> sql.Composed:
     if template is None:
         return sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     # FILE_COPY copies the template's files whole instead of writing every block through
@@ -52,7 +52,7 @@ def _create(name: str, template: str | None) -> sql.Composed:
     )
 
 
-def _drop(url: str) -> sql.Composed:
+def _drop_statement(url: str) -> sql.Composed:
     name = url.rsplit("/", 1)[1].split("?", 1)[0]
     return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
 
@@ -89,7 +89,7 @@ class Clones:
 
     def _create(self) -> str:
         name = _new_name()
-        self._execute(_create(name, TEMPLATE))
+        self._execute(_create_statement(name, TEMPLATE))
         return with_database(self._admin_url, name)
 
     def _clone(self) -> Future[str]:
@@ -106,7 +106,7 @@ class Clones:
         for dropped in [d for d in self._drops if d.done()]:
             dropped.result()
             self._drops.remove(dropped)
-        self._drops.append(self._thread.submit(self._execute, _drop(url)))
+        self._drops.append(self._thread.submit(self._execute, _drop_statement(url)))
 
     def close(self) -> None:
         """Drops the clone nobody took and waits for every pending drop."""
