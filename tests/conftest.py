@@ -43,6 +43,30 @@ os.environ.setdefault("CYBERGINE_LOG_FORMAT", "console")
 passwords.use_parameters(profiles.CHEAPEST)
 
 
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own hook reads the option
+def pytest_configure(config: pytest.Config) -> None:
+    """The run's temporary directories in a directory of its own, unless one was given
+    (xdist gives its workers theirs, inside the run's). Under pytest's shared
+    ``pytest-of-<user>``, any run starting beside this one tightens that directory to 0700
+    and prunes the older runs' directories: the embedded servers some tests start in
+    their ``tmp_path`` run as the unprivileged ``pgserver`` user, and could then no longer
+    reach their data directories."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = config.stash[_OWN_BASETEMP] = tempfile.mkdtemp(
+            prefix="cybergine-pytest-"
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """What pytest does for its own directories: kept when a test failed, to be read."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every browser test is slow (Chromium, a live server, often a screenshot): marked here
     so a new browser test file is left out of `make pytest-fast` without having to say so.
