@@ -4,6 +4,7 @@ from sqlalchemy import Index, Table
 
 from cybergine.db.base import Base
 from cybergine.db.models import metadata
+from cybergine.db.partitions import PARTITIONED
 from cybergine.privacy.retention import Retention
 
 # Tables that are not owned by one organisation: the tenants themselves, and what
@@ -39,12 +40,16 @@ def test_every_table_has_a_model_with_a_retention_class() -> None:
 
 
 def _indexed_columns(table: Table) -> set[str]:
+    """The columns some index leads with: the table's, and every partition's own."""
     indexed: set[str] = set()
     for index in table.indexes:
         assert isinstance(index, Index)
         first = next(iter(index.columns), None)
         if first is not None:
             indexed.add(first.name)
+    partitioning = PARTITIONED.get(table.name)
+    if partitioning is not None:
+        indexed |= {unique.columns[0] for unique in partitioning.unique if unique.where is None}
     return indexed
 
 

@@ -181,10 +181,12 @@ class Conversation(TenantMixin, Base):
 class Message(TenantMixin, Base):
     __tablename__ = "messages"
     __retention__ = Retention.CONVERSATION
-    # A partition per month of ids (db.partitions), dropped whole once all its messages
+    # A partition per year of ids (db.partitions), dropped whole once all its messages
     # have expired. Each partition has unique indexes of its own of what is unique
     # without ``id``: (organisation_id, external_id), the idempotency of webhook
-    # deliveries and the lookup of status updates; and reply_to_id.
+    # deliveries, the lookup of status updates, and the partition's index of its
+    # organisation's rows; and reply_to_id.
+    __organisation_index__ = False
     __table_args__ = (
         Index(None, "conversation_id", "created_at"),
         # "After message X" reads (widget sockets, long polls) walk this one.

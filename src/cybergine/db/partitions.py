@@ -11,7 +11,7 @@ other tables refer to). It has one partition per day, month or year, in UTC, nam
 ``<table>_default`` partition, so an insert never fails, whatever its time. A unique
 key without the partition key cannot hold across partitions: ``unique`` lists the
 indexes each partition has of its own, and the table's writers ask for the key before
-they insert (see ``db/sql/record_inbound_0045.sql``).
+they insert (see ``db/sql/record_inbound_0046.sql``).
 
 - :func:`prepare` (the periodic job ``maintenance:prepare_partitions``, and the
   migrations that made the tables) keeps the current partition and ``ahead`` more ready.
@@ -71,10 +71,15 @@ class LocalUnique:
     partitioned table cannot hold unique across its partitions."""
 
     suffix: str
-    definition: str  # what follows ON "<partition>"
+    columns: tuple[str, ...]
+    where: str | None = None  # a partial index's predicate
 
     def statement(self, partition: str) -> str:
-        return f'CREATE UNIQUE INDEX "{partition}_{self.suffix}" ON "{partition}" {self.definition}'
+        where = f" WHERE {self.where}" if self.where else ""
+        return (
+            f'CREATE UNIQUE INDEX "{partition}_{self.suffix}" ON "{partition}"'
+            f" ({', '.join(self.columns)}){where}"
+        )
 
 
 @dataclass(frozen=True)
@@ -188,11 +193,15 @@ PARTITIONED: dict[str, Partitioning] = {
             key="id",
             referenced=True,
             unique=(
-                LocalUnique(
-                    "external_id",
-                    "(organisation_id, external_id) WHERE external_id IS NOT NULL",
-                ),
-                LocalUnique("reply_to_id", "(reply_to_id) WHERE reply_to_id IS NOT NULL"),
+                # Whole, not partial: unique only among the ids that are set (NULLs are
+                # distinct), and the partition's one index of its organisation's rows
+                # (the table declares none of its own). A lookup of a delivery or a
+                # status by organisation and external id then has no other index to
+                # choose: a plan made while a partition had no statistics yet read every
+                # message of the organisation through an index of organisation_id alone,
+                # and kept doing so for as long as the connection kept the plan.
+                LocalUnique("external_id", ("organisation_id", "external_id")),
+                LocalUnique("reply_to_id", ("reply_to_id",), where="reply_to_id IS NOT NULL"),
             ),
         ),
     )
