@@ -11,7 +11,6 @@ import base64
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -23,32 +22,23 @@ from cybergine.db.ids import uuid7
 from tests.support.conversations import make_conversation, make_message
 from tests.support.databases import migrated_to
 from tests.support.factories import make_organisation
+from tests.support.plans import generic_scans
 
 MESSAGES = partitions.PARTITIONED["messages"]
 # The lookups of cybergine_record_inbound and cybergine_whatsapp_ingest, as they stand
 # in their functions, whose plans are generic (plan_cache_mode).
 LOOKUPS = {
-    "delivery seen before": "SELECT 1 FROM messages WHERE organisation_id = $1"
-    " AND external_id = $2",
+    "delivery seen before": "SELECT 1 FROM messages WHERE organisation_id = :organisation"
+    " AND external_id = :external_id",
     # once by Meta's id, once by its keyed hash (an erased customer's)
-    "status's message": "SELECT id FROM messages WHERE organisation_id = $1"
-    " AND external_id = $2 AND direction = 'outbound' LIMIT 1",
+    "status's message": "SELECT id FROM messages WHERE organisation_id = :organisation"
+    " AND external_id = :external_id AND direction = 'outbound' LIMIT 1",
 }
 
 
 def _wamid(n: int) -> str:
     """As long as Meta's: base64 of a structure holding the customer's number."""
     return "wamid." + base64.b64encode(f"15551234567-{n:040d}".encode()).decode()
-
-
-def _scans(plan: dict[str, Any]) -> list[tuple[str, str, str | None]]:
-    """(node type, relation, index) of every scan in an EXPLAIN (FORMAT JSON) plan."""
-    found = []
-    if "Relation Name" in plan:
-        found.append((plan["Node Type"], plan["Relation Name"], plan.get("Index Name")))
-    for child in plan.get("Plans", []):
-        found += _scans(child)
-    return found
 
 
 async def test_a_lookup_by_external_id_reads_its_index_before_any_statistics(
@@ -65,14 +55,10 @@ async def test_a_lookup_by_external_id_reads_its_index_before_any_statistics(
             text("SELECT reltuples FROM pg_class WHERE relname = :name"), {"name": current}
         )
         assert reltuples == -1, "the premise: the partition was never analysed"
-        await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
         for name, query in LOOKUPS.items():
-            await session.execute(text(f"PREPARE lookup(uuid, text) AS {query}"))
-            plan = await session.scalar(
-                text(f"EXPLAIN (FORMAT JSON) EXECUTE lookup('{shop.id}', '{_wamid(7)}')")
+            scans = await generic_scans(
+                session, query, {"organisation": f"'{shop.id}'", "external_id": f"'{_wamid(7)}'"}
             )
-            await session.execute(text("DEALLOCATE lookup"))
-            scans = _scans(plan[0]["Plan"])
             partitions_read = {relation for _, relation, _ in scans}
             assert current in partitions_read, name
             for node, relation, index in scans:

@@ -49,9 +49,19 @@ DEALT_WITH_TYPE = "dealt_with"
 _NOT_SUPERSEDING = sorted(SILENT_TYPES)
 
 # Only constants are spliced into these statements; every value is a bound parameter.
+#
+# Each connection plans them once (prepared statements), and a plan made while the tables
+# were small and had no statistics (a new installation) is kept while they grow, so the
+# message and its conversation are reached in ways no such plan can turn into a scan:
+# the message as one row (a lookup of every partition would count as one row each, and
+# make a hash join with the whole conversations table look cheaper than one lookup),
+# and the conversation by its id only; its organisation is a filter, not a join key,
+# which would let the plan read the organisation's conversations through one of its
+# indexes (tests/conversations/test_reply_plans.py).
 _FROM = """
-      FROM messages m
-      JOIN conversations c ON c.id = m.conversation_id AND c.organisation_id = m.organisation_id
+      FROM (SELECT * FROM messages WHERE id = :message_id LIMIT 1) m
+      JOIN conversations c
+        ON c.id = m.conversation_id AND (c.organisation_id = m.organisation_id) IS TRUE
       JOIN customers cu ON cu.id = c.customer_id
       JOIN organisations o ON o.id = m.organisation_id
       LEFT JOIN messages answer ON answer.reply_to_id = m.id
@@ -59,7 +69,6 @@ _FROM = """
              ON a.id = c.assistant_id AND a.organisation_id = m.organisation_id AND a.active
       LEFT JOIN whatsapp_numbers n
              ON n.id = c.whatsapp_number_id AND n.organisation_id = m.organisation_id
-     WHERE m.id = :message_id
 """
 
 # NULL when the assistant should answer the message now, else why not.

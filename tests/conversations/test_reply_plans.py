@@ -1,0 +1,58 @@
+"""The reply job's read and write (``conversations.replies``) as each connection keeps
+them once prepared: one generic plan, made perhaps while the tables were small and had no
+statistics (a new installation's first minutes), kept while they grow. It must reach the
+message as one row and its conversation by the conversation's id, so that no reply reads
+more as the organisation's conversations pile up: a plan that reached them through an
+index of the organisation, or hashed the whole table, made each reply slower than the
+one before (``bench/whatsapp.py``, end to end)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from cybergine.conversations import replies
+from cybergine.conversations.models import Direction
+from cybergine.db.engine import Database
+from cybergine.db.partitions import PARTITIONED
+from tests.support.conversations import make_conversation, make_message
+from tests.support.factories import make_organisation
+from tests.support.plans import generic_scans
+
+STATEMENTS = {"read": replies._READ, "write": replies._WRITE}
+
+
+@pytest.mark.parametrize("analysed", [False, True], ids=["no statistics", "analysed"])
+async def test_a_reply_reaches_its_message_and_conversation_by_their_ids(
+    database: Database, analysed: bool
+) -> None:
+    shop, _ = await make_organisation(database)
+    async with database.transaction() as session:
+        for n in range(300):  # conversations answered before this one, as in a busy shop
+            conversation = await make_conversation(session, shop.id)
+            question = await make_message(session, conversation, text=f"Question {n}?")
+            await make_message(
+                session, conversation, direction=Direction.OUTBOUND, reply_to_id=question.id
+            )
+    messages = PARTITIONED["messages"]
+    current = messages.name(messages.start_of(datetime.now(UTC)))
+    async with database.transaction() as session:
+        if analysed:
+            await session.execute(text("ANALYZE conversations, messages"))
+        reltuples = await session.scalar(
+            text("SELECT reltuples FROM pg_class WHERE relname = 'conversations'")
+        )
+        assert (reltuples == -1) is not analysed, "the premise: statistics or none"
+    for name, statement in STATEMENTS.items():
+        async with database.transaction() as session:
+            scans = await generic_scans(
+                session, str(statement), {"message_id": f"'{question.id}'", "history_turns": "8"}
+            )
+        conversations = [scan for scan in scans if scan.relation == "conversations"]
+        assert conversations, name
+        assert {scan.index for scan in conversations} == {"pk_conversations"}, (name, scans)
+        read_now = [scan for scan in scans if scan.relation == current]
+        assert read_now, name
+        assert all(scan.node != "Seq Scan" for scan in read_now), (name, read_now)
