@@ -31,7 +31,8 @@ def scans(plan: Mapping[str, Any]) -> list[Scan]:
 async def generic_scans(
     session: AsyncSession, statement: str, arguments: Mapping[str, str]
 ) -> list[Scan]:
-    """The scans of ``statement``'s generic plan. ``statement`` has SQLAlchemy's named
+    """The scans of ``statement``'s generic plan, prepared in ``session``'s transaction
+    (the plan cache mode is set for it alone). ``statement`` has SQLAlchemy's named
     parameters (``:name``); ``arguments`` are SQL literals by name, NULL for the others."""
     names: list[str] = []
 

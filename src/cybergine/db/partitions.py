@@ -218,16 +218,16 @@ def locked_out(error: DBAPIError) -> bool:
     return isinstance(error.orig, psycopg.errors.LockNotAvailable)
 
 
+# The names of :table's partitions, the default one included (migrations run it too).
+PARTITION_NAMES = text(
+    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+    " WHERE i.inhparent = CAST(:table AS regclass) ORDER BY c.relname"
+)
+
+
 async def partition_names(session: AsyncSession, table: str) -> list[str]:
     """The names of ``table``'s partitions, the default one included."""
-    rows = await session.scalars(
-        text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = CAST(:table AS regclass) ORDER BY c.relname"
-        ),
-        {"table": table},
-    )
-    return list(rows)
+    return list(await session.scalars(PARTITION_NAMES, {"table": table}))
 
 
 async def _attach(session: AsyncSession, partitioning: Partitioning, start: datetime) -> bool:

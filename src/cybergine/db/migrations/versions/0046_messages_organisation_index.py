@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import op
-from sqlalchemy import text
 
 from cybergine.db.migrate import execute_script
+from cybergine.db.partitions import PARTITION_NAMES
 
 revision: str = "0046"
 down_revision: str | None = "0045"
@@ -43,16 +43,7 @@ def _remake_external_id_indexes(definition: str) -> None:
     writes wait (reads go on), then swapped for it in a moment, since dropping an index
     keeps every read of its partition out until the commit."""
     op.execute('LOCK TABLE "messages" IN SHARE MODE')
-    partitions = (
-        op.get_bind()
-        .scalars(
-            text(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = 'messages'::regclass ORDER BY c.relname"
-            )
-        )
-        .all()
-    )
+    partitions = op.get_bind().scalars(PARTITION_NAMES, {"table": "messages"}).all()
     for name in partitions:
         op.execute(f'CREATE UNIQUE INDEX "{name}_external_id_new" ON "{name}" {definition}')
     for name in partitions:
