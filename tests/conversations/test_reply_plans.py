@@ -19,7 +19,7 @@ from cybergine.db.engine import Database
 from cybergine.db.partitions import PARTITIONED
 from tests.support.conversations import make_conversation, make_message
 from tests.support.factories import make_organisation
-from tests.support.plans import generic_scans
+from tests.support.plans import Prepared, generic_scans
 
 STATEMENTS = {"read": replies._READ, "write": replies._WRITE}
 
@@ -56,3 +56,47 @@ async def test_a_reply_reaches_its_message_and_conversation_by_their_ids(
         read_now = [scan for scan in scans if scan.relation == current]
         assert read_now, name
         assert all(scan.node != "Seq Scan" for scan in read_now), (name, read_now)
+
+
+async def test_a_connection_keeps_one_plan_of_each_while_messages_grow(database: Database) -> None:
+    """PostgreSQL plans a prepared statement anew for each run (a custom plan) when its
+    generic plan costs more than the custom plans did, and after each analysis of a table
+    it names it compares the two again. Autovacuum analyses each partition of messages as
+    it grows, never the partitioned table, so its estimates of a join on messages are
+    guesses: one that made a message many rows multiplied the cost of everything the
+    statement checks per row, and each connection planned the reply's read and write
+    anew, about 1 ms each, at each run (``bench/whatsapp.py``, end to end)."""
+    shop, _ = await make_organisation(database)
+    async with database.transaction() as session:
+        conversation = await make_conversation(session, shop.id)
+        for n in range(3):
+            question = await make_message(session, conversation, text=f"Question {n}?")
+    arguments = {"message_id": f"'{question.id}'", "history_turns": "8"}
+    messages = PARTITIONED["messages"]
+    current = messages.name(messages.start_of(datetime.now(UTC)))
+    async with database.autocommit() as session:
+        connection = await session.connection()
+        prepared = [
+            await Prepared.on(connection, name, str(statement), arguments)
+            for name, statement in STATEMENTS.items()
+        ]
+
+        async def run(times: int) -> None:
+            for statement in prepared:
+                for _ in range(times):
+                    await statement.execute()
+
+        await run(10)  # a new installation: small tables, no statistics
+        async with database.transaction() as growing:
+            for n in range(1000):
+                answered = await make_conversation(growing, shop.id)
+                earlier = await make_message(growing, answered, text=f"Question {n}?")
+                await make_message(
+                    growing, answered, direction=Direction.OUTBOUND, reply_to_id=earlier.id
+                )
+        async with database.autocommit() as analysing:  # as autovacuum does
+            await analysing.execute(text(f"ANALYZE {current}, conversations, customers"))
+        await run(20)
+        for statement in prepared:
+            # PostgreSQL makes five custom plans of any statement before it weighs them
+            assert await statement.plans() == (25, 5), statement.name

@@ -57,14 +57,20 @@ _NOT_SUPERSEDING = sorted(SILENT_TYPES)
 # make a hash join with the whole conversations table look cheaper than one lookup),
 # and the conversation by its id only; its organisation is a filter, not a join key,
 # which would let the plan read the organisation's conversations through one of its
-# indexes (tests/conversations/test_reply_plans.py).
+# indexes. The answer is one row at most too: autovacuum analyses the partitions of
+# messages, never the partitioned table, so a join on it is estimated from guesses, and
+# one that made the message several rows multiplied the cost of every check below;
+# after each analysis the kept plan then looked dearer than planning each run anew, and
+# connections did that, about a millisecond a time (tests/conversations/test_reply_plans.py).
 _FROM = """
       FROM (SELECT * FROM messages WHERE id = :message_id LIMIT 1) m
       JOIN conversations c
         ON c.id = m.conversation_id AND (c.organisation_id = m.organisation_id) IS TRUE
       JOIN customers cu ON cu.id = c.customer_id
       JOIN organisations o ON o.id = m.organisation_id
-      LEFT JOIN messages answer ON answer.reply_to_id = m.id
+      LEFT JOIN LATERAL (
+          SELECT id, status FROM messages WHERE reply_to_id = m.id LIMIT 1
+      ) answer ON true
       LEFT JOIN assistants a
              ON a.id = c.assistant_id AND a.organisation_id = m.organisation_id AND a.active
       LEFT JOIN whatsapp_numbers n
