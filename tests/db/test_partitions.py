@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from cybergine.analytics.api_usage_models import ApiCall
 from cybergine.channels.whatsapp.models import WebhookEvent
 from cybergine.channels.whatsapp.tasks import WEBHOOK_EVENTS_KEPT_DAYS, prune_events
-from cybergine.db import migrate, partitions
+from cybergine.db import migrate, partition_tasks, partitions
 from cybergine.db.engine import Database
 from cybergine.db.ids import uuid7
 from cybergine.db.models import metadata
@@ -30,9 +30,12 @@ from cybergine.db.urls import sqlalchemy_url
 from cybergine.jobs import APP
 from cybergine.privacy.purgers import AgePurger, Pace, Removal
 from cybergine.privacy.retention import MAXIMUM_AGE, Retention
+from cybergine.queue import defer
+from cybergine.settings import Settings
 from tests.support.conversations import make_whatsapp_number
 from tests.support.databases import migrated_to
 from tests.support.factories import make_organisation
+from tests.support.jobs import run_jobs
 
 EVENTS = partitions.PARTITIONED["whatsapp_webhook_events"]
 CALLS = partitions.PARTITIONED["api_usage_log"]
@@ -289,6 +292,65 @@ async def test_a_partition_someone_reads_is_skipped_not_waited_for(
     (dropped,) = await partitions.drop_expired(database, CALLS, at(2020, 1, 1))
     assert dropped.name == "api_usage_log_p201901"
     assert dict(dropped.rows) == {shop.id: 1}
+
+
+# --- statistics of each table as a whole --------------------------------------------
+
+
+async def _whole_table_statistics(database: Database, table: str) -> tuple[float, int]:
+    """The table's estimated rows (-1: never analysed) and its columns with statistics of
+    the whole table (of all its partitions together)."""
+    async with database.transaction() as session:
+        row = await session.execute(
+            text(
+                "SELECT c.reltuples, (SELECT count(*) FROM pg_statistic s"
+                "  WHERE s.starelid = c.oid AND s.stainherit)"
+                " FROM pg_class c WHERE c.oid = CAST(:table AS regclass)"
+            ),
+            {"table": table},
+        )
+        reltuples, columns = row.one()
+        return float(reltuples), int(columns)
+
+
+async def test_each_partitioned_table_is_analysed_as_a_whole_by_a_daily_job(
+    database: Database, settings: Settings
+) -> None:
+    """Autovacuum analyses each partition, never the partitioned table, whose estimates
+    stay guesses however big it grows (tests/conversations/test_reply_plans.py)."""
+    shop, _ = await make_organisation(database)
+    now = datetime.now(UTC)
+    for days in range(3):
+        await add_call(database, shop.id, now - timedelta(days=days))
+    tables = [partitioning.table for partitioning in partitions.PARTITIONED.values()]
+    for table in tables:
+        assert await _whole_table_statistics(database, table) == (-1, 0), table
+    assert "maintenance:analyse_partitioned" in {
+        name for name, _ in APP.periodic_registry.periodic_tasks
+    }
+    async with database.transaction() as session:
+        await defer(session, partition_tasks.analyse_partitioned, timestamp=0)
+    await run_jobs(database, settings)
+    for table in tables:
+        reltuples, columns = await _whole_table_statistics(database, table)
+        assert reltuples >= 0, table
+        assert columns > 0 or reltuples == 0, table
+    assert await _whole_table_statistics(database, CALLS.table) >= (3, 1)
+
+
+async def test_a_table_someone_alters_is_analysed_at_the_next_run_not_waited_for(
+    database: Database, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "100ms")
+    holder = Database(database_url, pool_size=1)
+    try:
+        async with holder.transaction() as session:  # as a partition being attached
+            await session.execute(text("LOCK TABLE api_usage_log IN SHARE UPDATE EXCLUSIVE MODE"))
+            assert await partitions.analyse(database, CALLS) is False
+    finally:
+        await holder.dispose()
+    assert await partitions.analyse(database, CALLS) is True
+    assert (await _whole_table_statistics(database, CALLS.table))[0] >= 0
 
 
 # --- the schema and the migration ---------------------------------------------------

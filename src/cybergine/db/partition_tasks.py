@@ -1,7 +1,7 @@
-"""The job that keeps the partitions of the time-partitioned tables ready
-(``db.partitions``): every hour, the current partition of each and the ones after it,
-so rows land in the default partition only when this job has not run for ``ahead``
-days (or months)."""
+"""The jobs of the time-partitioned tables (``db.partitions``): every hour, the current
+partition of each and the ones after it are made ready, so rows land in the default
+partition only when this job has not run for ``ahead`` days (or months); every day,
+each table is analysed as a whole, which autovacuum never does."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ async def prepare_partitions(context: procrastinate.JobContext, timestamp: int) 
     for partitioning in partitions.PARTITIONED.values():
         made += await partitions.prepare(database, partitioning, now)
     return made
+
+
+@blueprint.periodic(cron="47 4 * * *", periodic_id="analyse_partitioned")
+@blueprint.task(name="analyse_partitioned", pass_context=True, queueing_lock="analyse_partitioned")
+async def analyse_partitioned(context: procrastinate.JobContext, timestamp: int) -> list[str]:
+    """The tables analysed (those whose lock was had in time)."""
+    database = context.additional_context[DATABASE_CONTEXT_KEY]
+    return [
+        partitioning.table
+        for partitioning in partitions.PARTITIONED.values()
+        if await partitions.analyse(database, partitioning)
+    ]

@@ -362,3 +362,22 @@ async def detach_and_drop(
     await session.execute(text(f'DROP TABLE "{name}"'))
     log.info("partitions.dropped", partition=name, rows=sum(counted.values()))
     return counted
+
+
+async def analyse(database: Database, partitioning: Partitioning) -> bool:
+    """Statistics of ``partitioning``'s table as a whole; False when its lock was not
+    had within ``LOCK_TIMEOUT`` (a partition being attached or dropped: the next run
+    does it). Autovacuum analyses each partition as its rows change but never the
+    partitioned table, whose estimates are otherwise guesses however big it grows: a
+    join on it, or a lookup that names no partition key. PostgreSQL analyses each
+    partition again with it, a sample of each, so it runs daily."""
+    try:
+        async with database.transaction() as session:
+            await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            await session.execute(text(f'ANALYZE "{partitioning.table}"'))
+    except DBAPIError as error:
+        if not locked_out(error):
+            raise
+        log.warning("partitions.analyse_locked_out", table=partitioning.table)
+        return False
+    return True
