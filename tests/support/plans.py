@@ -1,6 +1,7 @@
 """The plan PostgreSQL keeps for a statement a connection has prepared: its generic plan,
 made once for any parameters, which a connection keeps while the tables change under it
-until their statistics change (so one made while they were small outlives their size)."""
+until their statistics change (so one made while they were small outlives their size);
+and how many plans a connection made of a statement, kept or made anew for a run."""
 
 from __future__ import annotations
 
