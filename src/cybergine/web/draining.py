@@ -21,6 +21,8 @@ from types import FrameType
 import structlog
 import uvicorn
 
+from cybergine.web.closing import ClosingServer
+
 log = structlog.get_logger(__name__)
 
 
@@ -52,8 +54,9 @@ class Lifecycle:
             callback()
 
 
-class GracefulServer(uvicorn.Server):
-    """Uvicorn's server with the drain period in front of its own graceful shutdown."""
+class GracefulServer(ClosingServer):
+    """Uvicorn's server with the drain period in front of its graceful shutdown
+    (``web.closing``)."""
 
     def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_seconds: float) -> None:
         super().__init__(config)

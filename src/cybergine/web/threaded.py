@@ -21,14 +21,14 @@ from typing import Literal
 import uvicorn
 from starlette.types import ASGIApp
 
+from cybergine.web.closing import ClosingServer
+
 _TICK_SECONDS = 0.1  # uvicorn's: on_tick refreshes the Date header every tenth tick
-_DRAIN_POLL_SECONDS = 0.005
 
 
-class _PromptServer(uvicorn.Server):
-    """uvicorn's server, woken by a stop request instead of polling for it, whose shutdown
-    waits for open connections and tasks to finish (up to the graceful timeout, as
-    uvicorn's) by polling briefly instead of sleeping a fixed 0.1 s first."""
+class _PromptServer(ClosingServer):
+    """The web process's server (``web.closing``), woken by a stop request instead of
+    polling for it."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -51,28 +51,6 @@ class _PromptServer(uvicorn.Server):
             counter = (counter + 1) % 864000
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_requested.wait(), _TICK_SECONDS)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        loop = asyncio.get_running_loop()
-        graceful = self.config.timeout_graceful_shutdown
-        deadline = loop.time() + graceful if graceful is not None else float("inf")
-        state = self.server_state
-        while (state.connections or state.tasks) and not self.force_exit:
-            if loop.time() >= deadline:
-                for task in state.tasks:
-                    task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
-                break
-            await asyncio.sleep(_DRAIN_POLL_SECONDS)
-        for server in self.servers:
-            await server.wait_closed()
-        if not self.force_exit:
-            await self.lifespan.shutdown()
 
 
 class ThreadedServer:
