@@ -28,6 +28,8 @@ _DRAIN_POLL_SECONDS = 0.005
 
 
 class ClosingServer(uvicorn.Server):
+    """Uvicorn's server with the shutdown of the module's docstring."""
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()
