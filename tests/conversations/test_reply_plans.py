@@ -8,13 +8,14 @@ one before (``bench/whatsapp.py``, end to end)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
 from cybergine.conversations import replies
-from cybergine.conversations.models import Direction
+from cybergine.conversations.models import Direction, Message
 from cybergine.db.engine import Database
 from cybergine.db.partitions import PARTITIONED
 from tests.support.conversations import make_conversation, make_message
@@ -24,20 +25,36 @@ from tests.support.plans import Prepared, generic_scans
 STATEMENTS = {"read": replies._READ, "write": replies._WRITE}
 
 
+def _arguments(message_id: uuid.UUID) -> dict[str, str]:
+    return {"message_id": f"'{message_id}'", "history_turns": "8"}
+
+
+def _current_partition() -> str:
+    messages = PARTITIONED["messages"]
+    return messages.name(messages.start_of(datetime.now(UTC)))
+
+
+async def _answered_conversations(
+    database: Database, organisation_id: uuid.UUID, count: int
+) -> Message:
+    """``count`` conversations of a customer's question and its answer; the last question."""
+    async with database.transaction() as session:
+        for n in range(count):
+            conversation = await make_conversation(session, organisation_id)
+            question = await make_message(session, conversation, text=f"Question {n}?")
+            await make_message(
+                session, conversation, direction=Direction.OUTBOUND, reply_to_id=question.id
+            )
+    return question
+
+
 @pytest.mark.parametrize("analysed", [False, True], ids=["no statistics", "analysed"])
 async def test_a_reply_reaches_its_message_and_conversation_by_their_ids(
     database: Database, analysed: bool
 ) -> None:
     shop, _ = await make_organisation(database)
-    async with database.transaction() as session:
-        for n in range(300):  # conversations answered before this one, as in a busy shop
-            conversation = await make_conversation(session, shop.id)
-            question = await make_message(session, conversation, text=f"Question {n}?")
-            await make_message(
-                session, conversation, direction=Direction.OUTBOUND, reply_to_id=question.id
-            )
-    messages = PARTITIONED["messages"]
-    current = messages.name(messages.start_of(datetime.now(UTC)))
+    # conversations answered before this one, as in a busy shop
+    question = await _answered_conversations(database, shop.id, 300)
     async with database.transaction() as session:
         if analysed:
             await session.execute(text("ANALYZE conversations, messages"))
@@ -47,13 +64,11 @@ async def test_a_reply_reaches_its_message_and_conversation_by_their_ids(
         assert (reltuples == -1) is not analysed, "the premise: statistics or none"
     for name, statement in STATEMENTS.items():
         async with database.transaction() as session:
-            scans = await generic_scans(
-                session, str(statement), {"message_id": f"'{question.id}'", "history_turns": "8"}
-            )
+            scans = await generic_scans(session, str(statement), _arguments(question.id))
         conversations = [scan for scan in scans if scan.relation == "conversations"]
         assert conversations, name
         assert {scan.index for scan in conversations} == {"pk_conversations"}, (name, scans)
-        read_now = [scan for scan in scans if scan.relation == current]
+        read_now = [scan for scan in scans if scan.relation == _current_partition()]
         assert read_now, name
         assert all(scan.node != "Seq Scan" for scan in read_now), (name, read_now)
 
@@ -71,13 +86,10 @@ async def test_a_connection_keeps_one_plan_of_each_while_messages_grow(database:
         conversation = await make_conversation(session, shop.id)
         for n in range(3):
             question = await make_message(session, conversation, text=f"Question {n}?")
-    arguments = {"message_id": f"'{question.id}'", "history_turns": "8"}
-    messages = PARTITIONED["messages"]
-    current = messages.name(messages.start_of(datetime.now(UTC)))
     async with database.autocommit() as session:
         connection = await session.connection()
         prepared = [
-            await Prepared.on(connection, name, str(statement), arguments)
+            await Prepared.on(connection, name, str(statement), _arguments(question.id))
             for name, statement in STATEMENTS.items()
         ]
 
@@ -87,15 +99,11 @@ async def test_a_connection_keeps_one_plan_of_each_while_messages_grow(database:
                     await statement.execute()
 
         await run(10)  # a new installation: small tables, no statistics
-        async with database.transaction() as growing:
-            for n in range(1000):
-                answered = await make_conversation(growing, shop.id)
-                earlier = await make_message(growing, answered, text=f"Question {n}?")
-                await make_message(
-                    growing, answered, direction=Direction.OUTBOUND, reply_to_id=earlier.id
-                )
+        await _answered_conversations(database, shop.id, 1000)
         async with database.autocommit() as analysing:  # as autovacuum does
-            await analysing.execute(text(f"ANALYZE {current}, conversations, customers"))
+            await analysing.execute(
+                text(f"ANALYZE {_current_partition()}, conversations, customers")
+            )
         await run(20)
         for statement in prepared:
             # PostgreSQL makes five custom plans of any statement before it weighs them

@@ -218,6 +218,12 @@ def locked_out(error: DBAPIError) -> bool:
     return isinstance(error.orig, psycopg.errors.LockNotAvailable)
 
 
+async def _bound_lock_waits(session: AsyncSession) -> None:
+    """The rest of ``session``'s transaction waits at most ``LOCK_TIMEOUT`` for each lock
+    (else ``DBAPIError``, which ``locked_out`` recognises)."""
+    await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+
+
 # The names of :table's partitions, the default one included (migrations run it too).
 PARTITION_NAMES = text(
     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
@@ -235,7 +241,7 @@ async def _attach(session: AsyncSession, partitioning: Partitioning, start: date
     range in the default partition of a table whose rows cannot move)."""
     table, name, key = partitioning.table, partitioning.name(start), partitioning.key
     lower, upper = partitioning.bound(start), partitioning.bound(partitioning.after(start))
-    await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    await _bound_lock_waits(session)
     strays = text(
         f'SELECT EXISTS (SELECT 1 FROM "{partitioning.default}"'  # noqa: S608 (our names)
         f" WHERE {key} >= :lower AND {key} < :upper)"
@@ -344,7 +350,7 @@ async def lock_partition(session: AsyncSession, name: str) -> None:
     """Keeps writers out of partition ``name`` until the transaction ends (readers go
     on), waiting at most ``LOCK_TIMEOUT`` for them to finish (else ``DBAPIError``, which
     ``locked_out`` recognises)."""
-    await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    await _bound_lock_waits(session)
     await session.execute(text(f'LOCK TABLE "{name}" IN SHARE MODE'))
 
 
@@ -373,7 +379,7 @@ async def analyse(database: Database, partitioning: Partitioning) -> bool:
     partition again with it, a sample of each, so it runs daily."""
     try:
         async with database.transaction() as session:
-            await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            await _bound_lock_waits(session)
             await session.execute(text(f'ANALYZE "{partitioning.table}"'))
     except DBAPIError as error:
         if not locked_out(error):
